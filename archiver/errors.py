@@ -1,0 +1,71 @@
+"""The archiver's errors, grouped by what the caller should do about them.
+
+    ArchiverError
+     ├── ConfigError            bad settings or usage: fix and re-run (exit 2)
+     ├── FatalError             stop now: retrying cannot help
+     │    ├── AuthenticationError   the provider refused our credentials
+     │    ├── StorageError          the storage refused or cannot be reached
+     │    └── PagingError           the provider's paging went wrong (repeated page...)
+     ├── RetriableError         transient: try again later, with backoff
+     │    ├── RateLimitedError      429, with the server's Retry-After
+     │    └── BadResponseError      a body that is not what the endpoint promises
+     └── SkippableError         this one item is bad: record why and go on
+          ├── BadRecordError        a CDR that cannot be parsed
+          └── NotFoundError         the item does not exist (404 on a lookup)
+
+Messages never carry secrets: URLs are shown without their query strings.
+"""
+
+from __future__ import annotations
+
+
+class ArchiverError(Exception):
+    """Base of every error the archiver raises on purpose."""
+
+
+class ConfigError(ArchiverError):
+    """Settings or command-line usage that cannot work."""
+
+
+class FatalError(ArchiverError):
+    """An error that retrying cannot fix."""
+
+
+class AuthenticationError(FatalError):
+    """The provider answered 401/403 to our credentials."""
+
+
+class StorageError(FatalError):
+    """The storage cannot be reached, or refuses what we ask."""
+
+
+class PagingError(FatalError):
+    """The provider's paging is inconsistent (a page repeated, no progress)."""
+
+
+class RetriableError(ArchiverError):
+    """A transient failure: the same request may succeed later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RetriableError):
+    """HTTP 429: the server asked us to slow down."""
+
+
+class BadResponseError(RetriableError):
+    """A response body that is not the expected JSON (or not the expected shape)."""
+
+
+class SkippableError(ArchiverError):
+    """One item cannot be processed; the run goes on without it."""
+
+
+class BadRecordError(SkippableError):
+    """A CDR whose fields cannot be understood."""
+
+
+class NotFoundError(SkippableError):
+    """The asked-for item does not exist."""

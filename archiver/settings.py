@@ -1,0 +1,229 @@
+"""Settings, read once at the edge (environment, `.env`, `--env-file`).
+
+Each component receives its own sub-model; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from archiver.errors import ConfigError
+from archiver.models import Provider
+
+ENV_PREFIX = "ARCHIVER_"
+EPACIFIC_DEFAULT_BASE_URL = "https://api.ccall.vn"
+DEFAULT_KEY_TEMPLATE = "recordings/{yyyy}/{mm}/{dd}/{sip_call_id}.{ext}"
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+class SourceSettings(BaseModel):
+    """The provider API the CDRs come from."""
+
+    kind: Provider | None = None
+    base_url: str | None = None
+    token: SecretStr | None = None
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    timezone: str = "Asia/Ho_Chi_Minh"
+    page_size: int = Field(default=100, ge=1, le=1000)
+    recording_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Requests per second to the API; 0 means no limit.
+    rate_limit: float = Field(default=10.0, ge=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=60.0, gt=0)
+    # Attempts per API request before a transient failure is given up.
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    # Longest wait between two attempts, and the cap on a server's Retry-After.
+    max_backoff: float = Field(default=60.0, gt=0)
+    # epacific: send the body as JSON (default) or form-encoded.
+    request_format: Literal["json", "form"] = "json"
+
+    @field_validator("recording_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        hosts = _split_commas(value)
+        if isinstance(hosts, list):
+            return [str(h).lower() for h in hosts]
+        return hosts
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The zone of the provider's naive timestamps."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def effective_base_url(self) -> str | None:
+        """The API root, with the provider's default filled in."""
+        if self.base_url:
+            return self.base_url
+        if self.kind is Provider.EPACIFIC:
+            return EPACIFIC_DEFAULT_BASE_URL
+        return None
+
+
+class StorageSettings(BaseModel):
+    """Where recordings and manifests are written."""
+
+    url: str = "./archive"
+    endpoint_url: str | None = None
+    region: str | None = None
+    # S3 addressing: "path" suits MinIO, SeaweedFS and most self-hosted stores.
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    key_template: str = DEFAULT_KEY_TEMPLATE
+    # Recordings up to this size are buffered and sent in one PUT; larger ones
+    # go up as a multipart upload, part by part as they arrive.
+    buffer_bound: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=5 * 1024**3)
+    part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
+    # TLS certificate checks towards the storage; turn off only for test endpoints.
+    verify_tls: bool = True
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if value.startswith("s3://"):
+            bucket = value[5:].split("/", 1)[0]
+            if not bucket:
+                raise ValueError("s3:// URL needs a bucket: s3://bucket[/prefix]")
+        elif "://" in value and not value.startswith("file://"):
+            raise ValueError("must be s3://bucket[/prefix], file://PATH or a local path")
+        return value
+
+    @property
+    def is_s3(self) -> bool:
+        """True for an S3 URL, False for a local directory."""
+        return self.url.startswith("s3://")
+
+    @property
+    def bucket_and_prefix(self) -> tuple[str, str]:
+        """For ``s3://bucket/prefix``: the bucket, and the prefix with a trailing slash."""
+        rest = self.url[5:]
+        bucket, _, prefix = rest.partition("/")
+        prefix = prefix.strip("/")
+        return bucket, (prefix + "/" if prefix else "")
+
+    @property
+    def local_path(self) -> Path:
+        """For a local storage URL: the directory."""
+        if self.url.startswith("file://"):
+            return Path(self.url[len("file://") :])
+        return Path(self.url)
+
+
+class StateSettings(BaseModel):
+    """The state database."""
+
+    url: str = "./archiver-state.sqlite3"
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file the URL names."""
+        if self.url.startswith("sqlite:///"):
+            return Path(self.url[len("sqlite:///") :])
+        if "://" in self.url:
+            raise ConfigError(f"{ENV_PREFIX}STATE__URL: must be sqlite:///PATH or a path")
+        return Path(self.url)
+
+
+class Settings(BaseSettings):
+    """All of the archiver's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    concurrency: int = Field(default=16, ge=1, le=512)
+    poll_interval: float = Field(default=60.0, gt=0)
+    lookback: float = Field(default=7200.0, ge=0)
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+
+
+def load_settings(env_file: str | Path | None = None) -> Settings:
+    """Read the settings, or raise ConfigError naming each bad variable.
+
+    Messages name the variable and the problem, never the value (it may be a secret).
+    """
+    if env_file is not None and not Path(env_file).is_file():
+        raise ConfigError(f"--env-file: no such file: {env_file}")
+    try:
+        if env_file is not None:
+            return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            loc = tuple(p for p in err["loc"] if not isinstance(p, int))
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_variable(loc)}: {msg}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+def require_source(source: SourceSettings) -> None:
+    """Check the source settings a real provider needs; raise ConfigError if any is missing."""
+    if source.kind is None:
+        raise ConfigError(f"{ENV_PREFIX}SOURCE__KIND: required (cdr_v2 or epacific)")
+    missing = []
+    if source.effective_base_url is None:
+        missing.append("BASE_URL")
+    if source.kind is Provider.CDR_V2:
+        if source.token is None or not source.token.get_secret_value():
+            missing.append("TOKEN")
+    else:
+        for name in ("api_key", "api_secret"):
+            secret = getattr(source, name)
+            if secret is None or not secret.get_secret_value():
+                missing.append(name.upper())
+    if missing:
+        names = ", ".join(f"{ENV_PREFIX}SOURCE__{m}" for m in missing)
+        raise ConfigError(f"{names}: required for {ENV_PREFIX}SOURCE__KIND={source.kind.value}")

@@ -1,0 +1,166 @@
+"""The state-store boundary: what the pipeline remembers between runs.
+
+A call is known once per (provider, cdr_id). Each call has one recording job
+whose state moves:
+
+    pending ──claim──> transferring ──> archived
+       ^                   │   │
+       │ (retry due)       │   └──> failed (reason)        ──retry_failed──> pending
+       └── waiting_ready <─┘ (404 soon after the call; or transient error with backoff)
+    no_recording (the CDR had no URL; a later listing that brings one moves it to pending)
+
+Manifest batches make the manifest exactly-once: archived jobs are grouped into
+a batch whose object name and content are fixed in the store *before* the object
+is written, so a restart rewrites the identical object rather than a second line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from archiver.models import CallRecord
+
+
+class JobState(StrEnum):
+    """Where one recording stands."""
+
+    PENDING = "pending"
+    TRANSFERRING = "transferring"
+    ARCHIVED = "archived"
+    NO_RECORDING = "no_recording"
+    WAITING_READY = "waiting_ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One recording to archive, as claimed from the store."""
+
+    id: int
+    call: CallRecord  # rebuilt from the stored record (raw payload included)
+    state: JobState
+    attempts: int  # transfer attempts made before this claim
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedInfo:
+    """What the transfer stored, and the manifest line that records it."""
+
+    object_key: str
+    sha256: str
+    size: int
+    content_type: str
+    archived_at: datetime
+    manifest_line: str  # one JSON object, no trailing newline
+    manifest_date: str  # YYYY-MM-DD, the call's local date: the manifest partition
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestBatch:
+    """A manifest object to write: name and content fixed before the write."""
+
+    id: int
+    key: str  # e.g. manifests/date=2021-02-17/000000000042-<runid>.jsonl
+    content: bytes  # JSON Lines, each line newline-terminated
+    line_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A recording that failed permanently."""
+
+    provider: str
+    cdr_id: str
+    sip_call_id: str
+    reason: str
+    attempts: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What ``add_calls`` did with a page of CDRs."""
+
+    new: int  # calls never seen before
+    updated: int  # known calls whose recording URL appeared or changed (and not yet archived)
+    known: int  # calls already known, nothing changed
+
+
+class StateStore(Protocol):
+    """Persistent state: calls and their recording jobs, windows, checkpoints, manifest batches."""
+
+    async def add_calls(self, calls: Sequence[CallRecord], now: datetime) -> AddResult:
+        """Insert new calls (one transaction); deduplicate by (provider, cdr_id).
+
+        New call with a recording URL: pending, due now. Without: no_recording.
+        Known call not yet archived whose URL changed or appeared: URL updated,
+        and a no_recording job becomes pending. Archived/failed jobs are left alone.
+        """
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Job]:
+        """Atomically take up to ``limit`` jobs that are pending or waiting_ready with
+        next_attempt_at <= now (oldest first), mark them transferring, return them."""
+
+    async def mark_archived(self, job_id: int, info: ArchivedInfo) -> None:
+        """The recording is stored and verified; keep its manifest line for batching."""
+
+    async def mark_retry(
+        self, job_id: int, state: JobState, reason: str, next_attempt_at: datetime
+    ) -> None:
+        """Not done yet (``state`` is pending or waiting_ready): count an attempt, persist
+        the reason and when to try next."""
+
+    async def mark_failed(self, job_id: int, reason: str) -> None:
+        """Give up on this recording, with a reason a person can act on."""
+
+    async def update_recording_url(self, job_id: int, url: str) -> None:
+        """A fresh URL (e.g. a signed link refreshed through the source)."""
+
+    async def release_transferring(self) -> int:
+        """On start: jobs left transferring by a crash go back to pending, due now."""
+
+    async def retry_failed(self) -> int:
+        """Re-queue every failed job (pending, due now, attempts reset); returns how many."""
+
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest pending/waiting_ready job is due, or None if there is none."""
+
+    async def counts(self) -> dict[JobState, int]:
+        """Number of jobs in each state (every state present, zero included)."""
+
+    async def failures(self, limit: int | None = None) -> list[Failure]:
+        """Failed jobs, most recent first."""
+
+    async def is_window_done(self, provider: str, start: datetime, end: datetime) -> bool:
+        """Whether the listing of [start, end) completed before."""
+
+    async def mark_window_done(self, provider: str, start: datetime, end: datetime) -> None:
+        """The listing of [start, end) completed (every CDR in it is in the store)."""
+
+    async def get_checkpoint(self, provider: str) -> datetime | None:
+        """The daemon's checkpoint: every CDR started before it has been listed."""
+
+    async def set_checkpoint(self, provider: str, value: datetime) -> None:
+        """Move the checkpoint; it only moves forward (an earlier value is ignored)."""
+
+    async def create_manifest_batches(self, run_id: str, max_lines: int) -> int:
+        """Group archived jobs not yet in a batch into batches (one per manifest date,
+        at most ``max_lines`` each), fixing each batch's key and content in one
+        transaction. Returns the number of batches created."""
+
+    async def unwritten_manifest_batches(self) -> list[ManifestBatch]:
+        """Batches created but not yet confirmed written, oldest first."""
+
+    async def mark_manifest_written(self, batch_id: int) -> None:
+        """The batch's object is in the storage (its content may be dropped now)."""
+
+    async def find_job(self, ident: str) -> Job | None:
+        """A job by cdr_id or sip_call_id (any provider), or None."""
+
+    async def close(self) -> None:
+        """Close the database."""

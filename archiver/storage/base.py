@@ -1,0 +1,106 @@
+"""The object-store boundary: all the pipeline and retrieval know of storage.
+
+Two implementations: S3 (aiobotocore) and a local directory (aiofiles).
+Keys are relative to the storage root: an S3 implementation adds its prefix
+itself, and reports keys *with* the prefix only in ``StoredObject.full_key``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class PutOutcome(StrEnum):
+    """What a write did."""
+
+    CREATED = "created"
+    # An object with the same SHA-256 was already under that key: nothing written.
+    ALREADY_PRESENT = "already_present"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What the storage says about one object."""
+
+    key: str  # relative to the storage root
+    full_key: str  # as the user sees it: bucket key with prefix (S3), relative path (local)
+    size: int
+    # Hex SHA-256 of the whole object when the storage keeps one (S3 single-part
+    # uploads with a SHA-256 checksum, or our own metadata); None otherwise.
+    sha256: str | None = None
+    content_type: str | None = None
+
+
+class ObjectExistsError(Exception):
+    """A different object (another SHA-256) is already under the key; nothing was written."""
+
+    def __init__(self, key: str, existing_sha256: str | None) -> None:
+        super().__init__(f"object {key} already exists with different content")
+        self.key = key
+        self.existing_sha256 = existing_sha256
+
+
+class Upload(Protocol):
+    """A write too large to buffer, sent part by part; invisible until ``complete``."""
+
+    async def write_part(self, data: bytes) -> None:
+        """Send one part (every part but the last at least 5 MiB)."""
+
+    async def complete(self, sha256: str, size: int) -> PutOutcome:
+        """Make the object visible, only if absent (or present with this SHA-256).
+
+        Raises ObjectExistsError (after aborting) if a different object is there.
+        """
+
+    async def abort(self) -> None:
+        """Throw the parts away; safe to call twice or after a failed complete."""
+
+
+class ObjectStore(Protocol):
+    """The storage a recording, a manifest or an index goes to."""
+
+    @property
+    def description(self) -> str:
+        """Where this is, for messages: ``s3://bucket/prefix`` or a directory."""
+
+    async def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        sha256: str,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> PutOutcome:
+        """Write a whole object in one request, only if absent (conditional write).
+
+        ``sha256`` (hex) is the caller's digest of ``data``; the storage checks it
+        (S3: ``x-amz-checksum-sha256``). An object already there with the same
+        SHA-256 gives ALREADY_PRESENT; with another, ObjectExistsError.
+        """
+
+    async def start_upload(
+        self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> Upload:
+        """Begin a multipart upload (S3) or a hidden temporary file (local)."""
+
+    async def head(self, key: str) -> StoredObject | None:
+        """The object's size and checksum, or None if absent."""
+
+    def read(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        """Stream an object's bytes; raises KeyError if absent."""
+
+    def list(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """Every object whose key starts with ``prefix``, in key order."""
+
+    async def delete(self, key: str) -> None:
+        """Remove one object (used only under ``_archiver/``, e.g. by ``check``)."""
+
+    async def url_for(self, key: str, expires: int) -> str:
+        """A presigned GET URL (S3) or the absolute file path (local)."""
+
+    async def cleanup_incomplete(self) -> int:
+        """Abort multipart uploads / remove temporary files the archiver left behind."""
