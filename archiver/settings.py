@@ -198,7 +198,7 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
         raise ConfigError(f"--env-file: no such file: {env_file}")
     try:
         if env_file is not None:
-            return Settings(_env_file=env_file)  # type: ignore[call-arg]
+            return Settings(_env_file=env_file)
         return Settings()
     except ValidationError as exc:
         problems = []

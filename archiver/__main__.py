@@ -1,0 +1,7 @@
+"""``python -m archiver`` is the ``archiver`` command."""
+
+import sys
+
+from archiver.cli import main
+
+sys.exit(main())

@@ -1,0 +1,17 @@
+"""One module per group of commands; ``register`` adds them all to the parser."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from archiver.commands import check, simulate
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add every command to ``sub``."""
+    for module in (check, simulate):
+        module.register(sub, common)
