@@ -165,6 +165,19 @@ class StateSettings(BaseModel):
         return Path(self.url)
 
 
+class RetrySettings(BaseModel):
+    """When a recording is tried again, and when it is given up."""
+
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    initial: float = Field(default=2.0, gt=0)
+    maximum: float = Field(default=300.0, gt=0)
+    # A recording that 404s soon after its call is "not ready": retried more
+    # slowly until this many seconds after the call ended, then failed.
+    ready_deadline: float = Field(default=86400.0, gt=0)
+    not_ready_initial: float = Field(default=30.0, gt=0)
+    not_ready_maximum: float = Field(default=1800.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All of the archiver's settings."""
 
@@ -183,6 +196,19 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=16, ge=1, le=512)
     poll_interval: float = Field(default=60.0, gt=0)
     lookback: float = Field(default=7200.0, ge=0)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    # The backfill lists its range in windows of this many seconds; each
+    # completed window is remembered, so a re-run skips it.
+    window: float = Field(default=3600.0, ge=60)
+    # Seconds in-flight transfers get to finish after SIGINT/SIGTERM.
+    grace: float = Field(default=20.0, ge=0)
+    # Manifest batches: at most this many lines per object, written this often.
+    manifest_batch: int = Field(default=1000, ge=1, le=100_000)
+    manifest_interval: float = Field(default=30.0, gt=0)
+    # Backfill: how long to wait, after listing, for retries that are not due yet.
+    backfill_max_wait: float = Field(default=600.0, ge=0)
+    # Connections to one recording host at once.
+    per_host_connections: int = Field(default=8, ge=1, le=512)
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:

@@ -66,6 +66,9 @@ class ObjectStore(Protocol):
     def description(self) -> str:
         """Where this is, for messages: ``s3://bucket/prefix`` or a directory."""
 
+    def full_key(self, key: str) -> str:
+        """The key as the user sees it: with the S3 prefix, or the relative path (local)."""
+
     async def put_bytes(
         self,
         key: str,

@@ -1,0 +1,132 @@
+"""``archiver backfill --since T --until T``: archive every CDR started in [since, until).
+
+Resumable: completed windows and archived calls are skipped on a re-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from archiver.errors import ConfigError
+from archiver.http import ApiClient, make_session
+from archiver.pipeline.runner import RunStats, Window
+from archiver.progress import report
+from archiver.settings import Settings, require_source
+from archiver.sources import make_source
+from archiver.state.base import JobState, StateStore
+from archiver.timeutil import parse_user_time, split_windows
+
+EXIT_FAILED_RECORDINGS = 3
+EXIT_INTERRUPTED = 130
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the command."""
+    p = sub.add_parser("backfill", help="archive every CDR started in [--since, --until)")
+    common(p)
+    p.add_argument(
+        "--since", required=True, help="start (date or ISO datetime; naive = source zone)"
+    )
+    p.add_argument("--until", required=True, help="end, exclusive")
+    p.add_argument("--dry-run", action="store_true", help="list and count, download nothing")
+    p.set_defaults(handler=run)
+
+
+def time_range(args: argparse.Namespace, settings: Settings) -> tuple[datetime, datetime]:
+    """The [since, until) range the arguments give; ConfigError if unusable."""
+    tz = settings.source.tz
+    try:
+        since = parse_user_time(args.since, tz)
+        until = parse_user_time(args.until, tz)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if until <= since:
+        raise ConfigError("--until must be later than --since")
+    return since, until
+
+
+def windows_for(
+    since: datetime, until: datetime, settings: Settings, granularity: timedelta
+) -> list[Window]:
+    """The range cut into windows aligned to the source's granularity."""
+    return split_windows(since, until, timedelta(seconds=settings.window), granularity)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the backfill; print the summary; exit 3 if any recording failed."""
+    require_source(settings.source)
+    since, until = time_range(args, settings)
+    if args.dry_run:
+        return await dry_run(since, until, settings)
+    from archiver.commands.runtime import install_stop_signals, open_runtime
+
+    async with open_runtime(settings) as rt:
+        windows = windows_for(since, until, settings, rt.source.granularity)
+        remove = install_stop_signals(rt.pipeline.stop)
+        progress = asyncio.create_task(report(rt.pipeline.stats))
+        try:
+            stats = await rt.pipeline.backfill(windows)
+        finally:
+            remove()
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
+        return await summarize(stats, rt.state, interrupted=rt.pipeline.stop_requested)
+
+
+async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) -> int:
+    """Print what the run did; list what is not archived; return the exit code.
+
+    0: everything archived (or without a recording). 3: some recordings failed
+    permanently (each listed with its reason) or are still waiting for a retry
+    that was not due before the run ended. 130: stopped by a signal.
+    """
+    counts = await state.counts()
+    mib = stats.bytes / (1024 * 1024)
+    print(
+        f"archived {stats.archived} recording(s) ({mib:.1f} MiB, "
+        f"{stats.already_present} already in storage) in {stats.elapsed:.1f}s; "
+        f"listed {stats.listed} CDR(s), {stats.new_without_recording} without a recording, "
+        f"{stats.bad_records} unreadable CDR(s) skipped; {stats.manifest_lines} manifest line(s)"
+    )
+    print("state: " + ", ".join(f"{k.value} {v}" for k, v in counts.items()))
+    if interrupted:
+        print("stopped before the end: run the same command again to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    code = 0
+    waiting = counts[JobState.PENDING] + counts[JobState.WAITING_READY]
+    if waiting:
+        print(f"{waiting} recording(s) not archived yet (not ready or retrying): run again later")
+        code = EXIT_FAILED_RECORDINGS
+    failures = await state.failures()
+    if failures:
+        print(f"{len(failures)} recording(s) failed permanently:")
+        for f in failures:
+            print(f"  {f.sip_call_id} (cdr {f.cdr_id}): {f.reason}")
+        code = EXIT_FAILED_RECORDINGS
+    return code
+
+
+async def dry_run(since: datetime, until: datetime, settings: Settings) -> int:
+    """List the range and count; write nothing."""
+    async with make_session(settings.source) as session:
+        source = make_source(settings.source, ApiClient(session, settings.source))
+        cdrs = recordings = bad = 0
+        for start, end in windows_for(since, until, settings, source.granularity):
+            async for page in source.list_window(start, end):
+                cdrs += len(page.records)
+                recordings += sum(1 for c in page.records if c.has_recording)
+                bad += len(page.skipped)
+    print(
+        f"dry run: {cdrs} CDR(s), {recordings} with a recording, {bad} unreadable, "
+        f"in [{since.isoformat()}, {until.isoformat()})"
+    )
+    return 0

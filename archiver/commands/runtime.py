@@ -1,0 +1,123 @@
+"""Building the pipeline from the settings: the only place that knows the adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from archiver.http import ApiClient, make_session
+from archiver.pipeline.hosts import GuardedResolver, HostPolicy
+from archiver.pipeline.policy import RetryPolicy
+from archiver.pipeline.runner import Pipeline, PipelineConfig
+from archiver.pipeline.transfer import TransferConfig, Transferrer
+from archiver.settings import Settings
+from archiver.sources import CdrSource, make_source
+from archiver.state import open_state_store
+from archiver.state.base import StateStore
+from archiver.storage import open_store
+from archiver.storage.base import ObjectStore
+from archiver.storage.keys import validate_template
+
+
+@dataclass
+class Runtime:
+    """The opened adapters of one command."""
+
+    source: CdrSource
+    state: StateStore
+    store: ObjectStore
+    pipeline: Pipeline
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The recording retry policy the settings describe."""
+    r = settings.retry
+    return RetryPolicy(
+        initial=r.initial,
+        maximum=r.maximum,
+        max_attempts=r.max_attempts,
+        not_ready_initial=r.not_ready_initial,
+        not_ready_maximum=r.not_ready_maximum,
+        ready_deadline=r.ready_deadline,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Open every client once, at the top, and close them all on the way out."""
+    try:
+        validate_template(settings.storage.key_template)
+    except ValueError as exc:
+        from archiver.errors import ConfigError
+
+        raise ConfigError(f"ARCHIVER_STORAGE__KEY_TEMPLATE: {exc}") from None
+    policy = HostPolicy(settings.source.recording_hosts, settings.source.effective_base_url)
+    tz = settings.source.tz
+    recordings_connector = aiohttp.TCPConnector(
+        limit=settings.concurrency,
+        limit_per_host=settings.per_host_connections,
+        resolver=GuardedResolver(policy),
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=settings.source.connect_timeout, sock_read=settings.source.read_timeout
+    )
+    async with (
+        make_session(settings.source) as api_session,
+        aiohttp.ClientSession(connector=recordings_connector, timeout=timeout) as rec_session,
+        open_state_store(settings.state) as state,
+        open_store(settings.storage, max_connections=settings.concurrency * 2) as store,
+    ):
+        source = make_source(settings.source, ApiClient(api_session, settings.source))
+        transferrer = Transferrer(
+            rec_session,
+            store,
+            policy,
+            TransferConfig(
+                key_template=settings.storage.key_template,
+                tz=tz,
+                buffer_bound=settings.storage.buffer_bound,
+                part_size=settings.storage.part_size,
+            ),
+        )
+        config = PipelineConfig(
+            concurrency=settings.concurrency,
+            tz=tz,
+            manifest_lines=settings.manifest_batch,
+            manifest_interval=settings.manifest_interval,
+            max_wait=settings.backfill_max_wait,
+            grace=settings.grace,
+        )
+        pipeline = Pipeline(source, state, store, transferrer, retry_policy(settings), config)
+        yield Runtime(source, state, store, pipeline)
+
+
+def install_stop_signals(stop: Callable[[], None]) -> Callable[[], None]:
+    """SIGINT/SIGTERM ask for a graceful stop; a second one cancels the run at once.
+
+    Returns a function that removes the handlers.
+    """
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signals_seen = 0
+
+    def handler() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            stop()
+        elif main_task is not None:
+            main_task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler)
+
+    def remove() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    return remove

@@ -1,0 +1,53 @@
+"""``archiver status`` and ``archiver retry``: the state at a glance, and a second chance."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from archiver.settings import Settings
+from archiver.state import open_state_store
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the commands."""
+    p = sub.add_parser("status", help="counts by state, the checkpoint, recent failures")
+    common(p)
+    p.add_argument("--failures", type=int, default=10, metavar="N", help="recent failures to show")
+    p.set_defaults(handler=status)
+    r = sub.add_parser("retry", help="queue every permanently failed recording again")
+    common(r)
+    r.set_defaults(handler=retry)
+
+
+async def status(args: argparse.Namespace, settings: Settings) -> int:
+    """Print counts, checkpoint and the most recent failures."""
+    async with open_state_store(settings.state) as state:
+        counts = await state.counts()
+        print("recordings by state:")
+        for job_state, n in counts.items():
+            print(f"  {job_state.value:<14} {n}")
+        if settings.source.kind is not None:
+            checkpoint = await state.get_checkpoint(settings.source.kind.value)
+            shown = checkpoint.isoformat() if checkpoint else "none yet"
+            print(f"checkpoint ({settings.source.kind.value}): {shown}")
+        failures = await state.failures(limit=args.failures)
+        if failures:
+            print(f"recent failures (newest first, up to {args.failures}):")
+            for f in failures:
+                print(f"  {f.updated_at.isoformat()} {f.sip_call_id}: {f.reason}")
+        next_due = await state.next_due_at()
+        if next_due is not None:
+            print(f"next retry due: {next_due.isoformat()}")
+    return 0
+
+
+async def retry(args: argparse.Namespace, settings: Settings) -> int:
+    """Move every failed recording back to pending."""
+    async with open_state_store(settings.state) as state:
+        n = await state.retry_failed()
+    print(f"{n} failed recording(s) queued again; run backfill or run to transfer them")
+    return 0

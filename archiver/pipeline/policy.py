@@ -1,0 +1,55 @@
+"""The recording retry policy: a pure object, tested without I/O."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try a recording again, and when to give up.
+
+    Transient failures (5xx, timeouts, resets, truncated or non-audio bodies)
+    back off exponentially from ``initial`` to ``maximum`` and give up after
+    ``max_attempts``. A recording that is not ready yet (404 soon after the call)
+    is retried with its own, slower backoff until ``ready_deadline`` after the
+    call ended, then fails with "recording never became available".
+    """
+
+    initial: float = 2.0
+    maximum: float = 300.0
+    max_attempts: int = 8
+    not_ready_initial: float = 30.0
+    not_ready_maximum: float = 1800.0
+    ready_deadline: float = 86400.0
+    jitter: float = 0.2
+
+    def _delay(self, attempts: int, initial: float, maximum: float, rng: random.Random) -> float:
+        base = min(initial * 2.0 ** max(attempts, 0), maximum)
+        return base * (1 + self.jitter * (2 * rng.random() - 1))
+
+    def after_transient(
+        self, attempts: int, now: datetime, rng: random.Random | None = None
+    ) -> datetime | None:
+        """Next try after the ``attempts``-th failure, or None to give up."""
+        if attempts >= self.max_attempts:
+            return None
+        delay = self._delay(attempts - 1, self.initial, self.maximum, rng or random.Random())  # noqa: S311
+        return now + timedelta(seconds=delay)
+
+    def after_not_ready(
+        self, attempts: int, call_ended: datetime, now: datetime, rng: random.Random | None = None
+    ) -> datetime | None:
+        """Next try for a recording that is not there yet, or None past the deadline."""
+        deadline = call_ended + timedelta(seconds=self.ready_deadline)
+        if now >= deadline:
+            return None
+        delay = self._delay(
+            attempts - 1,
+            self.not_ready_initial,
+            self.not_ready_maximum,
+            rng or random.Random(),  # noqa: S311
+        )
+        return min(now + timedelta(seconds=delay), deadline)

@@ -1,0 +1,376 @@
+"""The pipeline: a producer lists CDRs into the state store; a dispatcher feeds due
+jobs through a bounded queue to a fixed number of transfer workers; a flusher
+writes the manifest in batches.
+
+The backlog lives in the state store, not in memory: the queue holds at most
+``concurrency`` jobs. The backfill and the daemon are this one pipeline with a
+different stop rule (``stop_when_idle``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from archiver.errors import ArchiverError, FatalError
+from archiver.manifest import flush_manifest, manifest_date, manifest_entry, manifest_line
+from archiver.models import CallRecord
+from archiver.pipeline.policy import RetryPolicy
+from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
+from archiver.sources.base import CdrSource
+from archiver.state.base import ArchivedInfo, Job, JobState, StateStore
+from archiver.storage.base import ObjectStore, PutOutcome
+
+log = logging.getLogger("archiver.pipeline")
+
+Window = tuple[datetime, datetime]
+
+
+def utc_now() -> datetime:
+    """Now, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How the pipeline runs."""
+
+    concurrency: int = 16
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
+    manifest_lines: int = 1000
+    manifest_interval: float = 30.0
+    # Backfill: how long to keep waiting for retries that are not due yet.
+    max_wait: float = 600.0
+    # Seconds in-flight transfers get to finish after a stop is asked for.
+    grace: float = 20.0
+
+
+@dataclass
+class RunStats:
+    """What a run did; the progress display and the summary read it."""
+
+    started: float = field(default_factory=time.monotonic)
+    windows_total: int = 0
+    windows_done: int = 0
+    windows_skipped: int = 0
+    listed: int = 0
+    new: int = 0
+    new_without_recording: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    bad_records: int = 0
+    archived: int = 0
+    already_present: int = 0
+    bytes: int = 0
+    retries: int = 0
+    not_ready: int = 0
+    refreshed: int = 0
+    failed: int = 0
+    manifest_lines: int = 0
+    in_flight: int = 0
+    failure_reasons: Counter[str] = field(default_factory=Counter)
+    listing_done: bool = False
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.started
+
+
+class Pipeline:
+    """One run of the archive pipeline."""
+
+    def __init__(
+        self,
+        source: CdrSource,
+        state: StateStore,
+        store: ObjectStore,
+        transferrer: Transferrer,
+        retry: RetryPolicy,
+        config: PipelineConfig,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.source = source
+        self.state = state
+        self.store = store
+        self.transferrer = transferrer
+        self.retry = retry
+        self.config = config
+        self.clock = clock
+        self.stats = RunStats()
+        self.stop_event = asyncio.Event()
+        # True once someone (a signal, a fatal error) asked the run to stop early.
+        self.stop_requested = False
+        self.run_id = uuid.uuid4().hex[:12]
+        self._wake = asyncio.Event()
+        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.concurrency)
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._fatal: BaseException | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter only
+
+    def stop(self) -> None:
+        """Ask for a graceful stop: no new work; in-flight transfers get the grace period."""
+        self.stop_requested = True
+        self.stop_event.set()
+        self._wake.set()
+
+    async def backfill(self, windows: Sequence[Window]) -> RunStats:
+        """List every window, archive every recording, then stop (the backfill's rule)."""
+        self.stats.windows_total = len(windows)
+        return await self.run(self._list_windows(windows), stop_when_idle=True)
+
+    async def run(self, producer: AsyncIterator[None], *, stop_when_idle: bool) -> RunStats:
+        """Start up, run producer, dispatcher, workers and flusher until the stop rule holds."""
+        released = await self.state.release_transferring()
+        if released:
+            log.info("%d recording(s) left in flight by an earlier run are queued again", released)
+        cleaned = await self.store.cleanup_incomplete()
+        if cleaned:
+            log.info("removed %d incomplete upload(s) left by an earlier run", cleaned)
+        self.stats.manifest_lines += await flush_manifest(
+            self.state, self.store, self.run_id, self.config.manifest_lines
+        )
+        workers = [
+            asyncio.create_task(self._worker(), name=f"transfer-{i}")
+            for i in range(self.config.concurrency)
+        ]
+        producer_task = asyncio.create_task(self._produce(producer), name="producer")
+        flusher = asyncio.create_task(self._flusher(), name="manifest-flusher")
+        try:
+            await self._dispatch(producer_task, stop_when_idle)
+        finally:
+            await self._shutdown(workers, producer_task, flusher)
+        if self._fatal is not None:
+            raise self._fatal
+        return self.stats
+
+    # -- producer -----------------------------------------------------------------
+
+    async def _list_windows(self, windows: Sequence[Window]) -> AsyncIterator[None]:
+        provider = self.source.provider.value
+        for start, end in windows:
+            if self.stop_event.is_set():
+                return
+            if await self.state.is_window_done(provider, start, end):
+                self.stats.windows_skipped += 1
+                continue
+            complete = True
+            async for page in self.source.list_window(start, end):
+                await self._take_page(page.records, page.skipped, page.duplicates)
+                yield None
+                if self.stop_event.is_set():
+                    complete = False
+                    break
+            if complete:
+                await self.state.mark_window_done(provider, start, end)
+                self.stats.windows_done += 1
+
+    async def _take_page(
+        self, records: Sequence[object], skipped: Sequence[str], dups: int
+    ) -> None:
+        from archiver.models import CallRecord
+
+        calls = [r for r in records if isinstance(r, CallRecord)]
+        result = await self.state.add_calls(calls, self.clock())
+        self.stats.listed += len(calls)
+        self.stats.new += result.new
+        self.stats.updated += result.updated
+        self.stats.duplicates += dups
+        self.stats.new_without_recording += sum(1 for c in calls if not c.has_recording)
+        for reason in skipped:
+            self.stats.bad_records += 1
+            log.warning("skipped a CDR the provider sent: %s", reason)
+        self._wake.set()
+
+    async def _produce(self, producer: AsyncIterator[None]) -> None:
+        try:
+            async for _ in producer:
+                pass
+        except ArchiverError as exc:
+            self._fail(exc)
+        finally:
+            self.stats.listing_done = True
+            self._wake.set()
+
+    # -- dispatcher and workers ------------------------------------------------------
+
+    async def _dispatch(self, producer_task: asyncio.Task[None], stop_when_idle: bool) -> None:
+        idle_since: float | None = None
+        while not self.stop_event.is_set():
+            self._wake.clear()
+            free = self._queue.maxsize - self._queue.qsize()
+            jobs = await self.state.claim_due(self.clock(), free) if free > 0 else []
+            for job in jobs:
+                self._queue.put_nowait(job)
+            if jobs:
+                idle_since = None
+                continue
+            wait = 1.0
+            if stop_when_idle and producer_task.done() and self._queue.empty() and self._busy == 0:
+                due = await self.state.next_due_at()
+                if due is None:
+                    return
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= self.config.max_wait:
+                    log.info("stopping: the remaining retries are not due within the wait limit")
+                    return
+                wait = min(max((due - self.clock()).total_seconds(), 0.05), 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._queue.get()
+            self._busy += 1
+            self._idle.clear()
+            self.stats.in_flight = self._busy
+            try:
+                await self._process(job)
+            except FatalError as exc:
+                self._fail(exc)
+            finally:
+                self._busy -= 1
+                if self._busy == 0:
+                    self._idle.set()
+                self.stats.in_flight = self._busy
+                self._queue.task_done()
+                self._wake.set()
+
+    async def _process(self, job: Job) -> None:
+        call = job.call
+        if not call.recording_url:
+            await self.state.mark_failed(job.id, "no recording URL")
+            return
+        result = await self.transferrer.transfer(call)
+        if result.verdict is Verdict.EXPIRED:
+            fresh = await self._refresh(job)
+            if fresh is not None:
+                call = fresh
+                result = await self.transferrer.transfer(call)
+        await self._record(job, call, result)
+
+    async def _refresh(self, job: Job) -> CallRecord | None:
+        """A fresh recording URL through the source (signed links expire)."""
+        try:
+            fresh = await self.source.lookup(job.call.cdr_id)
+        except FatalError:
+            raise
+        except ArchiverError as exc:
+            log.warning("could not refresh the recording URL of %s: %s", job.call.sip_call_id, exc)
+            return None
+        if (
+            fresh is None
+            or not fresh.recording_url
+            or fresh.recording_url == job.call.recording_url
+        ):
+            return None
+        await self.state.update_recording_url(job.id, fresh.recording_url)
+        self.stats.refreshed += 1
+        return replace(job.call, recording_url=fresh.recording_url)
+
+    async def _record(self, job: Job, call: CallRecord, result: TransferResult) -> None:
+        now = self.clock()
+        attempts = job.attempts + 1
+        if result.verdict is Verdict.ARCHIVED and result.stored is not None:
+            stored = result.stored
+            entry = manifest_entry(
+                call,
+                object_key=self.store.full_key(stored.key),
+                sha256=stored.sha256,
+                size=stored.size,
+                content_type=stored.content_type,
+                archived_at=now,
+            )
+            info = ArchivedInfo(
+                object_key=entry["object_key"],
+                sha256=stored.sha256,
+                size=stored.size,
+                content_type=stored.content_type,
+                archived_at=now,
+                manifest_line=manifest_line(entry),
+                manifest_date=manifest_date(call, self.config.tz),
+            )
+            await self.state.mark_archived(job.id, info)
+            self.stats.archived += 1
+            self.stats.bytes += stored.size
+            if stored.outcome is PutOutcome.ALREADY_PRESENT:
+                self.stats.already_present += 1
+            log.debug("archived %s -> %s", call.sip_call_id, entry["object_key"])
+            return
+        if result.verdict is Verdict.NOT_READY:
+            ended = call.ended_at or call.started_at
+            due = self.retry.after_not_ready(attempts, ended, now, self._rng)
+            if due is not None:
+                self.stats.not_ready += 1
+                await self.state.mark_retry(job.id, JobState.WAITING_READY, result.reason, due)
+                return
+            await self._give_up(job, f"recording never became available ({result.reason})")
+            return
+        if result.verdict in (Verdict.RETRY, Verdict.EXPIRED):
+            due = self.retry.after_transient(attempts, now, self._rng)
+            if due is not None:
+                self.stats.retries += 1
+                log.info("will retry %s: %s", call.sip_call_id, result.reason)
+                await self.state.mark_retry(job.id, JobState.PENDING, result.reason, due)
+                return
+            await self._give_up(job, f"gave up after {attempts} attempts: {result.reason}")
+            return
+        await self._give_up(job, result.reason)
+
+    async def _give_up(self, job: Job, reason: str) -> None:
+        await self.state.mark_failed(job.id, reason)
+        self.stats.failed += 1
+        self.stats.failure_reasons[reason.split(" from ")[0]] += 1
+        log.warning("failed permanently: %s: %s", job.call.sip_call_id, reason)
+
+    # -- manifest and shutdown ----------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.manifest_interval)
+            self.stats.manifest_lines += await flush_manifest(
+                self.state, self.store, self.run_id, self.config.manifest_lines
+            )
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self.stop()
+
+    async def _shutdown(
+        self,
+        workers: list[asyncio.Task[None]],
+        producer_task: asyncio.Task[None],
+        flusher: asyncio.Task[None],
+    ) -> None:
+        self.stop_event.set()
+        producer_task.cancel()
+        # Jobs queued but not started go back to the store (they are released below).
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=self.config.grace)
+        if self._busy:
+            log.warning("%d transfer(s) did not finish within the grace period", self._busy)
+        for task in workers:
+            task.cancel()
+        flusher.cancel()
+        await asyncio.gather(*workers, producer_task, flusher, return_exceptions=True)
+        # Whatever was claimed but not finished is queued again for the next run.
+        await self.state.release_transferring()
+        self.stats.manifest_lines += await flush_manifest(
+            self.state, self.store, self.run_id, self.config.manifest_lines
+        )

@@ -1,0 +1,218 @@
+"""One recording: HTTP -> verify -> storage, streamed.
+
+A recording counts as archived only when verified: the byte count matches
+Content-Length when one was sent, the first bytes are audio by their magic
+numbers (an HTML or JSON body is refused even with status 200), and the
+SHA-256 computed while streaming goes to the storage as the object's checksum.
+A recording up to ``buffer_bound`` bytes is buffered and sent in one PUT; a
+larger one goes up as a multipart upload, part by part as it arrives.
+Nothing is visible in the storage until every check has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from archiver.errors import RetriableError
+from archiver.http import redact_url
+from archiver.models import CallRecord
+from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy
+from archiver.storage.audio import sniff
+from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome, Upload
+from archiver.storage.keys import render_key
+
+log = logging.getLogger("archiver.transfer")
+
+MAX_REDIRECTS = 5
+SNIFF_BYTES = 64
+READ_CHUNK = 256 * 1024
+
+
+class Verdict(StrEnum):
+    """What became of one transfer attempt."""
+
+    ARCHIVED = "archived"
+    NOT_READY = "not_ready"  # 404: the provider has not produced it yet
+    EXPIRED = "expired"  # 401/403/410 on the recording: refresh the URL through the source
+    RETRY = "retry"  # transient: 5xx, timeouts, resets, truncation, non-audio body
+    FAILED = "failed"  # permanent: retrying cannot help
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The object a verified recording became."""
+
+    key: str
+    sha256: str
+    size: int
+    content_type: str
+    outcome: PutOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """The verdict, a reason a person can act on, and what was stored."""
+
+    verdict: Verdict
+    reason: str = ""
+    stored: Stored | None = None
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Knobs of the transfer, from the settings."""
+
+    key_template: str
+    tz: ZoneInfo
+    buffer_bound: int
+    part_size: int
+
+
+class _Bad(Exception):
+    def __init__(self, verdict: Literal[Verdict.RETRY, Verdict.FAILED], reason: str) -> None:
+        super().__init__(reason)
+        self.verdict = verdict
+        self.reason = reason
+
+
+class Transferrer:
+    """Moves recordings from their URLs into the object store."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        store: ObjectStore,
+        policy: HostPolicy,
+        config: TransferConfig,
+    ) -> None:
+        self._session = session
+        self._store = store
+        self._policy = policy
+        self._config = config
+
+    async def transfer(self, call: CallRecord) -> TransferResult:
+        """One attempt at archiving ``call``'s recording."""
+        url = call.recording_url
+        if not url:
+            return TransferResult(Verdict.FAILED, "no recording URL")
+        try:
+            return await self._transfer(call, url)
+        except HostNotAllowedError as exc:
+            return TransferResult(Verdict.FAILED, str(exc))
+        except _Bad as exc:
+            return TransferResult(exc.verdict, exc.reason)
+        except RetriableError as exc:
+            return TransferResult(Verdict.RETRY, str(exc))
+        except ObjectExistsError as exc:
+            return TransferResult(Verdict.FAILED, f"a different object already exists at {exc.key}")
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            return TransferResult(Verdict.RETRY, "timed out")
+        except aiohttp.ClientPayloadError as exc:
+            return TransferResult(Verdict.RETRY, f"body cut short ({type(exc).__name__})")
+        except aiohttp.ClientConnectorError as exc:
+            if "private or special address" in str(exc):
+                return TransferResult(Verdict.FAILED, str(exc.os_error))
+            return TransferResult(Verdict.RETRY, f"connection failed ({type(exc).__name__})")
+        except aiohttp.ClientError as exc:
+            return TransferResult(Verdict.RETRY, f"connection failed ({type(exc).__name__})")
+
+    async def _transfer(self, call: CallRecord, url: str) -> TransferResult:
+        for _ in range(MAX_REDIRECTS + 1):
+            self._policy.check_url(url)
+            async with self._session.get(url, allow_redirects=False) as resp:
+                if resp.status in (301, 302, 303, 307, 308):
+                    location = resp.headers.get("Location")
+                    if not location:
+                        raise _Bad(Verdict.RETRY, f"HTTP {resp.status} without Location")
+                    url = urljoin(url, location)
+                    continue
+                verdict = _status_verdict(resp.status)
+                if verdict is not None:
+                    return TransferResult(verdict, f"HTTP {resp.status} from {redact_url(url)}")
+                stored = await self._stream(call, resp)
+                return TransferResult(Verdict.ARCHIVED, stored=stored)
+        return TransferResult(Verdict.FAILED, f"more than {MAX_REDIRECTS} redirects")
+
+    async def _stream(self, call: CallRecord, resp: aiohttp.ClientResponse) -> Stored:
+        expected = resp.content_length
+        digest = hashlib.sha256()
+        received = 0
+        buffer = bytearray()
+        upload: Upload | None = None
+        kind: tuple[str, str] | None = None
+        try:
+            async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                digest.update(chunk)
+                received += len(chunk)
+                buffer += chunk
+                if expected is not None and received > expected:
+                    raise _Bad(Verdict.RETRY, "more bytes than Content-Length")
+                if kind is None and len(buffer) >= SNIFF_BYTES:
+                    kind = _sniff_or_refuse(buffer, resp)
+                if len(buffer) > self._config.buffer_bound or (
+                    upload is not None and len(buffer) >= self._config.part_size
+                ):
+                    if kind is None:
+                        kind = _sniff_or_refuse(buffer, resp)
+                    if upload is None:
+                        upload = await self._store.start_upload(
+                            self._key(call, kind[1]), content_type=kind[0]
+                        )
+                    while len(buffer) >= self._config.part_size:
+                        await upload.write_part(bytes(buffer[: self._config.part_size]))
+                        del buffer[: self._config.part_size]
+            if received == 0:
+                raise _Bad(Verdict.RETRY, "empty body")
+            if expected is not None and received != expected:
+                raise _Bad(Verdict.RETRY, f"truncated: {received} of {expected} bytes")
+            if kind is None:
+                kind = _sniff_or_refuse(buffer, resp)
+            sha = digest.hexdigest()
+            key = self._key(call, kind[1])
+            if upload is not None:
+                if buffer:
+                    await upload.write_part(bytes(buffer))
+                outcome = await upload.complete(sha, received)
+                upload = None
+            else:
+                outcome = await self._store.put_bytes(
+                    key, bytes(buffer), sha256=sha, content_type=kind[0]
+                )
+            return Stored(key, sha, received, kind[0], outcome)
+        finally:
+            if upload is not None:
+                # Shielded: a cancelled transfer must still leave no orphan upload.
+                await asyncio.shield(upload.abort())
+
+    def _key(self, call: CallRecord, ext: str) -> str:
+        return render_key(self._config.key_template, call, ext, self._config.tz)
+
+
+def _status_verdict(status: int) -> Verdict | None:
+    """None for success; else what the status means for a recording (pure)."""
+    if 200 <= status < 300:
+        return None
+    if status == 404:
+        return Verdict.NOT_READY
+    if status in (401, 403, 410):
+        return Verdict.EXPIRED
+    if status in (408, 425, 429) or status >= 500:
+        return Verdict.RETRY
+    return Verdict.FAILED
+
+
+def _sniff_or_refuse(head: bytearray, resp: aiohttp.ClientResponse) -> tuple[str, str]:
+    kind = sniff(bytes(head[:SNIFF_BYTES]))
+    if kind is None:
+        ctype = resp.headers.get("Content-Type", "no content type").split(";")[0]
+        raise _Bad(Verdict.RETRY, f"body is not audio ({ctype})")
+    return kind
