@@ -12,7 +12,7 @@ _PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1<redacted>"),
     (
         re.compile(
-            r"(?i)((?:api_key|api_secret|token|signature|password)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"
+            r"(?i)((?<![\w])(?:api_key|api_secret|token|signature|password)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"
         ),
         r"\1<redacted>",
     ),

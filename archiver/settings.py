@@ -188,6 +188,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        # An empty value (as in a copied settings.example.env) means "use the default".
+        env_ignore_empty=True,
     )
 
     source: SourceSettings = Field(default_factory=SourceSettings)

@@ -17,6 +17,11 @@ class OffsetPaginator:
     The next offset is always ours plus the records received, so both styles
     agree. The server's own page size wins over ours when it differs (a scroll
     server may ignore ``limit``), so a short page is judged against it.
+
+    ``total`` ends the listing only once that many distinct records have
+    arrived: when rows shift between requests (the same CDR on two pages), the
+    offset reaches ``total`` before the last rows were seen, and the listing
+    goes on until a short page instead.
     """
 
     def __init__(self, limit: int) -> None:
@@ -25,6 +30,7 @@ class OffsetPaginator:
         self.pages = 0
         self.has_more = True
         self._previous: tuple[str, ...] | None = None
+        self._distinct: set[str] = set()
 
     def params(self) -> dict[str, int]:
         """Query parameters for the next request."""
@@ -41,7 +47,11 @@ class OffsetPaginator:
         self.pages += 1
         page_limit = server_limit if server_limit and server_limit > 0 else self.limit
         self.offset += len(ids)
-        if not ids or len(ids) < page_limit or (total is not None and self.offset >= total):
+        self._distinct.update(ids)
+        reached_total = (
+            total is not None and self.offset >= total and len(self._distinct) >= total
+        )
+        if not ids or len(ids) < page_limit or reached_total:
             self.has_more = False
 
 

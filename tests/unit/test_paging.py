@@ -83,3 +83,18 @@ def test_page_numbers_repeated_page_raises():
     p.advance(_ids(0, 2), next_page=True)
     with pytest.raises(PagingError):
         p.advance(_ids(0, 2), next_page=True)
+
+
+def test_shifted_rows_do_not_end_the_listing_at_total_too_early():
+    # Each page after the first starts one row early (the same CDR on two pages):
+    # the offset reaches total before the last row was seen.
+    rows = _ids(0, 40)
+    p = OffsetPaginator(limit=10)
+    seen: list[str] = []
+    while p.has_more:
+        o = p.params()["offset"]
+        start = max(o - 1, 0) if o else 0
+        page = rows[start : start + 10]
+        seen += page
+        p.advance(page, total=40)
+    assert set(seen) == set(rows)

@@ -1,0 +1,124 @@
+"""The CLI as a subprocess: check, usage and configuration errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from archiver.simulator import SimConfig, Simulator
+from tests.e2e.cli import cli_env, run_cli
+
+
+@pytest.fixture
+async def sim():
+    s = Simulator(SimConfig(seed=1, calls=10))
+    async with s.serve() as base:
+        s.base_url = base
+        yield s
+
+
+def _cdr_v2_env(sim: Simulator, tmp_path, **extra: str) -> dict[str, str]:
+    return cli_env(
+        {
+            "ARCHIVER_SOURCE__KIND": "cdr_v2",
+            "ARCHIVER_SOURCE__BASE_URL": sim.base_url,
+            "ARCHIVER_SOURCE__TOKEN": sim.config.token,
+            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
+            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
+            **extra,
+        }
+    )
+
+
+async def test_check_reports_ok_against_the_simulator(sim, tmp_path):
+    r = await run_cli("check", env=_cdr_v2_env(sim, tmp_path), cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert "settings: OK" in r.out
+    assert "source: OK" in r.out
+    assert "storage: OK" in r.out
+    # check writes nothing outside _archiver/, and cleans up after itself.
+    leftovers = [p for p in (tmp_path / "archive").rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+async def test_check_epacific(sim, tmp_path):
+    env = cli_env(
+        {
+            "ARCHIVER_SOURCE__KIND": "epacific",
+            "ARCHIVER_SOURCE__BASE_URL": sim.base_url,
+            "ARCHIVER_SOURCE__API_KEY": sim.config.api_key,
+            "ARCHIVER_SOURCE__API_SECRET": sim.config.api_secret,
+            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
+        }
+    )
+    r = await run_cli("check", env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert "extension(s) registered" in r.out
+
+
+async def test_check_with_a_wrong_token_is_one_line(sim, tmp_path):
+    env = _cdr_v2_env(sim, tmp_path, ARCHIVER_SOURCE__TOKEN="not-the-token-xyz")
+    r = await run_cli("check", env=env, cwd=tmp_path)
+    assert r.code == 1
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    assert lines[0].startswith("archiver: authentication failed")
+    assert "not-the-token-xyz" not in r.err + r.out
+    assert "Traceback" not in r.err
+    assert sim.stats["auth_failures"] == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"ARCHIVER_SOURCE__PAGE_SIZE": "many"},
+            "ARCHIVER_SOURCE__PAGE_SIZE: Input should be a valid integer",
+        ),
+        ({"ARCHIVER_SOURCE__KIND": "asterisk"}, "ARCHIVER_SOURCE__KIND"),
+        ({"ARCHIVER_SOURCE__TOKEN": ""}, "ARCHIVER_SOURCE__TOKEN: required"),
+        ({"ARCHIVER_STORAGE__URL": "gs://bucket"}, "ARCHIVER_STORAGE__URL"),
+    ],
+)
+async def test_bad_settings_exit_2_with_one_line(sim, tmp_path, extra, message):
+    r = await run_cli("check", env=_cdr_v2_env(sim, tmp_path, **extra), cwd=tmp_path)
+    assert r.code == 2
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    assert message in r.err
+    assert "Traceback" not in r.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("frobnicate",),
+        ("backfill",),
+        ("backfill", "--since", "yesterday", "--until", "2021-02-18"),
+        ("backfill", "--since", "2021-02-18", "--until", "2021-02-17"),
+        ("check", "--env-file", "/nonexistent/file.env"),
+    ],
+)
+async def test_bad_usage_exits_2_with_one_line(sim, tmp_path, args):
+    r = await run_cli(*args, env=_cdr_v2_env(sim, tmp_path), cwd=tmp_path)
+    assert r.code == 2, (r.out, r.err)
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    assert r.err.startswith("archiver: ")
+
+
+async def test_env_file_is_read(sim, tmp_path):
+    env_file = tmp_path / "site.env"
+    env_file.write_text(
+        f"ARCHIVER_SOURCE__KIND=cdr_v2\nARCHIVER_SOURCE__BASE_URL={sim.base_url}\n"
+        f"ARCHIVER_SOURCE__TOKEN={sim.config.token}\nARCHIVER_STORAGE__URL={tmp_path / 'a'}\n"
+    )
+    r = await run_cli("check", "--env-file", str(env_file), env=cli_env(), cwd=tmp_path)
+    assert r.code == 0, r.err
+
+
+async def test_version_and_help(tmp_path):
+    r = await run_cli("--version", env=cli_env(), cwd=tmp_path)
+    assert r.code == 0
+    assert r.out.startswith("archiver ")
+    r = await run_cli("--help", env=cli_env(), cwd=tmp_path)
+    assert r.code == 0
+    for command in ("backfill", "check", "demo", "status", "retry", "simulate"):
+        assert command in r.out
