@@ -233,7 +233,10 @@ async def test_a_body_that_is_not_json_names_endpoint_and_status(session):
         client = ApiClient(session, settings, sleep=_no_sleep)
         with pytest.raises(
             RetriableError,
-            match=r"GET http://127\.0\.0\.1:\d+/v2/cdr answered HTTP 200 with a body that is not JSON \(text/html\)",
+            match=(
+                r"GET http://127\.0\.0\.1:\d+/v2/cdr answered HTTP 200 "
+                r"with a body that is not JSON \(text/html\)"
+            ),
         ):
             await make_source(settings, client).probe()
     finally:
