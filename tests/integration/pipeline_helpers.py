@@ -1,0 +1,137 @@
+"""Shared by the pipeline tests: building settings, running a backfill, checking the archive."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from archiver.commands.runtime import open_runtime
+from archiver.models import Provider
+from archiver.pipeline.runner import RunStats
+from archiver.settings import (
+    RetrySettings,
+    Settings,
+    SourceSettings,
+    StateSettings,
+    StorageSettings,
+)
+from archiver.simulator import Simulator
+from archiver.storage import open_store
+from archiver.timeutil import split_windows
+
+FAST_RETRY = RetrySettings(
+    max_attempts=30, initial=0.01, maximum=0.05, not_ready_initial=0.05, not_ready_maximum=0.2
+)
+
+
+def make_settings(
+    sim: Simulator,
+    base: str,
+    storage: StorageSettings,
+    state_path: str,
+    kind: Provider = Provider.CDR_V2,
+    **overrides: Any,
+) -> Settings:
+    source: dict[str, Any] = {
+        "kind": kind,
+        "base_url": base,
+        "timezone": sim.config.timezone,
+        "page_size": 25,
+        "rate_limit": 0,
+        "max_backoff": 0.05,
+        "max_attempts": 20,
+    }
+    if kind is Provider.CDR_V2:
+        source["token"] = SecretStr(sim.config.token)
+    else:
+        source["api_key"] = SecretStr(sim.config.api_key)
+        source["api_secret"] = SecretStr(sim.config.api_secret)
+    source.update(overrides.pop("source", {}))
+    values: dict[str, Any] = {
+        "source": SourceSettings.model_validate(source),
+        "storage": storage,
+        "state": StateSettings(url=state_path),
+        "concurrency": 8,
+        "retry": FAST_RETRY,
+        "manifest_interval": 0.2,
+        "backfill_max_wait": 30,
+        "grace": 5,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+async def backfill(settings: Settings, sim: Simulator) -> tuple[RunStats, dict[str, int]]:
+    """Backfill the simulator's whole span; return the run's stats and the state counts."""
+    async with open_runtime(settings) as rt:
+        start = sim.config.start
+        windows = split_windows(
+            start, start + sim.config.span, sim.config.span / 4, rt.source.granularity
+        )
+        stats = await rt.pipeline.backfill(windows)
+        counts = {k.value: v for k, v in (await rt.state.counts()).items()}
+    return stats, counts
+
+
+@dataclass
+class ArchiveContents:
+    lines: list[dict[str, Any]]
+    recordings: dict[str, int]  # key -> size, every object under recordings/
+    manifest_objects: int
+
+
+async def read_archive(storage: StorageSettings) -> ArchiveContents:
+    """Every manifest line and every recording object, straight from the storage."""
+    lines: list[dict[str, Any]] = []
+    recordings: dict[str, int] = {}
+    manifests = 0
+    async with open_store(storage) as store:
+        async for obj in store.list("manifests/"):
+            manifests += 1
+            body = b"".join([c async for c in store.read(obj.key)])
+            lines += [json.loads(line) for line in body.decode().splitlines()]
+        async for obj in store.list("recordings/"):
+            recordings[obj.key] = obj.size
+    return ArchiveContents(lines, recordings, manifests)
+
+
+async def assert_exactly_once(
+    sim: Simulator, storage: StorageSettings, kind: Provider = Provider.CDR_V2
+) -> ArchiveContents:
+    """Every simulated recording is in the storage once, with the right bytes, and
+    in the manifest once; nothing else is there."""
+    contents = await read_archive(storage)
+    expected = {c.sip_call_id: c for c in sim.calls if c.has_recording}
+    ids = [line["sip_call_id"] for line in contents.lines]
+    assert len(ids) == len(set(ids)), "a recording is in the manifest twice"
+    assert set(ids) == set(expected)
+    prefix = storage.bucket_and_prefix[1] if storage.is_s3 else ""
+    async with open_store(storage) as store:
+        for line in contents.lines:
+            call = expected[line["sip_call_id"]]
+            assert line["sha256"] == call.sha256()
+            assert line["size"] == call.size
+            assert line["provider"] == kind.value
+            assert line["content_type"] == call.content_type
+            key = line["object_key"].removeprefix(prefix)
+            assert key.endswith("." + call.fmt)
+            digest = _sha(b"".join([c async for c in store.read(key)]))
+            assert digest == call.sha256(), f"object {key} is corrupt"
+    assert sorted(contents.recordings) == sorted(
+        line["object_key"].removeprefix(prefix) for line in contents.lines
+    ), "objects in the storage that the manifest does not list"
+    return contents
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def counts_total(counts: Mapping[str, int]) -> int:
+    return sum(counts.values())

@@ -1,0 +1,114 @@
+"""The pipeline against the simulated provider and real storage (local directory and SeaweedFS)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from archiver.commands.runtime import open_runtime
+from archiver.models import Provider
+from archiver.state.base import JobState
+from archiver.settings import StorageSettings
+from archiver.simulator import Faults, SimConfig, Simulator
+from tests.integration.pipeline_helpers import assert_exactly_once, backfill, make_settings
+
+
+@pytest.fixture(params=["local", "s3"])
+async def storage(request, tmp_path, make_bucket, s3_settings) -> StorageSettings:
+    if request.param == "local":
+        return StorageSettings(url=str(tmp_path / "archive"))
+    return s3_settings(await make_bucket())
+
+
+@pytest.mark.parametrize(
+    ("kind", "mapping"),
+    [(Provider.CDR_V2, "default"), (Provider.CDR_V2, "flex"), (Provider.EPACIFIC, "mixed")],
+)
+async def test_clean_run_archives_every_recording_once(storage, tmp_path, kind, mapping):
+    sim = Simulator(SimConfig(seed=21, calls=30, mapping=mapping, max_size=300_000))
+    async with sim.serve() as base:
+        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"), kind)
+        stats, counts = await backfill(settings, sim)
+        with_rec = sum(1 for c in sim.calls if c.has_recording)
+        assert counts["archived"] == with_rec
+        assert counts["no_recording"] == len(sim.calls) - with_rec
+        assert counts["failed"] == 0
+        await assert_exactly_once(sim, storage, kind)
+        # A second run changes nothing: windows are done, calls archived.
+        stats2, counts2 = await backfill(settings, sim)
+    assert counts2 == counts
+    assert stats2.archived == 0
+    assert stats2.windows_skipped == stats2.windows_total
+    assert stats2.windows_done == 0
+    await assert_exactly_once(sim, storage, kind)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param(Faults(rec_5xx=0.3), id="5xx"),
+        pytest.param(Faults(rec_reset=0.3), id="reset"),
+        pytest.param(Faults(rec_truncated=0.3), id="truncated"),
+        pytest.param(Faults(rec_html=0.3), id="html"),
+        pytest.param(Faults(not_ready_fraction=0.3, not_ready_seconds=0.3), id="not-ready"),
+        pytest.param(Faults(api_5xx=0.2, api_429=0.1, retry_after=0), id="api-faults"),
+    ],
+)
+async def test_each_fault_mode_ends_with_everything_archived(storage, tmp_path, faults):
+    # Recent calls, so a recording that 404s is "not ready yet", not gone.
+    recent = datetime.now(UTC) - timedelta(hours=7)
+    sim = Simulator(SimConfig(seed=33, calls=24, max_size=200_000, faults=faults, start=recent))
+    async with sim.serve() as base:
+        # Small pages: enough API requests for the API faults to be drawn.
+        settings = make_settings(
+            sim, base, storage, str(tmp_path / "s.sqlite3"), source={"page_size": 3}
+        )
+        _, counts = await backfill(settings, sim)
+    assert counts["failed"] == 0, counts
+    assert counts["pending"] == counts["waiting_ready"] == counts["transferring"] == 0
+    await assert_exactly_once(sim, storage)
+    fault_hits = sum(v for k, v in sim.stats.items() if k.startswith("fault:"))
+    assert fault_hits > 0, "the fault mode was never exercised"
+
+
+async def test_signed_urls_that_expired_are_refreshed_through_the_source(tmp_path):
+    """A backlog listed earlier whose signed links lapsed before their transfer."""
+    sim = Simulator(SimConfig(seed=8, calls=20, faults=Faults(signed_ttl=0.0)))
+    storage = StorageSettings(url=str(tmp_path / "archive"))
+    async with sim.serve() as base:
+        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"))
+        start, end = sim.config.start, sim.config.start + sim.config.span
+        async with open_runtime(settings) as rt:
+            async for page in rt.source.list_window(start, end):
+                await rt.state.add_calls(page.records, datetime.now(UTC))
+            await rt.state.mark_window_done("cdr_v2", start, end)
+        await asyncio.sleep(2.1)  # links minted with a 0 s TTL are valid to the next second
+        async with open_runtime(settings) as rt:
+            stats = await rt.pipeline.backfill([(start, end)])
+            counts = await rt.state.counts()
+    signed = [c for c in sim.calls if c.has_recording and c.url_kind == "signed"]
+    assert signed, "the seed gives no signed URL: pick another"
+    assert sim.stats["signed_rejected"] >= len(signed)
+    assert stats.refreshed >= len(signed)
+    assert counts[JobState.FAILED] == 0
+    await assert_exactly_once(sim, storage)
+
+
+async def test_a_recording_that_never_becomes_ready_fails_with_a_reason(tmp_path):
+    sim = Simulator(
+        SimConfig(seed=5, calls=6, faults=Faults(not_ready_fraction=1.0, not_ready_seconds=3600))
+    )
+    storage = StorageSettings(url=str(tmp_path / "archive"))
+    async with sim.serve() as base:
+        # The calls are from 2021: far past the deadline, so a 404 is final at once.
+        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"))
+        _, counts = await backfill(settings, sim)
+    assert counts["archived"] == 0
+    assert counts["failed"] == sum(1 for c in sim.calls if c.has_recording)
+    from archiver.state import open_state_store
+
+    async with open_state_store(settings.state) as state:
+        failures = await state.failures()
+    assert all("recording never became available" in f.reason for f in failures)
