@@ -9,9 +9,9 @@ import pytest
 
 from archiver.commands.runtime import open_runtime
 from archiver.models import Provider
-from archiver.state.base import JobState
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
+from archiver.state.base import JobState
 from tests.integration.pipeline_helpers import assert_exactly_once, backfill, make_settings
 
 
