@@ -91,6 +91,10 @@ class HostPolicy:
                 )
 
 
+class HostRefusedError(OSError):
+    """Raised inside the connector: aiohttp wraps it in a ClientConnectorError."""
+
+
 class GuardedResolver(AbstractResolver):
     """A resolver that refuses untrusted names resolving to special addresses."""
 
@@ -107,7 +111,7 @@ class GuardedResolver(AbstractResolver):
             self._policy.check_resolved(host, [r["host"] for r in results])
         except HostNotAllowedError as exc:
             # aiohttp turns an OSError from the resolver into ClientConnectorError.
-            raise OSError(str(exc)) from exc
+            raise HostRefusedError(str(exc)) from exc
         return results
 
     async def close(self) -> None:

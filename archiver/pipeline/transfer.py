@@ -25,7 +25,7 @@ import aiohttp
 from archiver.errors import RetriableError
 from archiver.http import redact_url
 from archiver.models import CallRecord
-from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy
+from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, HostRefusedError
 from archiver.storage.audio import sniff
 from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome, Upload
 from archiver.storage.keys import render_key
@@ -119,7 +119,7 @@ class Transferrer:
         except aiohttp.ClientPayloadError as exc:
             return TransferResult(Verdict.RETRY, f"body cut short ({type(exc).__name__})")
         except aiohttp.ClientConnectorError as exc:
-            if "private or special address" in str(exc):
+            if isinstance(exc.os_error, HostRefusedError):
                 return TransferResult(Verdict.FAILED, str(exc.os_error))
             return TransferResult(Verdict.RETRY, f"connection failed ({type(exc).__name__})")
         except aiohttp.ClientError as exc:
