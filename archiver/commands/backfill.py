@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -108,7 +109,9 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
         code = EXIT_FAILED_RECORDINGS
     failures = await state.failures()
     if failures:
-        print(f"{len(failures)} recording(s) failed permanently:")
+        reasons = Counter(f.reason.split(" from ")[0] for f in failures)
+        by_reason = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common())
+        print(f"{len(failures)} recording(s) failed permanently ({by_reason}):")
         for f in failures:
             print(f"  {f.sip_call_id} (cdr {f.cdr_id}): {f.reason}")
         code = EXIT_FAILED_RECORDINGS

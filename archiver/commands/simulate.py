@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Callable
 
 from archiver.settings import Settings
@@ -23,8 +24,20 @@ def register(
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve until interrupted."""
+    """Serve until SIGINT or SIGTERM, then stop cleanly (exit 0)."""
+    from archiver.commands.runtime import install_stop_signals
     from archiver.simulator import SimConfig, run_simulator
 
-    await run_simulator(args.host, args.port, SimConfig(seed=args.seed, calls=args.calls))
+    server = asyncio.create_task(
+        run_simulator(args.host, args.port, SimConfig(seed=args.seed, calls=args.calls))
+    )
+    remove = install_stop_signals(server.cancel)
+    try:
+        await server
+    except asyncio.CancelledError:
+        # Our own stop signal: a clean exit. Any other cancellation goes on up.
+        if not server.cancelled():
+            raise
+    finally:
+        remove()
     return 0

@@ -122,3 +122,31 @@ async def test_version_and_help(tmp_path):
     assert r.code == 0
     for command in ("backfill", "check", "demo", "status", "retry", "simulate"):
         assert command in r.out
+
+
+async def test_simulate_serves_until_sigterm(tmp_path):
+    import asyncio
+    import re
+    import signal
+
+    import aiohttp
+
+    from tests.e2e.cli import start_cli
+
+    proc = await start_cli("simulate", "--port", "0", "--calls", "7", env=cli_env(), cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        base = re.search(r"http://[\d.]+:\d+", line)
+        assert base, line
+        async with aiohttp.ClientSession() as s:
+            headers = {"Authorization": "Bearer sim-token"}
+            async with s.get(
+                f"{base.group(0)}/v2/cdr", params={"limit": 100}, headers=headers
+            ) as r:
+                body = await r.json()
+        assert body["total"] == 7
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0
