@@ -31,7 +31,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     server = asyncio.create_task(
         run_simulator(args.host, args.port, SimConfig(seed=args.seed, calls=args.calls))
     )
-    remove = install_stop_signals(server.cancel)
+    remove = install_stop_signals(lambda: server.cancel() and None)
     try:
         await server
     except asyncio.CancelledError:
