@@ -31,7 +31,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     server = asyncio.create_task(
         run_simulator(args.host, args.port, SimConfig(seed=args.seed, calls=args.calls))
     )
-    remove = install_stop_signals(lambda: server.cancel() and None)
+
+    def stop() -> None:
+        server.cancel()
+
+    remove = install_stop_signals(stop)
     try:
         await server
     except asyncio.CancelledError:
