@@ -1,0 +1,53 @@
+"""Object storage: the protocol, its two implementations, key layout and audio sniffing.
+
+The pipeline and retrieval see only :class:`ObjectStore`; the CLI opens one
+with :func:`open_store`, once, and passes it down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from archiver.settings import StorageSettings
+from archiver.storage.audio import CONTENT_TYPES, sniff
+from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome, StoredObject, Upload
+from archiver.storage.keys import render_key, sanitize, validate_key, validate_template
+from archiver.storage.local import LocalStore
+
+__all__ = [
+    "CONTENT_TYPES",
+    "LocalStore",
+    "ObjectExistsError",
+    "ObjectStore",
+    "PutOutcome",
+    "StoredObject",
+    "Upload",
+    "open_store",
+    "render_key",
+    "sanitize",
+    "sniff",
+    "validate_key",
+    "validate_template",
+]
+
+
+@asynccontextmanager
+async def open_store(
+    settings: StorageSettings, *, max_connections: int = 32
+) -> AsyncIterator[ObjectStore]:
+    """The store ``settings.url`` names, open for the ``async with`` block.
+
+    S3 (``s3://``): one aiobotocore client with a pool of ``max_connections``
+    (size it to the transfer concurrency), closed on exit. Otherwise a
+    directory, created on the first write.
+    """
+    if settings.is_s3:
+        # Imported here so that the local store and the pure modules do not
+        # pay for loading botocore.
+        from archiver.storage.s3 import S3Store
+
+        async with S3Store(settings, max_connections=max_connections) as store:
+            yield store
+    else:
+        yield LocalStore(settings.local_path)

@@ -1,0 +1,332 @@
+"""The object store on a local directory (aiofiles).
+
+A write goes to a hidden temporary file beside its final name
+(``.<name>.<random>.partial``), is fsynced, then published with
+``os.link(tmp, final)``: the link is atomic and fails if ``final`` exists,
+which makes it the conditional write S3 does with ``If-None-Match: *``.
+Readers therefore never see a half-written file, and a crash leaves at worst a
+``.partial`` file that :meth:`LocalStore.cleanup_incomplete` removes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import mimetypes
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import aiofiles
+
+from archiver.errors import RetriableError, StorageError
+from archiver.storage.audio import CONTENT_TYPES
+from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject
+from archiver.storage.keys import validate_key
+
+_TEMP_SUFFIX = ".partial"
+_HASH_CHUNK = 1024 * 1024
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(_TEMP_SUFFIX)
+
+
+def _temp_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new link, a new subdirectory) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, fsyncing each parent that gained one."""
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue  # a concurrent writer made it first
+        _fsync_dir(directory.parent)
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _scan_sorted(directory: Path) -> list[tuple[str, bool, int]]:
+    """(name, is_dir, size) of a directory's entries, in the order of the keys they hold.
+
+    A directory sorts as ``name/``, so ``a.txt`` (``.`` < ``/``) comes before
+    the keys in ``a/``: a depth-first walk then yields keys in plain string
+    order, the order S3 lists them in.
+    """
+    entries: list[tuple[str, bool, int]] = []
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    entries.append((entry.name, True, 0))
+                elif entry.is_file() and not _is_temp(entry.name):
+                    entries.append((entry.name, False, entry.stat().st_size))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])
+    return entries
+
+
+def _remove_temp_files(root: Path) -> int:
+    removed = 0
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if _is_temp(name):
+                _unlink_quiet(Path(dirpath) / name)
+                removed += 1
+    return removed
+
+
+def _content_type(key: str) -> str | None:
+    ext = PurePosixPath(key).suffix.removeprefix(".").lower()
+    return CONTENT_TYPES.get(ext) or mimetypes.guess_type(key, strict=False)[0]
+
+
+class LocalStore:
+    """An :class:`~archiver.storage.base.ObjectStore` on a directory tree.
+
+    Keys are ``/``-separated paths relative to ``root``; a key that could
+    escape the root (``..``, an absolute path, a backslash, NUL) is refused
+    with ValueError. Nothing is created until the first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._root = Path(root).absolute()
+
+    @property
+    def description(self) -> str:
+        """The directory, as an absolute path."""
+        return str(self._root)
+
+    @property
+    def root(self) -> Path:
+        """The directory every key is relative to."""
+        return self._root
+
+    def full_key(self, key: str) -> str:
+        """The key itself: the file's path relative to the root."""
+        self._path(key)
+        return key
+
+    def _path(self, key: str) -> Path:
+        validate_key(key)
+        segments = key.split("/")
+        if any(_is_temp(segment) for segment in segments):
+            # list() and cleanup_incomplete() take such names for our temporary files.
+            raise ValueError(f"invalid storage key {key!r}: a temporary-file name")
+        return self._root.joinpath(*segments)
+
+    @contextmanager
+    def _os_errors(self, action: str, key: str) -> Iterator[None]:
+        """Turn filesystem failures (permissions, full disk...) into StorageError."""
+        try:
+            yield
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StorageError(f"{self.description}: cannot {action} {key}: {reason}") from exc
+
+    async def _sha256_of(self, path: Path) -> str:
+        digest = hashlib.sha256()
+        async with aiofiles.open(path, "rb") as f:
+            while chunk := await f.read(_HASH_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    async def _publish(self, key: str, tmp: Path, final: Path, sha256: str) -> PutOutcome:
+        """Link the fsynced ``tmp`` to ``final`` unless something is there already."""
+        try:
+            await asyncio.to_thread(os.link, tmp, final)
+        except FileExistsError:
+            existing = await self._sha256_of(final)
+            if existing == sha256.lower():
+                return PutOutcome.ALREADY_PRESENT
+            raise ObjectExistsError(key, existing) from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+            raise StorageError(
+                f"{self.description}: the filesystem does not support hard links, which "
+                "the archiver needs for writes that never overwrite"
+            ) from exc
+        await asyncio.to_thread(_fsync_dir, final.parent)
+        return PutOutcome.CREATED
+
+    async def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        sha256: str,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> PutOutcome:
+        """Write ``data`` under ``key`` only if absent; see the module docstring.
+
+        ``content_type`` and ``metadata`` are not kept: a file has no place for
+        them (the manifest holds what matters).
+        """
+        final = self._path(key)
+        _check_digest(key, hashlib.sha256(data).hexdigest(), sha256)
+        tmp = _temp_path(final)
+        with self._os_errors("write", key):
+            await asyncio.to_thread(_makedirs, final.parent)
+            try:
+                async with aiofiles.open(tmp, "xb") as f:
+                    await f.write(data)
+                    await f.flush()
+                    await asyncio.to_thread(os.fsync, f.fileno())
+                return await self._publish(key, tmp, final, sha256)
+            finally:
+                await asyncio.to_thread(_unlink_quiet, tmp)
+
+    async def start_upload(
+        self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> LocalUpload:
+        """Open the hidden temporary file the parts are appended to."""
+        final = self._path(key)
+        tmp = _temp_path(final)
+        with self._os_errors("write", key):
+            await asyncio.to_thread(_makedirs, final.parent)
+            file = await aiofiles.open(tmp, "xb")
+        return LocalUpload(self, key, final, tmp, file)
+
+    async def head(self, key: str) -> StoredObject | None:
+        """Size and guessed content type; ``sha256`` is None (a file stores no checksum)."""
+        path = self._path(key)
+        try:
+            st = await asyncio.to_thread(path.stat)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return StoredObject(key, key, st.st_size, None, _content_type(key))
+
+    async def read(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        """Stream the file; KeyError if absent."""
+        path = self._path(key)
+        try:
+            f = await aiofiles.open(path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyError(key) from None
+        try:
+            while chunk := await f.read(chunk_size):
+                yield chunk
+        finally:
+            await f.close()
+
+    async def list(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """Every file whose key starts with ``prefix``, in key order (temporary files skipped)."""
+        if "\0" in prefix or "\\" in prefix or ".." in prefix.split("/"):
+            raise ValueError(f"invalid storage prefix {prefix!r}")
+        base = prefix.rpartition("/")[0]
+        start = self._path(base) if base else self._root
+        async for obj in self._walk(start, base + "/" if base else "", prefix):
+            yield obj
+
+    async def _walk(self, directory: Path, rel: str, prefix: str) -> AsyncIterator[StoredObject]:
+        for name, is_dir, size in await asyncio.to_thread(_scan_sorted, directory):
+            key = rel + name
+            if is_dir:
+                sub = key + "/"
+                if sub.startswith(prefix) or prefix.startswith(sub):
+                    async for obj in self._walk(directory / name, sub, prefix):
+                        yield obj
+            elif key.startswith(prefix):
+                yield StoredObject(key, key, size, None, _content_type(key))
+
+    async def delete(self, key: str) -> None:
+        """Remove the file; nothing happens if it is absent."""
+        path = self._path(key)
+        with self._os_errors("delete", key):
+            await asyncio.to_thread(_unlink_quiet, path)
+
+    async def url_for(self, key: str, expires: int) -> str:
+        """The file's absolute path (``expires`` has no meaning here)."""
+        return str(self._path(key))
+
+    async def cleanup_incomplete(self) -> int:
+        """Remove the ``.partial`` files a crash left behind; returns how many.
+
+        Call it only when no other process writes to this directory: their
+        in-flight temporary files would go too.
+        """
+        with self._os_errors("clean", "temporary files"):
+            return await asyncio.to_thread(_remove_temp_files, self._root)
+
+
+def _check_digest(key: str, actual: str, expected: str) -> None:
+    if actual != expected.lower():
+        # The bytes changed between hashing and writing, or the caller hashed
+        # something else: nothing is written, and a fresh attempt may succeed.
+        raise RetriableError(f"{key}: SHA-256 mismatch ({actual} != {expected}); nothing written")
+
+
+class LocalUpload:
+    """A :class:`~archiver.storage.base.Upload` into a hidden temporary file."""
+
+    def __init__(self, store: LocalStore, key: str, final: Path, tmp: Path, file: Any) -> None:
+        self._store = store
+        self._key = key
+        self._final = final
+        self._tmp = tmp
+        self._file = file  # aiofiles' binary file object (untyped generic)
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._closed = False
+
+    async def write_part(self, data: bytes) -> None:
+        """Append one part to the temporary file."""
+        with self._store._os_errors("write", self._key):
+            await self._file.write(data)
+        self._digest.update(data)
+        self._size += len(data)
+
+    async def complete(self, sha256: str, size: int) -> PutOutcome:
+        """Fsync and publish the file, only if absent (or present with this SHA-256)."""
+        try:
+            if size != self._size:
+                raise RetriableError(f"{self._key}: {self._size} bytes written, {size} declared")
+            _check_digest(self._key, self._digest.hexdigest(), sha256)
+            with self._store._os_errors("write", self._key):
+                await self._file.flush()
+                await asyncio.to_thread(os.fsync, self._file.fileno())
+                await self._close()
+                return await self._store._publish(self._key, self._tmp, self._final, sha256)
+        finally:
+            await self.abort()
+
+    async def abort(self) -> None:
+        """Close and remove the temporary file; safe to call twice."""
+        await self._close()
+        await asyncio.to_thread(_unlink_quiet, self._tmp)
+
+    async def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._file.close()

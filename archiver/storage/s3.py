@@ -1,0 +1,501 @@
+"""The object store on S3 or an S3-compatible server (aiobotocore).
+
+Every write is conditional (``If-None-Match: *``) and checksummed
+(``x-amz-checksum-sha256``, verified by the server), so a retried or
+duplicated transfer can neither overwrite a recording nor store corrupted
+bytes. When the key is taken, the existing object's SHA-256 decides:
+the same bytes are ALREADY_PRESENT, other bytes raise ObjectExistsError.
+
+Endpoints that refuse the checksum headers get ``Content-MD5`` instead (a
+warning is logged once); the SHA-256 is then checked on our side and kept in
+the ``sha256`` metadata either way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from archiver.errors import RetriableError, StorageError
+from archiver.settings import StorageSettings
+from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject
+from archiver.storage.keys import validate_key
+
+log = logging.getLogger("archiver.storage")
+
+# Metadata entry (x-amz-meta-sha256) with the hex SHA-256 of the whole object.
+SHA256_METADATA = "sha256"
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+_DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _md5_b64(data: bytes) -> str:
+    return _b64(hashlib.md5(data, usedforsecurity=False).digest())
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _is_conflict(exc: ClientError) -> bool:
+    return _code(exc) in _CONFLICT_CODES or _status(exc) == 412
+
+
+def _rejects_checksum(exc: ClientError) -> bool:
+    """True when the endpoint refuses the flexible-checksum headers themselves."""
+    message = str(exc.response.get("Error", {}).get("Message", "")).lower()
+    refused = _code(exc) in {"InvalidArgument", "InvalidRequest", "NotImplemented"}
+    return refused and "checksum" in message
+
+
+def sha256_from_head(response: Mapping[str, Any]) -> str | None:
+    """The whole object's hex SHA-256 from a HeadObject answer, if it tells.
+
+    Our ``sha256`` metadata first; else a full-object ``ChecksumSHA256``. A
+    multipart object's checksum is a checksum of the parts' checksums
+    (``...=-3``, type COMPOSITE): not the SHA-256 of the bytes, so None.
+    """
+    meta = response.get("Metadata") or {}
+    value = str(meta.get(SHA256_METADATA, "")).lower()
+    if _HEX_SHA256.fullmatch(value):
+        return value
+    checksum = response.get("ChecksumSHA256")
+    if not checksum or "-" in checksum or response.get("ChecksumType") == "COMPOSITE":
+        return None
+    try:
+        digest = base64.b64decode(checksum, validate=True)
+    except ValueError:
+        return None
+    return digest.hex() if len(digest) == 32 else None
+
+
+class S3Store:
+    """An :class:`~archiver.storage.base.ObjectStore` on an S3 bucket, under a prefix.
+
+    Use it as an async context manager: the client (and its connection pool
+    of ``max_connections``) lives from ``__aenter__`` to ``__aexit__``.
+    Credentials come from the standard AWS chain (environment, profile,
+    instance role...), read by botocore, never here.
+    """
+
+    def __init__(self, settings: StorageSettings, *, max_connections: int = 32) -> None:
+        self._settings = settings
+        self._bucket, self._prefix = settings.bucket_and_prefix
+        self._max_connections = max_connections
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+        # False once the endpoint refused x-amz-checksum-*: Content-MD5 from then on.
+        self._checksums = True
+        self._bucket_checked = False
+
+    async def __aenter__(self) -> S3Store:
+        config = AioConfig(
+            s3={"addressing_style": self._settings.addressing_style},
+            # SigV4 presigned URLs: SigV2 is refused by newer AWS regions.
+            signature_version="s3v4",
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=self._max_connections,
+            connect_timeout=10,
+            read_timeout=60,
+            # Checksums are sent explicitly; botocore must add no CRC32 of its own
+            # nor ask for checksums on GET (the MD5 fallback is for endpoints that
+            # refuse them; readers check the manifest's SHA-256 themselves).
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self._client = await self._stack.enter_async_context(
+            get_session().create_client(
+                "s3",
+                region_name=self._settings.region,
+                endpoint_url=self._settings.endpoint_url,
+                # None keeps botocore's default, which honours AWS_CA_BUNDLE.
+                verify=None if self._settings.verify_tls else False,
+                config=config,
+            )
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._client = None
+        await self._stack.aclose()
+
+    @property
+    def description(self) -> str:
+        """``s3://bucket/prefix``."""
+        return f"s3://{self._bucket}/{self._prefix}".rstrip("/")
+
+    @property
+    def bucket(self) -> str:
+        """The bucket's name."""
+        return self._bucket
+
+    @property
+    def client(self) -> Any:
+        """The aiobotocore S3 client (open only inside ``async with``)."""
+        if self._client is None:
+            raise RuntimeError("S3Store used outside 'async with'")
+        return self._client
+
+    def full_key(self, key: str) -> str:
+        """The bucket key: the prefix, then ``key``."""
+        validate_key(key)
+        return self._prefix + key
+
+    def error(self, exc: BaseException, action: str) -> StorageError:
+        """A one-line StorageError naming the cause and the bucket (never a secret)."""
+        cause = self._cause(exc)
+        return StorageError(f"{self.description}: cannot {action}: {cause}")
+
+    @contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn botocore's errors escaping the block into :meth:`error`'s StorageError.
+
+        Throttling and 5xx answers reach here only once botocore's retries are spent.
+        """
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise self.error(exc, action) from exc
+
+    def _cause(self, exc: BaseException) -> str:
+        bucket = f"bucket {self._bucket!r}"
+        if isinstance(exc, ClientError):
+            code, status = _code(exc), _status(exc)
+            if code == "NoSuchBucket":
+                return f"{bucket} does not exist"
+            if code == "InvalidAccessKeyId":
+                return f"the access key ID is unknown to the storage of {bucket}"
+            if code == "SignatureDoesNotMatch":
+                return "the secret access key does not match the access key ID"
+            if code in {"AccessDenied", "AllAccessDisabled"} or status == 403:
+                return f"access denied to {bucket}: check the credentials and the bucket policy"
+            message = exc.response.get("Error", {}).get("Message") or "no message"
+            return f"{code or status}: {message}"
+        if isinstance(exc, NoCredentialsError):
+            return "no AWS credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)"
+        if isinstance(exc, BotoCoreError):
+            return str(exc)
+        return f"{type(exc).__name__}: {exc}"
+
+    def _fall_back_to_md5(self, exc: ClientError) -> None:
+        if self._checksums:
+            self._checksums = False
+            log.warning(
+                "%s: the endpoint refuses SHA-256 checksum headers (%s); using Content-MD5, "
+                "SHA-256 checked by the archiver only",
+                self.description,
+                _code(exc),
+            )
+
+    def digest_error(self, key: str, exc: ClientError) -> RetriableError:
+        """The server found the bytes do not match their checksum: nothing was stored."""
+        return RetriableError(
+            f"{self.description}: {key}: the storage refused the bytes, their checksum "
+            f"does not match ({_code(exc)}); nothing written"
+        )
+
+    async def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        sha256: str,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> PutOutcome:
+        """PutObject with If-None-Match and the SHA-256 checksum; see the module docstring."""
+        sha256 = sha256.lower()
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": self.full_key(key),
+            "Body": data,
+            "ContentType": content_type,
+            "Metadata": {**(metadata or {}), SHA256_METADATA: sha256},
+            "IfNoneMatch": "*",
+        }
+        if self._checksums:
+            params["ChecksumSHA256"] = _b64(bytes.fromhex(sha256))
+        else:
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != sha256:
+                raise RetriableError(f"{key}: SHA-256 mismatch ({actual} != {sha256})")
+            params["ContentMD5"] = _md5_b64(data)
+        with self.errors(f"write {key}"):
+            try:
+                await self.client.put_object(**params)
+            except ClientError as exc:
+                if self._checksums and _rejects_checksum(exc):
+                    self._fall_back_to_md5(exc)
+                    return await self.put_bytes(
+                        key, data, sha256=sha256, content_type=content_type, metadata=metadata
+                    )
+                if _is_conflict(exc):
+                    return await self.compare_existing(key, sha256)
+                if _code(exc) in _DIGEST_CODES:
+                    raise self.digest_error(key, exc) from exc
+                raise
+        return PutOutcome.CREATED
+
+    async def compare_existing(self, key: str, sha256: str) -> PutOutcome:
+        """After a refused conditional write: ALREADY_PRESENT, or ObjectExistsError."""
+        existing = await self._existing_sha256(key)
+        if existing is None:
+            # 409 ConditionalRequestConflict: another write to the key is in flight.
+            raise RetriableError(f"{self.description}: {key}: a concurrent write is in progress")
+        if existing == sha256.lower():
+            return PutOutcome.ALREADY_PRESENT
+        raise ObjectExistsError(key, existing)
+
+    async def _existing_sha256(self, key: str) -> str | None:
+        """The stored object's SHA-256: from HeadObject, else by reading it (multipart)."""
+        obj = await self.head(key)
+        if obj is None or obj.sha256 is not None:
+            return None if obj is None else obj.sha256
+        digest = hashlib.sha256()
+        try:
+            async for chunk in self.read(key):
+                digest.update(chunk)
+        except KeyError:
+            return None
+        return digest.hexdigest()
+
+    async def start_upload(
+        self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> S3Upload:
+        """CreateMultipartUpload with SHA-256 part checksums."""
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": self.full_key(key),
+            "ContentType": content_type,
+            "Metadata": dict(metadata or {}),
+        }
+        if self._checksums:
+            params["ChecksumAlgorithm"] = "SHA256"
+        with self.errors(f"start an upload of {key}"):
+            try:
+                resp = await self.client.create_multipart_upload(**params)
+            except ClientError as exc:
+                if self._checksums and _rejects_checksum(exc):
+                    self._fall_back_to_md5(exc)
+                    return await self.start_upload(
+                        key, content_type=content_type, metadata=metadata
+                    )
+                raise
+        return S3Upload(self, key, str(resp["UploadId"]), checksums=self._checksums)
+
+    async def _check_bucket(self) -> None:
+        """Once: tell a missing bucket from a missing object (HEAD 404 says neither)."""
+        if self._bucket_checked:
+            return
+        with self.errors("check the bucket"):
+            try:
+                await self.client.head_bucket(Bucket=self._bucket)
+            except ClientError as exc:
+                if _status(exc) == 404 or _code(exc) == "NoSuchBucket":
+                    raise StorageError(
+                        f"{self.description}: bucket {self._bucket!r} does not exist"
+                    ) from exc
+                if _status(exc) != 403:  # 403: no ListBucket right; objects may still work
+                    raise
+        self._bucket_checked = True
+
+    async def head(self, key: str) -> StoredObject | None:
+        """HeadObject: size, content type, and the SHA-256 when the storage knows it."""
+        full = self.full_key(key)
+        checksum_mode = {"ChecksumMode": "ENABLED"} if self._checksums else {}
+        with self.errors(f"read {key}"):
+            try:
+                resp = await self.client.head_object(Bucket=self._bucket, Key=full, **checksum_mode)
+            except ClientError as exc:
+                if self._checksums and _rejects_checksum(exc):
+                    self._fall_back_to_md5(exc)
+                    return await self.head(key)
+                if _status(exc) != 404:
+                    raise
+                await self._check_bucket()
+                return None
+        return StoredObject(
+            key=key,
+            full_key=full,
+            size=int(resp["ContentLength"]),
+            sha256=sha256_from_head(resp),
+            content_type=resp.get("ContentType"),
+        )
+
+    async def read(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        """GetObject, streamed; KeyError if absent.
+
+        Close the iterator (``contextlib.aclosing``) if you stop early, or the
+        connection stays open until garbage collection.
+        """
+        with self.errors(f"read {key}"):
+            try:
+                resp = await self.client.get_object(Bucket=self._bucket, Key=self.full_key(key))
+            except ClientError as exc:
+                if _code(exc) in _MISSING_CODES:
+                    raise KeyError(key) from None
+                raise
+        try:
+            async with resp["Body"] as body:
+                async for chunk in body.iter_chunks(chunk_size):
+                    yield chunk
+        except (aiohttp.ClientError, BotoCoreError) as exc:
+            raise self.error(exc, f"read {key}") from exc
+
+    async def list(self, prefix: str) -> AsyncIterator[StoredObject]:
+        """ListObjectsV2 under the prefix, in the server's order; size only (no checksum listed).
+
+        S3 lists in UTF-8 byte order. SeaweedFS lists a "folder" before sibling
+        names that sort first (``a/1`` before ``a.txt``): callers needing
+        strict key order across such siblings must sort.
+        """
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self.errors(f"list {prefix or 'objects'}"):
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix + prefix):
+                for item in page.get("Contents", []):
+                    full = str(item["Key"])
+                    yield StoredObject(full[len(self._prefix) :], full, int(item["Size"]))
+
+    async def delete(self, key: str) -> None:
+        """DeleteObject (nothing happens if absent)."""
+        with self.errors(f"delete {key}"):
+            await self.client.delete_object(Bucket=self._bucket, Key=self.full_key(key))
+
+    async def url_for(self, key: str, expires: int) -> str:
+        """A presigned GET URL valid for ``expires`` seconds."""
+        with self.errors(f"sign a URL for {key}"):
+            url = await self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self._bucket, "Key": self.full_key(key)},
+                ExpiresIn=expires,
+            )
+        return str(url)
+
+    async def cleanup_incomplete(self) -> int:
+        """Abort every multipart upload under the prefix; returns how many.
+
+        The archiver is the only writer under its prefix, so any upload there
+        is one of ours; call it only when no other archiver process is writing.
+        """
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        uploads: list[tuple[str, str]] = []
+        with self.errors("abort incomplete uploads"):
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
+                uploads += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])]
+            for full, upload_id in uploads:
+                await self.client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=full, UploadId=upload_id
+                )
+        return len(uploads)
+
+
+class S3Upload:
+    """A :class:`~archiver.storage.base.Upload` as an S3 multipart upload."""
+
+    def __init__(self, store: S3Store, key: str, upload_id: str, *, checksums: bool) -> None:
+        self._store = store
+        self._key = key
+        self._full = store.full_key(key)
+        self.upload_id = upload_id
+        self._checksums = checksums
+        self._parts: list[dict[str, Any]] = []
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._finished = False
+
+    async def write_part(self, data: bytes) -> None:
+        """UploadPart with its SHA-256 (or MD5) checked by the server; aborts on failure."""
+        if self._finished:
+            raise RuntimeError(f"upload of {self._key} already finished")
+        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1}
+        params: dict[str, Any] = {"Body": data, "PartNumber": part["PartNumber"]}
+        if self._checksums:
+            params["ChecksumSHA256"] = part["ChecksumSHA256"] = _b64(hashlib.sha256(data).digest())
+        else:
+            params["ContentMD5"] = _md5_b64(data)
+        with self._store.errors(f"upload a part of {self._key}"):
+            try:
+                resp = await self._store.client.upload_part(
+                    Bucket=self._store.bucket, Key=self._full, UploadId=self.upload_id, **params
+                )
+            except (ClientError, BotoCoreError) as exc:
+                await self.abort()
+                if isinstance(exc, ClientError) and _code(exc) in _DIGEST_CODES:
+                    raise self._store.digest_error(self._key, exc) from exc
+                raise
+        part["ETag"] = resp["ETag"]
+        self._parts.append(part)
+        self._digest.update(data)
+        self._size += len(data)
+
+    async def complete(self, sha256: str, size: int) -> PutOutcome:
+        """CompleteMultipartUpload with If-None-Match; on a taken key, compare and abort."""
+        if self._finished:
+            raise RuntimeError(f"upload of {self._key} already finished")
+        sha256 = sha256.lower()
+        if (self._digest.hexdigest(), self._size) != (sha256, size):
+            await self.abort()
+            raise RetriableError(
+                f"{self._key}: the parts sent ({self._size} bytes, SHA-256 "
+                f"{self._digest.hexdigest()}) are not the declared {size} bytes, {sha256}"
+            )
+        if not self._parts:
+            await self.write_part(b"")  # S3 completes no upload without a part
+        with self._store.errors(f"complete the upload of {self._key}"):
+            try:
+                await self._store.client.complete_multipart_upload(
+                    Bucket=self._store.bucket,
+                    Key=self._full,
+                    UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                    IfNoneMatch="*",
+                )
+            except (ClientError, BotoCoreError) as exc:
+                # A refused complete leaves the upload (and its parts) in place.
+                await self.abort()
+                if isinstance(exc, ClientError) and _is_conflict(exc):
+                    return await self._store.compare_existing(self._key, sha256)
+                raise
+        self._finished = True
+        return PutOutcome.CREATED
+
+    async def abort(self) -> None:
+        """AbortMultipartUpload; safe twice. A failure is logged: cleanup_incomplete catches it."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            await self._store.client.abort_multipart_upload(
+                Bucket=self._store.bucket, Key=self._full, UploadId=self.upload_id
+            )
+        except (ClientError, BotoCoreError) as exc:
+            gone = isinstance(exc, ClientError) and _code(exc) in {"NoSuchUpload", "404"}
+            if not gone:
+                # Not raised: it would hide the failure that made us abort.
+                log.warning("%s: abort of %s failed: %s", self._store.description, self._key, exc)

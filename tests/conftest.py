@@ -1,0 +1,91 @@
+"""Fixtures shared by every test tier.
+
+- The AWS environment is isolated for every test: no ambient ``AWS_*``
+  variable, no ``~/.aws`` file, no instance-metadata lookup.
+- ``seaweed``: one SeaweedFS S3 server per session, on loopback.
+- ``s3_env``: the standard AWS variables pointing at it, for this test only
+  (the product reads credentials through the standard chain, never as arguments).
+- ``make_bucket``: creates uniquely named buckets, emptied and deleted afterwards.
+- ``s3_settings``: StorageSettings for ``s3://BUCKET/PREFIX`` on that server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from archiver.settings import StorageSettings
+from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client, empty_and_delete_bucket
+
+MakeBucket = Callable[..., Awaitable[str]]
+S3Settings = Callable[..., StorageSettings]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    # The developer's own profiles and credentials must not leak in...
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    # ...and a missing credential must fail at once, not probe 169.254.169.254.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """A SeaweedFS S3 endpoint for the whole session."""
+    process = SeaweedProcess(tmp_path_factory.mktemp("seaweed"))
+    server = process.start()
+    try:
+        yield server
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def s3_env(seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> SeaweedServer:
+    """Set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION for this test."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweed.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweed.secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", seaweed.region)
+    return seaweed
+
+
+@pytest.fixture
+async def make_bucket(seaweed: SeaweedServer) -> AsyncIterator[MakeBucket]:
+    """``await make_bucket(object_lock=False) -> name``: a fresh bucket, removed after the test."""
+    created: list[str] = []
+    async with admin_client(seaweed) as client:
+
+        async def make(*, object_lock: bool = False) -> str:
+            name = f"test-{uuid.uuid4().hex[:16]}"
+            await client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=object_lock)
+            created.append(name)
+            return name
+
+        yield make
+        for name in created:
+            await empty_and_delete_bucket(client, name)
+
+
+@pytest.fixture
+def s3_settings(s3_env: SeaweedServer) -> S3Settings:
+    """``s3_settings(bucket, prefix="prefix", **overrides)``: StorageSettings on SeaweedFS."""
+
+    def build(bucket: str, prefix: str = "prefix", **overrides: object) -> StorageSettings:
+        url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        fields: dict[str, object] = {
+            "url": url,
+            "endpoint_url": s3_env.endpoint_url,
+            "addressing_style": "path",
+            "region": s3_env.region,
+            **overrides,
+        }
+        return StorageSettings.model_validate(fields)
+
+    return build
