@@ -1,0 +1,65 @@
+"""What the pipeline remembers between runs: the protocol and its SQLite store.
+
+Open the store once at the composition root and pass it down::
+
+    async with open_state_store(settings.state) as state:
+        ...
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from archiver.errors import ConfigError
+from archiver.settings import ENV_PREFIX, StateSettings
+from archiver.state.base import (
+    AddResult,
+    ArchivedInfo,
+    Failure,
+    Job,
+    JobState,
+    ManifestBatch,
+    StateStore,
+)
+from archiver.state.sqlite import SqliteStateStore
+
+__all__ = [
+    "AddResult",
+    "ArchivedInfo",
+    "Failure",
+    "Job",
+    "JobState",
+    "ManifestBatch",
+    "SqliteStateStore",
+    "StateStore",
+    "open_state",
+    "open_state_store",
+]
+
+
+async def open_state(settings: StateSettings) -> SqliteStateStore:
+    """Open (creating if needed) and migrate the state database; the caller closes it.
+
+    Raises ConfigError when the database cannot be used: a bad URL, a file that
+    is not an SQLite database, one that cannot be opened, or one written by a
+    newer archiver.
+    """
+    path = settings.path
+    try:
+        return await SqliteStateStore.open(path)
+    except (sqlite3.Error, OSError) as exc:
+        # At startup these are about the file the settings name (wrong path,
+        # permissions, not a database, locked by a stuck process): say which.
+        raise ConfigError(f"{ENV_PREFIX}STATE__URL: cannot open {path}: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_state_store(settings: StateSettings) -> AsyncIterator[SqliteStateStore]:
+    """:func:`open_state` as an ``async with`` block that closes the store on exit."""
+    store = await open_state(settings)
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -1,0 +1,246 @@
+"""The state database file: opening it, its transactions, and its schema's migrations.
+
+Step N (1-based) takes a database at schema version N-1 to version N. Steps are
+only ever appended: a released step is never edited, because databases in the
+field have already run it. Each step runs in its own ``BEGIN IMMEDIATE``
+transaction together with the version bump, so a crash mid-upgrade leaves the
+database at the previous version, never half-migrated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from archiver.errors import ConfigError
+
+_BUSY_TIMEOUT_MS = 10_000
+Migration = Sequence[str]  # the SQL statements of one step, run in order
+
+# Version 1: the first release.
+_V1: Migration = (
+    """
+    CREATE TABLE manifest_batches (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        manifest_date TEXT NOT NULL,
+        content BLOB,
+        line_count INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        written_at TEXT,
+        -- Content may only be dropped once the object is known to be written.
+        CHECK (content IS NOT NULL OR written_at IS NOT NULL)
+    )
+    """,
+    """
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        provider TEXT NOT NULL,
+        cdr_id TEXT NOT NULL,
+        sip_call_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        record_json TEXT NOT NULL,
+        recording_url TEXT,
+        state TEXT NOT NULL CHECK (state IN (
+            'pending', 'transferring', 'archived', 'no_recording', 'waiting_ready', 'failed'
+        )),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        reason TEXT,
+        first_seen_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        object_key TEXT,
+        sha256 TEXT,
+        size INTEGER,
+        content_type TEXT,
+        archived_at TEXT,
+        manifest_line TEXT,
+        manifest_date TEXT,
+        manifest_batch_id INTEGER REFERENCES manifest_batches (id),
+        -- cdr_id first: the same index serves the (provider, cdr_id) upsert and
+        -- a lookup by cdr_id alone (find_job), so no second index on cdr_id.
+        UNIQUE (cdr_id, provider)
+    )
+    """,
+    # Partial: only the due-able states, ordered by due time (rowid appended), so
+    # claim_due and next_due_at read the head of the index and stop at LIMIT
+    # instead of sorting every due job; it stays small once the backlog drains.
+    """
+    CREATE INDEX calls_due ON calls (next_attempt_at)
+        WHERE state IN ('pending', 'waiting_ready')
+    """,
+    "CREATE INDEX calls_state ON calls (state)",
+    "CREATE INDEX calls_sip_call_id ON calls (sip_call_id)",
+    """
+    CREATE INDEX calls_unbatched ON calls (manifest_date)
+        WHERE state = 'archived' AND manifest_batch_id IS NULL
+    """,
+    "CREATE INDEX calls_failed ON calls (updated_at) WHERE state = 'failed'",
+    """
+    CREATE TABLE windows (
+        provider TEXT NOT NULL,
+        start_at TEXT NOT NULL,
+        end_at TEXT NOT NULL,
+        done_at TEXT NOT NULL,
+        PRIMARY KEY (provider, start_at, end_at)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE checkpoints (
+        provider TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+LATEST_VERSION = len(MIGRATIONS)
+
+_CREATE_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    )
+"""
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    """The database's schema version: 0 for a new (empty) database."""
+    exists = await db.execute_fetchall(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    )
+    if not list(exists):
+        return 0
+    rows = list(await db.execute_fetchall("SELECT version FROM schema_version WHERE id = 1"))
+    return int(rows[0][0]) if rows else 0
+
+
+async def migrate(
+    db: aiosqlite.Connection, migrations: Sequence[Migration] = MIGRATIONS, *, name: str = ""
+) -> int:
+    """Bring the database up to ``len(migrations)``; return the version it is at.
+
+    ``db`` must be in autocommit mode (``isolation_level=None``): each step opens
+    its own transaction. Raises ConfigError if the database was written by a
+    newer archiver (a version this code does not know): running old code on it
+    could silently corrupt data it does not understand.
+    """
+    latest = len(migrations)
+    while True:
+        # The version is re-read inside each write transaction so that two
+        # processes opening the same new file cannot both run a step.
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(_CREATE_VERSION_TABLE)
+            version = await schema_version(db)
+            if version < latest:
+                for statement in migrations[version]:
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_version (id, version) VALUES (1, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                    (version + 1,),
+                )
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        await db.execute("COMMIT")
+        if version > latest:
+            raise ConfigError(
+                f"state database {name or '(unnamed)'} has schema version {version}, "
+                f"newer than this archiver knows ({latest}): upgrade the archiver"
+            )
+        if version == latest:
+            return version
+
+
+class Database:
+    """One SQLite connection shared by a process's tasks, one operation at a time.
+
+    An ``asyncio.Lock`` makes each operation, and every statement of a
+    transaction, run alone on the connection; otherwise one task's statement
+    could land inside another task's open transaction.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        """Wrap an open connection in autocommit mode; prefer :meth:`open`."""
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        """Open the file at ``path`` (creating it and its directory), set it up, migrate it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions. ``write`` issues BEGIN
+        # IMMEDIATE, so a write transaction takes the write lock up front instead
+        # of failing later on a lock upgrade.
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            # Another process (``archiver status`` next to the daemon) may hold
+            # the write lock for a moment: wait rather than fail.
+            await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
+            # WAL + NORMAL can lose the last commits on power loss but never
+            # corrupts the file. Without WAL (a file system without shared
+            # memory), NORMAL could corrupt it; FULL cannot.
+            wal = bool(rows) and str(rows[0][0]).lower() == "wal"
+            await conn.execute(f"PRAGMA synchronous = {'NORMAL' if wal else 'FULL'}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await migrate(conn, name=str(path))
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn)
+
+    @contextlib.asynccontextmanager
+    async def write(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on exit, rolled back on error.
+
+        ``durable``: commit with ``synchronous=FULL``, so the transaction is on
+        disk (power loss included) before the caller acts on it.
+        """
+        async with self._lock:
+            conn = self._conn
+            previous = None
+            if durable:
+                rows = list(await conn.execute_fetchall("PRAGMA synchronous"))
+                previous = int(rows[0][0])
+                await conn.execute("PRAGMA synchronous = FULL")
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    # Shielded: a cancelled task must still end its transaction,
+                    # or the next BEGIN would fail. A failed COMMIT lands here too.
+                    await asyncio.shield(self._rollback())
+                    raise
+            finally:
+                if previous is not None:
+                    await asyncio.shield(self._pragma_synchronous(previous))
+
+    async def _rollback(self) -> None:
+        # SQLite may have ended the transaction by itself (disk full, I/O error),
+        # and the original error matters more than "no transaction is active".
+        with contextlib.suppress(sqlite3.OperationalError):
+            await self._conn.execute("ROLLBACK")
+
+    async def _pragma_synchronous(self, level: int) -> None:
+        await self._conn.execute(f"PRAGMA synchronous = {level:d}")
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """The rows of one statement (a single statement reads one consistent snapshot)."""
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, params))
+
+    async def close(self) -> None:
+        """Close the connection (safe to call twice)."""
+        async with self._lock:
+            await self._conn.close()

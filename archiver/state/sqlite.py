@@ -1,0 +1,444 @@
+"""The state store on one SQLite file (aiosqlite, one connection).
+
+Durability: the journal is WAL with ``synchronous=NORMAL``. A process crash
+loses nothing; a power loss may lose the last few commits but never corrupts
+the file. That is acceptable because every transition replays safely: a lost
+``mark_archived`` makes the job transferring again, ``release_transferring``
+re-queues it, and its identical object is stored again; a lost window or
+checkpoint means a CDR page is listed twice and deduplicated. The one
+exception is ``create_manifest_batches``: its batch key must be on disk before
+the object is written, or a restart would batch the same jobs again under a
+new key (a second manifest line). So that transaction runs with
+``synchronous=FULL``, which also makes every earlier commit durable (the WAL is
+written in order).
+
+The pipeline's tasks share one store; :class:`~archiver.state.migrations.Database`
+runs each operation alone on the single connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from archiver.models import CallRecord, call_from_dict, call_to_dict
+from archiver.state.base import (
+    AddResult,
+    ArchivedInfo,
+    Failure,
+    Job,
+    JobState,
+    ManifestBatch,
+)
+from archiver.state.migrations import Database
+
+Clock = Callable[[], datetime]
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# The SQL is written out in full, never assembled. The hot queries name their
+# partial index (INDEXED BY): without statistics the planner prefers the index
+# on state and then sorts every due job, which is slow with millions of rows;
+# INDEXED BY pins the plan, and fails loudly should a query stop matching its
+# index's WHERE clause word for word.
+
+
+def encode_time(value: datetime) -> str:
+    """A stored timestamp: UTC, fixed width, so text order is time order."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime given to the state store: {value!r}")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def decode_time(text: str) -> datetime:
+    """The aware UTC datetime :func:`encode_time` stored."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def manifest_batch_key(manifest_date: str, batch_id: int, run_id: str) -> str:
+    """The object key of a manifest batch: ``manifests/date=D/<id:012>-<run_id>.jsonl``."""
+    return f"manifests/date={manifest_date}/{batch_id:012d}-{run_id}.jsonl"
+
+
+def _canonical_date(text: str) -> str | None:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        return None
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record_json(call: CallRecord) -> str:
+    return json.dumps(call_to_dict(call), ensure_ascii=False, separators=(",", ":"))
+
+
+class SqliteStateStore:
+    """:class:`archiver.state.base.StateStore` on SQLite. Open with :meth:`open`."""
+
+    def __init__(self, db: Database, *, clock: Clock = _system_clock) -> None:
+        """Wrap an open, migrated database; prefer :meth:`open`."""
+        self._db = db
+        self._write = db.write
+        self._fetch = db.fetch
+        self._clock = clock
+
+    @classmethod
+    async def open(cls, path: Path, *, clock: Clock = _system_clock) -> SqliteStateStore:
+        """Open (creating it and its directory if needed) and migrate the database at ``path``.
+
+        Raises ConfigError if the file was written by a newer archiver.
+        """
+        return cls(await Database.open(path), clock=clock)
+
+    async def __aenter__(self) -> SqliteStateStore:
+        """``async with`` support: the store itself."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close on leaving the ``async with`` block."""
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the database (safe to call twice)."""
+        await self._db.close()
+
+    # -- calls and jobs ----------------------------------------------------------
+
+    async def add_calls(self, calls: Sequence[CallRecord], now: datetime) -> AddResult:
+        """See :meth:`archiver.state.base.StateStore.add_calls`."""
+        if not calls:
+            return AddResult(new=0, updated=0, known=0)
+        ts = encode_time(now)
+        rows = [
+            (
+                str(c.provider),
+                c.cdr_id,
+                c.sip_call_id,
+                encode_time(c.started_at),
+                _record_json(c),
+                c.recording_url or None,
+                JobState.PENDING if c.recording_url else JobState.NO_RECORDING,
+            )
+            for c in calls
+        ]
+        async with self._write() as db:
+            # Two passes tell "new" from "updated" exactly: the insert ignores
+            # known calls, then the update touches only those whose URL changed.
+            # Both walk the page in order, so a CDR repeated inside one page
+            # behaves as if the pages had come one by one.
+            cur = await db.executemany(
+                "INSERT INTO calls (provider, cdr_id, sip_call_id, started_at, record_json,"
+                " recording_url, state, next_attempt_at, first_seen_at, updated_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)"
+                " ON CONFLICT (cdr_id, provider) DO NOTHING",
+                [(*r, ts) for r in rows],
+            )
+            new = cur.rowcount
+            with_url = [r for r in rows if r[5] is not None]
+            cur = await db.executemany(
+                "UPDATE calls SET sip_call_id = ?3, started_at = ?4, record_json = ?5,"
+                " recording_url = ?6, updated_at = ?7,"
+                " next_attempt_at = CASE state WHEN 'no_recording' THEN ?7"
+                " ELSE next_attempt_at END,"
+                " state = CASE state WHEN 'no_recording' THEN 'pending' ELSE state END"
+                " WHERE cdr_id = ?2 AND provider = ?1"
+                " AND state NOT IN ('archived', 'failed') AND recording_url IS NOT ?6",
+                [(*r[:6], ts) for r in with_url],
+            )
+            updated = cur.rowcount if with_url else 0
+        return AddResult(new=new, updated=updated, known=len(calls) - new - updated)
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Job]:
+        """See :meth:`archiver.state.base.StateStore.claim_due`.
+
+        The returned jobs' ``state`` is TRANSFERRING: what the store now holds.
+        """
+        if limit <= 0:
+            return []
+        ts = encode_time(now)
+        async with self._write() as db:
+            # One statement: the selection and the state change cannot interleave
+            # with another claim, even from another process.
+            rows = await db.execute_fetchall(
+                "UPDATE calls SET state = 'transferring', updated_at = ?1"
+                " WHERE id IN (SELECT id FROM calls INDEXED BY calls_due"
+                " WHERE state IN ('pending', 'waiting_ready') AND next_attempt_at <= ?1"
+                " ORDER BY next_attempt_at, id LIMIT ?2)"
+                " RETURNING next_attempt_at,"
+                " id, record_json, recording_url, state, attempts, first_seen_at",
+                (ts, limit),
+            )
+        # RETURNING gives no order guarantee: restore "oldest due first".
+        ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+        return [_job(r[1:]) for r in ordered]
+
+    async def mark_archived(self, job_id: int, info: ArchivedInfo) -> None:
+        """See :meth:`archiver.state.base.StateStore.mark_archived`.
+
+        Idempotent: an already archived job is left as it is, so a replay can
+        never detach it from the manifest batch it is already in.
+        """
+        if "\n" in info.manifest_line or "\r" in info.manifest_line:
+            raise ValueError("a manifest line must be one line")
+        # The date names a folder of manifest keys: only a canonical YYYY-MM-DD.
+        if _canonical_date(info.manifest_date) != info.manifest_date:
+            raise ValueError(f"manifest_date must be YYYY-MM-DD: {info.manifest_date!r}")
+        await self._update(
+            job_id,
+            "UPDATE calls SET state = 'archived', attempts = attempts + 1, reason = NULL,"
+            " object_key = ?, sha256 = ?, size = ?, content_type = ?, archived_at = ?,"
+            " manifest_line = ?, manifest_date = ?, updated_at = ?"
+            " WHERE id = ? AND state != 'archived'",
+            (info.object_key, info.sha256, info.size, info.content_type)
+            + (encode_time(info.archived_at), info.manifest_line, info.manifest_date),
+        )
+
+    async def mark_retry(
+        self, job_id: int, state: JobState, reason: str, next_attempt_at: datetime
+    ) -> None:
+        """See :meth:`archiver.state.base.StateStore.mark_retry`."""
+        if state not in (JobState.PENDING, JobState.WAITING_READY):
+            raise ValueError(f"mark_retry: state must be pending or waiting_ready, not {state}")
+        await self._update(
+            job_id,
+            "UPDATE calls SET state = ?, attempts = attempts + 1, reason = ?,"
+            " next_attempt_at = ?, updated_at = ? WHERE id = ? AND state != 'archived'",
+            (str(state), reason, encode_time(next_attempt_at)),
+        )
+
+    async def mark_failed(self, job_id: int, reason: str) -> None:
+        """See :meth:`archiver.state.base.StateStore.mark_failed`.
+
+        Counts the attempt that failed, so ``Failure.attempts`` is every attempt made.
+        """
+        await self._update(
+            job_id,
+            "UPDATE calls SET state = 'failed', attempts = attempts + 1, reason = ?,"
+            " updated_at = ? WHERE id = ? AND state != 'archived'",
+            (reason,),
+        )
+
+    async def update_recording_url(self, job_id: int, url: str) -> None:
+        """See :meth:`archiver.state.base.StateStore.update_recording_url`."""
+        await self._update(
+            job_id,
+            "UPDATE calls SET recording_url = ?, updated_at = ?"
+            " WHERE id = ? AND state != 'archived'",
+            (url,),
+        )
+
+    async def _update(self, job_id: int, sql: str, params: Sequence[Any]) -> None:
+        """Run ``sql`` on one job: ``params``, then updated_at and the job id are bound.
+
+        Every such statement spares archived jobs (a terminal state: a replayed
+        call must not detach one from its manifest batch); an unknown id is a bug.
+        """
+        async with self._write() as db:
+            cur = await db.execute(sql, (*params, encode_time(self._clock()), job_id))
+            if cur.rowcount == 0:
+                found = await db.execute_fetchall("SELECT 1 FROM calls WHERE id = ?", (job_id,))
+                if not list(found):
+                    raise KeyError(f"no job with id {job_id}")
+
+    async def release_transferring(self) -> int:
+        """See :meth:`archiver.state.base.StateStore.release_transferring`."""
+        return await self._requeue(
+            "UPDATE calls SET state = 'pending', next_attempt_at = ?1, updated_at = ?1"
+            " WHERE state = 'transferring'"
+        )
+
+    async def retry_failed(self) -> int:
+        """See :meth:`archiver.state.base.StateStore.retry_failed`."""
+        return await self._requeue(
+            "UPDATE calls SET state = 'pending', next_attempt_at = ?1, updated_at = ?1,"
+            " attempts = 0, reason = NULL WHERE state = 'failed'"
+        )
+
+    async def _requeue(self, sql: str) -> int:
+        async with self._write() as db:
+            cur = await db.execute(sql, (encode_time(self._clock()),))
+            return cur.rowcount
+
+    async def next_due_at(self) -> datetime | None:
+        """See :meth:`archiver.state.base.StateStore.next_due_at`."""
+        rows = await self._fetch(
+            "SELECT min(next_attempt_at) FROM calls INDEXED BY calls_due"
+            " WHERE state IN ('pending', 'waiting_ready')"
+        )
+        return decode_time(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def counts(self) -> dict[JobState, int]:
+        """See :meth:`archiver.state.base.StateStore.counts`."""
+        result = dict.fromkeys(JobState, 0)
+        for state, count in await self._fetch("SELECT state, count(*) FROM calls GROUP BY state"):
+            result[JobState(state)] = int(count)
+        return result
+
+    async def failures(self, limit: int | None = None) -> list[Failure]:
+        """See :meth:`archiver.state.base.StateStore.failures`."""
+        rows = await self._fetch(
+            "SELECT provider, cdr_id, sip_call_id, reason, attempts, updated_at"
+            " FROM calls INDEXED BY calls_failed WHERE state = 'failed'"
+            " ORDER BY updated_at DESC, id DESC LIMIT ?",
+            (-1 if limit is None else max(limit, 0),),
+        )
+        # Positional, in the order of the SELECT above (Failure's field order).
+        return [Failure(r[0], r[1], r[2], r[3] or "", r[4], decode_time(r[5])) for r in rows]
+
+    async def find_job(self, ident: str) -> Job | None:
+        """See :meth:`archiver.state.base.StateStore.find_job`.
+
+        Surrounding whitespace is ignored; with several matches (the same id
+        under two providers), the call that started last wins.
+        """
+        ident = ident.strip()
+        if not ident:
+            return None
+        rows = await self._fetch(
+            "SELECT id, record_json, recording_url, state, attempts, first_seen_at"
+            " FROM calls WHERE cdr_id = ?1 OR sip_call_id = ?1"
+            " ORDER BY started_at DESC, id DESC LIMIT 1",
+            (ident,),
+        )
+        return _job(rows[0]) if rows else None
+
+    # -- listing progress ---------------------------------------------------------
+
+    async def is_window_done(self, provider: str, start: datetime, end: datetime) -> bool:
+        """See :meth:`archiver.state.base.StateStore.is_window_done`."""
+        rows = await self._fetch(
+            "SELECT 1 FROM windows WHERE provider = ? AND start_at = ? AND end_at = ?",
+            (str(provider), encode_time(start), encode_time(end)),
+        )
+        return bool(rows)
+
+    async def mark_window_done(self, provider: str, start: datetime, end: datetime) -> None:
+        """See :meth:`archiver.state.base.StateStore.mark_window_done`."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO windows (provider, start_at, end_at, done_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (str(provider), encode_time(start), encode_time(end), encode_time(self._clock())),
+            )
+
+    async def get_checkpoint(self, provider: str) -> datetime | None:
+        """See :meth:`archiver.state.base.StateStore.get_checkpoint`."""
+        rows = await self._fetch(
+            "SELECT value FROM checkpoints WHERE provider = ?", (str(provider),)
+        )
+        return decode_time(rows[0][0]) if rows else None
+
+    async def set_checkpoint(self, provider: str, value: datetime) -> None:
+        """See :meth:`archiver.state.base.StateStore.set_checkpoint`."""
+        async with self._write() as db:
+            # Fixed-width UTC text compares like the times it encodes.
+            await db.execute(
+                "INSERT INTO checkpoints (provider, value) VALUES (?, ?)"
+                " ON CONFLICT (provider) DO UPDATE SET value = excluded.value"
+                " WHERE excluded.value > checkpoints.value",
+                (str(provider), encode_time(value)),
+            )
+
+    # -- manifest batches ---------------------------------------------------------
+
+    async def create_manifest_batches(self, run_id: str, max_lines: int) -> int:
+        """See :meth:`archiver.state.base.StateStore.create_manifest_batches`.
+
+        Batches are cut per manifest date in job id order. ``run_id`` becomes
+        part of an object key, so it must be a plain token (letters, digits,
+        ``.``, ``_``, ``-``).
+        """
+        if not _RUN_ID.fullmatch(run_id):
+            raise ValueError(f"run_id must be a plain token of up to 64 characters: {run_id!r}")
+        if max_lines < 1:
+            raise ValueError(f"max_lines must be at least 1, not {max_lines}")
+        created = 0
+        ts = encode_time(self._clock())
+        async with self._write(durable=True) as db:
+            while True:
+                head = list(
+                    await db.execute_fetchall(
+                        "SELECT manifest_date FROM calls INDEXED BY calls_unbatched"
+                        " WHERE state = 'archived' AND manifest_batch_id IS NULL"
+                        " ORDER BY manifest_date LIMIT 1"
+                    )
+                )
+                if not head:
+                    return created
+                day = str(head[0][0])
+                # Inside BEGIN IMMEDIATE no one else can take this id meanwhile.
+                top = list(await db.execute_fetchall("SELECT max(id) FROM manifest_batches"))
+                batch_id = int(top[0][0] or 0) + 1
+                key = manifest_batch_key(day, batch_id, run_id)
+                # The row comes first (content filled below): the calls reference it.
+                await db.execute(
+                    "INSERT INTO manifest_batches (id, key, manifest_date, content, line_count,"
+                    " created_at) VALUES (?, ?, ?, x'', 0, ?)",
+                    (batch_id, key, day, ts),
+                )
+                taken = await db.execute_fetchall(
+                    "UPDATE calls SET manifest_batch_id = ?1 WHERE id IN"
+                    " (SELECT id FROM calls INDEXED BY calls_unbatched"
+                    " WHERE state = 'archived' AND manifest_batch_id IS NULL"
+                    " AND manifest_date = ?2 ORDER BY id LIMIT ?3)"
+                    " RETURNING id, manifest_line",
+                    (batch_id, day, max_lines),
+                )
+                lines = [str(line) for _, line in sorted(taken)]
+                content = "".join(line + "\n" for line in lines).encode()
+                await db.execute(
+                    "UPDATE manifest_batches SET content = ?, line_count = ? WHERE id = ?",
+                    (content, len(lines), batch_id),
+                )
+                created += 1
+
+    async def unwritten_manifest_batches(self) -> list[ManifestBatch]:
+        """See :meth:`archiver.state.base.StateStore.unwritten_manifest_batches`."""
+        rows = await self._fetch(
+            "SELECT id, key, content, line_count FROM manifest_batches"
+            " WHERE written_at IS NULL ORDER BY id"
+        )
+        return [
+            ManifestBatch(id=int(r[0]), key=str(r[1]), content=bytes(r[2]), line_count=int(r[3]))
+            for r in rows
+        ]
+
+    async def mark_manifest_written(self, batch_id: int) -> None:
+        """See :meth:`archiver.state.base.StateStore.mark_manifest_written`.
+
+        Idempotent: marking a written batch again changes nothing.
+        """
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE manifest_batches SET written_at = ?, content = NULL"
+                " WHERE id = ? AND written_at IS NULL",
+                (encode_time(self._clock()), batch_id),
+            )
+            if cur.rowcount == 0:
+                found = await db.execute_fetchall(
+                    "SELECT 1 FROM manifest_batches WHERE id = ?", (batch_id,)
+                )
+                if not list(found):
+                    raise KeyError(f"no manifest batch with id {batch_id}")
+
+
+def _job(row: Iterable[Any]) -> Job:
+    """A Job from (id, record_json, recording_url, state, attempts, first_seen_at).
+
+    The URL column wins over the record's: it may have been refreshed since.
+    """
+    job_id, record_json, url, state, attempts, first_seen_at = row
+    call = dataclasses.replace(call_from_dict(json.loads(record_json)), recording_url=url)
+    return Job(
+        id=int(job_id),
+        call=call,
+        state=JobState(state),
+        attempts=int(attempts),
+        first_seen_at=decode_time(first_seen_at),
+    )

@@ -1,0 +1,622 @@
+"""The SQLite state store against a real database file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archiver.errors import ConfigError
+from archiver.models import CallRecord, Direction, Provider
+from archiver.settings import StateSettings
+from archiver.state import (
+    ArchivedInfo,
+    JobState,
+    SqliteStateStore,
+    open_state,
+    open_state_store,
+)
+from archiver.state.migrations import LATEST_VERSION, MIGRATIONS, Database, migrate, schema_version
+from archiver.state.sqlite import manifest_batch_key
+
+T0 = datetime(2021, 2, 17, 3, 0, tzinfo=UTC)
+ICT = timezone(timedelta(hours=7))
+
+
+@dataclass
+class FakeClock:
+    """The store's clock for updated_at, release and retry times."""
+
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_call(
+    cdr_id: str,
+    url: str | None = "https://rec.example/a.mp3",
+    *,
+    sip: str | None = None,
+    started: datetime = T0,
+    provider: Provider = Provider.CDR_V2,
+    status: str = "ANSWERED",
+) -> CallRecord:
+    return CallRecord(
+        provider=provider,
+        cdr_id=cdr_id,
+        sip_call_id=sip or f"sip-{cdr_id}",
+        started_at=started,
+        ended_at=started + timedelta(seconds=30),
+        duration=30,
+        direction=Direction.INBOUND,
+        direction_raw="in",
+        status=status,
+        recording_url=url,
+        raw={"id": cdr_id, "status": status, "nested": {"vi": "Xin chào"}},
+    )
+
+
+def archived_info(n: int, day: str = "2021-02-17") -> ArchivedInfo:
+    return ArchivedInfo(
+        object_key=f"recordings/{n}.mp3",
+        sha256=f"{n:064x}",
+        size=1000 + n,
+        content_type="audio/mpeg",
+        archived_at=T0 + timedelta(minutes=n),
+        manifest_line=json.dumps({"n": n, "day": day}),
+        manifest_date=day,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nested" / "dir" / "state.sqlite3"
+
+
+@pytest.fixture
+async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStateStore]:
+    async with await SqliteStateStore.open(db_path, clock=clock) as opened:
+        yield opened
+
+
+def raw_query(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Look into the file with plain sqlite3, as an operator would."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+# -- opening and schema ----------------------------------------------------------
+
+
+async def test_open_state_creates_directories_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "state.db"
+    async with open_state_store(StateSettings(url=f"sqlite:///{path}")) as state:
+        assert await state.counts() == dict.fromkeys(JobState, 0)
+    assert path.is_file()
+    assert raw_query(path, "PRAGMA journal_mode") == [("wal",)]
+    assert raw_query(path, "SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+
+
+async def test_open_state_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not sqlite, just text " * 100)
+    with pytest.raises(ConfigError, match="ARCHIVER_STATE__URL: cannot open"):
+        await open_state(StateSettings(url=str(path)))
+
+
+async def test_reopening_is_a_no_op(db_path: Path) -> None:
+    async with await SqliteStateStore.open(db_path) as state:
+        await state.add_calls([make_call("1")], T0)
+    # Version 1 creates tables without IF NOT EXISTS: running it twice would raise.
+    async with await SqliteStateStore.open(db_path) as state:
+        assert (await state.counts())[JobState.PENDING] == 1
+    assert raw_query(db_path, "SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+
+
+async def test_a_newer_schema_is_refused(db_path: Path) -> None:
+    async with await SqliteStateStore.open(db_path):
+        pass
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE schema_version SET version = ?", (LATEST_VERSION + 5,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(ConfigError, match=r"schema version \d+, newer than this archiver knows"):
+        await open_state(StateSettings(url=str(db_path)))
+    # Refusing must not touch the file.
+    assert raw_query(db_path, "SELECT version FROM schema_version") == [(LATEST_VERSION + 5,)]
+
+
+async def test_migrations_run_in_order_and_a_failed_step_rolls_back(tmp_path: Path) -> None:
+    steps = [
+        ("CREATE TABLE a (x INTEGER)", "INSERT INTO a VALUES (1)"),
+        ("ALTER TABLE a ADD COLUMN y TEXT", "UPDATE a SET y = 'two'"),
+        ("CREATE TABLE c (z INTEGER)", "INSERT INTO no_such_table VALUES (1)"),
+    ]
+    async with aiosqlite.connect(tmp_path / "m.db", isolation_level=None) as conn:
+        assert await schema_version(conn) == 0
+        assert await migrate(conn, steps[:1]) == 1
+        assert await migrate(conn, steps[:2]) == 2
+        assert list(await conn.execute_fetchall("SELECT x, y FROM a")) == [(1, "two")]
+        with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+            await migrate(conn, steps)
+        assert await schema_version(conn) == 2
+        tables = await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE name = 'c'")
+        assert list(tables) == []
+
+
+def test_latest_version_counts_every_step() -> None:
+    assert LATEST_VERSION == len(MIGRATIONS) >= 1
+
+
+async def test_a_failed_or_cancelled_transaction_leaves_nothing(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "state.db")
+    try:
+        insert = "INSERT INTO checkpoints (provider, value) VALUES (?, 'x')"
+
+        async def failing() -> None:
+            async with db.write() as conn:
+                await conn.execute(insert, ("a",))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await failing()
+
+        started = asyncio.Event()
+
+        async def stuck() -> None:
+            async with db.write() as conn:
+                await conn.execute(insert, ("b",))
+                started.set()
+                await asyncio.sleep(3600)
+
+        task = asyncio.create_task(stuck())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The connection is usable again, with neither write kept.
+        async with db.write() as conn:
+            await conn.execute(insert, ("c",))
+        assert await db.fetch("SELECT provider FROM checkpoints") == [("c",)]
+    finally:
+        await db.close()
+
+
+async def test_durable_write_restores_normal_sync(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "state.db")
+    try:
+        assert await db.fetch("PRAGMA synchronous") == [(1,)]  # NORMAL
+        async with db.write(durable=True) as conn:
+            assert list(await conn.execute_fetchall("PRAGMA synchronous")) == [(2,)]  # FULL
+        assert await db.fetch("PRAGMA synchronous") == [(1,)]
+    finally:
+        await db.close()
+
+
+# -- add_calls -------------------------------------------------------------------
+
+
+async def test_new_calls_are_pending_or_no_recording(store: SqliteStateStore) -> None:
+    result = await store.add_calls([make_call("1"), make_call("2", None), make_call("3", "")], T0)
+    assert (result.new, result.updated, result.known) == (3, 0, 0)
+    counts = await store.counts()
+    assert counts[JobState.PENDING] == 1
+    assert counts[JobState.NO_RECORDING] == 2
+    assert await store.next_due_at() == T0
+
+
+async def test_the_same_call_twice_is_known(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call("1")], T0)
+    result = await store.add_calls([make_call("1")], T0 + timedelta(minutes=1))
+    assert (result.new, result.updated, result.known) == (0, 0, 1)
+    assert sum((await store.counts()).values()) == 1
+
+
+async def test_a_call_repeated_inside_one_page(store: SqliteStateStore) -> None:
+    result = await store.add_calls([make_call("1"), make_call("2"), make_call("1")], T0)
+    assert (result.new, result.updated, result.known) == (2, 0, 1)
+    # A repeat that brings a URL counts as an update, as if it came in a later page.
+    result = await store.add_calls([make_call("9", None), make_call("9")], T0)
+    assert (result.new, result.updated, result.known) == (1, 1, 0)
+    assert (await store.counts())[JobState.PENDING] == 3
+
+
+async def test_a_url_appearing_makes_no_recording_pending_due_now(
+    store: SqliteStateStore,
+) -> None:
+    await store.add_calls([make_call("1", None)], T0)
+    assert await store.claim_due(T0 + timedelta(hours=1), 10) == []
+    later = T0 + timedelta(minutes=30)
+    result = await store.add_calls([make_call("1", "https://rec.example/late.mp3")], later)
+    assert (result.new, result.updated, result.known) == (0, 1, 0)
+    assert await store.next_due_at() == later
+    [job] = await store.claim_due(later, 10)
+    assert job.call.recording_url == "https://rec.example/late.mp3"
+    assert job.first_seen_at == T0
+
+
+async def test_a_changed_url_refreshes_the_stored_record(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call("1", "https://rec.example/v1.mp3", status="RINGING")], T0)
+    fresh = make_call("1", "https://rec.example/v2.mp3", status="ANSWERED")
+    result = await store.add_calls([fresh], T0 + timedelta(minutes=5))
+    assert result.updated == 1
+    job = await store.find_job("1")
+    assert job is not None
+    assert job.call == fresh
+    assert job.call.raw == fresh.raw
+    assert job.state is JobState.PENDING
+    # The same URL again is no change; a listing without the URL does not erase it.
+    again = await store.add_calls([fresh, replace(fresh, recording_url=None)], T0)
+    assert (again.new, again.updated, again.known) == (0, 0, 2)
+
+
+async def test_archived_and_failed_jobs_are_untouched_by_a_relisting(
+    store: SqliteStateStore,
+) -> None:
+    await store.add_calls([make_call("a"), make_call("f"), make_call("t")], T0)
+    jobs = {job.call.cdr_id: job for job in await store.claim_due(T0, 10)}
+    await store.mark_archived(jobs["a"].id, archived_info(1))
+    await store.mark_failed(jobs["f"].id, "HTTP 403 from the recording host")
+    result = await store.add_calls(
+        [make_call(c, "https://rec.example/new.mp3") for c in ("a", "f", "t")], T0
+    )
+    # The transferring one takes the new URL but stays with its worker.
+    assert (result.new, result.updated, result.known) == (0, 1, 2)
+    counts = await store.counts()
+    assert (counts[JobState.ARCHIVED], counts[JobState.FAILED]) == (1, 1)
+    assert counts[JobState.TRANSFERRING] == 1
+    found = await store.find_job("a")
+    assert found is not None
+    assert found.call.recording_url == "https://rec.example/a.mp3"
+
+
+async def test_an_empty_page_does_nothing(store: SqliteStateStore) -> None:
+    result = await store.add_calls([], T0)
+    assert (result.new, result.updated, result.known) == (0, 0, 0)
+
+
+# -- claiming and transitions ----------------------------------------------------
+
+
+async def test_claim_due_takes_the_oldest_due_first_up_to_limit(
+    store: SqliteStateStore,
+) -> None:
+    await store.add_calls([make_call("late")], T0 + timedelta(minutes=10))
+    await store.add_calls([make_call(str(i)) for i in range(5)], T0)
+    await store.add_calls([make_call("none", None)], T0)
+    first = await store.claim_due(T0, 3)
+    assert [job.call.cdr_id for job in first] == ["0", "1", "2"]
+    assert all(job.state is JobState.TRANSFERRING for job in first)
+    assert all(job.attempts == 0 for job in first)
+    rest = await store.claim_due(T0 + timedelta(minutes=5), 10)
+    assert [job.call.cdr_id for job in rest] == ["3", "4"]
+    assert await store.claim_due(T0 + timedelta(minutes=5), 10) == []
+    [late] = await store.claim_due(T0 + timedelta(minutes=10), 10)
+    assert late.call.cdr_id == "late"
+    assert await store.claim_due(T0 + timedelta(days=1), 0) == []
+
+
+async def test_claimed_job_carries_the_whole_call(store: SqliteStateStore) -> None:
+    call = make_call("1", started=datetime(2021, 2, 17, 10, 0, tzinfo=ICT))
+    await store.add_calls([call], T0)
+    [job] = await store.claim_due(T0, 1)
+    assert job.call == call
+    assert job.call.raw == call.raw
+    assert job.first_seen_at == T0
+    assert job.first_seen_at.tzinfo is UTC
+
+
+async def test_concurrent_claims_never_share_a_job(store: SqliteStateStore, db_path: Path) -> None:
+    await store.add_calls([make_call(str(i)) for i in range(60)], T0)
+    async with await SqliteStateStore.open(db_path) as other:
+        batches = await asyncio.gather(
+            *(s.claim_due(T0, 7) for _ in range(6) for s in (store, other))
+        )
+    ids = [job.id for batch in batches for job in batch]
+    assert len(ids) == len(set(ids)) == 60
+
+
+async def test_retry_counts_an_attempt_and_waits(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call("1")], T0)
+    [job] = await store.claim_due(T0, 1)
+    retry_at = T0 + timedelta(minutes=2)
+    await store.mark_retry(job.id, JobState.WAITING_READY, "404: not ready yet", retry_at)
+    assert (await store.counts())[JobState.WAITING_READY] == 1
+    assert await store.next_due_at() == retry_at
+    assert await store.claim_due(retry_at - timedelta(seconds=1), 1) == []
+    [again] = await store.claim_due(retry_at, 1)
+    assert again.attempts == 1
+    await store.mark_retry(again.id, JobState.PENDING, "timeout", retry_at)
+    [third] = await store.claim_due(retry_at, 1)
+    assert third.attempts == 2
+    with pytest.raises(ValueError, match="pending or waiting_ready"):
+        await store.mark_retry(third.id, JobState.ARCHIVED, "no", retry_at)
+
+
+async def test_failed_jobs_are_listed_most_recent_first(
+    store: SqliteStateStore, clock: FakeClock
+) -> None:
+    await store.add_calls([make_call(str(i)) for i in range(3)], T0)
+    jobs = await store.claim_due(T0, 3)
+    for n, job in enumerate(jobs):
+        clock.now = T0 + timedelta(minutes=n)
+        await store.mark_failed(job.id, f"reason {n}")
+    failures = await store.failures()
+    assert [f.cdr_id for f in failures] == ["2", "1", "0"]
+    assert failures[0].reason == "reason 2"
+    assert failures[0].attempts == 1
+    assert failures[0].updated_at == T0 + timedelta(minutes=2)
+    assert failures[0].provider == "cdr_v2"
+    assert failures[0].sip_call_id == "sip-2"
+    assert [f.cdr_id for f in await store.failures(limit=1)] == ["2"]
+    assert (await store.counts())[JobState.FAILED] == 3
+
+
+async def test_archived_is_final(store: SqliteStateStore, db_path: Path) -> None:
+    await store.add_calls([make_call("1")], T0)
+    [job] = await store.claim_due(T0, 1)
+    await store.mark_archived(job.id, archived_info(1))
+    await store.mark_failed(job.id, "late failure report")
+    await store.mark_retry(job.id, JobState.PENDING, "late retry", T0)
+    await store.mark_archived(job.id, archived_info(2))
+    counts = await store.counts()
+    assert counts[JobState.ARCHIVED] == 1
+    assert sum(counts.values()) == 1
+    row = raw_query(db_path, "SELECT object_key, reason FROM calls")
+    assert row == [("recordings/1.mp3", None)]
+
+
+async def test_unknown_job_ids_are_an_error(store: SqliteStateStore) -> None:
+    with pytest.raises(KeyError):
+        await store.mark_failed(404, "x")
+    with pytest.raises(KeyError):
+        await store.mark_manifest_written(404)
+
+
+async def test_manifest_fields_are_checked(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call("1")], T0)
+    [job] = await store.claim_due(T0, 1)
+    with pytest.raises(ValueError, match="one line"):
+        await store.mark_archived(job.id, replace(archived_info(1), manifest_line="{}\n{}"))
+    for bad in ("2021/02/17", "20210217", "2021-W07-3", "../../x1234", "2021-13-45"):
+        with pytest.raises(ValueError, match="YYYY-MM-DD|month|day"):
+            await store.mark_archived(job.id, replace(archived_info(1), manifest_date=bad))
+    with pytest.raises(ValueError, match="run_id"):
+        await store.create_manifest_batches("../evil", 10)
+
+
+async def test_update_recording_url(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call("1")], T0)
+    [job] = await store.claim_due(T0, 1)
+    await store.update_recording_url(job.id, "https://rec.example/signed?sig=new")
+    await store.mark_retry(job.id, JobState.PENDING, "expired link", T0)
+    [again] = await store.claim_due(T0, 1)
+    assert again.call.recording_url == "https://rec.example/signed?sig=new"
+
+
+async def test_release_transferring_after_a_crash(db_path: Path, clock: FakeClock) -> None:
+    async with await SqliteStateStore.open(db_path, clock=clock) as state:
+        await state.add_calls([make_call(str(i)) for i in range(4)], T0)
+        claimed = await state.claim_due(T0, 3)
+        await state.mark_archived(claimed[0].id, archived_info(1))
+    # The process died with two jobs in flight.
+    clock.now = T0 + timedelta(hours=1)
+    async with await SqliteStateStore.open(db_path, clock=clock) as state:
+        assert (await state.counts())[JobState.TRANSFERRING] == 2
+        assert await state.release_transferring() == 2
+        assert await state.release_transferring() == 0
+        counts = await state.counts()
+        assert (counts[JobState.PENDING], counts[JobState.ARCHIVED]) == (3, 1)
+        assert await state.next_due_at() == T0  # the never-claimed one
+        again = await state.claim_due(clock.now, 10)
+        assert sorted(job.call.cdr_id for job in again) == ["1", "2", "3"]
+
+
+async def test_retry_failed_requeues_with_attempts_reset(
+    store: SqliteStateStore, clock: FakeClock, db_path: Path
+) -> None:
+    await store.add_calls([make_call("1"), make_call("2")], T0)
+    for job in await store.claim_due(T0, 2):
+        await store.mark_retry(job.id, JobState.PENDING, "timeout", T0)
+    for job in await store.claim_due(T0, 2):
+        await store.mark_failed(job.id, "gave up")
+    clock.now = T0 + timedelta(days=1)
+    assert await store.retry_failed() == 2
+    assert await store.failures() == []
+    assert await store.next_due_at() == clock.now
+    jobs = await store.claim_due(clock.now, 2)
+    assert [job.attempts for job in jobs] == [0, 0]
+    assert raw_query(db_path, "SELECT DISTINCT reason FROM calls") == [(None,)]
+
+
+# -- lookups ---------------------------------------------------------------------
+
+
+async def test_find_job_by_either_id(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call("cdr-1", sip="abc@pbx"), make_call("cdr-2")], T0)
+    by_cdr = await store.find_job("cdr-1")
+    by_sip = await store.find_job("  abc@pbx\n")
+    assert by_cdr is not None
+    assert by_sip is not None
+    assert by_cdr.id == by_sip.id
+    assert by_cdr.state is JobState.PENDING
+    assert await store.find_job("nope") is None
+    assert await store.find_job("   ") is None
+
+
+async def test_find_job_prefers_the_most_recent_call(store: SqliteStateStore) -> None:
+    await store.add_calls(
+        [
+            make_call("x", started=T0 + timedelta(days=1), provider=Provider.EPACIFIC),
+            make_call("x", started=T0),
+        ],
+        T0,
+    )
+    found = await store.find_job("x")
+    assert found is not None
+    assert found.call.provider is Provider.EPACIFIC
+
+
+# -- windows and checkpoints -----------------------------------------------------
+
+
+async def test_windows_are_remembered(store: SqliteStateStore) -> None:
+    start, end = T0, T0 + timedelta(hours=1)
+    assert not await store.is_window_done("cdr_v2", start, end)
+    await store.mark_window_done("cdr_v2", start, end)
+    await store.mark_window_done("cdr_v2", start, end)
+    assert await store.is_window_done("cdr_v2", start.astimezone(ICT), end)
+    assert not await store.is_window_done("epacific", start, end)
+    assert not await store.is_window_done("cdr_v2", start, end + timedelta(seconds=1))
+
+
+async def test_checkpoint_only_moves_forward(store: SqliteStateStore) -> None:
+    assert await store.get_checkpoint("cdr_v2") is None
+    await store.set_checkpoint("cdr_v2", T0)
+    await store.set_checkpoint("cdr_v2", T0 - timedelta(hours=1))
+    assert await store.get_checkpoint("cdr_v2") == T0
+    await store.set_checkpoint("cdr_v2", (T0 + timedelta(minutes=1)).astimezone(ICT))
+    checkpoint = await store.get_checkpoint("cdr_v2")
+    assert checkpoint == T0 + timedelta(minutes=1)
+    assert checkpoint is not None
+    assert checkpoint.tzinfo is UTC
+    assert await store.get_checkpoint("epacific") is None
+
+
+# -- manifest batches ------------------------------------------------------------
+
+
+async def archive_many(store: SqliteStateStore, days: dict[str, int]) -> dict[str, set[str]]:
+    """Archive ``n`` jobs for each manifest date; returns each date's manifest lines."""
+    calls = [make_call(f"{day}-{i}") for day, n in days.items() for i in range(n)]
+    await store.add_calls(calls, T0)
+    jobs = await store.claim_due(T0, len(calls))
+    lines: dict[str, set[str]] = {day: set() for day in days}
+    for n, job in enumerate(jobs):
+        day = job.call.cdr_id.rsplit("-", 1)[0]
+        info = archived_info(n, day)
+        await store.mark_archived(job.id, info)
+        lines[day].add(info.manifest_line)
+    return lines
+
+
+async def test_batches_group_by_date_and_respect_max_lines(store: SqliteStateStore) -> None:
+    lines = await archive_many(store, {"2021-02-17": 5, "2021-02-16": 2})
+    assert await store.create_manifest_batches("run1", max_lines=2) == 4
+    assert await store.create_manifest_batches("run1", max_lines=2) == 0
+    batches = await store.unwritten_manifest_batches()
+    assert [b.id for b in batches] == [1, 2, 3, 4]
+    assert batches[0].key == "manifests/date=2021-02-16/000000000001-run1.jsonl"
+    seen: dict[str, list[str]] = {}
+    for batch in batches:
+        assert batch.content.endswith(b"\n")
+        batch_lines = batch.content.decode().splitlines()
+        assert len(batch_lines) == batch.line_count <= 2
+        day = batch.key.split("/")[1].removeprefix("date=")
+        seen.setdefault(day, []).extend(batch_lines)
+    # Every archived job in exactly one batch, under its own date.
+    assert {day: sorted(v) for day, v in seen.items()} == {
+        day: sorted(v) for day, v in lines.items()
+    }
+    assert sum(len(v) for v in seen.values()) == 7
+
+
+async def test_batches_are_fixed_across_a_crash(db_path: Path) -> None:
+    async with await SqliteStateStore.open(db_path) as state:
+        await archive_many(state, {"2021-02-17": 3})
+        assert await state.create_manifest_batches("first-run", 10) == 1
+        [before] = await state.unwritten_manifest_batches()
+    # Crashed before writing the object: the next run rewrites the same one.
+    async with await SqliteStateStore.open(db_path) as state:
+        assert await state.create_manifest_batches("second-run", 10) == 0
+        [after] = await state.unwritten_manifest_batches()
+        assert after == before
+        assert after.key.endswith("-first-run.jsonl")
+        await state.mark_manifest_written(after.id)
+        await state.mark_manifest_written(after.id)
+        assert await state.unwritten_manifest_batches() == []
+        # Jobs archived later go into a new batch with the next id.
+        await archive_many(state, {"2021-02-18": 1})
+        assert await state.create_manifest_batches("second-run", 10) == 1
+        [newer] = await state.unwritten_manifest_batches()
+        assert newer.key == manifest_batch_key("2021-02-18", after.id + 1, "second-run")
+    assert raw_query(
+        db_path, "SELECT id, content IS NULL, written_at IS NULL FROM manifest_batches"
+    ) == [
+        (1, 1, 0),
+        (2, 0, 1),
+    ]
+
+
+async def test_batch_lines_follow_job_order(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call(str(i)) for i in range(4)], T0)
+    jobs = await store.claim_due(T0, 4)
+    for job in reversed(jobs):  # archived in the reverse order
+        await store.mark_archived(job.id, replace(archived_info(job.id), manifest_line=str(job.id)))
+    await store.create_manifest_batches("r", 100)
+    [batch] = await store.unwritten_manifest_batches()
+    assert batch.content == b"".join(f"{job.id}\n".encode() for job in jobs)
+
+
+# -- properties ------------------------------------------------------------------
+
+URLS = st.sampled_from([None, "", "https://r/1.mp3", "https://r/2.mp3"])
+PAGES = st.lists(
+    st.lists(st.tuples(st.sampled_from("abcdef"), URLS), min_size=0, max_size=8),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pages=PAGES)
+def test_any_sequence_of_pages_keeps_one_row_per_cdr(
+    pages: list[list[tuple[str, str | None]]],
+) -> None:
+    """Against a model: the last URL seen wins, a URL ever seen means pending."""
+
+    async def scenario(path: Path) -> None:
+        model: dict[str, str | None] = {}
+        async with await SqliteStateStore.open(path) as state:
+            for n, page in enumerate(pages):
+                calls = [make_call(cdr, url) for cdr, url in page]
+                result = await state.add_calls(calls, T0 + timedelta(seconds=n))
+                assert result.new + result.updated + result.known == len(page)
+                new = updated = 0
+                for cdr, url in page:
+                    if cdr not in model:
+                        new += 1
+                        model[cdr] = url or None
+                    elif url and model[cdr] != url:
+                        updated += 1
+                        model[cdr] = url
+                assert (result.new, result.updated) == (new, updated)
+            counts = await state.counts()
+            assert sum(counts.values()) == len(model)
+            assert counts[JobState.PENDING] == sum(1 for url in model.values() if url)
+            for cdr, url in model.items():
+                job = await state.find_job(cdr)
+                assert job is not None
+                assert job.call.recording_url == url
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(scenario(Path(tmp) / "state.db"))
