@@ -31,41 +31,28 @@ from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
 from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject
 from archiver.storage.keys import validate_key
+from archiver.storage.s3_upload import (
+    DIGEST_CODES,
+    S3Upload,
+    b64,
+    error_code,
+    http_status,
+    is_conflict,
+    md5_b64,
+)
 
 log = logging.getLogger("archiver.storage")
 
 # Metadata entry (x-amz-meta-sha256) with the hex SHA-256 of the whole object.
 SHA256_METADATA = "sha256"
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
-_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-_DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _md5_b64(data: bytes) -> str:
-    return _b64(hashlib.md5(data, usedforsecurity=False).digest())
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-
-
-def _is_conflict(exc: ClientError) -> bool:
-    return _code(exc) in _CONFLICT_CODES or _status(exc) == 412
 
 
 def _rejects_checksum(exc: ClientError) -> bool:
     """True when the endpoint refuses the flexible-checksum headers themselves."""
     message = str(exc.response.get("Error", {}).get("Message", "")).lower()
-    refused = _code(exc) in {"InvalidArgument", "InvalidRequest", "NotImplemented"}
+    refused = error_code(exc) in {"InvalidArgument", "InvalidRequest", "NotImplemented"}
     return refused and "checksum" in message
 
 
@@ -186,7 +173,7 @@ class S3Store:
     def _cause(self, exc: BaseException) -> str:
         bucket = f"bucket {self._bucket!r}"
         if isinstance(exc, ClientError):
-            code, status = _code(exc), _status(exc)
+            code, status = error_code(exc), http_status(exc)
             if code == "NoSuchBucket":
                 return f"{bucket} does not exist"
             if code == "InvalidAccessKeyId":
@@ -210,14 +197,14 @@ class S3Store:
                 "%s: the endpoint refuses SHA-256 checksum headers (%s); using Content-MD5, "
                 "SHA-256 checked by the archiver only",
                 self.description,
-                _code(exc),
+                error_code(exc),
             )
 
     def digest_error(self, key: str, exc: ClientError) -> RetriableError:
         """The server found the bytes do not match their checksum: nothing was stored."""
         return RetriableError(
             f"{self.description}: {key}: the storage refused the bytes, their checksum "
-            f"does not match ({_code(exc)}); nothing written"
+            f"does not match ({error_code(exc)}); nothing written"
         )
 
     async def put_bytes(
@@ -240,12 +227,12 @@ class S3Store:
             "IfNoneMatch": "*",
         }
         if self._checksums:
-            params["ChecksumSHA256"] = _b64(bytes.fromhex(sha256))
+            params["ChecksumSHA256"] = b64(bytes.fromhex(sha256))
         else:
             actual = hashlib.sha256(data).hexdigest()
             if actual != sha256:
                 raise RetriableError(f"{key}: SHA-256 mismatch ({actual} != {sha256})")
-            params["ContentMD5"] = _md5_b64(data)
+            params["ContentMD5"] = md5_b64(data)
         with self.errors(f"write {key}"):
             try:
                 await self.client.put_object(**params)
@@ -255,9 +242,9 @@ class S3Store:
                     return await self.put_bytes(
                         key, data, sha256=sha256, content_type=content_type, metadata=metadata
                     )
-                if _is_conflict(exc):
+                if is_conflict(exc):
                     return await self.compare_existing(key, sha256)
-                if _code(exc) in _DIGEST_CODES:
+                if error_code(exc) in DIGEST_CODES:
                     raise self.digest_error(key, exc) from exc
                 raise
         return PutOutcome.CREATED
@@ -317,11 +304,11 @@ class S3Store:
             try:
                 await self.client.head_bucket(Bucket=self._bucket)
             except ClientError as exc:
-                if _status(exc) == 404 or _code(exc) == "NoSuchBucket":
+                if http_status(exc) == 404 or error_code(exc) == "NoSuchBucket":
                     raise StorageError(
                         f"{self.description}: bucket {self._bucket!r} does not exist"
                     ) from exc
-                if _status(exc) != 403:  # 403: no ListBucket right; objects may still work
+                if http_status(exc) != 403:  # 403: no ListBucket right; objects may still work
                     raise
         self._bucket_checked = True
 
@@ -336,7 +323,7 @@ class S3Store:
                 if self._checksums and _rejects_checksum(exc):
                     self._fall_back_to_md5(exc)
                     return await self.head(key)
-                if _status(exc) != 404:
+                if http_status(exc) != 404:
                     raise
                 await self._check_bucket()
                 return None
@@ -358,7 +345,7 @@ class S3Store:
             try:
                 resp = await self.client.get_object(Bucket=self._bucket, Key=self.full_key(key))
             except ClientError as exc:
-                if _code(exc) in _MISSING_CODES:
+                if error_code(exc) in _MISSING_CODES:
                     raise KeyError(key) from None
                 raise
         try:
@@ -413,89 +400,3 @@ class S3Store:
                     Bucket=self._bucket, Key=full, UploadId=upload_id
                 )
         return len(uploads)
-
-
-class S3Upload:
-    """A :class:`~archiver.storage.base.Upload` as an S3 multipart upload."""
-
-    def __init__(self, store: S3Store, key: str, upload_id: str, *, checksums: bool) -> None:
-        self._store = store
-        self._key = key
-        self._full = store.full_key(key)
-        self.upload_id = upload_id
-        self._checksums = checksums
-        self._parts: list[dict[str, Any]] = []
-        self._digest = hashlib.sha256()
-        self._size = 0
-        self._finished = False
-
-    async def write_part(self, data: bytes) -> None:
-        """UploadPart with its SHA-256 (or MD5) checked by the server; aborts on failure."""
-        if self._finished:
-            raise RuntimeError(f"upload of {self._key} already finished")
-        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1}
-        params: dict[str, Any] = {"Body": data, "PartNumber": part["PartNumber"]}
-        if self._checksums:
-            params["ChecksumSHA256"] = part["ChecksumSHA256"] = _b64(hashlib.sha256(data).digest())
-        else:
-            params["ContentMD5"] = _md5_b64(data)
-        with self._store.errors(f"upload a part of {self._key}"):
-            try:
-                resp = await self._store.client.upload_part(
-                    Bucket=self._store.bucket, Key=self._full, UploadId=self.upload_id, **params
-                )
-            except (ClientError, BotoCoreError) as exc:
-                await self.abort()
-                if isinstance(exc, ClientError) and _code(exc) in _DIGEST_CODES:
-                    raise self._store.digest_error(self._key, exc) from exc
-                raise
-        part["ETag"] = resp["ETag"]
-        self._parts.append(part)
-        self._digest.update(data)
-        self._size += len(data)
-
-    async def complete(self, sha256: str, size: int) -> PutOutcome:
-        """CompleteMultipartUpload with If-None-Match; on a taken key, compare and abort."""
-        if self._finished:
-            raise RuntimeError(f"upload of {self._key} already finished")
-        sha256 = sha256.lower()
-        if (self._digest.hexdigest(), self._size) != (sha256, size):
-            await self.abort()
-            raise RetriableError(
-                f"{self._key}: the parts sent ({self._size} bytes, SHA-256 "
-                f"{self._digest.hexdigest()}) are not the declared {size} bytes, {sha256}"
-            )
-        if not self._parts:
-            await self.write_part(b"")  # S3 completes no upload without a part
-        with self._store.errors(f"complete the upload of {self._key}"):
-            try:
-                await self._store.client.complete_multipart_upload(
-                    Bucket=self._store.bucket,
-                    Key=self._full,
-                    UploadId=self.upload_id,
-                    MultipartUpload={"Parts": self._parts},
-                    IfNoneMatch="*",
-                )
-            except (ClientError, BotoCoreError) as exc:
-                # A refused complete leaves the upload (and its parts) in place.
-                await self.abort()
-                if isinstance(exc, ClientError) and _is_conflict(exc):
-                    return await self._store.compare_existing(self._key, sha256)
-                raise
-        self._finished = True
-        return PutOutcome.CREATED
-
-    async def abort(self) -> None:
-        """AbortMultipartUpload; safe twice. A failure is logged: cleanup_incomplete catches it."""
-        if self._finished:
-            return
-        self._finished = True
-        try:
-            await self._store.client.abort_multipart_upload(
-                Bucket=self._store.bucket, Key=self._full, UploadId=self.upload_id
-            )
-        except (ClientError, BotoCoreError) as exc:
-            gone = isinstance(exc, ClientError) and _code(exc) in {"NoSuchUpload", "404"}
-            if not gone:
-                # Not raised: it would hide the failure that made us abort.
-                log.warning("%s: abort of %s failed: %s", self._store.description, self._key, exc)

@@ -1,0 +1,128 @@
+"""The S3 multipart upload: a write too large to buffer, invisible until complete."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from archiver.errors import RetriableError
+from archiver.storage.base import PutOutcome
+
+if TYPE_CHECKING:
+    from archiver.storage.s3 import S3Store
+
+log = logging.getLogger("archiver.storage")
+
+CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
+
+
+def http_status(exc: ClientError) -> int:
+    """The HTTP status of a botocore error (0 if none)."""
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def md5_b64(data: bytes) -> str:
+    return b64(hashlib.md5(data, usedforsecurity=False).digest())
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_conflict(exc: ClientError) -> bool:
+    return error_code(exc) in CONFLICT_CODES or http_status(exc) == 412
+
+
+class S3Upload:
+    """A :class:`~archiver.storage.base.Upload` as an S3 multipart upload."""
+
+    def __init__(self, store: S3Store, key: str, upload_id: str, *, checksums: bool) -> None:
+        self._store = store
+        self._key = key
+        self._full = store.full_key(key)
+        self.upload_id = upload_id
+        self._checksums = checksums
+        self._parts: list[dict[str, Any]] = []
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._finished = False
+
+    async def write_part(self, data: bytes) -> None:
+        """UploadPart with its SHA-256 (or MD5) checked by the server; aborts on failure."""
+        if self._finished:
+            raise RuntimeError(f"upload of {self._key} already finished")
+        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1}
+        params: dict[str, Any] = {"Body": data, "PartNumber": part["PartNumber"]}
+        if self._checksums:
+            params["ChecksumSHA256"] = part["ChecksumSHA256"] = b64(hashlib.sha256(data).digest())
+        else:
+            params["ContentMD5"] = md5_b64(data)
+        with self._store.errors(f"upload a part of {self._key}"):
+            try:
+                resp = await self._store.client.upload_part(
+                    Bucket=self._store.bucket, Key=self._full, UploadId=self.upload_id, **params
+                )
+            except (ClientError, BotoCoreError) as exc:
+                await self.abort()
+                if isinstance(exc, ClientError) and error_code(exc) in DIGEST_CODES:
+                    raise self._store.digest_error(self._key, exc) from exc
+                raise
+        part["ETag"] = resp["ETag"]
+        self._parts.append(part)
+        self._digest.update(data)
+        self._size += len(data)
+
+    async def complete(self, sha256: str, size: int) -> PutOutcome:
+        """CompleteMultipartUpload with If-None-Match; on a taken key, compare and abort."""
+        if self._finished:
+            raise RuntimeError(f"upload of {self._key} already finished")
+        sha256 = sha256.lower()
+        if (self._digest.hexdigest(), self._size) != (sha256, size):
+            await self.abort()
+            raise RetriableError(
+                f"{self._key}: the parts sent ({self._size} bytes, SHA-256 "
+                f"{self._digest.hexdigest()}) are not the declared {size} bytes, {sha256}"
+            )
+        if not self._parts:
+            await self.write_part(b"")  # S3 completes no upload without a part
+        with self._store.errors(f"complete the upload of {self._key}"):
+            try:
+                await self._store.client.complete_multipart_upload(
+                    Bucket=self._store.bucket,
+                    Key=self._full,
+                    UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                    IfNoneMatch="*",
+                )
+            except (ClientError, BotoCoreError) as exc:
+                # A refused complete leaves the upload (and its parts) in place.
+                await self.abort()
+                if isinstance(exc, ClientError) and is_conflict(exc):
+                    return await self._store.compare_existing(self._key, sha256)
+                raise
+        self._finished = True
+        return PutOutcome.CREATED
+
+    async def abort(self) -> None:
+        """AbortMultipartUpload; safe twice. A failure is logged: cleanup_incomplete catches it."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            await self._store.client.abort_multipart_upload(
+                Bucket=self._store.bucket, Key=self._full, UploadId=self.upload_id
+            )
+        except (ClientError, BotoCoreError) as exc:
+            gone = isinstance(exc, ClientError) and error_code(exc) in {"NoSuchUpload", "404"}
+            if not gone:
+                # Not raised: it would hide the failure that made us abort.
+                log.warning("%s: abort of %s failed: %s", self._store.description, self._key, exc)
