@@ -240,6 +240,11 @@ class Pipeline:
                 await self._process(job)
             except FatalError as exc:
                 self._fail(exc)
+            except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
+                # A bug must not silently cost a worker (and stall the run): stop
+                # everything, leave the job for the next run, and surface the error.
+                log.exception("unexpected error while archiving %s", job.call.sip_call_id)
+                self._fail(exc)
             finally:
                 self._busy -= 1
                 if self._busy == 0:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from archiver.errors import RetriableError
+from archiver.errors import RetriableError, SkippableError
 from archiver.http import redact_url
 from archiver.models import CallRecord
 from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, HostRefusedError
@@ -112,6 +112,9 @@ class Transferrer:
             return TransferResult(exc.verdict, exc.reason)
         except RetriableError as exc:
             return TransferResult(Verdict.RETRY, str(exc))
+        except SkippableError as exc:
+            # e.g. a call whose values cannot make a safe object key.
+            return TransferResult(Verdict.FAILED, str(exc))
         except ObjectExistsError as exc:
             return TransferResult(Verdict.FAILED, f"a different object already exists at {exc.key}")
         except (TimeoutError, aiohttp.ServerTimeoutError):

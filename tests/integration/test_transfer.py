@@ -267,3 +267,32 @@ async def test_html_with_status_200_is_refused_and_nothing_written(tmp_path):
     assert result.verdict is Verdict.RETRY
     assert "not audio (text/html)" in result.reason
     assert [p for p in Path(tmp_path).rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("extension", ["_archiver", "manifests"])
+async def test_a_value_that_would_enter_a_reserved_folder_fails_that_call_only(
+    sim, tmp_path, extension
+):
+    url, _ = _direct_url(sim)
+    policy = HostPolicy([], sim.base_url)
+    async with (
+        open_store(StorageSettings(url=str(tmp_path / "a"))) as store,
+        aiohttp.ClientSession() as session,
+    ):
+        t = Transferrer(
+            session,
+            store,
+            policy,
+            TransferConfig("{extension}/{sip_call_id}.{ext}", HCM, 8 * MiB, 5 * MiB),
+        )
+        call = CallRecord(
+            provider=Provider.CDR_V2,
+            cdr_id="c",
+            sip_call_id="s",
+            started_at=datetime(2021, 2, 17, tzinfo=HCM),
+            extension=extension,
+            recording_url=url,
+        )
+        result = await t.transfer(call)
+    assert result.verdict is Verdict.FAILED
+    assert [p for p in (tmp_path / "a").rglob("*") if p.is_file()] == []
