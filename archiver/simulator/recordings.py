@@ -1,11 +1,15 @@
 """The recording server: direct, redirecting and signed links, with download faults.
 
 No authentication, like the providers' own recording hosts: the link is the key.
+``GET /recordings/`` is an HTML directory listing of every recording, the shape
+generic copy tools read (rclone's http backend): the benchmarks copy the same
+files with such a tool to compare it with the archiver.
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import time
 from typing import TYPE_CHECKING
 
@@ -20,6 +24,11 @@ _HTML_ERROR_PAGE = """<!DOCTYPE html>
 <html><head><title>Recording unavailable</title></head>
 <body><h1>Xin lỗi, file ghi âm tạm thời không khả dụng</h1>
 <p>The recording is temporarily unavailable. Please try again later.</p></body></html>
+"""
+
+_LISTING = """<html><head><title>recordings</title></head>
+<body><pre>
+{links}</pre></body></html>
 """
 
 _S3_ERROR = (
@@ -61,6 +70,15 @@ def add_routes(app: web.Application, sim: Simulator) -> None:
             return _not_found()
         return await _send(request, sim, call)
 
+    async def listing(request: web.Request) -> web.StreamResponse:
+        links = "".join(
+            f'<a href="{html.escape(c.filename)}">{html.escape(c.filename)}</a>\n'
+            for c in sim.calls
+            if c.has_recording
+        )
+        return web.Response(text=_LISTING.format(links=links), content_type="text/html")
+
+    app.router.add_get("/recordings/", listing)
     app.router.add_get("/recordings/{name}", direct)
     app.router.add_get("/r/{cdr_id}", redirect)
     app.router.add_get("/signed/{name}", signed)

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import time
 import wave
 from collections import Counter
@@ -165,6 +166,23 @@ async def test_range_request_gives_the_tail() -> None:
         async with session.get(f"{base}/recordings/{call.filename}", headers=headers) as resp:
             assert resp.status == 206
             assert await resp.read() == call.content()[1000:]
+
+
+async def test_directory_listing_links_every_recording_once() -> None:
+    async with running(calls=40, **SMALL) as (sim, base, session):
+        async with session.get(f"{base}/recordings/") as resp:
+            assert resp.status == 200
+            assert resp.content_type == "text/html"
+            page = await resp.text()
+        links = re.findall(r'<a href="([^"]+)">', page)
+        assert links == [c.filename for c in sim.calls if c.has_recording]
+        assert len(links) < len(sim.calls)  # calls without a recording are not listed
+        # What a directory-copying client does with a link: resolve it against the page.
+        first = sim.find(links[0].rpartition(".")[0])
+        assert first is not None
+        async with session.get(f"{base}/recordings/{links[0]}") as resp:
+            assert resp.status == 200
+            assert hashlib.sha256(await resp.read()).hexdigest() == first.sha256()
 
 
 async def test_redirect_leads_to_the_recording() -> None:
