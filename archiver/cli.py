@@ -64,14 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         settings = load_settings(args.env_file)
+        setup_logging(verbose=args.verbose, fmt=settings.log_format)
         return asyncio.run(handler(args, settings))
     except ConfigError as exc:
         return _fail(EXIT_USAGE, f"configuration error: {exc}")
     except ArchiverError as exc:
         # Fatal, or a transient failure that outlasted its retries: one line, no traceback.
         return _fail(EXIT_FATAL, str(exc))
-    except KeyboardInterrupt:
-        return _fail(130, "interrupted")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # A second SIGINT/SIGTERM: stopped at once (in-flight work is left for the next run).
+        return _fail(130, "stopped at once; in-flight recordings will be retried on the next run")
 
 
 def _fail(code: int, message: str) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 
 # Query strings of signed URLs and bearer tokens never reach a log line.
 _PATTERNS = [
@@ -34,10 +36,39 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Plain lines on stderr; secrets redacted."""
+# Fields a log call may attach with ``extra=``; JSON lines carry them as keys.
+CONTEXT_FIELDS = ("sip_call_id", "cdr_id", "object_key")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (for log collectors), secrets redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON line."""
+        payload: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                payload[name] = value
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(payload, ensure_ascii=False, default=str))
+
+
+def setup_logging(verbose: bool = False, fmt: str = "auto") -> None:
+    """Log lines on stderr, secrets redacted: text on a terminal, JSON lines otherwise
+    (``fmt`` "json" or "text" forces one)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    if use_json:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -178,6 +178,21 @@ class RetrySettings(BaseModel):
     not_ready_maximum: float = Field(default=1800.0, gt=0)
 
 
+class ServiceSettings(BaseModel):
+    """The daemon's HTTP endpoints: /healthz, /readyz, /metrics."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    # Seconds between the readiness probes of the storage.
+    probe_interval: float = Field(default=15.0, gt=0)
+    # /readyz fails when the source or the storage was last reached longer ago
+    # than this many seconds.
+    ready_timeout: float = Field(default=180.0, gt=0)
+    # /healthz fails when the pipeline's loop has not moved for this long.
+    stuck_after: float = Field(default=120.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All of the archiver's settings."""
 
@@ -211,6 +226,12 @@ class Settings(BaseSettings):
     backfill_max_wait: float = Field(default=600.0, ge=0)
     # Connections to one recording host at once.
     per_host_connections: int = Field(default=8, ge=1, le=512)
+    # run: the checkpoint stays this many seconds behind now, for CDRs that
+    # the provider writes a little after the call.
+    settle: float = Field(default=60.0, ge=0)
+    # Log lines: json, text, or auto (text on a terminal, JSON lines otherwise).
+    log_format: Literal["auto", "json", "text"] = "auto"
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from archiver.commands import backfill, check, demo, simulate, status
+from archiver.commands import backfill, check, demo, run, simulate, status
 
 
 def register(
@@ -13,5 +13,5 @@ def register(
     common: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Add every command to ``sub``."""
-    for module in (backfill, check, demo, status, simulate):
+    for module in (backfill, run, check, demo, status, simulate):
         module.register(sub, common)

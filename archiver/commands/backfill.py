@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 from archiver.errors import ConfigError
 from archiver.http import ApiClient, make_session
-from archiver.pipeline.runner import RunStats, Window
+from archiver.pipeline.producers import Window
+from archiver.pipeline.runner import RunStats
 from archiver.progress import report
 from archiver.settings import Settings, require_source
 from archiver.sources import make_source

@@ -91,6 +91,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             manifest_interval=settings.manifest_interval,
             max_wait=settings.backfill_max_wait,
             grace=settings.grace,
+            poll_interval=settings.poll_interval,
+            lookback=settings.lookback,
+            settle=settings.settle,
+            window=settings.window,
         )
         pipeline = Pipeline(source, state, store, transferrer, retry_policy(settings), config)
         yield Runtime(source, state, store, pipeline)

@@ -23,16 +23,16 @@ from zoneinfo import ZoneInfo
 
 from archiver.errors import ArchiverError, FatalError
 from archiver.manifest import flush_manifest, manifest_date, manifest_entry, manifest_line
+from archiver.metrics import Metrics, failure_category
 from archiver.models import CallRecord
 from archiver.pipeline.policy import RetryPolicy
+from archiver.pipeline.producers import Window, list_windows, poll_forever
 from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
 from archiver.sources.base import CdrSource
 from archiver.state.base import ArchivedInfo, Job, JobState, StateStore
 from archiver.storage.base import ObjectStore, PutOutcome
 
 log = logging.getLogger("archiver.pipeline")
-
-Window = tuple[datetime, datetime]
 
 
 def utc_now() -> datetime:
@@ -52,6 +52,11 @@ class PipelineConfig:
     max_wait: float = 600.0
     # Seconds in-flight transfers get to finish after a stop is asked for.
     grace: float = 20.0
+    # The daemon: seconds between polls, re-read behind the checkpoint, kept behind now.
+    poll_interval: float = 60.0
+    lookback: float = 7200.0
+    settle: float = 60.0
+    window: float = 3600.0
 
 
 @dataclass
@@ -99,6 +104,7 @@ class Pipeline:
         config: PipelineConfig,
         *,
         clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.source = source
         self.state = state
@@ -108,6 +114,11 @@ class Pipeline:
         self.config = config
         self.clock = clock
         self.stats = RunStats()
+        self.metrics = metrics or Metrics()
+        # Monotonic time of the dispatcher's last turn: /healthz reads it.
+        self.heartbeat = time.monotonic()
+        # Wall-clock time of the last listing of the source that completed.
+        self.last_source_ok: float | None = None
         self.stop_event = asyncio.Event()
         # True once someone (a signal, a fatal error) asked the run to stop early.
         self.stop_requested = False
@@ -129,7 +140,7 @@ class Pipeline:
     async def backfill(self, windows: Sequence[Window]) -> RunStats:
         """List every window, archive every recording, then stop (the backfill's rule)."""
         self.stats.windows_total = len(windows)
-        return await self.run(self._list_windows(windows), stop_when_idle=True)
+        return await self.run(list_windows(self, windows), stop_when_idle=True)
 
     async def run(self, producer: AsyncIterator[None], *, stop_when_idle: bool) -> RunStats:
         """Start up, run producer, dispatcher, workers and flusher until the stop rule holds."""
@@ -148,44 +159,32 @@ class Pipeline:
         ]
         producer_task = asyncio.create_task(self._produce(producer), name="producer")
         flusher = asyncio.create_task(self._flusher(), name="manifest-flusher")
+        hard = False
         try:
             await self._dispatch(producer_task, stop_when_idle)
+        except asyncio.CancelledError:
+            # A second signal: stop at once. Transfers are cancelled (a multipart
+            # upload is aborted), nothing half-written becomes visible.
+            hard = True
+            raise
         finally:
-            await self._shutdown(workers, producer_task, flusher)
+            await self._shutdown(workers, producer_task, flusher, hard=hard)
         if self._fatal is not None:
             raise self._fatal
         return self.stats
 
-    # -- producer -----------------------------------------------------------------
+    async def daemon(self) -> RunStats:
+        """Poll the source forever (until ``stop``), archiving as CDRs arrive."""
+        return await self.run(poll_forever(self), stop_when_idle=False)
 
-    async def _list_windows(self, windows: Sequence[Window]) -> AsyncIterator[None]:
-        provider = self.source.provider.value
-        for start, end in windows:
-            if self.stop_event.is_set():
-                return
-            if await self.state.is_window_done(provider, start, end):
-                self.stats.windows_skipped += 1
-                continue
-            complete = True
-            async for page in self.source.list_window(start, end):
-                await self._take_page(page.records, page.skipped, page.duplicates)
-                yield None
-                if self.stop_event.is_set():
-                    complete = False
-                    break
-            if complete:
-                await self.state.mark_window_done(provider, start, end)
-                self.stats.windows_done += 1
-
-    async def _take_page(
-        self, records: Sequence[object], skipped: Sequence[str], dups: int
-    ) -> None:
+    async def take_page(self, records: Sequence[object], skipped: Sequence[str], dups: int) -> None:
         from archiver.models import CallRecord
 
         calls = [r for r in records if isinstance(r, CallRecord)]
         result = await self.state.add_calls(calls, self.clock())
         self.stats.listed += len(calls)
         self.stats.new += result.new
+        self.metrics.cdrs_seen.inc(result.new)
         self.stats.updated += result.updated
         self.stats.duplicates += dups
         self.stats.new_without_recording += sum(1 for c in calls if not c.has_recording)
@@ -209,6 +208,7 @@ class Pipeline:
     async def _dispatch(self, producer_task: asyncio.Task[None], stop_when_idle: bool) -> None:
         idle_since: float | None = None
         while not self.stop_event.is_set():
+            self.heartbeat = time.monotonic()
             self._wake.clear()
             free = self._queue.maxsize - self._queue.qsize()
             jobs = await self.state.claim_due(self.clock(), free) if free > 0 else []
@@ -236,6 +236,7 @@ class Pipeline:
             self._busy += 1
             self._idle.clear()
             self.stats.in_flight = self._busy
+            self.metrics.in_flight.set(self._busy)
             try:
                 await self._process(job)
             except FatalError as exc:
@@ -243,13 +244,18 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
                 # A bug must not silently cost a worker (and stall the run): stop
                 # everything, leave the job for the next run, and surface the error.
-                log.exception("unexpected error while archiving %s", job.call.sip_call_id)
+                log.exception(
+                    "unexpected error while archiving %s",
+                    job.call.sip_call_id,
+                    extra={"sip_call_id": job.call.sip_call_id},
+                )
                 self._fail(exc)
             finally:
                 self._busy -= 1
                 if self._busy == 0:
                     self._idle.set()
                 self.stats.in_flight = self._busy
+                self.metrics.in_flight.set(self._busy)
                 self._queue.task_done()
                 self._wake.set()
 
@@ -258,12 +264,15 @@ class Pipeline:
         if not call.recording_url:
             await self.state.mark_failed(job.id, "no recording URL")
             return
+        started = time.monotonic()
         result = await self.transferrer.transfer(call)
         if result.verdict is Verdict.EXPIRED:
             fresh = await self._refresh(job)
             if fresh is not None:
                 call = fresh
                 result = await self.transferrer.transfer(call)
+        if result.verdict is Verdict.ARCHIVED:
+            self.metrics.transfer_seconds.observe(time.monotonic() - started)
         await self._record(job, call, result)
 
     async def _refresh(self, job: Job) -> CallRecord | None:
@@ -273,7 +282,12 @@ class Pipeline:
         except FatalError:
             raise
         except ArchiverError as exc:
-            log.warning("could not refresh the recording URL of %s: %s", job.call.sip_call_id, exc)
+            log.warning(
+                "could not refresh the recording URL of %s: %s",
+                job.call.sip_call_id,
+                exc,
+                extra={"sip_call_id": job.call.sip_call_id},
+            )
             return None
         if (
             fresh is None
@@ -310,9 +324,16 @@ class Pipeline:
             await self.state.mark_archived(job.id, info)
             self.stats.archived += 1
             self.stats.bytes += stored.size
+            self.metrics.archived.inc()
+            self.metrics.bytes.inc(stored.size)
             if stored.outcome is PutOutcome.ALREADY_PRESENT:
                 self.stats.already_present += 1
-            log.debug("archived %s -> %s", call.sip_call_id, entry["object_key"])
+            log.debug(
+                "archived %s -> %s",
+                call.sip_call_id,
+                entry["object_key"],
+                extra={"sip_call_id": call.sip_call_id, "object_key": entry["object_key"]},
+            )
             return
         if result.verdict is Verdict.NOT_READY:
             ended = call.ended_at or call.started_at
@@ -327,7 +348,12 @@ class Pipeline:
             due = self.retry.after_transient(attempts, now, self._rng)
             if due is not None:
                 self.stats.retries += 1
-                log.info("will retry %s: %s", call.sip_call_id, result.reason)
+                log.info(
+                    "will retry %s: %s",
+                    call.sip_call_id,
+                    result.reason,
+                    extra={"sip_call_id": call.sip_call_id},
+                )
                 await self.state.mark_retry(job.id, JobState.PENDING, result.reason, due)
                 return
             await self._give_up(job, f"gave up after {attempts} attempts: {result.reason}")
@@ -338,7 +364,13 @@ class Pipeline:
         await self.state.mark_failed(job.id, reason)
         self.stats.failed += 1
         self.stats.failure_reasons[reason.split(" from ")[0]] += 1
-        log.warning("failed permanently: %s: %s", job.call.sip_call_id, reason)
+        self.metrics.failed.labels(failure_category(reason)).inc()
+        log.warning(
+            "failed permanently: %s: %s",
+            job.call.sip_call_id,
+            reason,
+            extra={"sip_call_id": job.call.sip_call_id},
+        )
 
     # -- manifest and shutdown ----------------------------------------------------------
 
@@ -359,6 +391,8 @@ class Pipeline:
         workers: list[asyncio.Task[None]],
         producer_task: asyncio.Task[None],
         flusher: asyncio.Task[None],
+        *,
+        hard: bool = False,
     ) -> None:
         self.stop_event.set()
         producer_task.cancel()
@@ -366,8 +400,9 @@ class Pipeline:
         while not self._queue.empty():
             self._queue.get_nowait()
             self._queue.task_done()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout=self.config.grace)
+        if not hard:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout=self.config.grace)
         if self._busy:
             log.warning("%d transfer(s) did not finish within the grace period", self._busy)
         for task in workers:

@@ -48,9 +48,7 @@ class OffsetPaginator:
         page_limit = server_limit if server_limit and server_limit > 0 else self.limit
         self.offset += len(ids)
         self._distinct.update(ids)
-        reached_total = (
-            total is not None and self.offset >= total and len(self._distinct) >= total
-        )
+        reached_total = total is not None and self.offset >= total and len(self._distinct) >= total
         if not ids or len(ids) < page_limit or reached_total:
             self.has_more = False
 

@@ -130,6 +130,10 @@ class StateStore(Protocol):
     async def next_due_at(self) -> datetime | None:
         """When the earliest pending/waiting_ready job is due, or None if there is none."""
 
+    async def oldest_unarchived(self) -> datetime | None:
+        """When the longest-waiting recording not yet archived was first listed
+        (pending, waiting_ready or transferring), or None if there is none."""
+
     async def counts(self) -> dict[JobState, int]:
         """Number of jobs in each state (every state present, zero included)."""
 

@@ -273,6 +273,14 @@ class SqliteStateStore:
         )
         return decode_time(rows[0][0]) if rows and rows[0][0] is not None else None
 
+    async def oldest_unarchived(self) -> datetime | None:
+        """See :meth:`archiver.state.base.StateStore.oldest_unarchived`."""
+        rows = await self._fetch(
+            "SELECT min(first_seen_at) FROM calls INDEXED BY calls_state"
+            " WHERE state IN ('pending', 'waiting_ready', 'transferring')"
+        )
+        return decode_time(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def counts(self) -> dict[JobState, int]:
         """See :meth:`archiver.state.base.StateStore.counts`."""
         result = dict.fromkeys(JobState, 0)

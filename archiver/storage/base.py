@@ -105,5 +105,8 @@ class ObjectStore(Protocol):
     async def url_for(self, key: str, expires: int) -> str:
         """A presigned GET URL (S3) or the absolute file path (local)."""
 
+    async def probe(self) -> None:
+        """Raise StorageError unless the storage is reachable now (readiness)."""
+
     async def cleanup_incomplete(self) -> int:
         """Abort multipart uploads / remove temporary files the archiver left behind."""

@@ -270,6 +270,20 @@ class LocalStore:
         """The file's absolute path (``expires`` has no meaning here)."""
         return str(self._path(key))
 
+    async def probe(self) -> None:
+        """The root is (or can be made) a directory we may write in (StorageError if not)."""
+        root = self._root
+
+        def usable() -> bool:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                return False
+            return root.is_dir() and os.access(root, os.W_OK | os.X_OK)
+
+        if not await asyncio.to_thread(usable):
+            raise StorageError(f"{self.description}: not a writable directory")
+
     async def cleanup_incomplete(self) -> int:
         """Remove the ``.partial`` files a crash left behind; returns how many.
 

@@ -384,6 +384,19 @@ class S3Store:
             )
         return str(url)
 
+    async def probe(self) -> None:
+        """HEAD the bucket: reachable, credentials accepted, bucket there (StorageError if not)."""
+        with self.errors("reach the bucket"):
+            try:
+                await self.client.head_bucket(Bucket=self._bucket)
+            except ClientError as exc:
+                if http_status(exc) == 404 or error_code(exc) == "NoSuchBucket":
+                    raise StorageError(
+                        f"{self.description}: bucket {self._bucket!r} does not exist"
+                    ) from exc
+                if http_status(exc) != 403:  # 403: no ListBucket right; objects may still work
+                    raise
+
     async def cleanup_incomplete(self) -> int:
         """Abort every multipart upload under the prefix; returns how many.
 

@@ -1,0 +1,66 @@
+"""``archiver run``: the long-running service.
+
+Polls the source every ``ARCHIVER_POLL_INTERVAL`` seconds, re-reading
+``ARCHIVER_LOOKBACK`` behind its checkpoint, archives what it finds, retries
+what is due, and serves /healthz, /readyz and /metrics. SIGTERM or SIGINT: a
+graceful stop within ``ARCHIVER_GRACE`` (exit 0); a second signal: at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from archiver.settings import Settings, require_source
+
+log = logging.getLogger("archiver")
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the command."""
+    p = sub.add_parser("run", help="poll the source forever and archive new recordings")
+    common(p)
+    p.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT."""
+    from archiver.commands.runtime import install_stop_signals, open_runtime
+    from archiver.service import Service
+
+    require_source(settings.source)
+    async with open_runtime(settings) as rt:
+        remove = install_stop_signals(rt.pipeline.stop)
+        service = Service(rt.pipeline, settings.service)
+
+        @contextlib.asynccontextmanager
+        async def endpoints() -> AsyncIterator[None]:
+            if not settings.service.enabled:
+                yield
+                return
+            async with service.running():
+                yield
+
+        try:
+            async with endpoints():
+                log.info(
+                    "archiver run: polling %s every %ss (lookback %ss)",
+                    settings.source.kind.value if settings.source.kind else "?",
+                    settings.poll_interval,
+                    settings.lookback,
+                )
+                stats = await rt.pipeline.daemon()
+        finally:
+            remove()
+    log.info(
+        "stopped: archived %d recording(s), %d failed, %d listed",
+        stats.archived,
+        stats.failed,
+        stats.listed,
+    )
+    return 0

@@ -1,0 +1,132 @@
+"""The daemon's HTTP endpoints: /healthz, /readyz and /metrics (aiohttp web).
+
+- /healthz: the event loop answers and the pipeline's loop has moved recently.
+- /readyz: the source was polled and the storage reached recently.
+- /metrics: Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from archiver.errors import ArchiverError
+from archiver.pipeline.runner import Pipeline
+from archiver.settings import ServiceSettings
+from archiver.state.base import JobState
+
+log = logging.getLogger("archiver.service")
+
+
+class Service:
+    """Health, readiness and metrics of one running pipeline."""
+
+    def __init__(self, pipeline: Pipeline, settings: ServiceSettings) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.started = time.time()
+        self.last_storage_ok: float | None = None
+        self.storage_error: str | None = None
+
+    # -- probes ------------------------------------------------------------------------
+
+    async def probe_storage_once(self) -> None:
+        """One readiness probe of the storage; remembers when it last answered."""
+        timeout = max(self.settings.probe_interval, 5.0)
+        try:
+            await asyncio.wait_for(self.pipeline.store.probe(), timeout=timeout)
+        except (ArchiverError, TimeoutError) as exc:
+            self.storage_error = str(exc) or "timed out"
+            log.warning("storage probe failed: %s", self.storage_error)
+            return
+        self.last_storage_ok = time.time()
+        self.storage_error = None
+
+    async def probe_storage_forever(self) -> None:
+        """Probe the storage every ``probe_interval`` seconds."""
+        while True:
+            await self.probe_storage_once()
+            await asyncio.sleep(self.settings.probe_interval)
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def healthy(self) -> tuple[bool, str]:
+        """Alive and not stuck."""
+        age = time.monotonic() - self.pipeline.heartbeat
+        if age > self.settings.stuck_after:
+            return False, f"pipeline loop has not moved for {age:.0f}s"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        """Source and storage reached within ``ready_timeout``."""
+        now = time.time()
+        limit = self.settings.ready_timeout
+        source = self.pipeline.last_source_ok
+        storage = self.last_storage_ok
+        detail = {
+            "source": "ok" if source and now - source <= limit else "not reached recently",
+            "storage": "ok"
+            if storage and now - storage <= limit
+            else (self.storage_error or "not reached recently"),
+        }
+        return all(v == "ok" for v in detail.values()), detail
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        ok, why = self.healthy()
+        return web.json_response({"status": why}, status=200 if ok else 503)
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        ok, detail = self.ready()
+        return web.json_response(
+            {"status": "ready" if ok else "not ready", **detail}, status=200 if ok else 503
+        )
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        await self.refresh_gauges()
+        return web.Response(
+            body=self.pipeline.metrics.render(),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    async def refresh_gauges(self) -> None:
+        """Gauges read from the state at scrape time: queue depth and lag."""
+        metrics = self.pipeline.metrics
+        counts = await self.pipeline.state.counts()
+        metrics.queue_depth.set(counts[JobState.PENDING] + counts[JobState.WAITING_READY])
+        oldest = await self.pipeline.state.oldest_unarchived()
+        now = self.pipeline.clock()
+        metrics.lag.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        """Serve the endpoints and run the storage probe; yields the base URL."""
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, self.settings.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = f"http://{host}:{port}"
+        log.info("serving /healthz, /readyz and /metrics on %s", url)
+        prober = asyncio.create_task(self.probe_storage_forever(), name="storage-probe")
+        try:
+            yield url
+        finally:
+            prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prober
+            await runner.cleanup()
