@@ -68,20 +68,25 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     since, until = time_range(args, settings)
     if args.dry_run:
         return await dry_run(since, until, settings)
-    from archiver.commands.runtime import install_stop_signals, open_runtime
+    return await archive_range(settings, since, until)
 
-    async with open_runtime(settings) as rt:
-        windows = windows_for(since, until, settings, rt.source.granularity)
-        remove = install_stop_signals(rt.pipeline.stop)
-        progress = asyncio.create_task(report(rt.pipeline.stats))
-        try:
-            stats = await rt.pipeline.backfill(windows)
-        finally:
-            remove()
-            progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await progress
-        return await summarize(stats, rt.state, interrupted=rt.pipeline.stop_requested)
+
+async def archive_range(settings: Settings, since: datetime, until: datetime) -> int:
+    """Backfill [since, until) with progress shown and stop signals handled; summarize."""
+    from archiver.commands.runtime import StopSignals, open_runtime
+
+    with StopSignals() as signals:
+        async with open_runtime(settings) as rt:
+            signals.target = rt.pipeline.stop
+            windows = windows_for(since, until, settings, rt.source.granularity)
+            progress = asyncio.create_task(report(rt.pipeline.stats))
+            try:
+                stats = await rt.pipeline.backfill(windows)
+            finally:
+                progress.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await progress
+            return await summarize(stats, rt.state, interrupted=rt.pipeline.stop_requested)
 
 
 async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) -> int:

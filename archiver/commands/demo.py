@@ -7,15 +7,12 @@ into the configured storage (by default ``./archive``), then says where to look.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 
 from pydantic import SecretStr
 
 from archiver.models import Provider
-from archiver.progress import report
 from archiver.settings import Settings, SourceSettings
 
 
@@ -32,8 +29,7 @@ def register(
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the simulator, backfill all its calls, print the summary."""
-    from archiver.commands.backfill import summarize, windows_for
-    from archiver.commands.runtime import install_stop_signals, open_runtime
+    from archiver.commands.backfill import archive_range
     from archiver.simulator import SimConfig, Simulator
 
     sim = Simulator(SimConfig(calls=args.calls, max_size=600_000))
@@ -49,21 +45,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             }
         )
         since = sim.config.start
-        until = since + sim.config.span
-        async with open_runtime(demo_settings) as rt:
-            windows = windows_for(
-                since, until + timedelta(seconds=1), demo_settings, rt.source.granularity
-            )
-            remove = install_stop_signals(rt.pipeline.stop)
-            progress = asyncio.create_task(report(rt.pipeline.stats))
-            try:
-                stats = await rt.pipeline.backfill(windows)
-            finally:
-                remove()
-                progress.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await progress
-            code = await summarize(stats, rt.state, interrupted=rt.pipeline.stop_requested)
+        # +1 s: the span's end is exclusive, and the last call may start on it.
+        until = since + sim.config.span + timedelta(seconds=1)
+        code = await archive_range(demo_settings, since, until)
     where = settings.storage.url
     print(f"\nrecordings are under {where}/recordings/, the manifest under {where}/manifests/")
     print("see the state with: archiver status")

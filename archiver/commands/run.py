@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from archiver.settings import Settings, require_source
 
@@ -30,33 +30,22 @@ def register(
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run until SIGTERM/SIGINT."""
-    from archiver.commands.runtime import install_stop_signals, open_runtime
+    from archiver.commands.runtime import StopSignals, open_runtime
     from archiver.service import Service
 
     require_source(settings.source)
-    async with open_runtime(settings) as rt:
-        remove = install_stop_signals(rt.pipeline.stop)
-        service = Service(rt.pipeline, settings.service)
-
-        @contextlib.asynccontextmanager
-        async def endpoints() -> AsyncIterator[None]:
-            if not settings.service.enabled:
-                yield
-                return
-            async with service.running():
-                yield
-
-        try:
-            async with endpoints():
-                log.info(
-                    "archiver run: polling %s every %ss (lookback %ss)",
-                    settings.source.kind.value if settings.source.kind else "?",
-                    settings.poll_interval,
-                    settings.lookback,
-                )
-                stats = await rt.pipeline.daemon()
-        finally:
-            remove()
+    with StopSignals() as signals:
+        async with open_runtime(settings) as rt, contextlib.AsyncExitStack() as stack:
+            signals.target = rt.pipeline.stop
+            if settings.service.enabled:
+                await stack.enter_async_context(Service(rt.pipeline, settings.service).running())
+            log.info(
+                "archiver run: polling %s every %ss (lookback %ss)",
+                settings.source.kind.value if settings.source.kind else "?",
+                settings.poll_interval,
+                settings.lookback,
+            )
+            stats = await rt.pipeline.daemon()
     log.info(
         "stopped: archived %d recording(s), %d failed, %d listed",
         stats.archived,

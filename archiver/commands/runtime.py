@@ -100,28 +100,34 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         yield Runtime(source, state, store, pipeline)
 
 
-def install_stop_signals(stop: Callable[[], None]) -> Callable[[], None]:
-    """SIGINT/SIGTERM ask for a graceful stop; a second one cancels the run at once.
+class StopSignals:
+    """SIGINT/SIGTERM for a whole command: the first asks ``target`` for a graceful
+    stop; a second one cancels the command's task at once.
 
-    Returns a function that removes the handlers.
+    Installed before the adapters are opened and removed only after they are
+    closed, so a second signal during teardown is still ours (not the default
+    action, which would kill the process mid-cleanup).
     """
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    signals_seen = 0
 
-    def handler() -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        if signals_seen == 1:
-            stop()
-        elif main_task is not None:
-            main_task.cancel()
+    def __init__(self) -> None:
+        self.target: Callable[[], None] | None = None
+        self.seen = 0
+        self._task = asyncio.current_task()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, handler)
+    def _handle(self) -> None:
+        self.seen += 1
+        if self.seen == 1 and self.target is not None:
+            self.target()
+        elif self._task is not None:
+            self._task.cancel()
 
-    def remove() -> None:
+    def __enter__(self) -> StopSignals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-
-    return remove

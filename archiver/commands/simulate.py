@@ -25,7 +25,7 @@ def register(
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until SIGINT or SIGTERM, then stop cleanly (exit 0)."""
-    from archiver.commands.runtime import install_stop_signals
+    from archiver.commands.runtime import StopSignals
     from archiver.simulator import SimConfig, run_simulator
 
     server = asyncio.create_task(
@@ -35,13 +35,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     def stop() -> None:
         server.cancel()
 
-    remove = install_stop_signals(stop)
-    try:
-        await server
-    except asyncio.CancelledError:
-        # Our own stop signal: a clean exit. Any other cancellation goes on up.
-        if not server.cancelled():
-            raise
-    finally:
-        remove()
+    with StopSignals() as signals:
+        signals.target = stop
+        try:
+            await server
+        except asyncio.CancelledError:
+            # Our own stop signal: a clean exit. Any other cancellation goes on up.
+            if not server.cancelled():
+                raise
     return 0

@@ -400,11 +400,22 @@ class Pipeline:
         while not self._queue.empty():
             self._queue.get_nowait()
             self._queue.task_done()
+        cancelled = False
         if not hard:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), timeout=self.config.grace)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), timeout=self.config.grace)
+            except asyncio.CancelledError:
+                # A second signal during the grace period: stop at once, but still
+                # cancel and await the workers before anything they use is closed.
+                cancelled = hard = True
         if self._busy:
-            log.warning("%d transfer(s) did not finish within the grace period", self._busy)
+            when = "stopped at once" if hard else "the grace period ran out"
+            log.warning(
+                "%s: %d transfer(s) interrupted; they will be retried on the next run",
+                when,
+                self._busy,
+            )
         for task in workers:
             task.cancel()
         flusher.cancel()
@@ -414,3 +425,5 @@ class Pipeline:
         self.stats.manifest_lines += await flush_manifest(
             self.state, self.store, self.run_id, self.config.manifest_lines
         )
+        if cancelled:
+            raise asyncio.CancelledError
