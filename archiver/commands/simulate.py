@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from archiver.settings import Settings
 
@@ -20,27 +22,52 @@ def register(
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--calls", type=int, default=200, help="number of calls to serve")
     p.add_argument("--seed", type=int, default=1, help="seed of the deterministic call set")
+    p.add_argument(
+        "--recent",
+        action="store_true",
+        help="calls from the last hour (for `archiver run`), instead of 17 Feb 2021",
+    )
+    p.add_argument(
+        "--new-every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a new call arrives this often (0: never)",
+    )
     p.set_defaults(handler=run)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until SIGINT or SIGTERM, then stop cleanly (exit 0)."""
     from archiver.commands.runtime import StopSignals
-    from archiver.simulator import SimConfig, run_simulator
+    from archiver.simulator import SimConfig, Simulator
 
-    server = asyncio.create_task(
-        run_simulator(args.host, args.port, SimConfig(seed=args.seed, calls=args.calls))
-    )
-
-    def stop() -> None:
-        server.cancel()
-
+    config = SimConfig(seed=args.seed, calls=args.calls)
+    if args.recent:
+        config = SimConfig(
+            seed=args.seed,
+            calls=args.calls,
+            start=datetime.now(UTC) - timedelta(hours=1),
+            span=timedelta(minutes=55),
+        )
+    sim = Simulator(config)
+    stop = asyncio.Event()
     with StopSignals() as signals:
-        signals.target = stop
-        try:
-            await server
-        except asyncio.CancelledError:
-            # Our own stop signal: a clean exit. Any other cancellation goes on up.
-            if not server.cancelled():
-                raise
+        signals.target = stop.set
+        async with sim.serve(args.host, args.port) as base:
+            print(f"Simulated provider listening on {base}", flush=True)
+            print(f"  {len(sim.calls)} calls (seed {args.seed})", flush=True)
+            print(f"  cdr_v2:   base URL {base}  token {config.token}", flush=True)
+            print(
+                f"  epacific: base URL {base}  api_key {config.api_key}  "
+                f"api_secret {config.api_secret}",
+                flush=True,
+            )
+            print(f"  control:  GET {base}/_sim/stats, POST {base}/_sim/faults", flush=True)
+            while not stop.is_set():
+                timeout = args.new_every if args.new_every > 0 else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=timeout)
+                if not stop.is_set():
+                    sim.add_calls(1)
     return 0

@@ -1,0 +1,138 @@
+"""What the container image and the compose file run, checked without a Docker engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+
+from archiver.cli import build_parser
+from archiver.commands import run as run_command
+from archiver.commands import simulate as simulate_command
+from archiver.pipeline.hosts import HostPolicy
+from archiver.settings import load_settings, require_source
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+
+
+def _final_stage() -> list[str]:
+    text = (DOCKER / "Dockerfile").read_text().replace("\\\n", " ")
+    stages = re.split(r"^FROM ", text, flags=re.MULTILINE)
+    return [
+        line.strip()
+        for line in stages[-1].splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def _instruction(name: str) -> list[str]:
+    return [line[len(name) + 1 :] for line in _final_stage() if line.startswith(name + " ")]
+
+
+def _env_from_dockerfile() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in _instruction("ENV"):
+        for part in shlex.split(line):
+            key, _, value = part.partition("=")
+            env[key] = value
+    return env
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith(("ARCHIVER_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
+
+
+def test_the_image_runs_archiver_run_as_a_non_root_user():
+    entrypoint = json.loads(_instruction("ENTRYPOINT")[0])
+    cmd = json.loads(_instruction("CMD")[0])
+    assert entrypoint + cmd == ["archiver", "run"]
+    args = build_parser().parse_args(cmd)
+    assert args.handler is run_command.run
+    user = _instruction("USER")[0]
+    assert user not in ("root", "0")
+
+
+def test_the_image_settings_are_valid_and_listen_on_all_interfaces(clean_env):
+    env = _env_from_dockerfile()
+    for key, value in env.items():
+        clean_env.setenv(key, value)
+    settings = load_settings()
+    assert settings.service.host == "0.0.0.0"
+    assert settings.log_format == "json"
+    state_dir = str(Path(settings.state.path).parent)
+    assert json.loads(_instruction("VOLUME")[0]) == [state_dir]
+    assert str(settings.service.port) in " ".join(_instruction("EXPOSE"))
+
+
+@pytest.mark.parametrize(("status", "code"), [(200, 0), (503, 1)])
+async def test_the_healthcheck_command_follows_healthz(status, code):
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "x"}, status=status)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        check = json.loads(_instruction("HEALTHCHECK")[0].split("CMD", 1)[1])
+        assert check[0] == "python"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *check[1:],
+            env={**os.environ, "ARCHIVER_SERVICE__PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert await proc.wait() == code
+    finally:
+        await runner.cleanup()
+
+
+def _resolve(value: str) -> str:
+    # Compose's ${VAR:-default}, with nothing set: the default.
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_compose_gives_the_archiver_valid_settings(clean_env):
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    services = compose["services"]
+    env = {k: _resolve(v) for k, v in services["archiver"]["environment"].items()}
+    for key, value in env.items():
+        clean_env.setenv(key, value)
+    settings = load_settings()
+    require_source(settings.source)
+    assert settings.storage.is_s3
+    assert settings.storage.endpoint_url == "http://minio:9000"
+    # The simulator's recordings are on the API's own host: the guard lets them through.
+    assert settings.source.base_url is not None
+    HostPolicy(settings.source.recording_hosts, settings.source.base_url).check_url(
+        "http://simulator:8080/recordings/x.wav"
+    )
+    assert services["archiver"]["stop_grace_period"] == "30s"  # above ARCHIVER_GRACE
+
+
+def test_compose_simulator_command_is_a_valid_archiver_command():
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    sim = compose["services"]["simulator"]
+    assert sim["profiles"] == ["simulator"]
+    args = build_parser().parse_args(sim["command"])
+    assert args.handler is simulate_command.run
+    assert args.host == "0.0.0.0"
+    assert args.recent
