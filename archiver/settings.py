@@ -5,12 +5,20 @@ Each component receives its own sub-model; nothing else reads ``os.environ``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archiver.errors import ConfigError
@@ -110,6 +118,69 @@ class StorageSettings(BaseModel):
     part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
     # TLS certificate checks towards the storage; turn off only for test endpoints.
     verify_tls: bool = True
+    # S3 Object Lock applied at write time to recordings, manifests and audit
+    # records: GOVERNANCE or COMPLIANCE, for ``retention_days`` after the write.
+    # The bucket must have been created with Object Lock (``archiver check``).
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
+    retention_days: int = Field(default=0, ge=0, le=36500, validate_default=True)
+    # Server-side encryption of every object: AES256 (SSE-S3) or aws:kms.
+    sse: Literal["AES256", "aws:kms"] | None = None
+    # aws:kms only: the key (id, ARN or alias); empty means the AWS-managed key.
+    kms_key_id: str | None = Field(default=None, validate_default=True)
+    # Storage class of recordings (manifests and indexes stay in the default class).
+    storage_class: str | None = None
+    # ``get --url``: seconds a presigned URL stays valid (SigV4 allows 7 days at most).
+    presign_expiry: int = Field(default=3600, ge=1, le=7 * 86400)
+
+    @field_validator("object_lock_mode", mode="before")
+    @classmethod
+    def _lock_mode(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_days(cls, value: int, info: ValidationInfo) -> int:
+        mode = info.data.get("object_lock_mode")
+        if mode is not None and value < 1:
+            raise ValueError("must be at least 1 when ARCHIVER_STORAGE__OBJECT_LOCK_MODE is set")
+        if mode is None and value > 0:
+            raise ValueError("needs ARCHIVER_STORAGE__OBJECT_LOCK_MODE (GOVERNANCE or COMPLIANCE)")
+        return value
+
+    @field_validator("sse", mode="before")
+    @classmethod
+    def _sse(cls, value: object) -> object:
+        if isinstance(value, str) and value.lower() in ("aes256", "aws:kms"):
+            return "AES256" if value.lower() == "aes256" else "aws:kms"
+        return value
+
+    @field_validator("kms_key_id")
+    @classmethod
+    def _kms_key_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and info.data.get("sse") != "aws:kms":
+            raise ValueError("needs ARCHIVER_STORAGE__SSE=aws:kms")
+        return value or None
+
+    @field_validator("storage_class", mode="before")
+    @classmethod
+    def _storage_class(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        name = value.strip().upper()
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            raise ValueError("must be a storage class name such as STANDARD_IA")
+        if name in ("GLACIER", "DEEP_ARCHIVE"):
+            # Their objects need a restore before any read: get and verify could not work.
+            raise ValueError(f"{name} objects cannot be read without a restore; use GLACIER_IR")
+        return name
+
+    @property
+    def protection_requested(self) -> list[str]:
+        """The S3-only protection settings that are set (their variable names)."""
+        names = ("object_lock_mode", "sse", "storage_class")
+        return [f"{ENV_PREFIX}STORAGE__{n.upper()}" for n in names if getattr(self, n)]
 
     @field_validator("endpoint_url")
     @classmethod
@@ -226,6 +297,8 @@ class Settings(BaseSettings):
     backfill_max_wait: float = Field(default=600.0, ge=0)
     # Connections to one recording host at once.
     per_host_connections: int = Field(default=8, ge=1, le=512)
+    # Who retrieves (get, search exports, holds), for the audit trail; empty: OS user@host.
+    operator: str | None = None
     # run: the checkpoint stays this many seconds behind now, for CDRs that
     # the provider writes a little after the call.
     settle: float = Field(default=60.0, ge=0)

@@ -9,14 +9,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from archiver.errors import ConfigError
 from archiver.settings import StorageSettings
 from archiver.storage.audio import CONTENT_TYPES, sniff
-from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome, StoredObject, Upload
+from archiver.storage.base import (
+    BucketProtection,
+    LockingStore,
+    ObjectExistsError,
+    ObjectProtection,
+    ObjectStore,
+    PutOutcome,
+    StoredObject,
+    Upload,
+)
 from archiver.storage.keys import render_key, sanitize, validate_key, validate_template
 from archiver.storage.local import LocalStore
 
 __all__ = [
     "CONTENT_TYPES",
+    "BucketProtection",
+    "LockingStore",
+    "ObjectProtection",
     "LocalStore",
     "ObjectExistsError",
     "ObjectStore",
@@ -41,6 +54,10 @@ async def open_store(
     S3 (``s3://``): one aiobotocore client with a pool of ``max_connections``
     (size it to the transfer concurrency), closed on exit. Otherwise a
     directory, created on the first write.
+
+    Raises ConfigError for S3-only protection settings (Object Lock, SSE,
+    storage class) on a directory: silently writing unprotected files would
+    be worse than refusing.
     """
     if settings.is_s3:
         # Imported here so that the local store and the pure modules do not
@@ -50,4 +67,9 @@ async def open_store(
         async with S3Store(settings, max_connections=max_connections) as store:
             yield store
     else:
+        if settings.protection_requested:
+            names = ", ".join(settings.protection_requested)
+            raise ConfigError(
+                f"{names}: S3 only; a local directory ({settings.url}) cannot enforce them"
+            )
         yield LocalStore(settings.local_path)

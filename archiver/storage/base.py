@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class PutOutcome(StrEnum):
@@ -69,6 +70,12 @@ class ObjectStore(Protocol):
     def full_key(self, key: str) -> str:
         """The key as the user sees it: with the S3 prefix, or the relative path (local)."""
 
+    def relative_key(self, full_key: str) -> str:
+        """The inverse of :meth:`full_key` (a manifest's ``object_key`` back to a key).
+
+        Raises ValueError if ``full_key`` is not under this storage's root or prefix.
+        """
+
     async def put_bytes(
         self,
         key: str,
@@ -110,3 +117,38 @@ class ObjectStore(Protocol):
 
     async def cleanup_incomplete(self) -> int:
         """Abort multipart uploads / remove temporary files the archiver left behind."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectProtection:
+    """An object's Object Lock state."""
+
+    mode: str | None  # GOVERNANCE, COMPLIANCE, or None (no retention)
+    retain_until: datetime | None
+    legal_hold: bool
+    version_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketProtection:
+    """What the bucket itself can enforce."""
+
+    versioning: str  # "Enabled", "Suspended" or "Disabled" (never enabled)
+    object_lock: bool
+    default_mode: str | None = None  # the bucket's default retention, if any
+    default_days: int | None = None
+    default_years: int | None = None
+
+
+@runtime_checkable
+class LockingStore(Protocol):
+    """An optional capability: storage with S3 Object Lock (retention, legal holds)."""
+
+    async def bucket_protection(self) -> BucketProtection:
+        """Versioning and Object Lock of the bucket."""
+
+    async def protection(self, key: str) -> ObjectProtection | None:
+        """The object's retention and legal hold, or None if the object is absent."""
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        """Turn the legal hold of the object's current version on or off."""

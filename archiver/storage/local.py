@@ -134,6 +134,11 @@ class LocalStore:
         self._path(key)
         return key
 
+    def relative_key(self, full_key: str) -> str:
+        """The key itself (a local manifest's ``object_key`` is already relative)."""
+        self._path(full_key)
+        return full_key
+
     def _path(self, key: str) -> Path:
         validate_key(key)
         segments = key.split("/")

@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -29,8 +30,15 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
-from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject
+from archiver.storage.base import (
+    BucketProtection,
+    ObjectExistsError,
+    ObjectProtection,
+    PutOutcome,
+    StoredObject,
+)
 from archiver.storage.keys import validate_key
+from archiver.storage.protection import write_params
 from archiver.storage.s3_upload import (
     DIGEST_CODES,
     S3Upload,
@@ -47,6 +55,9 @@ log = logging.getLogger("archiver.storage")
 SHA256_METADATA = "sha256"
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_NO_LOCK_CODES = frozenset(
+    {"ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"}
+)
 
 
 def _rejects_checksum(exc: ClientError) -> bool:
@@ -154,6 +165,14 @@ class S3Store:
         validate_key(key)
         return self._prefix + key
 
+    def relative_key(self, full_key: str) -> str:
+        """The key under the prefix; ValueError for a bucket key outside it."""
+        if not full_key.startswith(self._prefix):
+            raise ValueError(f"{full_key!r} is not under {self.description}")
+        key = full_key[len(self._prefix) :]
+        validate_key(key)
+        return key
+
     def error(self, exc: BaseException, action: str) -> StorageError:
         """A one-line StorageError naming the cause and the bucket (never a secret)."""
         cause = self._cause(exc)
@@ -225,6 +244,8 @@ class S3Store:
             "ContentType": content_type,
             "Metadata": {**(metadata or {}), SHA256_METADATA: sha256},
             "IfNoneMatch": "*",
+            # Retention, encryption, storage class: set at write time, as the settings ask.
+            **write_params(self._settings, key, datetime.now(UTC)),
         }
         if self._checksums:
             params["ChecksumSHA256"] = b64(bytes.fromhex(sha256))
@@ -281,6 +302,7 @@ class S3Store:
             "Key": self.full_key(key),
             "ContentType": content_type,
             "Metadata": dict(metadata or {}),
+            **write_params(self._settings, key, datetime.now(UTC)),
         }
         if self._checksums:
             params["ChecksumAlgorithm"] = "SHA256"
@@ -413,3 +435,58 @@ class S3Store:
                     Bucket=self._bucket, Key=full, UploadId=upload_id
                 )
         return len(uploads)
+
+    async def bucket_protection(self) -> BucketProtection:
+        """GetBucketVersioning and GetObjectLockConfiguration."""
+        with self.errors("read the bucket's versioning and Object Lock"):
+            versioning = await self.client.get_bucket_versioning(Bucket=self._bucket)
+            try:
+                lock = await self.client.get_object_lock_configuration(Bucket=self._bucket)
+            except ClientError as exc:
+                if error_code(exc) not in _NO_LOCK_CODES:
+                    raise
+                lock = {}
+        config = lock.get("ObjectLockConfiguration") or {}
+        default = (config.get("Rule") or {}).get("DefaultRetention") or {}
+        return BucketProtection(
+            versioning=str(versioning.get("Status") or "Disabled"),
+            object_lock=config.get("ObjectLockEnabled") == "Enabled",
+            default_mode=default.get("Mode"),
+            default_days=default.get("Days"),
+            default_years=default.get("Years"),
+        )
+
+    async def protection(self, key: str) -> ObjectProtection | None:
+        """Retention and legal hold of the current version, from HeadObject.
+
+        S3 omits them from the answer without the GetObjectRetention and
+        GetObjectLegalHold permissions: they then read as "none".
+        """
+        with self.errors(f"read {key}"):
+            try:
+                resp = await self.client.head_object(Bucket=self._bucket, Key=self.full_key(key))
+            except ClientError as exc:
+                if http_status(exc) == 404:
+                    return None
+                raise
+        until = resp.get("ObjectLockRetainUntilDate")
+        return ObjectProtection(
+            mode=resp.get("ObjectLockMode"),
+            retain_until=until.astimezone(UTC) if isinstance(until, datetime) else None,
+            legal_hold=resp.get("ObjectLockLegalHoldStatus") == "ON",
+            version_id=resp.get("VersionId"),
+        )
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        """PutObjectLegalHold on the current version; KeyError if the object is absent."""
+        with self.errors(f"set the legal hold of {key}"):
+            try:
+                await self.client.put_object_legal_hold(
+                    Bucket=self._bucket,
+                    Key=self.full_key(key),
+                    LegalHold={"Status": "ON" if on else "OFF"},
+                )
+            except ClientError as exc:
+                if error_code(exc) in _MISSING_CODES:
+                    raise KeyError(key) from None
+                raise
