@@ -4,6 +4,11 @@ One JSON object per archived recording, in JSON Lines objects under
 ``manifests/date=YYYY-MM-DD/`` (the call's local date). Exactly once: a batch's
 name and content are fixed in the state store before its object is written,
 so a restart rewrites the identical object instead of adding a second line.
+
+After each batch object, the id index (``_archiver/ids/``, see
+:mod:`archiver.retrieval.index`) gets a pointer per line, before the batch is
+marked written: a crash in between rewrites the batch and its pointers, both
+idempotently.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from archiver.models import CallRecord
+from archiver.retrieval.index import index_manifest
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 
@@ -94,7 +100,14 @@ async def flush_manifest(
         outcome = await store.put_bytes(
             batch.key, batch.content, sha256=digest, content_type=MANIFEST_CONTENT_TYPE
         )
+        pointers = await index_manifest(store, batch.key, batch.content)
         await state.mark_manifest_written(batch.id)
         lines += batch.line_count
-        log.info("manifest %s: %d lines (%s)", batch.key, batch.line_count, outcome.value)
+        log.info(
+            "manifest %s: %d lines (%s), %d new index pointers",
+            batch.key,
+            batch.line_count,
+            outcome.value,
+            pointers,
+        )
     return lines

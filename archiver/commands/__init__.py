@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from archiver.commands import backfill, check, demo, run, simulate, status
+from archiver.commands import (
+    backfill,
+    check,
+    demo,
+    get,
+    hold,
+    run,
+    search,
+    simulate,
+    status,
+    verify,
+)
 
 
 def register(
@@ -13,5 +24,5 @@ def register(
     common: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Add every command to ``sub``."""
-    for module in (backfill, run, check, demo, status, simulate):
+    for module in (backfill, run, check, demo, status, simulate, get, verify, search, hold):
         module.register(sub, common)

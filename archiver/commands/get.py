@@ -1,0 +1,153 @@
+"""``archiver get ID -o FILE`` and ``archiver get ID --url``: compliance retrieval.
+
+From the storage alone (no state database): the id index gives the manifest
+line, checked against its manifest object; the recording is verified against
+it before it is handed over. Every attempt leaves an audit record.
+
+Exit codes: 0 done; 2 bad usage, or an id naming several calls; 4 no such
+call; 5 the object is missing or not the manifest's bytes (no file written).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from archiver.cli import EXIT_CORRUPT, EXIT_NOT_FOUND, EXIT_USAGE
+from archiver.errors import ArchiverError, StorageError
+from archiver.models import Provider
+from archiver.retrieval.audit import AuditTrail
+from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
+from archiver.retrieval.fetch import Fetched, fetch_to_file, presigned_url
+from archiver.retrieval.index import resolve
+from archiver.retrieval.options import fail
+from archiver.retrieval.records import ArchivedCall
+from archiver.settings import Settings
+from archiver.storage import ObjectStore, open_store
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the command."""
+    p = sub.add_parser(
+        "get",
+        help="retrieve one recording, verified, by sip_call_id or cdr id",
+        description="Write a recording to FILE after checking its SHA-256 against the "
+        "manifest, or print a time-limited URL to it. Needs only the storage.",
+    )
+    common(p)
+    p.add_argument("id", metavar="ID", help="the call's sip_call_id or cdr id")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument(
+        "-o", "--output", metavar="FILE", help="write the recording here (or into this directory)"
+    )
+    out.add_argument(
+        "--url", action="store_true", help="print a presigned URL (S3) or the file's path (local)"
+    )
+    p.add_argument(
+        "--expires",
+        type=int,
+        metavar="SECONDS",
+        help="--url: validity of the URL (default ARCHIVER_STORAGE__PRESIGN_EXPIRY)",
+    )
+    p.add_argument(
+        "--provider",
+        choices=[p.value for p in Provider],
+        help="only this provider's calls (when one id is known to several)",
+    )
+    p.set_defaults(handler=run)
+
+
+def call_target(ident: str, call: ArchivedCall | None = None) -> dict[str, Any]:
+    """What an audit record says was asked for (and found)."""
+    target: dict[str, Any] = {"id": ident}
+    if call is not None:
+        target |= {
+            "sip_call_id": call.sip_call_id,
+            "cdr_id": call.cdr_id,
+            "provider": call.provider,
+            "object_key": call.object_key,
+            "sha256": call.sha256,
+            "manifest_key": call.manifest_key,
+        }
+    return target
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Find the call, then write it or sign a URL; audit either way."""
+    expires = args.expires if args.expires is not None else settings.storage.presign_expiry
+    if not 1 <= expires <= 7 * 86400:
+        return fail(EXIT_USAGE, "--expires: between 1 and 604800 seconds (7 days)")
+    action = "url" if args.url else "get"
+    async with open_store(settings.storage, max_connections=4) as store:
+        audit = AuditTrail(store, settings.operator)
+        try:
+            call = await resolve(store, args.id, args.provider)
+        except CallNotFoundError as exc:
+            await audit.record_failure(action, call_target(args.id), "not_found")
+            return fail(EXIT_NOT_FOUND, str(exc))
+        except AmbiguousIdError as exc:
+            await audit.record_failure(action, call_target(args.id), "ambiguous")
+            return fail(EXIT_USAGE, str(exc))
+        except IntegrityError as exc:
+            await audit.record_failure(action, call_target(args.id), "index_mismatch")
+            return fail(EXIT_CORRUPT, str(exc))
+        target = call_target(args.id, call)
+        if args.url:
+            return await _url(store, audit, call, target, expires)
+        return await _get(store, audit, call, target, Path(args.output))
+
+
+async def _url(
+    store: ObjectStore,
+    audit: AuditTrail,
+    call: ArchivedCall,
+    target: dict[str, Any],
+    expires: int,
+) -> int:
+    try:
+        url = await presigned_url(store, call, expires)
+    except IntegrityError as exc:
+        await audit.record_failure("url", target, str(exc).split(":", 1)[0])
+        return fail(EXIT_CORRUPT, str(exc))
+    # The URL itself is a bearer secret: the record keeps its lifetime, not the URL.
+    await _record_or_refuse(audit, "url", target, {"expires_seconds": expires})
+    print(url)
+    return 0
+
+
+async def _get(
+    store: ObjectStore,
+    audit: AuditTrail,
+    call: ArchivedCall,
+    target: dict[str, Any],
+    output: Path,
+) -> int:
+    async def publish(fetched: Fetched) -> None:
+        details = {"file": str(fetched.path.absolute()), "size": fetched.size}
+        await _record_or_refuse(audit, "get", target, details)
+
+    try:
+        fetched = await fetch_to_file(store, call, output, publish)
+    except IntegrityError as exc:
+        await audit.record_failure("get", target, str(exc).split(":", 1)[0])
+        return fail(EXIT_CORRUPT, str(exc))
+    print(
+        f"{fetched.path}: {fetched.size} bytes, SHA-256 {fetched.sha256} "
+        f"verified against {call.manifest_key}"
+    )
+    return 0
+
+
+async def _record_or_refuse(
+    audit: AuditTrail, action: str, target: dict[str, Any], details: dict[str, Any]
+) -> None:
+    """Write the audit record; a retrieval that cannot be recorded does not happen."""
+    try:
+        await audit.record(action, target, "ok", details)
+    except ArchiverError as exc:
+        raise StorageError(f"the audit record cannot be written, nothing retrieved: {exc}") from exc

@@ -1,0 +1,104 @@
+"""``archiver hold ID --on|--off``: a legal hold on one recording (S3 Object Lock).
+
+A legal hold keeps the object's version from deletion until it is turned off,
+whatever its retention date. Without ``--on``/``--off`` the command shows the
+recording's retention and hold. Changes are recorded in the audit trail.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from archiver.cli import EXIT_CORRUPT, EXIT_NOT_FOUND, EXIT_USAGE
+from archiver.commands.get import call_target
+from archiver.errors import ArchiverError, StorageError
+from archiver.models import Provider
+from archiver.retrieval.audit import AuditTrail
+from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
+from archiver.retrieval.fetch import storage_key
+from archiver.retrieval.index import resolve
+from archiver.retrieval.options import fail
+from archiver.settings import Settings
+from archiver.storage import LockingStore, ObjectProtection, open_store
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the command."""
+    p = sub.add_parser(
+        "hold",
+        help="set, clear or show the legal hold of one recording (S3 Object Lock)",
+        description="Without --on/--off: show the recording's retention and legal hold.",
+    )
+    common(p)
+    p.add_argument("id", metavar="ID", help="the call's sip_call_id or cdr id")
+    switch = p.add_mutually_exclusive_group()
+    switch.add_argument("--on", dest="hold", action="store_const", const=True, help="set the hold")
+    switch.add_argument(
+        "--off", dest="hold", action="store_const", const=False, help="clear the hold"
+    )
+    p.add_argument("--provider", choices=[p.value for p in Provider])
+    p.set_defaults(handler=run, hold=None)
+
+
+def describe(key: str, protection: ObjectProtection) -> str:
+    """One line: the object's retention and legal hold."""
+    if protection.mode is not None and protection.retain_until is not None:
+        retention = f"retention {protection.mode} until {protection.retain_until.isoformat()}"
+    else:
+        retention = "no retention"
+    version = f" (version {protection.version_id})" if protection.version_id else ""
+    hold = "ON" if protection.legal_hold else "OFF"
+    return f"{key}{version}: legal hold {hold}, {retention}"
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Resolve the id, then show or change the hold."""
+    async with open_store(settings.storage, max_connections=4) as store:
+        if not isinstance(store, LockingStore):
+            return fail(
+                EXIT_USAGE,
+                f"legal holds need S3 Object Lock; {store.description} is a local directory",
+            )
+        bucket = await store.bucket_protection()
+        if not bucket.object_lock:
+            return fail(
+                EXIT_USAGE,
+                f"{store.description}: the bucket has no Object Lock, so it cannot hold objects "
+                "(Object Lock is chosen when a bucket is created)",
+            )
+        audit = AuditTrail(store, settings.operator)
+        action = "hold-show" if args.hold is None else ("hold-on" if args.hold else "hold-off")
+        try:
+            call = await resolve(store, args.id, args.provider)
+        except CallNotFoundError as exc:
+            await audit.record_failure(action, call_target(args.id), "not_found")
+            return fail(EXIT_NOT_FOUND, str(exc))
+        except AmbiguousIdError as exc:
+            return fail(EXIT_USAGE, str(exc))
+        except IntegrityError as exc:
+            return fail(EXIT_CORRUPT, str(exc))
+        key = storage_key(store, call)
+        if args.hold is not None:
+            try:
+                await store.set_legal_hold(key, args.hold)
+            except KeyError:
+                await audit.record_failure(action, call_target(args.id, call), "missing")
+                return fail(
+                    EXIT_CORRUPT, f"missing: {key} is in the manifest but not in the storage"
+                )
+            try:
+                await audit.record(action, call_target(args.id, call), "ok")
+            except ArchiverError as exc:
+                state = "set" if args.hold else "cleared"
+                raise StorageError(
+                    f"legal hold {state} on {key}, but its audit record cannot be written: {exc}"
+                ) from exc
+        protection = await store.protection(key)
+        if protection is None:
+            return fail(EXIT_CORRUPT, f"missing: {key} is in the manifest but not in the storage")
+        print(describe(key, protection))
+    return 0

@@ -1,0 +1,113 @@
+"""``archiver search``: archived calls by phone, extension, agent, direction and time.
+
+From the storage alone. A table on a terminal; ``--format json|csv`` for
+auditors. Every search is recorded in the audit trail before its results are
+shown (it reveals who called whom).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.models import Direction
+from archiver.retrieval.audit import AuditTrail
+from archiver.retrieval.options import add_range, parse_range
+from archiver.retrieval.records import ArchivedCall, list_manifests
+from archiver.retrieval.search import TABLE_COLUMNS, SearchQuery, search, to_csv, to_json
+from archiver.settings import Settings
+from archiver.storage import open_store
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the command."""
+    p = sub.add_parser(
+        "search",
+        help="find archived calls by phone, extension, agent, direction and time",
+        description="Search the manifest, from the storage alone. Every criterion given "
+        "must match. Phone numbers match the caller or the callee, +84 and 0 alike.",
+    )
+    common(p)
+    p.add_argument("--phone", metavar="NUMBER", help="the caller's or the callee's number")
+    p.add_argument("--extension", metavar="EXT", help="the call center's extension")
+    p.add_argument("--agent", metavar="AGENT", help="the agent's id or name (any case)")
+    p.add_argument("--direction", choices=[d.value for d in Direction])
+    add_range(p, "search")
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="table (default), or json / csv with every manifest field",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="at most N calls (the oldest first)")
+    p.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Search, record the search, print the results."""
+    since, until = parse_range(args.since, args.until, settings.source.tz)
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit: at least 1")
+    try:
+        query = SearchQuery(
+            phone=args.phone,
+            extension=args.extension,
+            agent=args.agent,
+            direction=args.direction,
+            since=since,
+            until=until,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    async with open_store(settings.storage, max_connections=16) as store:
+        manifests = await list_manifests(store, since, until, settings.source.tz)
+        calls, bad = await search(store, manifests, query, args.limit)
+        try:
+            await AuditTrail(store, settings.operator).record(
+                "search",
+                {"query": query.describe(), "format": args.format},
+                "ok",
+                {"results": len(calls)},
+            )
+        except ArchiverError as exc:
+            raise StorageError(
+                f"the audit record cannot be written, no results shown: {exc}"
+            ) from exc
+    if args.format == "json":
+        sys.stdout.write(to_json(calls))
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(calls))
+    else:
+        _table(calls)
+    if bad:
+        print(
+            f"archiver: {bad} unreadable manifest line(s) skipped: run archiver verify",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _table(calls: Sequence[ArchivedCall]) -> None:
+    console = Console(soft_wrap=False) if sys.stdout.isatty() else Console(width=240)
+    if not calls:
+        console.print("no archived call matches")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for _, title in TABLE_COLUMNS:
+        table.add_column(title, overflow="fold")
+    for call in calls:
+        table.add_row(*(_show(call.fields.get(name)) for name, _ in TABLE_COLUMNS))
+    console.print(table)
+    console.print(f"{len(calls)} call(s)")
+
+
+def _show(value: object) -> str:
+    return "" if value is None else str(value)

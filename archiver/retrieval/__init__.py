@@ -1,0 +1,1 @@
+"""Retrieval from the storage alone: the id index, get, verify, search, holds, audit."""

@@ -1,0 +1,200 @@
+"""The id index: find a call's manifest line from its sip_call_id or cdr id, in storage.
+
+Layout, one small JSON object per archived recording and id::
+
+    _archiver/ids/<hh>/<id>/<provider>.<cdr_id>.<sha256[:16]>.json
+
+``<hh>`` is the first two hex digits of the SHA-256 of the id (256 folders,
+so a local directory never holds a million entries), ``<id>`` and
+``<cdr_id>`` are sanitized like every key segment. A recording gets one
+pointer under its sip_call_id and, when different, one under its cdr id.
+
+A lookup is one LIST of ``_archiver/ids/<hh>/<id>/`` and one GET per pointer
+found: constant time whatever the archive's size. Several archived calls
+sharing a sip_call_id (a transferred call, two providers) each keep their own
+pointer there, so none is lost and the caller sees them all.
+
+Pointers are written once (conditional writes) right after their manifest
+batch, so a crash between the two rewrites both identically. They are a
+derived copy: the manifest stays the record, ``get`` checks the pointer
+against it, and ``archiver reindex`` rebuilds missing pointers from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
+from archiver.retrieval.records import ArchivedCall, parse_manifest, read_object
+from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome
+from archiver.storage.keys import sanitize
+
+log = logging.getLogger("archiver.index")
+
+INDEX_PREFIX = "_archiver/ids/"
+POINTER_CONTENT_TYPE = "application/json"
+POINTER_FORMAT = 1
+
+
+def normalize_id(ident: str) -> str:
+    """An id as compared: NFC, surrounding whitespace stripped (as key sanitizing does)."""
+    return unicodedata.normalize("NFC", ident).strip()
+
+
+def id_prefix(ident: str) -> str:
+    """The folder holding every pointer for ``ident`` (with its trailing slash)."""
+    norm = normalize_id(ident)
+    shard = hashlib.sha256(norm.encode("utf-8", "surrogatepass")).hexdigest()[:2]
+    return f"{INDEX_PREFIX}{shard}/{sanitize(norm)}/"
+
+
+def pointer_name(call: ArchivedCall) -> str:
+    """The pointer's file name: unique per archived recording."""
+    return f"{sanitize(call.provider, 32)}.{sanitize(call.cdr_id)}.{call.sha256[:16]}.json"
+
+
+def pointer_keys(call: ArchivedCall) -> list[str]:
+    """Where ``call``'s pointers go: under its sip_call_id and, if different, its cdr id."""
+    idents = dict.fromkeys(normalize_id(i) for i in (call.sip_call_id, call.cdr_id) if i.strip())
+    return [id_prefix(ident) + pointer_name(call) for ident in idents]
+
+
+def pointer_body(call: ArchivedCall) -> bytes:
+    """The pointer's bytes: the manifest line and the manifest object holding it."""
+    body = {"format": POINTER_FORMAT, "manifest_key": call.manifest_key, "entry": call.fields}
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return text.encode("utf-8")
+
+
+def parse_pointer(data: bytes) -> ArchivedCall:
+    """A pointer's manifest line; ValueError if it is not one."""
+    try:
+        body = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError("not JSON") from None
+    if not isinstance(body, dict) or body.get("format") != POINTER_FORMAT:
+        raise ValueError("not an index pointer (format 1)")
+    manifest_key = body.get("manifest_key")
+    return ArchivedCall.from_line(body.get("entry"), str(manifest_key) if manifest_key else None)
+
+
+async def write_pointers(
+    store: ObjectStore, calls: Sequence[ArchivedCall], concurrency: int = 16
+) -> int:
+    """Write every pointer of ``calls`` (already present ones are left alone); returns new ones.
+
+    At most ``concurrency`` writes at once; the first failure cancels the rest
+    and propagates (the caller's retry rewrites them all idempotently).
+    """
+    work = [(key, call) for call in calls for key in pointer_keys(call)]
+    created = 0
+
+    async def worker(queue: list[tuple[str, ArchivedCall]]) -> None:
+        nonlocal created
+        while queue:
+            key, call = queue.pop()
+            body = pointer_body(call)
+            try:
+                outcome = await store.put_bytes(
+                    key,
+                    body,
+                    sha256=hashlib.sha256(body).hexdigest(),
+                    content_type=POINTER_CONTENT_TYPE,
+                )
+            except ObjectExistsError:
+                # The same recording listed again in a later manifest line (an
+                # archive rebuilt on an empty state): the first pointer stays.
+                log.debug("index pointer %s already written with another line", key)
+                continue
+            if outcome is PutOutcome.CREATED:
+                created += 1
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(concurrency, len(work))):
+            group.create_task(worker(work))
+    return created
+
+
+async def index_manifest(store: ObjectStore, manifest_key: str, content: bytes) -> int:
+    """Write the pointers of one manifest object's lines; returns how many were new.
+
+    Called by the manifest writer after each batch object and before the batch
+    is marked written. A line that cannot be read is logged and skipped: the
+    manifest stays the record, and ``verify`` reports the line.
+    """
+    manifest = parse_manifest(manifest_key, content)
+    for bad in manifest.bad_lines:
+        log.warning("%s line %d not indexed: %s", manifest_key, bad.line_number, bad.reason)
+    return await write_pointers(store, manifest.calls)
+
+
+async def lookup(store: ObjectStore, ident: str) -> list[ArchivedCall]:
+    """Every archived call whose sip_call_id or cdr id is ``ident``, from the index."""
+    wanted = normalize_id(ident)
+    if not wanted:
+        return []
+    found: dict[tuple[str, str, str], ArchivedCall] = {}
+    async for obj in store.list(id_prefix(wanted)):
+        try:
+            call = parse_pointer(await read_object(store, obj.key))
+        except KeyError:
+            continue  # removed between the listing and the read
+        except ValueError as exc:
+            log.warning("index pointer %s is unreadable (%s): skipped", obj.key, exc)
+            continue
+        if wanted in (normalize_id(call.sip_call_id), normalize_id(call.cdr_id)):
+            found.setdefault((call.provider, call.cdr_id, call.sha256), call)
+    return list(found.values())
+
+
+def choose(ident: str, calls: Iterable[ArchivedCall], provider: str | None = None) -> ArchivedCall:
+    """The one call ``ident`` names; CallNotFoundError or AmbiguousIdError otherwise (pure)."""
+    matches = [c for c in calls if provider is None or c.provider == provider]
+    if not matches:
+        where = f" from provider {provider}" if provider else ""
+        raise CallNotFoundError(f"no archived call with id {ident!r}{where}")
+    if len(matches) > 1:
+        listed = "; ".join(
+            f"{c.provider} cdr {c.cdr_id} (sip_call_id {c.sip_call_id}, "
+            f"started {c.call_started_at.isoformat() if c.call_started_at else 'unknown'})"
+            for c in sorted(matches, key=lambda c: (c.provider, c.cdr_id))
+        )
+        raise AmbiguousIdError(
+            f"id {ident!r} names {len(matches)} archived calls: {listed}; "
+            "ask for one by its cdr id (and --provider if needed)"
+        )
+    return matches[0]
+
+
+async def resolve(store: ObjectStore, ident: str, provider: str | None = None) -> ArchivedCall:
+    """The archived call ``ident`` names, checked against its manifest object.
+
+    The pointer is a copy; the manifest (locked by Object Lock where enabled)
+    is the record. A pointer that does not match a line of the manifest it
+    names raises IntegrityError rather than leading to other bytes.
+    """
+    call = choose(ident, await lookup(store, ident), provider)
+    await confirm_in_manifest(store, call)
+    return call
+
+
+async def confirm_in_manifest(store: ObjectStore, call: ArchivedCall) -> None:
+    """IntegrityError unless ``call``'s manifest object has this exact line."""
+    if call.manifest_key is None:
+        raise IntegrityError(f"index entry for {call.sip_call_id} names no manifest object")
+    try:
+        manifest = parse_manifest(call.manifest_key, await read_object(store, call.manifest_key))
+    except KeyError:
+        raise IntegrityError(
+            f"manifest object {call.manifest_key} (recording {call.sip_call_id}) is missing"
+        ) from None
+    if not any(line.fields == call.fields for line in manifest.calls):
+        raise IntegrityError(
+            f"the index entry for {call.sip_call_id} (cdr {call.cdr_id}) does not match "
+            f"its manifest object {call.manifest_key}"
+        )

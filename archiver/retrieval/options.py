@@ -1,0 +1,39 @@
+"""What the retrieval commands share: their time-range options and one-line failures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, tzinfo
+
+from archiver.errors import ConfigError
+from archiver.logs import redact
+from archiver.timeutil import parse_user_time
+
+
+def add_range(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--since`` and ``--until`` (both optional)."""
+    parser.add_argument(
+        "--since", metavar="T", help=f"{what} calls started at or after T (date or ISO datetime)"
+    )
+    parser.add_argument("--until", metavar="T", help="... and before T (exclusive)")
+
+
+def parse_range(
+    since: str | None, until: str | None, tz: tzinfo
+) -> tuple[datetime | None, datetime | None]:
+    """The [since, until) the options give; naive times are in ``tz``. ConfigError if unusable."""
+    try:
+        start = parse_user_time(since, tz) if since else None
+        end = parse_user_time(until, tz) if until else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if start is not None and end is not None and end <= start:
+        raise ConfigError("--until must be later than --since")
+    return start, end
+
+
+def fail(code: int, message: str) -> int:
+    """Print ``archiver: message`` on stderr and return ``code``."""
+    print(f"archiver: {redact(message)}", file=sys.stderr)
+    return code

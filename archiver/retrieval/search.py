@@ -1,0 +1,160 @@
+"""``search``: archived calls by phone number, extension, agent, direction and time.
+
+From the storage alone: the manifest partitions of the time range are read
+and each line is matched (pure rules below). Phone numbers are compared by
+their digits, the Vietnamese country code folded into a leading zero, so
+``+84 90 123 4567``, ``84901234567`` and ``0901234567`` are the same number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from archiver.retrieval.records import ArchivedCall, in_range, read_manifests
+from archiver.storage.base import ObjectStore, StoredObject
+
+_NON_DIGITS = re.compile(r"\D")
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+_NUMBERISH = re.compile(r"[+-]?[0-9 ().-]*")
+COUNTRY_CODE = "84"
+
+# The columns of the terminal table (the exports carry every manifest field).
+TABLE_COLUMNS = (
+    ("call_started_at", "started"),
+    ("direction", "dir"),
+    ("from_number", "from"),
+    ("to_number", "to"),
+    ("extension", "ext"),
+    ("agent", "agent"),
+    ("billsec", "billsec"),
+    ("sip_call_id", "sip_call_id"),
+    ("cdr_id", "cdr_id"),
+)
+
+
+def phone_key(number: str) -> str:
+    """A phone number as compared: digits only, +84/84 as a leading 0 (pure).
+
+    Short numbers (extensions, service numbers) are kept as their digits.
+    """
+    digits = _NON_DIGITS.sub("", number)
+    if digits.startswith("00" + COUNTRY_CODE):
+        digits = digits[2:]
+    if digits.startswith(COUNTRY_CODE) and len(digits) >= 11:
+        digits = "0" + digits[len(COUNTRY_CODE) :]
+    return digits
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What to look for; every given criterion must match."""
+
+    phone: str | None = None  # from or to
+    extension: str | None = None
+    agent: str | None = None  # agent id or name, case-insensitive
+    direction: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.phone is not None and not phone_key(self.phone):
+            raise ValueError(f"--phone {self.phone!r}: no digits")
+
+    def matches(self, call: ArchivedCall) -> bool:
+        """Whether ``call`` answers every criterion (pure)."""
+        f = call.fields
+        if not in_range(call, self.since, self.until):
+            return False
+        if self.phone is not None:
+            wanted = phone_key(self.phone)
+            numbers = (f.get("from_number"), f.get("to_number"))
+            if not any(n and phone_key(str(n)) == wanted for n in numbers):
+                return False
+        if self.extension is not None and str(f.get("extension") or "") != self.extension.strip():
+            return False
+        if self.agent is not None:
+            wanted_agent = self.agent.strip().casefold()
+            agents = (f.get("agent"), f.get("agent_name"))
+            if not any(a and str(a).strip().casefold() == wanted_agent for a in agents):
+                return False
+        return self.direction is None or f.get("direction") == self.direction
+
+    def describe(self) -> dict[str, str]:
+        """The criteria given, for the audit record."""
+        out = {}
+        for name in ("phone", "extension", "agent", "direction"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = str(value)
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None:
+                out[name] = moment.isoformat()
+        return out
+
+
+def _sort_key(call: ArchivedCall) -> tuple[str, str, str]:
+    started = call.call_started_at.isoformat() if call.call_started_at else ""
+    return (started, call.provider, call.cdr_id)
+
+
+async def search(
+    store: ObjectStore,
+    manifests: Sequence[StoredObject],
+    query: SearchQuery,
+    limit: int | None = None,
+) -> tuple[list[ArchivedCall], int]:
+    """The matching calls, oldest first (at most ``limit``), and the count of damaged lines."""
+    found: list[ArchivedCall] = []
+    bad = 0
+    async with aclosing(read_manifests(store, manifests)) as reader:
+        async for manifest in reader:
+            bad += len(manifest.bad_lines)
+            found += [call for call in manifest.calls if query.matches(call)]
+    found.sort(key=_sort_key)
+    return (found[:limit] if limit is not None else found), bad
+
+
+def export_columns(calls: Iterable[ArchivedCall]) -> list[str]:
+    """Every field of the lines, in the manifest's order (first seen first)."""
+    columns: dict[str, None] = {}
+    for call in calls:
+        columns.update(dict.fromkeys(call.fields))
+    return list(columns)
+
+
+def to_json(calls: Sequence[ArchivedCall]) -> str:
+    """A JSON array of the manifest lines, with the manifest object of each."""
+    rows = [{**call.fields, "manifest_key": call.manifest_key} for call in calls]
+    return json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+
+
+def to_csv(calls: Sequence[ArchivedCall]) -> str:
+    """CSV with a header: every manifest field, then the manifest object."""
+    columns = [*export_columns(calls), "manifest_key"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for call in calls:
+        row: dict[str, Any] = {**call.fields, "manifest_key": call.manifest_key}
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    # Spreadsheets run cells starting with = + - @ as formulas: a hostile agent
+    # name must stay text (CSV injection). A phone number such as +84 90... is
+    # left as it is.
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS and not _NUMBERISH.fullmatch(value):
+        return "'" + value
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
