@@ -36,6 +36,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         source = make_source(settings.source, ApiClient(session, settings.source))
         print(f"source: OK: {await source.probe()}")
     print(f"storage: OK: {await check_storage(settings)}")
+    print(f"protection: {await check_protection(settings)}")
     return 0
 
 
@@ -55,3 +56,21 @@ async def check_storage(settings: Settings) -> str:
         finally:
             await store.delete(key)
         return f"{store.description} is reachable and writable"
+
+
+async def check_protection(settings: Settings) -> str:
+    """Versioning and Object Lock of the bucket; ConfigError for retention it cannot honour."""
+    from archiver.storage import LockingStore, open_store
+    from archiver.storage.protection import assess
+
+    async with open_store(settings.storage) as store:
+        if not isinstance(store, LockingStore):
+            return "a local directory: no versioning, Object Lock, legal holds or encryption"
+        try:
+            bucket = await store.bucket_protection()
+        except ArchiverError as exc:
+            if settings.storage.object_lock_mode is not None:
+                raise
+            # Reading them needs permissions the archiver does not otherwise need.
+            return f"unknown ({exc})"
+        return assess(settings.storage, bucket)

@@ -18,7 +18,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from archiver.settings import StorageSettings
+from archiver.errors import ConfigError
+from archiver.settings import ENV_PREFIX, StorageSettings
+from archiver.storage.base import BucketProtection
 
 ARCHIVER_AREA = "_archiver/"
 AUDIT_AREA = "_archiver/audit/"
@@ -56,3 +58,44 @@ def write_params(settings: StorageSettings, key: str, now: datetime) -> dict[str
     if settings.storage_class and is_recording(key):
         params["StorageClass"] = settings.storage_class
     return params
+
+
+def assess(settings: StorageSettings, bucket: BucketProtection) -> str:
+    """What the bucket protects, for ``archiver check`` (pure).
+
+    Raises ConfigError when the settings ask for retention the bucket cannot
+    enforce: writes would fail, or (worse) a deployment would believe its
+    recordings locked when they are not.
+    """
+    if settings.object_lock_mode is not None and not bucket.object_lock:
+        raise ConfigError(
+            f"{ENV_PREFIX}STORAGE__OBJECT_LOCK_MODE={settings.object_lock_mode}: the bucket has "
+            "no Object Lock, so it cannot honour it (Object Lock is enabled when a bucket is "
+            "created, or on request to the provider for an existing one)"
+        )
+    parts = [f"versioning {bucket.versioning.lower()}"]
+    if bucket.object_lock:
+        default = ""
+        if bucket.default_mode:
+            span = f"{bucket.default_days} days" if bucket.default_days else ""
+            span = span or (f"{bucket.default_years} years" if bucket.default_years else "")
+            default = f", bucket default retention {bucket.default_mode} {span}".rstrip()
+        parts.append(f"Object Lock enabled{default}")
+        if settings.object_lock_mode is not None:
+            parts.append(
+                f"recordings, manifests and audit records locked {settings.object_lock_mode} "
+                f"for {settings.retention_days} days after writing"
+            )
+        elif not bucket.default_mode:
+            parts.append(
+                "WARNING: no retention is set, so nothing is locked: set "
+                f"{ENV_PREFIX}STORAGE__OBJECT_LOCK_MODE and {ENV_PREFIX}STORAGE__RETENTION_DAYS"
+            )
+    else:
+        parts.append("no Object Lock (retention and legal holds unavailable)")
+        if bucket.versioning != "Enabled":
+            parts.append("an overwritten or deleted object cannot be recovered")
+    parts.append(f"encryption {settings.sse or 'the bucket default'}")
+    if settings.storage_class:
+        parts.append(f"recordings stored as {settings.storage_class}")
+    return "; ".join(parts)

@@ -1,0 +1,237 @@
+"""Retrieval against SeaweedFS with an Object Lock bucket, from the storage alone.
+
+One backfill of the simulator per test (a few calls, some above the buffer
+bound so they go up as multipart uploads), then the retrieval functions with
+no state database at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+
+from archiver.errors import ConfigError
+from archiver.retrieval.errors import AmbiguousIdError, IntegrityError
+from archiver.retrieval.fetch import fetch_to_file
+from archiver.retrieval.index import lookup, resolve, write_pointers
+from archiver.retrieval.records import ArchivedCall, list_manifests
+from archiver.retrieval.verify import ProblemKind, verify_archive
+from archiver.settings import Settings, StorageSettings
+from archiver.simulator import SimConfig, Simulator
+from archiver.storage import LockingStore, open_store
+from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
+from tests.seaweed import admin_client
+
+HCM = SimConfig().start.tzinfo
+BUFFER_BOUND = 64 * 1024  # recordings above go up as multipart uploads
+
+
+async def _archive(sim: Simulator, storage: StorageSettings, tmp_path) -> None:
+    async with sim.serve() as base:
+        settings = make_settings(sim, base, storage, str(tmp_path / "state.sqlite3"))
+        _, counts = await backfill(settings, sim)
+    assert counts["failed"] == 0
+    (tmp_path / "state.sqlite3").unlink()  # from here on: the storage alone
+
+
+@pytest.fixture
+async def locked(make_bucket, s3_settings, tmp_path):
+    """(simulator, storage settings, bucket): a backfill into a GOVERNANCE-locked bucket."""
+    bucket = await make_bucket(object_lock=True)
+    storage = s3_settings(
+        bucket, object_lock_mode="GOVERNANCE", retention_days=1, buffer_bound=BUFFER_BOUND
+    )
+    sim = Simulator(SimConfig(seed=5, calls=8, recording_fraction=1.0, max_size=150_000))
+    await _archive(sim, storage, tmp_path)
+    return sim, storage, bucket
+
+
+async def test_retention_is_set_on_every_recording_and_manifest(locked, seaweed):
+    sim, storage, bucket = locked
+    archive = await read_archive(storage)
+    assert len(archive.lines) == len(sim.calls)
+    assert any(size > BUFFER_BOUND for size in archive.recordings.values()), "no multipart upload"
+    locked_keys = [line["object_key"] for line in archive.lines]
+    async with admin_client(seaweed) as client:
+        listing = await client.list_objects_v2(Bucket=bucket, Prefix="prefix/")
+        keys = [item["Key"] for item in listing["Contents"]]
+        locked_keys += [k for k in keys if k.startswith("prefix/manifests/")]
+        pointers = [k for k in keys if k.startswith("prefix/_archiver/ids/")]
+        assert len(pointers) == 2 * len(sim.calls)  # sip_call_id and cdr id differ
+        soon = datetime.now(UTC) + timedelta(days=1)
+        for key in locked_keys:
+            head = await client.head_object(Bucket=bucket, Key=key)
+            assert head["ObjectLockMode"] == "GOVERNANCE", key
+            until = head["ObjectLockRetainUntilDate"]
+            assert soon - timedelta(minutes=5) < until <= soon, key
+        for key in pointers:
+            head = await client.head_object(Bucket=bucket, Key=key)
+            assert "ObjectLockMode" not in head, "index pointers must stay removable"
+
+
+async def test_deleting_a_locked_version_is_refused_and_a_legal_hold_turns_on_and_off(
+    locked, seaweed, tmp_path
+):
+    sim, storage, bucket = locked
+    call = sim.calls[0]
+    async with open_store(storage) as store:
+        assert isinstance(store, LockingStore)
+        found = await resolve(store, call.sip_call_id)
+        key = store.relative_key(found.object_key)
+        async with admin_client(seaweed) as client:
+            head = await client.head_object(Bucket=bucket, Key=found.object_key)
+            version = head["VersionId"]
+            with pytest.raises(ClientError) as refused:
+                await client.delete_object(Bucket=bucket, Key=found.object_key, VersionId=version)
+            assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+            await store.set_legal_hold(key, True)
+            try:
+                protection = await store.protection(key)
+                assert protection is not None
+                assert protection.legal_hold
+                assert protection.mode == "GOVERNANCE"
+                # A legal hold refuses even a delete that bypasses governance retention.
+                with pytest.raises(ClientError):
+                    await client.delete_object(
+                        Bucket=bucket,
+                        Key=found.object_key,
+                        VersionId=version,
+                        BypassGovernanceRetention=True,
+                    )
+            finally:
+                await store.set_legal_hold(key, False)
+            protection = await store.protection(key)
+            assert protection is not None
+            assert not protection.legal_hold
+        # Still there, still intact.
+        fetched = await fetch_to_file(store, found, tmp_path)
+        assert fetched.sha256 == call.sha256()
+        assert fetched.path.read_bytes() == call.content()
+
+
+async def test_verify_trusts_stored_checksums_and_deep_rehashes_the_rest(locked):
+    sim, storage, _ = locked
+    async with open_store(storage) as store:
+        manifests = await list_manifests(store, None, None, HCM)
+        report = await verify_archive(store, manifests, concurrency=4)
+        assert report.ok, [p.line() for p in report.problems]
+        multipart = sum(1 for c in sim.calls if c.size > BUFFER_BOUND)
+        assert report.checked == len(sim.calls)
+        assert report.size_only == multipart
+        assert report.by_checksum == len(sim.calls) - multipart
+        deep = await verify_archive(store, manifests, deep=True, concurrency=4)
+        assert deep.ok
+        assert deep.rehashed == len(sim.calls)
+        assert deep.bytes_read == sum(c.size for c in sim.calls)
+
+
+async def test_a_replaced_object_is_caught_by_get_and_verify(locked, seaweed, tmp_path):
+    sim, storage, bucket = locked
+    small = next(c for c in sim.calls if c.size <= BUFFER_BOUND)
+    async with open_store(storage) as store:
+        found = await resolve(store, small.cdr_id)
+        # Object Lock keeps the original version; a new one (same size, other
+        # bytes) is what an overwrite or bit rot behind the API would look like.
+        forged = bytes(b ^ 0xFF for b in small.content())
+        async with admin_client(seaweed) as client:
+            await client.put_object(
+                Bucket=bucket,
+                Key=found.object_key,
+                Body=forged,
+                ChecksumSHA256=base64.b64encode(hashlib.sha256(forged).digest()).decode(),
+            )
+        with pytest.raises(IntegrityError, match="corrupt: .* has SHA-256"):
+            await fetch_to_file(store, found, tmp_path / "out.wav")
+        assert list(tmp_path.iterdir()) == [], "a file was left behind"
+        manifests = await list_manifests(store, None, None, HCM)
+        report = await verify_archive(store, manifests)
+        assert [(p.kind, p.where) for p in report.problems] == [
+            (ProblemKind.CORRUPT, store.relative_key(found.object_key))
+        ]
+
+
+async def test_check_reports_the_lock_and_refuses_retention_a_bucket_cannot_honour(
+    make_bucket, s3_settings
+):
+    from archiver.commands.check import check_protection
+
+    locked_bucket = await make_bucket(object_lock=True)
+    plain_bucket = await make_bucket()
+    lock = {"object_lock_mode": "COMPLIANCE", "retention_days": 3650}
+    report = await check_protection(Settings(storage=s3_settings(locked_bucket, **lock)))
+    assert "versioning enabled; Object Lock enabled" in report
+    assert "locked COMPLIANCE for 3650 days" in report
+    bare = await check_protection(Settings(storage=s3_settings(locked_bucket)))
+    assert "WARNING: no retention is set" in bare
+    plain = await check_protection(Settings(storage=s3_settings(plain_bucket)))
+    assert "no Object Lock" in plain
+    with pytest.raises(ConfigError, match="OBJECT_LOCK_MODE=COMPLIANCE: the bucket has no Object"):
+        await check_protection(Settings(storage=s3_settings(plain_bucket, **lock)))
+
+
+async def test_a_shared_sip_call_id_keeps_every_call_and_get_refuses_to_guess(tmp_path):
+    storage = StorageSettings(url=str(tmp_path / "archive"))
+    lines = []
+    for cdr in ("cdr-a", "cdr-b"):
+        data = f"RIFF{cdr}".encode()
+        lines.append(
+            {
+                "sip_call_id": "shared@pbx",
+                "cdr_id": cdr,
+                "provider": "cdr_v2",
+                "object_key": f"recordings/{cdr}.wav",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "call_started_at": "2021-02-17T08:00:00+07:00",
+            }
+        )
+    content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    manifest_key = "manifests/date=2021-02-17/000000000001-test.jsonl"
+    async with open_store(storage) as store:
+        for line in lines:
+            data = f"RIFF{line['cdr_id']}".encode()
+            await store.put_bytes(
+                str(line["object_key"]), data, sha256=str(line["sha256"]), content_type="audio/wav"
+            )
+        await store.put_bytes(
+            manifest_key,
+            content,
+            sha256=hashlib.sha256(content).hexdigest(),
+            content_type="application/x-ndjson",
+        )
+        calls = [ArchivedCall.from_line(line, manifest_key) for line in lines]
+        assert await write_pointers(store, calls) == 4  # 2 under the shared id, 1 per cdr id
+        assert await write_pointers(store, calls) == 0  # idempotent
+        assert len(await lookup(store, "shared@pbx")) == 2
+        with pytest.raises(AmbiguousIdError, match="cdr cdr-a .*cdr cdr-b"):
+            await resolve(store, "shared@pbx")
+        assert (await resolve(store, "cdr-b")).cdr_id == "cdr-b"
+
+
+async def test_a_pointer_that_disagrees_with_its_manifest_is_not_followed(tmp_path):
+    storage = StorageSettings(url=str(tmp_path / "archive"))
+    line = {
+        "sip_call_id": "s1",
+        "cdr_id": "c1",
+        "provider": "cdr_v2",
+        "object_key": "recordings/s1.wav",
+        "sha256": "0" * 64,
+        "size": 4,
+    }
+    content = (json.dumps(line) + "\n").encode()
+    key = "manifests/date=2021-02-17/000000000001-test.jsonl"
+    async with open_store(storage) as store:
+        await store.put_bytes(
+            key, content, sha256=hashlib.sha256(content).hexdigest(), content_type="x"
+        )
+        # A pointer naming other bytes than the manifest line does.
+        forged = ArchivedCall.from_line({**line, "sha256": "1" * 64}, key)
+        await write_pointers(store, [forged])
+        with pytest.raises(IntegrityError, match="does not match its manifest"):
+            await resolve(store, "s1")
