@@ -1,0 +1,160 @@
+"""``python -m tests.bench [--quick] [--only LEG,...]``: every benchmark, one command.
+
+Legs:
+  throughput  N recordings of one size: archiver backfill vs rclone copy vs a
+              bare aiobotocore PUT loop, alternating, medians (default 2000 x 512 KiB,
+              concurrency 16, 3 repetitions)
+  big         one 300 MiB recording: the archiver's peak RSS
+  many        100,000 CDRs with small recordings: RSS over the run
+  state       1,000,000 CDRs in the state store: insert, dedup, lookup, `archiver status`
+  profile     the archiver's throughput run under py-spy: where its CPU goes
+
+Results go to tests/bench/results/<UTC time>.json (git-ignored) and the
+summary is printed. ``--quick`` shrinks every leg to a smoke run of a minute or so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.bench import memory, profile, report, servers, state_scale, throughput
+
+RESULTS = Path(__file__).parent / "results"
+ALL_LEGS = ("throughput", "big", "many", "state", "profile")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    p.add_argument("--only", default=",".join(ALL_LEGS), help="comma-separated legs to run")
+    p.add_argument("--calls", type=int, help="throughput: recordings (default 2000; quick 200)")
+    p.add_argument("--size", type=int, default=512 * 1024, help="throughput: bytes each")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument(
+        "--per-host",
+        type=int,
+        help="ARCHIVER_PER_HOST_CONNECTIONS (default: = concurrency, as rclone has no such cap)",
+    )
+    p.add_argument(
+        "--legs",
+        default=",".join(throughput.LEGS),
+        help=f"throughput legs (default {','.join(throughput.LEGS)})",
+    )
+    p.add_argument("--reps", type=int, help="throughput repetitions (default 3; quick 1)")
+    p.add_argument("--many", type=int, help="many: CDRs (default 100000; quick 3000)")
+    p.add_argument("--many-size", type=int, default=16 * 1024, help="many: bytes each")
+    p.add_argument("--big-mib", type=int, help="big: MiB (default 300; quick 40)")
+    p.add_argument("--state-calls", type=int, help="state: CDRs (default 1000000; quick 20000)")
+    p.add_argument(
+        "--code",
+        default="HEAD",
+        help="the archiver measured: a commit (default HEAD, exported), 'tree' (the working "
+        "tree, uncommitted changes included), or a directory holding an archiver/ package",
+    )
+    p.add_argument(
+        "--out", type=Path, help="results file (default tests/bench/results/<time>.json)"
+    )
+    return p.parse_args(argv)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were taken on."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "load_avg_at_start": [round(x, 2) for x in psutil.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    legs = [leg.strip() for leg in args.only.split(",") if leg.strip()]
+    unknown = sorted(set(legs) - set(ALL_LEGS))
+    if unknown:
+        print(f"unknown legs: {', '.join(unknown)} (known: {', '.join(ALL_LEGS)})", file=sys.stderr)
+        return 2
+    q = args.quick
+    calls = args.calls or (200 if q else 2000)
+    reps = args.reps or (1 if q else 3)
+    per_host = args.per_host or args.concurrency
+    throughput_legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
+    results: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": q,
+        "machine": machine(),
+        "legs": legs,
+    }
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="archiver-bench-") as tmp:
+        workdir = Path(tmp)
+        results["code"] = servers.use_code(args.code, workdir)
+        log(f"measuring the archiver of {results['code']}")
+        with servers.seaweed(workdir / "weed") as (server, weed_pid):
+            if "throughput" in legs or "profile" in legs:
+                with servers.simulator(calls, args.size, workdir) as sim:
+                    setup = throughput.Setup(
+                        server, weed_pid, sim, workdir, args.concurrency, per_host, timeout=600
+                    )
+                    if "throughput" in legs:
+                        log(
+                            f"throughput: {calls} x {args.size // 1024} KiB, concurrency "
+                            f"{args.concurrency}, {reps} repetition(s)"
+                        )
+                        runs = throughput.run_all(setup, reps, log, legs=throughput_legs)
+                        results["throughput"] = {
+                            "calls": calls,
+                            "size": args.size,
+                            "concurrency": args.concurrency,
+                            "per_host_connections": per_host,
+                            "reps": reps,
+                            **throughput.summarize(runs, args.size),
+                        }
+                    if "profile" in legs:
+                        log("profile: the archiver's throughput run under py-spy")
+                        results["profile"] = profile.run(setup, RESULTS, log)
+            if "big" in legs:
+                mib = args.big_mib or (40 if q else 300)
+                log(f"big: one {mib} MiB recording")
+                results["big"] = memory.run_big(server, workdir, mib, args.concurrency, log)
+            if "many" in legs:
+                n = args.many or (3000 if q else 100_000)
+                log(f"many: {n} CDRs x {args.many_size // 1024} KiB")
+                results["many"] = memory.run_many(
+                    server, workdir, n, args.many_size, args.concurrency, log
+                )
+        if "state" in legs:
+            n = args.state_calls or (20_000 if q else 1_000_000)
+            log(f"state: {n} CDRs in the state store")
+            results["state"] = state_scale.run(workdir, n, log)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    out = args.out or RESULTS / f"{results['started'].replace(':', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(report.render(results))
+    print(f"\nresults: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Throughput: ``archiver backfill`` vs ``rclone copy`` vs a bare PUT loop, same data.
+
+Each repetition runs the three legs in a rotated order (archiver, rclone, put;
+then rclone, put, archiver; ...), so a slow spell on the shared machine does
+not land on one leg only. Each leg writes under a fresh prefix and is checked
+afterwards: every object there, with the right total size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tests.bench import measure, servers
+from tests.bench.measure import MIB, Measured
+from tests.seaweed import SeaweedServer
+
+LEGS = ("archiver", "rclone", "put", "put-shaped")
+_ARCHIVED = re.compile(r"archived (\d+) recording\(s\).* in ([0-9.]+)s")
+
+
+@dataclass
+class LegRun:
+    """One leg's run: its cost, and the servers' CPU while it ran."""
+
+    leg: str
+    rep: int
+    wall: float
+    cpu: float
+    peak_rss_mib: float
+    objects: int
+    inner: float | None  # the leg's own timing (archiver: pipeline; put: the PUT loop)
+    sim_cpu: float
+    weed_cpu: float
+    main_thread_cpu: float = 0.0
+    other_threads_cpu: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return self.objects / self.wall if self.wall else 0.0
+
+
+@dataclass
+class Setup:
+    """What the throughput legs share."""
+
+    server: SeaweedServer
+    weed_pid: int
+    sim: servers.SimInfo
+    workdir: Path
+    concurrency: int
+    per_host: int
+    timeout: float
+
+
+def run_archiver(
+    s: Setup, rep: int, name: str = "archiver", wrap: list[str] | None = None
+) -> LegRun:
+    prefix = f"{name}-{rep}"
+    env = servers.archiver_env(
+        s.sim,
+        s.server,
+        prefix=prefix,
+        state=s.workdir / f"{prefix}.sqlite3",
+        concurrency=s.concurrency,
+        per_host=s.per_host,
+    )
+    command = [*(wrap or []), *servers.archiver_command(s.sim)]
+    run = _measured(s, prefix, command, env)
+    match = _ARCHIVED.search(run.result.stdout)
+    if match is None or int(match.group(1)) != s.sim.calls:
+        raise RuntimeError(f"{name}: not every recording archived:\n{run.result.stdout}")
+    return _leg(s, "archiver", rep, run, f"{prefix}/recordings/", float(match.group(2)))
+
+
+def run_rclone(s: Setup, rep: int) -> LegRun:
+    prefix = f"rclone-{rep}"
+    env = servers.rclone_env(s.server, s.workdir / "rclone.conf")
+    run = _measured(s, prefix, servers.rclone_command(s.sim, prefix, s.concurrency), env)
+    return _leg(s, "rclone", rep, run, f"{prefix}/", None)
+
+
+def run_put(s: Setup, rep: int, shape: str = "bare") -> LegRun:
+    leg = "put" if shape == "bare" else "put-shaped"
+    prefix = f"{leg}-{rep}/"
+    command = servers.bare_put_command(
+        s.server, prefix, s.sim.calls, s.sim.size, s.concurrency, shape
+    )
+    run = _measured(s, f"{leg}-{rep}", command, servers.bare_env(s.server))
+    inner = float(json.loads(run.result.stdout.strip().splitlines()[-1])["elapsed"])
+    return _leg(s, leg, rep, run, prefix, inner)
+
+
+def run_put_shaped(s: Setup, rep: int) -> LegRun:
+    return run_put(s, rep, "archiver")
+
+
+_RUNNERS: dict[str, Callable[[Setup, int], LegRun]] = {
+    "archiver": run_archiver,
+    "rclone": run_rclone,
+    "put": run_put,
+    "put-shaped": run_put_shaped,
+}
+
+
+@dataclass
+class _Run:
+    result: Measured
+    sim_cpu: float
+    weed_cpu: float
+
+
+def _measured(s: Setup, name: str, command: list[str], env: dict[str, str]) -> _Run:
+    sim0, weed0 = measure.cpu_seconds(s.sim.pid), measure.cpu_seconds(s.weed_pid)
+    result = measure.run(name, command, env=env, cwd=s.workdir, timeout=s.timeout).check()
+    return _Run(
+        result,
+        sim_cpu=measure.cpu_seconds(s.sim.pid) - sim0,
+        weed_cpu=measure.cpu_seconds(s.weed_pid) - weed0,
+    )
+
+
+def _leg(s: Setup, leg: str, rep: int, run: _Run, prefix: str, inner: float | None) -> LegRun:
+    objects, size = asyncio.run(servers.count_objects(s.server, prefix))
+    if (objects, size) != (s.sim.calls, s.sim.calls * s.sim.size):
+        raise RuntimeError(
+            f"{leg} rep {rep}: {objects} objects, {size} bytes under {prefix}; expected "
+            f"{s.sim.calls} x {s.sim.size}"
+        )
+    return LegRun(
+        leg=leg,
+        rep=rep,
+        wall=run.result.wall,
+        cpu=run.result.cpu,
+        peak_rss_mib=run.result.peak_rss / MIB,
+        objects=objects,
+        inner=inner,
+        sim_cpu=run.sim_cpu,
+        weed_cpu=run.weed_cpu,
+        main_thread_cpu=run.result.main_thread_cpu,
+        other_threads_cpu=run.result.other_threads_cpu,
+    )
+
+
+def run_all(
+    s: Setup, reps: int, log: Callable[[str], None], legs: tuple[str, ...] | None = None
+) -> list[LegRun]:
+    """``reps`` rounds of every leg, the order rotated each round."""
+    legs = legs or LEGS
+    # Warm-up, not counted: SeaweedFS grows its first volumes on the first writes.
+    warm = servers.bare_put_command(s.server, "warmup/", 200, s.sim.size, s.concurrency)
+    measure.run("warmup", warm, env=servers.bare_env(s.server), cwd=s.workdir, timeout=120).check()
+    runs: list[LegRun] = []
+    for rep in range(reps):
+        order = legs[rep % len(legs) :] + legs[: rep % len(legs)]
+        for leg in order:
+            run = _RUNNERS[leg](s, rep)
+            runs.append(run)
+            mib_s = run.objects * s.sim.size / MIB / run.wall
+            log(
+                f"  rep {rep} {leg:<8} wall {run.wall:6.2f}s  {run.per_second:7.1f} rec/s  "
+                f"{mib_s:6.1f} MiB/s  cpu {run.cpu:5.1f}s  peak RSS {run.peak_rss_mib:6.1f} MiB"
+                f"  (main thread {run.main_thread_cpu:4.1f}s, other threads "
+                f"{run.other_threads_cpu:4.1f}s; sim cpu {run.sim_cpu:4.1f}s, weed cpu "
+                f"{run.weed_cpu:4.1f}s)"
+            )
+    return runs
+
+
+def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
+    """Medians per leg, the noise between repetitions, and the two ratios."""
+    legs: dict[str, dict[str, float]] = {}
+    for leg in LEGS:
+        mine = [r for r in runs if r.leg == leg]
+        if not mine:
+            continue
+        walls = [r.wall for r in mine]
+        wall = statistics.median(walls)
+        objects = mine[0].objects
+        legs[leg] = {
+            "wall_s": wall,
+            "wall_min_s": min(walls),
+            "wall_max_s": max(walls),
+            "wall_spread": measure.spread(walls),
+            "recordings_per_s": objects / wall,
+            "mib_per_s": objects * size / MIB / wall,
+            "cpu_s": measure.median([r.cpu for r in mine]),
+            "peak_rss_mib": measure.median([r.peak_rss_mib for r in mine]),
+            "peak_rss_max_mib": max(r.peak_rss_mib for r in mine),
+            "sim_cpu_s": measure.median([r.sim_cpu for r in mine]),
+            "weed_cpu_s": measure.median([r.weed_cpu for r in mine]),
+            "main_thread_cpu_s": measure.median([r.main_thread_cpu for r in mine]),
+            "other_threads_cpu_s": measure.median([r.other_threads_cpu for r in mine]),
+        }
+        inner = [r.inner for r in mine if r.inner is not None]
+        if inner:
+            legs[leg]["inner_s"] = measure.median(inner)
+    ratios: dict[str, float] = {}
+    if "archiver" in legs and "rclone" in legs:
+        ratios["archiver_vs_rclone"] = legs["archiver"]["wall_s"] / legs["rclone"]["wall_s"]
+    if "archiver" in legs and "put" in legs:
+        ratios["archiver_vs_put"] = legs["archiver"]["wall_s"] / legs["put"]["wall_s"]
+    if "archiver" in legs and "put-shaped" in legs:
+        ratios["archiver_vs_put_shaped"] = legs["archiver"]["wall_s"] / legs["put-shaped"]["wall_s"]
+    return {"legs": legs, "ratios": ratios, "runs": [asdict(r) for r in runs]}
