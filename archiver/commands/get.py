@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.cli import EXIT_CORRUPT, EXIT_NOT_FOUND, EXIT_USAGE
-from archiver.errors import ArchiverError, StorageError
+from archiver.errors import ArchiverError, ConfigError, StorageError
 from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
@@ -81,7 +81,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Find the call, then write it or sign a URL; audit either way."""
     expires = args.expires if args.expires is not None else settings.storage.presign_expiry
     if not 1 <= expires <= 7 * 86400:
-        return fail(EXIT_USAGE, "--expires: between 1 and 604800 seconds (7 days)")
+        raise ConfigError("--expires: between 1 and 604800 seconds (7 days)")
     action = "url" if args.url else "get"
     async with open_store(settings.storage, max_connections=4) as store:
         audit = AuditTrail(store, settings.operator)

@@ -69,7 +69,7 @@ def register(
 async def verify(args: argparse.Namespace, settings: Settings) -> int:
     """Check the range; print each problem and a summary; exit 5 on any problem."""
     since, until = parse_range(args.since, args.until, settings.source.tz)
-    concurrency = args.concurrency or settings.concurrency
+    concurrency = settings.concurrency if args.concurrency is None else args.concurrency
     if not 1 <= concurrency <= 512:
         raise ConfigError("--concurrency: between 1 and 512")
     async with open_store(settings.storage, max_connections=concurrency + 8) as store:

@@ -70,6 +70,7 @@ async def open_store(
         if settings.protection_requested:
             names = ", ".join(settings.protection_requested)
             raise ConfigError(
-                f"{names}: S3 only; a local directory ({settings.url}) cannot enforce them"
+                f"{names}: needs S3 (Object Lock, encryption and storage classes are S3 "
+                f"features); {settings.url} is a local directory"
             )
         yield LocalStore(settings.local_path)
