@@ -106,18 +106,31 @@ class StopSignals:
 
     Installed before the adapters are opened and removed only after they are
     closed, so a second signal during teardown is still ours (not the default
-    action, which would kill the process mid-cleanup).
+    action, which would kill the process mid-cleanup). A first signal that
+    comes before there is a target is kept and applied when the target is set.
     """
 
     def __init__(self) -> None:
-        self.target: Callable[[], None] | None = None
+        self._target: Callable[[], None] | None = None
         self.seen = 0
         self._task = asyncio.current_task()
 
+    @property
+    def target(self) -> Callable[[], None] | None:
+        """What a first signal calls: the graceful stop."""
+        return self._target
+
+    @target.setter
+    def target(self, stop: Callable[[], None] | None) -> None:
+        self._target = stop
+        if stop is not None and self.seen == 1:
+            stop()
+
     def _handle(self) -> None:
         self.seen += 1
-        if self.seen == 1 and self.target is not None:
-            self.target()
+        if self.seen == 1:
+            if self._target is not None:
+                self._target()
         elif self._task is not None:
             self._task.cancel()
 

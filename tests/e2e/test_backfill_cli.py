@@ -109,7 +109,9 @@ async def test_sigterm_stops_gracefully_and_a_rerun_finishes(tmp_path):
         proc = await start_cli(
             "backfill", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path
         )
-        await asyncio.sleep(1.5)
+        deadline = asyncio.get_running_loop().time() + 30
+        while sim.stats["recording_requests"] < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         assert proc.returncode is None, "finished before the signal: make it slower"
         proc.send_signal(signal.SIGTERM)
         out, err = await asyncio.wait_for(proc.communicate(), timeout=15)
