@@ -10,6 +10,7 @@ same CDR on two pages.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import quote
@@ -45,22 +46,63 @@ def _agent_name(record: dict[str, Any]) -> str | None:
     return joined or None
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """Where one record shape keeps each field (the seed's two mapping tables)."""
+
+    name: str
+    id: tuple[str, ...]
+    started: str
+    answered: str
+    ended: str
+    from_number: tuple[str, ...]
+    to_number: tuple[str, ...]
+    extension: tuple[str, ...]
+    agent: tuple[str, ...]
+    customer_id: tuple[str, ...]
+    recording: tuple[str, ...]
+
+
+DEFAULT = _Shape(
+    name="Default",
+    id=("id",),
+    started="time_started",
+    answered="time_answered",
+    ended="time_ended",
+    from_number=("from_number",),
+    to_number=("to_number",),
+    extension=("extension",),
+    agent=("username",),
+    customer_id=("lead_id", "customer_id"),
+    recording=("recording_url",),
+)
+FLEX = _Shape(
+    name="Flex",
+    id=("cdrId", "id"),
+    started="dialAt",
+    answered="answeredAt",
+    ended="hangupAt",
+    from_number=("from",),
+    to_number=("to",),
+    extension=("extensionId",),
+    # The seed: extensionId is "the agent's extension (username)".
+    agent=("extensionId",),
+    customer_id=("customerId",),
+    recording=("recordFile",),
+)
+
+
 def parse_record(record: Any, tz: tzinfo) -> CallRecord:
     """Map one cdr_v2 record (either shape) to a CallRecord; BadRecordError if unusable."""
     if not isinstance(record, dict):
         raise BadRecordError(f"record is {type(record).__name__}, not an object")
-    if is_flex(record):
-        return _parse_flex(record, tz)
-    return _parse_default(record, tz)
-
-
-def _parse_default(record: dict[str, Any], tz: tzinfo) -> CallRecord:
-    cdr_id = m.required_text(record, "id")
-    started = m.time_field(record, "time_started", tz)
+    shape = FLEX if is_flex(record) else DEFAULT
+    cdr_id = m.required_text(record, *shape.id)
+    started = m.time_field(record, shape.started, tz)
     if started is None:
-        raise BadRecordError(f"CDR {cdr_id[:64]}: missing time_started")
-    answered = m.time_field(record, "time_answered", tz)
-    ended = m.time_field(record, "time_ended", tz)
+        raise BadRecordError(f"CDR {cdr_id[:64]}: missing {shape.started}")
+    answered = m.time_field(record, shape.answered, tz)
+    ended = m.time_field(record, shape.ended, tz)
     direction, direction_raw = m.direction(record.get("direction"))
     billsec = m.int_field(record, "billsec")
     return CallRecord(
@@ -74,49 +116,15 @@ def _parse_default(record: dict[str, Any], tz: tzinfo) -> CallRecord:
         billsec=billsec if billsec is not None else _billsec(answered, ended),
         direction=direction,
         direction_raw=direction_raw,
-        from_number=m.first_text(record, "from_number"),
-        to_number=m.first_text(record, "to_number"),
-        extension=m.first_text(record, "extension"),
-        agent=m.first_text(record, "username"),
+        from_number=m.first_text(record, *shape.from_number),
+        to_number=m.first_text(record, *shape.to_number),
+        extension=m.first_text(record, *shape.extension),
+        agent=m.first_text(record, *shape.agent),
         agent_name=_agent_name(record),
-        customer_id=m.first_text(record, "lead_id", "customer_id"),
+        customer_id=m.first_text(record, *shape.customer_id),
         status=m.first_text(record, "status"),
         cause=m.first_text(record, "cause"),
-        recording_url=m.url_field(record, "recording_url"),
-        raw=record,
-    )
-
-
-def _parse_flex(record: dict[str, Any], tz: tzinfo) -> CallRecord:
-    cdr_id = m.required_text(record, "cdrId", "id")
-    started = m.time_field(record, "dialAt", tz)
-    if started is None:
-        raise BadRecordError(f"CDR {cdr_id[:64]}: missing dialAt")
-    answered = m.time_field(record, "answeredAt", tz)
-    ended = m.time_field(record, "hangupAt", tz)
-    direction, direction_raw = m.direction(record.get("direction"))
-    billsec = m.int_field(record, "billsec")
-    extension = m.first_text(record, "extensionId")
-    return CallRecord(
-        provider=Provider.CDR_V2,
-        cdr_id=cdr_id,
-        sip_call_id=m.first_text(record, "sip_call_id") or cdr_id,
-        started_at=started,
-        answered_at=answered,
-        ended_at=ended,
-        duration=m.int_field(record, "duration"),
-        billsec=billsec if billsec is not None else _billsec(answered, ended),
-        direction=direction,
-        direction_raw=direction_raw,
-        from_number=m.first_text(record, "from"),
-        to_number=m.first_text(record, "to"),
-        extension=extension,
-        # The seed: extensionId is "the agent's extension (username)".
-        agent=extension,
-        customer_id=m.first_text(record, "customerId"),
-        status=m.first_text(record, "status"),
-        cause=m.first_text(record, "cause"),
-        recording_url=m.url_field(record, "recordFile"),
+        recording_url=m.url_field(record, *shape.recording),
         raw=record,
     )
 

@@ -322,16 +322,7 @@ class S3Store:
         """Once: tell a missing bucket from a missing object (HEAD 404 says neither)."""
         if self._bucket_checked:
             return
-        with self.errors("check the bucket"):
-            try:
-                await self.client.head_bucket(Bucket=self._bucket)
-            except ClientError as exc:
-                if http_status(exc) == 404 or error_code(exc) == "NoSuchBucket":
-                    raise StorageError(
-                        f"{self.description}: bucket {self._bucket!r} does not exist"
-                    ) from exc
-                if http_status(exc) != 403:  # 403: no ListBucket right; objects may still work
-                    raise
+        await self.probe()
         self._bucket_checked = True
 
     async def head(self, key: str) -> StoredObject | None:
