@@ -15,6 +15,6 @@ It backs the integration tests, ``archiver demo`` and ``archiver simulate``::
 
 from archiver.simulator.calls import SimCall
 from archiver.simulator.config import Faults, SimConfig
-from archiver.simulator.server import Simulator, run_simulator
+from archiver.simulator.server import Simulator
 
-__all__ = ["Faults", "SimCall", "SimConfig", "Simulator", "run_simulator"]
+__all__ = ["Faults", "SimCall", "SimConfig", "Simulator"]

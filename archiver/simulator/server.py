@@ -289,23 +289,3 @@ def _server_error(status: int) -> web.Response:
         text=_PROXY_PAGE.format(code=status, reason=reason),
         content_type="text/html",
     )
-
-
-async def run_simulator(host: str, port: int, config: SimConfig) -> None:
-    """Serve a simulator until cancelled, after printing how to point the archiver at it."""
-    sim = Simulator(config)
-    async with sim.serve(host, port) as base:
-        print(f"Simulated provider listening on {base}", flush=True)
-        print(
-            f"  {len(sim.calls)} calls (seed {config.seed}) from "
-            f"{sim.calls[0].started_at.isoformat() if sim.calls else '-'}",
-            flush=True,
-        )
-        print(f"  cdr_v2:   base URL {base}  token {config.token}", flush=True)
-        print(
-            f"  epacific: base URL {base}  api_key {config.api_key}  "
-            f"api_secret {config.api_secret}",
-            flush=True,
-        )
-        print(f"  control:  GET {base}/_sim/stats, POST {base}/_sim/faults", flush=True)
-        await asyncio.Event().wait()
