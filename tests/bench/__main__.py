@@ -7,6 +7,7 @@ Legs:
   big         one 300 MiB recording: the archiver's peak RSS
   many        100,000 CDRs with small recordings: RSS over the run
   state       1,000,000 CDRs in the state store: insert, dedup, lookup, `archiver status`
+  get         `archiver get` from storage alone at 1,000,000 manifest entries
   profile     the archiver's throughput run under py-spy: where its CPU goes
 
 Results go to tests/bench/results/<UTC time>.json (git-ignored) and the
@@ -27,10 +28,10 @@ from typing import Any
 
 import psutil
 
-from tests.bench import memory, profile, report, servers, state_scale, throughput
+from tests.bench import get_scale, memory, profile, report, servers, state_scale, throughput
 
 RESULTS = Path(__file__).parent / "results"
-ALL_LEGS = ("throughput", "big", "many", "state", "profile")
+ALL_LEGS = ("throughput", "big", "many", "state", "get", "profile")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--many-size", type=int, default=16 * 1024, help="many: bytes each")
     p.add_argument("--big-mib", type=int, help="big: MiB (default 300; quick 40)")
     p.add_argument("--state-calls", type=int, help="state: CDRs (default 1000000; quick 20000)")
+    p.add_argument(
+        "--get-calls", type=int, help="get: manifest entries (default 1000000; quick 20000)"
+    )
+    p.add_argument("--get-shards", type=int, default=2, help="get: index shards built complete")
     p.add_argument(
         "--code",
         default="HEAD",
@@ -142,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["many"] = memory.run_many(
                     server, workdir, n, args.many_size, args.concurrency, log
                 )
+            if "get" in legs:
+                n = args.get_calls or (20_000 if q else 1_000_000)
+                log(f"get: an archive of {n} manifest entries")
+                results["get"] = get_scale.run(server, workdir, n, args.get_shards, log)
         if "state" in legs:
             n = args.state_calls or (20_000 if q else 1_000_000)
             log(f"state: {n} CDRs in the state store")

@@ -75,6 +75,12 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, all processes)."""
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
 def run(
     name: str,
     args: Sequence[str],

@@ -32,15 +32,16 @@ def render(results: dict[str, Any]) -> str:
         )
         lines.append(
             "| leg | wall s (min-max) | rec/s | MiB/s | CPU s (main thread) | peak RSS MiB | "
-            "sim CPU s | weed CPU s |"
+            "sim CPU s | weed CPU s | others' CPU s |"
         )
-        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for leg, v in t["legs"].items():
             lines.append(
                 f"| {leg} | {v['wall_s']:.2f} ({v['wall_min_s']:.2f}-{v['wall_max_s']:.2f}) | "
                 f"{v['recordings_per_s']:.0f} | {v['mib_per_s']:.1f} | {v['cpu_s']:.1f} "
                 f"({v.get('main_thread_cpu_s', 0):.1f}) | "
-                f"{v['peak_rss_mib']:.0f} | {v['sim_cpu_s']:.1f} | {v['weed_cpu_s']:.1f} |"
+                f"{v['peak_rss_mib']:.0f} | {v['sim_cpu_s']:.1f} | {v['weed_cpu_s']:.1f} | "
+                f"{v.get('others_cpu_s', 0):.1f} |"
             )
         r = t["ratios"]
         if "archiver_vs_rclone" in r:
@@ -102,6 +103,20 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"  `archiver status` {s['status_wall_s']:.2f}s (CLI start-up alone "
             f"{s['cli_startup_s']:.2f}s)"
+        )
+    g = results.get("get")
+    if g:
+        lines.append("")
+        lines.append(
+            f"get: {g['manifest_entries']} manifest entries in {g['manifest_objects']} objects, "
+            f"index complete in {len(g['shards_complete'])} of 256 shards "
+            f"({g['pointers_written']} pointers)"
+        )
+        lines.append(
+            f"  lookup (resolve, in-process) median {g['resolve_median_s'] * 1000:.0f} ms; "
+            f"`archiver get ID --url` {g['get_url_wall_s']:.2f}s, `archiver get ID -o DIR` "
+            f"{g['get_file_wall_s']:.2f}s (CLI start-up alone {g['cli_startup_s']:.2f}s; "
+            f"target < 2 s: {_verdict(g['get_file_wall_s'] < 2.0)})"
         )
     p = results.get("profile")
     if p:

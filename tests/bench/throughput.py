@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import statistics
 from collections.abc import Callable
@@ -39,6 +40,9 @@ class LegRun:
     weed_cpu: float
     main_thread_cpu: float = 0.0
     other_threads_cpu: float = 0.0
+    # CPU seconds the rest of the machine (other developers' work) used meanwhile:
+    # the noise indicator. On 2 cores, a leg of W seconds has 2W to share.
+    others_cpu: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -113,16 +117,19 @@ class _Run:
     result: Measured
     sim_cpu: float
     weed_cpu: float
+    others_cpu: float
 
 
 def _measured(s: Setup, name: str, command: list[str], env: dict[str, str]) -> _Run:
     sim0, weed0 = measure.cpu_seconds(s.sim.pid), measure.cpu_seconds(s.weed_pid)
+    me0, busy0 = measure.cpu_seconds(os.getpid()), measure.busy_cpu_seconds()
     result = measure.run(name, command, env=env, cwd=s.workdir, timeout=s.timeout).check()
-    return _Run(
-        result,
-        sim_cpu=measure.cpu_seconds(s.sim.pid) - sim0,
-        weed_cpu=measure.cpu_seconds(s.weed_pid) - weed0,
-    )
+    busy = measure.busy_cpu_seconds() - busy0
+    sim = measure.cpu_seconds(s.sim.pid) - sim0
+    weed = measure.cpu_seconds(s.weed_pid) - weed0
+    me = measure.cpu_seconds(os.getpid()) - me0
+    others = max(busy - result.cpu - sim - weed - me, 0.0)
+    return _Run(result, sim_cpu=sim, weed_cpu=weed, others_cpu=others)
 
 
 def _leg(s: Setup, leg: str, rep: int, run: _Run, prefix: str, inner: float | None) -> LegRun:
@@ -144,6 +151,7 @@ def _leg(s: Setup, leg: str, rep: int, run: _Run, prefix: str, inner: float | No
         weed_cpu=run.weed_cpu,
         main_thread_cpu=run.result.main_thread_cpu,
         other_threads_cpu=run.result.other_threads_cpu,
+        others_cpu=run.others_cpu,
     )
 
 
@@ -167,7 +175,7 @@ def run_all(
                 f"{mib_s:6.1f} MiB/s  cpu {run.cpu:5.1f}s  peak RSS {run.peak_rss_mib:6.1f} MiB"
                 f"  (main thread {run.main_thread_cpu:4.1f}s, other threads "
                 f"{run.other_threads_cpu:4.1f}s; sim cpu {run.sim_cpu:4.1f}s, weed cpu "
-                f"{run.weed_cpu:4.1f}s)"
+                f"{run.weed_cpu:4.1f}s; others on the machine {run.others_cpu:4.1f}s)"
             )
     return runs
 
@@ -196,6 +204,7 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
             "weed_cpu_s": measure.median([r.weed_cpu for r in mine]),
             "main_thread_cpu_s": measure.median([r.main_thread_cpu for r in mine]),
             "other_threads_cpu_s": measure.median([r.other_threads_cpu for r in mine]),
+            "others_cpu_s": measure.median([r.others_cpu for r in mine]),
         }
         inner = [r.inner for r in mine if r.inner is not None]
         if inner:
