@@ -19,6 +19,7 @@ log = logging.getLogger("archiver.storage")
 
 CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
+NO_SUCH_UPLOAD = "NoSuchUpload"
 
 
 def http_status(exc: ClientError) -> int:
@@ -75,6 +76,8 @@ class S3Upload:
                 await self.abort()
                 if isinstance(exc, ClientError) and error_code(exc) in DIGEST_CODES:
                     raise self._store.digest_error(self._key, exc) from exc
+                if isinstance(exc, ClientError) and error_code(exc) == NO_SUCH_UPLOAD:
+                    raise self._vanished() from exc
                 raise
         part["ETag"] = resp["ETag"]
         self._parts.append(part)
@@ -108,9 +111,22 @@ class S3Upload:
                 await self.abort()
                 if isinstance(exc, ClientError) and is_conflict(exc):
                     return await self._store.compare_existing(self._key, sha256)
+                if isinstance(exc, ClientError) and error_code(exc) == NO_SUCH_UPLOAD:
+                    # Completed by an attempt whose answer was lost (the client
+                    # retried), or aborted behind our back: the object tells which.
+                    if await self._store.head(self._key) is None:
+                        raise self._vanished() from exc
+                    return await self._store.compare_existing(self._key, sha256)
                 raise
         self._finished = True
         return PutOutcome.CREATED
+
+    def _vanished(self) -> RetriableError:
+        """The upload is gone (a lifecycle rule, a cleanup): this recording is tried again."""
+        return RetriableError(
+            f"{self._store.description}: {self._key}: the multipart upload was aborted "
+            "before it completed; nothing written"
+        )
 
     async def abort(self) -> None:
         """AbortMultipartUpload; safe twice. A failure is logged: cleanup_incomplete catches it."""
