@@ -42,6 +42,7 @@ from archiver.storage.protection import write_params
 from archiver.storage.s3_upload import (
     DIGEST_CODES,
     S3Upload,
+    abort_lost_uploads,
     b64,
     error_code,
     http_status,
@@ -316,7 +317,10 @@ class S3Store:
                         key, content_type=content_type, metadata=metadata
                     )
                 raise
-        return S3Upload(self, key, str(resp["UploadId"]), checksums=self._checksums)
+        upload_id = str(resp["UploadId"])
+        if resp.get("ResponseMetadata", {}).get("RetryAttempts"):
+            await abort_lost_uploads(self, params["Key"], keep=upload_id)
+        return S3Upload(self, key, upload_id, checksums=self._checksums)
 
     async def _check_bucket(self) -> None:
         """Once: tell a missing bucket from a missing object (HEAD 404 says neither)."""

@@ -43,6 +43,31 @@ def is_conflict(exc: ClientError) -> bool:
     return error_code(exc) in CONFLICT_CODES or http_status(exc) == 412
 
 
+async def abort_lost_uploads(store: S3Store, full_key: str, keep: str) -> None:
+    """Abort the uploads of ``full_key`` other than ``keep``.
+
+    Called when the client had to retry a CreateMultipartUpload: an attempt
+    whose answer was lost may have created an upload whose id never reached us,
+    and nothing else would ever abort it. An upload of the same key by another
+    transfer in flight (two CDRs sharing a sip_call_id) may go too: that
+    transfer then sees NoSuchUpload and is retried. A failure here is only
+    logged: the next run's cleanup_incomplete catches what is left.
+    """
+    client = store.client
+    try:
+        resp = await client.list_multipart_uploads(Bucket=store.bucket, Prefix=full_key)
+        for upload in resp.get("Uploads", []):
+            if upload["Key"] == full_key and upload["UploadId"] != keep:
+                await client.abort_multipart_upload(
+                    Bucket=store.bucket, Key=full_key, UploadId=upload["UploadId"]
+                )
+                log.info("%s: aborted a lost upload of %s", store.description, full_key)
+    except (ClientError, BotoCoreError) as exc:
+        log.warning(
+            "%s: could not look for lost uploads of %s: %s", store.description, full_key, exc
+        )
+
+
 class S3Upload:
     """A :class:`~archiver.storage.base.Upload` as an S3 multipart upload."""
 

@@ -71,6 +71,22 @@ def _first(operation: str) -> ProxyFaults:
     return ProxyFaults(drop_response=1.0, only=only)
 
 
+async def test_a_lost_create_multipart_answer_leaves_no_orphan_upload(
+    make_bucket: MakeBucket, s3_settings: S3Settings, seaweed: SeaweedServer
+) -> None:
+    """The storage created the upload, the answer was lost, the client asked again:
+    the first upload, whose id the archiver never learnt, must not be left behind."""
+    bucket = await make_bucket()
+    proxy = FaultProxy(seaweed.endpoint_url, _first("CreateMultipartUpload"))
+    async with proxy.serve() as endpoint:
+        async with open_store(s3_settings(bucket, endpoint_url=endpoint)) as store:
+            upload = await store.start_upload("recordings/a.wav", content_type="audio/wav")
+            await upload.write_part(WAV)
+            assert await upload.complete(sha(WAV), len(WAV)) is PutOutcome.CREATED
+    assert proxy.stats["op:CreateMultipartUpload"] == 2
+    assert await uploads_left(seaweed, bucket) == []
+
+
 async def test_a_lost_complete_answer_then_no_such_upload_is_success(
     make_bucket: MakeBucket, s3_settings: S3Settings, seaweed: SeaweedServer
 ) -> None:
