@@ -8,6 +8,7 @@ half object is ever left behind.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -15,11 +16,12 @@ import pytest
 
 from archiver.errors import StorageError
 from archiver.settings import StorageSettings
-from archiver.simulator import Simulator
+from archiver.simulator import SimConfig, Simulator
 from archiver.storage import PutOutcome, open_store
 from tests.conftest import MakeBucket, S3Settings
 from tests.hardening.s3proxy import FaultProxy, ProxyFaults, S3Request
-from tests.integration.pipeline_helpers import backfill, make_settings
+from tests.hardening.watcher import Watcher, expected_objects, s3_lister
+from tests.integration.pipeline_helpers import assert_exactly_once, backfill, make_settings
 from tests.seaweed import SeaweedServer, admin_client
 
 MiB = 1024 * 1024
@@ -56,6 +58,74 @@ async def run_until_done(
         assert counts["failed"] == 0, counts
         return outages
     raise AssertionError(f"{MAX_RUNS} runs ended by storage outages: {outages}")
+
+
+@pytest.mark.slow
+async def test_a_failing_storage_loses_nothing_and_leaves_nothing(
+    tmp_path: Path, make_bucket: MakeBucket, s3_settings: S3Settings, seaweed: SeaweedServer
+) -> None:
+    bucket = await make_bucket()
+    faults = ProxyFaults(
+        slow_down=0.05, internal=0.03, drop_request=0.02, drop_response=0.03, cut_upstream=0.02
+    )
+    proxy = FaultProxy(seaweed.endpoint_url, faults, seed=3)
+    sim = Simulator(SimConfig(seed=41, calls=120, min_size=20_000, max_size=200_000))
+    direct = s3_settings(bucket)
+    stop = asyncio.Event()
+    async with (
+        proxy.serve() as endpoint,
+        sim.serve() as base,
+        s3_lister(seaweed, bucket, direct.bucket_and_prefix[1]) as lister,
+    ):
+        watcher = Watcher(lister, expected_objects(sim.calls, sim.tz))
+        watching = asyncio.create_task(watcher.watch(stop))
+        try:
+            # Half the recordings fit the buffer (one PUT); the others are multipart.
+            storage = s3_settings(bucket, endpoint_url=endpoint, buffer_bound=100_000)
+            outages = await run_until_done(
+                sim, base, storage, tmp_path / "s.sqlite3", manifest_batch=7
+            )
+        finally:
+            stop.set()
+            await watching
+    watcher.assert_clean()
+    await assert_exactly_once(sim, direct)
+    assert await uploads_left(seaweed, bucket) == []
+    injected = {k: v for k, v in proxy.stats.items() if k.startswith("fault:")}
+    for name in ("slow_down", "internal", "drop_request", "drop_response", "cut_upstream"):
+        assert injected.get(f"fault:{name}", 0) > 0, f"{name} never injected: {injected}"
+    for op in ("PutObject", "UploadPart", "CompleteMultipartUpload", "CreateMultipartUpload"):
+        assert any(k.endswith(f":{op}") for k in injected), f"no fault ever hit {op}"
+    print(
+        f"\nfailing storage: {proxy.stats['requests']} requests, {proxy.injected} faults "
+        f"injected {injected}, runs ended by an outage: {len(outages)}, "
+        f"watcher {watcher.scans} scans / {watcher.objects_checked} objects, lost 0"
+    )
+
+
+async def test_large_multipart_recordings_survive_part_failures(
+    tmp_path: Path, make_bucket: MakeBucket, s3_settings: S3Settings, seaweed: SeaweedServer
+) -> None:
+    bucket = await make_bucket()
+
+    def uploads(r: S3Request) -> bool:
+        return r.operation in ("UploadPart", "CompleteMultipartUpload")
+
+    faults = ProxyFaults(
+        slow_down=0.1, drop_request=0.1, drop_response=0.1, cut_upstream=0.1, only=uploads
+    )
+    proxy = FaultProxy(seaweed.endpoint_url, faults, seed=5)
+    sim = Simulator(SimConfig(seed=2, calls=3, recording_fraction=1.0, fixed_size=11 * MiB + 7))
+    async with proxy.serve() as endpoint, sim.serve() as base:
+        storage = s3_settings(
+            bucket, endpoint_url=endpoint, buffer_bound=64 * 1024, part_size=5 * MiB
+        )
+        await run_until_done(sim, base, storage, tmp_path / "s.sqlite3")
+    contents = await assert_exactly_once(sim, s3_settings(bucket))
+    assert len(contents.recordings) == 3
+    assert await uploads_left(seaweed, bucket) == []
+    assert proxy.stats["op:UploadPart"] >= 9  # 5 + 5 + 1 MiB, three times
+    assert proxy.injected > 0
 
 
 def _first(operation: str) -> ProxyFaults:
