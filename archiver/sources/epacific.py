@@ -40,8 +40,12 @@ def parse_record(record: Any, tz: tzinfo) -> CallRecord:
     talk = m.int_field(record, "duration")
     tta = m.int_field(record, "tta")
     direction, direction_raw = m.direction(record.get("direction"))
-    answered = started + timedelta(seconds=tta) if tta else None
-    ended = started + timedelta(seconds=(tta or 0) + talk) if talk is not None else None
+    try:
+        answered = started + timedelta(seconds=tta) if tta else None
+        ended = started + timedelta(seconds=(tta or 0) + talk) if talk is not None else None
+    except OverflowError:
+        # A tta or duration of 10**20 seconds, or a start in the year 9999.
+        raise BadRecordError(f"call {call_id[:64]}: tta or duration out of range") from None
     cause = m.first_text(record, "status", "hangup_cause")
     return CallRecord(
         provider=Provider.EPACIFIC,
