@@ -93,6 +93,14 @@ def _scan_sorted(directory: Path) -> list[tuple[str, bool, int]]:
     return entries
 
 
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) with ``data``, fsynced."""
+    with path.open("xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _remove_temp_files(root: Path) -> int:
     removed = 0
     for dirpath, _dirnames, filenames in os.walk(root):
@@ -202,10 +210,9 @@ class LocalStore:
         with self._os_errors("write", key):
             await asyncio.to_thread(_makedirs, final.parent)
             try:
-                async with aiofiles.open(tmp, "xb") as f:
-                    await f.write(data)
-                    await f.flush()
-                    await asyncio.to_thread(os.fsync, f.fileno())
+                # One thread call opens, writes, fsyncs and closes: a task cancelled
+                # meanwhile (a flusher at shutdown) cannot leave an open file behind.
+                await asyncio.to_thread(_write_new_file, tmp, data)
                 return await self._publish(key, tmp, final, sha256)
             finally:
                 await asyncio.to_thread(_unlink_quiet, tmp)
