@@ -96,6 +96,7 @@ def parse_record(record: Any, tz: tzinfo) -> CallRecord:
     """Map one cdr_v2 record (either shape) to a CallRecord; BadRecordError if unusable."""
     if not isinstance(record, dict):
         raise BadRecordError(f"record is {type(record).__name__}, not an object")
+    m.check_unicode(record)
     shape = FLEX if is_flex(record) else DEFAULT
     cdr_id = m.required_text(record, *shape.id)
     started = m.time_field(record, shape.started, tz)

@@ -33,6 +33,7 @@ def parse_record(record: Any, tz: tzinfo) -> CallRecord:
     """Map one epacific record to a CallRecord; BadRecordError if unusable."""
     if not isinstance(record, dict):
         raise BadRecordError(f"record is {type(record).__name__}, not an object")
+    m.check_unicode(record)
     call_id = m.required_text(record, *_ID_FIELDS)
     started = m.time_field(record, "start", tz)
     if started is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
@@ -12,6 +13,19 @@ from archiver.sources.base import Page
 from archiver.timeutil import parse_duration, parse_provider_time
 
 _DIRECTIONS = {d.value: d for d in Direction}
+
+
+def check_unicode(record: dict[str, Any]) -> None:
+    """BadRecordError if any string in the record is not valid Unicode.
+
+    A JSON escape such as ``"\\ud800"`` decodes to a lone surrogate: no UTF-8
+    encoder accepts it, so the record could be neither stored in the state
+    database nor written to a manifest, and would end the whole listing there.
+    """
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRecordError("a text field is not valid Unicode (a lone surrogate)") from None
 
 
 def text(value: Any) -> str | None:

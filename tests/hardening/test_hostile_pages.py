@@ -1,0 +1,138 @@
+"""A provider sending malformed CDRs among good ones, through ``archiver backfill``.
+
+Each bad record is skipped with its reason and counted; the good ones on the
+same page are archived; the run exits 0 and prints no traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from archiver.simulator.audio import RecordingBytes
+from tests.e2e.cli import cli_env, run_cli
+
+SINCE, UNTIL = "2021-02-17", "2021-02-18"
+WHEN = "2021-02-17 10:00:00"
+
+
+def wav(n: int) -> bytes:
+    return RecordingBytes(7, n, "wav", 20_000, f"call {n}").read()
+
+
+@asynccontextmanager
+async def provider(first_page: Callable[[str], str]) -> AsyncIterator[str]:
+    """A cdr_v2 API whose first page, in the window holding WHEN, is ``first_page(base_url)``
+    verbatim; every other page is empty."""
+
+    async def list_cdrs(request: web.Request) -> web.Response:
+        q = request.query
+        inside = q.get("start_date", "") <= WHEN < q.get("end_date", "9999")
+        if q.get("offset", "0") != "0" or not inside:
+            return web.json_response({"data": [], "limit": 1000, "offset": 0, "total": 0})
+        base = str(request.url.origin())
+        return web.Response(text=first_page(base), content_type="application/json")
+
+    async def recording(request: web.Request) -> web.Response:
+        return web.Response(body=wav(int(request.match_info["n"])), content_type="audio/wav")
+
+    app = web.Application()
+    app.router.add_get("/v2/cdr", list_cdrs)
+    app.router.add_get("/rec/{n}.wav", recording)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def env(base: str, tmp_path: Path) -> dict[str, str]:
+    return cli_env(
+        {
+            "ARCHIVER_SOURCE__KIND": "cdr_v2",
+            "ARCHIVER_SOURCE__BASE_URL": base,
+            "ARCHIVER_SOURCE__TOKEN": "t",
+            "ARCHIVER_SOURCE__RATE_LIMIT": "0",
+            "ARCHIVER_SOURCE__MAX_ATTEMPTS": "2",
+            "ARCHIVER_SOURCE__MAX_BACKOFF": "0.05",
+            "ARCHIVER_SOURCE__PAGE_SIZE": "1000",
+            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
+            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
+            "ARCHIVER_MANIFEST_INTERVAL": "0.2",
+        }
+    )
+
+
+def good(base: str, n: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": f"good-{n}",
+        "sip_call_id": f"sip-{n}",
+        "time_started": WHEN,
+        "recording_url": f"{base}/rec/{n}.wav",
+        **fields,
+    }
+
+
+def manifest(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = []
+    for path in sorted((tmp_path / "archive" / "manifests").rglob("*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines()]
+    return lines
+
+
+# JSON escapes that decode to lone surrogates (json.dumps would never write them).
+SURROGATE_ROWS = (
+    '{"id": "bad-\\ud800", "time_started": "2021-02-17 10:00:00"}, '
+    '{"id": "bad-x", "time_started": "2021-02-17 10:00:00", "press_key": "\\udcff"}, '
+)
+
+
+def hostile_page(base: str) -> str:
+    rows: list[Any] = [
+        good(base, 1),
+        None,
+        ["not", "an", "object"],
+        {"time_started": WHEN},  # no id
+        {"id": "bad-time", "time_started": "yesterday"},
+        {"id": "bad-dur", "time_started": WHEN, "duration": [1]},
+        {"id": "bad-type", "time_started": True},
+        good(base, 2, duration=10**30, direction={"odd": 1}, extension=["1"]),
+        {"id": "bad-date", "time_started": "2021-13-45 99:00:00"},
+        good(base, 3, sip_call_id="../../../etc/passwd\x00"),
+        good(base, 4, sip_call_id="x" * 10_000),
+        good(base, 5, sip_call_id="Nguyễn/Văn\\A\u202e.wav"),
+        {"id": "bad-ts", "time_started": 1e300},
+    ]
+    body = json.dumps({"data": rows, "limit": 1000, "offset": 0, "total": len(rows) + 2})
+    return body.replace('"data": [', '"data": [' + SURROGATE_ROWS, 1)
+
+
+async def test_bad_records_are_skipped_and_counted_good_ones_archived(tmp_path: Path) -> None:
+    async with provider(hostile_page) as base:
+        r = await run_cli(
+            "backfill", "--since", SINCE, "--until", UNTIL, env=env(base, tmp_path), cwd=tmp_path
+        )
+    assert r.code == 0, r.out + r.err
+    assert "Traceback" not in r.err
+    assert "10 unreadable CDR(s) skipped" in r.out, r.out
+    assert r.err.count("skipped a CDR the provider sent") == 10, r.err
+    assert "not valid Unicode" in r.err
+    lines = manifest(tmp_path)
+    assert sorted(line["cdr_id"] for line in lines) == [f"good-{n}" for n in range(1, 6)]
+    root = (tmp_path / "archive").resolve()
+    for line in lines:
+        n = int(line["cdr_id"].removeprefix("good-"))
+        assert line["sha256"] == hashlib.sha256(wav(n)).hexdigest()
+        key = line["object_key"]
+        assert key.startswith("recordings/2021/02/17/")
+        assert "/" not in key.removeprefix("recordings/2021/02/17/")
+        assert (root / key).resolve().is_relative_to(root)
