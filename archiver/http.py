@@ -197,7 +197,9 @@ class ApiClient:
             raise RetriableError(f"{endpoint}: connection failed ({type(exc).__name__})") from None
         try:
             return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        # ValueError: JSONDecodeError, and also an integer of more than 4300 digits;
+        # RecursionError: arrays nested too deep. Both are bodies we cannot read.
+        except (UnicodeDecodeError, ValueError, RecursionError):
             ctype = content_type.split(";")[0] or "no content type"
             raise BadResponseError(
                 f"{endpoint} answered HTTP {status} with a body that is not JSON ({ctype})"

@@ -1,7 +1,8 @@
 """A provider sending malformed CDRs among good ones, through ``archiver backfill``.
 
 Each bad record is skipped with its reason and counted; the good ones on the
-same page are archived; the run exits 0 and prints no traceback.
+same page are archived; the run exits 0 and prints no traceback. A page that
+cannot be decoded at all fails the run with one clear line, not a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from archiver.simulator.audio import RecordingBytes
@@ -136,3 +138,24 @@ async def test_bad_records_are_skipped_and_counted_good_ones_archived(tmp_path: 
         assert key.startswith("recordings/2021/02/17/")
         assert "/" not in key.removeprefix("recordings/2021/02/17/")
         assert (root / key).resolve().is_relative_to(root)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param('{"data": [{"id": "a", "duration": ' + "9" * 5000 + "}]}", id="huge-int"),
+        pytest.param('{"data": ' + "[" * 100_000 + "]" * 100_000 + "}", id="deep-nesting"),
+        pytest.param('{"data": [{"id": "a"', id="cut-short"),
+        pytest.param("\udcff".encode("utf-8", "surrogateescape").decode("latin-1"), id="bad-utf8"),
+    ],
+)
+async def test_an_undecodable_page_fails_the_run_with_one_line(tmp_path: Path, body: str) -> None:
+    async with provider(lambda base: body) as base:
+        r = await run_cli(
+            "backfill", "--since", SINCE, "--until", UNTIL, env=env(base, tmp_path), cwd=tmp_path
+        )
+    assert r.code == 1, r.out + r.err
+    assert "Traceback" not in r.err, r.err
+    last = r.err.strip().splitlines()[-1]
+    assert last.startswith("archiver: GET http://127.0.0.1:"), last
+    assert "not JSON" in last
