@@ -27,6 +27,9 @@ from botocore.config import Config
 
 ACCESS_KEY = "archiver-test"
 SECRET_KEY = "archiver-test-secret-key"
+# A second identity that may read and list but not write (the denied-write tests).
+READONLY_ACCESS_KEY = "archiver-readonly"
+READONLY_SECRET_KEY = "archiver-readonly-secret-key"
 REGION = "us-east-1"
 
 # Flags taking a port; gRPC ports would default to HTTP port + 10000, which
@@ -108,7 +111,12 @@ class SeaweedProcess:
             "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
-        config.write_text(json.dumps({"identities": [identity]}))
+        readonly = {
+            "name": "archiver-readonly",
+            "credentials": [{"accessKey": READONLY_ACCESS_KEY, "secretKey": READONLY_SECRET_KEY}],
+            "actions": ["Read", "List"],
+        }
+        config.write_text(json.dumps({"identities": [identity, readonly]}))
         for attempt in range(1, attempts + 1):
             ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
             endpoint = f"http://127.0.0.1:{ports['s3.port']}"
