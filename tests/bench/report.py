@@ -31,13 +31,17 @@ def render(results: dict[str, Any]) -> str:
             f", medians of {t['reps']}"
         )
         lines.append(
-            "| leg | wall s (min-max) | rec/s | MiB/s | CPU s (main thread) | peak RSS MiB | "
-            "sim CPU s | weed CPU s | others' CPU s |"
+            "| leg | wall s (min-max) | quiet runs: wall s | rec/s | MiB/s | CPU s (main thread) | "
+            "peak RSS MiB | sim CPU s | weed CPU s | others' CPU s |"
         )
-        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for leg, v in t["legs"].items():
+            quiet = (
+                f"{v['wall_quiet_s']:.2f} ({v['quiet_runs']})" if v.get("quiet_runs") else "none"
+            )
             lines.append(
                 f"| {leg} | {v['wall_s']:.2f} ({v['wall_min_s']:.2f}-{v['wall_max_s']:.2f}) | "
+                f"{quiet} | "
                 f"{v['recordings_per_s']:.0f} | {v['mib_per_s']:.1f} | {v['cpu_s']:.1f} "
                 f"({v.get('main_thread_cpu_s', 0):.1f}) | "
                 f"{v['peak_rss_mib']:.0f} | {v['sim_cpu_s']:.1f} | {v['weed_cpu_s']:.1f} | "
@@ -56,6 +60,15 @@ def render(results: dict[str, Any]) -> str:
                 f"archiver / bare PUT wall: {x:.2f} (target <= {TARGET_VS_PUT}: "
                 f"{_verdict(x <= TARGET_VS_PUT)})"
             )
+        for other in ("rclone", "put"):
+            if f"archiver_vs_{other}_quiet" in r:
+                lines.append(
+                    f"  on quiet runs only: archiver / {other} "
+                    f"{r[f'archiver_vs_{other}_quiet']:.2f}"
+                )
+        for name, x in r.items():
+            if name.startswith("archiver:"):
+                lines.append(f"{name.removesuffix('_vs_archiver')} / archiver wall: {x:.2f}")
         if "archiver_vs_put_shaped" in r:
             lines.append(
                 f"archiver / its own PUT path without the download (put-shaped): "

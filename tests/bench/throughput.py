@@ -14,7 +14,7 @@ import os
 import re
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tests.bench import measure, servers
@@ -60,12 +60,24 @@ class Setup:
     concurrency: int
     per_host: int
     timeout: float
+    # Other copies of the package to alternate with the measured one: leg
+    # "archiver:<name>" runs the archiver from the directory (--compare).
+    variants: dict[str, Path] = field(default_factory=dict)
 
 
 def run_archiver(
-    s: Setup, rep: int, name: str = "archiver", wrap: list[str] | None = None
+    s: Setup,
+    rep: int,
+    name: str = "archiver",
+    wrap: list[str] | None = None,
+    variant: str | None = None,
 ) -> LegRun:
-    prefix = f"{name}-{rep}"
+    leg = f"archiver:{variant}" if variant else "archiver"
+    prefix = f"{name}-{variant}-{rep}" if variant else f"{name}-{rep}"
+    extra = {}
+    if variant:
+        code = s.variants[variant]
+        extra["PYTHONPATH"] = os.pathsep.join([str(code), str(servers.ROOT)])
     env = servers.archiver_env(
         s.sim,
         s.server,
@@ -73,13 +85,14 @@ def run_archiver(
         state=s.workdir / f"{prefix}.sqlite3",
         concurrency=s.concurrency,
         per_host=s.per_host,
+        extra=extra,
     )
     command = [*(wrap or []), *servers.archiver_command(s.sim)]
     run = _measured(s, prefix, command, env)
     match = _ARCHIVED.search(run.result.stdout)
     if match is None or int(match.group(1)) != s.sim.calls:
-        raise RuntimeError(f"{name}: not every recording archived:\n{run.result.stdout}")
-    return _leg(s, "archiver", rep, run, f"{prefix}/recordings/", float(match.group(2)))
+        raise RuntimeError(f"{leg}: not every recording archived:\n{run.result.stdout}")
+    return _leg(s, leg, rep, run, f"{prefix}/recordings/", float(match.group(2)))
 
 
 def run_rclone(s: Setup, rep: int) -> LegRun:
@@ -167,7 +180,10 @@ def run_all(
     for rep in range(reps):
         order = legs[rep % len(legs) :] + legs[: rep % len(legs)]
         for leg in order:
-            run = _RUNNERS[leg](s, rep)
+            if leg.startswith("archiver:"):
+                run = run_archiver(s, rep, variant=leg.split(":", 1)[1])
+            else:
+                run = _RUNNERS[leg](s, rep)
             runs.append(run)
             mib_s = run.objects * s.sim.size / MIB / run.wall
             log(
@@ -180,10 +196,23 @@ def run_all(
     return runs
 
 
+QUIET = 0.10
+"""A run is quiet when the rest of the machine used at most this share of its CPU time."""
+
+
+def is_quiet(run: LegRun, cores: int = 2) -> bool:
+    """Whether others' work took at most QUIET of the CPU time the run had."""
+    return run.others_cpu <= QUIET * cores * run.wall
+
+
 def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
-    """Medians per leg, the noise between repetitions, and the two ratios."""
+    """Medians per leg, the noise between repetitions, and the ratios.
+
+    Besides the medians of every run, the medians of the quiet runs (others'
+    work under 10% of the machine meanwhile), where a leg has any.
+    """
     legs: dict[str, dict[str, float]] = {}
-    for leg in LEGS:
+    for leg in dict.fromkeys(r.leg for r in runs):
         mine = [r for r in runs if r.leg == leg]
         if not mine:
             continue
@@ -209,11 +238,23 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
         inner = [r.inner for r in mine if r.inner is not None]
         if inner:
             legs[leg]["inner_s"] = measure.median(inner)
+        quiet = [r.wall for r in mine if is_quiet(r)]
+        legs[leg]["quiet_runs"] = len(quiet)
+        if quiet:
+            legs[leg]["wall_quiet_s"] = measure.median(quiet)
     ratios: dict[str, float] = {}
     if "archiver" in legs and "rclone" in legs:
         ratios["archiver_vs_rclone"] = legs["archiver"]["wall_s"] / legs["rclone"]["wall_s"]
     if "archiver" in legs and "put" in legs:
         ratios["archiver_vs_put"] = legs["archiver"]["wall_s"] / legs["put"]["wall_s"]
+    for leg in legs:
+        if leg.startswith("archiver:") and "archiver" in legs:
+            ratios[f"{leg}_vs_archiver"] = legs[leg]["wall_s"] / legs["archiver"]["wall_s"]
     if "archiver" in legs and "put-shaped" in legs:
         ratios["archiver_vs_put_shaped"] = legs["archiver"]["wall_s"] / legs["put-shaped"]["wall_s"]
+    for name, other in (("rclone", "rclone"), ("put", "put")):
+        if "wall_quiet_s" in legs.get("archiver", {}) and "wall_quiet_s" in legs.get(other, {}):
+            ratios[f"archiver_vs_{name}_quiet"] = (
+                legs["archiver"]["wall_quiet_s"] / legs[other]["wall_quiet_s"]
+            )
     return {"legs": legs, "ratios": ratios, "runs": [asdict(r) for r in runs]}
