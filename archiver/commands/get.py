@@ -11,6 +11,7 @@ call; 5 the object is missing or not the manifest's bytes (no file written).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -110,13 +111,16 @@ async def _url(
     expires: int,
 ) -> int:
     try:
-        url = await presigned_url(store, call, expires)
+        signed = await presigned_url(store, call, expires)
     except IntegrityError as exc:
         await audit.record_failure("url", target, str(exc).split(":", 1)[0])
         return fail(EXIT_CORRUPT, str(exc))
     # The URL itself is a bearer secret: the record keeps its lifetime, not the URL.
-    await _record_or_refuse(audit, "url", target, {"expires_seconds": expires})
-    print(url)
+    details: dict[str, Any] = {"expires_seconds": expires}
+    details |= _version_details(signed.version_id, signed.replaced)
+    await _record_or_refuse(audit, "url", target, details)
+    _warn_replaced(signed.version_id, signed.replaced, "the URL names")
+    print(signed.url)
     return 0
 
 
@@ -129,6 +133,7 @@ async def _get(
 ) -> int:
     async def publish(fetched: Fetched) -> None:
         details = {"file": str(fetched.path.absolute()), "size": fetched.size}
+        details |= _version_details(fetched.version_id, fetched.replaced)
         await _record_or_refuse(audit, "get", target, details)
 
     try:
@@ -136,11 +141,29 @@ async def _get(
     except IntegrityError as exc:
         await audit.record_failure("get", target, str(exc).split(":", 1)[0])
         return fail(EXIT_CORRUPT, str(exc))
+    _warn_replaced(fetched.version_id, fetched.replaced, "wrote")
     print(
         f"{fetched.path}: {fetched.size} bytes, SHA-256 {fetched.sha256} "
         f"verified against {call.manifest_key}"
     )
     return 0
+
+
+def _version_details(version_id: str | None, replaced: str | None) -> dict[str, Any]:
+    if version_id is None:
+        return {}
+    return {"version_id": version_id, "current_object": replaced}
+
+
+def _warn_replaced(version_id: str | None, replaced: str | None, verb: str) -> None:
+    """Say, on stderr, that the current object was not the archived one."""
+    if version_id is not None:
+        print(
+            f"archiver: warning: the current object is not the archived recording ({replaced}); "
+            f"{verb} its archived version {version_id}, which matches the manifest. "
+            "Run archiver verify.",
+            file=sys.stderr,
+        )
 
 
 async def _record_or_refuse(

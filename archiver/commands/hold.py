@@ -16,7 +16,7 @@ from archiver.errors import ArchiverError, StorageError
 from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
-from archiver.retrieval.fetch import storage_key
+from archiver.retrieval.fetch import archived_version, storage_key
 from archiver.retrieval.index import resolve
 from archiver.retrieval.options import fail
 from archiver.settings import Settings
@@ -82,23 +82,31 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         except IntegrityError as exc:
             return fail(EXIT_CORRUPT, str(exc))
         key = storage_key(store, call)
+        # The hold goes on the version holding the archived bytes, not on whatever
+        # may have been written over it since.
+        version = await archived_version(store, key, call, trust_single=True)
+        if version is None:
+            await audit.record_failure(action, call_target(args.id, call), "missing")
+            return fail(
+                EXIT_CORRUPT,
+                f"missing: no version of {key} holds the archived bytes (run archiver verify)",
+            )
         if args.hold is not None:
             try:
-                await store.set_legal_hold(key, args.hold)
+                await store.set_legal_hold(key, args.hold, version)
             except KeyError:
                 await audit.record_failure(action, call_target(args.id, call), "missing")
-                return fail(
-                    EXIT_CORRUPT, f"missing: {key} is in the manifest but not in the storage"
-                )
+                return fail(EXIT_CORRUPT, f"missing: {key} (version {version}) is gone")
             try:
-                await audit.record(action, call_target(args.id, call), "ok")
+                details = {"version_id": version}
+                await audit.record(action, call_target(args.id, call), "ok", details)
             except ArchiverError as exc:
                 state = "set" if args.hold else "cleared"
                 raise StorageError(
                     f"legal hold {state} on {key}, but its audit record cannot be written: {exc}"
                 ) from exc
-        protection = await store.protection(key)
+        protection = await store.protection(key, version)
         if protection is None:
-            return fail(EXIT_CORRUPT, f"missing: {key} is in the manifest but not in the storage")
+            return fail(EXIT_CORRUPT, f"missing: {key} (version {version}) is gone")
         print(describe(key, protection))
     return 0

@@ -4,6 +4,10 @@ The bytes are streamed into a hidden temporary file beside the destination,
 hashed on the way, and renamed onto the destination only when their size and
 SHA-256 are the manifest's. On a mismatch the temporary file is removed: no
 file is left that could be mistaken for the recording.
+
+In a versioned bucket (Object Lock) a recording overwritten or deleted after
+archiving still has its archived version: ``get`` finds and serves that one,
+saying so, instead of failing.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import hashlib
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -21,9 +25,11 @@ import aiofiles
 from archiver.errors import ConfigError
 from archiver.retrieval.errors import IntegrityError
 from archiver.retrieval.records import ArchivedCall
-from archiver.storage.base import ObjectStore
+from archiver.storage.base import ObjectStore, VersionedStore
 
 _CHUNK = 1024 * 1024
+# Versions of one key looked at for the archived bytes (each may cost a HEAD or a read).
+_MAX_VERSIONS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,8 @@ class Fetched:
     path: Path
     size: int
     sha256: str
+    version_id: str | None = None  # an earlier version: the current object is not the archived one
+    replaced: str | None = None  # what is wrong with the current object, if anything
 
 
 def storage_key(store: ObjectStore, call: ArchivedCall) -> str:
@@ -63,6 +71,39 @@ def mismatch(call: ArchivedCall, key: str, size: int, sha256: str | None) -> str
     return None
 
 
+async def archived_version(
+    store: ObjectStore, key: str, call: ArchivedCall, *, trust_single: bool = False
+) -> str | None:
+    """The version of ``key`` holding the manifest's bytes, in a versioned bucket; else None.
+
+    Versions are tried oldest first (the archived one is normally the first).
+    A version's SHA-256 comes from the storage where it keeps one; otherwise
+    (multipart uploads) the version is re-read and hashed, unless
+    ``trust_single`` and it is the key's only version (nothing ever replaced
+    it): it is then taken on its size, its bytes being ``verify``'s business.
+    """
+    if not isinstance(store, VersionedStore):
+        return None
+    versions = await store.versions(key)
+    candidates = [v for v in versions if not v.delete_marker and v.size == call.size]
+    for version in candidates[:_MAX_VERSIONS]:
+        head = await store.head_version(key, version.version_id)
+        if head is None or head.size != call.size:
+            continue
+        if head.sha256 is not None:
+            if head.sha256 == call.sha256:
+                return version.version_id
+            continue
+        if trust_single and len(versions) == 1:
+            return version.version_id
+        digest = hashlib.sha256()
+        async for chunk in store.read_version(key, version.version_id, _CHUNK):
+            digest.update(chunk)
+        if digest.hexdigest() == call.sha256:
+            return version.version_id
+    return None
+
+
 async def fetch_to_file(
     store: ObjectStore,
     call: ArchivedCall,
@@ -71,32 +112,46 @@ async def fetch_to_file(
 ) -> Fetched:
     """Write ``call``'s recording to ``output``, verified; IntegrityError if it cannot be.
 
-    ``before_publish`` runs once the bytes are verified and before the file
-    appears under its name (the audit record): if it raises, no file is left.
+    When the current object is missing or not the manifest's bytes, a
+    versioned bucket may still hold the archived version (Object Lock keeps
+    it): that version is written instead, and ``Fetched.replaced`` says what
+    was wrong with the current one. ``before_publish`` runs once the bytes are
+    verified and before the file appears under its name (the audit record): if
+    it raises, no file is left.
     """
     key = storage_key(store, call)
     target = destination(output, key)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
     try:
-        size, digest = await _download(store, key, tmp)
-        problem = mismatch(call, key, size, digest)
+        try:
+            size, digest = await _download(store.read(key, _CHUNK), tmp)
+            problem = mismatch(call, key, size, digest)
+            problem = None if problem is None else f"corrupt: {problem}"
+        except KeyError:
+            problem = (
+                f"missing: {key} (recording {call.sip_call_id}) is in the manifest "
+                "but not in the storage"
+            )
+        version = None
         if problem is not None:
-            raise IntegrityError(f"corrupt: {problem}; no file written")
-        fetched = Fetched(target, size, digest)
+            version = await archived_version(store, key, call)
+            if version is None or not isinstance(store, VersionedStore):
+                raise IntegrityError(f"{problem}; no file written")
+            await asyncio.to_thread(tmp.unlink, missing_ok=True)
+            size, digest = await _download(store.read_version(key, version, _CHUNK), tmp)
+            again = mismatch(call, key, size, digest)
+            if again is not None:
+                raise IntegrityError(f"corrupt: {again}; no file written")
+        fetched = Fetched(target, size, digest, version, problem)
         if before_publish is not None:
             await before_publish(fetched)
         await asyncio.to_thread(os.replace, tmp, target)
-    except KeyError:
-        raise IntegrityError(
-            f"missing: {key} (recording {call.sip_call_id}) is in the manifest "
-            "but not in the storage; no file written"
-        ) from None
     finally:
         await asyncio.to_thread(tmp.unlink, missing_ok=True)
     return fetched
 
 
-async def _download(store: ObjectStore, key: str, tmp: Path) -> tuple[int, str]:
+async def _download(chunks: AsyncIterator[bytes], tmp: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     try:
@@ -104,7 +159,7 @@ async def _download(store: ObjectStore, key: str, tmp: Path) -> tuple[int, str]:
     except OSError as exc:
         raise ConfigError(f"-o: cannot write in {tmp.parent}: {exc.strerror}") from None
     try:
-        async for chunk in store.read(key, _CHUNK):
+        async for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
             await f.write(chunk)
@@ -115,17 +170,32 @@ async def _download(store: ObjectStore, key: str, tmp: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-async def presigned_url(store: ObjectStore, call: ArchivedCall, expires: int) -> str:
+@dataclass(frozen=True, slots=True)
+class SignedUrl:
+    """A URL to a recording; ``version_id`` set when it names an earlier version."""
+
+    url: str
+    version_id: str | None = None
+    replaced: str | None = None  # what is wrong with the current object, if anything
+
+
+async def presigned_url(store: ObjectStore, call: ArchivedCall, expires: int) -> SignedUrl:
     """A URL to ``call``'s recording valid ``expires`` seconds (S3), or its absolute path (local).
 
-    The object is checked first (one HEAD): a missing object, or one whose
-    size or stored SHA-256 differs from the manifest's, raises IntegrityError.
+    The object is checked first (one HEAD): when it is missing, or its size or
+    stored SHA-256 differs from the manifest's, the URL names the archived
+    version of a versioned bucket, or IntegrityError is raised.
     """
     key = storage_key(store, call)
     head = await store.head(key)
     if head is None:
-        raise IntegrityError(f"missing: {key} (recording {call.sip_call_id}) is not in the storage")
-    problem = mismatch(call, key, head.size, head.sha256)
-    if problem is not None:
-        raise IntegrityError(f"corrupt: {problem}")
-    return await store.url_for(key, expires)
+        problem: str | None = f"missing: {key} (recording {call.sip_call_id}) is not in the storage"
+    else:
+        problem = mismatch(call, key, head.size, head.sha256)
+        problem = None if problem is None else f"corrupt: {problem}"
+    if problem is None:
+        return SignedUrl(await store.url_for(key, expires))
+    version = await archived_version(store, key, call)
+    if version is None or not isinstance(store, VersionedStore):
+        raise IntegrityError(problem)
+    return SignedUrl(await store.version_url(key, version, expires), version, problem)

@@ -20,12 +20,13 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.records import ArchivedCall, in_range, read_manifests
-from archiver.storage.base import ObjectStore, StoredObject
+from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 
 
 class ProblemKind(StrEnum):
@@ -141,6 +142,21 @@ async def check_entry(
     return None
 
 
+async def _with_archived_version(store: ObjectStore, problem: Problem) -> Problem:
+    """Say so when a versioned bucket still holds the archived bytes (Object Lock keeps them)."""
+    if problem.call is None or not isinstance(store, VersionedStore):
+        return problem
+    try:
+        key = store.relative_key(problem.call.object_key)
+    except ValueError:
+        return problem
+    version = await archived_version(store, key, problem.call)
+    if version is None:
+        return problem
+    detail = f"{problem.detail}; version {version} still holds the archived bytes (get serves it)"
+    return replace(problem, detail=detail)
+
+
 async def verify_archive(
     store: ObjectStore,
     manifests: Sequence[StoredObject],
@@ -184,7 +200,7 @@ async def verify_archive(
             problem = await check_entry(store, call, deep, report)
             report.checked += 1
             if problem is not None:
-                report.problems.append(problem)
+                report.problems.append(await _with_archived_version(store, problem))
             progressed()
 
     async with asyncio.TaskGroup() as group:

@@ -18,9 +18,11 @@ from archiver.storage.base import (
     ObjectExistsError,
     ObjectProtection,
     ObjectStore,
+    ObjectVersion,
     PutOutcome,
     StoredObject,
     Upload,
+    VersionedStore,
 )
 from archiver.storage.keys import render_key, sanitize, validate_key, validate_template
 from archiver.storage.local import LocalStore
@@ -30,6 +32,8 @@ __all__ = [
     "BucketProtection",
     "LockingStore",
     "ObjectProtection",
+    "ObjectVersion",
+    "VersionedStore",
     "LocalStore",
     "ObjectExistsError",
     "ObjectStore",

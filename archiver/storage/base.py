@@ -140,6 +140,17 @@ class BucketProtection:
     default_years: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One version of a key in a versioned bucket."""
+
+    version_id: str
+    size: int
+    is_latest: bool
+    last_modified: datetime | None
+    delete_marker: bool = False
+
+
 @runtime_checkable
 class LockingStore(Protocol):
     """An optional capability: storage with S3 Object Lock (retention, legal holds)."""
@@ -147,8 +158,27 @@ class LockingStore(Protocol):
     async def bucket_protection(self) -> BucketProtection:
         """Versioning and Object Lock of the bucket."""
 
-    async def protection(self, key: str) -> ObjectProtection | None:
-        """The object's retention and legal hold, or None if the object is absent."""
+    async def protection(self, key: str, version_id: str | None = None) -> ObjectProtection | None:
+        """A version's retention and legal hold (the current one by default); None if absent."""
 
-    async def set_legal_hold(self, key: str, on: bool) -> None:
-        """Turn the legal hold of the object's current version on or off."""
+    async def set_legal_hold(self, key: str, on: bool, version_id: str | None = None) -> None:
+        """Turn a version's legal hold on or off (the current one by default)."""
+
+
+@runtime_checkable
+class VersionedStore(Protocol):
+    """An optional capability: reading the versions of a key (S3 versioned buckets)."""
+
+    async def versions(self, key: str) -> list[ObjectVersion]:
+        """Every version of ``key``, delete markers included, oldest first."""
+
+    async def head_version(self, key: str, version_id: str) -> StoredObject | None:
+        """One version's size and stored SHA-256; None if absent or a delete marker."""
+
+    def read_version(
+        self, key: str, version_id: str, chunk_size: int = 1024 * 1024
+    ) -> AsyncIterator[bytes]:
+        """Stream one version's bytes; KeyError if absent."""
+
+    async def version_url(self, key: str, version_id: str, expires: int) -> str:
+        """A presigned GET URL to one version."""

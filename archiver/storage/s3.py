@@ -30,15 +30,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
-from archiver.storage.base import (
-    BucketProtection,
-    ObjectExistsError,
-    ObjectProtection,
-    PutOutcome,
-    StoredObject,
-)
+from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject
 from archiver.storage.keys import validate_key
 from archiver.storage.protection import write_params
+from archiver.storage.s3_lock import S3ObjectLock
 from archiver.storage.s3_upload import (
     DIGEST_CODES,
     S3Upload,
@@ -56,9 +51,6 @@ log = logging.getLogger("archiver.storage")
 SHA256_METADATA = "sha256"
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-_NO_LOCK_CODES = frozenset(
-    {"ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"}
-)
 
 
 def _rejects_checksum(exc: ClientError) -> bool:
@@ -89,7 +81,7 @@ def sha256_from_head(response: Mapping[str, Any]) -> str | None:
     return digest.hex() if len(digest) == 32 else None
 
 
-class S3Store:
+class S3Store(S3ObjectLock):
     """An :class:`~archiver.storage.base.ObjectStore` on an S3 bucket, under a prefix.
 
     Use it as an async context manager: the client (and its connection pool
@@ -430,58 +422,3 @@ class S3Store:
                     Bucket=self._bucket, Key=full, UploadId=upload_id
                 )
         return len(uploads)
-
-    async def bucket_protection(self) -> BucketProtection:
-        """GetBucketVersioning and GetObjectLockConfiguration."""
-        with self.errors("read the bucket's versioning and Object Lock"):
-            versioning = await self.client.get_bucket_versioning(Bucket=self._bucket)
-            try:
-                lock = await self.client.get_object_lock_configuration(Bucket=self._bucket)
-            except ClientError as exc:
-                if error_code(exc) not in _NO_LOCK_CODES:
-                    raise
-                lock = {}
-        config = lock.get("ObjectLockConfiguration") or {}
-        default = (config.get("Rule") or {}).get("DefaultRetention") or {}
-        return BucketProtection(
-            versioning=str(versioning.get("Status") or "Disabled"),
-            object_lock=config.get("ObjectLockEnabled") == "Enabled",
-            default_mode=default.get("Mode"),
-            default_days=default.get("Days"),
-            default_years=default.get("Years"),
-        )
-
-    async def protection(self, key: str) -> ObjectProtection | None:
-        """Retention and legal hold of the current version, from HeadObject.
-
-        S3 omits them from the answer without the GetObjectRetention and
-        GetObjectLegalHold permissions: they then read as "none".
-        """
-        with self.errors(f"read {key}"):
-            try:
-                resp = await self.client.head_object(Bucket=self._bucket, Key=self.full_key(key))
-            except ClientError as exc:
-                if http_status(exc) == 404:
-                    return None
-                raise
-        until = resp.get("ObjectLockRetainUntilDate")
-        return ObjectProtection(
-            mode=resp.get("ObjectLockMode"),
-            retain_until=until.astimezone(UTC) if isinstance(until, datetime) else None,
-            legal_hold=resp.get("ObjectLockLegalHoldStatus") == "ON",
-            version_id=resp.get("VersionId"),
-        )
-
-    async def set_legal_hold(self, key: str, on: bool) -> None:
-        """PutObjectLegalHold on the current version; KeyError if the object is absent."""
-        with self.errors(f"set the legal hold of {key}"):
-            try:
-                await self.client.put_object_legal_hold(
-                    Bucket=self._bucket,
-                    Key=self.full_key(key),
-                    LegalHold={"Status": "ON" if on else "OFF"},
-                )
-            except ClientError as exc:
-                if error_code(exc) in _MISSING_CODES:
-                    raise KeyError(key) from None
-                raise

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from archiver.errors import ConfigError
 from archiver.retrieval.errors import AmbiguousIdError, IntegrityError
-from archiver.retrieval.fetch import fetch_to_file
+from archiver.retrieval.fetch import archived_version, fetch_to_file, presigned_url
 from archiver.retrieval.index import lookup, resolve, write_pointers
 from archiver.retrieval.records import ArchivedCall, list_manifests
 from archiver.retrieval.verify import ProblemKind, verify_archive
@@ -131,29 +131,83 @@ async def test_verify_trusts_stored_checksums_and_deep_rehashes_the_rest(locked)
         assert deep.bytes_read == sum(c.size for c in sim.calls)
 
 
-async def test_a_replaced_object_is_caught_by_get_and_verify(locked, seaweed, tmp_path):
+async def test_a_replaced_object_is_caught_and_its_locked_version_served(locked, seaweed, tmp_path):
     sim, storage, bucket = locked
     small = next(c for c in sim.calls if c.size <= BUFFER_BOUND)
+    big = next(c for c in sim.calls if c.size > BUFFER_BOUND)
     async with open_store(storage) as store:
         found = await resolve(store, small.cdr_id)
-        # Object Lock keeps the original version; a new one (same size, other
-        # bytes) is what an overwrite or bit rot behind the API would look like.
+        key = store.relative_key(found.object_key)
+        gone = await resolve(store, big.cdr_id)
+        # Object Lock keeps the archived versions; a new version (same size, other
+        # bytes) and a delete marker are what an overwrite or a deletion look like.
         forged = bytes(b ^ 0xFF for b in small.content())
         async with admin_client(seaweed) as client:
+            archived = (await client.head_object(Bucket=bucket, Key=found.object_key))["VersionId"]
             await client.put_object(
                 Bucket=bucket,
                 Key=found.object_key,
                 Body=forged,
                 ChecksumSHA256=base64.b64encode(hashlib.sha256(forged).digest()).decode(),
             )
-        with pytest.raises(IntegrityError, match="corrupt: .* has SHA-256"):
-            await fetch_to_file(store, found, tmp_path / "out.wav")
-        assert list(tmp_path.iterdir()) == [], "a file was left behind"
+            await client.delete_object(Bucket=bucket, Key=gone.object_key)
+        fetched = await fetch_to_file(store, found, tmp_path / "small.wav")
+        assert (fetched.version_id, fetched.sha256) == (archived, small.sha256())
+        assert fetched.replaced is not None
+        assert fetched.replaced.startswith("corrupt: ")
+        restored = await fetch_to_file(store, gone, tmp_path / "big.wav")  # multipart: re-hashed
+        assert restored.sha256 == big.sha256()
+        assert restored.replaced is not None
+        assert restored.replaced.startswith("missing: ")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["big.wav", "small.wav"]
+        # A legal hold goes on the archived version, not on the forged one.
+        assert await archived_version(store, key, found, trust_single=True) == archived
+
         manifests = await list_manifests(store, None, None, HCM)
         report = await verify_archive(store, manifests)
-        assert [(p.kind, p.where) for p in report.problems] == [
-            (ProblemKind.CORRUPT, store.relative_key(found.object_key))
-        ]
+        assert {(p.kind, p.where) for p in report.problems} == {
+            (ProblemKind.MISSING, store.relative_key(gone.object_key)),
+            (ProblemKind.CORRUPT, key),
+        }
+        assert all("still holds the archived bytes" in p.detail for p in report.problems)
+
+
+async def test_a_corrupt_object_in_a_bucket_without_versions_is_refused(
+    make_bucket, s3_settings, seaweed, tmp_path
+):
+    bucket = await make_bucket()
+    storage = s3_settings(bucket)
+    data = b"RIFF" + bytes(range(256)) * 8
+    line = {
+        "sip_call_id": "s1",
+        "cdr_id": "c1",
+        "provider": "cdr_v2",
+        "object_key": "prefix/recordings/s1.wav",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    content = (json.dumps(line) + "\n").encode()
+    manifest_key = "manifests/date=2021-02-17/000000000001-test.jsonl"
+    async with open_store(storage) as store:
+        await store.put_bytes("recordings/s1.wav", data, sha256=line["sha256"], content_type="x")
+        digest = hashlib.sha256(content).hexdigest()
+        await store.put_bytes(manifest_key, content, sha256=digest, content_type="x")
+        await write_pointers(store, [ArchivedCall.from_line(line, manifest_key)])
+        async with admin_client(seaweed) as client:
+            forged = data[:-1] + b"!"
+            checksum = base64.b64encode(hashlib.sha256(forged).digest()).decode()
+            await client.put_object(
+                Bucket=bucket, Key=line["object_key"], Body=forged, ChecksumSHA256=checksum
+            )
+        call = await resolve(store, "c1")
+        with pytest.raises(IntegrityError, match="corrupt: .* has SHA-256"):
+            await fetch_to_file(store, call, tmp_path / "out.wav")
+        assert list(tmp_path.iterdir()) == [], "a file was left behind"
+        with pytest.raises(IntegrityError, match="corrupt: "):
+            await presigned_url(store, call, 60)
+        report = await verify_archive(store, await list_manifests(store, None, None, HCM))
+        assert [p.kind for p in report.problems] == [ProblemKind.CORRUPT]
+        assert "still holds" not in report.problems[0].detail
 
 
 async def test_check_reports_the_lock_and_refuses_retention_a_bucket_cannot_honour(
