@@ -89,13 +89,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             call = await resolve(store, args.id, args.provider)
         except CallNotFoundError as exc:
-            await audit.record_failure(action, call_target(args.id), "not_found")
+            await audit.record_best_effort(action, call_target(args.id), "not_found")
             return fail(EXIT_NOT_FOUND, str(exc))
         except AmbiguousIdError as exc:
-            await audit.record_failure(action, call_target(args.id), "ambiguous")
+            await audit.record_best_effort(action, call_target(args.id), "ambiguous")
             return fail(EXIT_USAGE, str(exc))
         except IntegrityError as exc:
-            await audit.record_failure(action, call_target(args.id), "index_mismatch")
+            await audit.record_best_effort(action, call_target(args.id), "index_mismatch")
             return fail(EXIT_CORRUPT, str(exc))
         target = call_target(args.id, call)
         if args.url:
@@ -113,7 +113,7 @@ async def _url(
     try:
         signed = await presigned_url(store, call, expires)
     except IntegrityError as exc:
-        await audit.record_failure("url", target, str(exc).split(":", 1)[0])
+        await audit.record_best_effort("url", target, str(exc).split(":", 1)[0])
         return fail(EXIT_CORRUPT, str(exc))
     # The URL itself is a bearer secret: the record keeps its lifetime, not the URL.
     details: dict[str, Any] = {"expires_seconds": expires}
@@ -139,7 +139,7 @@ async def _get(
     try:
         fetched = await fetch_to_file(store, call, output, publish)
     except IntegrityError as exc:
-        await audit.record_failure("get", target, str(exc).split(":", 1)[0])
+        await audit.record_best_effort("get", target, str(exc).split(":", 1)[0])
         return fail(EXIT_CORRUPT, str(exc))
     _warn_replaced(fetched.version_id, fetched.replaced, "wrote")
     print(

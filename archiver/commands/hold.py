@@ -75,7 +75,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             call = await resolve(store, args.id, args.provider)
         except CallNotFoundError as exc:
-            await audit.record_failure(action, call_target(args.id), "not_found")
+            await audit.record_best_effort(action, call_target(args.id), "not_found")
             return fail(EXIT_NOT_FOUND, str(exc))
         except AmbiguousIdError as exc:
             return fail(EXIT_USAGE, str(exc))
@@ -86,7 +86,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         # may have been written over it since.
         version = await archived_version(store, key, call, trust_single=True)
         if version is None:
-            await audit.record_failure(action, call_target(args.id, call), "missing")
+            await audit.record_best_effort(action, call_target(args.id, call), "missing")
             return fail(
                 EXIT_CORRUPT,
                 f"missing: no version of {key} holds the archived bytes (run archiver verify)",
@@ -95,7 +95,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 await store.set_legal_hold(key, args.hold, version)
             except KeyError:
-                await audit.record_failure(action, call_target(args.id, call), "missing")
+                await audit.record_best_effort(action, call_target(args.id, call), "missing")
                 return fail(EXIT_CORRUPT, f"missing: {key} (version {version}) is gone")
             try:
                 details = {"version_id": version}

@@ -91,7 +91,7 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
             print(problem.line())
         print(report.summary())
         # Best effort: a read-only auditor's credentials may not write records.
-        await AuditTrail(store, settings.operator).record_failure(
+        await AuditTrail(store, settings.operator).record_best_effort(
             "verify",
             {"since": args.since, "until": args.until, "deep": args.deep},
             "ok" if report.ok else "problems",

@@ -104,18 +104,19 @@ class AuditTrail:
         )
         return key
 
-    async def record_failure(
+    async def record_best_effort(
         self,
         action: str,
         target: Mapping[str, Any],
         result: str,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record a retrieval that failed; a failure to record is only logged.
+        """Write one record; a failure to write it is only logged.
 
-        The command is already failing for its own reason, which is the one to report.
+        For a retrieval that failed (its own reason is the one to report) and
+        for ``verify``, which read-only credentials must be able to run.
         """
         try:
             await self.record(action, target, result, details)
         except (ArchiverError, OSError, ValueError) as exc:
-            log.warning("the audit record of this failed %s could not be written: %s", action, exc)
+            log.warning("the audit record of this %s could not be written: %s", action, exc)
