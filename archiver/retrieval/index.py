@@ -114,9 +114,14 @@ async def write_pointers(
             if outcome is PutOutcome.CREATED:
                 created += 1
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, len(work))):
-            group.create_task(worker(work))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(work))):
+                group.create_task(worker(work))
+    except ExceptionGroup as failed:
+        # The first failure is the one to report (the others are the same outage),
+        # as the error type callers handle, not a group.
+        raise failed.exceptions[0] from None
     return created
 
 

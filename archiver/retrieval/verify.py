@@ -203,9 +203,13 @@ async def verify_archive(
                 report.problems.append(await _with_archived_version(store, problem))
             progressed()
 
-    async with asyncio.TaskGroup() as group:
-        group.create_task(produce(), name="verify-reader")
-        for i in range(workers):
-            group.create_task(check(), name=f"verify-{i}")
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce(), name="verify-reader")
+            for i in range(workers):
+                group.create_task(check(), name=f"verify-{i}")
+    except ExceptionGroup as failed:
+        # A storage outage: report its first error as such (exit 1, one line).
+        raise failed.exceptions[0] from None
     report.problems.sort(key=lambda p: (p.where, p.kind.value))
     return report

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from archiver.errors import ConfigError
+from archiver.errors import ConfigError, StorageError
 from archiver.retrieval.audit import audit_key, audit_record, operator_name
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError
 from archiver.retrieval.fetch import mismatch
@@ -20,6 +20,7 @@ from archiver.retrieval.index import (
     parse_pointer,
     pointer_body,
     pointer_keys,
+    write_pointers,
 )
 from archiver.retrieval.records import (
     ArchivedCall,
@@ -29,6 +30,7 @@ from archiver.retrieval.records import (
     select_partitions,
 )
 from archiver.retrieval.search import SearchQuery, phone_key, to_csv, to_json
+from archiver.retrieval.verify import verify_archive
 from archiver.settings import StorageSettings, load_settings
 from archiver.storage.base import StoredObject
 from archiver.storage.protection import write_params
@@ -317,3 +319,33 @@ def test_operator_defaults_to_user_at_host():
     assert operator_name("  ") == operator_name(None)
     assert "@" in operator_name(None)
     assert operator_name("Kiểm toán") == "Kiểm toán"
+
+
+# -- a storage outage surfaces as the storage's error, not an exception group --------------
+
+
+class _FailingStore:
+    description = "s3://down"
+
+    def relative_key(self, full_key: str) -> str:
+        return full_key
+
+    async def put_bytes(self, key, data, **kwargs):
+        raise StorageError("s3://down: cannot write: connection refused")
+
+    async def head(self, key):
+        raise StorageError("s3://down: cannot read: connection refused")
+
+    async def read(self, key, chunk_size=1024 * 1024):
+        yield (json.dumps(line()) + "\n").encode()
+
+
+async def test_a_failed_pointer_write_raises_the_storage_error():
+    with pytest.raises(StorageError, match="cannot write"):
+        await write_pointers(_FailingStore(), [call(), call(cdr_id="cdr-2")])  # type: ignore[arg-type]
+
+
+async def test_a_failed_check_during_verify_raises_the_storage_error():
+    manifests = [StoredObject("manifests/date=2021-02-17/1-r.jsonl", "", 1)]
+    with pytest.raises(StorageError, match="cannot read"):
+        await verify_archive(_FailingStore(), manifests)  # type: ignore[arg-type]
