@@ -213,8 +213,12 @@ class Database:
                 previous = int(rows[0][0])
                 await conn.execute("PRAGMA synchronous = FULL")
             try:
-                await conn.execute("BEGIN IMMEDIATE")
                 try:
+                    # BEGIN is inside: a cancellation while it is awaited still gets
+                    # the rollback below. aiosqlite runs statements in order on one
+                    # thread, so the rollback lands after the BEGIN (or finds no
+                    # transaction, which _rollback ignores).
+                    await conn.execute("BEGIN IMMEDIATE")
                     yield conn
                     await conn.execute("COMMIT")
                 except BaseException:

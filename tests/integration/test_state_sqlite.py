@@ -620,3 +620,27 @@ def test_any_sequence_of_pages_keeps_one_row_per_cdr(
 
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(scenario(Path(tmp) / "state.db"))
+
+
+async def test_a_cancellation_during_begin_leaves_no_open_transaction(tmp_path):
+    """Cancel a write at every early await point: the next write must still work."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from archiver.settings import StateSettings
+    from archiver.state import open_state_store
+
+    async with open_state_store(StateSettings(url=str(tmp_path / "s.sqlite3"))) as store:
+        for delay in (0, 0, 0.0001, 0.0005, 0.001):
+            task = asyncio.create_task(store.set_checkpoint("cdr_v2", datetime.now(UTC)))
+            if delay:
+                await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await store.set_checkpoint("cdr_v2", datetime.now(UTC))
+        assert await store.get_checkpoint("cdr_v2") is not None
