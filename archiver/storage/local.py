@@ -11,6 +11,7 @@ Readers therefore never see a half-written file, and a crash leaves at worst a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import mimetypes
@@ -225,7 +226,17 @@ class LocalStore:
         tmp = _temp_path(final)
         with self._os_errors("write", key):
             await asyncio.to_thread(_makedirs, final.parent)
-            file = await aiofiles.open(tmp, "xb")
+            # The open runs in a thread that a cancellation cannot stop: if we are
+            # cancelled meanwhile, wait for it, then close and remove what it made.
+            opening = asyncio.ensure_future(aiofiles.open(tmp, "xb"))
+            try:
+                file = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                with contextlib.suppress(OSError):
+                    opened = await opening
+                    await opened.close()
+                await asyncio.to_thread(_unlink_quiet, tmp)
+                raise
         return LocalUpload(self, key, final, tmp, file)
 
     async def head(self, key: str) -> StoredObject | None:

@@ -379,3 +379,28 @@ async def test_s3_falls_back_to_md5_when_checksums_are_refused(
     warnings = [r for r in caplog.records if r.name == "archiver.storage"]
     assert len(warnings) == 1
     assert "Content-MD5" in warnings[0].getMessage()
+
+
+async def test_local_start_upload_cancelled_during_open_leaks_nothing(tmp_path):
+    """A cancellation at any point of start_upload leaves no open file and no temp file."""
+    import asyncio
+    import gc
+
+    from archiver.settings import StorageSettings
+    from archiver.storage import open_store
+
+    async with open_store(StorageSettings(url=str(tmp_path / "root"))) as store:
+        for spins in range(6):
+            task = asyncio.create_task(
+                store.start_upload("recordings/a.wav", content_type="audio/wav")
+            )
+            for _ in range(spins):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                upload = await task
+            except asyncio.CancelledError:
+                continue
+            await upload.abort()
+        gc.collect()  # a leaked file object would raise ResourceWarning (an error here)
+    assert [p for p in (tmp_path / "root").rglob("*") if p.is_file()] == []
