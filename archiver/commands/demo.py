@@ -50,5 +50,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         code = await archive_range(demo_settings, since, until)
     where = settings.storage.url
     print(f"\nrecordings are under {where}/recordings/, the manifest under {where}/manifests/")
-    print("see the state with: archiver status")
+    example = next((c for c in sim.calls if c.has_recording), None)
+    if example is not None:
+        print(f"fetch one back, verified: archiver get {example.sip_call_id} -o call.{example.fmt}")
+    print("check them all: archiver verify; see the state: archiver status")
     return code
