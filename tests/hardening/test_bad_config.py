@@ -172,15 +172,3 @@ async def test_storage_refusals_name_their_cause(
     if command == "backfill":
         # Nothing is marked archived, and a fixed storage lets the same command finish.
         assert "archived 0" in r.out or r.out == ""
-
-
-async def test_an_unreachable_storage_is_one_line(
-    sim: Simulator, tmp_path: Path, s3_settings: S3Settings, seaweed: SeaweedServer
-) -> None:
-    storage = s3_cli_env(s3_settings("some-bucket"), seaweed, endpoint="http://127.0.0.1:9")
-    r = await run_cli("check", env=s3_env(sim, tmp_path, storage), cwd=tmp_path, timeout=120)
-    assert r.code == 1, (r.out, r.err)
-    line = r.err.strip().splitlines()[-1]
-    assert "Traceback" not in r.err
-    assert line.startswith("archiver: s3://some-bucket/prefix: cannot ")
-    assert "Could not connect to the endpoint URL" in line

@@ -32,7 +32,6 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from archiver.errors import StorageError
 from archiver.models import CallRecord, Provider
 from archiver.pipeline.hosts import GuardedResolver, HostPolicy, HostRefusedError
 from archiver.pipeline.transfer import TransferConfig, Transferrer, Verdict
@@ -494,36 +493,6 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSL
     return cert, context
 
 
-async def test_storage_over_tls_with_an_unknown_certificate_is_refused_by_default(
-    make_bucket: MakeBucket,
-    s3_settings: S3Settings,
-    seaweed: SeaweedServer,
-    self_signed: tuple[Path, ssl.SSLContext],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    cert, context = self_signed
-    bucket = await make_bucket()
-    proxy = FaultProxy(seaweed.endpoint_url, ssl_context=context)
-    data = b"archiver tls\n"
-    digest = __import__("hashlib").sha256(data).hexdigest()
-    async with proxy.serve() as endpoint:
-        assert endpoint.startswith("https://")
-        async with open_store(s3_settings(bucket, endpoint_url=endpoint)) as store:
-            with pytest.raises(StorageError, match="(?i)certificate verify failed"):
-                await store.put_bytes("_archiver/t", data, sha256=digest, content_type="text/plain")
-        assert proxy.stats["requests"] == 0, "a request got through an unverified connection"
-        # The standard way to trust a private CA works...
-        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
-        async with open_store(s3_settings(bucket, endpoint_url=endpoint)) as store:
-            await store.put_bytes("_archiver/t", data, sha256=digest, content_type="text/plain")
-        monkeypatch.delenv("AWS_CA_BUNDLE")
-        # ...and so does the explicit switch for test endpoints.
-        insecure = s3_settings(bucket, endpoint_url=endpoint, verify_tls=False)
-        async with open_store(insecure) as store:
-            await store.delete("_archiver/t")
-    assert proxy.stats["requests"] >= 2
-
-
 async def test_recordings_over_tls_with_an_unknown_certificate_are_not_archived(
     tmp_path: Path, self_signed: tuple[Path, ssl.SSLContext]
 ) -> None:
@@ -554,18 +523,22 @@ async def test_recordings_over_tls_with_an_unknown_certificate_are_not_archived(
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").rglob("*.wav"))
 
 
-async def test_check_names_a_certificate_problem_in_one_line(
+async def test_storage_behind_an_unknown_certificate_is_refused_unless_trusted(
     tmp_path: Path,
     make_bucket: MakeBucket,
     s3_settings: S3Settings,
     seaweed: SeaweedServer,
     self_signed: tuple[Path, ssl.SSLContext],
 ) -> None:
-    _, context = self_signed
+    """``archiver check`` against S3 behind a self-signed certificate: refused in one line,
+    with no request getting through; accepted once AWS_CA_BUNDLE trusts the certificate
+    (the standard way for a private CA), or with the explicit insecure switch."""
+    cert, context = self_signed
     bucket = await make_bucket()
     sim = Simulator(SimConfig(seed=1, calls=1))
     proxy = FaultProxy(seaweed.endpoint_url, ssl_context=context)
     async with proxy.serve() as endpoint, sim.serve() as base:
+        assert endpoint.startswith("https://")
         env = cli_env(
             {
                 "ARCHIVER_SOURCE__KIND": "cdr_v2",
@@ -574,11 +547,18 @@ async def test_check_names_a_certificate_problem_in_one_line(
                 **s3_cli_env(s3_settings(bucket), seaweed, endpoint),
             }
         )
-        r = await run_cli("check", env=env, cwd=tmp_path, timeout=120)
+        refused = await run_cli("check", env=env, cwd=tmp_path, timeout=120)
+        through_unverified = proxy.stats["requests"]
+        trusted = await run_cli("check", env=dict(env, AWS_CA_BUNDLE=str(cert)), cwd=tmp_path)
         insecure = await run_cli(
             "check", env=dict(env, ARCHIVER_STORAGE__VERIFY_TLS="false"), cwd=tmp_path
         )
-    assert r.code == 1, r.err
-    assert "Traceback" not in r.err
-    assert "certificate verify failed" in r.err.strip().splitlines()[-1].lower()
+    assert refused.code == 1, refused.err
+    assert "Traceback" not in refused.err
+    line = refused.err.strip().splitlines()[-1]
+    assert line.startswith(f"archiver: s3://{bucket}/prefix: cannot ")
+    assert "certificate verify failed" in line.lower()
+    assert through_unverified == 0, "a request got through an unverified connection"
+    assert trusted.code == 0, trusted.err
     assert insecure.code == 0, insecure.err
+    assert proxy.stats["requests"] > 0
