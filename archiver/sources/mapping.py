@@ -60,6 +60,9 @@ def time_field(record: dict[str, Any], name: str, tz: tzinfo) -> datetime | None
         return parse_provider_time(record.get(name), tz)
     except ValueError as exc:
         raise BadRecordError(f"{name}: {exc}") from None
+    except OverflowError:
+        # An integer too large to become a float (math.isfinite) or a date.
+        raise BadRecordError(f"{name}: timestamp out of range") from None
 
 
 def int_field(record: dict[str, Any], name: str) -> int | None:

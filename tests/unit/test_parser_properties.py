@@ -284,6 +284,8 @@ def test_bad_rows_never_cost_the_good_ones_on_their_page(kind: str, data: st.Dat
         ("cdr_v2", {"id": "x\udcff", "time_started": "2021-02-17 10:00:00"}),
         ("cdr_v2", {"id": "x", "time_started": "2021-02-17 10:00:00", "press_key": "\ud83d"}),
         ("epacific", {"callid": "x", "start": "2021-02-17 10:00:00", "cid_name": "\udc80"}),
+        ("cdr_v2", {"id": "x", "time_started": 10**400}),
+        ("epacific", {"callid": "x", "start": -(10**400)}),
     ],
 )
 def test_extreme_values_are_refused_not_crashed_on(kind: str, record: dict[str, Any]) -> None:
