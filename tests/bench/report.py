@@ -61,6 +61,11 @@ def render(results: dict[str, Any]) -> str:
                 f"{_verdict(x <= TARGET_VS_PUT)})"
             )
         for other in ("rclone", "put"):
+            if f"archiver_vs_{other}_total_cpu" in r:
+                lines.append(
+                    f"  by CPU of the whole run (command + simulator + SeaweedFS): archiver / "
+                    f"{other} {r[f'archiver_vs_{other}_total_cpu']:.2f}"
+                )
             if f"archiver_vs_{other}_quiet" in r:
                 lines.append(
                     f"  on quiet runs only: archiver / {other} "
@@ -68,7 +73,9 @@ def render(results: dict[str, Any]) -> str:
                 )
         for name, x in r.items():
             if name.startswith("archiver:"):
-                lines.append(f"{name.removesuffix('_vs_archiver')} / archiver wall: {x:.2f}")
+                ours, other = name.split("_vs_", 1)
+                by = "whole run's CPU" if other.endswith("_total_cpu") else "wall"
+                lines.append(f"{ours} / {other.removesuffix('_total_cpu')} ({by}): {x:.2f}")
         if "archiver_vs_put_shaped" in r:
             lines.append(
                 f"archiver / its own PUT path without the download (put-shaped): "

@@ -234,6 +234,10 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
             "main_thread_cpu_s": measure.median([r.main_thread_cpu for r in mine]),
             "other_threads_cpu_s": measure.median([r.other_threads_cpu for r in mine]),
             "others_cpu_s": measure.median([r.others_cpu for r in mine]),
+            # What a run costs the machine: the command, the simulator and SeaweedFS.
+            # Less sensitive to others' load than wall time; on a saturated 2-core
+            # machine the wall time tends to half of it.
+            "total_cpu_s": measure.median([r.cpu + r.sim_cpu + r.weed_cpu for r in mine]),
         }
         inner = [r.inner for r in mine if r.inner is not None]
         if inner:
@@ -252,6 +256,14 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
             ratios[f"{leg}_vs_archiver"] = legs[leg]["wall_s"] / legs["archiver"]["wall_s"]
     if "archiver" in legs and "put-shaped" in legs:
         ratios["archiver_vs_put_shaped"] = legs["archiver"]["wall_s"] / legs["put-shaped"]["wall_s"]
+    for ours in (leg for leg in legs if leg.startswith("archiver")):
+        for other in ("rclone", "put"):
+            if other in legs:
+                ratios[f"{ours}_vs_{other}_total_cpu"] = (
+                    legs[ours]["total_cpu_s"] / legs[other]["total_cpu_s"]
+                )
+                if ours != "archiver":
+                    ratios[f"{ours}_vs_{other}"] = legs[ours]["wall_s"] / legs[other]["wall_s"]
     for name, other in (("rclone", "rclone"), ("put", "put")):
         if "wall_quiet_s" in legs.get("archiver", {}) and "wall_quiet_s" in legs.get(other, {}):
             ratios[f"archiver_vs_{name}_quiet"] = (
