@@ -16,9 +16,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from archiver.settings import StorageSettings
 from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client, empty_and_delete_bucket
+
+# CI replays the same examples every run (a brand-new random finding must not decide
+# whether a submission lands); developers' runs stay random and keep finding bugs.
+# No per-example deadline: CI shares two cores with whatever else runs.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 MakeBucket = Callable[..., Awaitable[str]]
 S3Settings = Callable[..., StorageSettings]

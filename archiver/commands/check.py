@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from archiver.errors import ArchiverError
 from archiver.http import ApiClient, make_session
-from archiver.settings import Settings, require_source
+from archiver.settings import Settings
 from archiver.sources import make_source
 
 
@@ -30,7 +30,9 @@ def register(
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Check each part in turn; the first failure raises and ends the check."""
-    require_source(settings.source)
+    from archiver.commands.runtime import validate_settings
+
+    validate_settings(settings)
     print("settings: OK")
     async with make_session(settings.source) as session:
         source = make_source(settings.source, ApiClient(session, settings.source))

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from archiver.errors import ConfigError
 from archiver.http import ApiClient, make_session
 from archiver.pipeline.hosts import GuardedResolver, HostPolicy
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.runner import Pipeline, PipelineConfig
 from archiver.pipeline.transfer import TransferConfig, Transferrer
-from archiver.settings import Settings
+from archiver.settings import Settings, require_source
 from archiver.sources import CdrSource, make_source
 from archiver.state import open_state_store
 from archiver.state.base import StateStore
@@ -47,15 +48,21 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-@asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """Open every client once, at the top, and close them all on the way out."""
+def validate_settings(settings: Settings) -> None:
+    """What the settings model cannot check alone: the source's required values,
+    the key template, the state URL. ConfigError naming the variable."""
+    require_source(settings.source)
     try:
         validate_template(settings.storage.key_template)
     except ValueError as exc:
-        from archiver.errors import ConfigError
-
         raise ConfigError(f"ARCHIVER_STORAGE__KEY_TEMPLATE: {exc}") from None
+    _ = settings.state.path  # raises ConfigError for a URL that is not SQLite
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Open every client once, at the top, and close them all on the way out."""
+    validate_settings(settings)
     policy = HostPolicy(settings.source.recording_hosts, settings.source.effective_base_url)
     tz = settings.source.tz
     recordings_connector = aiohttp.TCPConnector(

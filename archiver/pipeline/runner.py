@@ -199,6 +199,10 @@ class Pipeline:
                 pass
         except ArchiverError as exc:
             self._fail(exc)
+        except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
+            # A bug while listing must not end the run as if every window were listed.
+            log.exception("unexpected error while listing the source")
+            self._fail(exc)
         finally:
             self.stats.listing_done = True
             self._wake.set()

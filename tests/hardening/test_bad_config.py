@@ -67,13 +67,9 @@ BAD_SETTINGS = [
     ("ARCHIVER_STATE__URL", "postgres://db.example.vn/archiver", "ARCHIVER_STATE__URL"),
 ]
 # `check` validates the settings too: the same one line, before touching anything.
-CHECK_MISSES = {"ARCHIVER_STORAGE__KEY_TEMPLATE", "ARCHIVER_STATE__URL"}
-
-
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize(("name", "value", "message"), BAD_SETTINGS)
 async def test_a_bad_setting_is_exit_2_and_one_line(
-    request: pytest.FixtureRequest,
     sim: Simulator,
     tmp_path: Path,
     command: str,
@@ -81,15 +77,6 @@ async def test_a_bad_setting_is_exit_2_and_one_line(
     value: str,
     message: str,
 ) -> None:
-    if command == "check" and name in CHECK_MISSES:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=f"commands/check.py never validates {name}: it says 'settings: OK' "
-                "(the key template is only checked by open_runtime, the state URL only when "
-                "the state is opened, which check never does)",
-            )
-        )
     env = base_env(sim, tmp_path, **{name: value})
     r = await run_cli(*COMMANDS[command], env=env, cwd=tmp_path)
     assert r.code == 2, (r.code, r.out, r.err)

@@ -1,5 +1,5 @@
-"""Failures the hardening suites found outside the parsers and the storage, kept as
-strict xfails until the pipeline is changed (each reason says what is wrong)."""
+"""Failures the hardening suites found outside the parsers and the storage; each of these
+tests failed before its fix."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from archiver.commands.runtime import open_runtime
 from archiver.settings import StorageSettings
@@ -32,17 +30,6 @@ class BrokenListing:
             raise RuntimeError("a bug in the listing")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "runner.py _produce catches only ArchiverError; any other exception ends the "
-        "producer task and _shutdown gathers it with return_exceptions=True, so the run "
-        "returns normally: the backfill exits 0 with windows never listed (seen for real "
-        "with a lone surrogate in a CDR and with a 5000-digit number in a page, both fixed "
-        "at their source since). Fix: treat it like the workers do, _fail(exc) and re-raise."
-    ),
-)
 async def test_an_unexpected_error_while_listing_ends_the_run_loudly(tmp_path: Path) -> None:
     sim = Simulator(SimConfig(seed=3, calls=30, max_size=60_000))
     storage = StorageSettings(url=str(tmp_path / "archive"))
