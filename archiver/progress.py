@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from archiver.pipeline.runner import RunStats
+from archiver.pipeline.stats import RunStats
 
 log = logging.getLogger("archiver.progress")
 

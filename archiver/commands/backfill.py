@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from archiver.errors import ConfigError
 from archiver.http import ApiClient, make_session
 from archiver.pipeline.producers import Window
-from archiver.pipeline.runner import RunStats
+from archiver.pipeline.stats import RunStats
 from archiver.progress import report
 from archiver.settings import Settings, require_source
 from archiver.sources import make_source

@@ -14,7 +14,8 @@ from archiver.errors import ConfigError
 from archiver.http import ApiClient, make_session
 from archiver.pipeline.hosts import GuardedResolver, HostPolicy
 from archiver.pipeline.policy import RetryPolicy
-from archiver.pipeline.runner import Pipeline, PipelineConfig
+from archiver.pipeline.runner import Pipeline
+from archiver.pipeline.stats import PipelineConfig
 from archiver.pipeline.transfer import TransferConfig, Transferrer
 from archiver.settings import Settings, require_source
 from archiver.sources import CdrSource, make_source
@@ -102,6 +103,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             lookback=settings.lookback,
             settle=settings.settle,
             window=settings.window,
+            # After a storage failure, wait about until the next readiness probe.
+            storage_pause=settings.service.probe_interval,
         )
         pipeline = Pipeline(source, state, store, transferrer, retry_policy(settings), config)
         yield Runtime(source, state, store, pipeline)

@@ -15,18 +15,17 @@ import logging
 import random
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
-from archiver.errors import ArchiverError, FatalError
+from archiver.errors import ArchiverError, FatalError, StorageError
 from archiver.manifest import flush_manifest, manifest_date, manifest_entry, manifest_line
 from archiver.metrics import Metrics, failure_category
 from archiver.models import CallRecord
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.producers import Window, list_windows, poll_forever
+from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
 from archiver.sources.base import CdrSource
 from archiver.state.base import ArchivedInfo, Job, JobState, StateStore
@@ -38,57 +37,6 @@ log = logging.getLogger("archiver.pipeline")
 def utc_now() -> datetime:
     """Now, aware, in UTC."""
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """How the pipeline runs."""
-
-    concurrency: int = 16
-    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
-    manifest_lines: int = 1000
-    manifest_interval: float = 30.0
-    # Backfill: how long to keep waiting for retries that are not due yet.
-    max_wait: float = 600.0
-    # Seconds in-flight transfers get to finish after a stop is asked for.
-    grace: float = 20.0
-    # The daemon: seconds between polls, re-read behind the checkpoint, kept behind now.
-    poll_interval: float = 60.0
-    lookback: float = 7200.0
-    settle: float = 60.0
-    window: float = 3600.0
-
-
-@dataclass
-class RunStats:
-    """What a run did; the progress display and the summary read it."""
-
-    started: float = field(default_factory=time.monotonic)
-    windows_total: int = 0
-    windows_done: int = 0
-    windows_skipped: int = 0
-    listed: int = 0
-    new: int = 0
-    new_without_recording: int = 0
-    updated: int = 0
-    duplicates: int = 0
-    bad_records: int = 0
-    archived: int = 0
-    already_present: int = 0
-    bytes: int = 0
-    retries: int = 0
-    not_ready: int = 0
-    refreshed: int = 0
-    failed: int = 0
-    manifest_lines: int = 0
-    in_flight: int = 0
-    failure_reasons: Counter[str] = field(default_factory=Counter)
-    listing_done: bool = False
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the run started."""
-        return time.monotonic() - self.started
 
 
 class Pipeline:
@@ -128,6 +76,9 @@ class Pipeline:
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # The daemon outlives a storage outage; the backfill stops (a re-run finishes).
+        self._survive_storage_errors = False
+        self._paused_until = 0.0
         self._fatal: BaseException | None = None
         self._rng = random.Random()  # noqa: S311 - jitter only
 
@@ -144,6 +95,7 @@ class Pipeline:
 
     async def run(self, producer: AsyncIterator[None], *, stop_when_idle: bool) -> RunStats:
         """Start up, run producer, dispatcher, workers and flusher until the stop rule holds."""
+        self._survive_storage_errors = not stop_when_idle
         released = await self.state.release_transferring()
         if released:
             log.info("%d recording(s) left in flight by an earlier run are queued again", released)
@@ -215,6 +167,8 @@ class Pipeline:
             self.heartbeat = time.monotonic()
             self._wake.clear()
             free = self._queue.maxsize - self._queue.qsize()
+            if time.monotonic() < self._paused_until:
+                free = 0
             jobs = await self.state.claim_due(self.clock(), free) if free > 0 else []
             for job in jobs:
                 self._queue.put_nowait(job)
@@ -243,6 +197,11 @@ class Pipeline:
             self.metrics.in_flight.set(self._busy)
             try:
                 await self._process(job)
+            except StorageError as exc:
+                if not self._survive_storage_errors:
+                    self._fail(exc)
+                else:
+                    await self._storage_away(job, exc)
             except FatalError as exc:
                 self._fail(exc)
             except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
@@ -262,6 +221,17 @@ class Pipeline:
                 self.metrics.in_flight.set(self._busy)
                 self._queue.task_done()
                 self._wake.set()
+
+    async def _storage_away(self, job: Job, exc: StorageError) -> None:
+        """The daemon: the storage failed this transfer past the client's own retries.
+        The recording is not at fault: put it back without counting an attempt, and
+        claim nothing new for a while (/readyz shows the storage as unreached)."""
+        pause = self.config.storage_pause
+        self._paused_until = time.monotonic() + pause
+        log.warning("storage unavailable, pausing transfers for %.0fs: %s", pause, exc)
+        await self.state.postpone(
+            job.id, f"storage unavailable: {exc}", self.clock() + timedelta(seconds=pause)
+        )
 
     async def _process(self, job: Job) -> None:
         call = job.call
@@ -381,9 +351,17 @@ class Pipeline:
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(self.config.manifest_interval)
-            self.stats.manifest_lines += await flush_manifest(
-                self.state, self.store, self.run_id, self.config.manifest_lines
-            )
+            try:
+                self.stats.manifest_lines += await flush_manifest(
+                    self.state, self.store, self.run_id, self.config.manifest_lines
+                )
+            except ArchiverError as exc:
+                # The batches wait in the state; the next flush (or the final one) writes them.
+                log.warning("manifest not written yet: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
+                log.exception("unexpected error while writing the manifest")
+                self._fail(exc)
+                return
 
     def _fail(self, exc: BaseException) -> None:
         if self._fatal is None:

@@ -115,6 +115,10 @@ class StateStore(Protocol):
         """Not done yet (``state`` is pending or waiting_ready): count an attempt, persist
         the reason and when to try next."""
 
+    async def postpone(self, job_id: int, reason: str, next_attempt_at: datetime) -> None:
+        """Back to pending until ``next_attempt_at`` without counting an attempt: the
+        recording was not at fault (e.g. the storage was away)."""
+
     async def mark_failed(self, job_id: int, reason: str) -> None:
         """Give up on this recording, with a reason a person can act on."""
 

@@ -212,6 +212,15 @@ class SqliteStateStore:
             (str(state), reason, encode_time(next_attempt_at)),
         )
 
+    async def postpone(self, job_id: int, reason: str, next_attempt_at: datetime) -> None:
+        """See :meth:`archiver.state.base.StateStore.postpone`."""
+        await self._update(
+            job_id,
+            "UPDATE calls SET state = 'pending', reason = ?,"
+            " next_attempt_at = ?, updated_at = ? WHERE id = ? AND state != 'archived'",
+            (reason, encode_time(next_attempt_at)),
+        )
+
     async def mark_failed(self, job_id: int, reason: str) -> None:
         """See :meth:`archiver.state.base.StateStore.mark_failed`.
 

@@ -131,12 +131,22 @@ async def test_the_daemon_archives_arriving_late_and_not_ready_calls_exactly_onc
     assert sim.config.token not in err.decode() + out.decode()
 
 
-async def test_readyz_follows_the_storage(tmp_path, make_bucket, s3_env, seaweed):
+async def test_readyz_follows_the_storage_and_the_daemon_outlives_an_outage(
+    tmp_path, make_bucket, s3_env, s3_settings, seaweed
+):
     bucket = await make_bucket()
     host, port_s = seaweed.endpoint_url.removeprefix("http://").split(":")
     proxy = TcpProxy(host, int(port_s))
     await proxy.start()
-    sim = Simulator(SimConfig(seed=1, calls=2, start=datetime.now(UTC) - timedelta(minutes=5)))
+    sim = Simulator(
+        SimConfig(
+            seed=1,
+            calls=2,
+            recording_fraction=1.0,
+            start=datetime.now(UTC) - timedelta(minutes=5),
+            span=timedelta(minutes=3),
+        )
+    )
     port = _free_port()
     service = f"http://127.0.0.1:{port}"
     try:
@@ -155,6 +165,14 @@ async def test_readyz_follows_the_storage(tmp_path, make_bucket, s3_env, seaweed
                 AWS_EC2_METADATA_DISABLED="true",
             )
             proc = await start_cli("run", env=env, cwd=tmp_path)
+            lines: list[str] = []
+
+            async def collect() -> None:
+                assert proc.stderr is not None
+                while line := await proc.stderr.readline():
+                    lines.append(line.decode())
+
+            reader = asyncio.create_task(collect())
             try:
 
                 async def ready() -> bool:
@@ -171,13 +189,34 @@ async def test_readyz_follows_the_storage(tmp_path, make_bucket, s3_env, seaweed
                 await _wait_for(unready, 20, "unready while the storage is away")
                 status, body = await _get(f"{service}/readyz")
                 assert '"storage"' in body
+                # Calls keep arriving while the storage is away: the daemon must
+                # survive the failed transfers and archive them once it is back.
+                sim.add_calls(3)
+
+                async def paused() -> bool:
+                    return any("storage unavailable, pausing" in line for line in lines)
+
+                # Past the storage client's own retries: the daemon's fallback must act.
+                await _wait_for(paused, 60, "a transfer failing on the storage")
+                assert proc.returncode is None, "the daemon died with the storage"
                 assert (await _get(f"{service}/healthz"))[0] == 200  # alive, just not ready
                 proxy.set_up(True)
                 await _wait_for(ready, 30, "ready again")
+                storage = s3_settings(bucket, "p")
+
+                async def archived_all() -> bool:
+                    want = {c.sip_call_id for c in sim.calls if c.has_recording}
+                    lines = (await read_archive(storage)).lines
+                    return {line["sip_call_id"] for line in lines} >= want
+
+                await _wait_for(archived_all, 40, "the calls that arrived during the outage")
             finally:
-                proc.send_signal(signal.SIGTERM)
-                _, err = await asyncio.wait_for(proc.communicate(), 30)
-            assert proc.returncode == 0, err.decode()[-2000:]
+                with contextlib.suppress(ProcessLookupError):  # it may have died
+                    proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 30)
+                await reader
+            assert proc.returncode == 0, "".join(lines)[-2000:]
+        await assert_exactly_once(sim, s3_settings(bucket, "p"))
     finally:
         await proxy.stop()
 

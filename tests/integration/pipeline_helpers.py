@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from archiver.commands.runtime import open_runtime
 from archiver.models import Provider
-from archiver.pipeline.runner import RunStats
+from archiver.pipeline.stats import RunStats
 from archiver.settings import (
     RetrySettings,
     Settings,

@@ -1,0 +1,61 @@
+"""What a pipeline run is told (its config) and what it tells (its stats)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How the pipeline runs."""
+
+    concurrency: int = 16
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
+    manifest_lines: int = 1000
+    manifest_interval: float = 30.0
+    # Backfill: how long to keep waiting for retries that are not due yet.
+    max_wait: float = 600.0
+    # Seconds in-flight transfers get to finish after a stop is asked for.
+    grace: float = 20.0
+    # The daemon: seconds between polls, re-read behind the checkpoint, kept behind now.
+    poll_interval: float = 60.0
+    lookback: float = 7200.0
+    settle: float = 60.0
+    window: float = 3600.0
+    # The daemon: after the storage fails a transfer, claim nothing new for this long.
+    storage_pause: float = 15.0
+
+
+@dataclass
+class RunStats:
+    """What a run did; the progress display and the summary read it."""
+
+    started: float = field(default_factory=time.monotonic)
+    windows_total: int = 0
+    windows_done: int = 0
+    windows_skipped: int = 0
+    listed: int = 0
+    new: int = 0
+    new_without_recording: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    bad_records: int = 0
+    archived: int = 0
+    already_present: int = 0
+    bytes: int = 0
+    retries: int = 0
+    not_ready: int = 0
+    refreshed: int = 0
+    failed: int = 0
+    manifest_lines: int = 0
+    in_flight: int = 0
+    failure_reasons: Counter[str] = field(default_factory=Counter)
+    listing_done: bool = False
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.started
