@@ -7,7 +7,7 @@ then; other runs are killed at random moments. After a final run: every
 recording exactly once in the storage and in the manifest, nothing half
 written, no multipart upload left.
 
-(``archiver run``, the daemon, gets the same treatment in a later change.)
+(``archiver run``, the daemon: see test_run_crashes.py.)
 """
 
 from __future__ import annotations
