@@ -349,8 +349,13 @@ class Pipeline:
     # -- manifest and shutdown ----------------------------------------------------------
 
     async def _flusher(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.manifest_interval)
+        # Ends at a stop between two flushes, never in the middle of one (the final
+        # flush in _shutdown follows); only a hard stop cancels it.
+        while not self.stop_event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), self.config.manifest_interval)
+            if self.stop_event.is_set():
+                return
             try:
                 self.stats.manifest_lines += await flush_manifest(
                     self.state, self.store, self.run_id, self.config.manifest_lines
@@ -400,7 +405,8 @@ class Pipeline:
             )
         for task in workers:
             task.cancel()
-        flusher.cancel()
+        if hard:
+            flusher.cancel()
         await asyncio.gather(*workers, producer_task, flusher, return_exceptions=True)
         # Whatever was claimed but not finished is queued again for the next run.
         await self.state.release_transferring()

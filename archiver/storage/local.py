@@ -213,7 +213,16 @@ class LocalStore:
             try:
                 # One thread call opens, writes, fsyncs and closes: a task cancelled
                 # meanwhile (a flusher at shutdown) cannot leave an open file behind.
-                await asyncio.to_thread(_write_new_file, tmp, data)
+                # The thread cannot be stopped, so a cancelled caller waits for it
+                # before the clean-up below; else the unlink could run first and the
+                # thread create the temporary file after it.
+                writing = asyncio.ensure_future(asyncio.to_thread(_write_new_file, tmp, data))
+                try:
+                    await asyncio.shield(writing)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(OSError):
+                        await writing
+                    raise
                 return await self._publish(key, tmp, final, sha256)
             finally:
                 await asyncio.to_thread(_unlink_quiet, tmp)

@@ -404,3 +404,42 @@ async def test_local_start_upload_cancelled_during_open_leaks_nothing(tmp_path):
             await upload.abort()
         gc.collect()  # a leaked file object would raise ResourceWarning (an error here)
     assert [p for p in (tmp_path / "root").rglob("*") if p.is_file()] == []
+
+
+async def test_local_put_bytes_cancelled_at_any_point_leaves_no_temporary_file(
+    tmp_path, monkeypatch
+):
+    """The write runs in a thread a cancellation cannot stop: the clean-up must come
+    after it, or the thread creates the temporary file after it was 'removed'."""
+    import asyncio
+    import hashlib
+    import time
+
+    from archiver.settings import StorageSettings
+    from archiver.storage import local, open_store
+
+    slow_start = local._write_new_file
+
+    def late_write(path, data):  # a busy machine: the thread gets to run late
+        time.sleep(0.05)
+        slow_start(path, data)
+
+    monkeypatch.setattr(local, "_write_new_file", late_write)
+
+    data = b"x" * 200_000
+    digest = hashlib.sha256(data).hexdigest()
+    async with open_store(StorageSettings(url=str(tmp_path / "root"))) as store:
+        for i in range(16):
+            task = asyncio.create_task(
+                store.put_bytes(f"k/{i}.bin", data, sha256=digest, content_type="x")
+            )
+            for _ in range(i % 8):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        await asyncio.sleep(0.2)  # any thread still running has finished by now
+    leftovers = [p.name for p in (tmp_path / "root").rglob("*") if ".partial" in p.name]
+    assert leftovers == []
