@@ -102,7 +102,13 @@ class S3Store(S3ObjectLock):
 
     async def __aenter__(self) -> S3Store:
         config = AioConfig(
-            s3={"addressing_style": self._settings.addressing_style},
+            # No second SHA-256 of every body for SigV4 (botocore would add one on
+            # plain-http endpoints): integrity rests on the x-amz-checksum-sha256
+            # (or Content-MD5) header, which is signed and which the server checks.
+            s3={
+                "addressing_style": self._settings.addressing_style,
+                "payload_signing_enabled": False,
+            },
             # SigV4 presigned URLs: SigV2 is refused by newer AWS regions.
             signature_version="s3v4",
             retries={"mode": "standard", "max_attempts": 5},
