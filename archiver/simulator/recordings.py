@@ -118,7 +118,8 @@ async def _send(request: web.Request, sim: Simulator, call: SimCall) -> web.Stre
             ("rec_reset", faults.rec_reset),
             ("rec_truncated", faults.rec_truncated),
             ("rec_html", faults.rec_html),
-        ]
+        ],
+        f"recording {call.cdr_id}",
     )
     if fault == "rec_5xx":
         return web.Response(status=503, text="Service Unavailable\n")

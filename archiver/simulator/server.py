@@ -46,6 +46,7 @@ class Simulator:
         self.base_url = ""
         self._public_host = True
         self._rng = random.Random(f"sim-faults:{self.config.seed}")
+        self._draws: collections.Counter[str] = collections.Counter()
         self._signing_key = hashlib.sha256(f"sim-signing:{self.config.seed}".encode()).digest()
         self._first_request: dict[str, float] = {}
         self._by_key: dict[str, SimCall] = {}
@@ -134,16 +135,22 @@ class Simulator:
 
     # -- faults ---------------------------------------------------------------
 
-    def roll(self, choices: Sequence[tuple[str, float]]) -> str | None:
+    def roll(self, choices: Sequence[tuple[str, float]], key: str = "") -> str | None:
         """At most one fault among ``(name, rate)``, drawn once; None for none.
 
         Rates add up along one draw, so they behave as independent shares of
-        the requests as long as their sum stays under 1.
+        the requests as long as their sum stays under 1. The draw is a function
+        of (seed, ``key``, how many times ``key`` was drawn before): with ``key``
+        naming the request (method, path, query, body), a page request and its
+        retries meet the same faults whatever other requests run meanwhile, so
+        a run's faults do not depend on how concurrent requests interleave.
         """
         active = [(name, rate) for name, rate in choices if rate > 0]
         if not active:
             return None
-        draw = self._rng.random()
+        nth = self._draws[key]
+        self._draws[key] += 1
+        draw = random.Random(f"sim-faults:{self.config.seed}:{key}:{nth}").random()
         for name, rate in active:
             if draw < rate:
                 self.stats[f"fault:{name}"] += 1
@@ -196,13 +203,19 @@ class Simulator:
         if request.path.startswith("/_sim/"):
             return await handler(request)
         faults = self.config.faults
-        if self.roll([("slow", faults.slow)]):
-            await asyncio.sleep(faults.slow_seconds)
         api = epacific.is_api_path(request.path) or cdr_v2.is_api_path(request.path)
+        # The request's identity for the fault draws: recordings by path (a signed
+        # URL's query changes with each minting), API calls by everything asked.
+        key = f"{request.method} {request.path}"
+        if api:
+            asked = await request.read() if request.can_read_body else b""
+            key = f"{request.method} {request.path_qs} {asked.decode(errors='replace')}"
+        if self.roll([("slow", faults.slow)], f"slow {key}"):
+            await asyncio.sleep(faults.slow_seconds)
         if not api:
             return await handler(request)
         self.stats["api_requests"] += 1
-        fault = self.roll([("api_5xx", faults.api_5xx), ("api_429", faults.api_429)])
+        fault = self.roll([("api_5xx", faults.api_5xx), ("api_429", faults.api_429)], key)
         if fault == "api_429":
             body: dict[str, str] = (
                 {"status": "error", "message": "too many requests"}
