@@ -130,16 +130,6 @@ def parse_record(record: Any, tz: tzinfo) -> CallRecord:
     )
 
 
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
 class CdrV2Source:
     """cdr_v2 over HTTP: offset/limit listing and lookup by id."""
 
@@ -185,8 +175,8 @@ class CdrV2Source:
             page, ids = m.collect_page(rows, parse_record, self._tz, start, end, seen)
             paginator.advance(
                 ids,
-                total=_int_or_none(body.get("total")),
-                server_limit=_int_or_none(body.get("limit")),
+                total=m.as_int(body.get("total")),
+                server_limit=m.as_int(body.get("limit")),
             )
             yield page
 

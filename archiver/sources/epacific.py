@@ -96,16 +96,6 @@ def _paging(body: Any) -> Mapping[str, Any]:
     return {}
 
 
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
 def _as_bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -178,9 +168,9 @@ class EpacificSource:
             paging = _paging(body)
             paginator.advance(
                 ids,
-                page_count=_as_int(paging.get("page_count")),
+                page_count=m.as_int(paging.get("page_count")),
                 next_page=_as_bool(paging.get("next_page")),
-                server_limit=_as_int(paging.get("limit")),
+                server_limit=m.as_int(paging.get("limit")),
             )
             yield page
 

@@ -82,6 +82,21 @@ def direction(value: Any) -> tuple[Direction | None, str | None]:
     return _DIRECTIONS.get(raw.lower()), raw
 
 
+def as_int(value: Any) -> int | None:
+    """A paging number (``total``, ``limit``, ``page_count``): an int or a string of
+    digits; anything else, or anything absurdly long, is None (not known)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        # int() refuses digit strings past 4300 characters; no real count has 19 digits.
+        if text.isdigit() and len(text) <= 18:
+            return int(text)
+    return None
+
+
 def url_field(record: dict[str, Any], *names: str) -> str | None:
     """A recording link; empty means the call has no recording."""
     value = first_text(record, *names)

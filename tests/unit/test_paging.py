@@ -98,3 +98,14 @@ def test_shifted_rows_do_not_end_the_listing_at_total_too_early():
         seen += page
         p.advance(page, total=40)
     assert set(seen) == set(rows)
+
+
+def test_paging_numbers_are_read_leniently_and_safely():
+    from archiver.sources.mapping import as_int
+
+    assert as_int(35) == 35
+    assert as_int(" 35 ") == 35
+    assert as_int(True) is None
+    assert as_int("thirty") is None
+    assert as_int(None) is None
+    assert as_int("9" * 5000) is None  # int() would raise on this
