@@ -66,6 +66,8 @@ BAD_SETTINGS = [
     ("ARCHIVER_STORAGE__KEY_TEMPLATE", "../{sip_call_id}.{ext}", "ARCHIVER_STORAGE__KEY_TEMPLATE"),
     ("ARCHIVER_STATE__URL", "postgres://db.example.vn/archiver", "ARCHIVER_STATE__URL"),
 ]
+
+
 # `check` validates the settings too: the same one line, before touching anything.
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize(("name", "value", "message"), BAD_SETTINGS)

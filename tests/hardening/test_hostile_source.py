@@ -70,6 +70,7 @@ def hostile_env(
             "ARCHIVER_RETRY__MAX_ATTEMPTS": "30",
             "ARCHIVER_RETRY__NOT_READY_INITIAL": "0.2",
             "ARCHIVER_RETRY__NOT_READY_MAXIMUM": "0.5",
+            "ARCHIVER_RETRY__READY_DEADLINE": str(int(READY_DEADLINE.total_seconds())),
             # Most recordings go up as multipart uploads: that path is under test too.
             "ARCHIVER_STORAGE__BUFFER_BOUND": "65536",
             **source,
@@ -78,9 +79,17 @@ def hostile_env(
     )
 
 
-def recent_sim(seed: int, calls: int, faults: Faults) -> Simulator:
-    # Recent calls: a recording that 404s is "not ready yet", not gone for good.
-    start = (datetime.now(UTC) - timedelta(hours=5)).replace(microsecond=0)
+# A fixed day, so that the API requests (which name their dates) and with them the
+# simulator's fault draws are the same on every run: the run is reproducible, and
+# the check that every fault was drawn cannot pass one day and fail the next.
+# The deadline for late recordings (ARCHIVER_RETRY__READY_DEADLINE) reaches back
+# to it, so a recording that 404s is "not ready yet", not gone for good.
+FIXED_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+READY_DEADLINE = timedelta(days=3650)
+
+
+def fixed_sim(seed: int, calls: int, faults: Faults) -> Simulator:
+    start = FIXED_START
     return Simulator(
         SimConfig(
             seed=seed,
@@ -110,7 +119,7 @@ def _range(sim: Simulator) -> tuple[str, str]:
 async def test_all_source_faults_at_once_nothing_bad_ever_stored(
     target: Target, tmp_path: Path, kind: Provider
 ) -> None:
-    sim = recent_sim(seed=71, calls=300, faults=HOSTILE)
+    sim = fixed_sim(seed=71, calls=300, faults=HOSTILE)
     expected = expected_objects(sim.calls, sim.tz, kind)
     watcher = Watcher(target.lister, expected)
     stop = asyncio.Event()
