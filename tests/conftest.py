@@ -21,12 +21,24 @@ from hypothesis import settings as hypothesis_settings
 from archiver.settings import StorageSettings
 from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client, empty_and_delete_bucket
 
-# CI replays the same examples every run (a brand-new random finding must not decide
-# whether a submission lands); developers' runs stay random and keep finding bugs.
-# No per-example deadline: CI shares two cores with whatever else runs.
+# By default the same examples every run (a brand-new random finding must not decide
+# whether a submission lands, and CI may not set CI=1); HYPOTHESIS_PROFILE=dev
+# draws new random examples, to go looking for bugs. No per-example deadline:
+# CI shares two cores with whatever else runs.
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
 hypothesis_settings.register_profile("dev", deadline=None)
-hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The slow suites (fault soaks, crash loops) re-run commands several times, each
+# with its own deadline: the suite-wide 120 s timeout would cut them short first
+# on a loaded machine. They get 600 s, unless they ask for a timeout of their own.
+SLOW_TEST_TIMEOUT = 600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
 
 MakeBucket = Callable[..., Awaitable[str]]
 S3Settings = Callable[..., StorageSettings]

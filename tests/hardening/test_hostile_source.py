@@ -9,7 +9,7 @@ sees must be a recording with exactly the simulator's bytes.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,11 @@ from archiver.simulator import Faults, SimConfig, Simulator
 from tests.e2e.cli import cli_env, run_cli
 from tests.hardening.conftest import Target
 from tests.hardening.watcher import Watcher, expected_objects
-from tests.integration.pipeline_helpers import assert_exactly_once
+from tests.integration.pipeline_helpers import (
+    FIXED_START,
+    LONG_READY_DEADLINE,
+    assert_exactly_once,
+)
 
 # The mix: ~5% 5xx, 3% 429, 2% resets, 2% truncated, 2% HTML with 200,
 # 10% recordings 404 until ready, signed URLs living a second or two, slow answers.
@@ -70,7 +74,7 @@ def hostile_env(
             "ARCHIVER_RETRY__MAX_ATTEMPTS": "30",
             "ARCHIVER_RETRY__NOT_READY_INITIAL": "0.2",
             "ARCHIVER_RETRY__NOT_READY_MAXIMUM": "0.5",
-            "ARCHIVER_RETRY__READY_DEADLINE": str(int(READY_DEADLINE.total_seconds())),
+            "ARCHIVER_RETRY__READY_DEADLINE": str(int(LONG_READY_DEADLINE)),
             # Most recordings go up as multipart uploads: that path is under test too.
             "ARCHIVER_STORAGE__BUFFER_BOUND": "65536",
             **source,
@@ -79,13 +83,11 @@ def hostile_env(
     )
 
 
-# A fixed day, so that the API requests (which name their dates) and with them the
-# simulator's fault draws are the same on every run: the run is reproducible, and
-# the check that every fault was drawn cannot pass one day and fail the next.
-# The deadline for late recordings (ARCHIVER_RETRY__READY_DEADLINE) reaches back
-# to it, so a recording that 404s is "not ready yet", not gone for good.
-FIXED_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-READY_DEADLINE = timedelta(days=3650)
+# A fixed day (FIXED_START), so that the API requests (which name their dates) and
+# with them the simulator's fault draws are the same on every run: the run is
+# reproducible, and the check that every fault was drawn cannot pass one day and
+# fail the next. The deadline for late recordings reaches back to it, so a
+# recording that 404s is "not ready yet", not gone for good.
 
 
 def fixed_sim(seed: int, calls: int, faults: Faults) -> Simulator:

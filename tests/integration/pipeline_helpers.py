@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -22,6 +23,12 @@ from archiver.settings import (
 from archiver.simulator import Simulator
 from archiver.storage import open_store
 from archiver.timeutil import split_windows
+
+# Calls on a fixed day make the simulator's API fault draws (keyed by requests that
+# name their dates) the same on every run; with a ready deadline reaching back to
+# that day, a recording that 404s still counts as "not ready yet".
+FIXED_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+LONG_READY_DEADLINE = 3650 * 86400.0
 
 FAST_RETRY = RetrySettings(
     max_attempts=30, initial=0.01, maximum=0.05, not_ready_initial=0.05, not_ready_maximum=0.2

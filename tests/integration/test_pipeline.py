@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +12,14 @@ from archiver.models import Provider
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.state.base import JobState
-from tests.integration.pipeline_helpers import assert_exactly_once, backfill, make_settings
+from tests.integration.pipeline_helpers import (
+    FAST_RETRY,
+    FIXED_START,
+    LONG_READY_DEADLINE,
+    assert_exactly_once,
+    backfill,
+    make_settings,
+)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -57,13 +64,21 @@ async def test_clean_run_archives_every_recording_once(storage, tmp_path, kind, 
     ],
 )
 async def test_each_fault_mode_ends_with_everything_archived(storage, tmp_path, faults):
-    # Recent calls, so a recording that 404s is "not ready yet", not gone.
-    recent = datetime.now(UTC) - timedelta(hours=7)
-    sim = Simulator(SimConfig(seed=33, calls=24, max_size=200_000, faults=faults, start=recent))
+    # A fixed day: the API requests name their dates and the fault draws are keyed
+    # by the request, so the same faults are drawn on every run. The ready deadline
+    # reaches back to it: a recording that 404s is "not ready yet", not gone.
+    sim = Simulator(
+        SimConfig(seed=33, calls=24, max_size=200_000, faults=faults, start=FIXED_START)
+    )
     async with sim.serve() as base:
         # Small pages: enough API requests for the API faults to be drawn.
         settings = make_settings(
-            sim, base, storage, str(tmp_path / "s.sqlite3"), source={"page_size": 3}
+            sim,
+            base,
+            storage,
+            str(tmp_path / "s.sqlite3"),
+            source={"page_size": 3},
+            retry=FAST_RETRY.model_copy(update={"ready_deadline": LONG_READY_DEADLINE}),
         )
         _, counts = await backfill(settings, sim)
     assert counts["failed"] == 0, counts

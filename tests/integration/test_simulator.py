@@ -199,7 +199,7 @@ async def test_redirect_leads_to_the_recording() -> None:
 
 
 async def test_signed_url_works_then_expires() -> None:
-    async with running(calls=40, faults=Faults(signed_ttl=0.5), **SMALL) as (sim, base, session):
+    async with running(calls=40, faults=Faults(signed_ttl=2.0), **SMALL) as (sim, base, session):
         call = recorded(sim, "signed")
         url = await listed_url(session, base, call)
         assert url.startswith(f"{base}/signed/{call.filename}?expires=")
@@ -246,14 +246,15 @@ async def test_html_and_503_recording_faults() -> None:
 
 
 async def test_late_recording_404s_until_ready() -> None:
-    faults = Faults(not_ready_fraction=1.0, not_ready_seconds=0.3)
+    # Long enough that the second GET comes well within it on a loaded machine.
+    faults = Faults(not_ready_fraction=1.0, not_ready_seconds=1.5)
     async with running(calls=20, faults=faults, **SMALL) as (sim, base, session):
         url = f"{base}/recordings/{recorded(sim).filename}"
         async with session.get(url) as resp:
             assert resp.status == 404
         async with session.get(url) as resp:
             assert resp.status == 404
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(1.55)
         async with session.get(url) as resp:
             assert resp.status == 200
             await resp.read()
