@@ -72,6 +72,10 @@ class Pipeline:
         self.stop_requested = False
         self.run_id = uuid.uuid4().hex[:12]
         self._wake = asyncio.Event()
+        # Recordings archived since the flusher last started a flush: a full
+        # batch's worth wakes it before its interval is up.
+        self._unlisted = 0
+        self._batch_full = asyncio.Event()
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.concurrency)
         self._busy = 0
         self._idle = asyncio.Event()
@@ -297,6 +301,9 @@ class Pipeline:
             )
             await self.state.mark_archived(job.id, info)
             self.stats.archived += 1
+            self._unlisted += 1
+            if self._unlisted >= self.config.manifest_lines:
+                self._batch_full.set()
             self.stats.bytes += stored.size
             self.metrics.archived.inc()
             self.metrics.bytes.inc(stored.size)
@@ -352,10 +359,15 @@ class Pipeline:
         # Ends at a stop between two flushes, never in the middle of one (the final
         # flush in _shutdown follows); only a hard stop cancels it.
         while not self.stop_event.is_set():
+            # Every manifest_interval, or as soon as a full batch is waiting: under
+            # load the manifest and its index pointers are written while transfers
+            # go on, not all after the last one.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), self.config.manifest_interval)
+                await asyncio.wait_for(self._flush_due(), self.config.manifest_interval)
             if self.stop_event.is_set():
                 return
+            self._batch_full.clear()
+            self._unlisted = 0
             try:
                 self.stats.manifest_lines += await flush_manifest(
                     self.state, self.store, self.run_id, self.config.manifest_lines
@@ -367,6 +379,16 @@ class Pipeline:
                 log.exception("unexpected error while writing the manifest")
                 self._fail(exc)
                 return
+
+    async def _flush_due(self) -> None:
+        """Returns once a full batch waits or a stop is asked for."""
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        full = asyncio.ensure_future(self._batch_full.wait())
+        try:
+            await asyncio.wait((stop, full), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            full.cancel()
 
     def _fail(self, exc: BaseException) -> None:
         if self._fatal is None:

@@ -88,6 +88,43 @@ async def test_each_fault_mode_ends_with_everything_archived(storage, tmp_path, 
     assert fault_hits > 0, "the fault mode was never exercised"
 
 
+async def test_a_full_batch_is_written_without_waiting_for_the_interval(tmp_path):
+    """Under load the manifest (and its index) goes out batch by batch during the run,
+    not all after the last transfer: a full batch wakes the flusher."""
+    # One transfer at a time, each slowed by 0.2 s: the run lasts seconds after the
+    # first batch of 5 is full, and the interval (an hour) never comes.
+    sim = Simulator(
+        SimConfig(seed=12, calls=30, max_size=50_000, faults=Faults(slow=1.0, slow_seconds=0.2))
+    )
+    storage = StorageSettings(url=str(tmp_path / "archive"))
+    archive = tmp_path / "archive"
+    async with sim.serve() as base:
+        settings = make_settings(
+            sim,
+            base,
+            storage,
+            str(tmp_path / "s.sqlite3"),
+            concurrency=1,
+            manifest_batch=5,
+            manifest_interval=3600,
+        )
+        run = asyncio.create_task(backfill(settings, sim))
+        # Recordings in the storage when the first manifest object turned up.
+        stored_then: int | None = None
+        while not run.done() and stored_then is None:
+            if any((archive / "manifests").rglob("*.jsonl")):
+                stored_then = sum(1 for _ in (archive / "recordings").rglob("*.*"))
+            await asyncio.sleep(0.05)
+        _, counts = await run
+    with_recording = sum(1 for c in sim.calls if c.has_recording)
+    assert stored_then is not None, "no manifest object before the backfill ended"
+    assert stored_then < with_recording, "the manifest waited for the last transfer"
+    assert counts["failed"] == 0
+    contents = await assert_exactly_once(sim, storage)
+    # Batches of 5 as they filled (plus a last partial one per date at most).
+    assert contents.manifest_objects >= len(contents.lines) // 5
+
+
 async def test_signed_urls_that_expired_are_refreshed_through_the_source(tmp_path):
     """A backlog listed earlier whose signed links lapsed before their transfer."""
     sim = Simulator(SimConfig(seed=8, calls=20, faults=Faults(signed_ttl=0.0)))
