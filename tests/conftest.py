@@ -40,6 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
 
+
 MakeBucket = Callable[..., Awaitable[str]]
 S3Settings = Callable[..., StorageSettings]
 
