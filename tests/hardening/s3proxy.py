@@ -129,7 +129,8 @@ class FaultProxy:
     stats: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(f"s3-fault-proxy:{self.seed}")
+        # How many times each request identity was drawn for (see _roll).
+        self._draws: collections.Counter[str] = collections.Counter()
         self._session: aiohttp.ClientSession | None = None
         self._completed: set[str] = set()
 
@@ -142,7 +143,15 @@ class FaultProxy:
         faults = self.faults
         if faults.only is not None and not faults.only(request):
             return None
-        draw = self._rng.random()
+        # The draw is a function of (seed, request identity, how many times that
+        # identity was drawn before), as in the simulator: which request meets
+        # which fault does not depend on how concurrent requests interleave.
+        # The identity leaves out uploadId (new on every attempt).
+        part = request.query.get("partNumber", [""])[0]
+        identity = f"{request.method} {request.operation} {request.key} {part}"
+        nth = self._draws[identity]
+        self._draws[identity] += 1
+        draw = random.Random(f"s3-fault-proxy:{self.seed}:{identity}:{nth}").random()
         for name in FAULTS:
             rate: float = getattr(faults, name)
             if draw < rate:
