@@ -14,12 +14,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from archiver.settings import StorageSettings
 from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client, empty_and_delete_bucket
+
+# Hypothesis keeps its files (example database, constants) beside this file, not at
+# the top level of the repository.
+set_hypothesis_home_dir(str(Path(__file__).parent / ".hypothesis"))
 
 # By default the same examples every run (a brand-new random finding must not decide
 # whether a submission lands, and CI may not set CI=1); HYPOTHESIS_PROFILE=dev
