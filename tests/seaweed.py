@@ -99,6 +99,12 @@ class SeaweedProcess:
         self.log_path = workdir / "weed.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        """The running server's process id."""
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
     def start(self, timeout: float = 30.0, attempts: int = 3) -> SeaweedServer:
         """Start the server and wait until its S3 port answers HTTP.
 

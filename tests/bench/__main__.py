@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = {}
     for item in args.compare:
         name, _, directory = item.partition("=")
-        if not (Path(directory) / "archiver" / "__init__.py").is_file():
+        if not servers.is_code_dir(directory):
             print(f"--compare {item}: no archiver/ package in {directory}", file=sys.stderr)
             return 2
         variants[name] = Path(directory).resolve()

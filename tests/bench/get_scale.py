@@ -187,15 +187,7 @@ def run(
     ).check()
     out: dict[str, Any] = json.loads(built.stdout.strip().splitlines()[-1])
     out["build_process"] = {"wall_s": built.wall, "peak_rss_mib": built.peak_rss / MIB}
-    env = cli_env(
-        {
-            "ARCHIVER_STORAGE__URL": f"s3://{servers.BUCKET}/{prefix}",
-            "ARCHIVER_STORAGE__ENDPOINT_URL": server.endpoint_url,
-            "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
-            "ARCHIVER_OPERATOR": "bench",
-            **servers.aws_env(server),
-        }
-    )
+    env = cli_env({**servers.storage_env(server, prefix), "ARCHIVER_OPERATOR": "bench"})
     got = workdir / "got"
     got.mkdir(exist_ok=True)
     url_walls, get_walls = [], []
@@ -207,18 +199,11 @@ def run(
             f"get-o-{i}", [*archiver, "-o", str(got)], env=env, cwd=workdir, timeout=120
         )
         get_walls.append(fetched.check().wall)
-    startup = [
-        measure.run(
-            f"help-{i}", [sys.executable, "-m", "archiver", "--help"], env=env, cwd=workdir,
-            timeout=60,
-        ).check().wall
-        for i in range(3)
-    ]  # fmt: skip
     out["get_url_walls_s"] = url_walls
     out["get_file_walls_s"] = get_walls
     out["get_url_wall_s"] = measure.median(url_walls)
     out["get_file_wall_s"] = measure.median(get_walls)
-    out["cli_startup_s"] = measure.median(startup)
+    out["cli_startup_s"] = measure.cli_startup_s(env, workdir)
     out["resolve_median_s"] = measure.median(out["resolve_s"])
     log(
         f"  get: {n} manifest entries ({out['manifest_objects']} manifest objects, "

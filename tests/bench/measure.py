@@ -12,6 +12,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -159,6 +160,29 @@ def _kill_session(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def repeat(
+    name: str,
+    command: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    times: int = 3,
+) -> list[Measured]:
+    """``command`` run ``times`` times in a row, each checked to have exited 0."""
+    return [
+        run(f"{name}-{i}", command, env=env, cwd=cwd, timeout=timeout).check() for i in range(times)
+    ]
+
+
+def cli_startup_s(env: dict[str, str], cwd: Path) -> float:
+    """The median wall time of ``archiver --help``: what any command pays to start."""
+    runs = repeat(
+        "help", [sys.executable, "-m", "archiver", "--help"], env=env, cwd=cwd, timeout=60
+    )
+    return median([r.wall for r in runs])
 
 
 def median(values: Sequence[float]) -> float:

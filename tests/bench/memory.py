@@ -7,8 +7,6 @@ its process tree every 0.2 s.
 
 from __future__ import annotations
 
-import asyncio
-import re
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +15,6 @@ from typing import Any
 from tests.bench import measure, servers
 from tests.bench.measure import MIB, Measured
 from tests.seaweed import SeaweedServer
-
-_ARCHIVED = re.compile(r"archived (\d+) recording\(s\).* in ([0-9.]+)s")
 
 
 def _backfill(
@@ -45,13 +41,9 @@ def _backfill(
         timeout=timeout,
         interval=0.2,
     ).check()
-    match = _ARCHIVED.search(result.stdout)
-    if match is None or int(match.group(1)) != sim.calls:
-        raise RuntimeError(f"{name}: not every recording archived:\n{result.stdout}")
-    objects, size = asyncio.run(servers.count_objects(server, f"{name}/recordings/"))
-    if (objects, size) != (sim.calls, sim.calls * sim.size):
-        raise RuntimeError(f"{name}: {objects} objects, {size} bytes stored")
-    return result, float(match.group(2))
+    inner = servers.archived_seconds(name, result.stdout, sim.calls)
+    servers.check_stored(server, f"{name}/recordings/", sim.calls, sim.size, name)
+    return result, inner
 
 
 def run_big(

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,18 @@ from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client
 
 BUCKET = "bench"
 ROOT = Path(__file__).resolve().parents[2]
+# The summary line of ``archiver backfill``: how many recordings, in how long.
+_ARCHIVED = re.compile(r"archived (\d+) recording\(s\).* in ([0-9.]+)s")
+
+
+def is_code_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds an ``archiver/`` package (a copy of the code to measure)."""
+    return (Path(path) / "archiver" / "__init__.py").is_file()
+
+
+def code_pythonpath(code: str | Path) -> str:
+    """PYTHONPATH importing the archiver from ``code`` and ``tests`` from this tree."""
+    return os.pathsep.join([str(Path(code).resolve()), str(ROOT)])
 
 
 def use_code(code: str, workdir: Path) -> str:
@@ -39,17 +52,11 @@ def use_code(code: str, workdir: Path) -> str:
     """
     if code == "tree":
         os.environ["PYTHONPATH"] = str(ROOT)
-        dirty = subprocess.run(  # noqa: S603
-            ["git", "status", "--porcelain", "--", "archiver"],  # noqa: S607
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        dirty = _git("status", "--porcelain", "--", "archiver")
         head = _git("rev-parse", "--short", "HEAD")
         return f"working tree on {head}" + (" (with uncommitted changes)" if dirty else "")
-    if (Path(code) / "archiver" / "__init__.py").is_file():
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(code).resolve()), str(ROOT)])
+    if is_code_dir(code):
+        os.environ["PYTHONPATH"] = code_pythonpath(code)
         return f"the copy in {code}"
     commit = _git("rev-parse", "--short", code)
     export = workdir / f"code-{commit}"
@@ -61,7 +68,7 @@ def use_code(code: str, workdir: Path) -> str:
         check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)  # noqa: S603, S607
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(export), str(ROOT)])
+    os.environ["PYTHONPATH"] = code_pythonpath(export)
     return f"commit {commit}"
 
 
@@ -96,8 +103,7 @@ def seaweed(workdir: Path) -> Iterator[tuple[SeaweedServer, int]]:
     server = process.start(timeout=60)
     try:
         asyncio.run(_create_bucket(server))
-        assert process._proc is not None  # started above
-        yield server, process._proc.pid
+        yield server, process.pid
     finally:
         process.stop()
 
@@ -156,6 +162,33 @@ def aws_env(server: SeaweedServer) -> dict[str, str]:
     }
 
 
+def storage_env(server: SeaweedServer, prefix: str) -> dict[str, str]:
+    """The archiver's settings for ``s3://bench/<prefix>`` on ``server``, credentials included."""
+    return {
+        "ARCHIVER_STORAGE__URL": f"s3://{BUCKET}/{prefix}",
+        "ARCHIVER_STORAGE__ENDPOINT_URL": server.endpoint_url,
+        "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
+        **aws_env(server),
+    }
+
+
+def archived_seconds(label: str, stdout: str, calls: int) -> float:
+    """The pipeline's own seconds from a backfill's summary; an error unless all were archived."""
+    match = _ARCHIVED.search(stdout)
+    if match is None or int(match.group(1)) != calls:
+        raise RuntimeError(f"{label}: not every recording archived:\n{stdout}")
+    return float(match.group(2))
+
+
+def check_stored(server: SeaweedServer, prefix: str, calls: int, size: int, label: str) -> None:
+    """An error unless exactly ``calls`` objects of ``size`` bytes are under ``prefix``."""
+    objects, total = asyncio.run(count_objects(server, prefix))
+    if (objects, total) != (calls, calls * size):
+        raise RuntimeError(
+            f"{label}: {objects} objects, {total} bytes under {prefix}; expected {calls} x {size}"
+        )
+
+
 def archiver_env(
     sim: SimInfo,
     server: SeaweedServer,
@@ -178,12 +211,9 @@ def archiver_env(
             "ARCHIVER_SOURCE__TOKEN": sim.token,
             "ARCHIVER_SOURCE__RATE_LIMIT": "0",
             "ARCHIVER_STATE__URL": str(state),
-            "ARCHIVER_STORAGE__URL": f"s3://{BUCKET}/{prefix}",
-            "ARCHIVER_STORAGE__ENDPOINT_URL": server.endpoint_url,
-            "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
             "ARCHIVER_CONCURRENCY": str(concurrency),
             "ARCHIVER_PER_HOST_CONNECTIONS": str(per_host),
-            **aws_env(server),
+            **storage_env(server, prefix),
             **(extra or {}),
         }
     )

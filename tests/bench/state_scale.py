@@ -185,30 +185,18 @@ def run(workdir: Path, n: int, log: Callable[[str], None]) -> dict[str, Any]:
         "peak_rss_mib": fill.peak_rss / MIB,
     }
     status_env = cli_env({"ARCHIVER_STATE__URL": str(db), "ARCHIVER_SOURCE__KIND": "cdr_v2"})
-    walls = []
-    for i in range(3):
-        status = measure.run(
-            f"status-{i}",
-            [sys.executable, "-m", "archiver", "status"],
-            env=status_env,
-            cwd=workdir,
-            timeout=300,
-        ).check()
-        walls.append(status.wall)
-    help_walls = []
-    for i in range(3):
-        started = measure.run(
-            f"help-{i}",
-            [sys.executable, "-m", "archiver", "--help"],
-            env=status_env,
-            cwd=workdir,
-            timeout=60,
-        ).check()
-        help_walls.append(started.wall)
+    statuses = measure.repeat(
+        "status",
+        [sys.executable, "-m", "archiver", "status"],
+        env=status_env,
+        cwd=workdir,
+        timeout=300,
+    )
+    walls = [status.wall for status in statuses]
     out["status_wall_s"] = measure.median(walls)
     out["status_walls_s"] = walls
-    out["cli_startup_s"] = measure.median(help_walls)
-    out["status_output"] = status.stdout
+    out["cli_startup_s"] = measure.cli_startup_s(status_env, workdir)
+    out["status_output"] = statuses[-1].stdout
     log(
         f"  state: insert {out['insert_per_s']:.0f}/s ({out['insert_first_tenth_per_s']:.0f}/s "
         f"first tenth, {out['insert_last_tenth_per_s']:.0f}/s last), dedup "

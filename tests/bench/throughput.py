@@ -8,10 +8,8 @@ afterwards: every object there, with the right total size.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import re
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,7 +20,6 @@ from tests.bench.measure import MIB, Measured
 from tests.seaweed import SeaweedServer
 
 LEGS = ("archiver", "rclone", "put", "put-shaped")
-_ARCHIVED = re.compile(r"archived (\d+) recording\(s\).* in ([0-9.]+)s")
 
 
 @dataclass
@@ -77,7 +74,7 @@ def run_archiver(
     extra = {}
     if variant:
         code = s.variants[variant]
-        extra["PYTHONPATH"] = os.pathsep.join([str(code), str(servers.ROOT)])
+        extra["PYTHONPATH"] = servers.code_pythonpath(code)
     env = servers.archiver_env(
         s.sim,
         s.server,
@@ -89,10 +86,8 @@ def run_archiver(
     )
     command = [*(wrap or []), *servers.archiver_command(s.sim)]
     run = _measured(s, prefix, command, env)
-    match = _ARCHIVED.search(run.result.stdout)
-    if match is None or int(match.group(1)) != s.sim.calls:
-        raise RuntimeError(f"{leg}: not every recording archived:\n{run.result.stdout}")
-    return _leg(s, leg, rep, run, f"{prefix}/recordings/", float(match.group(2)))
+    inner = servers.archived_seconds(leg, run.result.stdout, s.sim.calls)
+    return _leg(s, leg, rep, run, f"{prefix}/recordings/", inner)
 
 
 def run_rclone(s: Setup, rep: int) -> LegRun:
@@ -146,19 +141,14 @@ def _measured(s: Setup, name: str, command: list[str], env: dict[str, str]) -> _
 
 
 def _leg(s: Setup, leg: str, rep: int, run: _Run, prefix: str, inner: float | None) -> LegRun:
-    objects, size = asyncio.run(servers.count_objects(s.server, prefix))
-    if (objects, size) != (s.sim.calls, s.sim.calls * s.sim.size):
-        raise RuntimeError(
-            f"{leg} rep {rep}: {objects} objects, {size} bytes under {prefix}; expected "
-            f"{s.sim.calls} x {s.sim.size}"
-        )
+    servers.check_stored(s.server, prefix, s.sim.calls, s.sim.size, f"{leg} rep {rep}")
     return LegRun(
         leg=leg,
         rep=rep,
         wall=run.result.wall,
         cpu=run.result.cpu,
         peak_rss_mib=run.result.peak_rss / MIB,
-        objects=objects,
+        objects=s.sim.calls,
         inner=inner,
         sim_cpu=run.sim_cpu,
         weed_cpu=run.weed_cpu,
@@ -214,8 +204,6 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
     legs: dict[str, dict[str, float]] = {}
     for leg in dict.fromkeys(r.leg for r in runs):
         mine = [r for r in runs if r.leg == leg]
-        if not mine:
-            continue
         walls = [r.wall for r in mine]
         wall = statistics.median(walls)
         objects = mine[0].objects
@@ -264,9 +252,9 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
                 )
                 if ours != "archiver":
                     ratios[f"{ours}_vs_{other}"] = legs[ours]["wall_s"] / legs[other]["wall_s"]
-    for name, other in (("rclone", "rclone"), ("put", "put")):
+    for other in ("rclone", "put"):
         if "wall_quiet_s" in legs.get("archiver", {}) and "wall_quiet_s" in legs.get(other, {}):
-            ratios[f"archiver_vs_{name}_quiet"] = (
+            ratios[f"archiver_vs_{other}_quiet"] = (
                 legs["archiver"]["wall_quiet_s"] / legs[other]["wall_quiet_s"]
             )
     return {"legs": legs, "ratios": ratios, "runs": [asdict(r) for r in runs]}
