@@ -362,8 +362,7 @@ class Pipeline:
             # Every manifest_interval, or as soon as a full batch is waiting: under
             # load the manifest and its index pointers are written while transfers
             # go on, not all after the last one.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_due(), self.config.manifest_interval)
+            await self._flush_due(self.config.manifest_interval)
             if self.stop_event.is_set():
                 return
             self._batch_full.clear()
@@ -380,12 +379,12 @@ class Pipeline:
                 self._fail(exc)
                 return
 
-    async def _flush_due(self) -> None:
-        """Returns once a full batch waits or a stop is asked for."""
+    async def _flush_due(self, interval: float) -> None:
+        """Returns once a full batch waits, a stop is asked for, or ``interval`` is up."""
         stop = asyncio.ensure_future(self.stop_event.wait())
         full = asyncio.ensure_future(self._batch_full.wait())
         try:
-            await asyncio.wait((stop, full), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((stop, full), timeout=interval, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
             full.cancel()

@@ -91,20 +91,21 @@ async def write_pointers(
     At most ``concurrency`` writes at once; the first failure cancels the rest
     and propagates (the caller's retry rewrites them all idempotently).
     """
-    work = [(key, call) for call in calls for key in pointer_keys(call)]
+    # A recording's pointers share one body: built and hashed once per recording.
+    work: list[tuple[str, bytes, str]] = []
+    for call in calls:
+        body = pointer_body(call)
+        digest = hashlib.sha256(body).hexdigest()
+        work += [(key, body, digest) for key in pointer_keys(call)]
     created = 0
 
-    async def worker(queue: list[tuple[str, ArchivedCall]]) -> None:
+    async def worker(queue: list[tuple[str, bytes, str]]) -> None:
         nonlocal created
         while queue:
-            key, call = queue.pop()
-            body = pointer_body(call)
+            key, body, digest = queue.pop()
             try:
                 outcome = await store.put_bytes(
-                    key,
-                    body,
-                    sha256=hashlib.sha256(body).hexdigest(),
-                    content_type=POINTER_CONTENT_TYPE,
+                    key, body, sha256=digest, content_type=POINTER_CONTENT_TYPE
                 )
             except ObjectExistsError:
                 # The same recording listed again in a later manifest line (an
