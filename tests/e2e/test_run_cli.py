@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import re
 import signal
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,13 +17,8 @@ from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from tests.e2e.cli import cli_env, start_cli
 from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
+from tests.seaweed import free_ports
 from tests.tcp_proxy import TcpProxy
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(sim: Simulator, base: str, tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
@@ -86,7 +80,7 @@ async def test_the_daemon_archives_arriving_late_and_not_ready_calls_exactly_onc
         )
     )
     storage = StorageSettings(url=str(tmp_path / "archive"))
-    port = _free_port()
+    port = free_ports(1)[0]
     service = f"http://127.0.0.1:{port}"
     async with sim.serve() as base:
         proc = await start_cli("run", env=_env(sim, base, tmp_path, port), cwd=tmp_path)
@@ -145,7 +139,7 @@ async def test_readyz_follows_the_storage_and_the_daemon_outlives_an_outage(
             span=timedelta(minutes=3),
         )
     )
-    port = _free_port()
+    port = free_ports(1)[0]
     service = f"http://127.0.0.1:{port}"
     try:
         async with sim.serve() as base:
@@ -232,7 +226,7 @@ async def test_a_second_signal_stops_at_once_without_half_objects(tmp_path):
             faults=Faults(slow=1.0, slow_seconds=5.0),
         )
     )
-    port = _free_port()
+    port = free_ports(1)[0]
     async with sim.serve() as base:
         env = _env(sim, base, tmp_path, port, ARCHIVER_GRACE="30", ARCHIVER_CONCURRENCY="4")
         proc = await start_cli("run", env=env, cwd=tmp_path)
@@ -262,7 +256,7 @@ async def test_a_second_signal_stops_at_once_without_half_objects(tmp_path):
     # The next run finishes the work, exactly once, and clears any temporary file.
     async with sim.serve() as base2:
         sim.set_faults(Faults())
-        env = _env(sim, base2, tmp_path, _free_port())
+        env = _env(sim, base2, tmp_path, free_ports(1)[0])
         proc = await start_cli("run", env=env, cwd=tmp_path)
         storage = StorageSettings(url=str(archive))
 

@@ -8,7 +8,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,13 +19,7 @@ from archiver.simulator import Faults, SimConfig, Simulator
 from tests.e2e.cli import cli_env, start_cli
 from tests.hardening.conftest import s3_cli_env
 from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
-from tests.seaweed import admin_client
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.seaweed import admin_client, free_ports
 
 
 def _env(sim: Simulator, base: str, tmp_path: Path, storage: dict[str, str]) -> dict[str, str]:
@@ -47,7 +40,7 @@ def _env(sim: Simulator, base: str, tmp_path: Path, storage: dict[str, str]) -> 
             "ARCHIVER_RETRY__INITIAL": "0.05",
             "ARCHIVER_RETRY__MAXIMUM": "0.2",
             "ARCHIVER_RETRY__MAX_ATTEMPTS": "30",
-            "ARCHIVER_SERVICE__PORT": str(_free_port()),
+            "ARCHIVER_SERVICE__PORT": str(free_ports(1)[0]),
             **storage,
         }
     )
