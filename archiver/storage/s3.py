@@ -208,6 +208,17 @@ class S3Store(S3ObjectLock):
             return str(exc)
         return f"{type(exc).__name__}: {exc}"
 
+    def _checksum_mode(self) -> dict[str, str]:
+        """HeadObject's ChecksumMode, unless the endpoint refuses checksum headers."""
+        return {"ChecksumMode": "ENABLED"} if self._checksums else {}
+
+    def _refuses_checksums(self, exc: ClientError) -> bool:
+        """True (and Content-MD5 from now on) when ``exc`` refuses the checksum headers."""
+        if self._checksums and _rejects_checksum(exc):
+            self._fall_back_to_md5(exc)
+            return True
+        return False
+
     def _fall_back_to_md5(self, exc: ClientError) -> None:
         if self._checksums:
             self._checksums = False
@@ -330,13 +341,13 @@ class S3Store(S3ObjectLock):
     async def head(self, key: str) -> StoredObject | None:
         """HeadObject: size, content type, and the SHA-256 when the storage knows it."""
         full = self.full_key(key)
-        checksum_mode = {"ChecksumMode": "ENABLED"} if self._checksums else {}
         with self.errors(f"read {key}"):
             try:
-                resp = await self.client.head_object(Bucket=self._bucket, Key=full, **checksum_mode)
+                resp = await self.client.head_object(
+                    Bucket=self._bucket, Key=full, **self._checksum_mode()
+                )
             except ClientError as exc:
-                if self._checksums and _rejects_checksum(exc):
-                    self._fall_back_to_md5(exc)
+                if self._refuses_checksums(exc):
                     return await self.head(key)
                 if http_status(exc) != 404:
                     raise

@@ -41,6 +41,10 @@ class S3ObjectLock:
 
         def error(self, exc: BaseException, action: str) -> StorageError: ...
 
+        def _checksum_mode(self) -> dict[str, str]: ...
+
+        def _refuses_checksums(self, exc: ClientError) -> bool: ...
+
     def _version(self, version_id: str | None) -> dict[str, str]:
         return {"VersionId": version_id} if version_id else {}
 
@@ -70,10 +74,12 @@ class S3ObjectLock:
                 resp: dict[str, Any] = await self.client.head_object(
                     Bucket=self._bucket,
                     Key=self.full_key(key),
-                    ChecksumMode="ENABLED",
+                    **self._checksum_mode(),
                     **self._version(version_id),
                 )
             except ClientError as exc:
+                if self._refuses_checksums(exc):
+                    return await self._head(key, version_id)
                 if http_status(exc) in (404, 405) or error_code(exc) in _MISSING_CODES:
                     return None  # 405: the version is a delete marker
                 raise

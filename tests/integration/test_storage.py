@@ -381,6 +381,19 @@ async def test_s3_falls_back_to_md5_when_checksums_are_refused(
     assert "Content-MD5" in warnings[0].getMessage()
 
 
+async def test_s3_retention_reads_work_where_checksums_are_refused(
+    checksum_refusing_endpoint: str, make_bucket: MakeBucket, s3_settings: S3Settings
+) -> None:
+    """get, verify and hold read a version's protection with HeadObject: once the store
+    knows the endpoint refuses checksum headers, that read sends none either."""
+    bucket = await make_bucket()
+    async with open_store(s3_settings(bucket, endpoint_url=checksum_refusing_endpoint)) as store:
+        key = "recordings/held.wav"
+        await store.put_bytes(key, WAV, sha256=sha(WAV), content_type="audio/wav")
+        assert await store.protection(key) is not None
+        assert await store.protection("recordings/none.wav") is None
+
+
 async def test_local_start_upload_cancelled_during_open_leaks_nothing(tmp_path):
     """A cancellation at any point of start_upload leaves no open file and no temp file."""
     import asyncio
