@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from archiver.errors import ConfigError
+from archiver.exits import ExitCode
 from archiver.http import ApiClient, make_session
 from archiver.pipeline.producers import Window
 from archiver.pipeline.stats import RunStats
@@ -22,9 +23,6 @@ from archiver.settings import Settings, require_source
 from archiver.sources import make_source
 from archiver.state.base import JobState, StateStore
 from archiver.timeutil import parse_user_time, split_windows
-
-EXIT_FAILED_RECORDINGS = 3
-EXIT_INTERRUPTED = 130
 
 
 def register(
@@ -107,12 +105,12 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
     print("state: " + ", ".join(f"{k.value} {v}" for k, v in counts.items()))
     if interrupted:
         print("stopped before the end: run the same command again to finish", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     code = 0
     waiting = counts[JobState.PENDING] + counts[JobState.WAITING_READY]
     if waiting:
         print(f"{waiting} recording(s) not archived yet (not ready or retrying): run again later")
-        code = EXIT_FAILED_RECORDINGS
+        code = ExitCode.FAILED_RECORDINGS
     failures = await state.failures()
     if failures:
         reasons = Counter(f.reason.split(" from ")[0] for f in failures)
@@ -120,7 +118,7 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
         print(f"{len(failures)} recording(s) failed permanently ({by_reason}):")
         for f in failures:
             print(f"  {f.sip_call_id} (cdr {f.cdr_id}): {f.reason}")
-        code = EXIT_FAILED_RECORDINGS
+        code = ExitCode.FAILED_RECORDINGS
     return code
 
 

@@ -16,14 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from archiver.cli import EXIT_CORRUPT, EXIT_NOT_FOUND, EXIT_USAGE
 from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.exits import ExitCode, fail
 from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import Fetched, fetch_to_file, presigned_url
 from archiver.retrieval.index import resolve
-from archiver.retrieval.options import fail
 from archiver.retrieval.records import ArchivedCall
 from archiver.settings import Settings
 from archiver.storage import ObjectStore, open_store
@@ -90,13 +89,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             call = await resolve(store, args.id, args.provider)
         except CallNotFoundError as exc:
             await audit.record_best_effort(action, call_target(args.id), "not_found")
-            return fail(EXIT_NOT_FOUND, str(exc))
+            return fail(ExitCode.NOT_FOUND, str(exc))
         except AmbiguousIdError as exc:
             await audit.record_best_effort(action, call_target(args.id), "ambiguous")
-            return fail(EXIT_USAGE, str(exc))
+            return fail(ExitCode.USAGE, str(exc))
         except IntegrityError as exc:
             await audit.record_best_effort(action, call_target(args.id), "index_mismatch")
-            return fail(EXIT_CORRUPT, str(exc))
+            return fail(ExitCode.CORRUPT, str(exc))
         target = call_target(args.id, call)
         if args.url:
             return await _url(store, audit, call, target, expires)
@@ -114,7 +113,7 @@ async def _url(
         signed = await presigned_url(store, call, expires)
     except IntegrityError as exc:
         await audit.record_best_effort("url", target, str(exc).split(":", 1)[0])
-        return fail(EXIT_CORRUPT, str(exc))
+        return fail(ExitCode.CORRUPT, str(exc))
     # The URL itself is a bearer secret: the record keeps its lifetime, not the URL.
     details: dict[str, Any] = {"expires_seconds": expires}
     details |= _version_details(signed.version_id, signed.replaced)
@@ -140,7 +139,7 @@ async def _get(
         fetched = await fetch_to_file(store, call, output, publish)
     except IntegrityError as exc:
         await audit.record_best_effort("get", target, str(exc).split(":", 1)[0])
-        return fail(EXIT_CORRUPT, str(exc))
+        return fail(ExitCode.CORRUPT, str(exc))
     _warn_replaced(fetched.version_id, fetched.replaced, "wrote")
     print(
         f"{fetched.path}: {fetched.size} bytes, SHA-256 {fetched.sha256} "

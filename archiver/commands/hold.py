@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from archiver.cli import EXIT_CORRUPT, EXIT_NOT_FOUND, EXIT_USAGE
 from archiver.commands.get import call_target
 from archiver.errors import ArchiverError, StorageError
+from archiver.exits import ExitCode, fail
 from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import archived_version, storage_key
 from archiver.retrieval.index import resolve
-from archiver.retrieval.options import fail
 from archiver.settings import Settings
 from archiver.storage import LockingStore, ObjectProtection, open_store
 
@@ -60,13 +59,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with open_store(settings.storage, max_connections=4) as store:
         if not isinstance(store, LockingStore):
             return fail(
-                EXIT_USAGE,
+                ExitCode.USAGE,
                 f"legal holds need S3 Object Lock; {store.description} is a local directory",
             )
         bucket = await store.bucket_protection()
         if not bucket.object_lock:
             return fail(
-                EXIT_USAGE,
+                ExitCode.USAGE,
                 f"{store.description}: the bucket has no Object Lock, so it cannot hold objects "
                 "(Object Lock is chosen when a bucket is created)",
             )
@@ -76,11 +75,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             call = await resolve(store, args.id, args.provider)
         except CallNotFoundError as exc:
             await audit.record_best_effort(action, call_target(args.id), "not_found")
-            return fail(EXIT_NOT_FOUND, str(exc))
+            return fail(ExitCode.NOT_FOUND, str(exc))
         except AmbiguousIdError as exc:
-            return fail(EXIT_USAGE, str(exc))
+            return fail(ExitCode.USAGE, str(exc))
         except IntegrityError as exc:
-            return fail(EXIT_CORRUPT, str(exc))
+            return fail(ExitCode.CORRUPT, str(exc))
         key = storage_key(store, call)
         # The hold goes on the version holding the archived bytes, not on whatever
         # may have been written over it since.
@@ -88,7 +87,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if version is None:
             await audit.record_best_effort(action, call_target(args.id, call), "missing")
             return fail(
-                EXIT_CORRUPT,
+                ExitCode.CORRUPT,
                 f"missing: no version of {key} holds the archived bytes (run archiver verify)",
             )
         if args.hold is not None:
@@ -96,7 +95,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 await store.set_legal_hold(key, args.hold, version)
             except KeyError:
                 await audit.record_best_effort(action, call_target(args.id, call), "missing")
-                return fail(EXIT_CORRUPT, f"missing: {key} (version {version}) is gone")
+                return fail(ExitCode.CORRUPT, f"missing: {key} (version {version}) is gone")
             try:
                 details = {"version_id": version}
                 await audit.record(action, call_target(args.id, call), "ok", details)
@@ -107,6 +106,6 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 ) from exc
         protection = await store.protection(key, version)
         if protection is None:
-            return fail(EXIT_CORRUPT, f"missing: {key} (version {version}) is gone")
+            return fail(ExitCode.CORRUPT, f"missing: {key} (version {version}) is gone")
         print(describe(key, protection))
     return 0

@@ -17,8 +17,8 @@ from contextlib import aclosing
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from archiver.cli import EXIT_CORRUPT
 from archiver.errors import ConfigError
+from archiver.exits import ExitCode
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.index import write_pointers
 from archiver.retrieval.options import add_range, parse_range
@@ -97,7 +97,7 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
             "ok" if report.ok else "problems",
             {"checked": report.checked, "problems": len(report.problems)},
         )
-    return 0 if report.ok else EXIT_CORRUPT
+    return 0 if report.ok else ExitCode.CORRUPT
 
 
 @contextlib.contextmanager

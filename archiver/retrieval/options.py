@@ -1,13 +1,11 @@
-"""What the retrieval commands share: their time-range options and one-line failures."""
+"""What the retrieval commands share: their time-range options."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime, tzinfo
 
 from archiver.errors import ConfigError
-from archiver.logs import redact
 from archiver.timeutil import parse_user_time
 
 
@@ -31,9 +29,3 @@ def parse_range(
     if start is not None and end is not None and end <= start:
         raise ConfigError("--until must be later than --since")
     return start, end
-
-
-def fail(code: int, message: str) -> int:
-    """Print ``archiver: message`` on stderr and return ``code``."""
-    print(f"archiver: {redact(message)}", file=sys.stderr)
-    return code
