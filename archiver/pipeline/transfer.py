@@ -28,7 +28,7 @@ from archiver.models import CallRecord
 from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, HostRefusedError
 from archiver.storage.audio import sniff
 from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome, Upload
-from archiver.storage.keys import render_key
+from archiver.storage.keys import names_cdr, render_key, sibling_key
 
 log = logging.getLogger("archiver.transfer")
 
@@ -105,7 +105,14 @@ class Transferrer:
         if not url:
             return TransferResult(Verdict.FAILED, "no recording URL")
         try:
-            return await self._transfer(call, url)
+            try:
+                return await self._transfer(call, url, sibling=False)
+            except ObjectExistsError:
+                # A transferred call: another CDR with this sip_call_id holds the
+                # key. This recording goes beside it, under a name with its cdr id.
+                if names_cdr(self._config.key_template):
+                    raise
+                return await self._transfer(call, url, sibling=True)
         except HostNotAllowedError as exc:
             return TransferResult(Verdict.FAILED, str(exc))
         except _Bad as exc:
@@ -128,7 +135,7 @@ class Transferrer:
         except aiohttp.ClientError as exc:
             return TransferResult(Verdict.RETRY, f"connection failed ({type(exc).__name__})")
 
-    async def _transfer(self, call: CallRecord, url: str) -> TransferResult:
+    async def _transfer(self, call: CallRecord, url: str, *, sibling: bool) -> TransferResult:
         for _ in range(MAX_REDIRECTS + 1):
             self._policy.check_url(url)
             async with self._session.get(url, allow_redirects=False) as resp:
@@ -141,11 +148,13 @@ class Transferrer:
                 verdict = _status_verdict(resp.status)
                 if verdict is not None:
                     return TransferResult(verdict, f"HTTP {resp.status} from {redact_url(url)}")
-                stored = await self._stream(call, resp)
+                stored = await self._stream(call, resp, sibling)
                 return TransferResult(Verdict.ARCHIVED, stored=stored)
         return TransferResult(Verdict.FAILED, f"more than {MAX_REDIRECTS} redirects")
 
-    async def _stream(self, call: CallRecord, resp: aiohttp.ClientResponse) -> Stored:
+    async def _stream(
+        self, call: CallRecord, resp: aiohttp.ClientResponse, sibling: bool
+    ) -> Stored:
         expected = resp.content_length
         digest = hashlib.sha256()
         received = 0
@@ -168,7 +177,7 @@ class Transferrer:
                         kind = _sniff_or_refuse(buffer, resp)
                     if upload is None:
                         upload = await self._store.start_upload(
-                            self._key(call, kind[1]), content_type=kind[0]
+                            self._key(call, kind[1], sibling), content_type=kind[0]
                         )
                     while len(buffer) >= self._config.part_size:
                         await upload.write_part(bytes(buffer[: self._config.part_size]))
@@ -180,7 +189,7 @@ class Transferrer:
             if kind is None:
                 kind = _sniff_or_refuse(buffer, resp)
             sha = digest.hexdigest()
-            key = self._key(call, kind[1])
+            key = self._key(call, kind[1], sibling)
             if upload is not None:
                 if buffer:
                     await upload.write_part(bytes(buffer))
@@ -196,8 +205,9 @@ class Transferrer:
                 # Shielded: a cancelled transfer must still leave no orphan upload.
                 await asyncio.shield(upload.abort())
 
-    def _key(self, call: CallRecord, ext: str) -> str:
-        return render_key(self._config.key_template, call, ext, self._config.tz)
+    def _key(self, call: CallRecord, ext: str, sibling: bool) -> str:
+        key = render_key(self._config.key_template, call, ext, self._config.tz)
+        return sibling_key(key, call, ext) if sibling else key
 
 
 def _status_verdict(status: int) -> Verdict | None:

@@ -168,6 +168,25 @@ def _values(call: CallRecord, ext: str, tz: ZoneInfo) -> dict[str, str]:
     }
 
 
+def names_cdr(template: str) -> bool:
+    """Whether ``template`` puts the cdr id into every key (so no two CDRs share one)."""
+    return any(name == "cdr_id" for _, name in _fields(template))
+
+
+def sibling_key(key: str, call: CallRecord, ext: str) -> str:
+    """The key of a call whose sip_call_id's key another CDR's recording holds.
+
+    A transferred call leaves two CDRs (two recordings) with one sip_call_id on
+    one day; the second goes beside the first with its cdr id in the name:
+    ``.../{sip_call_id}.wav`` and ``.../{sip_call_id}~{cdr_id}.wav``. ``~`` is a
+    character :func:`sanitize` never leaves in a value, so such a name cannot be
+    another call's plain key.
+    """
+    suffix = "." + sanitize(ext, max_len=16)
+    stem, tail = (key[: -len(suffix)], suffix) if key.endswith(suffix) else (key, "")
+    return f"{stem}~{sanitize(call.cdr_id)}{tail}"
+
+
 def render_key(template: str, call: CallRecord, ext: str, tz: ZoneInfo) -> str:
     """The object key for ``call``'s recording: ``template`` filled with sanitized values.
 

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from archiver.errors import BadRecordError
 from archiver.models import CallRecord, Direction, Provider
 from archiver.settings import DEFAULT_KEY_TEMPLATE
-from archiver.storage.keys import render_key, sanitize, validate_key, validate_template
+from archiver.storage.keys import (
+    names_cdr,
+    render_key,
+    sanitize,
+    sibling_key,
+    validate_key,
+    validate_template,
+)
 
 SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_@+=-][A-Za-z0-9._@+=-]*")
 HASHED = re.compile(r".*-[0-9a-f]{12}")
@@ -178,3 +185,22 @@ def test_valid_storage_keys(key: str) -> None:
 def test_invalid_storage_keys(key: str) -> None:
     with pytest.raises(ValueError, match="invalid storage key"):
         validate_key(key)
+
+
+@pytest.mark.parametrize(
+    ("sip", "cdr", "expected"),
+    [
+        ("abc", "cdr-2", "recordings/2021/02/17/abc~cdr-2.wav"),
+        ("a/b", "x y", f"recordings/2021/02/17/{sanitize('a/b')}~{sanitize('x y')}.wav"),
+    ],
+)
+def test_a_sibling_key_adds_the_cdr_id_beside_the_shared_name(sip, cdr, expected):
+    c = call(sip_call_id=sip, cdr_id=cdr)
+    key = render_key(DEFAULT_KEY_TEMPLATE, c, "wav", ZoneInfo("UTC"))
+    sibling = sibling_key(key, c, "wav")
+    assert sibling == expected
+    validate_key(sibling)
+    # "~" never survives sanitize: no call's plain key is another's sibling key.
+    assert "~" not in sanitize("a~b")
+    assert not names_cdr(DEFAULT_KEY_TEMPLATE)
+    assert names_cdr("r/{cdr_id}.{ext}")
