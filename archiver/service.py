@@ -11,25 +11,46 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from archiver.errors import ArchiverError
-from archiver.pipeline.runner import Pipeline
+from archiver.metrics import Metrics
+from archiver.pipeline.intake import Health
 from archiver.settings import ServiceSettings
-from archiver.state.base import JobState
+from archiver.state.base import JobState, StateStore
+from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.service")
 
 
 class Service:
-    """Health, readiness and metrics of one running pipeline."""
+    """Health, readiness and metrics of one running pipeline.
 
-    def __init__(self, pipeline: Pipeline, settings: ServiceSettings) -> None:
-        self.pipeline = pipeline
+    It reads the pipeline's :class:`Health` (written by the pipeline, read
+    here) and asks the state and the storage itself; it never touches the
+    pipeline's own fields.
+    """
+
+    def __init__(
+        self,
+        health: Health,
+        metrics: Metrics,
+        state: StateStore,
+        store: ObjectStore,
+        settings: ServiceSettings,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.health = health
+        self.metrics = metrics
+        self.state = state
+        self.store = store
+        self.clock = clock
         self.settings = settings
         self.started = time.time()
         self.last_storage_ok: float | None = None
@@ -41,7 +62,7 @@ class Service:
         """One readiness probe of the storage; remembers when it last answered."""
         timeout = max(self.settings.probe_interval, 5.0)
         try:
-            await asyncio.wait_for(self.pipeline.store.probe(), timeout=timeout)
+            await asyncio.wait_for(self.store.probe(), timeout=timeout)
         except (ArchiverError, TimeoutError) as exc:
             self.storage_error = str(exc) or "timed out"
             log.warning("storage probe failed: %s", self.storage_error)
@@ -59,7 +80,7 @@ class Service:
 
     def healthy(self) -> tuple[bool, str]:
         """Alive and not stuck."""
-        age = time.monotonic() - self.pipeline.heartbeat
+        age = time.monotonic() - self.health.heartbeat
         if age > self.settings.stuck_after:
             return False, f"pipeline loop has not moved for {age:.0f}s"
         return True, "ok"
@@ -68,7 +89,7 @@ class Service:
         """Source and storage reached within ``ready_timeout``."""
         now = time.time()
         limit = self.settings.ready_timeout
-        source = self.pipeline.last_source_ok
+        source = self.health.last_source_ok
         storage = self.last_storage_ok
         detail = {
             "source": "ok" if source and now - source <= limit else "not reached recently",
@@ -91,17 +112,17 @@ class Service:
     async def _metrics(self, _: web.Request) -> web.Response:
         await self.refresh_gauges()
         return web.Response(
-            body=self.pipeline.metrics.render(),
+            body=self.metrics.render(),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 
     async def refresh_gauges(self) -> None:
         """Gauges read from the state at scrape time: queue depth and lag."""
-        metrics = self.pipeline.metrics
-        counts = await self.pipeline.state.counts()
+        metrics = self.metrics
+        counts = await self.state.counts()
         metrics.queue_depth.set(counts[JobState.PENDING] + counts[JobState.WAITING_READY])
-        oldest = await self.pipeline.state.oldest_unarchived()
-        now = self.pipeline.clock()
+        oldest = await self.state.oldest_unarchived()
+        now = self.clock()
         metrics.lag.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
 
     def app(self) -> web.Application:

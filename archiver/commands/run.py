@@ -38,7 +38,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         async with open_runtime(settings) as rt, contextlib.AsyncExitStack() as stack:
             signals.target = rt.pipeline.stop
             if settings.service.enabled:
-                await stack.enter_async_context(Service(rt.pipeline, settings.service).running())
+                p = rt.pipeline
+                service = Service(
+                    p.health, p.metrics, rt.state, rt.store, settings.service, clock=p.clock
+                )
+                await stack.enter_async_context(service.running())
             log.info(
                 "archiver run: polling %s every %ss (lookback %ss)",
                 settings.source.kind.value if settings.source.kind else "?",

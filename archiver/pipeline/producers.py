@@ -1,81 +1,116 @@
-"""The two producers of the one pipeline: the backfill lists fixed windows once;
-the daemon polls forever behind a moving checkpoint. Only the stop rule differs."""
+"""The producers of the one pipeline: the backfill lists fixed windows once; the
+daemon polls forever. Only the stop rule differs.
+
+Each producer gets what it lists from and remembers in at construction, and at
+``run`` only the narrow :class:`~archiver.pipeline.intake.Intake` and the stop
+event: it never reaches into the pipeline.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from archiver.errors import ArchiverError, AuthenticationError
+from archiver.metrics import Metrics
+from archiver.pipeline.intake import Health, Intake
+from archiver.pipeline.stats import PipelineConfig, RunStats
+from archiver.sources.base import CdrSource
+from archiver.state.base import StateStore
 from archiver.timeutil import split_windows
-
-if TYPE_CHECKING:
-    from archiver.pipeline.runner import Pipeline
 
 log = logging.getLogger("archiver.pipeline")
 
 Window = tuple[datetime, datetime]
 
 
-async def list_windows(p: Pipeline, windows: Sequence[Window]) -> AsyncIterator[None]:
+class WindowLister:
     """The backfill: list each window not done before; remember each one completed."""
-    provider = p.source.provider.value
-    for start, end in windows:
-        if p.stop_event.is_set():
-            return
-        if await p.state.is_window_done(provider, start, end):
-            p.stats.windows_skipped += 1
-            continue
-        complete = True
-        async for page in p.source.list_window(start, end):
-            await p.take_page(page.records, page.skipped, page.duplicates)
-            yield None
-            if p.stop_event.is_set():
-                complete = False
-                break
-        if complete:
-            await p.state.mark_window_done(provider, start, end)
-            p.stats.windows_done += 1
+
+    def __init__(
+        self, source: CdrSource, state: StateStore, windows: Sequence[Window], stats: RunStats
+    ) -> None:
+        self.source = source
+        self.state = state
+        self.windows = windows
+        self.stats = stats
+
+    async def run(self, into: Intake, stop: asyncio.Event) -> None:
+        """List the windows in order; a stop leaves the current one not done."""
+        provider = self.source.provider.value
+        for start, end in self.windows:
+            if stop.is_set():
+                return
+            if await self.state.is_window_done(provider, start, end):
+                self.stats.windows_skipped += 1
+                continue
+            complete = True
+            async for page in self.source.list_window(start, end):
+                await into.take(page)
+                if stop.is_set():
+                    complete = False
+                    break
+            if complete:
+                await self.state.mark_window_done(provider, start, end)
+                self.stats.windows_done += 1
 
 
-async def poll_forever(p: Pipeline) -> AsyncIterator[None]:
+class Poller:
     """Each poll lists [checkpoint - lookback, now - settle), then moves the checkpoint.
 
     A first start begins at now minus the lookback (history is the backfill's
     job). Re-reading the lookback catches late CDRs and recordings whose URL
     appeared late; deduplication in the state makes it cheap.
     """
-    provider = p.source.provider.value
-    cfg = p.config
-    while not p.stop_event.is_set():
-        now = p.clock()
-        checkpoint = await p.state.get_checkpoint(provider)
+
+    def __init__(
+        self,
+        source: CdrSource,
+        state: StateStore,
+        config: PipelineConfig,
+        *,
+        clock: Callable[[], datetime],
+        health: Health,
+        metrics: Metrics,
+    ) -> None:
+        self.source = source
+        self.state = state
+        self.config = config
+        self.clock = clock
+        self.health = health
+        self.metrics = metrics
+
+    async def run(self, into: Intake, stop: asyncio.Event) -> None:
+        """Poll every ``poll_interval`` until ``stop``."""
+        while not stop.is_set():
+            try:
+                await self.poll_once(into, stop)
+            except AuthenticationError:
+                raise
+            except ArchiverError as exc:
+                # The next poll re-reads the same range; /readyz shows the source as unreached.
+                log.error("poll failed, will try again: %s", exc)  # noqa: TRY400 - one line
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.config.poll_interval)
+
+    async def poll_once(self, into: Intake, stop: asyncio.Event) -> None:
+        """One poll of the source."""
+        provider = self.source.provider.value
+        cfg = self.config
+        now = self.clock()
+        checkpoint = await self.state.get_checkpoint(provider)
         lookback = timedelta(seconds=cfg.lookback)
         start = checkpoint - lookback if checkpoint else now - lookback
         end = now - timedelta(seconds=cfg.settle)
-        try:
-            if end > start:
-                windows = split_windows(
-                    start, end, timedelta(seconds=cfg.window), p.source.granularity
-                )
-                for a, b in windows:
-                    async for page in p.source.list_window(a, b):
-                        await p.take_page(page.records, page.skipped, page.duplicates)
-                        yield None
-                        if p.stop_event.is_set():
-                            return
-                await p.state.set_checkpoint(provider, end)
-            p.last_source_ok = time.time()
-            p.metrics.last_poll.set(p.last_source_ok)
-        except AuthenticationError:
-            raise
-        except ArchiverError as exc:
-            # The next poll re-reads the same range; /readyz shows the source as unreached.
-            log.error("poll failed, will try again: %s", exc)  # noqa: TRY400 - expected, one line
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(p.stop_event.wait(), timeout=cfg.poll_interval)
+        if end > start:
+            step = timedelta(seconds=cfg.window)
+            for a, b in split_windows(start, end, step, self.source.granularity):
+                async for page in self.source.list_window(a, b):
+                    await into.take(page)
+                    if stop.is_set():
+                        return
+            await self.state.set_checkpoint(provider, end)
+        self.metrics.last_poll.set(self.health.source_reached())

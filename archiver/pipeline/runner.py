@@ -15,7 +15,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -23,12 +23,13 @@ from archiver.errors import ArchiverError, FatalError, StorageError
 from archiver.manifest import flush_manifest, manifest_date, manifest_entry, manifest_line
 from archiver.metrics import Metrics, failure_category
 from archiver.models import CallRecord
+from archiver.pipeline.intake import Health, Producer
 from archiver.pipeline.policy import RetryPolicy
-from archiver.pipeline.producers import Window, list_windows, poll_forever
+from archiver.pipeline.producers import Poller, Window, WindowLister
 from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
-from archiver.sources.base import CdrSource
-from archiver.state.base import ArchivedInfo, Job, JobState, StateStore
+from archiver.sources.base import CdrSource, Page
+from archiver.state.base import AddResult, ArchivedInfo, Job, JobState, StateStore
 from archiver.storage.base import ObjectStore, PutOutcome
 
 log = logging.getLogger("archiver.pipeline")
@@ -63,10 +64,8 @@ class Pipeline:
         self.clock = clock
         self.stats = RunStats()
         self.metrics = metrics or Metrics()
-        # Monotonic time of the dispatcher's last turn: /healthz reads it.
-        self.heartbeat = time.monotonic()
-        # Wall-clock time of the last listing of the source that completed.
-        self.last_source_ok: float | None = None
+        # What /healthz and /readyz read; the service holds it, not the pipeline.
+        self.health = Health()
         self.stop_event = asyncio.Event()
         # True once someone (a signal, a fatal error) asked the run to stop early.
         self.stop_requested = False
@@ -95,9 +94,10 @@ class Pipeline:
     async def backfill(self, windows: Sequence[Window]) -> RunStats:
         """List every window, archive every recording, then stop (the backfill's rule)."""
         self.stats.windows_total = len(windows)
-        return await self.run(list_windows(self, windows), stop_when_idle=True)
+        lister = WindowLister(self.source, self.state, windows, self.stats)
+        return await self.run(lister, stop_when_idle=True)
 
-    async def run(self, producer: AsyncIterator[None], *, stop_when_idle: bool) -> RunStats:
+    async def run(self, producer: Producer, *, stop_when_idle: bool) -> RunStats:
         """Start up, run producer, dispatcher, workers and flusher until the stop rule holds."""
         self._survive_storage_errors = not stop_when_idle
         released = await self.state.release_transferring()
@@ -131,28 +131,35 @@ class Pipeline:
 
     async def daemon(self) -> RunStats:
         """Poll the source forever (until ``stop``), archiving as CDRs arrive."""
-        return await self.run(poll_forever(self), stop_when_idle=False)
+        poller = Poller(
+            self.source,
+            self.state,
+            self.config,
+            clock=self.clock,
+            health=self.health,
+            metrics=self.metrics,
+        )
+        return await self.run(poller, stop_when_idle=False)
 
-    async def take_page(self, records: Sequence[object], skipped: Sequence[str], dups: int) -> None:
-        from archiver.models import CallRecord
-
-        calls = [r for r in records if isinstance(r, CallRecord)]
+    async def take(self, page: Page) -> AddResult:
+        """The producers' intake: remember a page of CDRs and wake the dispatcher."""
+        calls = page.records
         result = await self.state.add_calls(calls, self.clock())
         self.stats.listed += len(calls)
         self.stats.new += result.new
         self.metrics.cdrs_seen.inc(result.new)
         self.stats.updated += result.updated
-        self.stats.duplicates += dups
+        self.stats.duplicates += page.duplicates
         self.stats.new_without_recording += sum(1 for c in calls if not c.has_recording)
-        for reason in skipped:
+        for reason in page.skipped:
             self.stats.bad_records += 1
             log.warning("skipped a CDR the provider sent: %s", reason)
         self._wake.set()
+        return result
 
-    async def _produce(self, producer: AsyncIterator[None]) -> None:
+    async def _produce(self, producer: Producer) -> None:
         try:
-            async for _ in producer:
-                pass
+            await producer.run(self, self.stop_event)
         except ArchiverError as exc:
             self._fail(exc)
         except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
@@ -168,7 +175,7 @@ class Pipeline:
     async def _dispatch(self, producer_task: asyncio.Task[None], stop_when_idle: bool) -> None:
         idle_since: float | None = None
         while not self.stop_event.is_set():
-            self.heartbeat = time.monotonic()
+            self.health.beat()
             self._wake.clear()
             free = self._queue.maxsize - self._queue.qsize()
             if time.monotonic() < self._paused_until:

@@ -1,0 +1,50 @@
+"""What a producer sees of the pipeline: where it lists into, and when to stop.
+
+A leaf module: the producers (backfill windows, the daemon's polls, the sweep)
+and the runner both import it, never each other's internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+from archiver.sources.base import Page
+from archiver.state.base import AddResult
+
+
+class Intake(Protocol):
+    """Where listed CDRs go: the state store, through the pipeline's bookkeeping."""
+
+    async def take(self, page: Page) -> AddResult:
+        """Remember one page of CDRs; what was new, updated or already known."""
+
+
+class Producer(Protocol):
+    """Something that lists CDRs into the pipeline until it is done or told to stop."""
+
+    async def run(self, into: Intake, stop: asyncio.Event) -> None:
+        """List into ``into``; return when done or soon after ``stop`` is set."""
+
+
+class Health:
+    """What /healthz and /readyz read: the loop's heartbeat, the source's last answer.
+
+    The pipeline and its producers write it; the service only reads it.
+    """
+
+    def __init__(self) -> None:
+        # Monotonic time of the dispatcher's last turn.
+        self.heartbeat = time.monotonic()
+        # Wall-clock time of the last listing of the source that completed.
+        self.last_source_ok: float | None = None
+
+    def beat(self) -> None:
+        """The pipeline's loop moved."""
+        self.heartbeat = time.monotonic()
+
+    def source_reached(self) -> float:
+        """A listing of the source completed; returns the wall-clock time."""
+        self.last_source_ok = time.time()
+        return self.last_source_ok
