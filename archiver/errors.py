@@ -8,10 +8,12 @@
      │    └── PagingError           the provider's paging went wrong (repeated page...)
      ├── RetriableError         transient: try again later, with backoff
      │    ├── RateLimitedError      429, with the server's Retry-After
-     │    └── BadResponseError      a body that is not what the endpoint promises
+     │    ├── BadResponseError      a body that is not what the endpoint promises
+     │    └── TimestampUnavailableError  the time-stamping authority cannot be reached
      └── SkippableError         this one item is bad: record why and go on
           ├── BadRecordError        a CDR that cannot be parsed
-          └── NotFoundError         the item does not exist (404 on a lookup)
+          ├── NotFoundError         the item does not exist (404 on a lookup)
+          └── TimestampInvalidError a timestamp token that does not verify
 
 Messages never carry secrets: URLs are shown without their query strings.
 """
@@ -59,6 +61,10 @@ class BadResponseError(RetriableError):
     """A response body that is not the expected JSON (or not the expected shape)."""
 
 
+class TimestampUnavailableError(RetriableError):
+    """The time-stamping authority is down, slow, or answered an HTTP error."""
+
+
 class SkippableError(ArchiverError):
     """One item cannot be processed; the run goes on without it."""
 
@@ -69,3 +75,7 @@ class BadRecordError(SkippableError):
 
 class NotFoundError(SkippableError):
     """The asked-for item does not exist."""
+
+
+class TimestampInvalidError(SkippableError):
+    """A timestamp token that does not prove what it should (bytes, nonce, signature, chain)."""

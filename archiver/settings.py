@@ -264,6 +264,32 @@ class ServiceSettings(BaseModel):
     stuck_after: float = Field(default=120.0, gt=0)
 
 
+class TimestampSettings(BaseModel):
+    """Optional RFC 3161 timestamps of the manifest chain's head."""
+
+    # The TSA's URL; unset: no timestamps are asked, and verify checks none.
+    url: str | None = None
+    # PEM file of the certificates a token's signer must chain up to. Needed to
+    # check tokens (when they are asked, and by verify).
+    ca_bundle: Path | None = Field(default=None, validate_default=True)
+    # Seconds a whole request to the TSA may take.
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None and info.data.get("url"):
+            raise ValueError(f"required with {ENV_PREFIX}TIMESTAMP__URL (tokens must be checked)")
+        if value is not None and not value.is_file():
+            raise ValueError("no such file")
+        return value
+
+
 class Settings(BaseSettings):
     """All of the archiver's settings."""
 
@@ -305,6 +331,7 @@ class Settings(BaseSettings):
     # Log lines: json, text, or auto (text on a terminal, JSON lines otherwise).
     log_format: Literal["auto", "json", "text"] = "auto"
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    timestamp: TimestampSettings = Field(default_factory=TimestampSettings)
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:
