@@ -14,27 +14,6 @@ from prometheus_client import (
 # The *_created series only add noise to dashboards.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-# Low-cardinality failure categories for the metric label (reasons themselves
-# carry ids and URLs, which must not become label values).
-_CATEGORIES = (
-    ("never became available", "never_available"),
-    ("gave up after", "gave_up"),
-    ("private or special address", "host_not_allowed"),
-    ("scheme", "host_not_allowed"),
-    ("already exists", "object_conflict"),
-    ("redirects", "too_many_redirects"),
-    ("HTTP ", "http_error"),
-    ("no recording URL", "no_url"),
-)
-
-
-def failure_category(reason: str) -> str:
-    """The metric label for a permanent failure's reason (pure)."""
-    for needle, category in _CATEGORIES:
-        if needle in reason:
-            return category
-    return "other"
-
 
 class Metrics:
     """What the pipeline reports as it goes."""
@@ -50,7 +29,8 @@ class Metrics:
         )
         self.failed = Counter(
             "archiver_recordings_failed",
-            "Recordings that failed permanently, by reason",
+            # The label is an archiver.failures.FailureKind value (low cardinality).
+            "Recordings that failed permanently, by kind of failure",
             ["reason"],
             registry=r,
         )

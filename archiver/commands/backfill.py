@@ -113,9 +113,9 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
         code = ExitCode.FAILED_RECORDINGS
     failures = await state.failures()
     if failures:
-        reasons = Counter(f.reason.split(" from ")[0] for f in failures)
-        by_reason = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common())
-        print(f"{len(failures)} recording(s) failed permanently ({by_reason}):")
+        kinds = Counter(f.kind for f in failures)
+        by_kind = "; ".join(f"{n} x {kind.summary}" for kind, n in kinds.most_common())
+        print(f"{len(failures)} recording(s) failed permanently ({by_kind}):")
         for f in failures:
             print(f"  {f.sip_call_id} (cdr {f.cdr_id}): {f.reason}")
         code = ExitCode.FAILED_RECORDINGS

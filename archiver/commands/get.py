@@ -94,7 +94,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             await audit.record_best_effort(action, call_target(args.id), "ambiguous")
             return fail(ExitCode.USAGE, str(exc))
         except IntegrityError as exc:
-            await audit.record_best_effort(action, call_target(args.id), "index_mismatch")
+            await audit.record_best_effort(action, call_target(args.id), exc.kind.value)
             return fail(ExitCode.CORRUPT, str(exc))
         target = call_target(args.id, call)
         if args.url:
@@ -112,7 +112,7 @@ async def _url(
     try:
         signed = await presigned_url(store, call, expires)
     except IntegrityError as exc:
-        await audit.record_best_effort("url", target, str(exc).split(":", 1)[0])
+        await audit.record_best_effort("url", target, exc.kind.value)
         return fail(ExitCode.CORRUPT, str(exc))
     # The URL itself is a bearer secret: the record keeps its lifetime, not the URL.
     details: dict[str, Any] = {"expires_seconds": expires}
@@ -138,7 +138,7 @@ async def _get(
     try:
         fetched = await fetch_to_file(store, call, output, publish)
     except IntegrityError as exc:
-        await audit.record_best_effort("get", target, str(exc).split(":", 1)[0])
+        await audit.record_best_effort("get", target, exc.kind.value)
         return fail(ExitCode.CORRUPT, str(exc))
     _warn_replaced(fetched.version_id, fetched.replaced, "wrote")
     print(

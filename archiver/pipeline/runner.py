@@ -20,8 +20,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from archiver.errors import ArchiverError, FatalError, StorageError
+from archiver.failures import FailureKind
 from archiver.manifest import flush_manifest, manifest_date, manifest_entry, manifest_line
-from archiver.metrics import Metrics, failure_category
+from archiver.metrics import Metrics
 from archiver.models import CallRecord
 from archiver.pipeline.intake import Health, Producer
 from archiver.pipeline.policy import RetryPolicy
@@ -247,7 +248,7 @@ class Pipeline:
     async def _process(self, job: Job) -> None:
         call = job.call
         if not call.recording_url:
-            await self.state.mark_failed(job.id, "no recording URL")
+            await self._give_up(job, FailureKind.NO_URL, "no recording URL")
             return
         started = time.monotonic()
         result = await self.transferrer.transfer(call)
@@ -330,7 +331,11 @@ class Pipeline:
                 self.stats.not_ready += 1
                 await self.state.mark_retry(job.id, JobState.WAITING_READY, result.reason, due)
                 return
-            await self._give_up(job, f"recording never became available ({result.reason})")
+            await self._give_up(
+                job,
+                FailureKind.NEVER_AVAILABLE,
+                f"recording never became available ({result.reason})",
+            )
             return
         if result.verdict in (Verdict.RETRY, Verdict.EXPIRED):
             due = self.retry.after_transient(attempts, now, self._rng)
@@ -344,15 +349,17 @@ class Pipeline:
                 )
                 await self.state.mark_retry(job.id, JobState.PENDING, result.reason, due)
                 return
-            await self._give_up(job, f"gave up after {attempts} attempts: {result.reason}")
+            await self._give_up(
+                job, _kind(result), f"gave up after {attempts} attempts: {result.reason}"
+            )
             return
-        await self._give_up(job, result.reason)
+        await self._give_up(job, _kind(result), result.reason)
 
-    async def _give_up(self, job: Job, reason: str) -> None:
-        await self.state.mark_failed(job.id, reason)
+    async def _give_up(self, job: Job, kind: FailureKind, reason: str) -> None:
+        await self.state.mark_failed(job.id, reason, kind=kind)
         self.stats.failed += 1
-        self.stats.failure_reasons[reason.split(" from ")[0]] += 1
-        self.metrics.failed.labels(failure_category(reason)).inc()
+        self.stats.failure_kinds[kind] += 1
+        self.metrics.failed.labels(kind.value).inc()
         log.warning(
             "failed permanently: %s: %s",
             job.call.sip_call_id,
@@ -443,3 +450,9 @@ class Pipeline:
         )
         if cancelled:
             raise asyncio.CancelledError
+
+
+def _kind(result: TransferResult) -> FailureKind:
+    # Every result but an archived one carries its kind; OTHER guards a bug
+    # (a result built without one) without losing the failure itself.
+    return result.kind or FailureKind.OTHER

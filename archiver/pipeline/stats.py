@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from archiver.failures import FailureKind
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -52,7 +54,7 @@ class RunStats:
     failed: int = 0
     manifest_lines: int = 0
     in_flight: int = 0
-    failure_reasons: Counter[str] = field(default_factory=Counter)
+    failure_kinds: Counter[FailureKind] = field(default_factory=Counter)
     listing_done: bool = False
 
     @property

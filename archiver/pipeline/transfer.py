@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from archiver.errors import RetriableError, SkippableError
+from archiver.failures import FailureKind
 from archiver.http import redact_url
 from archiver.models import CallRecord
 from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, HostRefusedError
@@ -60,11 +61,13 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class TransferResult:
-    """The verdict, a reason a person can act on, and what was stored."""
+    """The verdict, what went wrong as a value and as words a person can act on,
+    and what was stored. ``kind`` is None only for an archived recording."""
 
     verdict: Verdict
     reason: str = ""
     stored: Stored | None = None
+    kind: FailureKind | None = None
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,12 @@ class TransferConfig:
 
 
 class _Bad(Exception):
-    def __init__(self, verdict: Literal[Verdict.RETRY, Verdict.FAILED], reason: str) -> None:
+    def __init__(
+        self, verdict: Literal[Verdict.RETRY, Verdict.FAILED], kind: FailureKind, reason: str
+    ) -> None:
         super().__init__(reason)
         self.verdict = verdict
+        self.kind = kind
         self.reason = reason
 
 
@@ -103,7 +109,7 @@ class Transferrer:
         """One attempt at archiving ``call``'s recording."""
         url = call.recording_url
         if not url:
-            return TransferResult(Verdict.FAILED, "no recording URL")
+            return TransferResult(Verdict.FAILED, "no recording URL", kind=FailureKind.NO_URL)
         try:
             try:
                 return await self._transfer(call, url, sibling=False)
@@ -114,26 +120,29 @@ class Transferrer:
                     raise
                 return await self._transfer(call, url, sibling=True)
         except HostNotAllowedError as exc:
-            return TransferResult(Verdict.FAILED, str(exc))
+            return _failed(FailureKind.HOST_NOT_ALLOWED, str(exc))
         except _Bad as exc:
-            return TransferResult(exc.verdict, exc.reason)
+            return TransferResult(exc.verdict, exc.reason, kind=exc.kind)
         except RetriableError as exc:
-            return TransferResult(Verdict.RETRY, str(exc))
+            # The storage's own transient refusals (a checksum it computed otherwise...).
+            return _retry(FailureKind.STORAGE, str(exc))
         except SkippableError as exc:
             # e.g. a call whose values cannot make a safe object key.
-            return TransferResult(Verdict.FAILED, str(exc))
+            return _failed(FailureKind.BAD_KEY, str(exc))
         except ObjectExistsError as exc:
-            return TransferResult(Verdict.FAILED, f"a different object already exists at {exc.key}")
+            return _failed(
+                FailureKind.OBJECT_CONFLICT, f"a different object already exists at {exc.key}"
+            )
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            return TransferResult(Verdict.RETRY, "timed out")
+            return _retry(FailureKind.TIMED_OUT, "timed out")
         except aiohttp.ClientPayloadError as exc:
-            return TransferResult(Verdict.RETRY, f"body cut short ({type(exc).__name__})")
+            return _retry(FailureKind.TRUNCATED, f"body cut short ({type(exc).__name__})")
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, HostRefusedError):
-                return TransferResult(Verdict.FAILED, str(exc.os_error))
-            return TransferResult(Verdict.RETRY, f"connection failed ({type(exc).__name__})")
+                return _failed(FailureKind.HOST_NOT_ALLOWED, str(exc.os_error))
+            return _retry(FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})")
         except aiohttp.ClientError as exc:
-            return TransferResult(Verdict.RETRY, f"connection failed ({type(exc).__name__})")
+            return _retry(FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})")
 
     async def _transfer(self, call: CallRecord, url: str, *, sibling: bool) -> TransferResult:
         for _ in range(MAX_REDIRECTS + 1):
@@ -142,15 +151,25 @@ class Transferrer:
                 if resp.status in (301, 302, 303, 307, 308):
                     location = resp.headers.get("Location")
                     if not location:
-                        raise _Bad(Verdict.RETRY, f"HTTP {resp.status} without Location")
+                        raise _Bad(
+                            Verdict.RETRY,
+                            FailureKind.HTTP_ERROR,
+                            f"HTTP {resp.status} without Location",
+                        )
                     url = urljoin(url, location)
                     continue
                 verdict = _status_verdict(resp.status)
                 if verdict is not None:
-                    return TransferResult(verdict, f"HTTP {resp.status} from {redact_url(url)}")
+                    kind = (
+                        FailureKind.NEVER_AVAILABLE
+                        if verdict is Verdict.NOT_READY
+                        else FailureKind.HTTP_ERROR
+                    )
+                    reason = f"HTTP {resp.status} from {redact_url(url)}"
+                    return TransferResult(verdict, reason, kind=kind)
                 stored = await self._stream(call, resp, sibling)
                 return TransferResult(Verdict.ARCHIVED, stored=stored)
-        return TransferResult(Verdict.FAILED, f"more than {MAX_REDIRECTS} redirects")
+        return _failed(FailureKind.TOO_MANY_REDIRECTS, f"more than {MAX_REDIRECTS} redirects")
 
     async def _stream(
         self, call: CallRecord, resp: aiohttp.ClientResponse, sibling: bool
@@ -167,7 +186,9 @@ class Transferrer:
                 received += len(chunk)
                 buffer += chunk
                 if expected is not None and received > expected:
-                    raise _Bad(Verdict.RETRY, "more bytes than Content-Length")
+                    raise _Bad(
+                        Verdict.RETRY, FailureKind.TRUNCATED, "more bytes than Content-Length"
+                    )
                 if kind is None and len(buffer) >= SNIFF_BYTES:
                     kind = _sniff_or_refuse(buffer, resp)
                 if len(buffer) > self._config.buffer_bound or (
@@ -183,9 +204,13 @@ class Transferrer:
                         await upload.write_part(bytes(buffer[: self._config.part_size]))
                         del buffer[: self._config.part_size]
             if received == 0:
-                raise _Bad(Verdict.RETRY, "empty body")
+                raise _Bad(Verdict.RETRY, FailureKind.TRUNCATED, "empty body")
             if expected is not None and received != expected:
-                raise _Bad(Verdict.RETRY, f"truncated: {received} of {expected} bytes")
+                raise _Bad(
+                    Verdict.RETRY,
+                    FailureKind.TRUNCATED,
+                    f"truncated: {received} of {expected} bytes",
+                )
             if kind is None:
                 kind = _sniff_or_refuse(buffer, resp)
             sha = digest.hexdigest()
@@ -210,6 +235,14 @@ class Transferrer:
         return sibling_key(key, call, ext) if sibling else key
 
 
+def _failed(kind: FailureKind, reason: str) -> TransferResult:
+    return TransferResult(Verdict.FAILED, reason, kind=kind)
+
+
+def _retry(kind: FailureKind, reason: str) -> TransferResult:
+    return TransferResult(Verdict.RETRY, reason, kind=kind)
+
+
 def _status_verdict(status: int) -> Verdict | None:
     """None for success; else what the status means for a recording (pure)."""
     if 200 <= status < 300:
@@ -227,5 +260,5 @@ def _sniff_or_refuse(head: bytearray, resp: aiohttp.ClientResponse) -> tuple[str
     kind = sniff(bytes(head[:SNIFF_BYTES]))
     if kind is None:
         ctype = resp.headers.get("Content-Type", "no content type").split(";")[0]
-        raise _Bad(Verdict.RETRY, f"body is not audio ({ctype})")
+        raise _Bad(Verdict.RETRY, FailureKind.NOT_AUDIO, f"body is not audio ({ctype})")
     return kind

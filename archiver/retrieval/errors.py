@@ -9,6 +9,8 @@ ArchiverError
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from archiver.errors import ArchiverError, ConfigError
 
 
@@ -20,5 +22,17 @@ class AmbiguousIdError(ConfigError):
     """Several archived calls answer to the id: the user must pick one."""
 
 
+class IntegrityKind(StrEnum):
+    """What is wrong; the value is the outcome an audit record keeps."""
+
+    MISSING = "missing"  # the object (or the manifest object) is not in the storage
+    CORRUPT = "corrupt"  # the bytes are not the ones the manifest records
+    INDEX_MISMATCH = "index_mismatch"  # the id index disagrees with the manifest
+
+
 class IntegrityError(ArchiverError):
     """An archived object is missing, or its bytes are not the ones the manifest records."""
+
+    def __init__(self, kind: IntegrityKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

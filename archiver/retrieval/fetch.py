@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import aiofiles
 
 from archiver.errors import ConfigError
-from archiver.retrieval.errors import IntegrityError
+from archiver.retrieval.errors import IntegrityError, IntegrityKind
 from archiver.retrieval.records import ArchivedCall
 from archiver.storage.base import ObjectStore, VersionedStore
 
@@ -123,11 +123,13 @@ async def fetch_to_file(
     target = destination(output, key)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
     try:
+        kind = IntegrityKind.CORRUPT
         try:
             size, digest = await _download(store.read(key, _CHUNK), tmp)
             problem = mismatch(call, key, size, digest)
             problem = None if problem is None else f"corrupt: {problem}"
         except KeyError:
+            kind = IntegrityKind.MISSING
             problem = (
                 f"missing: {key} (recording {call.sip_call_id}) is in the manifest "
                 "but not in the storage"
@@ -136,12 +138,12 @@ async def fetch_to_file(
         if problem is not None:
             version = await archived_version(store, key, call)
             if version is None or not isinstance(store, VersionedStore):
-                raise IntegrityError(f"{problem}; no file written")
+                raise IntegrityError(kind, f"{problem}; no file written")
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
             size, digest = await _download(store.read_version(key, version, _CHUNK), tmp)
             again = mismatch(call, key, size, digest)
             if again is not None:
-                raise IntegrityError(f"corrupt: {again}; no file written")
+                raise IntegrityError(IntegrityKind.CORRUPT, f"corrupt: {again}; no file written")
         fetched = Fetched(target, size, digest, version, problem)
         if before_publish is not None:
             await before_publish(fetched)
@@ -188,7 +190,9 @@ async def presigned_url(store: ObjectStore, call: ArchivedCall, expires: int) ->
     """
     key = storage_key(store, call)
     head = await store.head(key)
+    kind = IntegrityKind.CORRUPT
     if head is None:
+        kind = IntegrityKind.MISSING
         problem: str | None = f"missing: {key} (recording {call.sip_call_id}) is not in the storage"
     else:
         problem = mismatch(call, key, head.size, head.sha256)
@@ -197,5 +201,5 @@ async def presigned_url(store: ObjectStore, call: ArchivedCall, expires: int) ->
         return SignedUrl(await store.url_for(key, expires))
     version = await archived_version(store, key, call)
     if version is None or not isinstance(store, VersionedStore):
-        raise IntegrityError(problem)
+        raise IntegrityError(kind, problem)
     return SignedUrl(await store.version_url(key, version, expires), version, problem)

@@ -29,7 +29,12 @@ import logging
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
+from archiver.retrieval.errors import (
+    AmbiguousIdError,
+    CallNotFoundError,
+    IntegrityError,
+    IntegrityKind,
+)
 from archiver.retrieval.records import ArchivedCall, parse_manifest, read_object
 from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome
 from archiver.storage.keys import sanitize
@@ -192,15 +197,20 @@ async def resolve(store: ObjectStore, ident: str, provider: str | None = None) -
 async def confirm_in_manifest(store: ObjectStore, call: ArchivedCall) -> None:
     """IntegrityError unless ``call``'s manifest object has this exact line."""
     if call.manifest_key is None:
-        raise IntegrityError(f"index entry for {call.sip_call_id} names no manifest object")
+        raise IntegrityError(
+            IntegrityKind.INDEX_MISMATCH,
+            f"index entry for {call.sip_call_id} names no manifest object",
+        )
     try:
         manifest = parse_manifest(call.manifest_key, await read_object(store, call.manifest_key))
     except KeyError:
         raise IntegrityError(
-            f"manifest object {call.manifest_key} (recording {call.sip_call_id}) is missing"
+            IntegrityKind.MISSING,
+            f"manifest object {call.manifest_key} (recording {call.sip_call_id}) is missing",
         ) from None
     if not any(line.fields == call.fields for line in manifest.calls):
         raise IntegrityError(
+            IntegrityKind.INDEX_MISMATCH,
             f"the index entry for {call.sip_call_id} (cdr {call.cdr_id}) does not match "
-            f"its manifest object {call.manifest_key}"
+            f"its manifest object {call.manifest_key}",
         )

@@ -22,6 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from archiver.failures import FailureKind
 from archiver.models import CallRecord
 
 
@@ -80,6 +81,7 @@ class Failure:
     reason: str
     attempts: int
     updated_at: datetime
+    kind: FailureKind = FailureKind.OTHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +121,9 @@ class StateStore(Protocol):
         """Back to pending until ``next_attempt_at`` without counting an attempt: the
         recording was not at fault (e.g. the storage was away)."""
 
-    async def mark_failed(self, job_id: int, reason: str) -> None:
-        """Give up on this recording, with a reason a person can act on."""
+    async def mark_failed(self, job_id: int, reason: str, *, kind: FailureKind) -> None:
+        """Give up on this recording: what went wrong as a value (``kind``: metrics,
+        summaries) and as words a person can act on (``reason``)."""
 
     async def update_recording_url(self, job_id: int, url: str) -> None:
         """A fresh URL (e.g. a signed link refreshed through the source)."""

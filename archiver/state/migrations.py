@@ -99,7 +99,26 @@ _V1: Migration = (
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+# Version 2: a failed job keeps its kind (archiver.failures.FailureKind) as a
+# value. Failures recorded before it get theirs from their reason's words, once,
+# here; nothing reads a kind from a message after this step.
+_V2: Migration = (
+    "ALTER TABLE calls ADD COLUMN failure_kind TEXT",
+    """
+    UPDATE calls SET failure_kind = CASE
+        WHEN reason LIKE '%never became available%' THEN 'never_available'
+        WHEN reason LIKE '%private or special address%' OR reason LIKE '%scheme%'
+            THEN 'host_not_allowed'
+        WHEN reason LIKE '%already exists%' THEN 'object_conflict'
+        WHEN reason LIKE '%redirects%' THEN 'too_many_redirects'
+        WHEN reason LIKE 'no recording URL%' THEN 'no_url'
+        WHEN reason LIKE '%HTTP %' THEN 'http_error'
+        ELSE 'other' END
+    WHERE state = 'failed'
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 LATEST_VERSION = len(MIGRATIONS)
 
 _CREATE_VERSION_TABLE = """

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from archiver.failures import FailureKind
 from archiver.models import CallRecord, call_from_dict, call_to_dict
 from archiver.state.base import (
     AddResult,
@@ -176,6 +177,7 @@ class SqliteStateStore(ManifestBatches):
         await self._update(
             job_id,
             "UPDATE calls SET state = 'archived', attempts = attempts + 1, reason = NULL,"
+            " failure_kind = NULL,"
             " object_key = ?, sha256 = ?, size = ?, content_type = ?, archived_at = ?,"
             " manifest_line = ?, manifest_date = ?, updated_at = ?"
             " WHERE id = ? AND state != 'archived'",
@@ -205,7 +207,7 @@ class SqliteStateStore(ManifestBatches):
             (reason, encode_time(next_attempt_at)),
         )
 
-    async def mark_failed(self, job_id: int, reason: str) -> None:
+    async def mark_failed(self, job_id: int, reason: str, *, kind: FailureKind) -> None:
         """See :meth:`archiver.state.base.StateStore.mark_failed`.
 
         Counts the attempt that failed, so ``Failure.attempts`` is every attempt made.
@@ -213,8 +215,8 @@ class SqliteStateStore(ManifestBatches):
         await self._update(
             job_id,
             "UPDATE calls SET state = 'failed', attempts = attempts + 1, reason = ?,"
-            " updated_at = ? WHERE id = ? AND state != 'archived'",
-            (reason,),
+            " failure_kind = ?, updated_at = ? WHERE id = ? AND state != 'archived'",
+            (reason, str(kind)),
         )
 
     async def update_recording_url(self, job_id: int, url: str) -> None:
@@ -250,7 +252,7 @@ class SqliteStateStore(ManifestBatches):
         """See :meth:`archiver.state.base.StateStore.retry_failed`."""
         return await self._requeue(
             "UPDATE calls SET state = 'pending', next_attempt_at = ?1, updated_at = ?1,"
-            " attempts = 0, reason = NULL WHERE state = 'failed'"
+            " attempts = 0, reason = NULL, failure_kind = NULL WHERE state = 'failed'"
         )
 
     async def _requeue(self, sql: str) -> int:
@@ -284,13 +286,16 @@ class SqliteStateStore(ManifestBatches):
     async def failures(self, limit: int | None = None) -> list[Failure]:
         """See :meth:`archiver.state.base.StateStore.failures`."""
         rows = await self._fetch(
-            "SELECT provider, cdr_id, sip_call_id, reason, attempts, updated_at"
+            "SELECT provider, cdr_id, sip_call_id, reason, attempts, updated_at, failure_kind"
             " FROM calls INDEXED BY calls_failed WHERE state = 'failed'"
             " ORDER BY updated_at DESC, id DESC LIMIT ?",
             (-1 if limit is None else max(limit, 0),),
         )
         # Positional, in the order of the SELECT above (Failure's field order).
-        return [Failure(r[0], r[1], r[2], r[3] or "", r[4], decode_time(r[5])) for r in rows]
+        return [
+            Failure(r[0], r[1], r[2], r[3] or "", r[4], decode_time(r[5]), _kind(r[6]))
+            for r in rows
+        ]
 
     async def find_job(self, ident: str) -> Job | None:
         """See :meth:`archiver.state.base.StateStore.find_job`.
@@ -345,6 +350,14 @@ class SqliteStateStore(ManifestBatches):
                 " WHERE excluded.value > checkpoints.value",
                 (str(provider), encode_time(value)),
             )
+
+
+def _kind(value: str | None) -> FailureKind:
+    """A stored kind; one this archiver does not know (a newer one's) reads as OTHER."""
+    try:
+        return FailureKind(value or FailureKind.OTHER)
+    except ValueError:
+        return FailureKind.OTHER
 
 
 def _job(row: Iterable[Any]) -> Job:

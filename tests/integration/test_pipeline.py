@@ -148,7 +148,7 @@ async def test_signed_urls_that_expired_are_refreshed_through_the_source(tmp_pat
     await assert_exactly_once(sim, storage)
 
 
-async def test_a_recording_that_never_becomes_ready_fails_with_a_reason(tmp_path):
+async def test_a_recording_that_never_becomes_ready_fails_with_a_reason(tmp_path, capsys):
     sim = Simulator(
         SimConfig(seed=5, calls=6, faults=Faults(not_ready_fraction=1.0, not_ready_seconds=3600))
     )
@@ -156,11 +156,20 @@ async def test_a_recording_that_never_becomes_ready_fails_with_a_reason(tmp_path
     async with sim.serve() as base:
         # The calls are from 2021: far past the deadline, so a 404 is final at once.
         settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"))
-        _, counts = await backfill(settings, sim)
+        stats, counts = await backfill(settings, sim)
+    expected = sum(1 for c in sim.calls if c.has_recording)
     assert counts["archived"] == 0
-    assert counts["failed"] == sum(1 for c in sim.calls if c.has_recording)
+    assert counts["failed"] == expected
+    from archiver.commands.backfill import summarize
+    from archiver.failures import FailureKind
     from archiver.state import open_state_store
 
     async with open_state_store(settings.state) as state:
         failures = await state.failures()
+        assert await summarize(stats, state, interrupted=False) == 3
     assert all("recording never became available" in f.reason for f in failures)
+    # The kind is a value the run counts, the state keeps and the summary groups by.
+    assert {f.kind for f in failures} == {FailureKind.NEVER_AVAILABLE}
+    assert stats.failure_kinds == {FailureKind.NEVER_AVAILABLE: expected}
+    out = capsys.readouterr().out
+    assert f"({expected} x recording never became available):" in out

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archiver.errors import ConfigError
+from archiver.failures import FailureKind
 from archiver.models import CallRecord, Direction, Provider
 from archiver.settings import StateSettings
 from archiver.state import (
@@ -163,6 +164,43 @@ async def test_migrations_run_in_order_and_a_failed_step_rolls_back(tmp_path: Pa
         assert list(tables) == []
 
 
+async def test_failures_recorded_before_kinds_get_theirs_from_the_upgrade(tmp_path: Path) -> None:
+    # A version-1 database, as an earlier archiver left it: failures with words only.
+    path = tmp_path / "v1.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn, MIGRATIONS[:1]) == 1
+        reasons = {
+            "1": "recording never became available (HTTP 404 from http://h/x)",
+            "2": "recording host 10.0.0.1 is a private or special address",
+            "3": "gave up after 8 attempts: HTTP 503 from http://h/x",
+            "4": "gave up after 8 attempts: timed out",
+        }
+        for cdr, reason in reasons.items():
+            await conn.execute(
+                "INSERT INTO calls (provider, cdr_id, sip_call_id, started_at, record_json,"
+                " state, next_attempt_at, reason, first_seen_at, updated_at)"
+                " VALUES ('cdr_v2', ?, ?, 't', '{}', 'failed', 't', ?, 't', ?)",
+                (cdr, f"sip-{cdr}", reason, f"2021-02-17T00:00:0{cdr}"),
+            )
+    async with await SqliteStateStore.open(path) as state:
+        kinds = {f.cdr_id: f.kind for f in await state.failures()}
+    assert kinds == {
+        "1": FailureKind.NEVER_AVAILABLE,
+        "2": FailureKind.HOST_NOT_ALLOWED,
+        "3": FailureKind.HTTP_ERROR,
+        "4": FailureKind.OTHER,
+    }
+
+
+async def test_retry_failed_forgets_the_kind(store: SqliteStateStore, db_path: Path) -> None:
+    await store.add_calls([make_call("1")], T0)
+    [job] = await store.claim_due(T0, 1)
+    await store.mark_failed(job.id, "too slow", kind=FailureKind.TOO_SLOW)
+    assert raw_query(db_path, "SELECT failure_kind FROM calls") == [("too_slow",)]
+    await store.retry_failed()
+    assert raw_query(db_path, "SELECT failure_kind, reason FROM calls") == [(None, None)]
+
+
 def test_latest_version_counts_every_step() -> None:
     assert LATEST_VERSION == len(MIGRATIONS) >= 1
 
@@ -275,7 +313,9 @@ async def test_archived_and_failed_jobs_are_untouched_by_a_relisting(
     await store.add_calls([make_call("a"), make_call("f"), make_call("t")], T0)
     jobs = {job.call.cdr_id: job for job in await store.claim_due(T0, 10)}
     await store.mark_archived(jobs["a"].id, archived_info(1))
-    await store.mark_failed(jobs["f"].id, "HTTP 403 from the recording host")
+    await store.mark_failed(
+        jobs["f"].id, "HTTP 403 from the recording host", kind=FailureKind.HTTP_ERROR
+    )
     result = await store.add_calls(
         [make_call(c, "https://rec.example/new.mp3") for c in ("a", "f", "t")], T0
     )
@@ -359,10 +399,11 @@ async def test_failed_jobs_are_listed_most_recent_first(
     jobs = await store.claim_due(T0, 3)
     for n, job in enumerate(jobs):
         clock.now = T0 + timedelta(minutes=n)
-        await store.mark_failed(job.id, f"reason {n}")
+        await store.mark_failed(job.id, f"reason {n}", kind=FailureKind.TOO_SLOW)
     failures = await store.failures()
     assert [f.cdr_id for f in failures] == ["2", "1", "0"]
     assert failures[0].reason == "reason 2"
+    assert failures[0].kind is FailureKind.TOO_SLOW
     assert failures[0].attempts == 1
     assert failures[0].updated_at == T0 + timedelta(minutes=2)
     assert failures[0].provider == "cdr_v2"
@@ -375,7 +416,7 @@ async def test_archived_is_final(store: SqliteStateStore, db_path: Path) -> None
     await store.add_calls([make_call("1")], T0)
     [job] = await store.claim_due(T0, 1)
     await store.mark_archived(job.id, archived_info(1))
-    await store.mark_failed(job.id, "late failure report")
+    await store.mark_failed(job.id, "late failure report", kind=FailureKind.OTHER)
     await store.mark_retry(job.id, JobState.PENDING, "late retry", T0)
     await store.mark_archived(job.id, archived_info(2))
     counts = await store.counts()
@@ -387,7 +428,7 @@ async def test_archived_is_final(store: SqliteStateStore, db_path: Path) -> None
 
 async def test_unknown_job_ids_are_an_error(store: SqliteStateStore) -> None:
     with pytest.raises(KeyError):
-        await store.mark_failed(404, "x")
+        await store.mark_failed(404, "x", kind=FailureKind.OTHER)
     with pytest.raises(KeyError):
         await store.mark_manifest_written(404)
 
@@ -438,7 +479,7 @@ async def test_retry_failed_requeues_with_attempts_reset(
     for job in await store.claim_due(T0, 2):
         await store.mark_retry(job.id, JobState.PENDING, "timeout", T0)
     for job in await store.claim_due(T0, 2):
-        await store.mark_failed(job.id, "gave up")
+        await store.mark_failed(job.id, "gave up", kind=FailureKind.TIMED_OUT)
     clock.now = T0 + timedelta(days=1)
     assert await store.retry_failed() == 2
     assert await store.failures() == []

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from archiver.failures import FailureKind
 from archiver.models import CallRecord, Provider
 from archiver.pipeline.hosts import GuardedResolver, HostPolicy
 from archiver.pipeline.transfer import TransferConfig, Transferrer, Verdict
@@ -116,6 +117,7 @@ async def test_a_private_address_is_never_contacted(sim, tmp_path):
             result = await t.transfer(_call("x", f"{other}/rec.wav"))
     assert result.verdict is Verdict.FAILED
     assert "private or special address" in result.reason
+    assert result.kind is FailureKind.HOST_NOT_ALLOWED
     assert hits == []
 
 
@@ -130,6 +132,7 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_connect(sim, 
             result = await t.transfer(_call("x", f"http://localhost:{port}/rec.wav"))
     assert result.verdict is Verdict.FAILED
     assert "resolves to a private or special address" in result.reason
+    assert result.kind is FailureKind.HOST_NOT_ALLOWED
     assert hits == []
 
 
@@ -266,6 +269,7 @@ async def test_html_with_status_200_is_refused_and_nothing_written(tmp_path):
             result = await t.transfer(_call("html-call", url))
     assert result.verdict is Verdict.RETRY
     assert "not audio (text/html)" in result.reason
+    assert result.kind is FailureKind.NOT_AUDIO
     assert [p for p in Path(tmp_path).rglob("*") if p.is_file()] == []
 
 
