@@ -15,11 +15,11 @@ checks it again later. A token is accepted only if:
 Parsing and the signature and chain checks are the ``rfc3161-client`` library's
 (Trail of Bits; the one sigstore-python uses), not ASN.1 written here.
 
-Tokens are content-addressed: the token of bytes whose SHA-256 is ``H`` is stored
-at ``_archiver/timestamps/H.tsr`` (written once, never overwritten), so an
+A token is stored as the TSA sent it (DER, ``.tsr``), written once and never
+overwritten, under a key the caller chooses beside what it stamps, so an
 auditor can also check it with standard tools::
 
-    openssl ts -verify -data HEAD_FILE -in H.tsr -CAfile CA_BUNDLE
+    openssl ts -verify -data STAMPED_FILE -in TOKEN.tsr -CAfile CA_BUNDLE
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,7 +53,6 @@ from archiver.storage.base import ObjectExistsError, ObjectStore
 
 log = logging.getLogger("archiver.timestamping")
 
-STAMPS_PREFIX = "_archiver/timestamps/"
 STAMP_SUFFIX = ".tsr"
 QUERY_CONTENT_TYPE = "application/timestamp-query"
 REPLY_CONTENT_TYPE = "application/timestamp-reply"
@@ -105,11 +106,6 @@ class TokenCheck:
                 f"{ENV_PREFIX}TIMESTAMP__CA_BUNDLE is not set"
             )
         return f"timestamp token {self.key} is INVALID: {self.reason}"
-
-
-def token_key(sha256_hex: str) -> str:
-    """Where the token of bytes with this SHA-256 (hex) is stored."""
-    return f"{STAMPS_PREFIX}{sha256_hex}{STAMP_SUFFIX}"
 
 
 def load_anchors(path: Path) -> list[x509.Certificate]:
@@ -249,15 +245,36 @@ class Stamper:
         return f"{self.endpoint} answered more than {MAX_REPLY_BYTES} bytes: not a token"
 
 
-async def stamp_and_store(store: ObjectStore, stamper: Stamper, data: bytes) -> Timestamp | None:
-    """Stamp ``data`` (a chain head) and store the token; None if no token could be had.
+def verify_anchors(settings: TimestampSettings) -> list[x509.Certificate] | None:
+    """The anchors ``verify`` checks tokens against; None without a CA bundle."""
+    return load_anchors(settings.ca_bundle) if settings.ca_bundle is not None else None
+
+
+@asynccontextmanager
+async def open_stamper(settings: TimestampSettings) -> AsyncIterator[Stamper | None]:
+    """A stamper with its own HTTP session for the block; None when no TSA is set."""
+    if settings.url is None:
+        yield None
+        return
+    anchors = verify_anchors(settings)
+    if anchors is None:
+        raise ConfigError(f"{ENV_PREFIX}TIMESTAMP__CA_BUNDLE: required with the URL")
+    async with aiohttp.ClientSession() as session:
+        yield Stamper(session, settings, anchors)
+
+
+async def stamp_and_store(
+    store: ObjectStore, stamper: Stamper, data: bytes, key: str
+) -> Timestamp | None:
+    """Stamp ``data`` (what a chain head names) and store the token at ``key``.
+
+    Returns None if no token could be had.
 
     A TSA that is down or answers badly never stops the archive: the head stays
     without a token (``verify`` reports it missing) and the next head written,
     which chains over this one, is stamped in its turn.
     """
     digest = hashlib.sha256(data).hexdigest()
-    key = token_key(digest)
     try:
         stamp = await stamper.stamp(data)
     except (TimestampUnavailableError, TimestampInvalidError) as exc:
@@ -298,10 +315,9 @@ async def read_token(store: ObjectStore, key: str) -> bytes | None:
 
 
 async def check_stored(
-    store: ObjectStore, data: bytes, anchors: list[x509.Certificate] | None
+    store: ObjectStore, data: bytes, key: str, anchors: list[x509.Certificate] | None
 ) -> TokenCheck:
-    """What ``verify`` says of the stored token of ``data`` (a chain head)."""
-    key = token_key(hashlib.sha256(data).hexdigest())
+    """What ``verify`` says of the token at ``key`` for ``data`` (what a chain head names)."""
     shown = store.full_key(key)
     try:
         token = await read_token(store, key)

@@ -5,7 +5,7 @@ with the TSA down, slow, lying or replaying, and tokens forged or altered at res
 
 from __future__ import annotations
 
-import hashlib
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,14 +23,16 @@ from archiver.timestamping import (
     TokenState,
     check_stored,
     load_anchors,
+    open_stamper,
     stamp_and_store,
-    token_key,
+    verify_anchors,
     verify_token,
 )
 from tests.seaweed import free_ports
-from tests.tsa import LocalTsa, Mode, Pki, make_pki, serve_tsa
+from tests.tsa import OPENSSL, LocalTsa, Mode, Pki, make_pki, serve_tsa
 
 HEAD = b'{"writer": "w1", "last": "manifests/date=2026-11-29/batch-000001.jsonl"}\n'
+KEY = "_archiver/chain/w1/000000000001.tsr"
 
 
 @pytest.fixture
@@ -170,11 +172,10 @@ async def test_the_url_s_secrets_stay_out_of_errors(session, pki):
 async def test_a_stored_token_is_found_and_valid(session, pki, anchors, tsa, tmp_path):
     _, url = tsa
     store = LocalStore(tmp_path / "archive")
-    stamp = await stamp_and_store(store, _stamper(session, url, pki), HEAD)
+    stamp = await stamp_and_store(store, _stamper(session, url, pki), HEAD, KEY)
     assert stamp is not None
-    key = token_key(hashlib.sha256(HEAD).hexdigest())
-    assert (tmp_path / "archive" / key).read_bytes() == stamp.token
-    check = await check_stored(store, HEAD, anchors)
+    assert (tmp_path / "archive" / KEY).read_bytes() == stamp.token
+    check = await check_stored(store, HEAD, KEY, anchors)
     assert check.state is TokenState.VALID
     assert check.stamp is not None
     assert check.stamp.gen_time == stamp.gen_time
@@ -185,13 +186,12 @@ async def test_stamping_the_same_head_again_keeps_the_first_token(session, pki, 
     _, url = tsa
     store = LocalStore(tmp_path / "archive")
     stamper = _stamper(session, url, pki)
-    first = await stamp_and_store(store, stamper, HEAD)
-    second = await stamp_and_store(store, stamper, HEAD)
+    first = await stamp_and_store(store, stamper, HEAD, KEY)
+    second = await stamp_and_store(store, stamper, HEAD, KEY)
     assert first is not None
     assert second is not None
     assert first.token != second.token
-    key = token_key(hashlib.sha256(HEAD).hexdigest())
-    assert (tmp_path / "archive" / key).read_bytes() == first.token
+    assert (tmp_path / "archive" / KEY).read_bytes() == first.token
 
 
 async def test_with_the_tsa_down_the_head_is_left_unstamped_and_reported_missing(
@@ -200,26 +200,26 @@ async def test_with_the_tsa_down_the_head_is_left_unstamped_and_reported_missing
     server, url = tsa
     store = LocalStore(tmp_path / "archive")
     server.mode = Mode.ERROR_500
-    assert await stamp_and_store(store, _stamper(session, url, pki), HEAD) is None
-    check = await check_stored(store, HEAD, anchors)
+    assert await stamp_and_store(store, _stamper(session, url, pki), HEAD, KEY) is None
+    check = await check_stored(store, HEAD, KEY, anchors)
     assert check.state is TokenState.MISSING
     assert "no timestamp token" in check.describe()
     # The TSA back: the next head written (which chains over this one) is stamped.
     server.mode = Mode.OK
-    following = HEAD + b'{"writer": "w1", "previous": "..."}\n'
-    assert await stamp_and_store(store, _stamper(session, url, pki), following) is not None
-    assert (await check_stored(store, following, anchors)).state is TokenState.VALID
+    following, following_key = HEAD + b'{"previous": 1}\n', KEY.replace("01.tsr", "02.tsr")
+    stamper = _stamper(session, url, pki)
+    assert await stamp_and_store(store, stamper, following, following_key) is not None
+    assert (await check_stored(store, following, following_key, anchors)).state is TokenState.VALID
 
 
 async def test_a_token_moved_onto_another_head_is_invalid(session, pki, anchors, tsa, tmp_path):
     _, url = tsa
     store = LocalStore(tmp_path / "archive")
-    stamp = await stamp_and_store(store, _stamper(session, url, pki), HEAD)
+    stamp = await stamp_and_store(store, _stamper(session, url, pki), HEAD, KEY)
     assert stamp is not None
-    forged_head = HEAD.replace(b"000001", b"000002")
-    forged_key = tmp_path / "archive" / token_key(hashlib.sha256(forged_head).hexdigest())
-    forged_key.write_bytes(stamp.token)
-    check = await check_stored(store, forged_head, anchors)
+    forged_head, forged_key = HEAD.replace(b"000001", b"000002"), KEY.replace("01.tsr", "02.tsr")
+    (tmp_path / "archive" / forged_key).write_bytes(stamp.token)
+    check = await check_stored(store, forged_head, forged_key, anchors)
     assert check.state is TokenState.INVALID
     assert "INVALID: it stamps other bytes" in check.describe()
 
@@ -227,13 +227,13 @@ async def test_a_token_moved_onto_another_head_is_invalid(session, pki, anchors,
 async def test_a_stored_token_altered_at_rest_is_invalid(session, pki, anchors, tsa, tmp_path):
     _, url = tsa
     store = LocalStore(tmp_path / "archive")
-    stamp = await stamp_and_store(store, _stamper(session, url, pki), HEAD)
+    stamp = await stamp_and_store(store, _stamper(session, url, pki), HEAD, KEY)
     assert stamp is not None
-    path = tmp_path / "archive" / token_key(hashlib.sha256(HEAD).hexdigest())
+    path = tmp_path / "archive" / KEY
     path.write_bytes(_tampered(stamp.token, stamp.gen_time)["genTime"])
-    assert (await check_stored(store, HEAD, anchors)).state is TokenState.INVALID
+    assert (await check_stored(store, HEAD, KEY, anchors)).state is TokenState.INVALID
     path.write_bytes(b"\x00" * (MAX_REPLY_BYTES + 10))
-    check = await check_stored(store, HEAD, anchors)
+    check = await check_stored(store, HEAD, KEY, anchors)
     assert check.state is TokenState.INVALID
     assert check.reason == f"{MAX_REPLY_BYTES + 10} bytes: larger than any token"
 
@@ -241,7 +241,36 @@ async def test_a_stored_token_altered_at_rest_is_invalid(session, pki, anchors, 
 async def test_a_token_without_a_ca_bundle_is_reported_unchecked(session, pki, tsa, tmp_path):
     _, url = tsa
     store = LocalStore(tmp_path / "archive")
-    await stamp_and_store(store, _stamper(session, url, pki), HEAD)
-    check = await check_stored(store, HEAD, None)
+    await stamp_and_store(store, _stamper(session, url, pki), HEAD, KEY)
+    check = await check_stored(store, HEAD, KEY, None)
     assert check.state is TokenState.UNCHECKED
     assert "ARCHIVER_TIMESTAMP__CA_BUNDLE is not set" in check.describe()
+
+
+async def test_open_stamper_is_none_without_a_url_and_stamps_with_one(pki, anchors, tsa):
+    async with open_stamper(TimestampSettings()) as nothing:
+        assert nothing is None
+    assert verify_anchors(TimestampSettings()) is None
+    _, url = tsa
+    settings = TimestampSettings(url=url, ca_bundle=pki.ca_cert)
+    async with open_stamper(settings) as stamper:
+        assert stamper is not None
+        stamp = await stamper.stamp(HEAD)
+    assert verify_token(stamp.token, HEAD, verify_anchors(settings) or []).tsa == "CN=Test TSA"
+
+
+async def test_a_stored_token_verifies_with_openssl_alone(session, pki, tsa, tmp_path):
+    # The README's auditor check, without the archiver.
+    _, url = tsa
+    store = LocalStore(tmp_path / "archive")
+    assert await stamp_and_store(store, _stamper(session, url, pki), HEAD, KEY) is not None
+    stamped = tmp_path / "link.json"
+    stamped.write_bytes(HEAD)
+    token = str(tmp_path / "archive" / KEY)
+    command = [OPENSSL, "ts", "-verify", "-in", token, "-CAfile", str(pki.ca_cert), "-data"]
+    ok = subprocess.run([*command, str(stamped)], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "Verification: OK" in ok.stdout
+    stamped.write_bytes(HEAD + b" ")
+    bad = subprocess.run([*command, str(stamped)], capture_output=True, text=True, check=False)
+    assert bad.returncode != 0
