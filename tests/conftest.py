@@ -47,6 +47,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
 
 
+# The shared fixtures (the simulated provider...) live in tests/support/.
+pytest_plugins = ["tests.support.fixtures"]
+
 MakeBucket = Callable[..., Awaitable[str]]
 S3Settings = Callable[..., StorageSettings]
 

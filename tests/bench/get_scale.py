@@ -50,8 +50,8 @@ from archiver.storage.s3 import S3Store
 from tests.bench import measure, servers
 from tests.bench.measure import MIB
 from tests.bench.state_scale import pages
-from tests.e2e.cli import cli_env
 from tests.seaweed import SeaweedServer
+from tests.support.cli import cli_env
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 RUN_ID = "bench0000001"

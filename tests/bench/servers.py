@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.cli import cli_env
 from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client
+from tests.support.cli import cli_env
 
 BUCKET = "bench"
 ROOT = Path(__file__).resolve().parents[2]

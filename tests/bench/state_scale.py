@@ -32,7 +32,7 @@ from archiver.sources.cdr_v2 import parse_record
 from archiver.state.sqlite import SqliteStateStore
 from tests.bench import measure
 from tests.bench.measure import MIB
-from tests.e2e.cli import cli_env
+from tests.support.cli import cli_env
 
 PAGE = 100
 TEMPLATES = 500

@@ -12,34 +12,20 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.e2e.cli import cli_env, run_cli, start_cli
 from tests.integration.pipeline_helpers import assert_exactly_once
 from tests.seaweed import admin_client
+from tests.support.cli import QUICK, archiver_env, cli_env, run_cli, start_cli
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"
 
 
+# Quick retries; half-hour windows, small manifest batches.
+TUNING = {**QUICK, "ARCHIVER_WINDOW": "1800", "ARCHIVER_MANIFEST_BATCH": "5"}
+
+
 def _env(sim: Simulator, base: str, tmp_path: Path, storage: dict[str, str], **extra: str):
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": base,
-            "ARCHIVER_SOURCE__TOKEN": sim.config.token,
-            "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-            "ARCHIVER_SOURCE__MAX_BACKOFF": "0.1",
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            "ARCHIVER_CONCURRENCY": "4",
-            "ARCHIVER_WINDOW": "1800",
-            "ARCHIVER_MANIFEST_INTERVAL": "0.2",
-            "ARCHIVER_MANIFEST_BATCH": "5",
-            "ARCHIVER_RETRY__INITIAL": "0.05",
-            "ARCHIVER_RETRY__MAXIMUM": "0.2",
-            "ARCHIVER_RETRY__MAX_ATTEMPTS": "30",
-            **storage,
-            **extra,
-        }
-    )
+    return archiver_env(tmp_path, base=base, sim=sim, storage=storage, tuning=TUNING, **extra)
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from archiver.simulator import SimConfig, Simulator
-from tests.e2e.cli import cli_env, run_cli
-
-
-@pytest.fixture
-async def sim():
-    s = Simulator(SimConfig(seed=1, calls=10))
-    async with s.serve() as base:
-        s.base_url = base
-        yield s
-
-
-def _cdr_v2_env(sim: Simulator, tmp_path, **extra: str) -> dict[str, str]:
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": sim.base_url,
-            "ARCHIVER_SOURCE__TOKEN": sim.config.token,
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            **extra,
-        }
-    )
+from archiver.models import Provider
+from tests.support.cli import archiver_env, cli_env, run_cli
 
 
 async def test_check_reports_ok_against_the_simulator(sim, tmp_path):
-    r = await run_cli("check", env=_cdr_v2_env(sim, tmp_path), cwd=tmp_path)
+    r = await run_cli("check", env=archiver_env(tmp_path, sim=sim), cwd=tmp_path)
     assert r.code == 0, r.err
     assert "settings: OK" in r.out
     assert "source: OK" in r.out
@@ -41,22 +20,14 @@ async def test_check_reports_ok_against_the_simulator(sim, tmp_path):
 
 
 async def test_check_epacific(sim, tmp_path):
-    env = cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "epacific",
-            "ARCHIVER_SOURCE__BASE_URL": sim.base_url,
-            "ARCHIVER_SOURCE__API_KEY": sim.config.api_key,
-            "ARCHIVER_SOURCE__API_SECRET": sim.config.api_secret,
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
-        }
-    )
+    env = archiver_env(tmp_path, sim=sim, kind=Provider.EPACIFIC)
     r = await run_cli("check", env=env, cwd=tmp_path)
     assert r.code == 0, r.err
     assert "extension(s) registered" in r.out
 
 
 async def test_check_with_a_wrong_token_is_one_line(sim, tmp_path):
-    env = _cdr_v2_env(sim, tmp_path, ARCHIVER_SOURCE__TOKEN="not-the-token-xyz")
+    env = archiver_env(tmp_path, sim=sim, ARCHIVER_SOURCE__TOKEN="not-the-token-xyz")
     r = await run_cli("check", env=env, cwd=tmp_path)
     assert r.code == 1
     lines = r.err.strip().splitlines()
@@ -80,7 +51,7 @@ async def test_check_with_a_wrong_token_is_one_line(sim, tmp_path):
     ],
 )
 async def test_bad_settings_exit_2_with_one_line(sim, tmp_path, extra, message):
-    r = await run_cli("check", env=_cdr_v2_env(sim, tmp_path, **extra), cwd=tmp_path)
+    r = await run_cli("check", env=archiver_env(tmp_path, sim=sim, **extra), cwd=tmp_path)
     assert r.code == 2
     assert len(r.err.strip().splitlines()) == 1, r.err
     assert message in r.err
@@ -98,7 +69,7 @@ async def test_bad_settings_exit_2_with_one_line(sim, tmp_path, extra, message):
     ],
 )
 async def test_bad_usage_exits_2_with_one_line(sim, tmp_path, args):
-    r = await run_cli(*args, env=_cdr_v2_env(sim, tmp_path), cwd=tmp_path)
+    r = await run_cli(*args, env=archiver_env(tmp_path, sim=sim), cwd=tmp_path)
     assert r.code == 2, (r.out, r.err)
     assert len(r.err.strip().splitlines()) == 1, r.err
     assert r.err.startswith("archiver: ")
@@ -131,7 +102,7 @@ async def test_simulate_serves_until_sigterm(tmp_path):
 
     import aiohttp
 
-    from tests.e2e.cli import start_cli
+    from tests.support.cli import start_cli
 
     proc = await start_cli("simulate", "--port", "0", "--calls", "7", env=cli_env(), cwd=tmp_path)
     try:

@@ -15,35 +15,30 @@ import aiohttp
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.e2e.cli import cli_env, start_cli
 from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
 from tests.seaweed import free_ports
+from tests.support.cli import DAEMON, archiver_env, start_cli
 from tests.tcp_proxy import TcpProxy
+
+# A daemon polling every 0.5 s, quick to retry, probing its readiness every 0.3 s.
+TUNING = {
+    **DAEMON,
+    "ARCHIVER_SOURCE__RATE_LIMIT": "0",
+    "ARCHIVER_POLL_INTERVAL": "0.5",
+    "ARCHIVER_MANIFEST_INTERVAL": "0.3",
+    "ARCHIVER_RETRY__NOT_READY_INITIAL": "0.3",
+    "ARCHIVER_RETRY__NOT_READY_MAXIMUM": "0.6",
+    "ARCHIVER_RETRY__INITIAL": "0.1",
+    "ARCHIVER_RETRY__MAXIMUM": "0.3",
+    "ARCHIVER_SERVICE__PROBE_INTERVAL": "0.3",
+    "ARCHIVER_SERVICE__READY_TIMEOUT": "1.5",
+    "ARCHIVER_GRACE": "5",
+}
 
 
 def _env(sim: Simulator, base: str, tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": base,
-            "ARCHIVER_SOURCE__TOKEN": sim.config.token,
-            "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            "ARCHIVER_POLL_INTERVAL": "0.5",
-            "ARCHIVER_LOOKBACK": "3600",
-            "ARCHIVER_SETTLE": "0",
-            "ARCHIVER_MANIFEST_INTERVAL": "0.3",
-            "ARCHIVER_RETRY__NOT_READY_INITIAL": "0.3",
-            "ARCHIVER_RETRY__NOT_READY_MAXIMUM": "0.6",
-            "ARCHIVER_RETRY__INITIAL": "0.1",
-            "ARCHIVER_RETRY__MAXIMUM": "0.3",
-            "ARCHIVER_SERVICE__PORT": str(port),
-            "ARCHIVER_SERVICE__PROBE_INTERVAL": "0.3",
-            "ARCHIVER_SERVICE__READY_TIMEOUT": "1.5",
-            "ARCHIVER_GRACE": "5",
-            **extra,
-        }
+    return archiver_env(
+        tmp_path, base=base, sim=sim, tuning=TUNING, ARCHIVER_SERVICE__PORT=str(port), **extra
     )
 
 

@@ -13,6 +13,7 @@ from archiver.settings import StorageSettings
 from tests.conftest import MakeBucket, S3Settings
 from tests.hardening.watcher import Lister, LocalLister, s3_lister
 from tests.seaweed import SeaweedServer
+from tests.support.cli import s3_storage_env
 
 
 @dataclass
@@ -54,23 +55,8 @@ async def target(
         yield Target(
             "s3",
             settings,
-            s3_cli_env(settings, seaweed),
+            s3_storage_env(settings, seaweed),
             lister,
             server=seaweed,
             bucket=bucket,
         )
-
-
-def s3_cli_env(
-    settings: StorageSettings, server: SeaweedServer, endpoint: str | None = None
-) -> dict[str, str]:
-    """The CLI's variables for this S3 storage (``endpoint``: a proxy in front of it)."""
-    return {
-        "ARCHIVER_STORAGE__URL": settings.url,
-        "ARCHIVER_STORAGE__ENDPOINT_URL": endpoint or server.endpoint_url,
-        "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
-        "AWS_ACCESS_KEY_ID": server.access_key,
-        "AWS_SECRET_ACCESS_KEY": server.secret_key,
-        "AWS_DEFAULT_REGION": server.region,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }

@@ -7,40 +7,20 @@ cause (exit 1), no traceback, no secret.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from archiver.simulator import SimConfig, Simulator
+from archiver.simulator import Simulator
 from tests.conftest import MakeBucket, S3Settings
-from tests.e2e.cli import Result, cli_env, run_cli
-from tests.hardening.conftest import s3_cli_env
 from tests.seaweed import READONLY_ACCESS_KEY, READONLY_SECRET_KEY, SeaweedServer
+from tests.support.cli import Result, archiver_env, run_cli, s3_storage_env
 
 SINCE, UNTIL = "2021-02-17 08:00", "2021-02-17 09:00"
 COMMANDS = {"check": ("check",), "backfill": ("backfill", "--since", SINCE, "--until", UNTIL)}
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    s = Simulator(SimConfig(seed=1, calls=3, max_size=50_000))
-    async with s.serve() as base:
-        s.base_url = base
-        yield s
-
-
-def base_env(sim: Simulator, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": sim.base_url,
-            "ARCHIVER_SOURCE__TOKEN": sim.config.token,
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            **extra,
-        }
-    )
+pytestmark = pytest.mark.sim(seed=1, calls=3, max_size=50_000)
 
 
 def one_line(r: Result) -> str:
@@ -79,7 +59,7 @@ async def test_a_bad_setting_is_exit_2_and_one_line(
     value: str,
     message: str,
 ) -> None:
-    env = base_env(sim, tmp_path, **{name: value})
+    env = archiver_env(tmp_path, sim=sim, **{name: value})
     r = await run_cli(*COMMANDS[command], env=env, cwd=tmp_path)
     assert r.code == 2, (r.code, r.out, r.err)
     line = one_line(r)
@@ -90,7 +70,7 @@ async def test_a_bad_setting_is_exit_2_and_one_line(
 
 
 async def test_several_bad_settings_are_named_in_one_line(sim: Simulator, tmp_path: Path) -> None:
-    env = base_env(sim, tmp_path, ARCHIVER_CONCURRENCY="many", ARCHIVER_GRACE="-3")
+    env = archiver_env(tmp_path, sim=sim, ARCHIVER_CONCURRENCY="many", ARCHIVER_GRACE="-3")
     r = await run_cli("check", env=env, cwd=tmp_path)
     assert r.code == 2
     line = one_line(r)
@@ -99,12 +79,6 @@ async def test_several_bad_settings_are_named_in_one_line(sim: Simulator, tmp_pa
 
 
 # -- storage that refuses us ---------------------------------------------------------------
-
-
-def s3_env(sim: Simulator, tmp_path: Path, storage: dict[str, str], **extra: str) -> dict[str, str]:
-    env = base_env(sim, tmp_path, **storage)
-    env.update(extra)
-    return env
 
 
 STORAGE_REFUSALS = [
@@ -146,10 +120,12 @@ async def test_storage_refusals_name_their_cause(
 ) -> None:
     change = dict(change)
     bucket = change.pop("bucket", None) or await make_bucket()
-    storage = s3_cli_env(s3_settings(bucket), seaweed)
+    storage = s3_storage_env(s3_settings(bucket), seaweed)
     storage.update(change)
     storage = {k: v for k, v in storage.items() if v}
-    r = await run_cli(*COMMANDS[command], env=s3_env(sim, tmp_path, storage), cwd=tmp_path)
+    r = await run_cli(
+        *COMMANDS[command], env=archiver_env(tmp_path, sim=sim, storage=storage), cwd=tmp_path
+    )
     assert r.code == 1, (r.out, r.err)
     assert "Traceback" not in r.err, r.err
     last = r.err.strip().splitlines()[-1]

@@ -26,12 +26,11 @@ import pytest
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from tests.conftest import MakeBucket, S3Settings
-from tests.e2e.cli import cli_env, run_cli, start_cli
-from tests.hardening.conftest import s3_cli_env
 from tests.hardening.s3proxy import FaultProxy, S3Request
 from tests.hardening.watcher import Watcher, expected_objects, s3_lister
 from tests.integration.pipeline_helpers import assert_exactly_once
 from tests.seaweed import SeaweedServer, admin_client
+from tests.support.cli import cli_env, run_cli, s3_storage_env, start_cli
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"
@@ -129,7 +128,7 @@ async def test_sigkill_while_writing_manifests_and_uploads_then_exactly_once(
                 "ARCHIVER_MANIFEST_INTERVAL": "0.2",
                 "ARCHIVER_MANIFEST_BATCH": "4",
                 "ARCHIVER_STORAGE__BUFFER_BOUND": "100000",
-                **s3_cli_env(direct, seaweed, endpoint),
+                **s3_storage_env(direct, seaweed, endpoint),
             }
         )
         try:

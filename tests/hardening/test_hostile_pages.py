@@ -18,7 +18,8 @@ import pytest
 from aiohttp import web
 
 from archiver.simulator.audio import RecordingBytes
-from tests.e2e.cli import cli_env, run_cli
+from tests.support.cli import archiver_env, run_cli
+from tests.support.web import serve
 
 SINCE, UNTIL = "2021-02-17", "2021-02-18"
 WHEN = "2021-02-17 10:00:00"
@@ -44,34 +45,18 @@ async def provider(first_page: Callable[[str], str]) -> AsyncIterator[str]:
     async def recording(request: web.Request) -> web.Response:
         return web.Response(body=wav(int(request.match_info["n"])), content_type="audio/wav")
 
-    app = web.Application()
-    app.router.add_get("/v2/cdr", list_cdrs)
-    app.router.add_get("/rec/{n}.wav", recording)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve({"/v2/cdr": list_cdrs, "/rec/{n}.wav": recording}) as server:
+        yield server.url
 
 
-def env(base: str, tmp_path: Path) -> dict[str, str]:
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": base,
-            "ARCHIVER_SOURCE__TOKEN": "t",
-            "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-            "ARCHIVER_SOURCE__MAX_ATTEMPTS": "2",
-            "ARCHIVER_SOURCE__MAX_BACKOFF": "0.05",
-            "ARCHIVER_SOURCE__PAGE_SIZE": "1000",
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
-            "ARCHIVER_MANIFEST_INTERVAL": "0.2",
-        }
-    )
+# Two attempts with short backoffs: a hostile page fails fast, one page holds everything.
+TUNING = {
+    "ARCHIVER_SOURCE__RATE_LIMIT": "0",
+    "ARCHIVER_SOURCE__MAX_ATTEMPTS": "2",
+    "ARCHIVER_SOURCE__MAX_BACKOFF": "0.05",
+    "ARCHIVER_SOURCE__PAGE_SIZE": "1000",
+    "ARCHIVER_MANIFEST_INTERVAL": "0.2",
+}
 
 
 def good(base: str, n: int, **fields: Any) -> dict[str, Any]:
@@ -121,7 +106,13 @@ def hostile_page(base: str) -> str:
 async def test_bad_records_are_skipped_and_counted_good_ones_archived(tmp_path: Path) -> None:
     async with provider(hostile_page) as base:
         r = await run_cli(
-            "backfill", "--since", SINCE, "--until", UNTIL, env=env(base, tmp_path), cwd=tmp_path
+            "backfill",
+            "--since",
+            SINCE,
+            "--until",
+            UNTIL,
+            env=archiver_env(tmp_path, base=base, tuning=TUNING),
+            cwd=tmp_path,
         )
     assert r.code == 0, r.out + r.err
     assert "Traceback" not in r.err
@@ -152,7 +143,13 @@ async def test_bad_records_are_skipped_and_counted_good_ones_archived(tmp_path: 
 async def test_an_undecodable_page_fails_the_run_with_one_line(tmp_path: Path, body: str) -> None:
     async with provider(lambda base: body) as base:
         r = await run_cli(
-            "backfill", "--since", SINCE, "--until", UNTIL, env=env(base, tmp_path), cwd=tmp_path
+            "backfill",
+            "--since",
+            SINCE,
+            "--until",
+            UNTIL,
+            env=archiver_env(tmp_path, base=base, tuning=TUNING),
+            cwd=tmp_path,
         )
     assert r.code == 1, r.out + r.err
     assert "Traceback" not in r.err, r.err

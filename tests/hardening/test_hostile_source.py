@@ -16,7 +16,6 @@ import pytest
 
 from archiver.models import Provider
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.e2e.cli import cli_env, run_cli
 from tests.hardening.conftest import Target
 from tests.hardening.watcher import Watcher, expected_objects
 from tests.integration.pipeline_helpers import (
@@ -24,6 +23,7 @@ from tests.integration.pipeline_helpers import (
     LONG_READY_DEADLINE,
     assert_exactly_once,
 )
+from tests.support.cli import QUICK, archiver_env, run_cli
 
 # The mix: ~5% 5xx, 3% 429, 2% resets, 2% truncated, 2% HTML with 200,
 # 10% recordings 404 until ready, signed URLs living a second or two, slow answers.
@@ -44,43 +44,22 @@ HOSTILE = Faults(
 MAX_RUNS = 6
 
 
-def hostile_env(
-    sim: Simulator, base: str, tmp_path: Path, storage: dict[str, str], kind: Provider
-) -> dict[str, str]:
-    source = (
-        {"ARCHIVER_SOURCE__TOKEN": sim.config.token}
-        if kind is Provider.CDR_V2
-        else {
-            "ARCHIVER_SOURCE__API_KEY": sim.config.api_key,
-            "ARCHIVER_SOURCE__API_SECRET": sim.config.api_secret,
-        }
-    )
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": kind.value,
-            "ARCHIVER_SOURCE__BASE_URL": base,
-            "ARCHIVER_SOURCE__PAGE_SIZE": "4",
-            "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-            "ARCHIVER_SOURCE__MAX_BACKOFF": "0.1",
-            "ARCHIVER_SOURCE__MAX_ATTEMPTS": "20",
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            "ARCHIVER_CONCURRENCY": "6",
-            "ARCHIVER_WINDOW": "1800",
-            "ARCHIVER_MANIFEST_INTERVAL": "0.2",
-            "ARCHIVER_MANIFEST_BATCH": "10",
-            "ARCHIVER_BACKFILL_MAX_WAIT": "30",
-            "ARCHIVER_RETRY__INITIAL": "0.05",
-            "ARCHIVER_RETRY__MAXIMUM": "0.3",
-            "ARCHIVER_RETRY__MAX_ATTEMPTS": "30",
-            "ARCHIVER_RETRY__NOT_READY_INITIAL": "0.2",
-            "ARCHIVER_RETRY__NOT_READY_MAXIMUM": "0.5",
-            "ARCHIVER_RETRY__READY_DEADLINE": str(int(LONG_READY_DEADLINE)),
-            # Most recordings go up as multipart uploads: that path is under test too.
-            "ARCHIVER_STORAGE__BUFFER_BOUND": "65536",
-            **source,
-            **storage,
-        }
-    )
+# Small pages and quick retries under a hostile mix: many runs, each short.
+TUNING = {
+    **QUICK,
+    "ARCHIVER_SOURCE__PAGE_SIZE": "4",
+    "ARCHIVER_SOURCE__MAX_ATTEMPTS": "20",
+    "ARCHIVER_CONCURRENCY": "6",
+    "ARCHIVER_WINDOW": "1800",
+    "ARCHIVER_MANIFEST_BATCH": "10",
+    "ARCHIVER_BACKFILL_MAX_WAIT": "30",
+    "ARCHIVER_RETRY__MAXIMUM": "0.3",
+    "ARCHIVER_RETRY__NOT_READY_INITIAL": "0.2",
+    "ARCHIVER_RETRY__NOT_READY_MAXIMUM": "0.5",
+    "ARCHIVER_RETRY__READY_DEADLINE": str(int(LONG_READY_DEADLINE)),
+    # Most recordings go up as multipart uploads: that path is under test too.
+    "ARCHIVER_STORAGE__BUFFER_BOUND": "65536",
+}
 
 
 # A fixed day (FIXED_START), so that the API requests (which name their dates) and
@@ -127,7 +106,9 @@ async def test_all_source_faults_at_once_nothing_bad_ever_stored(
     stop = asyncio.Event()
     codes: list[int] = []
     async with sim.serve() as base:
-        env = hostile_env(sim, base, tmp_path, target.env, kind)
+        env = archiver_env(
+            tmp_path, base=base, sim=sim, kind=kind, storage=target.env, tuning=TUNING
+        )
         since, until = _range(sim)
         watching = asyncio.create_task(watcher.watch(stop))
         try:

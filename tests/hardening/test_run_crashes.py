@@ -16,33 +16,18 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.e2e.cli import cli_env, start_cli
-from tests.hardening.conftest import s3_cli_env
 from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
 from tests.seaweed import admin_client, free_ports
+from tests.support.cli import DAEMON, QUICK, archiver_env, s3_storage_env, start_cli
+
+# Quick retries; a daemon polling every 0.3 s, in small manifest batches.
+TUNING = {**QUICK, **DAEMON, "ARCHIVER_POLL_INTERVAL": "0.3", "ARCHIVER_MANIFEST_BATCH": "4"}
 
 
 def _env(sim: Simulator, base: str, tmp_path: Path, storage: dict[str, str]) -> dict[str, str]:
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": base,
-            "ARCHIVER_SOURCE__TOKEN": sim.config.token,
-            "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-            "ARCHIVER_SOURCE__MAX_BACKOFF": "0.1",
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            "ARCHIVER_POLL_INTERVAL": "0.3",
-            "ARCHIVER_LOOKBACK": "3600",
-            "ARCHIVER_SETTLE": "0",
-            "ARCHIVER_CONCURRENCY": "4",
-            "ARCHIVER_MANIFEST_INTERVAL": "0.2",
-            "ARCHIVER_MANIFEST_BATCH": "4",
-            "ARCHIVER_RETRY__INITIAL": "0.05",
-            "ARCHIVER_RETRY__MAXIMUM": "0.2",
-            "ARCHIVER_RETRY__MAX_ATTEMPTS": "30",
-            "ARCHIVER_SERVICE__PORT": str(free_ports(1)[0]),
-            **storage,
-        }
+    port = str(free_ports(1)[0])
+    return archiver_env(
+        tmp_path, base=base, sim=sim, storage=storage, tuning=TUNING, ARCHIVER_SERVICE__PORT=port
     )
 
 
@@ -52,7 +37,7 @@ async def target(request, tmp_path, make_bucket, s3_settings, seaweed, s3_env):
         root = tmp_path / "archive"
         return StorageSettings(url=str(root)), {"ARCHIVER_STORAGE__URL": str(root)}
     settings = s3_settings(await make_bucket())
-    return settings, s3_cli_env(settings, seaweed)
+    return settings, s3_storage_env(settings, seaweed)
 
 
 @pytest.mark.slow

@@ -41,10 +41,10 @@ from archiver.simulator.audio import RecordingBytes
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from tests.conftest import MakeBucket, S3Settings
-from tests.e2e.cli import cli_env, run_cli
-from tests.hardening.conftest import s3_cli_env
 from tests.hardening.s3proxy import FaultProxy
 from tests.seaweed import SeaweedServer, admin_client
+from tests.support.cli import cli_env, run_cli, s3_storage_env
+from tests.support.web import serve
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 WAV = RecordingBytes(3, 1, "wav", 30_000, "security").read()
@@ -190,27 +190,6 @@ class LoopbackOnly(aiohttp.TCPConnector):
         return results
 
 
-@asynccontextmanager
-async def server(host: str, routes: dict[str, Any]) -> AsyncIterator[tuple[str, list[str]]]:
-    hits: list[str] = []
-
-    @web.middleware
-    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
-        hits.append(request.path)
-        return await handler(request)
-
-    app = web.Application(middlewares=[count])
-    for path, handler in routes.items():
-        app.router.add_get(path, handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, 0).start()
-    try:
-        yield f"http://{host}:{runner.addresses[0][1]}", hits
-    finally:
-        await runner.cleanup()
-
-
 async def wav_handler(_: web.Request) -> web.Response:
     return web.Response(body=WAV, content_type="audio/wav")
 
@@ -240,7 +219,8 @@ def call(url: str, sip: str = "call-1") -> CallRecord:
 async def test_a_name_resolving_to_loopback_is_refused_at_connect_unless_listed(
     tmp_path: Path,
 ) -> None:
-    async with server("127.0.0.2", {"/rec.wav": wav_handler}) as (target, hits):
+    async with serve({"/rec.wav": wav_handler}, host="127.0.0.2") as served:
+        target, hits = served.url, served.hits
         port = target.rsplit(":", 1)[1]
         dns = {"recordings.evil.test": ["127.0.0.2"]}
         url = f"http://recordings.evil.test:{port}/rec.wav"
@@ -271,14 +251,16 @@ async def test_a_name_resolving_to_loopback_is_refused_at_connect_unless_listed(
     ],
 )
 async def test_redirects_to_special_places_are_refused(tmp_path: Path, location: str) -> None:
-    async with server("127.0.0.2", {"/rec.wav": wav_handler}) as (target, hits):
+    async with serve({"/rec.wav": wav_handler}, host="127.0.0.2") as served:
+        target, hits = served.url, served.hits
         port = target.rsplit(":", 1)[1]
 
         async def redirect(_: web.Request) -> web.Response:
             raise web.HTTPFound(location.format(port=port))
 
         # The API host (trusted) hands out a link that redirects somewhere special.
-        async with server("127.0.0.1", {"/r": redirect}) as (api, api_hits):
+        async with serve({"/r": redirect}) as api_server:
+            api, api_hits = api_server.url, api_server.hits
             dns = {"metadata.evil.test": ["169.254.169.254"], "sneaky.evil.test": ["127.0.0.2"]}
             async with (
                 open_store(StorageSettings(url=str(tmp_path / "a"))) as store,
@@ -298,7 +280,8 @@ async def test_too_many_redirects_fail_without_looping(tmp_path: Path) -> None:
         raise web.HTTPFound(f"/r{int(request.path[2:] or 0) + 1}")
 
     routes = {f"/r{i}" if i else "/r": loop for i in range(20)}
-    async with server("127.0.0.1", routes) as (api, hits):
+    async with serve(routes) as served:
+        api, hits = served.url, served.hits
         async with (
             open_store(StorageSettings(url=str(tmp_path / "a"))) as store,
             transferrer(store, api, {}) as t,
@@ -333,7 +316,8 @@ async def test_hostile_ids_make_safe_keys_in_an_s3_bucket(
     make_bucket: MakeBucket, s3_settings: S3Settings, seaweed: SeaweedServer
 ) -> None:
     bucket = await make_bucket()
-    async with server("127.0.0.1", {"/rec.wav": wav_handler}) as (api, _):
+    async with serve({"/rec.wav": wav_handler}) as served:
+        api = served.url
         async with open_store(s3_settings(bucket)) as store, transferrer(store, api, {}) as t:
             results = [await t.transfer(call(f"{api}/rec.wav", sip)) for sip in HOSTILE_IDS]
     assert [r.verdict for r in results] == [Verdict.ARCHIVED] * len(HOSTILE_IDS), results
@@ -407,7 +391,7 @@ async def test_token_and_url_signatures_appear_nowhere(
                 "ARCHIVER_RETRY__MAXIMUM": "0.2",
                 "ARCHIVER_RETRY__MAX_ATTEMPTS": "3",  # some fail for good: their reasons print
                 "ARCHIVER_MANIFEST_INTERVAL": "0.2",
-                **s3_cli_env(storage, seaweed),
+                **s3_storage_env(storage, seaweed),
             }
         )
         since, until = "2021-02-17 08:00", "2021-02-17 14:00"
@@ -497,26 +481,13 @@ async def test_recordings_over_tls_with_an_unknown_certificate_are_not_archived(
     tmp_path: Path, self_signed: tuple[Path, ssl.SSLContext]
 ) -> None:
     _, context = self_signed
-    hits: list[str] = []
-
-    async def handler(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.Response(body=WAV, content_type="audio/wav")
-
-    app = web.Application()
-    app.router.add_get("/rec.wav", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
-    api = f"https://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serve({"/rec.wav": wav_handler}, ssl_context=context) as served:
+        api, hits = served.url, served.hits
         async with (
             open_store(StorageSettings(url=str(tmp_path / "a"))) as store,
             transferrer(store, api, {}) as t,
         ):
             result = await t.transfer(call(f"{api}/rec.wav"))
-    finally:
-        await runner.cleanup()
     assert result.verdict is not Verdict.ARCHIVED
     assert "Certificate" in result.reason, result.reason
     assert hits == []
@@ -544,7 +515,7 @@ async def test_storage_behind_an_unknown_certificate_is_refused_unless_trusted(
                 "ARCHIVER_SOURCE__KIND": "cdr_v2",
                 "ARCHIVER_SOURCE__BASE_URL": base,
                 "ARCHIVER_SOURCE__TOKEN": sim.config.token,
-                **s3_cli_env(s3_settings(bucket), seaweed, endpoint),
+                **s3_storage_env(s3_settings(bucket), seaweed, endpoint),
             }
         )
         refused = await run_cli("check", env=env, cwd=tmp_path, timeout=120)

@@ -15,6 +15,7 @@ from archiver.models import Provider
 from archiver.settings import SourceSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.sources import CdrSource, make_source
+from tests.support.web import serve
 
 
 async def _no_sleep(_: float) -> None:
@@ -216,14 +217,8 @@ async def test_a_body_that_is_not_json_names_endpoint_and_status(session):
     async def html(_: web.Request) -> web.Response:
         return web.Response(text="<html>maintenance</html>", content_type="text/html")
 
-    app = web.Application()
-    app.router.add_get("/v2/cdr", html)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serve({"/v2/cdr": html}) as server:
+        port = server.port
         settings = SourceSettings(
             kind=Provider.CDR_V2,
             base_url=f"http://127.0.0.1:{port}",
@@ -239,8 +234,6 @@ async def test_a_body_that_is_not_json_names_endpoint_and_status(session):
             ),
         ):
             await make_source(settings, client).probe()
-    finally:
-        await runner.cleanup()
 
 
 async def test_rate_limit_spaces_requests(session):

@@ -19,6 +19,7 @@ from archiver.settings import StorageSettings
 from archiver.storage import ObjectExistsError, ObjectStore, PutOutcome, open_store
 from tests.conftest import MakeBucket, S3Settings
 from tests.seaweed import SeaweedServer, admin_client
+from tests.support.web import serve
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4
 MIB = 1024 * 1024
@@ -333,18 +334,11 @@ async def checksum_refusing_endpoint(seaweed: SeaweedServer) -> AsyncIterator[st
                 out["Content-Length"] = upstream.headers.get("Content-Length", "0")
             return web.Response(status=upstream.status, body=body or None, headers=out)
 
-    app = web.Application(client_max_size=64 * MIB)
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            await runner.cleanup()
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as session,
+        serve({"/{tail:.*}": forward}, client_max_size=64 * MIB) as server,
+    ):
+        yield server.url
 
 
 async def test_s3_falls_back_to_md5_when_checksums_are_refused(

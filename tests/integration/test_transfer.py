@@ -21,6 +21,7 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from tests.seaweed import admin_client
+from tests.support.web import serve
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 MiB = 1024 * 1024
@@ -54,31 +55,15 @@ def _call(sip_call_id: str, url: str) -> CallRecord:
 @asynccontextmanager
 async def counting_server(host: str) -> AsyncIterator[tuple[str, list[str]]]:
     """A server that counts every request it gets (it must get none)."""
-    hits: list[str] = []
 
-    async def handler(request: web.Request) -> web.Response:
-        hits.append(request.path)
+    async def handler(_: web.Request) -> web.Response:
         return web.Response(body=b"RIFF\x00\x00\x00\x00WAVEfmt " + b"\x00" * 100)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://{host}:{port}", hits
-    finally:
-        await runner.cleanup()
+    async with serve({"/{tail:.*}": handler}, host=host) as server:
+        yield server.url, server.hits
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    s = Simulator(SimConfig(seed=4, calls=5, recording_fraction=1.0, max_size=100_000))
-    async with s.serve() as base:
-        s.base_url = base
-        yield s
+pytestmark = pytest.mark.sim(seed=4, calls=5, recording_fraction=1.0, max_size=100_000)
 
 
 def _direct_url(sim: Simulator) -> tuple[str, str]:
@@ -142,21 +127,13 @@ async def test_a_redirect_to_a_private_address_is_refused(sim, tmp_path):
         async def redirect(_: web.Request) -> web.Response:
             raise web.HTTPFound(f"{other}/rec.wav")
 
-        app = web.Application()
-        app.router.add_get("/r", redirect)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        api = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        try:
+        async with serve({"/r": redirect}) as api_server:
+            api = api_server.url
             async with (
                 open_store(StorageSettings(url=str(tmp_path / "a"))) as store,
                 transferrer(store, api) as t,
             ):
                 result = await t.transfer(_call("x", f"{api}/r"))
-        finally:
-            await runner.cleanup()
     assert result.verdict is Verdict.FAILED
     assert "127.0.0.2" in result.reason
     assert hits == []

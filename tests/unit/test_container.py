@@ -20,6 +20,7 @@ from archiver.commands import run as run_command
 from archiver.commands import simulate as simulate_command
 from archiver.pipeline.hosts import HostPolicy
 from archiver.settings import load_settings, require_source
+from tests.support.web import serve
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 
@@ -83,14 +84,8 @@ async def test_the_healthcheck_command_follows_healthz(status, code):
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "x"}, status=status)
 
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serve({"/healthz": healthz}) as server:
+        port = server.port
         check = json.loads(_instruction("HEALTHCHECK")[0].split("CMD", 1)[1])
         assert check[0] == "python"
         proc = await asyncio.create_subprocess_exec(
@@ -101,8 +96,6 @@ async def test_the_healthcheck_command_follows_healthz(status, code):
             stderr=subprocess.DEVNULL,
         )
         assert await proc.wait() == code
-    finally:
-        await runner.cleanup()
 
 
 def _resolve(value: str) -> str:
