@@ -11,8 +11,8 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.e2e.cli import cli_env, run_cli
 from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
+from tests.support.cli import cli_env, run_cli
 
 
 def _transferred(sim: Simulator) -> tuple[str, str, str]:
