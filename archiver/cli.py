@@ -15,8 +15,9 @@ from typing import Any, NoReturn
 from archiver import __version__
 from archiver.commands import register
 from archiver.errors import ArchiverError, ConfigError
-from archiver.exits import ExitCode, fail
+from archiver.exits import ExitCode, fail, warn
 from archiver.logs import setup_logging
+from archiver.setting_names import unknown_variables, variables_set
 from archiver.settings import Settings, load_settings
 
 log = logging.getLogger("archiver")
@@ -54,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=args.verbose)
     handler: Handler = args.handler
     try:
+        for unknown in unknown_variables(variables_set(args.env_file)):
+            warn(unknown.message())
         settings = load_settings(args.env_file)
         setup_logging(verbose=args.verbose, fmt=settings.log_format)
         return asyncio.run(handler(args, settings))

@@ -32,3 +32,9 @@ def fail(code: int, message: str) -> int:
     line = " ".join(redact(message).split())
     print(f"archiver: {line}", file=sys.stderr)
     return int(code)
+
+
+def warn(message: str) -> None:
+    """Print ``archiver: warning: message`` (secrets redacted) on stderr, one line."""
+    line = " ".join(redact(message).split())
+    print(f"archiver: warning: {line}", file=sys.stderr)

@@ -27,6 +27,8 @@ from archiver.models import Provider
 ENV_PREFIX = "ARCHIVER_"
 EPACIFIC_DEFAULT_BASE_URL = "https://api.ccall.vn"
 DEFAULT_KEY_TEMPLATE = "recordings/{yyyy}/{mm}/{dd}/{sip_call_id}.{ext}"
+# A URL scheme (two letters or more, so that a Windows drive "C:" is a path).
+_LOOKS_LIKE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def _split_commas(value: object) -> object:
@@ -196,7 +198,8 @@ class StorageSettings(BaseModel):
             bucket = value[5:].split("/", 1)[0]
             if not bucket:
                 raise ValueError("s3:// URL needs a bucket: s3://bucket[/prefix]")
-        elif "://" in value and not value.startswith("file://"):
+        elif _LOOKS_LIKE_URL.match(value) and not value.startswith("file://"):
+            # "s3:/bucket" or "s3:bucket" would otherwise be a local folder named "s3:".
             raise ValueError("must be s3://bucket[/prefix], file://PATH or a local path")
         return value
 
