@@ -60,6 +60,7 @@ REPLY_CONTENT_TYPE = "application/timestamp-reply"
 # anything past this is not a token and is not read further.
 MAX_REPLY_BYTES = 256 * 1024
 _CHUNK = 16 * 1024
+UNPARSABLE = "not a timestamp token (it does not parse as DER)"
 _SHA256 = x509.ObjectIdentifier(SHA256_OID)
 
 
@@ -122,6 +123,63 @@ def load_anchors(path: Path) -> list[x509.Certificate]:
     return anchors
 
 
+def _element(data: bytes, pos: int, tag: int) -> tuple[int, int]:
+    """(start of contents, end) of the DER element with ``tag`` at ``pos``; ValueError if not."""
+    if pos + 2 > len(data) or data[pos] != tag:
+        raise ValueError("unexpected element")
+    first = data[pos + 1]
+    start = pos + 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if not 1 <= count <= 4 or start + count > len(data):
+            raise ValueError("bad length")
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    if start + length > len(data):
+        raise ValueError("truncated")
+    return start, start + length
+
+
+def _children(data: bytes, start: int, end: int) -> list[bytes]:
+    out = []
+    while start < end:
+        _, child_end = _element(data, start, data[start])
+        out.append(data[start:child_end])
+        start = child_end
+    return out
+
+
+def certificates_in_der_order(token: bytes) -> bytes:
+    """The token with its embedded certificates sorted as DER requires of a SET OF.
+
+    Some TSAs (OpenSSL's ``ts`` with a ``certs`` chain among them) send the
+    certificates in chain order, which the library's strict DER parser refuses.
+    That set is outside what the TSA signs (the signed attributes cover the
+    TSTInfo), so putting it in order changes no proof; only the element
+    boundaries are read here, the parsing proper stays the library's. Returns
+    ``token`` unchanged when it does not have the expected shape.
+    """
+    try:
+        # TimeStampResp SEQUENCE { status SEQUENCE, timeStampToken ContentInfo }
+        start, end = _element(token, 0, 0x30)
+        _, status_end = _element(token, start, 0x30)
+        # ContentInfo SEQUENCE { contentType OID, [0] EXPLICIT SignedData }
+        start, _ = _element(token, status_end, 0x30)
+        _, oid_end = _element(token, start, 0x06)
+        start, _ = _element(token, oid_end, 0xA0)
+        # SignedData SEQUENCE { version, digestAlgorithms SET, encapContentInfo, [0] certs }
+        start, _ = _element(token, start, 0x30)
+        for tag in (0x02, 0x31, 0x30):
+            _, start = _element(token, start, tag)
+        certs_start, certs_end = _element(token, start, 0xA0)
+        certs = _children(token, certs_start, certs_end)
+    except (ValueError, IndexError):
+        return token
+    return token[:certs_start] + b"".join(sorted(certs)) + token[certs_end:]
+
+
 def _subject(response: TimeStampResponse) -> str:
     for der in response.signed_data.certificates:
         cert = x509.load_der_x509_certificate(der)
@@ -147,7 +205,10 @@ def verify_token(
     try:
         response = decode_timestamp_response(token)
     except ValueError:
-        raise TimestampInvalidError("not a timestamp token (it does not parse as DER)") from None
+        try:
+            response = decode_timestamp_response(certificates_in_der_order(token))
+        except ValueError:
+            raise TimestampInvalidError(UNPARSABLE) from None
     if response.status != PKIStatus.GRANTED:
         texts = "; ".join(response.status_string) or "no reason given"
         raise TimestampInvalidError(f"the TSA refused: status {response.status} ({texts})")

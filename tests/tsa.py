@@ -94,6 +94,10 @@ def _cert(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
 def _write_pem(path: Path, obj: x509.Certificate | ec.EllipticCurvePrivateKey) -> Path:
     if isinstance(obj, x509.Certificate):
         path.write_bytes(obj.public_bytes(serialization.Encoding.PEM))
@@ -128,17 +132,32 @@ ess_cert_id_alg = sha256
 """
 
 
-def make_pki(directory: Path, name: str = "Test") -> Pki:
-    """A CA and a TSA certificate it signs, and the ``openssl ts`` config, in ``directory``."""
+def make_pki(directory: Path, name: str = "Test", *, send_chain: bool = False) -> Pki:
+    """A CA and a TSA certificate it signs, and the ``openssl ts`` config, in ``directory``.
+
+    ``send_chain``: tokens embed the CA certificate too, after the TSA's (chain
+    order, not the DER order of a SET OF), as OpenSSL-based TSAs configured
+    with ``certs`` do.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     tsa_key = ec.generate_private_key(ec.SECP256R1())
     ca_name, tsa_name = f"{name} Root CA", f"{name} TSA"
     ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
     tsa = _cert(tsa_name, tsa_key, ca_name, ca_key, ca=False)
+    # Serials and signatures are random, so the DER order of the two certificates
+    # is too: a sent chain is made out of DER order every time, as the test needs.
+    for _ in range(100):
+        if not send_chain or _der(tsa) > _der(ca):
+            break
+        tsa = _cert(tsa_name, tsa_key, ca_name, ca_key, ca=False)
+    else:
+        raise AssertionError("no TSA certificate sorting after its CA's")
     (directory / "serial").write_text("01\n")
     config = directory / "tsa.cnf"
-    config.write_text(_CONFIG.format(dir=directory))
+    config.write_text(
+        _CONFIG.format(dir=directory) + ("certs = $dir/ca.pem\n" if send_chain else "")
+    )
     return Pki(
         directory=directory,
         ca_cert=_write_pem(directory / "ca.pem", ca),

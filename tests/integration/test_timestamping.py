@@ -21,6 +21,7 @@ from archiver.timestamping import (
     MAX_REPLY_BYTES,
     Stamper,
     TokenState,
+    certificates_in_der_order,
     check_stored,
     load_anchors,
     open_stamper,
@@ -274,3 +275,15 @@ async def test_a_stored_token_verifies_with_openssl_alone(session, pki, tsa, tmp
     stamped.write_bytes(HEAD + b" ")
     bad = subprocess.run([*command, str(stamped)], capture_output=True, text=True, check=False)
     assert bad.returncode != 0
+
+
+async def test_a_tsa_sending_its_chain_unsorted_is_accepted(session, tmp_path):
+    # OpenSSL puts the TSA's certificate first, then the CA's: not DER order.
+    chained = make_pki(tmp_path / "chained", "Chained", send_chain=True)
+    anchors = load_anchors(chained.ca_cert)
+    async with serve_tsa(chained) as (_, url):
+        stamp = await _stamper(session, url, chained).stamp(HEAD)
+    assert certificates_in_der_order(stamp.token) != stamp.token
+    assert verify_token(stamp.token, HEAD, anchors).tsa == "CN=Chained TSA"
+    with pytest.raises(TimestampInvalidError, match="stamps other bytes"):
+        verify_token(stamp.token, HEAD + b" ", anchors)
