@@ -58,6 +58,19 @@ class Metrics:
             registry=r,
         )
 
+        self.poll_seconds = Histogram(
+            "archiver_poll_duration_seconds",
+            "Time one poll of the source took",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.poll_requests = Histogram(
+            "archiver_poll_list_requests",
+            "Requests to the source's listing (counts and pages) one poll made",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

@@ -311,7 +311,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     concurrency: int = Field(default=16, ge=1, le=512)
-    poll_interval: float = Field(default=60.0, gt=0)
+    poll_interval: float = Field(default=10.0, gt=0)
     lookback: float = Field(default=7200.0, ge=0)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     # The backfill lists its range in windows of this many seconds; each
@@ -328,9 +328,9 @@ class Settings(BaseSettings):
     per_host_connections: int = Field(default=8, ge=1, le=512)
     # Who retrieves (get, search exports, holds), for the audit trail; empty: OS user@host.
     operator: str | None = None
-    # run: the checkpoint stays this many seconds behind now, for CDRs that
-    # the provider writes a little after the call.
-    settle: float = Field(default=60.0, ge=0)
+    # run: polls stay this many seconds behind now. 0 by default: a CDR written
+    # late changes its minute's count, so the next poll lists it anyway.
+    settle: float = Field(default=0.0, ge=0)
     # Log lines: json, text, or auto (text on a terminal, JSON lines otherwise).
     log_format: Literal["auto", "json", "text"] = "auto"
     service: ServiceSettings = Field(default_factory=ServiceSettings)

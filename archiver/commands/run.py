@@ -1,7 +1,7 @@
 """``archiver run``: the long-running service.
 
-Polls the source every ``ARCHIVER_POLL_INTERVAL`` seconds, re-reading
-``ARCHIVER_LOOKBACK`` behind its checkpoint, archives what it finds, retries
+Polls the source every ``ARCHIVER_POLL_INTERVAL`` seconds, watching
+``ARCHIVER_LOOKBACK`` behind its checkpoint by counts, archives what it finds, retries
 what is due, and serves /healthz, /readyz and /metrics. SIGTERM or SIGINT: a
 graceful stop within ``ARCHIVER_GRACE`` (exit 0); a second signal: at once.
 """

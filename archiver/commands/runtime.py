@@ -103,6 +103,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             lookback=settings.lookback,
             settle=settings.settle,
             window=settings.window,
+            page_size=settings.source.page_size,
             # After a storage failure, wait about until the next readiness probe.
             storage_pause=settings.service.probe_interval,
         )

@@ -26,7 +26,8 @@ from archiver.metrics import Metrics
 from archiver.models import CallRecord
 from archiver.pipeline.intake import Health, Producer
 from archiver.pipeline.policy import RetryPolicy
-from archiver.pipeline.producers import Poller, Window, WindowLister
+from archiver.pipeline.poller import Poller
+from archiver.pipeline.producers import Window, WindowLister
 from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
 from archiver.sources.base import CdrSource, Page
@@ -139,6 +140,7 @@ class Pipeline:
             clock=self.clock,
             health=self.health,
             metrics=self.metrics,
+            stats=self.stats,
         )
         return await self.run(poller, stop_when_idle=False)
 

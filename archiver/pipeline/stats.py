@@ -23,12 +23,16 @@ class PipelineConfig:
     # Seconds in-flight transfers get to finish after a stop is asked for.
     grace: float = 20.0
     # The daemon: seconds between polls, re-read behind the checkpoint, kept behind now.
-    poll_interval: float = 60.0
+    poll_interval: float = 10.0
     lookback: float = 7200.0
-    settle: float = 60.0
+    settle: float = 0.0
     window: float = 3600.0
     # The daemon: after the storage fails a transfer, claim nothing new for this long.
     storage_pause: float = 15.0
+    # The daemon's polls: counts are remembered per this many seconds of call start
+    # time; a changed range of at most ``page_size`` CDRs is listed rather than halved.
+    tally_step: float = 60.0
+    page_size: int = 100
 
 
 @dataclass

@@ -39,6 +39,13 @@ class CdrSource(Protocol):
     def list_window(self, start: datetime, end: datetime) -> AsyncIterator[Page]:
         """Every CDR whose start time is in [start, end), page by page."""
 
+    async def count_window(self, start: datetime, end: datetime) -> int | None:
+        """The API's count of CDRs whose start time is in [start, end), asked with
+        the smallest page (one request); None when the API gives no usable count.
+
+        ``start`` and ``end`` fall on the source's granularity.
+        """
+
     async def lookup(self, ident: str) -> CallRecord | None:
         """One CDR by cdr id or sip_call_id (fresh recording URL), or None if unknown."""
 

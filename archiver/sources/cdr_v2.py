@@ -161,10 +161,7 @@ class CdrV2Source:
         url = f"{self._base}/v2/cdr"
         paginator = OffsetPaginator(self._page_size)
         seen: set[str] = set()
-        window = {
-            "start_date": naive_in(start.replace(microsecond=0), self._tz, _TIME_FORMAT),
-            "end_date": naive_in(ceil_second(end), self._tz, _TIME_FORMAT),
-        }
+        window = self._window(start, end)
         while paginator.has_more:
             body = await self._client.request_json(
                 "GET", url, params={**window, **paginator.params()}, headers=self._headers
@@ -179,6 +176,22 @@ class CdrV2Source:
                 server_limit=m.as_int(body.get("limit")),
             )
             yield page
+
+    async def count_window(self, start: datetime, end: datetime) -> int | None:
+        """``total`` of a one-record page of [start, end)."""
+        url = f"{self._base}/v2/cdr"
+        params: dict[str, str | int] = {**self._window(start, end), "limit": 1, "offset": 0}
+        body = await self._client.request_json("GET", url, params=params, headers=self._headers)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise BadResponseError(f"GET {url}: the response has no 'data' list")
+        total = m.as_int(body.get("total"))
+        return total if total is not None and total >= 0 else None
+
+    def _window(self, start: datetime, end: datetime) -> dict[str, str]:
+        return {
+            "start_date": naive_in(start.replace(microsecond=0), self._tz, _TIME_FORMAT),
+            "end_date": naive_in(ceil_second(end), self._tz, _TIME_FORMAT),
+        }
 
     async def lookup(self, ident: str) -> CallRecord | None:
         """``GET {base}/v2/cdr/<ID>``: ID is a cdr id or a sip_call_id."""

@@ -96,6 +96,14 @@ def _paging(body: Any) -> Mapping[str, Any]:
     return {}
 
 
+def _count(paging: Mapping[str, Any], rows: int, page: int) -> int | None:
+    """``record_count``, if present and not contradicted by the rows on this page."""
+    count = m.as_int(paging.get("record_count"))
+    if count is None or count < 0 or (page == 1 and rows > count):
+        return None
+    return count
+
+
 def _as_bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -173,6 +181,25 @@ class EpacificSource:
                 server_limit=m.as_int(paging.get("limit")),
             )
             yield page
+
+    async def count_window(self, start: datetime, end: datetime) -> int | None:
+        """``paging.record_count`` of a one-record page of the minutes [start, end).
+
+        Unlike a listing, a count cannot trim to the window afterwards, so it asks
+        for exactly the minutes of [start, end): ``to`` is the last minute inside,
+        as the API's ``to`` covers all of its minute. Neighbouring counts then add up.
+        """
+        first, last = floor_minute(start), ceil_minute(end) - timedelta(minutes=1)
+        if last < first:
+            return 0
+        endpoint = f"POST {self._base}/cdrs/json"
+        date_range = {
+            "from": naive_in(first, self._tz, _MINUTE_FORMAT),
+            "to": naive_in(last, self._tz, _MINUTE_FORMAT),
+        }
+        body = await self._post("/cdrs/json", {"date_range": date_range, "page": 1, "limit": 1})
+        rows = _records(body, endpoint)
+        return _count(_paging(body), len(rows), 1)
 
     async def lookup(self, ident: str) -> CallRecord | None:
         """POST ``callid`` to the listing endpoint; None if the API knows no such call."""

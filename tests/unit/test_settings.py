@@ -24,7 +24,7 @@ def test_defaults_match_the_contract():
     assert not s.storage.is_s3
     assert s.state.url == "./archiver-state.sqlite3"
     assert s.concurrency == 16
-    assert s.poll_interval == 60
+    assert s.poll_interval == 10
     assert s.lookback == 7200
     assert s.source.recording_hosts == []
 

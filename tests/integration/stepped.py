@@ -1,0 +1,53 @@
+"""Driving the daemon's producers in simulated time: a clock the test moves, and a
+producer that polls (and sweeps) only when the test says so. No sleeping, no
+timed assertions: the test counts requests and reads the state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from archiver.pipeline.intake import Intake
+
+Step = Callable[[Intake, asyncio.Event], Awaitable[Any]]
+
+
+@dataclass
+class Clock:
+    """Simulated now; ``advance`` moves it."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@dataclass
+class Stepped:
+    """A producer that runs one step (a poll, a sweep) each time ``turn`` is awaited."""
+
+    _asked: asyncio.Queue[Step] = field(default_factory=asyncio.Queue)
+    _done: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+
+    async def run(self, into: Intake, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            step = await self._asked.get()
+            self._done.put_nowait(await step(into, stop))
+
+    async def turn(self, step: Step) -> Any:
+        """Run ``step`` inside the pipeline; what it returned."""
+        self._asked.put_nowait(step)
+        return await self._done.get()
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for the pipeline's workers to make ``check`` true (the test's timeout bounds it)."""
+    while not await check():
+        await asyncio.sleep(0.02)
