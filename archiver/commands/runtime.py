@@ -12,7 +12,7 @@ import aiohttp
 
 from archiver.errors import ConfigError
 from archiver.http import ApiClient, make_session
-from archiver.pipeline.hosts import GuardedResolver, HostPolicy
+from archiver.pipeline.hosts import HostPolicy, guarded_connector
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.runner import Pipeline
 from archiver.pipeline.stats import PipelineConfig
@@ -66,10 +66,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     validate_settings(settings)
     policy = HostPolicy(settings.source.recording_hosts, settings.source.effective_base_url)
     tz = settings.source.tz
-    recordings_connector = aiohttp.TCPConnector(
-        limit=settings.concurrency,
-        limit_per_host=settings.per_host_connections,
-        resolver=GuardedResolver(policy),
+    recordings_connector = guarded_connector(
+        policy, limit=settings.concurrency, limit_per_host=settings.per_host_connections
     )
     timeout = aiohttp.ClientTimeout(
         total=None, connect=settings.source.connect_timeout, sock_read=settings.source.read_timeout

@@ -26,7 +26,7 @@ from archiver.errors import RetriableError, SkippableError
 from archiver.failures import FailureKind
 from archiver.http import redact_url
 from archiver.models import CallRecord
-from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, HostRefusedError
+from archiver.pipeline.hosts import HostPolicy, HostRefusedError, InvalidUrlError, UrlRefusedError
 from archiver.storage.audio import sniff
 from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome, Upload
 from archiver.storage.keys import names_cdr, render_key, sibling_key
@@ -119,8 +119,8 @@ class Transferrer:
                 if names_cdr(self._config.key_template):
                     raise
                 return await self._transfer(call, url, sibling=True)
-        except HostNotAllowedError as exc:
-            return _failed(FailureKind.HOST_NOT_ALLOWED, str(exc))
+        except UrlRefusedError as exc:
+            return _failed(exc.kind, str(exc))
         except _Bad as exc:
             return TransferResult(exc.verdict, exc.reason, kind=exc.kind)
         except RetriableError as exc:
@@ -141,6 +141,9 @@ class Transferrer:
             if isinstance(exc.os_error, HostRefusedError):
                 return _failed(FailureKind.HOST_NOT_ALLOWED, str(exc.os_error))
             return _retry(FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})")
+        except aiohttp.InvalidURL as exc:
+            # Permanent: the same URL is refused the same way on every attempt.
+            return _failed(FailureKind.INVALID_URL, f"invalid recording URL ({type(exc).__name__})")
         except aiohttp.ClientError as exc:
             return _retry(FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})")
 
@@ -156,7 +159,7 @@ class Transferrer:
                             FailureKind.HTTP_ERROR,
                             f"HTTP {resp.status} without Location",
                         )
-                    url = urljoin(url, location)
+                    url = _follow(url, location)
                     continue
                 verdict = _status_verdict(resp.status)
                 if verdict is not None:
@@ -233,6 +236,14 @@ class Transferrer:
     def _key(self, call: CallRecord, ext: str, sibling: bool) -> str:
         key = render_key(self._config.key_template, call, ext, self._config.tz)
         return sibling_key(key, call, ext) if sibling else key
+
+
+def _follow(url: str, location: str) -> str:
+    """The redirect's target; checked by the policy like the first URL."""
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        raise InvalidUrlError("invalid redirect Location") from None
 
 
 def _failed(kind: FailureKind, reason: str) -> TransferResult:
