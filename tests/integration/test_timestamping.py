@@ -30,7 +30,7 @@ from archiver.timestamping import (
     verify_token,
 )
 from tests.seaweed import free_ports
-from tests.tsa import OPENSSL, LocalTsa, Mode, Pki, make_pki, serve_tsa
+from tests.support.tsa import OPENSSL, LocalTsa, Mode, Pki, make_pki, serve_tsa
 
 HEAD = b'{"writer": "w1", "last": "manifests/date=2026-11-29/batch-000001.jsonl"}\n'
 KEY = "_archiver/chain/w1/000000000001.tsr"

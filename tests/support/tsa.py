@@ -11,6 +11,7 @@ hostile TSA (a replayed answer, an error status, an oversized or slow body).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import shutil
 from collections.abc import AsyncIterator
@@ -24,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.web import serve
 
 OPENSSL = shutil.which("openssl") or "openssl"
 # Fixed validity: the certificates are valid from a day ago to a year on, so a
@@ -222,6 +225,7 @@ class LocalTsa:
         self._first: bytes | None = None
         # openssl ts keeps its serial number in a file: one reply at a time.
         self._lock = asyncio.Lock()
+        self.release = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one time-stamp query as the current mode says."""
@@ -232,7 +236,8 @@ class LocalTsa:
         if self.mode is Mode.GARBAGE:
             return web.Response(body=b"\x30\x03\x02\x01", content_type=REPLY)
         if self.mode is Mode.SLOW:
-            await asyncio.sleep(SLOW_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), SLOW_SECONDS)
         if self.mode is Mode.HUGE:
             return web.Response(body=b"\x00" * HUGE_BODY_BYTES, content_type=REPLY)
         if request.content_type != "application/timestamp-query":
@@ -250,14 +255,9 @@ class LocalTsa:
 async def serve_tsa(pki: Pki) -> AsyncIterator[tuple[LocalTsa, str]]:
     """Run a local TSA on 127.0.0.1 (a free port); yield it and its URL."""
     tsa = LocalTsa(pki)
-    app = web.Application()
-    app.router.add_post("/", tsa.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield tsa, f"http://127.0.0.1:{port}/"
-    finally:
-        await runner.cleanup()
+    async with serve({"/": tsa.handle}) as served:
+        try:
+            yield tsa, served.url + "/"
+        finally:
+            # A SLOW answer still waiting ends now, so the server stops at once.
+            tsa.release.set()
