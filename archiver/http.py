@@ -87,6 +87,14 @@ def error_for_status(status: int, endpoint: str, retry_after: str | None = None)
     return FatalError(f"{endpoint} answered HTTP {status}")
 
 
+def _redirect_refused(status: int, endpoint: str, location: str | None) -> FatalError:
+    where = f" to {redact_url(location)}" if location else ""
+    return FatalError(
+        f"{endpoint} answered HTTP {status} (a redirect{where}); not followed, because the "
+        "request carries credentials in its body: point the base URL at the final address"
+    )
+
+
 class BackoffWait:
     """Exponential backoff with full jitter; a server's Retry-After wins (capped)."""
 
@@ -182,12 +190,25 @@ class ApiClient:
         if self._limiter is not None:
             await self._limiter.acquire()
         self.requests += 1
+        # A body may carry credentials (epacific's api_secret), and a 307/308
+        # re-posts the body to wherever Location points: such a request follows
+        # no redirect. (aiohttp drops the Authorization header itself when a
+        # redirect leaves the origin, so a bodiless GET may follow them.)
+        has_body = json_body is not None or form is not None
         try:
             async with self._session.request(
-                method, url, params=params, json=json_body, data=form, headers=headers
+                method,
+                url,
+                params=params,
+                json=json_body,
+                data=form,
+                headers=headers,
+                allow_redirects=not has_body,
             ) as resp:
                 if resp.status >= 400:
                     raise error_for_status(resp.status, endpoint, resp.headers.get("Retry-After"))
+                if 300 <= resp.status < 400:
+                    raise _redirect_refused(resp.status, endpoint, resp.headers.get("Location"))
                 body = await resp.read()
                 status = resp.status
                 content_type = resp.headers.get("Content-Type", "")

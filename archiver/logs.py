@@ -8,8 +8,12 @@ import re
 import sys
 from datetime import UTC, datetime
 
-# Query strings of signed URLs and bearer tokens never reach a log line.
+# Query strings of signed URLs, credentials in a URL's authority (user:pass@)
+# and bearer tokens never reach a log line.
 _PATTERNS = [
+    # The authority is what follows "//" up to the first "/", "?" or "#": an "@"
+    # there ends the userinfo (an "@" later, in a path such as a sip_call_id, does not).
+    (re.compile(r"(//)[^\s/?#@\"']*@"), r"\1<redacted>@"),
     (re.compile(r"(https?://[^\s?#\"']+)\?[^\s\"']*"), r"\1?<redacted>"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1<redacted>"),
     (

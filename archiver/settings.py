@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archiver.errors import ConfigError
 from archiver.models import Provider
+from archiver.private_files import DEFAULT_FILE_MODE, MODE_PATTERN, parse_mode
 
 ENV_PREFIX = "ARCHIVER_"
 EPACIFIC_DEFAULT_BASE_URL = "https://api.ccall.vn"
@@ -133,6 +134,13 @@ class StorageSettings(BaseModel):
     storage_class: str | None = None
     # ``get --url``: seconds a presigned URL stays valid (SigV4 allows 7 days at most).
     presign_expiry: int = Field(default=3600, ge=1, le=7 * 86400)
+    # A local directory: mode of the files written (folders add x where r is granted).
+    file_mode: str = Field(default=DEFAULT_FILE_MODE, pattern=MODE_PATTERN)
+
+    @property
+    def file_mode_bits(self) -> int:
+        """``file_mode`` as permission bits."""
+        return parse_mode(self.file_mode)
 
     @field_validator("object_lock_mode", mode="before")
     @classmethod
@@ -228,6 +236,13 @@ class StateSettings(BaseModel):
     """The state database."""
 
     url: str = "./archiver-state.sqlite3"
+    # Mode of a new database file (its -wal and -shm follow it) and of its new folder.
+    file_mode: str = Field(default=DEFAULT_FILE_MODE, pattern=MODE_PATTERN)
+
+    @property
+    def file_mode_bits(self) -> int:
+        """``file_mode`` as permission bits."""
+        return parse_mode(self.file_mode)
 
     @property
     def path(self) -> Path:

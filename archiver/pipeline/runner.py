@@ -250,8 +250,13 @@ class Pipeline:
     async def _process(self, job: Job) -> None:
         call = job.call
         if not call.recording_url:
-            await self._give_up(job, FailureKind.NO_URL, "no recording URL")
-            return
+            # The state erases a URL once its job ends (a signed link is a
+            # credential); a failed job queued again asks the source for a fresh one.
+            fresh = await self._refresh(job)
+            if fresh is None:
+                await self._give_up(job, FailureKind.NO_URL, "no recording URL")
+                return
+            call = fresh
         started = time.monotonic()
         result = await self.transferrer.transfer(call)
         if result.verdict is Verdict.EXPIRED:

@@ -48,7 +48,7 @@ async def open_state(settings: StateSettings) -> SqliteStateStore:
     """
     path = settings.path
     try:
-        return await SqliteStateStore.open(path)
+        return await SqliteStateStore.open(path, file_mode=settings.file_mode_bits)
     except (sqlite3.Error, OSError) as exc:
         # At startup these are about the file the settings name (wrong path,
         # permissions, not a database, locked by a stuck process): say which.

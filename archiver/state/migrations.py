@@ -19,6 +19,7 @@ from typing import Any
 import aiosqlite
 
 from archiver.errors import ConfigError
+from archiver.private_files import ensure_private_file, make_dirs
 
 _BUSY_TIMEOUT_MS = 10_000
 Migration = Sequence[str]  # the SQL statements of one step, run in order
@@ -118,7 +119,15 @@ _V2: Migration = (
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+# Version 3: no secret kept at rest. A CDR's raw payload is no longer stored, nor
+# the recording URL inside the stored record; the URL column (a signed link
+# may carry a credential in its query) is cleared once a job is archived or failed.
+_V3: Migration = (
+    "UPDATE calls SET record_json = json_remove(record_json, '$.raw', '$.recording_url')",
+    "UPDATE calls SET recording_url = NULL WHERE state IN ('archived', 'failed')",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 LATEST_VERSION = len(MIGRATIONS)
 
 _CREATE_VERSION_TABLE = """
@@ -193,9 +202,14 @@ class Database:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
-        """Open the file at ``path`` (creating it and its directory), set it up, migrate it."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+    async def open(cls, path: Path, *, file_mode: int = 0o600) -> Database:
+        """Open the file at ``path`` (creating it and its directory), set it up, migrate it.
+
+        A new file and folder get ``file_mode`` (SQLite gives the -wal and -shm
+        files the database file's mode).
+        """
+        make_dirs(path.parent, file_mode)
+        ensure_private_file(path, file_mode)
         # isolation_level=None: no implicit transactions. ``write`` issues BEGIN
         # IMMEDIATE, so a write transaction takes the write lock up front instead
         # of failing later on a lock upgrade.
@@ -211,6 +225,9 @@ class Database:
             wal = bool(rows) and str(rows[0][0]).lower() == "wal"
             await conn.execute(f"PRAGMA synchronous = {'NORMAL' if wal else 'FULL'}")
             await conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted and overwritten content (a signed URL, a raw payload) is
+            # zeroed, not left in free pages of the file.
+            await conn.execute("PRAGMA secure_delete = ON")
             await migrate(conn, name=str(path))
         except BaseException:
             await conn.close()

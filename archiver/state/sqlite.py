@@ -60,7 +60,14 @@ def _system_clock() -> datetime:
 
 
 def _record_json(call: CallRecord) -> str:
-    return json.dumps(call_to_dict(call), ensure_ascii=False, separators=(",", ":"))
+    """The call as stored: without its raw payload or its recording URL.
+
+    Nothing needs the provider's payload once it is parsed, and it may carry
+    secrets; the URL lives in its own column only while the job needs it.
+    """
+    record = call_to_dict(dataclasses.replace(call, raw={}, recording_url=None))
+    del record["raw"], record["recording_url"]
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 class SqliteStateStore(ManifestBatches):
@@ -74,12 +81,15 @@ class SqliteStateStore(ManifestBatches):
         self._clock = clock
 
     @classmethod
-    async def open(cls, path: Path, *, clock: Clock = _system_clock) -> SqliteStateStore:
+    async def open(
+        cls, path: Path, *, clock: Clock = _system_clock, file_mode: int = 0o600
+    ) -> SqliteStateStore:
         """Open (creating it and its directory if needed) and migrate the database at ``path``.
 
-        Raises ConfigError if the file was written by a newer archiver.
+        A new file and folder get ``file_mode``. Raises ConfigError if the file
+        was written by a newer archiver.
         """
-        return cls(await Database.open(path), clock=clock)
+        return cls(await Database.open(path, file_mode=file_mode), clock=clock)
 
     async def __aenter__(self) -> SqliteStateStore:
         """``async with`` support: the store itself."""
@@ -177,7 +187,7 @@ class SqliteStateStore(ManifestBatches):
         await self._update(
             job_id,
             "UPDATE calls SET state = 'archived', attempts = attempts + 1, reason = NULL,"
-            " failure_kind = NULL,"
+            " failure_kind = NULL, recording_url = NULL,"
             " object_key = ?, sha256 = ?, size = ?, content_type = ?, archived_at = ?,"
             " manifest_line = ?, manifest_date = ?, updated_at = ?"
             " WHERE id = ? AND state != 'archived'",
@@ -215,7 +225,8 @@ class SqliteStateStore(ManifestBatches):
         await self._update(
             job_id,
             "UPDATE calls SET state = 'failed', attempts = attempts + 1, reason = ?,"
-            " failure_kind = ?, updated_at = ? WHERE id = ? AND state != 'archived'",
+            " failure_kind = ?, recording_url = NULL, updated_at = ?"
+            " WHERE id = ? AND state != 'archived'",
             (reason, str(kind)),
         )
 

@@ -77,4 +77,4 @@ async def open_store(
                 f"{names}: needs S3 (Object Lock, encryption and storage classes are S3 "
                 f"features); {settings.url} is a local directory"
             )
-        yield LocalStore(settings.local_path)
+        yield LocalStore(settings.local_path, file_mode=settings.file_mode_bits)

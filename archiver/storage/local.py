@@ -6,6 +6,13 @@ A write goes to a hidden temporary file beside its final name
 which makes it the conditional write S3 does with ``If-None-Match: *``.
 Readers therefore never see a half-written file, and a crash leaves at worst a
 ``.partial`` file that :meth:`LocalStore.cleanup_incomplete` removes.
+
+Files are created with the configured mode (0600 by default) and folders with
+it plus search (0700), whatever the umask. No symbolic link inside the root is
+ever followed: one planted as a folder of a key refuses the key (an error, not
+a write outside the root); one planted at a final name is never opened, so it
+reads as "a different object" rather than, for a link to ``/dev/zero``, an
+endless hash.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import mimetypes
 import os
@@ -26,6 +34,7 @@ from typing import Any
 import aiofiles
 
 from archiver.errors import RetriableError, StorageError
+from archiver.private_files import DEFAULT_FILE_MODE, create_new, fsync_dir, make_dirs, parse_mode
 from archiver.storage.audio import CONTENT_TYPES
 from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject
 from archiver.storage.keys import validate_key
@@ -40,30 +49,6 @@ def _is_temp(name: str) -> bool:
 
 def _temp_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a new link, a new subdirectory) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _makedirs(path: Path) -> None:
-    """Create ``path`` and its missing parents, fsyncing each parent that gained one."""
-    missing: list[Path] = []
-    current = path
-    while not current.is_dir():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        try:
-            directory.mkdir()
-        except FileExistsError:
-            continue  # a concurrent writer made it first
-        _fsync_dir(directory.parent)
 
 
 def _unlink_quiet(path: Path) -> None:
@@ -86,7 +71,7 @@ def _scan_sorted(directory: Path) -> list[tuple[str, bool, int]]:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
                     entries.append((entry.name, True, 0))
-                elif entry.is_file() and not _is_temp(entry.name):
+                elif entry.is_file(follow_symlinks=False) and not _is_temp(entry.name):
                     entries.append((entry.name, False, entry.stat().st_size))
     except (FileNotFoundError, NotADirectoryError):
         return []
@@ -94,12 +79,24 @@ def _scan_sorted(directory: Path) -> list[tuple[str, bool, int]]:
     return entries
 
 
-def _write_new_file(path: Path, data: bytes) -> None:
-    """Create ``path`` (it must not exist) with ``data``, fsynced."""
-    with path.open("xb") as f:
+def _write_new_file(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` (it must not exist) with ``data`` and ``mode``, fsynced."""
+    with os.fdopen(create_new(path, mode), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _open_regular(path: Path) -> int:
+    """A descriptor to read ``path``: never through a symlink, never a FIFO or device.
+
+    O_NONBLOCK keeps a planted FIFO from blocking the open (regular files ignore it).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EINVAL, "not a regular file", str(path))
+    return fd
 
 
 def _remove_temp_files(root: Path) -> int:
@@ -110,6 +107,11 @@ def _remove_temp_files(root: Path) -> int:
                 _unlink_quiet(Path(dirpath) / name)
                 removed += 1
     return removed
+
+
+def _create_opener(mode: int, path: str, flags: int) -> int:
+    """An ``open`` opener: a new file with exactly ``mode`` (flags hold O_EXCL)."""
+    return create_new(Path(path), mode)
 
 
 def _content_type(key: str) -> str | None:
@@ -125,8 +127,11 @@ class LocalStore:
     with ValueError. Nothing is created until the first write.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, file_mode: int = parse_mode(DEFAULT_FILE_MODE)
+    ) -> None:
         self._root = Path(root).absolute()
+        self._mode = file_mode
 
     @property
     def description(self) -> str:
@@ -154,7 +159,27 @@ class LocalStore:
         if any(_is_temp(segment) for segment in segments):
             # list() and cleanup_incomplete() take such names for our temporary files.
             raise ValueError(f"invalid storage key {key!r}: a temporary-file name")
+        self._refuse_symlinks(key, segments[:-1])
         return self._root.joinpath(*segments)
+
+    def _refuse_symlinks(self, key: str, folders: list[str]) -> None:
+        """StorageError if a folder on the way to ``key`` is a symbolic link.
+
+        The root itself may be one (the operator chose it); inside it, a link
+        could only have been planted, and would send writes outside the root.
+        """
+        current = self._root
+        for name in folders:
+            current = current / name
+            try:
+                st = os.lstat(current)
+            except (FileNotFoundError, NotADirectoryError):
+                return  # created by us, without following anything, when written
+            if stat.S_ISLNK(st.st_mode):
+                raise StorageError(
+                    f"{self.description}: refusing {key}: {current} is a symbolic link "
+                    "(the local store follows none inside its directory)"
+                )
 
     @contextmanager
     def _os_errors(self, action: str, key: str) -> Iterator[None]:
@@ -165,9 +190,15 @@ class LocalStore:
             reason = exc.strerror or type(exc).__name__
             raise StorageError(f"{self.description}: cannot {action} {key}: {reason}") from exc
 
-    async def _sha256_of(self, path: Path) -> str:
+    async def _sha256_of(self, path: Path) -> str | None:
+        """The file's SHA-256; None if it is not a regular file (a planted symlink,
+        a FIFO): such a name holds no recording of ours."""
         digest = hashlib.sha256()
-        async with aiofiles.open(path, "rb") as f:
+        try:
+            fd = await asyncio.to_thread(_open_regular, path)
+        except OSError:
+            return None
+        async with aiofiles.open(fd, "rb") as f:
             while chunk := await f.read(_HASH_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
@@ -178,7 +209,7 @@ class LocalStore:
             await asyncio.to_thread(os.link, tmp, final)
         except FileExistsError:
             existing = await self._sha256_of(final)
-            if existing == sha256.lower():
+            if existing is not None and existing == sha256.lower():
                 return PutOutcome.ALREADY_PRESENT
             raise ObjectExistsError(key, existing) from None
         except OSError as exc:
@@ -188,7 +219,7 @@ class LocalStore:
                 f"{self.description}: the filesystem does not support hard links, which "
                 "the archiver needs for writes that never overwrite"
             ) from exc
-        await asyncio.to_thread(_fsync_dir, final.parent)
+        await asyncio.to_thread(fsync_dir, final.parent)
         return PutOutcome.CREATED
 
     async def put_bytes(
@@ -209,14 +240,16 @@ class LocalStore:
         _check_digest(key, hashlib.sha256(data).hexdigest(), sha256)
         tmp = _temp_path(final)
         with self._os_errors("write", key):
-            await asyncio.to_thread(_makedirs, final.parent)
+            await asyncio.to_thread(make_dirs, final.parent, self._mode, durable=True)
             try:
                 # One thread call opens, writes, fsyncs and closes: a task cancelled
                 # meanwhile (a flusher at shutdown) cannot leave an open file behind.
                 # The thread cannot be stopped, so a cancelled caller waits for it
                 # before the clean-up below; else the unlink could run first and the
                 # thread create the temporary file after it.
-                writing = asyncio.ensure_future(asyncio.to_thread(_write_new_file, tmp, data))
+                writing = asyncio.ensure_future(
+                    asyncio.to_thread(_write_new_file, tmp, data, self._mode)
+                )
                 try:
                     await asyncio.shield(writing)
                 except asyncio.CancelledError:
@@ -234,10 +267,11 @@ class LocalStore:
         final = self._path(key)
         tmp = _temp_path(final)
         with self._os_errors("write", key):
-            await asyncio.to_thread(_makedirs, final.parent)
+            await asyncio.to_thread(make_dirs, final.parent, self._mode, durable=True)
             # The open runs in a thread that a cancellation cannot stop: if we are
             # cancelled meanwhile, wait for it, then close and remove what it made.
-            opening = asyncio.ensure_future(aiofiles.open(tmp, "xb"))
+            opener = functools.partial(_create_opener, self._mode)
+            opening = asyncio.ensure_future(aiofiles.open(tmp, "xb", opener=opener))
             try:
                 file = await asyncio.shield(opening)
             except asyncio.CancelledError:
@@ -252,7 +286,7 @@ class LocalStore:
         """Size and guessed content type; ``sha256`` is None (a file stores no checksum)."""
         path = self._path(key)
         try:
-            st = await asyncio.to_thread(path.stat)
+            st = await asyncio.to_thread(os.lstat, path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not stat.S_ISREG(st.st_mode):
@@ -263,9 +297,14 @@ class LocalStore:
         """Stream the file; KeyError if absent."""
         path = self._path(key)
         try:
-            f = await aiofiles.open(path, "rb")
+            fd = await asyncio.to_thread(_open_regular, path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyError(key) from None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise KeyError(key) from None  # a symlink: not an object of ours
+        f = await aiofiles.open(fd, "rb")
         try:
             while chunk := await f.read(chunk_size):
                 yield chunk
@@ -308,7 +347,7 @@ class LocalStore:
 
         def usable() -> bool:
             try:
-                root.mkdir(parents=True, exist_ok=True)
+                make_dirs(root, self._mode)
             except OSError:
                 return False
             return root.is_dir() and os.access(root, os.W_OK | os.X_OK)

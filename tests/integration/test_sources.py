@@ -251,3 +251,50 @@ async def test_rate_limit_spaces_requests(session):
     # remaining 6 back for at least 0.5 s (a lower bound, not a speed measurement).
     assert client.requests >= 15
     assert elapsed >= 0.5
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("request_format", ["json", "form"])
+async def test_epacific_credentials_are_never_posted_to_a_redirect(session, status, request_format):
+    from aiohttp import web
+
+    from archiver.errors import FatalError
+
+    received: list[bytes] = []
+
+    async def catch(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.json_response({"data": []})
+
+    async def start(routes: dict[str, object]) -> tuple[web.AppRunner, str]:
+        app = web.Application()
+        for path, handler in routes.items():
+            app.router.add_route("*", path, handler)  # type: ignore[arg-type]
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    other, other_url = await start({"/{tail:.*}": catch})
+
+    async def redirect(_: web.Request) -> web.Response:
+        return web.Response(status=status, headers={"Location": f"{other_url}/x?t=1"})
+
+    api, api_url = await start({"/cdrs/json": redirect, "/ext_reg/json": redirect})
+    try:
+        settings = SourceSettings(
+            kind=Provider.EPACIFIC,
+            base_url=api_url,
+            api_key=SecretStr("key-123"),
+            api_secret=SecretStr("secret-456"),
+            request_format=request_format,
+        )
+        source = make_source(settings, ApiClient(session, settings, sleep=_no_sleep))
+        with pytest.raises(FatalError, match=rf"HTTP {status} \(a redirect to ") as info:
+            await source.probe()
+        assert "secret-456" not in str(info.value)
+        assert "t=1" not in str(info.value)
+    finally:
+        await api.cleanup()
+        await other.cleanup()
+    assert received == []

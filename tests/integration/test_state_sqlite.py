@@ -300,7 +300,7 @@ async def test_a_changed_url_refreshes_the_stored_record(store: SqliteStateStore
     job = await store.find_job("1")
     assert job is not None
     assert job.call == fresh
-    assert job.call.raw == fresh.raw
+    assert job.call.raw == {}  # the provider's payload is not kept (it may hold secrets)
     assert job.state is JobState.PENDING
     # The same URL again is no change; a listing without the URL does not erase it.
     again = await store.add_calls([fresh, replace(fresh, recording_url=None)], T0)
@@ -326,7 +326,8 @@ async def test_archived_and_failed_jobs_are_untouched_by_a_relisting(
     assert counts[JobState.TRANSFERRING] == 1
     found = await store.find_job("a")
     assert found is not None
-    assert found.call.recording_url == "https://rec.example/a.mp3"
+    # An archived job keeps no URL (a signed link is a credential), and gets none back.
+    assert found.call.recording_url is None
 
 
 async def test_an_empty_page_does_nothing(store: SqliteStateStore) -> None:
@@ -355,12 +356,12 @@ async def test_claim_due_takes_the_oldest_due_first_up_to_limit(
     assert await store.claim_due(T0 + timedelta(days=1), 0) == []
 
 
-async def test_claimed_job_carries_the_whole_call(store: SqliteStateStore) -> None:
+async def test_claimed_job_carries_the_parsed_call(store: SqliteStateStore) -> None:
     call = make_call("1", started=datetime(2021, 2, 17, 10, 0, tzinfo=ICT))
     await store.add_calls([call], T0)
     [job] = await store.claim_due(T0, 1)
-    assert job.call == call
-    assert job.call.raw == call.raw
+    assert job.call == call  # every parsed field; the raw payload is not kept
+    assert job.call.raw == {}
     assert job.first_seen_at == T0
     assert job.first_seen_at.tzinfo is UTC
 

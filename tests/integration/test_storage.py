@@ -427,9 +427,9 @@ async def test_local_put_bytes_cancelled_at_any_point_leaves_no_temporary_file(
 
     slow_start = local._write_new_file
 
-    def late_write(path, data):  # a busy machine: the thread gets to run late
+    def late_write(path, data, mode):  # a busy machine: the thread gets to run late
         time.sleep(0.05)
-        slow_start(path, data)
+        slow_start(path, data, mode)
 
     monkeypatch.setattr(local, "_write_new_file", late_write)
 
