@@ -78,7 +78,9 @@ async def test_no_signed_url_or_raw_payload_stays_in_the_state_file(tmp_path: Pa
         jobs = {job.call.cdr_id: job for job in await store.claim_due(T0, 10)}
         await store.mark_archived(jobs["done"].id, _info(1))
         await store.mark_failed(
-            jobs["gone"].id, "HTTP 403 from https://rec.example/gone.mp3", kind=FailureKind.HTTP_ERROR
+            jobs["gone"].id,
+            "HTTP 403 from https://rec.example/gone.mp3",
+            kind=FailureKind.HTTP_ERROR,
         )
         await store.mark_retry(
             jobs["wait"].id, jobs["wait"].state.PENDING, "HTTP 503", T0 + timedelta(minutes=1)
