@@ -23,7 +23,7 @@ from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import Fetched, fetch_to_file, presigned_url
 from archiver.retrieval.index import resolve
-from archiver.retrieval.records import ArchivedCall
+from archiver.retrieval.records import ArchivedCall, require_archive
 from archiver.settings import Settings
 from archiver.storage import ObjectStore, open_store
 
@@ -54,6 +54,7 @@ def register(
         metavar="SECONDS",
         help="--url: validity of the URL (default ARCHIVER_STORAGE__PRESIGN_EXPIRY)",
     )
+    p.add_argument("--force", action="store_true", help="-o: replace FILE if it exists")
     p.add_argument(
         "--provider",
         choices=[p.value for p in Provider],
@@ -84,6 +85,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--expires: between 1 and 604800 seconds (7 days)")
     action = "url" if args.url else "get"
     async with open_store(settings.storage, max_connections=4) as store:
+        await require_archive(store)
         audit = AuditTrail(store, settings.operator)
         try:
             call = await resolve(store, args.id, args.provider)
@@ -99,7 +101,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         target = call_target(args.id, call)
         if args.url:
             return await _url(store, audit, call, target, expires)
-        return await _get(store, audit, call, target, Path(args.output))
+        return await _get(store, audit, call, target, Path(args.output), args.force)
 
 
 async def _url(
@@ -129,6 +131,7 @@ async def _get(
     call: ArchivedCall,
     target: dict[str, Any],
     output: Path,
+    force: bool,
 ) -> int:
     async def publish(fetched: Fetched) -> None:
         details = {"file": str(fetched.path.absolute()), "size": fetched.size}
@@ -136,7 +139,7 @@ async def _get(
         await _record_or_refuse(audit, "get", target, details)
 
     try:
-        fetched = await fetch_to_file(store, call, output, publish)
+        fetched = await fetch_to_file(store, call, output, publish, overwrite=force)
     except IntegrityError as exc:
         await audit.record_best_effort("get", target, exc.kind.value)
         return fail(ExitCode.CORRUPT, str(exc))

@@ -18,6 +18,7 @@ from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import archived_version, storage_key
 from archiver.retrieval.index import resolve
+from archiver.retrieval.records import require_archive
 from archiver.settings import Settings
 from archiver.storage import LockingStore, ObjectProtection, open_store
 
@@ -69,6 +70,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"{store.description}: the bucket has no Object Lock, so it cannot hold objects "
                 "(Object Lock is chosen when a bucket is created)",
             )
+        await require_archive(store)
         audit = AuditTrail(store, settings.operator)
         action = "hold-show" if args.hold is None else ("hold-on" if args.hold else "hold-off")
         try:

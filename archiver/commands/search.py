@@ -18,7 +18,7 @@ from archiver.errors import ArchiverError, ConfigError, StorageError
 from archiver.models import Direction
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.options import add_range, parse_range
-from archiver.retrieval.records import ArchivedCall, list_manifests
+from archiver.retrieval.records import ArchivedCall, list_manifests, require_archive
 from archiver.retrieval.search import TABLE_COLUMNS, SearchQuery, search, to_csv, to_json
 from archiver.settings import Settings
 from archiver.storage import open_store
@@ -68,6 +68,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     async with open_store(settings.storage, max_connections=16) as store:
+        await require_archive(store)
         manifests = await list_manifests(store, since, until, settings.source.tz)
         calls, bad = await search(store, manifests, query, args.limit)
         try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
-from archiver.settings import Settings
+from archiver.errors import ConfigError
+from archiver.settings import ENV_PREFIX, Settings, StateSettings
 from archiver.state import open_state_store
 
 
@@ -23,8 +25,23 @@ def register(
     r.set_defaults(handler=retry)
 
 
+def existing_state(settings: StateSettings) -> Path:
+    """The state database's file; ConfigError if there is none (it is not created)."""
+    path = settings.path
+    if not path.is_file():
+        raise ConfigError(
+            f"no state database at {path.absolute()}: nothing has run with this state "
+            f"(check {ENV_PREFIX}STATE__URL, or run archiver backfill or run first)"
+        )
+    return path
+
+
 async def status(args: argparse.Namespace, settings: Settings) -> int:
-    """Print counts, checkpoint and the most recent failures."""
+    """Print what is read, counts, checkpoint and the most recent failures."""
+    path = existing_state(settings.state)
+    endpoint = f" at {settings.storage.endpoint_url}" if settings.storage.endpoint_url else ""
+    print(f"state:   {path.absolute()}")
+    print(f"storage: {settings.storage.url}{endpoint}")
     async with open_state_store(settings.state) as state:
         counts = await state.counts()
         print("recordings by state:")
@@ -47,6 +64,7 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
 
 async def retry(args: argparse.Namespace, settings: Settings) -> int:
     """Move every failed recording back to pending."""
+    existing_state(settings.state)
     async with open_state_store(settings.state) as state:
         n = await state.retry_failed()
     print(f"{n} failed recording(s) queued again; run backfill or run to transfer them")

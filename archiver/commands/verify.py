@@ -22,7 +22,12 @@ from archiver.exits import ExitCode
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.index import write_pointers
 from archiver.retrieval.options import add_range, parse_range
-from archiver.retrieval.records import in_range, list_manifests, read_manifests
+from archiver.retrieval.records import (
+    in_range,
+    list_manifests,
+    read_manifests,
+    require_archive,
+)
 from archiver.retrieval.verify import VerifyReport, verify_archive
 from archiver.settings import Settings
 from archiver.storage import open_store
@@ -73,6 +78,7 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= concurrency <= 512:
         raise ConfigError("--concurrency: between 1 and 512")
     async with open_store(settings.storage, max_connections=concurrency + 8) as store:
+        await require_archive(store)
         manifests = await list_manifests(store, since, until, settings.source.tz)
         if not manifests:
             print(f"no manifest objects in {store.description} for this range: nothing to verify")
@@ -147,6 +153,7 @@ async def reindex(args: argparse.Namespace, settings: Settings) -> int:
     """Write every missing index pointer of the range's manifest lines."""
     since, until = parse_range(args.since, args.until, settings.source.tz)
     async with open_store(settings.storage, max_connections=24) as store:
+        await require_archive(store)
         manifests = await list_manifests(store, since, until, settings.source.tz)
         lines = created = bad = 0
         async with aclosing(read_manifests(store, manifests)) as reader:

@@ -109,6 +109,8 @@ async def fetch_to_file(
     call: ArchivedCall,
     output: Path,
     before_publish: Callable[[Fetched], Awaitable[None]] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> Fetched:
     """Write ``call``'s recording to ``output``, verified; IntegrityError if it cannot be.
 
@@ -117,10 +119,13 @@ async def fetch_to_file(
     it): that version is written instead, and ``Fetched.replaced`` says what
     was wrong with the current one. ``before_publish`` runs once the bytes are
     verified and before the file appears under its name (the audit record): if
-    it raises, no file is left.
+    it raises, no file is left. An existing file is replaced only with
+    ``overwrite`` (ConfigError otherwise, before anything is read).
     """
     key = storage_key(store, call)
     target = destination(output, key)
+    if not overwrite and await asyncio.to_thread(os.path.lexists, target):
+        raise ConfigError(f"-o: {target} already exists (--force replaces it)")
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
     try:
         kind = IntegrityKind.CORRUPT
@@ -147,10 +152,25 @@ async def fetch_to_file(
         fetched = Fetched(target, size, digest, version, problem)
         if before_publish is not None:
             await before_publish(fetched)
-        await asyncio.to_thread(os.replace, tmp, target)
+        await asyncio.to_thread(_publish, tmp, target, overwrite)
     finally:
         await asyncio.to_thread(tmp.unlink, missing_ok=True)
     return fetched
+
+
+def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Give the verified file its name; without ``overwrite``, never over a file that
+    appeared meanwhile (a hard link fails if the name is taken)."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise ConfigError(f"-o: {target} already exists (--force replaces it)") from None
+    except OSError:
+        # A file system without hard links: the check at the start stands.
+        os.replace(tmp, target)
 
 
 async def _download(chunks: AsyncIterator[bytes], tmp: Path) -> tuple[int, str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
+from archiver.retrieval.errors import NoArchiveError
 from archiver.storage.base import ObjectStore, StoredObject
 
 MANIFEST_PREFIX = "manifests/"
@@ -159,6 +160,21 @@ def in_range(call: ArchivedCall, since: datetime | None, until: datetime | None)
     if started is None:
         return False
     return (since is None or started >= since) and (until is None or started < until)
+
+
+async def require_archive(store: ObjectStore) -> None:
+    """NoArchiveError unless the storage holds at least one manifest object.
+
+    The read-only commands call it first: an empty or absent storage is a
+    wrong ``ARCHIVER_STORAGE__URL`` far more often than an archive with nothing
+    in it, and they must not create anything (an audit record, a folder) there.
+    """
+    async for _ in store.list(MANIFEST_PREFIX):
+        return
+    raise NoArchiveError(
+        f"no archive in {store.description}: it holds no manifest "
+        "(check ARCHIVER_STORAGE__URL, or archive something first)"
+    )
 
 
 async def list_manifests(

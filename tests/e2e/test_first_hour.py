@@ -3,10 +3,17 @@ subprocess, from an empty working directory."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import pytest
+
 from archiver.simulator import Simulator
-from tests.support.cli import archiver_env, cli_env, run_cli
+from tests.support.cli import QUICK, archiver_env, cli_env, run_cli
+
+# The simulator's calls (its default day) and a small archive of them.
+SINCE, UNTIL = "2021-02-17", "2021-02-18"
+pytestmark = pytest.mark.sim(seed=3, calls=6, recording_fraction=1.0, max_size=40_000)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -53,3 +60,63 @@ async def test_an_s3_url_with_one_slash_is_refused(tmp_path: Path) -> None:
         assert r.err.count("\n") == 1, r.err
         assert "ARCHIVER_STORAGE__URL: must be s3://bucket[/prefix]" in r.err
     assert files_under(tmp_path) == []
+
+
+# -- read-only commands in the wrong place ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("search", "--phone", "0901234567"), "no archive in "),
+        (("get", "some-call", "-o", "call.wav"), "no archive in "),
+        (("get", "some-call", "--url"), "no archive in "),
+        (("verify",), "no archive in "),
+        (("reindex",), "no archive in "),
+        (("status",), "no state database at "),
+        (("retry",), "no state database at "),
+    ],
+)
+async def test_read_only_commands_in_an_empty_directory_create_nothing(
+    tmp_path: Path, argv: tuple[str, ...], message: str
+) -> None:
+    r = await run_cli(*argv, env=cli_env(), cwd=tmp_path)
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.count("\n") == 1, r.err
+    assert message in r.err
+    assert "ARCHIVER_STORAGE__URL" in r.err or "ARCHIVER_STATE__URL" in r.err
+    assert files_under(tmp_path) == []
+
+
+async def archive_some(sim: Simulator, tmp_path: Path) -> dict[str, str]:
+    """Backfill the simulator's calls into ``tmp_path/archive``; the CLI's environment."""
+    env = archiver_env(tmp_path, sim=sim, tuning=QUICK)
+    r = await run_cli("backfill", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    return env
+
+
+async def test_status_names_the_state_and_storage_it_reads(sim: Simulator, tmp_path: Path) -> None:
+    env = await archive_some(sim, tmp_path)
+    r = await run_cli("status", env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert f"state:   {tmp_path / 'state.sqlite3'}" in r.out
+    assert f"storage: {tmp_path / 'archive'}" in r.out
+
+
+async def test_get_does_not_overwrite_a_file_unless_forced(sim: Simulator, tmp_path: Path) -> None:
+    env = await archive_some(sim, tmp_path)
+    call = next(c for c in sim.calls if c.has_recording)
+    precious = tmp_path / "precious.wav"
+    precious.write_bytes(b"not to be lost")
+    r = await run_cli("get", call.sip_call_id, "-o", str(precious), env=env, cwd=tmp_path)
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.count("\n") == 1, r.err
+    assert f"{precious} already exists (--force replaces it)" in r.err
+    assert precious.read_bytes() == b"not to be lost"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    r = await run_cli(
+        "get", call.sip_call_id, "-o", str(precious), "--force", env=env, cwd=tmp_path
+    )
+    assert r.code == 0, r.err
+    assert hashlib.sha256(precious.read_bytes()).hexdigest() == call.sha256()

@@ -28,7 +28,7 @@ def _empty_storage(monkeypatch, tmp_path):
         (["get", "x"], 2, "one of the arguments -o/--output --url is required"),
         (["get", "x", "-o", "f", "--url"], 2, "not allowed with argument"),
         (["get", "x", "--url", "--expires", "0"], 2, "--expires: between 1 and 604800"),
-        (["get", "x", "-o", "/no/such/dir/f"], 4, "no archived call with id 'x'"),
+        (["get", "x", "-o", "/no/such/dir/f"], 2, "no archive in "),
         (["get", "x", "--provider", "other", "--url"], 2, "invalid choice: 'other'"),
         (["verify", "--since", "soon"], 2, "not a date or datetime: 'soon'"),
         (["verify", "--since", "2021-02-18", "--until", "2021-02-17"], 2, "--until must be later"),
@@ -60,6 +60,16 @@ def test_lock_settings_on_a_local_directory_are_refused(capsys, monkeypatch):
     assert "OBJECT_LOCK_MODE: needs S3" in capsys.readouterr().err
 
 
-def test_an_empty_archive_verifies_with_nothing_to_do(capsys):
-    assert main(["verify"]) == 0
-    assert "nothing to verify" in capsys.readouterr().out
+def test_an_empty_storage_is_no_archive_not_nothing_to_verify(capsys, tmp_path):
+    # Issue 12: "nothing to verify", exit 0, hid a wrong ARCHIVER_STORAGE__URL.
+    assert main(["verify"]) == 2
+    assert "no archive in " in capsys.readouterr().err
+    assert not (tmp_path / "archive").exists()
+
+
+def test_an_unknown_id_in_an_archive_is_exit_4(capsys, tmp_path):
+    partition = tmp_path / "archive" / "manifests" / "date=2021-02-17"
+    partition.mkdir(parents=True)
+    (partition / "batch.jsonl").write_text("")
+    assert main(["get", "x", "-o", "/no/such/dir/f"]) == 4
+    assert "no archived call with id 'x'" in capsys.readouterr().err
