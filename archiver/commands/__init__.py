@@ -11,6 +11,7 @@ from archiver.commands import (
     demo,
     get,
     hold,
+    reconcile,
     run,
     search,
     simulate,
@@ -24,5 +25,17 @@ def register(
     common: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Add every command to ``sub``."""
-    for module in (backfill, run, check, demo, status, simulate, get, verify, search, hold):
+    for module in (
+        backfill,
+        run,
+        check,
+        demo,
+        status,
+        simulate,
+        get,
+        verify,
+        reconcile,
+        search,
+        hold,
+    ):
         module.register(sub, common)

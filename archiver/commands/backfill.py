@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 from archiver.errors import ConfigError
@@ -20,7 +20,7 @@ from archiver.pipeline.producers import Window
 from archiver.pipeline.stats import RunStats
 from archiver.progress import report
 from archiver.settings import Settings, require_source
-from archiver.sources import make_source
+from archiver.sources import CdrSource, Page, make_source
 from archiver.state.base import JobState, StateStore
 from archiver.timeutil import parse_user_time, split_windows
 
@@ -122,16 +122,28 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
     return code
 
 
+async def list_range(
+    source: CdrSource, since: datetime, until: datetime, settings: Settings
+) -> AsyncIterator[Page]:
+    """Every page of [since, until), window by window as the backfill lists them.
+
+    Read-only: no state, no transfer. A provider error that outlasts its
+    retries propagates (the listing is never taken as complete).
+    """
+    for start, end in windows_for(since, until, settings, source.granularity):
+        async for page in source.list_window(start, end):
+            yield page
+
+
 async def dry_run(since: datetime, until: datetime, settings: Settings) -> int:
     """List the range and count; write nothing."""
     async with make_session(settings.source) as session:
         source = make_source(settings.source, ApiClient(session, settings.source))
         cdrs = recordings = bad = 0
-        for start, end in windows_for(since, until, settings, source.granularity):
-            async for page in source.list_window(start, end):
-                cdrs += len(page.records)
-                recordings += sum(1 for c in page.records if c.has_recording)
-                bad += len(page.skipped)
+        async for page in list_range(source, since, until, settings):
+            cdrs += len(page.records)
+            recordings += sum(1 for c in page.records if c.has_recording)
+            bad += len(page.skipped)
     print(
         f"dry run: {cdrs} CDR(s), {recordings} with a recording, {bad} unreadable, "
         f"in [{since.isoformat()}, {until.isoformat()})"

@@ -1,6 +1,6 @@
-"""The backfill's producer: it lists fixed windows once. The daemon's producers
-(poller.py, sweep.py) poll forever; the pipeline is the same, only the stop
-rule differs.
+"""The backfill's producer: it lists fixed windows once; ``reconcile --fix``'s hands
+over the calls it found missing. The daemon's producers (poller.py, sweep.py)
+poll forever; the pipeline is the same, only the stop rule differs.
 
 Each producer gets what it lists from and remembers in at construction, and at
 ``run`` only the narrow :class:`~archiver.pipeline.intake.Intake` and the stop
@@ -14,9 +14,10 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from archiver.models import CallRecord
 from archiver.pipeline.intake import Intake
 from archiver.pipeline.stats import RunStats
-from archiver.sources.base import CdrSource
+from archiver.sources.base import CdrSource, Page
 from archiver.state.base import StateStore
 
 log = logging.getLogger("archiver.pipeline")
@@ -53,3 +54,18 @@ class WindowLister:
             if complete:
                 await self.state.mark_window_done(provider, start, end)
                 self.stats.windows_done += 1
+
+
+class GivenCalls:
+    """``reconcile --fix``: calls another listing found, handed over as one page.
+
+    No window is marked done: this pipeline did not list any.
+    """
+
+    def __init__(self, calls: Sequence[CallRecord]) -> None:
+        self.calls = list(calls)
+
+    async def run(self, into: Intake, stop: asyncio.Event) -> None:
+        """Take the calls, once."""
+        if not stop.is_set():
+            await into.take(Page(records=self.calls))

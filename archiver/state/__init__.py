@@ -35,6 +35,7 @@ __all__ = [
     "SqliteStateStore",
     "StateStore",
     "open_state",
+    "open_state_read_only",
     "open_state_store",
 ]
 
@@ -53,6 +54,27 @@ async def open_state(settings: StateSettings) -> SqliteStateStore:
         # At startup these are about the file the settings name (wrong path,
         # permissions, not a database, locked by a stuck process): say which.
         raise ConfigError(f"{ENV_PREFIX}STATE__URL: cannot open {path}: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_state_read_only(settings: StateSettings) -> AsyncIterator[SqliteStateStore | None]:
+    """The state database for reading only, or None where there is none (a new machine).
+
+    Nothing is created or written. ConfigError when the file is there but unusable.
+    """
+    path = settings.path
+    if not path.is_file():
+        yield None
+        return
+    try:
+        store = await SqliteStateStore.open_read_only(path)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"{ENV_PREFIX}STATE__URL: cannot read {path}: {exc}") from exc
+    try:
+        yield store
+    finally:
+        if store is not None:
+            await store.close()
 
 
 @asynccontextmanager

@@ -234,6 +234,32 @@ class Database:
             raise
         return cls(conn)
 
+    @classmethod
+    async def open_read_only(cls, path: Path) -> Database | None:
+        """Open an existing file for reading only, or None when it has no current schema.
+
+        Nothing is created, migrated or written: for commands that only look
+        (``reconcile`` without ``--fix``) next to a running daemon. ConfigError
+        if a newer archiver wrote the file.
+        """
+        uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
+        conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            version = await schema_version(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        if version != LATEST_VERSION:
+            await conn.close()
+            if version > LATEST_VERSION:
+                raise ConfigError(
+                    f"state database {path} has schema version {version}, "
+                    f"newer than this archiver knows ({LATEST_VERSION}): upgrade the archiver"
+                )
+            return None
+        return cls(conn)
+
     @contextlib.asynccontextmanager
     async def write(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """A ``BEGIN IMMEDIATE`` transaction: committed on exit, rolled back on error.

@@ -91,6 +91,15 @@ class SqliteStateStore(ManifestBatches):
         """
         return cls(await Database.open(path, file_mode=file_mode), clock=clock)
 
+    @classmethod
+    async def open_read_only(cls, path: Path) -> SqliteStateStore | None:
+        """An existing, current database opened for reading only; None if it is not one.
+
+        Only the reading methods may be used; a write raises sqlite3.OperationalError.
+        """
+        db = await Database.open_read_only(path)
+        return None if db is None else cls(db)
+
     async def __aenter__(self) -> SqliteStateStore:
         """``async with`` support: the store itself."""
         return self

@@ -1,0 +1,193 @@
+"""``archiver reconcile --since T --until T``: is every recorded call of the range archived?
+
+Lists the provider's CDRs of the range (the backfill's windows and paging,
+read-only: no transfer, no state written) and compares them with the manifest
+of the same range, read from the storage alone. Each call not accounted for is
+one line; then the totals per day. Exit 0 when nothing is missing, 5 otherwise,
+1 (one line) when the provider fails mid-listing: never a false "complete".
+
+``--fix`` archives the missing recordings at once, through the same pipeline
+as the backfill, then reports again: what it archived is ``FIXED``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Collection
+from contextlib import aclosing
+from datetime import datetime, tzinfo
+
+from archiver.cli import EXIT_CORRUPT
+from archiver.commands.backfill import EXIT_INTERRUPTED, list_range, time_range
+from archiver.errors import ArchiverError
+from archiver.http import ApiClient, make_session
+from archiver.logs import redact
+from archiver.models import CallRecord
+from archiver.pipeline.producers import GivenCalls
+from archiver.retrieval.audit import AuditTrail
+from archiver.retrieval.reconcile import (
+    ArchivedRef,
+    Identity,
+    Reconciliation,
+    Report,
+    to_csv,
+    to_json,
+    to_lines,
+)
+from archiver.retrieval.records import in_range, list_manifests, read_manifests
+from archiver.settings import Settings, require_source
+from archiver.sources import make_source
+from archiver.state import open_state_read_only
+from archiver.state.base import StateStore
+from archiver.storage import open_store
+from archiver.storage.base import ObjectStore
+
+FIX_HELP = (
+    "archive the missing recordings at once (the backfill's pipeline, with the state "
+    "database), then report again; permanently failed ones are left to 'archiver retry'"
+)
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the command."""
+    p = sub.add_parser(
+        "reconcile",
+        help="check every CDR with a recording in [--since, --until) is archived",
+        description="List the provider's CDRs of the range (read-only) and compare them "
+        "with the manifest in the storage. Reports MISSING, FAILED (with the state's reason, "
+        "when there is a state database), UNKNOWN-AT-SOURCE (informational) and UNREADABLE "
+        "lines, then totals per day. Exit 0 when nothing is missing, 5 otherwise, 1 if the "
+        "provider fails mid-listing. Every reconcile writes an audit record.",
+    )
+    common(p)
+    p.add_argument(
+        "--since", required=True, help="start (date or ISO datetime; naive = source zone)"
+    )
+    p.add_argument("--until", required=True, help="end, exclusive")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--fix", action="store_true", help=FIX_HELP)
+    p.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Reconcile the range, optionally fix it, print the report, record it; exit 0/5."""
+    require_source(settings.source)
+    since, until = time_range(args, settings)
+    if args.fix:
+        from archiver.commands.runtime import validate_settings
+
+        validate_settings(settings)  # before a long listing, not after it
+    target = {"since": args.since, "until": args.until, "fix": args.fix}
+    async with open_store(settings.storage, max_connections=24) as store:
+        audit = AuditTrail(store, settings.operator)
+        try:
+            rec = await reconcile(settings, store, since, until)
+            report = rec.report(await state_failures(settings))
+        except ArchiverError as exc:
+            await audit.record_best_effort(
+                "reconcile", target, "error", {"error": redact(str(exc))}
+            )
+            raise
+        code = 0
+        if args.fix and report.to_fix:
+            code = await fix(settings, report.to_fix)
+            archived, _ = await archived_in_range(store, since, until, settings.source.tz)
+            now = {i for i in _identities(report.to_fix) if i in archived}
+            report = rec.report(await state_failures(settings), archived_now=now)
+        _print(report, args.format, fix=args.fix)
+        result = "complete" if report.complete else "incomplete"
+        await audit.record_best_effort(
+            "reconcile", {**target, "provider": report.provider}, result, report.totals()
+        )
+    if code:
+        return code
+    return 0 if report.complete else EXIT_CORRUPT
+
+
+async def reconcile(
+    settings: Settings, store: ObjectStore, since: datetime, until: datetime
+) -> Reconciliation:
+    """The manifest of the range, then the provider's listing of it, compared."""
+    archived, bad = await archived_in_range(store, since, until, settings.source.tz)
+    async with make_session(settings.source) as session:
+        source = make_source(settings.source, ApiClient(session, settings.source))
+        rec = Reconciliation(source.provider.value, since, until, settings.source.tz, archived, bad)
+        async for page in list_range(source, since, until, settings):
+            rec.add_page(page.records, page.skipped)
+    return rec
+
+
+async def archived_in_range(
+    store: ObjectStore, since: datetime, until: datetime, tz: tzinfo
+) -> tuple[dict[Identity, ArchivedRef], int]:
+    """Every manifest line of calls started in [since, until), and the unreadable lines.
+
+    The one place reconcile reads the manifest.
+    """
+    refs: dict[Identity, ArchivedRef] = {}
+    bad = 0
+    manifests = await list_manifests(store, since, until, tz)
+    async with aclosing(read_manifests(store, manifests)) as reader:
+        async for manifest in reader:
+            bad += len(manifest.bad_lines)
+            for call in manifest.calls:
+                if in_range(call, since, until):
+                    refs[call.identity] = ArchivedRef(
+                        call.sip_call_id, call.call_started_at, call.manifest_key
+                    )
+    return refs, bad
+
+
+async def state_failures(settings: Settings) -> dict[Identity, str]:
+    """The state's reasons for permanently failed calls; empty without a state database.
+
+    Opened read-only: a reconcile without --fix writes nothing to the state.
+    """
+    async with open_state_read_only(settings.state) as state:
+        return {} if state is None else await _failures(state)
+
+
+async def _failures(state: StateStore) -> dict[Identity, str]:
+    return {(f.provider, f.cdr_id): f.reason for f in await state.failures()}
+
+
+async def fix(settings: Settings, calls: list[CallRecord]) -> int:
+    """Archive ``calls`` now through the pipeline; 0, or 130 when stopped by a signal."""
+    from archiver.commands.runtime import StopSignals, open_runtime
+
+    print(f"--fix: archiving {len(calls)} missing recording(s) now", file=sys.stderr)
+    with StopSignals() as signals:
+        async with open_runtime(settings) as rt:
+            signals.target = rt.pipeline.stop
+            await rt.pipeline.run(GivenCalls(calls), stop_when_idle=True)
+            if rt.pipeline.stop_requested:
+                print("stopped before the end: run the same command again", file=sys.stderr)
+                return EXIT_INTERRUPTED
+    return 0
+
+
+def _identities(calls: Collection[CallRecord]) -> set[Identity]:
+    return {(c.provider.value, c.cdr_id) for c in calls}
+
+
+def _print(report: Report, fmt: str, *, fix: bool) -> None:
+    if fmt == "json":
+        sys.stdout.write(to_json(report, {"fix": "archived at once" if fix else None}))
+    elif fmt == "csv":
+        sys.stdout.write(to_csv(report))
+    else:
+        print(
+            f"reconcile {report.provider} [{report.since.isoformat()}, {report.until.isoformat()})"
+        )
+        for line in to_lines(report):
+            print(line)
+    if report.bad_manifest_lines:
+        print(
+            f"archiver: {report.bad_manifest_lines} unreadable manifest line(s): "
+            "run archiver verify",
+            file=sys.stderr,
+        )
