@@ -18,9 +18,9 @@ from collections.abc import Callable, Collection
 from contextlib import aclosing
 from datetime import datetime, tzinfo
 
-from archiver.cli import EXIT_CORRUPT
-from archiver.commands.backfill import EXIT_INTERRUPTED, list_range, time_range
+from archiver.commands.backfill import list_range, time_range
 from archiver.errors import ArchiverError
+from archiver.exits import ExitCode
 from archiver.http import ApiClient, make_session
 from archiver.logs import redact
 from archiver.models import CallRecord
@@ -105,7 +105,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     if code:
         return code
-    return 0 if report.complete else EXIT_CORRUPT
+    return ExitCode.OK if report.complete else ExitCode.CORRUPT
 
 
 async def reconcile(
@@ -166,8 +166,8 @@ async def fix(settings: Settings, calls: list[CallRecord]) -> int:
             await rt.pipeline.run(GivenCalls(calls), stop_when_idle=True)
             if rt.pipeline.stop_requested:
                 print("stopped before the end: run the same command again", file=sys.stderr)
-                return EXIT_INTERRUPTED
-    return 0
+                return ExitCode.INTERRUPTED
+    return ExitCode.OK
 
 
 def _identities(calls: Collection[CallRecord]) -> set[Identity]:

@@ -13,7 +13,7 @@ import ipaddress
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -84,6 +84,18 @@ class Simulator:
         self.calls = sorted([*self.calls, *new], key=call_order)
         self._starts = [c.started_at for c in self.calls]
         return new
+
+    def remove_calls(self, cdr_ids: Iterable[str]) -> list[SimCall]:
+        """Stop listing these calls, as a provider purging old CDRs does; returns them."""
+        gone = set(cdr_ids)
+        removed = [c for c in self.calls if c.cdr_id in gone]
+        self.calls = [c for c in self.calls if c.cdr_id not in gone]
+        self._starts = [c.started_at for c in self.calls]
+        for call in removed:
+            for key in (call.cdr_id, call.sip_call_id):
+                if self._by_key.get(key) is call:
+                    del self._by_key[key]
+        return removed
 
     def _index(self, call: SimCall) -> None:
         self._by_key.setdefault(call.cdr_id, call)
