@@ -129,7 +129,11 @@ async def test_complete_then_missing_then_fixed(kind, target, tmp_path):
         # 2. Four calls, three recorded, the archive never saw (their window was listed
         # before they appeared, so no backfill lists it again), and one archived
         # call the provider has since purged.
-        late = [c for c in sim.add_calls(4, datetime(2021, 2, 17, 10, 30)) if c.has_recording]
+        late = [
+            c
+            for c in sim.add_calls(4, datetime(2021, 2, 17, 10, 30, tzinfo=sim.tz))
+            if c.has_recording
+        ]
         assert len(late) == 3
         purged = sim.remove_calls([next(c for c in sim.calls if c.has_recording).cdr_id])[0]
         found = await reconcile("--format", "table")
@@ -161,7 +165,9 @@ async def test_complete_then_missing_then_fixed(kind, target, tmp_path):
         as_csv = await reconcile("--format", "csv")
         assert as_csv.code == 5
         rows = list(csv.DictReader(io.StringIO(as_csv.out)))
-        assert {r["sip_call_id"] for r in rows if r["record"] == "MISSING"} == {c.sip_call_id for c in late}
+        assert {r["sip_call_id"] for r in rows if r["record"] == "MISSING"} == {
+            c.sip_call_id for c in late
+        }
         day = next(r for r in rows if r["record"] == "DAY" and r["date"] == DAY)
         assert (day["cdrs"], day["missing"]) == (str(len(sim.calls)), "3")
 

@@ -90,7 +90,10 @@ def test_fixed_calls_count_as_archived():
     rec = reconciliation([])
     rec.add_page(listed, [])
     report = rec.report(archived_now={ident(listed[0])})
-    assert {(f.kind, f.cdr_id) for f in report.findings} == {(Kind.FIXED, "c1"), (Kind.MISSING, "c2")}
+    assert {(f.kind, f.cdr_id) for f in report.findings} == {
+        (Kind.FIXED, "c1"),
+        (Kind.MISSING, "c2"),
+    }
     assert (report.days[0].archived, report.days[0].missing) == (1, 1)
     assert report.totals()["fixed"] == 1
 
@@ -133,9 +136,11 @@ def test_renderings_carry_the_ids_times_and_totals():
     report = rec.report()
     lines = to_lines(report)
     assert lines[0].startswith("MISSING ")
-    assert "2021-03-01T09:01:00+07:00" in lines[0] and "cdr_id=c1 sip_call_id=s1@pbx" in lines[0]
+    assert "2021-03-01T09:01:00+07:00" in lines[0]
+    assert "cdr_id=c1 sip_call_id=s1@pbx" in lines[0]
     assert any(ln.startswith("DAY") and "2021-03-02" in ln and "missing=1" in ln for ln in lines)
-    assert lines[-2].startswith("TOTAL") and "missing=2" in lines[-2]
+    assert lines[-2].startswith("TOTAL")
+    assert "missing=2" in lines[-2]
     doc = json.loads(to_json(report))
     assert doc["complete"] is False
     assert doc["days"][1] == {
