@@ -21,37 +21,42 @@ from aiohttp import web
 
 from archiver.models import Provider
 from archiver.settings import StorageSettings
-from archiver.simulator import Faults, SimConfig, Simulator
+from archiver.simulator import Faults, Simulator
 from archiver.simulator.calls import SimCall
 from archiver.storage import open_store
-from tests.e2e.cli import Result, cli_env, run_cli
 from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
+from tests.support.cli import Result, archiver_env, local_storage_env, run_cli, s3_storage_env
+from tests.support.web import serve
 
 SINCE = "2021-02-17"
 UNTIL = "2021-02-18"
 DAY = "2021-02-17"
 
 
-def _source_env(sim: Simulator, base: str, kind: Provider) -> dict[str, str]:
-    env = {
-        "ARCHIVER_SOURCE__KIND": kind.value,
-        "ARCHIVER_SOURCE__BASE_URL": base,
-        "ARCHIVER_SOURCE__TIMEZONE": sim.config.timezone,
-        "ARCHIVER_SOURCE__PAGE_SIZE": "5",
-        "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-        "ARCHIVER_SOURCE__MAX_BACKOFF": "0.05",
-        "ARCHIVER_SOURCE__MAX_ATTEMPTS": "2",
-        "ARCHIVER_WINDOW": "3600",
-        "ARCHIVER_CONCURRENCY": "4",
-        "ARCHIVER_MANIFEST_INTERVAL": "0.2",
-        "ARCHIVER_OPERATOR": "auditor-1",
-    }
-    if kind is Provider.CDR_V2:
-        env["ARCHIVER_SOURCE__TOKEN"] = sim.config.token
-    else:
-        env["ARCHIVER_SOURCE__API_KEY"] = sim.config.api_key
-        env["ARCHIVER_SOURCE__API_SECRET"] = sim.config.api_secret
-    return env
+# Small pages and windows: a day is many requests, as a month is against a real provider.
+TUNING = {
+    "ARCHIVER_SOURCE__PAGE_SIZE": "5",
+    "ARCHIVER_SOURCE__RATE_LIMIT": "0",
+    "ARCHIVER_SOURCE__MAX_BACKOFF": "0.05",
+    "ARCHIVER_SOURCE__MAX_ATTEMPTS": "2",
+    "ARCHIVER_WINDOW": "3600",
+    "ARCHIVER_CONCURRENCY": "4",
+    "ARCHIVER_MANIFEST_INTERVAL": "0.2",
+    "ARCHIVER_OPERATOR": "auditor-1",
+}
+
+
+def _env(
+    sim: Simulator, state_dir: Path, *, kind: Provider, storage: dict[str, str], base: str = ""
+) -> dict[str, str]:
+    return archiver_env(
+        state_dir,
+        base=base or sim.base_url,
+        sim=sim,
+        kind=kind,
+        storage=storage,
+        tuning={**TUNING, "ARCHIVER_SOURCE__TIMEZONE": sim.config.timezone},
+    )
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -59,17 +64,9 @@ async def target(request, tmp_path, make_bucket, s3_settings, s3_env):
     """(StorageSettings for checking, environment variables for the CLI)."""
     if request.param == "local":
         root = tmp_path / "archive"
-        return StorageSettings(url=str(root)), {"ARCHIVER_STORAGE__URL": str(root)}
+        return StorageSettings(url=str(root)), local_storage_env(root)
     settings = s3_settings(await make_bucket())
-    return settings, {
-        "ARCHIVER_STORAGE__URL": settings.url,
-        "ARCHIVER_STORAGE__ENDPOINT_URL": s3_env.endpoint_url,
-        "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
-        "AWS_ACCESS_KEY_ID": s3_env.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_env.secret_key,
-        "AWS_DEFAULT_REGION": s3_env.region,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    return settings, s3_storage_env(settings, s3_env)
 
 
 def _lines(result: Result, kind: str) -> list[str]:
@@ -98,88 +95,83 @@ async def _audit(storage: StorageSettings, action: str = "reconcile") -> list[di
     return [r for r in records if r["action"] == action]
 
 
+@pytest.mark.sim(seed=21, calls=16, max_size=60_000)
 @pytest.mark.parametrize("kind", [Provider.CDR_V2, Provider.EPACIFIC])
-async def test_complete_then_missing_then_fixed(kind, target, tmp_path):
+async def test_complete_then_missing_then_fixed(kind, target, sim, tmp_path):
     storage, storage_env = target
-    sim = Simulator(SimConfig(seed=21, calls=16, max_size=60_000))
     builder = tmp_path / "builder"
     builder.mkdir()
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     state = fresh / "state.sqlite3"
-    async with sim.serve() as base:
-        await backfill(make_settings(sim, base, storage, str(builder / "s.db"), kind=kind), sim)
-        env = cli_env(
-            {**_source_env(sim, base, kind), **storage_env, "ARCHIVER_STATE__URL": str(state)}
+    await backfill(make_settings(sim, sim.base_url, storage, str(builder / "s.db"), kind=kind), sim)
+    env = _env(sim, fresh, kind=kind, storage=storage_env)
+
+    async def reconcile(*extra: str) -> Result:
+        return await run_cli(
+            "reconcile", "--since", SINCE, "--until", UNTIL, *extra, env=env, cwd=fresh
         )
 
-        async def reconcile(*extra: str) -> Result:
-            return await run_cli(
-                "reconcile", "--since", SINCE, "--until", UNTIL, *extra, env=env, cwd=fresh
-            )
+    # 1. The range fully archived: exit 0, the day's totals are the provider's.
+    done = await reconcile()
+    assert done.code == 0, done.out + done.err
+    assert f"DAY               {DAY}  {_day_line(sim.calls, 0)}" in done.out
+    assert "COMPLETE" in done.out.splitlines()[-1]
+    assert not _lines(done, "MISSING")
+    assert not state.exists(), "a reconcile without --fix wrote a state database"
 
-        # 1. The range fully archived: exit 0, the day's totals are the provider's.
-        done = await reconcile()
-        assert done.code == 0, done.out + done.err
-        assert f"DAY               {DAY}  {_day_line(sim.calls, 0)}" in done.out
-        assert "COMPLETE" in done.out.splitlines()[-1]
-        assert not _lines(done, "MISSING")
-        assert not state.exists(), "a reconcile without --fix wrote a state database"
+    # 2. Four calls, three recorded, the archive never saw (their window was listed
+    # before they appeared, so no backfill lists it again), and one archived
+    # call the provider has since purged.
+    late = [
+        c for c in sim.add_calls(4, datetime(2021, 2, 17, 10, 30, tzinfo=sim.tz)) if c.has_recording
+    ]
+    assert len(late) == 3
+    purged = sim.remove_calls([next(c for c in sim.calls if c.has_recording).cdr_id])[0]
+    found = await reconcile("--format", "table")
+    assert found.code == 5, found.out + found.err
+    missing = _lines(found, "MISSING")
+    assert _sip_ids(missing) == {c.sip_call_id for c in late}
+    for call in late:
+        line = next(ln for ln in missing if f"sip_call_id={call.sip_call_id}" in ln)
+        assert call.started_at.isoformat() in line
+        assert "cdr_id=" in line
+    unknown = _lines(found, "UNKNOWN-AT-SOURCE")
+    assert _sip_ids(unknown) == {purged.sip_call_id}
+    assert "informational" in unknown[0]
+    assert f"DAY               {DAY}  {_day_line(sim.calls, 3)}" in found.out
+    assert found.out.splitlines()[-1].startswith("INCOMPLETE: 3 recording(s) missing")
+    assert not state.exists()
 
-        # 2. Four calls, three recorded, the archive never saw (their window was listed
-        # before they appeared, so no backfill lists it again), and one archived
-        # call the provider has since purged.
-        late = [
-            c
-            for c in sim.add_calls(4, datetime(2021, 2, 17, 10, 30, tzinfo=sim.tz))
-            if c.has_recording
-        ]
-        assert len(late) == 3
-        purged = sim.remove_calls([next(c for c in sim.calls if c.has_recording).cdr_id])[0]
-        found = await reconcile("--format", "table")
-        assert found.code == 5, found.out + found.err
-        missing = _lines(found, "MISSING")
-        assert _sip_ids(missing) == {c.sip_call_id for c in late}
-        for call in late:
-            line = next(ln for ln in missing if f"sip_call_id={call.sip_call_id}" in ln)
-            assert call.started_at.isoformat() in line
-            assert "cdr_id=" in line
-        unknown = _lines(found, "UNKNOWN-AT-SOURCE")
-        assert _sip_ids(unknown) == {purged.sip_call_id}
-        assert "informational" in unknown[0]
-        assert f"DAY               {DAY}  {_day_line(sim.calls, 3)}" in found.out
-        assert found.out.splitlines()[-1].startswith("INCOMPLETE: 3 recording(s) missing")
-        assert not state.exists()
+    # The same findings as JSON and CSV.
+    as_json = await reconcile("--format", "json")
+    assert as_json.code == 5
+    doc = json.loads(as_json.out)
+    assert doc["complete"] is False
+    assert doc["totals"]["missing"] == 3
+    assert doc["totals"]["unknown_at_source"] == 1
+    assert Counter(f["kind"] for f in doc["findings"]) == {
+        "MISSING": 3,
+        "UNKNOWN-AT-SOURCE": 1,
+    }
+    as_csv = await reconcile("--format", "csv")
+    assert as_csv.code == 5
+    rows = list(csv.DictReader(io.StringIO(as_csv.out)))
+    assert {r["sip_call_id"] for r in rows if r["record"] == "MISSING"} == {
+        c.sip_call_id for c in late
+    }
+    day = next(r for r in rows if r["record"] == "DAY" and r["date"] == DAY)
+    assert (day["cdrs"], day["missing"]) == (str(len(sim.calls)), "3")
 
-        # The same findings as JSON and CSV.
-        as_json = await reconcile("--format", "json")
-        assert as_json.code == 5
-        doc = json.loads(as_json.out)
-        assert doc["complete"] is False
-        assert doc["totals"]["missing"] == 3
-        assert doc["totals"]["unknown_at_source"] == 1
-        assert Counter(f["kind"] for f in doc["findings"]) == {
-            "MISSING": 3,
-            "UNKNOWN-AT-SOURCE": 1,
-        }
-        as_csv = await reconcile("--format", "csv")
-        assert as_csv.code == 5
-        rows = list(csv.DictReader(io.StringIO(as_csv.out)))
-        assert {r["sip_call_id"] for r in rows if r["record"] == "MISSING"} == {
-            c.sip_call_id for c in late
-        }
-        day = next(r for r in rows if r["record"] == "DAY" and r["date"] == DAY)
-        assert (day["cdrs"], day["missing"]) == (str(len(sim.calls)), "3")
-
-        # 3. --fix archives them at once; the range is complete again.
-        fixed = await reconcile("--fix")
-        assert fixed.code == 0, fixed.out + fixed.err
-        assert _sip_ids(_lines(fixed, "FIXED")) == {c.sip_call_id for c in late}
-        assert not _lines(fixed, "MISSING")
-        assert _sip_ids(_lines(fixed, "UNKNOWN-AT-SOURCE")) == {purged.sip_call_id}
-        again = await reconcile()
-        assert again.code == 0, again.out + again.err
-        assert f"DAY               {DAY}  {_day_line(sim.calls, 0)}" in again.out
+    # 3. --fix archives them at once; the range is complete again.
+    fixed = await reconcile("--fix")
+    assert fixed.code == 0, fixed.out + fixed.err
+    assert _sip_ids(_lines(fixed, "FIXED")) == {c.sip_call_id for c in late}
+    assert not _lines(fixed, "MISSING")
+    assert _sip_ids(_lines(fixed, "UNKNOWN-AT-SOURCE")) == {purged.sip_call_id}
+    again = await reconcile()
+    assert again.code == 0, again.out + again.err
+    assert f"DAY               {DAY}  {_day_line(sim.calls, 0)}" in again.out
 
     contents = await read_archive(storage)
     ids = [line["sip_call_id"] for line in contents.lines]
@@ -206,35 +198,24 @@ async def test_complete_then_missing_then_fixed(kind, target, tmp_path):
     assert records[4]["target"]["fix"] is True
 
 
-async def test_failed_recordings_carry_the_state_reason_and_the_state_is_not_written(tmp_path):
+# 2021 calls whose recordings 404: past the ready deadline, so given up at once.
+@pytest.mark.sim(
+    seed=5,
+    calls=6,
+    recording_fraction=1.0,
+    max_size=50_000,
+    faults=Faults(not_ready_fraction=1.0, not_ready_seconds=3600),
+)
+async def test_failed_recordings_carry_the_state_reason_and_the_state_is_not_written(sim, tmp_path):
     """Recordings that failed permanently: FAILED with the state's reason; exit 5;
     the state database is read, never written (its bytes are unchanged)."""
     storage = StorageSettings(url=str(tmp_path / "archive"))
-    sim = Simulator(
-        SimConfig(
-            seed=5,
-            calls=6,
-            recording_fraction=1.0,
-            max_size=50_000,
-            # 2021 calls whose recordings 404: past the ready deadline, so given up at once.
-            faults=Faults(not_ready_fraction=1.0, not_ready_seconds=3600),
-        )
-    )
     state = tmp_path / "state.sqlite3"
-    async with sim.serve() as base:
-        _, counts = await backfill(make_settings(sim, base, storage, str(state)), sim)
-        assert counts["failed"] == 6
-        before = hashlib.sha256(state.read_bytes()).hexdigest()
-        env = cli_env(
-            {
-                **_source_env(sim, base, Provider.CDR_V2),
-                "ARCHIVER_STORAGE__URL": storage.url,
-                "ARCHIVER_STATE__URL": str(state),
-            }
-        )
-        result = await run_cli(
-            "reconcile", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path
-        )
+    _, counts = await backfill(make_settings(sim, sim.base_url, storage, str(state)), sim)
+    assert counts["failed"] == 6
+    before = hashlib.sha256(state.read_bytes()).hexdigest()
+    env = _env(sim, tmp_path, kind=Provider.CDR_V2, storage=local_storage_env(tmp_path / "archive"))
+    result = await run_cli("reconcile", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)
     assert result.code == 5, result.out + result.err
     failed = _lines(result, "FAILED")
     assert _sip_ids(failed) == {c.sip_call_id for c in sim.calls}
@@ -246,8 +227,8 @@ async def test_failed_recordings_carry_the_state_reason_and_the_state_is_not_wri
 
 
 class FailingProxy:
-    """A reverse proxy on loopback in front of the simulator: the first ``ok`` API
-    requests pass through, every later one answers 503 (a provider outage mid-listing)."""
+    """In front of the simulator: the first ``ok`` API requests pass through, every
+    later one answers 503 (a provider outage mid-listing)."""
 
     def __init__(self, upstream: str, ok: int) -> None:
         self.upstream = upstream
@@ -277,33 +258,21 @@ class FailingProxy:
             return web.Response(status=upstream.status, body=body, headers={"Content-Type": kind})
 
 
+@pytest.mark.sim(seed=3, calls=30, max_size=40_000)
 @pytest.mark.parametrize("kind", [Provider.CDR_V2, Provider.EPACIFIC])
-async def test_provider_error_mid_listing_is_exit_1_never_complete(kind, tmp_path):
+async def test_provider_error_mid_listing_is_exit_1_never_complete(kind, sim, tmp_path):
     storage = StorageSettings(url=str(tmp_path / "archive"))
-    sim = Simulator(SimConfig(seed=3, calls=30, max_size=40_000))
-    async with sim.serve() as base:
-        await backfill(make_settings(sim, base, storage, str(tmp_path / "b.db"), kind=kind), sim)
-        proxy = FailingProxy(base, ok=3)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", proxy.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            env = cli_env(
-                {
-                    **_source_env(sim, f"http://127.0.0.1:{port}", kind),
-                    "ARCHIVER_STORAGE__URL": storage.url,
-                    "ARCHIVER_STATE__URL": str(tmp_path / "fresh.db"),
-                }
-            )
-            result = await run_cli(
-                "reconcile", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path
-            )
-        finally:
-            await runner.cleanup()
+    settings = make_settings(sim, sim.base_url, storage, str(tmp_path / "b.db"), kind=kind)
+    await backfill(settings, sim)
+    proxy = FailingProxy(sim.base_url, ok=3)
+    fresh = tmp_path / "fresh"
+    async with serve({"/{tail:.*}": proxy.handle}) as front:
+        env = _env(
+            sim, fresh, kind=kind, storage=local_storage_env(tmp_path / "archive"), base=front.url
+        )
+        result = await run_cli(
+            "reconcile", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path
+        )
     assert proxy.seen > proxy.ok, "the listing never reached the outage"
     assert result.code == 1, result.out + result.err
     assert result.out == "", "a partial report was printed"
@@ -313,6 +282,7 @@ async def test_provider_error_mid_listing_is_exit_1_never_complete(kind, tmp_pat
     assert result.err.strip().splitlines()[-1] == failures[0]
     assert "503" in failures[0]
     assert "COMPLETE" not in result.err
+    assert not (fresh / "state.sqlite3").exists()
     records = await _audit(storage)
     assert [r["result"] for r in records] == ["error"]
 
@@ -327,18 +297,11 @@ async def test_provider_error_mid_listing_is_exit_1_never_complete(kind, tmp_pat
     ],
 )
 async def test_bad_arguments_are_one_line_exit_2(args, message, tmp_path: Path):
-    env = cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": "http://127.0.0.1:9",
-            "ARCHIVER_SOURCE__TOKEN": "t",
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.db"),
-        }
-    )
+    # Nothing listens on the source: a bad argument must fail before any request.
+    env = archiver_env(tmp_path, base="http://127.0.0.1:9")
     result = await run_cli("reconcile", *args, env=env, cwd=tmp_path)
     assert result.code == 2, result.out + result.err
     assert len(result.err.strip().splitlines()) == 1
     assert message in result.err
     assert not (tmp_path / "archive").exists()
-    assert not (tmp_path / "state.db").exists()
+    assert not (tmp_path / "state.sqlite3").exists()
