@@ -152,7 +152,8 @@ async def state_failures(settings: Settings) -> dict[Identity, str]:
 
 
 async def _failures(state: StateStore) -> dict[Identity, str]:
-    return {(f.provider, f.cdr_id): f.reason for f in await state.failures()}
+    # The kind first (a value to sort and count by), then the words the state kept.
+    return {(f.provider, f.cdr_id): f"{f.kind.value}: {f.reason}" for f in await state.failures()}
 
 
 async def fix(settings: Settings, calls: list[CallRecord]) -> int:

@@ -219,7 +219,7 @@ async def test_failed_recordings_carry_the_state_reason_and_the_state_is_not_wri
     assert result.code == 5, result.out + result.err
     failed = _lines(result, "FAILED")
     assert _sip_ids(failed) == {c.sip_call_id for c in sim.calls}
-    assert all("reason: " in line for line in failed)
+    assert all("reason: never_available: " in line for line in failed)
     assert not _lines(result, "MISSING")
     assert f"{_day_line(sim.calls, 6)}" in result.out
     assert "6 of them failed permanently" in result.out.splitlines()[-1]
