@@ -4,7 +4,8 @@ Kept apart from ``cli`` so commands never import the composition root (which
 imports them). Exit codes (contract): 0 success; 1 a fatal error (one line);
 2 bad usage or configuration; 3 finished but some recordings failed
 permanently; 4 ``get``: no such call; 5 ``verify``/``get``: missing or corrupt
-objects; 130 stopped by a signal.
+objects, ``reconcile``: a recording missing from the archive; 130 stopped by a
+signal.
 """
 
 from __future__ import annotations
