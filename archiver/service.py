@@ -1,6 +1,7 @@
 """The daemon's HTTP endpoints: /healthz, /readyz and /metrics (aiohttp web).
 
-- /healthz: the event loop answers and the pipeline's loop has moved recently.
+- /healthz: the event loop answers, the pipeline's loop has moved recently, and
+  no transfer has outlived its deadline.
 - /readyz: the source was polled and the storage reached recently.
 - /metrics: Prometheus text format.
 """
@@ -83,6 +84,15 @@ class Service:
         age = time.monotonic() - self.health.heartbeat
         if age > self.settings.stuck_after:
             return False, f"pipeline loop has not moved for {age:.0f}s"
+        deadline = self.health.transfer_deadline
+        oldest = self.health.oldest_transfer()
+        # The deadline ends a transfer; stuck_after past it, something blocks it
+        # (the dispatcher's heartbeat goes on while every worker hangs).
+        if deadline is not None and oldest > deadline + self.settings.stuck_after:
+            return (
+                False,
+                f"a transfer has been in flight for {oldest:.0f}s (deadline {deadline:g}s)",
+            )
         return True, "ok"
 
     def ready(self) -> tuple[bool, dict[str, str]]:

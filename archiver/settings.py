@@ -68,6 +68,13 @@ class SourceSettings(BaseModel):
     max_backoff: float = Field(default=60.0, gt=0)
     # epacific: send the body as JSON (default) or form-encoded.
     request_format: Literal["json", "form"] = "json"
+    # Bounds on listing: a broken or hostile API cannot flood memory or the
+    # state, or page for ever. Bytes of one API answer; rows of one page; pages
+    # of one window; seconds to list one window.
+    max_body: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_rows: int = Field(default=10_000, ge=1)
+    max_pages: int = Field(default=10_000, ge=1)
+    list_deadline: float = Field(default=1800.0, gt=0)
 
     @field_validator("recording_hosts", mode="before")
     @classmethod
@@ -267,6 +274,19 @@ class RetrySettings(BaseModel):
     not_ready_maximum: float = Field(default=1800.0, gt=0)
 
 
+class TransferSettings(BaseModel):
+    """Bounds on one recording's transfer: a hostile or broken host cannot hold a
+    worker, or fill the storage, for ever."""
+
+    # Seconds one attempt may take, from the request to the stored object.
+    deadline: float = Field(default=1800.0, gt=0)
+    # Bytes per second a recording must arrive at, measured over each window.
+    min_throughput: int = Field(default=1024, ge=0)
+    throughput_window: float = Field(default=60.0, gt=0)
+    # Largest recording accepted (a call of 10 hours in WAV is about 1 GiB).
+    max_size: int = Field(default=2 * 1024**3, ge=1024)
+
+
 class ServiceSettings(BaseModel):
     """The daemon's HTTP endpoints: /healthz, /readyz, /metrics."""
 
@@ -329,6 +349,7 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=10.0, gt=0)
     lookback: float = Field(default=7200.0, ge=0)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    transfer: TransferSettings = Field(default_factory=TransferSettings)
     # The backfill lists its range in windows of this many seconds; each
     # completed window is remembered, so a re-run skips it.
     window: float = Field(default=3600.0, ge=60)

@@ -88,6 +88,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 tz=tz,
                 buffer_bound=settings.storage.buffer_bound,
                 part_size=settings.storage.part_size,
+                deadline=settings.transfer.deadline,
+                min_throughput=settings.transfer.min_throughput,
+                throughput_window=settings.transfer.throughput_window,
+                max_size=settings.transfer.max_size,
             ),
         )
         config = PipelineConfig(

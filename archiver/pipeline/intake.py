@@ -7,7 +7,10 @@ and the runner both import it, never each other's internals.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from archiver.sources.base import Page
@@ -29,16 +32,38 @@ class Producer(Protocol):
 
 
 class Health:
-    """What /healthz and /readyz read: the loop's heartbeat, the source's last answer.
+    """What /healthz and /readyz read: the loop's heartbeat, the source's last
+    answer, and how long the oldest transfer in flight has been going.
 
     The pipeline and its producers write it; the service only reads it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, transfer_deadline: float | None = None) -> None:
         # Monotonic time of the dispatcher's last turn.
         self.heartbeat = time.monotonic()
         # Wall-clock time of the last listing of the source that completed.
         self.last_source_ok: float | None = None
+        # Each transfer's own deadline should end it: one older than this is stuck
+        # (the dispatcher's heartbeat goes on while every worker hangs).
+        self.transfer_deadline = transfer_deadline
+        self._transfers: dict[int, float] = {}
+        self._ids = itertools.count()
+
+    @contextmanager
+    def transferring(self) -> Iterator[None]:
+        """Around one transfer attempt: counted in flight from its start."""
+        ident = next(self._ids)
+        self._transfers[ident] = time.monotonic()
+        try:
+            yield
+        finally:
+            del self._transfers[ident]
+
+    def oldest_transfer(self) -> float:
+        """Seconds the longest transfer in flight has been going (0 when none)."""
+        if not self._transfers:
+            return 0.0
+        return time.monotonic() - min(self._transfers.values())
 
     def beat(self) -> None:
         """The pipeline's loop moved."""

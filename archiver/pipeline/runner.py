@@ -67,7 +67,7 @@ class Pipeline:
         self.stats = RunStats()
         self.metrics = metrics or Metrics()
         # What /healthz and /readyz read; the service holds it, not the pipeline.
-        self.health = Health()
+        self.health = Health(transfer_deadline=transferrer.deadline)
         self.stop_event = asyncio.Event()
         # True once someone (a signal, a fatal error) asked the run to stop early.
         self.stop_requested = False
@@ -258,12 +258,14 @@ class Pipeline:
                 return
             call = fresh
         started = time.monotonic()
-        result = await self.transferrer.transfer(call)
+        with self.health.transferring():
+            result = await self.transferrer.transfer(call)
         if result.verdict is Verdict.EXPIRED:
             fresh = await self._refresh(job)
             if fresh is not None:
                 call = fresh
-                result = await self.transferrer.transfer(call)
+                with self.health.transferring():
+                    result = await self.transferrer.transfer(call)
         if result.verdict is Verdict.ARCHIVED:
             self.metrics.transfer_seconds.observe(time.monotonic() - started)
         await self._record(job, call, result)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -78,6 +79,12 @@ class TransferConfig:
     tz: ZoneInfo
     buffer_bound: int
     part_size: int
+    # Bounds (ARCHIVER_TRANSFER__*): one attempt's time, the slowest rate
+    # accepted over each window (0: none), the largest recording.
+    deadline: float = 1800.0
+    min_throughput: int = 1024
+    throughput_window: float = 60.0
+    max_size: int = 2 * 1024**3
 
 
 class _Bad(Exception):
@@ -105,11 +112,26 @@ class Transferrer:
         self._policy = policy
         self._config = config
 
+    @property
+    def deadline(self) -> float:
+        """Seconds one attempt may take (ARCHIVER_TRANSFER__DEADLINE)."""
+        return self._config.deadline
+
     async def transfer(self, call: CallRecord) -> TransferResult:
         """One attempt at archiving ``call``'s recording."""
         url = call.recording_url
         if not url:
             return TransferResult(Verdict.FAILED, "no recording URL", kind=FailureKind.NO_URL)
+        deadline = self._config.deadline
+        try:
+            # The whole attempt, headers to stored object: a host that drips or
+            # never ends holds a worker this long at most (an upload is aborted).
+            async with asyncio.timeout(deadline):
+                return await self._attempt(call, url)
+        except TimeoutError:
+            return _retry(FailureKind.DEADLINE, f"not stored within the {deadline:g}s deadline")
+
+    async def _attempt(self, call: CallRecord, url: str) -> TransferResult:
         try:
             try:
                 return await self._transfer(call, url, sibling=False)
@@ -178,6 +200,10 @@ class Transferrer:
         self, call: CallRecord, resp: aiohttp.ClientResponse, sibling: bool
     ) -> Stored:
         expected = resp.content_length
+        limit = self._config.max_size
+        if expected is not None and expected > limit:
+            raise _Bad(Verdict.FAILED, FailureKind.TOO_LARGE, _too_large(limit, expected))
+        pace = _Pace(self._config.min_throughput, self._config.throughput_window)
         digest = hashlib.sha256()
         received = 0
         buffer = bytearray()
@@ -188,6 +214,11 @@ class Transferrer:
                 digest.update(chunk)
                 received += len(chunk)
                 buffer += chunk
+                if received > limit:
+                    # No Content-Length, or a host sending past it: stop before
+                    # the storage holds more than the limit (the upload is aborted).
+                    raise _Bad(Verdict.FAILED, FailureKind.TOO_LARGE, _too_large(limit))
+                pace.check(received)
                 if expected is not None and received > expected:
                     raise _Bad(
                         Verdict.RETRY, FailureKind.TRUNCATED, "more bytes than Content-Length"
@@ -236,6 +267,35 @@ class Transferrer:
     def _key(self, call: CallRecord, ext: str, sibling: bool) -> str:
         key = render_key(self._config.key_template, call, ext, self._config.tz)
         return sibling_key(key, call, ext) if sibling else key
+
+
+class _Pace:
+    """The minimum throughput, measured over each window of the body (pure but for the clock)."""
+
+    def __init__(self, floor: int, window: float) -> None:
+        self._floor = floor
+        self._window = window
+        self._since = time.monotonic()
+        self._at = 0
+
+    def check(self, received: int) -> None:
+        now = time.monotonic()
+        elapsed = now - self._since
+        if not self._floor or elapsed < self._window:
+            return
+        got = received - self._at
+        if got < self._floor * elapsed:
+            raise _Bad(
+                Verdict.RETRY,
+                FailureKind.TOO_SLOW,
+                f"too slow: {got} bytes in {elapsed:.0f}s (minimum {self._floor} bytes/s)",
+            )
+        self._since, self._at = now, received
+
+
+def _too_large(limit: int, announced: int | None = None) -> str:
+    what = f"{announced} bytes announced" if announced is not None else "more bytes sent"
+    return f"recording too large: {what}, at most {limit} allowed (ARCHIVER_TRANSFER__MAX_SIZE)"
 
 
 def _follow(url: str, location: str) -> str:
