@@ -8,6 +8,7 @@ from collections.abc import Callable
 from archiver.commands import (
     backfill,
     check,
+    console,
     demo,
     get,
     hold,
@@ -37,5 +38,6 @@ def register(
         reconcile,
         search,
         hold,
+        console,
     ):
         module.register(sub, common)

@@ -1,0 +1,290 @@
+"""The console's web application: its state, its security middlewares, the server.
+
+Every response carries the security headers (a strict CSP, no framing, no
+sniffing, no referrer, not cached). Nothing but the sign-in page and its
+static files is served without a session; every request that changes
+something carries the session's CSRF token (a form field or the
+``X-CSRF-Token`` header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from archiver.console.auditlog import AuditLog
+from archiver.console.auth import LoginLimiter, Role, Session, Sessions, TrustedProxy, read_accounts
+from archiver.console.db import Database
+from archiver.console.index import CallIndex
+from archiver.console.words import LANGUAGES, call_time, local_time, translator
+from archiver.errors import ArchiverError
+from archiver.settings import ConsoleSettings
+from archiver.storage.base import ObjectStore
+
+log = logging.getLogger("archiver.console")
+
+SESSION_COOKIE = "archiver_console"
+LANG_COOKIE = "archiver_lang"
+CSRF_HEADER = "X-CSRF-Token"
+_PUBLIC = ("/login", "/static/")
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "media-src 'self'; connect-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Console:
+    """Everything the handlers share."""
+
+    settings: ConsoleSettings
+    tz: tzinfo  # the zone dates are typed in, and audit times shown in
+    store: ObjectStore
+    calls: CallIndex
+    audit_log: AuditLog
+    sessions: Sessions
+    limiter: LoginLimiter
+    proxy: TrustedProxy
+
+    def role_of(self, user: str) -> Role | None:
+        """A proxy-signed-in user's role: the users file's, else the configured one."""
+        account = read_accounts(self.settings.users_file).get(user)
+        return account.role if account else Role.parse(self.settings.proxy_role)
+
+
+CONSOLE = web.AppKey("console", Console)
+
+
+def console_of(request: web.Request) -> Console:
+    """The console a request belongs to."""
+    return request.app[CONSOLE]
+
+
+def session_of(request: web.Request) -> Session:
+    """The signed-in session (the auth middleware has checked there is one)."""
+    session = request.get("session")
+    assert isinstance(session, Session)
+    return session
+
+
+def language(request: web.Request) -> str:
+    """The page's language: ?lang=, else the cookie, else the configured default."""
+    for value in (request.query.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if value in LANGUAGES:
+            return value
+    return console_of(request).settings.language
+
+
+def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str) -> None:
+    """A cookie the page's scripts cannot read, sent back only to this site."""
+    response.set_cookie(
+        name,
+        value,
+        httponly=True,
+        samesite="Strict",
+        secure=console_of(request).settings.cookie_secure,
+        path="/",
+    )
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The security headers on every response, errors included."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(_SECURITY_HEADERS)
+        raise
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+@web.middleware
+async def require_session(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A session for every request but the sign-in page's; CSRF checked on every change."""
+    console = console_of(request)
+    lang = language(request)
+    request["lang"] = lang
+    if request.path == "/login" or request.path.startswith("/static/"):
+        response = await handler(request)
+        _keep_language(request, response, lang)
+        return response
+    token = request.cookies.get(SESSION_COOKIE)
+    session = console.sessions.get(token)
+    new_token = None
+    if session is None:
+        proxy_user = console.proxy.user(request.remote, request.headers)
+        role = console.role_of(proxy_user) if proxy_user else None
+        if proxy_user and role:
+            new_token, session = console.sessions.create(proxy_user, role, "proxy")
+    if session is None:
+        if request.method in ("GET", "HEAD"):
+            raise web.HTTPSeeOther("/login")
+        raise web.HTTPUnauthorized(text="sign in first\n")
+    request["session"] = session
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        await _check_csrf(request, session)
+    response = await handler(request)
+    if new_token is not None:
+        set_cookie(request, response, SESSION_COOKIE, new_token)
+    _keep_language(request, response, lang)
+    return response
+
+
+def _keep_language(request: web.Request, response: web.StreamResponse, lang: str) -> None:
+    if request.query.get("lang") in LANGUAGES and not response.prepared:
+        set_cookie(request, response, LANG_COOKIE, lang)
+
+
+async def _check_csrf(request: web.Request, session: Session) -> None:
+    from archiver.console.auth import same_token
+
+    given = request.headers.get(CSRF_HEADER)
+    if given is None and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        value = form.get("csrf")
+        given = value if isinstance(value, str) else None
+    if not same_token(given, session.csrf):
+        raise web.HTTPForbidden(text="missing or wrong CSRF token\n")
+
+
+async def _context(request: web.Request) -> dict[str, object]:
+    console = console_of(request)
+    lang = request.get("lang", console.settings.language)
+    session = request.get("session")
+    return {
+        "t": translator(lang),
+        "lang": lang,
+        "session": session,
+        "Role": Role,
+        "call_time": call_time,
+        "local_time": lambda v: local_time(v, console.tz),
+        "reason_mode": console.settings.reason,
+    }
+
+
+def _pager(form: dict[str, str], number: int) -> str:
+    """The query string of the same search at page ``number``."""
+    return urlencode(
+        {**{k: v for k, v in form.items() if k not in ("page", "lang")}, "page": number}
+    )
+
+
+def make_app(console: Console) -> web.Application:
+    """The web application over ``console``."""
+    from archiver.console import export, media, views
+
+    app = web.Application(
+        middlewares=[security_headers, require_session], client_max_size=64 * 1024
+    )
+    app[CONSOLE] = console
+    here = Path(__file__).parent
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(here / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[_context],
+    )
+    env.filters["pager"] = _pager
+    views.add_routes(app)
+    media.add_routes(app)
+    export.add_routes(app)
+    app.router.add_static("/static/", here / "static", show_index=False, follow_symlinks=False)
+    return app
+
+
+async def refresh(console: Console) -> None:
+    """Bring the index up to date with the storage's new manifests and audit records."""
+    await console.calls.refresh(console.store)
+    await console.audit_log.refresh(console.store)
+
+
+async def _keep_fresh(console: Console) -> None:
+    while True:
+        await asyncio.sleep(console.settings.refresh_interval)
+        try:
+            await refresh(console)
+        except ArchiverError as exc:
+            log.warning("the index could not be updated (tried again later): %s", exc)
+
+
+async def serve(
+    settings: ConsoleSettings,
+    tz: tzinfo,
+    store: ObjectStore,
+    *,
+    rebuild: bool = False,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Index the storage, then serve the console until SIGINT or SIGTERM."""
+    db = Database.fresh(settings.index_path) if rebuild else Database(settings.index_path)
+    console = Console(
+        settings=settings,
+        tz=tz,
+        store=store,
+        calls=CallIndex(db),
+        audit_log=AuditLog(db),
+        sessions=Sessions(settings.session_minutes * 60),
+        limiter=LoginLimiter(settings.login_attempts),
+        proxy=TrustedProxy(settings.proxy_header, settings.proxy_addresses),
+    )
+    runner = web.AppRunner(make_app(console), access_log=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        await refresh(console)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        address = f"http://{settings.host}:{_port(runner, settings.port)}/"
+        log.info(
+            "console serving %s on %s (%d calls indexed)",
+            store.description,
+            address,
+            await console.calls.count(),
+        )
+        if ready is not None:
+            ready(address)
+        keeper = asyncio.create_task(_keep_fresh(console), name="console-refresh")
+        try:
+            await stop.wait()
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        db.close()
+
+
+def _port(runner: web.AppRunner, configured: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return configured

@@ -1,0 +1,164 @@
+"""The audit trail as the console shows it: records indexed from ``_archiver/audit/``.
+
+Records are written by :class:`archiver.retrieval.audit.AuditTrail` (one new
+object each, never rewritten), so a key indexed once is done; the index is
+brought up to date after each of the console's own actions and on every
+refresh. Filterable by user, action, result and date; exportable as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from archiver.console.db import Database
+from archiver.retrieval.audit import AUDIT_PREFIX, AuditTrail
+from archiver.retrieval.records import read_object
+from archiver.storage.base import ObjectStore
+
+log = logging.getLogger("archiver.console")
+
+AUDIT_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What the audit page asks for."""
+
+    operator: str | None = None
+    action: str | None = None
+    result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[str, list[object]]:
+        """The SQL condition and its parameters (pure)."""
+        parts: list[str] = []
+        params: list[object] = []
+        for column in ("operator", "action", "result"):
+            value = getattr(self, column)
+            if value:
+                parts.append(f"{column} = ?")
+                params.append(value.strip())
+        if self.since is not None:
+            parts.append("at >= ?")
+            params.append(_utc_text(self.since))
+        if self.until is not None:
+            parts.append("at < ?")
+            params.append(_utc_text(self.until))
+        return (" AND ".join(parts) or "1"), params
+
+
+def _utc_text(moment: datetime) -> str:
+    from datetime import UTC
+
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class AuditLog:
+    """The audit records, indexed; and the console's way of writing one."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def refresh(self, store: ObjectStore, prefix: str = AUDIT_PREFIX) -> int:
+        """Index the audit records under ``prefix`` not indexed yet; returns how many."""
+        known = await self.db.run(
+            lambda c: {
+                str(r[0])
+                for r in c.execute("SELECT key FROM audit WHERE key >= ?", (prefix,))
+                if str(r[0]).startswith(prefix)
+            }
+        )
+        rows: list[tuple[str, str, str, str, str, str]] = []
+        async for obj in store.list(prefix):
+            if obj.key in known:
+                continue
+            try:
+                record = json.loads(await read_object(store, obj.key))
+            except KeyError:
+                continue
+            except (ValueError, UnicodeDecodeError):
+                log.warning("audit record %s is not JSON: not shown", obj.key)
+                continue
+            if not isinstance(record, dict):
+                continue
+            rows.append(
+                (
+                    obj.key,
+                    str(record.get("at", "")),
+                    str(record.get("operator", "")),
+                    str(record.get("action", "")),
+                    str(record.get("result", "")),
+                    json.dumps(record, ensure_ascii=False),
+                )
+            )
+        if rows:
+            await self.db.run(
+                lambda c: c.executemany("INSERT OR IGNORE INTO audit VALUES (?,?,?,?,?,?)", rows)
+            )
+        return len(rows)
+
+    async def search(self, wanted: AuditFilter, limit: int = AUDIT_PAGE) -> list[dict[str, Any]]:
+        """Matching records, newest first (at most ``limit``)."""
+        where, params = wanted.where()
+
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                f"SELECT record FROM audit WHERE {where} ORDER BY at DESC, key DESC LIMIT ?",  # noqa: S608
+                [*params, limit],
+            ).fetchall()
+            return [json.loads(str(r[0])) for r in rows]
+
+        return await self.db.run(run)
+
+    async def record(
+        self,
+        store: ObjectStore,
+        user: str,
+        action: str,
+        target: Mapping[str, Any],
+        result: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        """Write one record as ``user`` (the store's error if it cannot), then index it."""
+        key = await AuditTrail(store, user).record(
+            action, target, result, {**details, "via": "console"}
+        )
+        # Only the record's own day is listed again: the whole trail may be long.
+        await self.refresh(store, key.rsplit("/", 1)[0] + "/")
+
+    async def record_best_effort(
+        self,
+        store: ObjectStore,
+        user: str,
+        action: str,
+        target: Mapping[str, Any],
+        result: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        """Write one record of a failure; if that fails too, it is only logged."""
+        trail = AuditTrail(store, user)
+        await trail.record_best_effort(action, target, result, {**details, "via": "console"})
+
+
+AUDIT_COLUMNS = ("at", "operator", "action", "result", "target", "details", "os_user")
+
+
+def audit_csv(records: Sequence[Mapping[str, Any]]) -> str:
+    """The records as CSV, one per line, nested values as JSON."""
+    from archiver.retrieval.search import _cell
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(AUDIT_COLUMNS)
+    for record in records:
+        writer.writerow([_cell(record.get(column, "")) for column in AUDIT_COLUMNS])
+    return out.getvalue()

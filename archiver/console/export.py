@@ -1,0 +1,157 @@
+"""The export: a selection of calls as one ZIP, streamed as it is written.
+
+The ZIP holds ``recordings/<id>-<name>``, ``manifest.csv`` and
+``manifest.json`` (the calls' manifest lines, as ``archiver search`` exports
+them) and ``SHA256SUMS`` (``sha256sum -c`` checks every file). It is written
+with the standard library's :mod:`zipfile` into a sink the response drains
+after every write: zipfile writes to a stream it cannot seek (sizes and CRCs
+go in data descriptors after each entry), each entry's size is known from
+the manifest so ZIP64 is chosen up front when needed, and no dependency is
+added for it. Memory holds one chunk of a recording and the selection's
+metadata (at most ``ARCHIVER_CONSOLE__EXPORT_LIMIT`` lines), whatever the
+recordings weigh. Recordings are stored, not deflated: audio does not shrink.
+
+Each recording is checked against its line before the ZIP starts, and hashed
+while it is written: one that changed in between cuts the ZIP short (it has
+no central directory, so no tool reads it as complete).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from datetime import UTC, datetime
+from typing import IO, cast
+
+from aiohttp import web
+
+from archiver.console.app import console_of, session_of
+from archiver.console.auth import Role
+from archiver.console.index import IndexedCall
+from archiver.console.media import check_recording, file_name, reason_of
+from archiver.console.views import needs
+from archiver.errors import ArchiverError
+from archiver.retrieval.search import to_csv, to_json
+
+
+class _Sink:
+    """A write-only file for zipfile whose bytes the response takes after each write."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to do: the response takes the bytes."""
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def _selected(form_ids: list[str], limit: int) -> list[int]:
+    ids: list[int] = []
+    for value in form_ids:
+        if not value.isdigit() or len(value) > 18:
+            raise web.HTTPBadRequest(text="ids: numbers only\n")
+        if int(value) not in ids:
+            ids.append(int(value))
+    if not ids:
+        raise web.HTTPBadRequest(text="no call selected\n")
+    if len(ids) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(ids))
+    return ids
+
+
+def _info(name: str, size: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
+    info.compress_type = zipfile.ZIP_STORED
+    info.file_size = size  # known up front: zipfile picks ZIP64 itself when it is needed
+    info.external_attr = 0o644 << 16
+    return info
+
+
+@needs(Role.EXPORTER)
+async def export(request: web.Request) -> web.StreamResponse:
+    """POST /export: the selected calls (ids=...) as a streamed ZIP, checked and audited."""
+    console = console_of(request)
+    form = await request.post()
+    ids = _selected([str(v) for v in form.getall("ids", [])], console.settings.export_limit)
+    reason = await reason_of(request)
+    items = await console.calls.many(ids)
+    if len(items) != len(ids):
+        raise web.HTTPNotFound(text="some selected calls are not in the index\n")
+    user = session_of(request).user
+    target = {"calls": [f"{i.call.provider}:{i.call.cdr_id}" for i in items]}
+    problems = {}
+    for item in items:
+        problem = await check_recording(console, item)
+        if problem is not None:
+            problems[item.call.cdr_id] = problem
+    if problems:
+        await console.audit_log.record_best_effort(
+            console.store,
+            user,
+            "export",
+            target,
+            "refused",
+            {"reason": reason, "problems": problems},
+        )
+        lines = "\n".join(f"{cdr}: {why}" for cdr, why in problems.items())
+        raise web.HTTPConflict(text=f"refused: some recordings failed their check\n{lines}\n")
+    try:
+        await console.audit_log.record(
+            console.store, user, "export", target, "ok", {"reason": reason, "calls": len(items)}
+        )
+    except ArchiverError as exc:
+        raise web.HTTPServiceUnavailable(
+            text=f"the audit record cannot be written, nothing exported: {exc}\n"
+        ) from exc
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    response = web.StreamResponse()
+    response.content_type = "application/zip"
+    response.headers["Content-Disposition"] = f'attachment; filename="archive-export-{stamp}.zip"'
+    await response.prepare(request)
+    await _write_zip(request, response, items)
+    await response.write_eof()
+    return response
+
+
+async def _write_zip(
+    request: web.Request, response: web.StreamResponse, items: list[IndexedCall]
+) -> None:
+    console = console_of(request)
+    sink = _Sink()
+    sums: list[str] = []
+    with zipfile.ZipFile(cast(IO[bytes], sink), "w") as archive:
+        for item in items:
+            name = f"recordings/{item.id}-{file_name(item)}"
+            digest = hashlib.sha256()
+            key = console.store.relative_key(item.call.object_key)
+            with archive.open(_info(name, item.call.size), "w") as entry:
+                async for chunk in console.store.read(key):
+                    digest.update(chunk)
+                    entry.write(chunk)
+                    await response.write(sink.take())
+            if digest.hexdigest() != item.call.sha256:
+                await console.calls.record_check(item.id, "changed while being exported")
+                raise ConnectionResetError(f"{key} changed while being exported")
+            await response.write(sink.take())
+            sums.append(f"{item.call.sha256}  {name}\n")
+        calls = [item.call for item in items]
+        for name, text in (("manifest.csv", to_csv(calls)), ("manifest.json", to_json(calls))):
+            data = text.encode("utf-8")
+            archive.writestr(_info(name, len(data)), data)
+            sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+            await response.write(sink.take())
+        archive.writestr(_info("SHA256SUMS", 0), "".join(sums).encode("utf-8"))
+    await response.write(sink.take())
+
+
+def add_routes(app: web.Application) -> None:
+    """The export's route."""
+    app.router.add_post("/export", export)

@@ -1,0 +1,266 @@
+"""The console's index of the manifests: search in milliseconds at a million calls.
+
+Manifest objects are written once and never changed, so a manifest key
+already indexed is done: an update lists ``manifests/`` and reads only the
+keys it has not seen. ``rebuild`` starts again from an empty file. A line
+listed twice (the same recording in two manifests) is indexed once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+from archiver.console import source
+from archiver.console.db import Database
+from archiver.retrieval.index import normalize_id
+from archiver.retrieval.records import read_manifests
+from archiver.retrieval.search import phone_key
+from archiver.storage.base import ObjectStore, StoredObject
+
+log = logging.getLogger("archiver.console")
+
+# Counting stops here: "10000+" is as useful to a reader as the exact figure, and cheap.
+COUNT_CAP = 10_000
+# Manifest objects read between two commits of an update.
+_COMMIT_EVERY = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CallQuery:
+    """What the search form asks; every given criterion must match."""
+
+    phone: str | None = None
+    extension: str | None = None
+    agent: str | None = None
+    direction: str | None = None
+    ident: str | None = None  # a sip_call_id or a cdr id
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> tuple[str, list[object]]:
+        """The SQL condition and its parameters (pure)."""
+        parts: list[str] = []
+        params: list[object] = []
+        if self.phone:
+            parts.append("(from_key = ? OR to_key = ?)")
+            params += [phone_key(self.phone)] * 2
+        if self.extension:
+            parts.append("extension = ?")
+            params.append(self.extension.strip())
+        if self.agent:
+            parts.append("(agent_cf = ? OR agent_name_cf = ?)")
+            params += [self.agent.strip().casefold()] * 2
+        if self.direction:
+            parts.append("direction = ?")
+            params.append(self.direction)
+        if self.ident:
+            parts.append("(sip_call_id = ? OR cdr_id = ?)")
+            params += [normalize_id(self.ident)] * 2
+        if self.since is not None:
+            parts.append("started >= ?")
+            params.append(int(self.since.timestamp()))
+        if self.until is not None:
+            parts.append("started < ?")
+            params.append(int(self.until.timestamp()))
+        return (" AND ".join(parts) or "1"), params
+
+    def describe(self) -> dict[str, str]:
+        """The criteria given, for the audit record."""
+        out = {k: str(getattr(self, k)) for k in ("phone", "extension", "agent", "direction")}
+        out["id"] = str(self.ident)
+        out = {k: v for k, v in out.items() if v not in ("None", "")}
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None:
+                out[name] = moment.isoformat()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedCall:
+    """One archived call as the console knows it: its row, its line, its last check."""
+
+    id: int
+    call: source.ArchivedCall
+    checked_at: str | None
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """What an update read."""
+
+    manifests: int
+    lines: int
+    bad_lines: int
+
+
+def _row_values(call: source.ArchivedCall) -> tuple[object, ...]:
+    f = call.fields
+
+    def text(name: str) -> str | None:
+        value = f.get(name)
+        return None if value in (None, "") else str(value)
+
+    def phone(name: str) -> str | None:
+        value = text(name)
+        return phone_key(value) if value else None
+
+    def folded(name: str) -> str | None:
+        value = text(name)
+        return value.strip().casefold() if value else None
+
+    started = call.call_started_at
+    return (
+        call.provider,
+        call.cdr_id,
+        call.sip_call_id,
+        call.sha256,
+        int(started.timestamp()) if started else None,
+        text("direction"),
+        phone("from_number"),
+        phone("to_number"),
+        (text("extension") or "").strip() or None,
+        folded("agent"),
+        folded("agent_name"),
+        json.dumps(dict(f), ensure_ascii=False, separators=(",", ":")),
+        call.manifest_key or "",
+    )
+
+
+_INSERT = (
+    "INSERT OR IGNORE INTO calls (provider, cdr_id, sip_call_id, sha256, started, direction, "
+    "from_key, to_key, extension, agent_cf, agent_name_cf, line, manifest_key) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_COLUMNS = "id, line, manifest_key, checked_at, problem"
+
+
+def _indexed(row: sqlite3.Row | tuple[object, ...]) -> IndexedCall:
+    ident, line, manifest_key, checked_at, problem = row
+    return IndexedCall(
+        id=int(str(ident)),
+        call=source.call_from_json(str(line), str(manifest_key)),
+        checked_at=None if checked_at is None else str(checked_at),
+        problem=None if problem is None else str(problem),
+    )
+
+
+class CallIndex:
+    """Search and look up archived calls from the index; keep it up to date."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def refresh(self, store: ObjectStore, concurrency: int = 8) -> Refreshed:
+        """Index every manifest object not indexed yet."""
+        listed = [obj async for obj in store.list(source.MANIFEST_PREFIX)]
+        known = await self.db.run(
+            lambda c: {str(r[0]) for r in c.execute("SELECT key FROM manifests")}
+        )
+        new: Sequence[StoredObject] = [o for o in listed if o.key not in known]
+        manifests = lines = bad = 0
+        pending: list[source.Manifest] = []
+        async with aclosing(read_manifests(store, new, concurrency)) as reader:
+            async for manifest in reader:
+                pending.append(manifest)
+                manifests += 1
+                lines += len(manifest.calls)
+                bad += len(manifest.bad_lines)
+                if len(pending) >= _COMMIT_EVERY:
+                    await self.db.run(partial(_store, manifests=pending))
+                    pending = []
+        if pending:
+            await self.db.run(partial(_store, manifests=pending))
+        if manifests:
+            log.info("console index: %d manifest(s), %d line(s) added", manifests, lines)
+        return Refreshed(manifests, lines, bad)
+
+    async def search(
+        self, query: CallQuery, offset: int, limit: int
+    ) -> tuple[list[IndexedCall], int]:
+        """A page of matching calls, newest first, and how many match (capped at COUNT_CAP+1)."""
+        where, params = query.where()
+
+        def run(conn: sqlite3.Connection) -> tuple[list[IndexedCall], int]:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM calls WHERE {where} "  # noqa: S608 - fixed fragments
+                "ORDER BY started DESC, id DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+            (total,) = conn.execute(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM calls WHERE {where} LIMIT ?)",  # noqa: S608
+                [*params, COUNT_CAP + 1],
+            ).fetchone()
+            return [_indexed(r) for r in rows], int(total)
+
+        return await self.db.run(run)
+
+    async def get(self, call_id: int) -> IndexedCall | None:
+        """One call by its index id."""
+        row = await self.db.run(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM calls WHERE id = ?",  # noqa: S608
+                (call_id,),
+            ).fetchone()
+        )
+        return None if row is None else _indexed(row)
+
+    async def many(self, ids: Sequence[int]) -> list[IndexedCall]:
+        """Calls by id, in the order given (unknown ids left out)."""
+        found: dict[int, IndexedCall] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows = await self.db.run(partial(_by_ids, ids=chunk))
+            found |= {item.id: item for item in map(_indexed, rows)}
+        return [found[i] for i in ids if i in found]
+
+    async def record_check(self, call_id: int, problem: str | None) -> None:
+        """Remember the outcome of a check of the call's recording against its line."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        await self.db.run(
+            lambda c: c.execute(
+                "UPDATE calls SET checked_at = ?, problem = ? WHERE id = ?",
+                (now, problem, call_id),
+            )
+        )
+
+    async def count(self) -> int:
+        """Calls in the index."""
+        return int(
+            await self.db.run(lambda c: c.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        )
+
+
+def _by_ids(conn: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]]:
+    marks = ",".join("?" * len(ids))
+    query = f"SELECT {_COLUMNS} FROM calls WHERE id IN ({marks})"  # noqa: S608 - only "?"s
+    return conn.execute(query, ids).fetchall()
+
+
+def _store(conn: sqlite3.Connection, manifests: Sequence[source.Manifest]) -> None:
+    conn.execute("BEGIN")
+    try:
+        for manifest in manifests:
+            conn.executemany(_INSERT, [_row_values(call) for call in manifest.calls])
+            for bad in manifest.bad_lines:
+                log.warning(
+                    "%s line %d not indexed: %s", bad.manifest_key, bad.line_number, bad.reason
+                )
+            if any(bad.line_number == 0 for bad in manifest.bad_lines):
+                continue  # not read at all (gone meanwhile): looked at again next time
+            conn.execute(
+                "INSERT OR REPLACE INTO manifests (key, lines, bad_lines) VALUES (?,?,?)",
+                (manifest.key, len(manifest.calls), len(manifest.bad_lines)),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

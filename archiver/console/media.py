@@ -1,0 +1,297 @@
+"""Listening, downloading and holding one recording, each after a check against its line.
+
+A recording is checked before it is served: its size and SHA-256 against the
+manifest line (the storage's stored checksum where it keeps one, else the
+bytes re-read and hashed: :func:`archiver.retrieval.verify.check_entry`). One
+that fails is not served, and the reason is shown. A play is one audited
+action: it yields a grant (bound to the session and the call) that the
+audio element's Range requests then use, so seeking does not re-audit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
+from typing import Any
+
+from aiohttp import web
+
+from archiver.console.app import Console, console_of, session_of
+from archiver.console.auth import Role
+from archiver.console.index import IndexedCall
+from archiver.console.views import needs
+from archiver.errors import ArchiverError
+from archiver.retrieval.fetch import archived_version
+from archiver.retrieval.verify import VerifyReport, check_entry
+from archiver.storage.base import LockingStore, ObjectStore
+
+_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_AUDIO_TYPES = re.compile(r"audio/[a-z0-9.+-]{1,40}")
+MAX_GRANTS = 100  # per session: the oldest play grants are dropped beyond this
+
+
+async def reason_of(request: web.Request) -> str:
+    """The reason the form gives; 400 when the console requires one and it is empty."""
+    form = await request.post()
+    reason = str(form.get("reason", "")).strip()[:500]
+    if console_of(request).settings.reason == "required" and not reason:
+        raise web.HTTPBadRequest(text="a reason is required\n")
+    return reason if console_of(request).settings.reason != "off" else ""
+
+
+async def call_of(request: web.Request) -> IndexedCall:
+    """The call the URL names; 404 if the index has none."""
+    item = await console_of(request).calls.get(int(request.match_info["id"]))
+    if item is None:
+        raise web.HTTPNotFound(text="no such call\n")
+    return item
+
+
+def target_of(item: IndexedCall) -> dict[str, Any]:
+    """What an audit record names for one call."""
+    call = item.call
+    return {
+        "sip_call_id": call.sip_call_id,
+        "cdr_id": call.cdr_id,
+        "provider": call.provider,
+        "object_key": call.object_key,
+    }
+
+
+async def check_recording(console: Console, item: IndexedCall) -> str | None:
+    """Why the recording is not its manifest line's, or None; remembered in the index."""
+    report = VerifyReport()
+    problem = await check_entry(console.store, item.call, False, report)
+    if problem is None and report.size_only:
+        # No stored SHA-256 (a local file, a multipart upload): hash the bytes.
+        problem = await check_entry(console.store, item.call, True, report)
+    reason = problem.line() if problem else None
+    await console.calls.record_check(item.id, reason)
+    return reason
+
+
+async def _audit(
+    request: web.Request, action: str, item: IndexedCall, result: str, **details: Any
+) -> None:
+    console = console_of(request)
+    user = session_of(request).user
+    if result == "ok":
+        try:
+            await console.audit_log.record(
+                console.store, user, action, target_of(item), result, details
+            )
+        except ArchiverError as exc:
+            raise web.HTTPServiceUnavailable(
+                text=f"the audit record cannot be written, nothing served: {exc}\n"
+            ) from exc
+    else:
+        await console.audit_log.record_best_effort(
+            console.store, user, action, target_of(item), result, details
+        )
+
+
+@needs(Role.LISTENER)
+async def play(request: web.Request) -> web.StreamResponse:
+    """POST /calls/{id}/play: check, audit, and give the audio element its grant."""
+    console = console_of(request)
+    item = await call_of(request)
+    reason = await reason_of(request)
+    problem = await check_recording(console, item)
+    if problem is not None:
+        await _audit(request, "play", item, "refused", reason=reason, problem=problem)
+        return web.json_response({"error": problem}, status=409)
+    await _audit(request, "play", item, "ok", reason=reason)
+    grants = session_of(request).grants
+    while len(grants) >= MAX_GRANTS:
+        grants.pop(next(iter(grants)))
+    grant = secrets.token_urlsafe(24)
+    grants[grant] = item.id
+    return web.json_response({"src": f"/calls/{item.id}/audio?grant={grant}"})
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(first, last)`` byte of a single ``Range: bytes=`` request, or None for the whole.
+
+    Raises 416 for a range outside the object; a multi-range or malformed
+    header is ignored (the whole object is served), as RFC 9110 allows.
+    """
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or (not match.group(1) and not match.group(2)):
+        return None
+    first_text, last_text = match.groups()
+    if not first_text:  # a suffix: the last N bytes
+        length = int(last_text)
+        if length == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - length), size - 1
+    first = int(first_text)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    if first >= size or last < first:
+        raise _unsatisfiable(size)
+    return first, last
+
+
+def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
+    return web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+
+
+async def byte_range(store: ObjectStore, key: str, first: int, last: int) -> AsyncIterator[bytes]:
+    """Bytes ``first..last`` of an object.
+
+    The store streams from the start (its interface has no ranged read), so
+    the bytes before ``first`` are read and dropped: a seek costs reading up to
+    the new position, never holding more than a chunk.
+    """
+    position = 0
+    chunks = store.read(key)
+    try:
+        async for chunk in chunks:
+            start, position = position, position + len(chunk)
+            if position <= first:
+                continue
+            yield chunk[max(0, first - start) : last + 1 - start]
+            if position > last:
+                return
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()  # the storage's response, released at once
+
+
+def _content_type(item: IndexedCall) -> str:
+    given = (item.call.content_type or "").strip().lower()
+    return given if _AUDIO_TYPES.fullmatch(given) else "application/octet-stream"
+
+
+def file_name(item: IndexedCall) -> str:
+    """A safe file name for the recording (its key's last segment, sanitized)."""
+    name = _SAFE_NAME.sub("_", PurePosixPath(item.call.object_key).name).strip("._")
+    return name[:120] or f"recording-{item.id}"
+
+
+@needs(Role.LISTENER)
+async def audio(request: web.Request) -> web.StreamResponse:
+    """GET /calls/{id}/audio?grant=: the checked recording, with Range (seeking)."""
+    console = console_of(request)
+    item = await call_of(request)
+    if session_of(request).grants.get(request.query.get("grant", "")) != item.id:
+        raise web.HTTPForbidden(text="press Play first: this recording has no grant\n")
+    size = item.call.size
+    wanted = parse_range(request.headers.get("Range"), size)
+    first, last = wanted if wanted is not None else (0, size - 1)
+    response = web.StreamResponse(status=206 if wanted is not None else 200)
+    response.content_type = _content_type(item)
+    response.headers["Accept-Ranges"] = "bytes"
+    response.content_length = max(0, last - first + 1)
+    if wanted is not None:
+        response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    await response.prepare(request)
+    if size and request.method != "HEAD":
+        key = console.store.relative_key(item.call.object_key)
+        async for piece in byte_range(console.store, key, first, last):
+            await response.write(piece)
+    await response.write_eof()
+    return response
+
+
+@needs(Role.EXPORTER)
+async def download(request: web.Request) -> web.StreamResponse:
+    """POST /calls/{id}/download: the checked, audited recording as an attachment.
+
+    The bytes are hashed on the way and the last chunk is held back until the
+    hash is the manifest's: a recording altered after its check never arrives
+    whole (the connection is cut short of its Content-Length).
+    """
+    console = console_of(request)
+    item = await call_of(request)
+    reason = await reason_of(request)
+    problem = await check_recording(console, item)
+    if problem is not None:
+        await _audit(request, "download", item, "refused", reason=reason, problem=problem)
+        raise web.HTTPConflict(text=f"refused: {problem}\n")
+    await _audit(request, "download", item, "ok", reason=reason)
+    response = web.StreamResponse()
+    response.content_type = _content_type(item)
+    response.content_length = item.call.size
+    response.headers["Content-Disposition"] = f'attachment; filename="{file_name(item)}"'
+    await response.prepare(request)
+    digest = hashlib.sha256()
+    held = b""
+    key = console.store.relative_key(item.call.object_key)
+    async for chunk in console.store.read(key):
+        digest.update(chunk)
+        if held:
+            await response.write(held)
+        held = chunk
+    if digest.hexdigest() != item.call.sha256:
+        await console.calls.record_check(item.id, "changed while being downloaded")
+        raise ConnectionResetError("the recording changed while being downloaded")
+    await response.write(held)
+    await response.write_eof()
+    return response
+
+
+async def protection_of(store: ObjectStore, item_call: Any) -> dict[str, Any]:
+    """The recording's Object Lock state for the page: ``{"available": False}`` without one."""
+    if not isinstance(store, LockingStore):
+        return {"available": False}
+    bucket = await store.bucket_protection()
+    if not bucket.object_lock:
+        return {"available": False}
+    try:
+        key = store.relative_key(item_call.object_key)
+    except ValueError:
+        return {"available": False}
+    version = await archived_version(store, key, item_call, trust_single=True)
+    if version is None:
+        return {"available": True, "missing": True}
+    state = await store.protection(key, version)
+    if state is None:
+        return {"available": True, "missing": True}
+    return {
+        "available": True,
+        "missing": False,
+        "version": version,
+        "legal_hold": state.legal_hold,
+        "mode": state.mode,
+        "retain_until": state.retain_until.isoformat() if state.retain_until else None,
+    }
+
+
+@needs(Role.OFFICER)
+async def hold(request: web.Request) -> web.StreamResponse:
+    """POST /calls/{id}/hold: legal hold on (on=1) or off (on=0) the archived version."""
+    console = console_of(request)
+    item = await call_of(request)
+    reason = await reason_of(request)
+    on = (await request.post()).get("on") == "1"
+    action = "hold-on" if on else "hold-off"
+    store = console.store
+    state = await protection_of(store, item.call)
+    if not state["available"]:
+        raise web.HTTPConflict(text="this storage has no Object Lock: no legal holds\n")
+    if state["missing"] or not isinstance(store, LockingStore):
+        await _audit(request, action, item, "missing", reason=reason)
+        raise web.HTTPConflict(text="no version of this recording holds the archived bytes\n")
+    key = store.relative_key(item.call.object_key)
+    # Audited first: a hold change nobody can account for must not happen.
+    await _audit(request, action, item, "ok", reason=reason, version_id=state["version"])
+    try:
+        await store.set_legal_hold(key, on, state["version"])
+    except KeyError:
+        raise web.HTTPConflict(text="the archived version is gone\n") from None
+    raise web.HTTPSeeOther(f"/calls/{item.id}")
+
+
+def add_routes(app: web.Application) -> None:
+    """Listening, downloading and holding."""
+    app.router.add_post(r"/calls/{id:\d{1,18}}/play", play)
+    app.router.add_get(r"/calls/{id:\d{1,18}}/audio", audio)
+    app.router.add_post(r"/calls/{id:\d{1,18}}/download", download)
+    app.router.add_post(r"/calls/{id:\d{1,18}}/hold", hold)

@@ -1,0 +1,39 @@
+// The console's only script: play (asks the server for a checked, audited grant,
+// then hands the audio element its URL) and "select all" in the results.
+"use strict";
+document.addEventListener("DOMContentLoaded", function () {
+  var all = document.getElementById("select-all");
+  if (all) {
+    all.addEventListener("change", function () {
+      document.querySelectorAll("input.pick").forEach(function (box) { box.checked = all.checked; });
+    });
+  }
+  var form = document.getElementById("play-form");
+  if (!form) { return; }
+  var player = document.getElementById("player");
+  var error = document.getElementById("play-error");
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    error.hidden = true;
+    var body = new URLSearchParams(new FormData(form));
+    fetch(form.dataset.play, {
+      method: "POST",
+      headers: { "X-CSRF-Token": form.dataset.csrf },
+      body: body,
+      credentials: "same-origin"
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        var data = null;
+        try { data = JSON.parse(text); } catch (e) { data = { error: text }; }
+        if (!response.ok || !data.src) { throw new Error(data.error || text); }
+        player.src = data.src;
+        player.hidden = false;
+        player.load();
+      });
+    }).catch(function (failure) {
+      error.textContent = failure.message;
+      error.hidden = false;
+      player.hidden = true;
+    });
+  });
+});

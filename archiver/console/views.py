@@ -1,0 +1,249 @@
+"""The pages: sign-in, search, a call's details, the audit trail."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta, tzinfo
+from functools import wraps
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from archiver.console.app import (
+    SESSION_COOKIE,
+    console_of,
+    session_of,
+    set_cookie,
+)
+from archiver.console.auditlog import AuditFilter, audit_csv
+from archiver.console.auth import Role, check_password, read_accounts, same_token
+from archiver.console.index import COUNT_CAP, CallQuery, IndexedCall
+from archiver.errors import ArchiverError
+from archiver.models import Direction
+
+LOGIN_COOKIE = "archiver_login"  # the sign-in form's CSRF token (double submit)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def needs(role: Role) -> Callable[[Handler], Handler]:
+    """Refuse (403) a request from a session whose role is below ``role``."""
+
+    def wrap(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def checked(request: web.Request) -> web.StreamResponse:
+            if session_of(request).role < role:
+                raise web.HTTPForbidden(text=f"this needs the {role.label} role\n")
+            return await handler(request)
+
+        return checked
+
+    return wrap
+
+
+def page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    """A rendered page."""
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+async def login_page(
+    request: web.Request, error: str | None = None, status: int = 200
+) -> web.Response:
+    """The sign-in form, with a fresh double-submit token."""
+    token = secrets.token_urlsafe(24)
+    response = page(request, "login.html", status=status, login_token=token, error=error)
+    set_cookie(request, response, LOGIN_COOKIE, token)
+    return response
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    """GET /login."""
+    return await login_page(request)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """POST /login: check the form's token, the rate limit, then the password."""
+    console = console_of(request)
+    form = await request.post()
+    user = str(form.get("user", ""))[:64]
+    password = str(form.get("password", ""))[:1024]
+    if not same_token(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")):
+        raise web.HTTPForbidden(text="missing or wrong sign-in token: reload the page\n")
+    address = request.remote or "?"
+    if not console.limiter.allowed(address, user):
+        return await login_page(request, "too_many", status=429)
+    account = read_accounts(console.settings.users_file).get(user)
+    if not check_password(account, password) or account is None:
+        console.limiter.failed(address, user)
+        return await login_page(request, "bad_login", status=401)
+    console.sessions.end(request.cookies.get(SESSION_COOKIE))
+    token, _ = console.sessions.create(account.name, account.role, "password")
+    response = web.HTTPSeeOther("/")
+    set_cookie(request, response, SESSION_COOKIE, token)
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """POST /logout."""
+    console_of(request).sessions.end(request.cookies.get(SESSION_COOKIE))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+def parse_day(value: str | None, tz: tzinfo, *, end: bool = False) -> datetime | None:
+    """A typed date as the start of that day in ``tz`` (``end``: the start of the next)."""
+    if not value or not value.strip():
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"not a date (YYYY-MM-DD): {value[:40]!r}\n") from None
+    if end:
+        if day == date.max:
+            return None
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
+def _text(request: web.Request, name: str, limit: int = 200) -> str | None:
+    value = request.query.get(name, "").strip()
+    if len(value) > limit:
+        raise web.HTTPBadRequest(text=f"{name}: too long\n")
+    return value or None
+
+
+def query_of(request: web.Request) -> CallQuery:
+    """The search form's criteria; 400 for a bad value."""
+    tz = console_of(request).tz
+    direction = _text(request, "direction")
+    if direction is not None and direction not in {d.value for d in Direction}:
+        raise web.HTTPBadRequest(text="direction: inbound, outbound or internal\n")
+    return CallQuery(
+        phone=_text(request, "phone"),
+        extension=_text(request, "extension"),
+        agent=_text(request, "agent"),
+        direction=direction,
+        ident=_text(request, "id", 500),
+        since=parse_day(request.query.get("from"), tz),
+        until=parse_day(request.query.get("to"), tz, end=True),
+    )
+
+
+async def search_page(request: web.Request) -> web.StreamResponse:
+    """GET /: the search form and, when asked, a page of results (the search is audited)."""
+    console = console_of(request)
+    session = session_of(request)
+    query = query_of(request)
+    try:
+        number = max(1, min(int(request.query.get("page", "1")), 10_000))
+    except ValueError:
+        raise web.HTTPBadRequest(text="page: a number\n") from None
+    size = console.settings.page_size
+    asked = bool(query.describe()) or "go" in request.query
+    calls: list[IndexedCall] = []
+    total = 0
+    if asked:
+        calls, total = await console.calls.search(query, (number - 1) * size, size)
+        try:
+            await console.audit_log.record(
+                console.store,
+                session.user,
+                "search",
+                {"query": query.describe(), "page": number},
+                "ok",
+                {"results": total, "role": session.role.label},
+            )
+        except ArchiverError as exc:
+            raise web.HTTPServiceUnavailable(
+                text=f"the audit record cannot be written, no results shown: {exc}\n"
+            ) from exc
+    return page(
+        request,
+        "search.html",
+        asked=asked,
+        calls=calls,
+        total=total,
+        more=total > COUNT_CAP,
+        number=number,
+        has_next=total > number * size,
+        form=dict(request.query),
+        directions=[d.value for d in Direction],
+        export_limit=console.settings.export_limit,
+    )
+
+
+async def call_page(request: web.Request) -> web.StreamResponse:
+    """GET /calls/{id}: every field of the call, its check, and what the role may do."""
+    from archiver.console.media import protection_of
+
+    console = console_of(request)
+    item = await console.calls.get(int(request.match_info["id"]))
+    if item is None:
+        raise web.HTTPNotFound(text="no such call\n")
+    protection = None
+    if session_of(request).role >= Role.OFFICER:
+        protection = await protection_of(console.store, item.call)
+    return page(
+        request, "call.html", item=item, fields=dict(item.call.fields), protection=protection
+    )
+
+
+def _audit_filter(request: web.Request) -> AuditFilter:
+    tz = console_of(request).tz
+    return AuditFilter(
+        operator=_text(request, "operator"),
+        action=_text(request, "action"),
+        result=_text(request, "result"),
+        since=parse_day(request.query.get("from"), tz),
+        until=parse_day(request.query.get("to"), tz, end=True),
+    )
+
+
+@needs(Role.OFFICER)
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    """GET /audit: the latest matching records."""
+    console = console_of(request)
+    await console.audit_log.refresh(console.store)
+    records = await console.audit_log.search(_audit_filter(request))
+    return page(request, "audit.html", records=records, form=dict(request.query))
+
+
+@needs(Role.OFFICER)
+async def audit_export(request: web.Request) -> web.StreamResponse:
+    """GET /audit.csv: the matching records as CSV (the export is itself audited)."""
+    console = console_of(request)
+    wanted = _audit_filter(request)
+    records = await console.audit_log.search(wanted, limit=100_000)
+    try:
+        await console.audit_log.record(
+            console.store,
+            session_of(request).user,
+            "audit-export",
+            {"filter": {k: v for k, v in request.query.items() if v}},
+            "ok",
+            {"records": len(records)},
+        )
+    except ArchiverError as exc:
+        raise web.HTTPServiceUnavailable(
+            text=f"the audit record cannot be written: {exc}\n"
+        ) from exc
+    return web.Response(
+        text=audit_csv(records),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    """The pages' routes."""
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/", search_page)
+    app.router.add_get(r"/calls/{id:\d{1,18}}", call_page)
+    app.router.add_get("/audit", audit_page)
+    app.router.add_get("/audit.csv", audit_export)

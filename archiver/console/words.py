@@ -1,0 +1,137 @@
+"""The console's words in Vietnamese and English, and how dates are shown.
+
+A page asks ``t("key")``; a key missing from a language falls back to English,
+then to the key itself, so a page never breaks on a missing word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+
+LANGUAGES = ("vi", "en")
+
+WORDS: dict[str, dict[str, str]] = {
+    "title": {"en": "Call recording archive", "vi": "Kho ghi âm cuộc gọi"},
+    "sign_in": {"en": "Sign in", "vi": "Đăng nhập"},
+    "sign_out": {"en": "Sign out", "vi": "Đăng xuất"},
+    "user": {"en": "User name", "vi": "Tên đăng nhập"},
+    "password": {"en": "Password", "vi": "Mật khẩu"},
+    "bad_login": {"en": "Wrong user name or password.", "vi": "Sai tên đăng nhập hoặc mật khẩu."},
+    "too_many": {
+        "en": "Too many failed attempts: try again later.",
+        "vi": "Đăng nhập sai quá nhiều lần: hãy thử lại sau.",
+    },
+    "search": {"en": "Search", "vi": "Tìm kiếm"},
+    "audit": {"en": "Audit trail", "vi": "Nhật ký kiểm toán"},
+    "phone": {"en": "Phone number", "vi": "Số điện thoại"},
+    "extension": {"en": "Extension", "vi": "Máy lẻ"},
+    "agent": {"en": "Agent", "vi": "Nhân viên"},
+    "direction": {"en": "Direction", "vi": "Chiều gọi"},
+    "any": {"en": "any", "vi": "tất cả"},
+    "inbound": {"en": "inbound", "vi": "gọi vào"},
+    "outbound": {"en": "outbound", "vi": "gọi ra"},
+    "internal": {"en": "internal", "vi": "nội bộ"},
+    "ident": {"en": "Call id (sip_call_id or CDR id)", "vi": "Mã cuộc gọi (sip_call_id hoặc CDR)"},
+    "date_from": {"en": "From (date)", "vi": "Từ ngày"},
+    "date_to": {"en": "To (date, included)", "vi": "Đến ngày (tính cả ngày này)"},
+    "started": {"en": "Started", "vi": "Bắt đầu"},
+    "from": {"en": "From", "vi": "Gọi từ"},
+    "to": {"en": "To", "vi": "Gọi đến"},
+    "duration": {"en": "Talk (s)", "vi": "Đàm thoại (giây)"},
+    "status": {"en": "Integrity", "vi": "Toàn vẹn"},
+    "unchecked": {"en": "not checked yet", "vi": "chưa kiểm tra"},
+    "intact": {"en": "intact", "vi": "nguyên vẹn"},
+    "damaged": {"en": "DAMAGED", "vi": "BỊ HỎNG"},
+    "results": {"en": "calls found", "vi": "cuộc gọi tìm thấy"},
+    "no_results": {"en": "No archived call matches.", "vi": "Không có cuộc gọi nào khớp."},
+    "previous": {"en": "Previous", "vi": "Trang trước"},
+    "next": {"en": "Next", "vi": "Trang sau"},
+    "details": {"en": "Details", "vi": "Chi tiết"},
+    "reason": {"en": "Reason", "vi": "Lý do"},
+    "reason_hint": {
+        "en": "Why (recorded in the audit trail)",
+        "vi": "Lý do (được ghi vào nhật ký kiểm toán)",
+    },
+    "reason_needed": {"en": "A reason is required.", "vi": "Cần nhập lý do."},
+    "play": {"en": "Play", "vi": "Nghe"},
+    "download": {"en": "Download", "vi": "Tải về"},
+    "export": {"en": "Export selected (ZIP)", "vi": "Xuất các cuộc gọi đã chọn (ZIP)"},
+    "select_all": {"en": "Select all", "vi": "Chọn tất cả"},
+    "nothing_selected": {"en": "No call selected.", "vi": "Chưa chọn cuộc gọi nào."},
+    "too_many_selected": {"en": "Too many calls selected; at most", "vi": "Chọn quá nhiều; tối đa"},
+    "hold": {"en": "Legal hold", "vi": "Lưu giữ pháp lý"},
+    "hold_on": {"en": "Put on hold", "vi": "Bật lưu giữ"},
+    "hold_off": {"en": "Release hold", "vi": "Tắt lưu giữ"},
+    "on": {"en": "ON", "vi": "BẬT"},
+    "off": {"en": "OFF", "vi": "TẮT"},
+    "retention": {"en": "Retention", "vi": "Thời hạn lưu giữ"},
+    "until": {"en": "until", "vi": "đến"},
+    "no_retention": {"en": "no retention", "vi": "không có thời hạn lưu giữ"},
+    "no_lock": {
+        "en": "This storage has no Object Lock: legal holds are unavailable.",
+        "vi": "Kho lưu trữ không có Object Lock: không thể lưu giữ pháp lý.",
+    },
+    "refused": {
+        "en": "Refused: the recording failed its check",
+        "vi": "Từ chối: bản ghi không đạt kiểm tra",
+    },
+    "not_allowed": {
+        "en": "Your role does not allow this.",
+        "vi": "Vai trò của bạn không được phép.",
+    },
+    "when": {"en": "When", "vi": "Thời điểm"},
+    "action": {"en": "Action", "vi": "Thao tác"},
+    "target": {"en": "Target", "vi": "Đối tượng"},
+    "result": {"en": "Result", "vi": "Kết quả"},
+    "export_csv": {"en": "Export CSV", "vi": "Xuất CSV"},
+    "filter": {"en": "Filter", "vi": "Lọc"},
+    "role": {"en": "Role", "vi": "Vai trò"},
+    "field": {"en": "Field", "vi": "Trường"},
+    "value": {"en": "Value", "vi": "Giá trị"},
+    "back": {"en": "Back to search", "vi": "Quay lại tìm kiếm"},
+    "bad_request": {"en": "Bad request", "vi": "Yêu cầu không hợp lệ"},
+}
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """``t(key)`` for one language."""
+
+    def t(key: str) -> str:
+        entry = WORDS.get(key)
+        if entry is None:
+            return key
+        return entry.get(lang) or entry.get("en") or key
+
+    return t
+
+
+def call_time(value: object) -> str:
+    """A call's ISO time as written, in the call's own zone: ``2026-03-01 09:15:00 +07:00``."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return _with_offset(moment)
+
+
+def local_time(value: object, tz: tzinfo) -> str:
+    """A UTC time (an audit record's) in the console's zone."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return value
+    return _with_offset(moment.astimezone(tz))
+
+
+def _with_offset(moment: datetime) -> str:
+    offset = moment.strftime("%z")  # +0700 (strftime's %:z needs Python 3.12)
+    return f"{moment:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:5]}"
