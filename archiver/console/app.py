@@ -72,6 +72,8 @@ class Console:
 
 
 CONSOLE = web.AppKey("console", Console)
+SESSION = web.RequestKey("session", Session)
+LANG = web.RequestKey("lang", str)
 
 
 def console_of(request: web.Request) -> Console:
@@ -81,9 +83,7 @@ def console_of(request: web.Request) -> Console:
 
 def session_of(request: web.Request) -> Session:
     """The signed-in session (the auth middleware has checked there is one)."""
-    session = request.get("session")
-    assert isinstance(session, Session)
-    return session
+    return request[SESSION]
 
 
 def language(request: web.Request) -> str:
@@ -124,7 +124,7 @@ async def require_session(request: web.Request, handler: Handler) -> web.StreamR
     """A session for every request but the sign-in page's; CSRF checked on every change."""
     console = console_of(request)
     lang = language(request)
-    request["lang"] = lang
+    request[LANG] = lang
     if request.path == "/login" or request.path.startswith("/static/"):
         response = await handler(request)
         _keep_language(request, response, lang)
@@ -132,16 +132,18 @@ async def require_session(request: web.Request, handler: Handler) -> web.StreamR
     token = request.cookies.get(SESSION_COOKIE)
     session = console.sessions.get(token)
     new_token = None
-    if session is None:
-        proxy_user = console.proxy.user(request.remote, request.headers)
-        role = console.role_of(proxy_user) if proxy_user else None
-        if proxy_user and role:
+    proxy_user = console.proxy.user(request.remote, request.headers)
+    if proxy_user is not None and (session is None or session.user != proxy_user):
+        # The proxy is the authority on who is at the keyboard: a session of
+        # anyone else is not this request's.
+        role = console.role_of(proxy_user)
+        if role is not None:
             new_token, session = console.sessions.create(proxy_user, role, "proxy")
     if session is None:
         if request.method in ("GET", "HEAD"):
             raise web.HTTPSeeOther("/login")
         raise web.HTTPUnauthorized(text="sign in first\n")
-    request["session"] = session
+    request[SESSION] = session
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         await _check_csrf(request, session)
     response = await handler(request)
@@ -171,10 +173,11 @@ async def _check_csrf(request: web.Request, session: Session) -> None:
         raise web.HTTPForbidden(text="missing or wrong CSRF token\n")
 
 
-async def _context(request: web.Request) -> dict[str, object]:
+def page_context(request: web.Request) -> dict[str, object]:
+    """What every page's template sees: its words, the session, the date formats."""
     console = console_of(request)
-    lang = request.get("lang", console.settings.language)
-    session = request.get("session")
+    lang = request.get(LANG, console.settings.language)
+    session = request.get(SESSION)
     return {
         "t": translator(lang),
         "lang": lang,
@@ -206,7 +209,6 @@ def make_app(console: Console) -> web.Application:
         app,
         loader=jinja2.FileSystemLoader(here / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[_context],
     )
     env.filters["pager"] = _pager
     views.add_routes(app)
@@ -231,17 +233,12 @@ async def _keep_fresh(console: Console) -> None:
             log.warning("the index could not be updated (tried again later): %s", exc)
 
 
-async def serve(
-    settings: ConsoleSettings,
-    tz: tzinfo,
-    store: ObjectStore,
-    *,
-    rebuild: bool = False,
-    ready: Callable[[str], None] | None = None,
-) -> None:
-    """Index the storage, then serve the console until SIGINT or SIGTERM."""
+def open_console(
+    settings: ConsoleSettings, tz: tzinfo, store: ObjectStore, *, rebuild: bool = False
+) -> Console:
+    """The console's state over ``store``, its index file opened (emptied if ``rebuild``)."""
     db = Database.fresh(settings.index_path) if rebuild else Database(settings.index_path)
-    console = Console(
+    return Console(
         settings=settings,
         tz=tz,
         store=store,
@@ -251,23 +248,31 @@ async def serve(
         limiter=LoginLimiter(settings.login_attempts),
         proxy=TrustedProxy(settings.proxy_header, settings.proxy_addresses),
     )
+
+
+async def serve(
+    settings: ConsoleSettings,
+    tz: tzinfo,
+    store: ObjectStore,
+    *,
+    rebuild: bool = False,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Index the storage, then serve the console until SIGINT or SIGTERM."""
+    console = open_console(settings, tz, store, rebuild=rebuild)
     runner = web.AppRunner(make_app(console), access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await refresh(console)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         address = f"http://{settings.host}:{_port(runner, settings.port)}/"
-        log.info(
-            "console serving %s on %s (%d calls indexed)",
-            store.description,
-            address,
-            await console.calls.count(),
-        )
+        count = await console.calls.count()
+        log.info("console serving %s on %s (%d calls indexed)", store.description, address, count)
         if ready is not None:
             ready(address)
         keeper = asyncio.create_task(_keep_fresh(console), name="console-refresh")
@@ -280,7 +285,7 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
-        db.close()
+        console.calls.db.close()
 
 
 def _port(runner: web.AppRunner, configured: int) -> int:

@@ -14,6 +14,7 @@ from aiohttp import web
 from archiver.console.app import (
     SESSION_COOKIE,
     console_of,
+    page_context,
     session_of,
     set_cookie,
 )
@@ -44,7 +45,11 @@ def needs(role: Role) -> Callable[[Handler], Handler]:
 
 def page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """A rendered page."""
-    return aiohttp_jinja2.render_template(template, request, context, status=status)
+    # The context is passed whole: aiohttp_jinja2's context processors keep it in the
+    # request under a string key, which aiohttp 3.14 warns about.
+    return aiohttp_jinja2.render_template(
+        template, request, {**page_context(request), **context}, status=status
+    )
 
 
 async def login_page(

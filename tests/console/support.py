@@ -1,0 +1,132 @@
+"""The console under test: an archive written by a real backfill, the console served on loopback.
+
+``archived_storage`` writes a small archive (the simulator's calls, WAV and
+MP3 recordings) through the real pipeline; ``running_console`` serves the
+console over it on 127.0.0.1 (a real aiohttp server on a free port) with one
+local account per role; ``Browser`` is an HTTP client that signs in like a
+browser does (the form's token, the cookies).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from archiver.console.app import Console, make_app, open_console, refresh
+from archiver.console.auth import Account, Role, hash_password, write_accounts
+from archiver.retrieval.records import ArchivedCall, parse_manifest
+from archiver.settings import ConsoleSettings, StorageSettings
+from archiver.simulator import SimConfig, Simulator
+from archiver.storage import open_store
+from archiver.storage.base import ObjectStore
+from tests.integration.pipeline_helpers import backfill, make_settings
+
+PASSWORD = "correct horse battery"
+USERS = {role.label: role for role in Role}  # one user per role, named after it
+TZ_NAME = "Asia/Ho_Chi_Minh"
+
+
+async def archived_storage(storage: StorageSettings, workdir: Path, calls: int = 6) -> None:
+    """Write an archive of ``calls`` calls (all with a recording) into ``storage``."""
+    sim = Simulator(SimConfig(seed=9, calls=calls, recording_fraction=1.0, max_size=120_000))
+    workdir.mkdir(parents=True, exist_ok=True)
+    async with sim.serve() as base:
+        await backfill(make_settings(sim, base, storage, str(workdir / "state.sqlite3")), sim)
+
+
+async def manifest_calls(store: ObjectStore) -> list[ArchivedCall]:
+    """Every call of the archive's manifests."""
+    found = []
+    async for obj in store.list("manifests/"):
+        content = b"".join([c async for c in store.read(obj.key)])
+        found += parse_manifest(obj.key, content).calls
+    return found
+
+
+async def audit_records(store: ObjectStore) -> list[dict[str, Any]]:
+    """Every audit record in the storage, oldest first."""
+    keys = [obj.key async for obj in store.list("_archiver/audit/")]
+    return [json.loads(b"".join([c async for c in store.read(k)])) for k in keys]
+
+
+def write_users(path: Path) -> None:
+    """One account per role, all with PASSWORD."""
+    hashed = hash_password(PASSWORD)
+    write_accounts(path, {name: Account(name, role, hashed) for name, role in USERS.items()})
+
+
+@dataclass
+class Running:
+    """A console being served."""
+
+    url: str
+    console: Console
+    store: ObjectStore
+
+
+@asynccontextmanager
+async def running_console(
+    storage: StorageSettings, workdir: Path, **overrides: Any
+) -> AsyncIterator[Running]:
+    """The console over ``storage`` on 127.0.0.1, one user per role."""
+    from zoneinfo import ZoneInfo
+
+    users = workdir / "users"
+    if not users.exists():
+        write_users(users)
+    fields: dict[str, Any] = {
+        "index_path": workdir / "console.sqlite3",
+        "users_file": users,
+        "cookie_secure": False,  # plain http on loopback; the Secure flag has its own test
+        "port": 0,
+        **overrides,
+    }
+    settings = ConsoleSettings.model_validate(fields)
+    async with open_store(storage, max_connections=8) as store:
+        console = open_console(settings, ZoneInfo(TZ_NAME), store)
+        await refresh(console)
+        runner = web.AppRunner(make_app(console), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            yield Running(f"http://127.0.0.1:{port}", console, store)
+        finally:
+            await runner.cleanup()
+            console.calls.db.close()
+
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The first CSRF token of a page."""
+    match = _CSRF.search(html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+@asynccontextmanager
+async def signed_in(url: str, user: str | None, password: str = PASSWORD) -> AsyncIterator[Any]:
+    """An HTTP client signed in as ``user`` (None: signed out), with ``.csrf`` set."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(url, cookie_jar=jar) as http:
+        http.csrf = None  # type: ignore[attr-defined]
+        if user is not None:
+            async with http.get("/login") as resp:
+                token = csrf_of(await resp.text())
+            form = {"user": user, "password": password, "csrf": token}
+            async with http.post("/login", data=form, allow_redirects=False) as resp:
+                assert resp.status == 303, await resp.text()
+            async with http.get("/") as resp:
+                http.csrf = csrf_of(await resp.text())  # type: ignore[attr-defined]
+        yield http
