@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -25,6 +26,7 @@ from archiver.errors import ArchiverError
 from archiver.models import Direction
 
 LOGIN_COOKIE = "archiver_login"  # the sign-in form's CSRF token (double submit)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -55,8 +57,14 @@ def page(request: web.Request, template: str, status: int = 200, **context: Any)
 async def login_page(
     request: web.Request, error: str | None = None, status: int = 200
 ) -> web.Response:
-    """The sign-in form, with a fresh double-submit token."""
-    token = secrets.token_urlsafe(24)
+    """The sign-in form and its double-submit token.
+
+    A token the browser already holds is kept: a second load of the page (a
+    favicon request redirected here, another tab) must not invalidate the
+    form already shown.
+    """
+    held = request.cookies.get(LOGIN_COOKIE, "")
+    token = held if _TOKEN.fullmatch(held) else secrets.token_urlsafe(24)
     response = page(request, "login.html", status=status, login_token=token, error=error)
     set_cookie(request, response, LOGIN_COOKIE, token)
     return response

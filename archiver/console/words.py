@@ -31,7 +31,7 @@ WORDS: dict[str, dict[str, str]] = {
     "any": {"en": "any", "vi": "tất cả"},
     "inbound": {"en": "inbound", "vi": "gọi vào"},
     "outbound": {"en": "outbound", "vi": "gọi ra"},
-    "internal": {"en": "internal", "vi": "nội bộ"},
+    "local": {"en": "internal", "vi": "nội bộ"},
     "ident": {"en": "Call id (sip_call_id or CDR id)", "vi": "Mã cuộc gọi (sip_call_id hoặc CDR)"},
     "date_from": {"en": "From (date)", "vi": "Từ ngày"},
     "date_to": {"en": "To (date, included)", "vi": "Đến ngày (tính cả ngày này)"},

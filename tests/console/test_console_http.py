@@ -17,7 +17,6 @@ import aiohttp
 import pytest
 
 from archiver.console.auth import Role
-from archiver.storage import open_store
 from tests.console.support import (
     PASSWORD,
     audit_records,
@@ -238,7 +237,8 @@ async def test_an_altered_recording_is_refused_with_the_reason(local_archive, tm
             async with http.post(f"/calls/{call_id}/play", data=data) as resp:
                 assert resp.status == 409
                 error = (await resp.json())["error"]
-            assert "CORRUPT" in error and item.call.sha256 in error
+            assert "CORRUPT" in error
+            assert item.call.sha256 in error
             async with http.post(f"/calls/{call_id}/download", data=data) as resp:
                 assert resp.status == 409
                 assert "CORRUPT" in await resp.text()
@@ -384,10 +384,12 @@ async def test_audit_page_filters_and_exports(local_archive, tmp_path):
             async with http.get("/audit", params={"action": "play"}) as resp:
                 page = await resp.text()
             assert page.count('class="audit-row"') == 1
-            assert "listener" in page and "why" in page
+            assert "listener" in page
+            assert "why" in page
             async with http.get("/audit.csv", params={"operator": "listener"}) as resp:
                 rows = list(csv.DictReader(io.StringIO(await resp.text())))
             assert [r["action"] for r in rows] == ["play", "search"]
             assert all(r["operator"] == "listener" for r in rows)
         exports = [r for r in await audit_records(console.store) if r["action"] == "audit-export"]
-        assert exports and exports[0]["operator"] == "officer"
+        assert exports
+        assert exports[0]["operator"] == "officer"
