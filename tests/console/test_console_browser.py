@@ -28,8 +28,8 @@ from archiver.retrieval.search import phone_key
 from archiver.storage import open_store
 from tests.console import browser
 from tests.console.support import PASSWORD, archived_storage, manifest_calls
-from tests.e2e.cli import Result, cli_env, start_cli
 from tests.seaweed import admin_client, free_ports
+from tests.support.cli import Result, cli_env, s3_storage_env, start_cli
 
 WAIT = 30  # seconds any one browser step may take on a loaded machine
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")  # a directory: save the README's pictures
@@ -201,15 +201,9 @@ async def test_the_console_in_a_browser(tmp_path, make_bucket, s3_settings, s3_e
     (port,) = free_ports(1)
     env = cli_env(
         {
-            "ARCHIVER_STORAGE__URL": storage.url,
-            "ARCHIVER_STORAGE__ENDPOINT_URL": s3_env.endpoint_url,
-            "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
+            **s3_storage_env(storage, s3_env),
             "ARCHIVER_STORAGE__OBJECT_LOCK_MODE": "GOVERNANCE",
             "ARCHIVER_STORAGE__RETENTION_DAYS": "1",
-            "AWS_ACCESS_KEY_ID": s3_env.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3_env.secret_key,
-            "AWS_DEFAULT_REGION": s3_env.region,
-            "AWS_EC2_METADATA_DISABLED": "true",
             "ARCHIVER_CONSOLE__PORT": str(port),
             "ARCHIVER_CONSOLE__USERS_FILE": str(tmp_path / "users"),
             "ARCHIVER_CONSOLE__INDEX_PATH": str(tmp_path / "index.sqlite3"),
