@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archiver.errors import ConfigError
-from archiver.models import Provider
+from archiver.models import Direction, Provider
 from archiver.private_files import DEFAULT_FILE_MODE, MODE_PATTERN, parse_mode
 
 ENV_PREFIX = "ARCHIVER_"
@@ -76,6 +76,22 @@ class SourceSettings(BaseModel):
     max_rows: int = Field(default=10_000, ge=1)
     max_pages: int = Field(default=10_000, ge=1)
     list_deadline: float = Field(default=1800.0, gt=0)
+    # What the provider's numeric direction codes mean ("1=inbound,2=outbound"):
+    # the providers' documents do not say, so none is guessed. search uses it.
+    direction_codes: Annotated[dict[str, Direction], NoDecode] = Field(default_factory=dict)
+
+    @field_validator("direction_codes", mode="before")
+    @classmethod
+    def _direction_codes(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        codes: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            code, sep, meaning = part.partition("=")
+            if not sep or not code.strip().isdigit():
+                raise ValueError(f"{part!r}: expected CODE=DIRECTION, e.g. 2=outbound")
+            codes[code.strip()] = meaning.strip().lower()
+        return codes
 
     @field_validator("recording_hosts", mode="before")
     @classmethod

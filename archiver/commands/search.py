@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
 from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.exits import warn
 from archiver.models import Direction
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.options import add_range, parse_range
 from archiver.retrieval.records import ArchivedCall, list_manifests, require_archive
-from archiver.retrieval.search import TABLE_COLUMNS, SearchQuery, search, to_csv, to_json
+from archiver.retrieval.search import (
+    TABLE_COLUMNS,
+    SearchQuery,
+    direction_label,
+    search,
+    to_csv,
+    to_json,
+)
 from archiver.settings import Settings
 from archiver.storage import open_store
 
@@ -39,7 +48,13 @@ def register(
     p.add_argument("--phone", metavar="NUMBER", help="the caller's or the callee's number")
     p.add_argument("--extension", metavar="EXT", help="the call center's extension")
     p.add_argument("--agent", metavar="AGENT", help="the agent's id or name (any case)")
-    p.add_argument("--direction", choices=[d.value for d in Direction])
+    p.add_argument(
+        "--direction",
+        type=direction_arg,
+        metavar="D",
+        help="inbound, outbound, local, or the provider's numeric code (e.g. 2); codes "
+        "match by meaning too when ARCHIVER_SOURCE__DIRECTION_CODES says what they mean",
+    )
     add_range(p, "search")
     p.add_argument(
         "--format",
@@ -64,13 +79,15 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             direction=args.direction,
             since=since,
             until=until,
+            direction_codes=settings.source.direction_codes,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     async with open_store(settings.storage, max_connections=16) as store:
         await require_archive(store)
         manifests = await list_manifests(store, since, until, settings.source.tz)
-        calls, bad = await search(store, manifests, query, args.limit)
+        unknown: Counter[str] = Counter()
+        calls, bad = await search(store, manifests, query, args.limit, unknown)
         try:
             await AuditTrail(store, settings.operator).record(
                 "search",
@@ -87,7 +104,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.format == "csv":
         sys.stdout.write(to_csv(calls))
     else:
-        _table(calls)
+        _table(calls, query.direction_codes)
+    if unknown:
+        codes = ", ".join(f"{code} ({n} call(s))" for code, n in sorted(unknown.items()))
+        warn(
+            f"calls with a numeric direction of unknown meaning also match the other criteria: "
+            f"{codes}; search them with --direction CODE, or say what the codes mean in "
+            "ARCHIVER_SOURCE__DIRECTION_CODES (e.g. 1=inbound,2=outbound)"
+        )
     if bad:
         print(
             f"archiver: {bad} unreadable manifest line(s) skipped: run archiver verify",
@@ -96,7 +120,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _table(calls: Sequence[ArchivedCall]) -> None:
+def _table(calls: Sequence[ArchivedCall], codes: Mapping[str, str]) -> None:
     console = Console(soft_wrap=False) if sys.stdout.isatty() else Console(width=240)
     if not calls:
         console.print("no archived call matches")
@@ -105,9 +129,25 @@ def _table(calls: Sequence[ArchivedCall]) -> None:
     for _, title in TABLE_COLUMNS:
         table.add_column(title, overflow="fold")
     for call in calls:
-        table.add_row(*(_show(call.fields.get(name)) for name, _ in TABLE_COLUMNS))
+        table.add_row(*(_cell(call, name, codes) for name, _ in TABLE_COLUMNS))
     console.print(table)
     console.print(f"{len(calls)} call(s)")
+
+
+def _cell(call: ArchivedCall, name: str, codes: Mapping[str, str]) -> str:
+    if name == "direction":
+        return direction_label(call.fields, codes)
+    return _show(call.fields.get(name))
+
+
+def direction_arg(value: str) -> str:
+    """``--direction``: a meaning or a numeric code, lower case."""
+    wanted = value.strip().lower()
+    if wanted in {d.value for d in Direction} or wanted.isdigit():
+        return wanted
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {value!r} (inbound, outbound, local or a numeric code)"
+    )
 
 
 def _show(value: object) -> str:

@@ -12,12 +12,14 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from archiver.models import Direction
 from archiver.retrieval.records import ArchivedCall, in_range, read_manifests
 from archiver.storage.base import ObjectStore, StoredObject
 
@@ -53,9 +55,33 @@ def phone_key(number: str) -> str:
     return digits
 
 
+def direction_of(fields: Mapping[str, Any], codes: Mapping[str, str]) -> str | None:
+    """The call's direction: the normalized one, else what its numeric code means (pure)."""
+    normalized = fields.get("direction")
+    if normalized:
+        return str(normalized)
+    return codes.get(str(fields.get("direction_raw") or "").strip())
+
+
+def direction_label(fields: Mapping[str, Any], codes: Mapping[str, str]) -> str:
+    """The direction as shown: ``outbound``, ``outbound (2)`` from a code, ``code 2`` (pure)."""
+    normalized = fields.get("direction")
+    raw = str(fields.get("direction_raw") or "").strip()
+    if normalized:
+        return str(normalized)
+    if raw in codes:
+        return f"{codes[raw]} ({raw})"
+    return f"code {raw}" if raw else ""
+
+
 @dataclass(frozen=True)
 class SearchQuery:
-    """What to look for; every given criterion must match."""
+    """What to look for; every given criterion must match.
+
+    ``direction`` is a meaning (``inbound``, ``outbound``, ``local``) or a
+    provider's numeric code; ``direction_codes`` says what codes mean, where
+    the operator knows it (``ARCHIVER_SOURCE__DIRECTION_CODES``).
+    """
 
     phone: str | None = None  # from or to
     extension: str | None = None
@@ -63,13 +89,40 @@ class SearchQuery:
     direction: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    direction_codes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.phone is not None and not phone_key(self.phone):
             raise ValueError(f"--phone {self.phone!r}: no digits")
+        meanings = {d.value for d in Direction}
+        if self.direction is not None and not (
+            self.direction in meanings or self.direction.isdigit()
+        ):
+            raise ValueError(
+                f"--direction {self.direction!r}: inbound, outbound, local or a numeric code"
+            )
 
     def matches(self, call: ArchivedCall) -> bool:
         """Whether ``call`` answers every criterion (pure)."""
+        return self.matches_but_direction(call) and self.matches_direction(call)
+
+    def matches_direction(self, call: ArchivedCall) -> bool:
+        """Whether ``call`` answers ``direction``: by meaning, or by numeric code (pure)."""
+        if self.direction is None:
+            return True
+        if self.direction.isdigit():
+            return str(call.fields.get("direction_raw") or "").strip() == self.direction
+        return direction_of(call.fields, self.direction_codes) == self.direction
+
+    def unknown_code(self, call: ArchivedCall) -> str | None:
+        """The call's numeric direction code when its meaning is unknown (pure)."""
+        if direction_of(call.fields, self.direction_codes) is not None:
+            return None
+        raw = str(call.fields.get("direction_raw") or "").strip()
+        return raw or None
+
+    def matches_but_direction(self, call: ArchivedCall) -> bool:
+        """Whether ``call`` answers every criterion other than the direction (pure)."""
         f = call.fields
         if not in_range(call, self.since, self.until):
             return False
@@ -85,7 +138,7 @@ class SearchQuery:
             agents = (f.get("agent"), f.get("agent_name"))
             if not any(a and str(a).strip().casefold() == wanted_agent for a in agents):
                 return False
-        return self.direction is None or f.get("direction") == self.direction
+        return True
 
     def describe(self) -> dict[str, str]:
         """The criteria given, for the audit record."""
@@ -111,14 +164,29 @@ async def search(
     manifests: Sequence[StoredObject],
     query: SearchQuery,
     limit: int | None = None,
+    unknown_codes: Counter[str] | None = None,
 ) -> tuple[list[ArchivedCall], int]:
-    """The matching calls, oldest first (at most ``limit``), and the count of damaged lines."""
+    """The matching calls, oldest first (at most ``limit``), and the count of damaged lines.
+
+    With ``unknown_codes`` and a direction asked for by meaning: counts, by
+    code, the calls that match everything else but whose direction is a
+    numeric code of unknown meaning (they might be the ones looked for).
+    """
     found: list[ArchivedCall] = []
     bad = 0
+    by_meaning = query.direction is not None and not query.direction.isdigit()
     async with aclosing(read_manifests(store, manifests)) as reader:
         async for manifest in reader:
             bad += len(manifest.bad_lines)
-            found += [call for call in manifest.calls if query.matches(call)]
+            for call in manifest.calls:
+                if not query.matches_but_direction(call):
+                    continue
+                if query.matches_direction(call):
+                    found.append(call)
+                elif unknown_codes is not None and by_meaning:
+                    code = query.unknown_code(call)
+                    if code is not None:
+                        unknown_codes[code] += 1
     found.sort(key=_sort_key)
     return (found[:limit] if limit is not None else found), bad
 

@@ -4,6 +4,7 @@ subprocess, from an empty working directory."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,51 @@ async def test_get_does_not_overwrite_a_file_unless_forced(sim: Simulator, tmp_p
     )
     assert r.code == 0, r.err
     assert hashlib.sha256(precious.read_bytes()).hexdigest() == call.sha256()
+
+
+# -- numeric directions ------------------------------------------------------------------------
+
+
+def manifest_lines(root: Path) -> list[dict[str, object]]:
+    """Every line of a local archive's manifest."""
+    return [
+        json.loads(line)
+        for path in sorted((root / "manifests").rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+@pytest.mark.sim(seed=3, calls=30, recording_fraction=1.0, max_size=40_000)
+async def test_numeric_directions_are_searchable_by_code_and_by_meaning(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    env = await archive_some(sim, tmp_path)
+    lines = manifest_lines(tmp_path / "archive")
+    coded = {
+        str(x["sip_call_id"]) for x in lines if not x["direction"] and x["direction_raw"] == "2"
+    }
+    named = {str(x["sip_call_id"]) for x in lines if x["direction"] == "outbound"}
+    assert coded, "the simulator sends some directions as numbers"
+    assert named
+
+    async def search(*argv: str, **extra: str) -> tuple[set[str], str, str]:
+        r = await run_cli("search", *argv, env=env | extra, cwd=tmp_path)
+        assert r.code == 0, r.err
+        if "--format" in argv:
+            return {row["sip_call_id"] for row in json.loads(r.out)}, r.out, r.err
+        return set(), r.out, r.err
+
+    found, _, _ = await search("--direction", "2", "--format", "json")
+    assert found == coded
+    found, _, err = await search("--direction", "outbound", "--format", "json")
+    assert found == named
+    assert f"2 ({len(coded)} call(s))" in err
+    assert "ARCHIVER_SOURCE__DIRECTION_CODES" in err
+    codes = {"ARCHIVER_SOURCE__DIRECTION_CODES": "1=inbound,2=outbound,3=local"}
+    found, _, err = await search("--direction", "outbound", "--format", "json", **codes)
+    assert found == named | coded
+    assert err == ""
+    _, table, _ = await search("--direction", "2")
+    assert table.count("code 2") == len(coded)
+    _, table, _ = await search("--direction", "2", **codes)
+    assert table.count("outbound (2)") == len(coded)
