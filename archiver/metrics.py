@@ -71,6 +71,20 @@ class Metrics:
             registry=r,
         )
 
+        self.found_late = Counter(
+            "archiver_cdrs_found_late",
+            "New CDRs the sweep found beyond the polls' lookback (or the declared longest call)",
+            ["beyond"],
+            registry=r,
+        )
+        self.sweep_findings = Counter(
+            "archiver_sweep_findings",
+            "What the sweep found that the polls had not: new CDRs, URLs that appeared,"
+            " recordings queued again after a lookup by id",
+            ["kind"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

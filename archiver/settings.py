@@ -438,6 +438,13 @@ class Settings(BaseSettings):
     # run: polls stay this many seconds behind now. 0 by default: a CDR written
     # late changes its minute's count, so the next poll lists it anyway.
     settle: float = Field(default=0.0, ge=0)
+    # run: every this many seconds a sweep re-lists, in full, the calls that started
+    # within ``longest_call`` seconds (the longest call you expect; at least the
+    # lookback), and asks the source again about up to ``sweep_lookups`` recordings
+    # that may still come (no URL yet, or never available) until the ready deadline.
+    sweep_interval: float = Field(default=600.0, gt=0)
+    longest_call: float = Field(default=14400.0, ge=0)
+    sweep_lookups: int = Field(default=100, ge=0, le=10_000)
     # Log lines: json, text, or auto (text on a terminal, JSON lines otherwise).
     log_format: Literal["auto", "json", "text"] = "auto"
     service: ServiceSettings = Field(default_factory=ServiceSettings)

@@ -106,6 +106,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             settle=settings.settle,
             window=settings.window,
             page_size=settings.source.page_size,
+            sweep_interval=settings.sweep_interval,
+            longest_call=settings.longest_call,
+            sweep_lookups=settings.sweep_lookups,
             # After a storage failure, wait about until the next readiness probe.
             storage_pause=settings.service.probe_interval,
         )

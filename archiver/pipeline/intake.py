@@ -31,6 +31,24 @@ class Producer(Protocol):
         """List into ``into``; return when done or soon after ``stop`` is set."""
 
 
+class Concurrently:
+    """Several producers as one (the daemon's polls and sweeps): all run at once; the
+    first to fail cancels the others and its error is the run's."""
+
+    def __init__(self, *producers: Producer) -> None:
+        self.producers = producers
+
+    async def run(self, into: Intake, stop: asyncio.Event) -> None:
+        """Run every producer until all are done."""
+        tasks = [asyncio.create_task(p.run(into, stop)) for p in self.producers]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class Health:
     """What /healthz and /readyz read: the loop's heartbeat, the source's last
     answer, and how long the oldest transfer in flight has been going.

@@ -24,11 +24,12 @@ from archiver.failures import FailureKind
 from archiver.manifest import flush_manifest, manifest_date, manifest_entry, manifest_line
 from archiver.metrics import Metrics
 from archiver.models import CallRecord
-from archiver.pipeline.intake import Health, Producer
+from archiver.pipeline.intake import Concurrently, Health, Producer
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.poller import Poller
 from archiver.pipeline.producers import Window, WindowLister
 from archiver.pipeline.stats import PipelineConfig, RunStats
+from archiver.pipeline.sweep import Sweeper
 from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
 from archiver.sources.base import CdrSource, Page
 from archiver.state.base import AddResult, ArchivedInfo, Job, JobState, StateStore
@@ -132,7 +133,7 @@ class Pipeline:
         return self.stats
 
     async def daemon(self) -> RunStats:
-        """Poll the source forever (until ``stop``), archiving as CDRs arrive."""
+        """Poll (and sweep) the source forever (until ``stop``), archiving as CDRs arrive."""
         poller = Poller(
             self.source,
             self.state,
@@ -142,7 +143,15 @@ class Pipeline:
             metrics=self.metrics,
             stats=self.stats,
         )
-        return await self.run(poller, stop_when_idle=False)
+        sweeper = Sweeper(
+            self.source,
+            self.state,
+            self.config,
+            clock=self.clock,
+            metrics=self.metrics,
+            ready_deadline=self.retry.ready_deadline,
+        )
+        return await self.run(Concurrently(poller, sweeper), stop_when_idle=False)
 
     async def take(self, page: Page) -> AddResult:
         """The producers' intake: remember a page of CDRs and wake the dispatcher."""

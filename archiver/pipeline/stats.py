@@ -33,6 +33,11 @@ class PipelineConfig:
     # time; a changed range of at most ``page_size`` CDRs is listed rather than halved.
     tally_step: float = 60.0
     page_size: int = 100
+    # The daemon's sweep: how often, how far back (the longest call declared), and
+    # how many recordings it asks the source about again by id each time.
+    sweep_interval: float = 600.0
+    longest_call: float = 14400.0
+    sweep_lookups: int = 100
 
 
 @dataclass

@@ -50,6 +50,10 @@ class Simulator:
         self._signing_key = hashlib.sha256(f"sim-signing:{self.config.seed}".encode()).digest()
         self._first_request: dict[str, float] = {}
         self._by_key: dict[str, SimCall] = {}
+        # Late recordings steered by tests, by CDR id: the CDR shows no recording
+        # URL yet; the recording 404s (until the id is removed from the set).
+        self.withheld_urls: set[str] = set()
+        self.withheld_recordings: set[str] = set()
         for call in self.calls:
             self._index(call)
 
@@ -129,7 +133,7 @@ class Simulator:
 
         Signed links are minted afresh on every call, like real providers do.
         """
-        if not call.has_recording:
+        if not call.has_recording or call.cdr_id in self.withheld_urls:
             return ""
         base = self.public_base(request)
         if call.url_kind == "redirect":
@@ -189,6 +193,8 @@ class Simulator:
         The clock starts at the first request for it: the recording turns up
         ``not_ready_seconds`` after somebody first asked.
         """
+        if call.cdr_id in self.withheld_recordings:
+            return True
         if not self.recording_late(call):
             return False
         now = time.monotonic()

@@ -128,6 +128,16 @@ class StateStore(Protocol):
     async def update_recording_url(self, job_id: int, url: str) -> None:
         """A fresh URL (e.g. a signed link refreshed through the source)."""
 
+    async def recheck_candidates(self, since: datetime, limit: int) -> list[Job]:
+        """Calls whose recording may still come: no_recording, or failed because the
+        recording never became available or the CDR had no URL, with a call that
+        started at or after ``since``; the least recently looked at first."""
+
+    async def recheck(self, job_id: int, url: str | None, now: datetime) -> bool:
+        """After asking the source again about a recheck candidate: a URL other than
+        the stored one makes the job pending (due now, attempts reset) and returns
+        True; otherwise only its turn moves to the back of the line (False)."""
+
     async def release_transferring(self) -> int:
         """On start: jobs left transferring by a crash go back to pending, due now."""
 

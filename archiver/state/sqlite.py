@@ -261,6 +261,39 @@ class SqliteStateStore(ManifestBatches):
                 if not list(found):
                     raise KeyError(f"no job with id {job_id}")
 
+    async def recheck_candidates(self, since: datetime, limit: int) -> list[Job]:
+        """See :meth:`archiver.state.base.StateStore.recheck_candidates`."""
+        if limit <= 0:
+            return []
+        rows = await self._fetch(
+            "SELECT id, record_json, recording_url, state, attempts, first_seen_at FROM calls"
+            " WHERE (state = 'no_recording' OR (state = 'failed'"
+            " AND failure_kind IN (?3, ?4))) AND started_at >= ?1"
+            " ORDER BY updated_at, id LIMIT ?2",
+            (encode_time(since), limit, str(FailureKind.NEVER_AVAILABLE), str(FailureKind.NO_URL)),
+        )
+        return [_job(r) for r in rows]
+
+    async def recheck(self, job_id: int, url: str | None, now: datetime) -> bool:
+        """See :meth:`archiver.state.base.StateStore.recheck`."""
+        ts = encode_time(now)
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE calls SET state = 'pending', recording_url = ?2, next_attempt_at = ?3,"
+                " updated_at = ?3, attempts = 0, reason = NULL, failure_kind = NULL"
+                " WHERE id = ?1 AND state IN ('no_recording', 'failed')"
+                " AND ?2 IS NOT NULL AND recording_url IS NOT ?2",
+                (job_id, url or None, ts),
+            )
+            if cur.rowcount:
+                return True
+            await db.execute(
+                "UPDATE calls SET updated_at = ?2"
+                " WHERE id = ?1 AND state IN ('no_recording', 'failed')",
+                (job_id, ts),
+            )
+        return False
+
     async def release_transferring(self) -> int:
         """See :meth:`archiver.state.base.StateStore.release_transferring`."""
         return await self._requeue(

@@ -1,0 +1,62 @@
+"""The state's recheck queue (the sweep's lookups by id) against a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver.failures import FailureKind
+from archiver.state import JobState, SqliteStateStore
+from tests.integration.test_state_sqlite import T0, FakeClock, make_call
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStateStore]:
+    async with await SqliteStateStore.open(tmp_path / "s.sqlite3", clock=FakeClock()) as s:
+        yield s
+
+
+async def test_candidates_are_the_recordings_that_may_still_come(store: SqliteStateStore) -> None:
+    calls = [
+        make_call("no-url", None),
+        make_call("never", "https://rec.example/n.mp3"),
+        make_call("http-error", "https://rec.example/h.mp3"),
+        make_call("pending", "https://rec.example/p.mp3"),
+        make_call("too-old", None, started=T0 - timedelta(days=3)),
+    ]
+    await store.add_calls(calls, T0)
+    jobs = {j.call.cdr_id: j for j in await store.claim_due(T0, 10)}
+    await store.mark_failed(jobs["never"].id, "404", kind=FailureKind.NEVER_AVAILABLE)
+    await store.mark_failed(jobs["http-error"].id, "HTTP 403", kind=FailureKind.HTTP_ERROR)
+    await store.release_transferring()
+    found = await store.recheck_candidates(T0 - timedelta(days=1), 10)
+    assert sorted(j.call.cdr_id for j in found) == ["never", "no-url"]
+    assert len(await store.recheck_candidates(T0 - timedelta(days=1), 1)) == 1
+
+
+async def test_a_new_url_queues_the_recording_again(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call("a", None), make_call("b", None)], T0)
+    a, b = sorted(await store.recheck_candidates(T0, 10), key=lambda j: j.call.cdr_id)
+    later = T0 + timedelta(minutes=40)
+    assert await store.recheck(a.id, "https://rec.example/a.mp3", later) is True
+    assert await store.recheck(b.id, None, later) is False
+    (job,) = await store.claim_due(later, 10)
+    assert job.call.cdr_id == "a"
+    assert job.call.recording_url == "https://rec.example/a.mp3"
+    assert job.attempts == 0
+    # b went to the back of the line; a is no longer a candidate.
+    assert [j.call.cdr_id for j in await store.recheck_candidates(T0, 10)] == ["b"]
+    assert (await store.counts())[JobState.NO_RECORDING] == 1
+
+
+async def test_the_same_url_again_changes_nothing(store: SqliteStateStore) -> None:
+    await store.add_calls([make_call("a", "https://rec.example/a.mp3")], T0)
+    (job,) = await store.claim_due(T0, 1)
+    await store.mark_failed(job.id, "404", kind=FailureKind.NEVER_AVAILABLE)
+    assert await store.recheck(job.id, "https://rec.example/a.mp3", T0) is False
+    assert (await store.counts())[JobState.FAILED] == 1
+    assert await store.recheck(job.id, "https://rec.example/a2.mp3", T0) is True
+    assert (await store.counts())[JobState.PENDING] == 1
