@@ -52,11 +52,13 @@ async def test_a_new_url_queues_the_recording_again(store: SqliteStateStore) -> 
     assert (await store.counts())[JobState.NO_RECORDING] == 1
 
 
-async def test_the_same_url_again_changes_nothing(store: SqliteStateStore) -> None:
+async def test_a_failed_recording_needs_a_url_from_the_source(store: SqliteStateStore) -> None:
+    # A failed job keeps no URL at rest (signed links carry secrets): any URL the
+    # source gives again is a new chance; no URL leaves it failed.
     await store.add_calls([make_call("a", "https://rec.example/a.mp3")], T0)
     (job,) = await store.claim_due(T0, 1)
     await store.mark_failed(job.id, "404", kind=FailureKind.NEVER_AVAILABLE)
-    assert await store.recheck(job.id, "https://rec.example/a.mp3", T0) is False
+    assert await store.recheck(job.id, None, T0) is False
     assert (await store.counts())[JobState.FAILED] == 1
-    assert await store.recheck(job.id, "https://rec.example/a2.mp3", T0) is True
+    assert await store.recheck(job.id, "https://rec.example/a.mp3", T0) is True
     assert (await store.counts())[JobState.PENDING] == 1
