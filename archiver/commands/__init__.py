@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from archiver.commands import (
+    audit,
     backfill,
     check,
     console,
@@ -39,5 +40,6 @@ def register(
         search,
         hold,
         console,
+        audit,
     ):
         module.register(sub, common)

@@ -8,12 +8,10 @@ refresh. Filterable by user, action, result and date; exportable as CSV.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -147,18 +145,3 @@ class AuditLog:
         """Write one record of a failure; if that fails too, it is only logged."""
         trail = AuditTrail(store, user)
         await trail.record_best_effort(action, target, result, {**details, "via": "console"})
-
-
-AUDIT_COLUMNS = ("at", "operator", "action", "result", "target", "details", "os_user")
-
-
-def audit_csv(records: Sequence[Mapping[str, Any]]) -> str:
-    """The records as CSV, one per line, nested values as JSON."""
-    from archiver.retrieval.search import _cell
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(AUDIT_COLUMNS)
-    for record in records:
-        writer.writerow([_cell(record.get(column, "")) for column in AUDIT_COLUMNS])
-    return out.getvalue()

@@ -19,11 +19,12 @@ from archiver.console.app import (
     session_of,
     set_cookie,
 )
-from archiver.console.auditlog import AuditFilter, audit_csv
+from archiver.console.auditlog import AuditFilter
 from archiver.console.auth import Role, check_password, read_accounts, same_token
 from archiver.console.index import COUNT_CAP, CallQuery, IndexedCall
 from archiver.errors import ArchiverError
 from archiver.models import Direction
+from archiver.retrieval.audit import audit_csv
 
 LOGIN_COOKIE = "archiver_login"  # the sign-in form's CSRF token (double submit)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")

@@ -12,18 +12,22 @@ their record cannot be written; a failed retrieval is recorded too.
 
 from __future__ import annotations
 
+import csv
 import getpass
 import hashlib
+import io
 import json
 import logging
 import secrets
 import socket
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from archiver import __version__
 from archiver.errors import ArchiverError
+from archiver.retrieval.records import read_object
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.audit")
@@ -120,3 +124,79 @@ class AuditTrail:
             await self.record(action, target, result, details)
         except (ArchiverError, OSError, ValueError) as exc:
             log.warning("the audit record of this %s could not be written: %s", action, exc)
+
+
+# Past this many days, one listing of the whole trail beats one listing per day.
+_MAX_DAY_LISTINGS = 62
+AUDIT_COLUMNS = ("at", "operator", "action", "result", "target", "details", "os_user")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit records to read back; every criterion given must match."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    action: str | None = None
+    operator: str | None = None
+
+    def day_prefixes(self) -> list[str]:
+        """The listing prefixes the range needs: one per UTC day, or the whole trail (pure)."""
+        if self.since is None or self.until is None:
+            return [AUDIT_PREFIX]
+        day = self.since.astimezone(UTC).date()
+        last = (self.until.astimezone(UTC) - timedelta(microseconds=1)).date()
+        if (last - day).days >= _MAX_DAY_LISTINGS:
+            return [AUDIT_PREFIX]
+        prefixes = []
+        while day <= last:
+            prefixes.append(f"{AUDIT_PREFIX}{day:%Y/%m/%d}/")
+            day += timedelta(days=1)
+        return prefixes
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """Whether one record answers every criterion (pure)."""
+        try:
+            at = datetime.fromisoformat(str(record.get("at", "")).replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if self.since is not None and at < self.since:
+            return False
+        if self.until is not None and at >= self.until:
+            return False
+        if self.action is not None and record.get("action") != self.action:
+            return False
+        wanted = self.operator.strip().casefold() if self.operator else None
+        return wanted is None or str(record.get("operator", "")).casefold() == wanted
+
+
+async def read_trail(store: ObjectStore, query: AuditQuery) -> AsyncIterator[dict[str, Any]]:
+    """The audit records ``query`` selects, oldest first (keys sort by time).
+
+    A record that is not a JSON object is yielded as ``{"key", "error"}``: the
+    trail is evidence, so damage is shown, not skipped.
+    """
+    for prefix in query.day_prefixes():
+        async for obj in store.list(prefix):
+            try:
+                record = json.loads(await read_object(store, obj.key))
+            except KeyError:
+                continue
+            except (ValueError, UnicodeDecodeError):
+                record = None
+            if not isinstance(record, dict):
+                yield {"key": obj.key, "error": "not a JSON object"}
+            elif query.matches(record):
+                yield {**record, "key": obj.key}
+
+
+def audit_csv(records: Sequence[Mapping[str, Any]]) -> str:
+    """The records as CSV, one per line, nested values as JSON."""
+    from archiver.retrieval.search import _cell
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(AUDIT_COLUMNS)
+    for record in records:
+        writer.writerow([_cell(record.get(column, "")) for column in AUDIT_COLUMNS])
+    return out.getvalue()

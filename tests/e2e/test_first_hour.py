@@ -74,6 +74,7 @@ async def test_an_s3_url_with_one_slash_is_refused(tmp_path: Path) -> None:
         (("get", "some-call", "--url"), "no archive in "),
         (("verify",), "no archive in "),
         (("reindex",), "no archive in "),
+        (("audit", "--format", "json"), "no archive in "),
         (("status",), "no state database at "),
         (("retry",), "no state database at "),
     ],
@@ -169,3 +170,41 @@ async def test_numeric_directions_are_searchable_by_code_and_by_meaning(
     assert table.count("code 2") == len(coded)
     _, table, _ = await search("--direction", "2", **codes)
     assert table.count("outbound (2)") == len(coded)
+
+
+# -- the audit trail -----------------------------------------------------------------------
+
+
+async def test_audit_reads_the_trail_filtered(sim: Simulator, tmp_path: Path) -> None:
+    env = await archive_some(sim, tmp_path)
+    call = next(c for c in sim.calls if c.has_recording)
+    alice = env | {"ARCHIVER_OPERATOR": "Alice"}
+    r = await run_cli("get", call.sip_call_id, "-o", "call.wav", env=alice, cwd=tmp_path)
+    assert r.code == 0, r.err
+    r = await run_cli("search", "--phone", call.from_number, env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    r = await run_cli("get", "no-such-call", "--url", env=env, cwd=tmp_path)
+    assert r.code == 4, r.err
+
+    async def audit(*argv: str) -> list[dict[str, object]]:
+        r = await run_cli("audit", "--format", "json", *argv, env=env, cwd=tmp_path)
+        assert r.code == 0, r.err
+        return list(json.loads(r.out))
+
+    everything = await audit()
+    assert [(x["action"], x["result"]) for x in everything] == [
+        ("get", "ok"),
+        ("search", "ok"),
+        ("url", "not_found"),
+    ]
+    [got] = await audit("--operator", "alice")
+    assert got["target"]["sip_call_id"] == call.sip_call_id  # type: ignore[index]
+    assert [x["action"] for x in await audit("--action", "url")] == ["url"]
+    assert await audit("--since", "2021-01-01", "--until", "2021-01-02") == []
+    assert len(await audit("--since", "2020-01-01")) == 3
+    r = await run_cli("audit", "--format", "csv", env=env, cwd=tmp_path)
+    assert r.out.splitlines()[0] == "at,operator,action,result,target,details,os_user"
+    assert len(r.out.splitlines()) == 4
+    r = await run_cli("audit", env=env, cwd=tmp_path)
+    assert "3 record(s)" in r.out
+    assert call.sip_call_id in r.out
