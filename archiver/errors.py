@@ -6,6 +6,7 @@
      │    ├── AuthenticationError   the provider refused our credentials
      │    ├── StorageError          the storage refused or cannot be reached
      │    └── PagingError           the provider's paging went wrong (repeated page...)
+     │         └── ListingLimitError  a bound on a listing was hit (body, rows, pages, time)
      ├── RetriableError         transient: try again later, with backoff
      │    ├── RateLimitedError      429, with the server's Retry-After
      │    ├── BadResponseError      a body that is not what the endpoint promises
@@ -19,6 +20,8 @@ Messages never carry secrets: URLs are shown without their query strings.
 """
 
 from __future__ import annotations
+
+from archiver.failures import ListingLimit
 
 
 class ArchiverError(Exception):
@@ -43,6 +46,14 @@ class StorageError(FatalError):
 
 class PagingError(FatalError):
     """The provider's paging is inconsistent (a page repeated, no progress)."""
+
+
+class ListingLimitError(PagingError):
+    """A listing stopped by one of its bounds; ``limit`` says which (a metric label)."""
+
+    def __init__(self, limit: ListingLimit, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class RetriableError(ArchiverError):

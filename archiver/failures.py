@@ -58,3 +58,13 @@ _SUMMARIES = {
     FailureKind.DEADLINE: "transfer deadline exceeded",
     FailureKind.OTHER: "other",
 }
+
+
+class ListingLimit(StrEnum):
+    """Which bound stopped the listing of a window; the value is the metric label."""
+
+    BODY = "max_body"  # an API answer larger than ARCHIVER_SOURCE__MAX_BODY
+    ROWS = "max_rows"  # a page of more rows than ARCHIVER_SOURCE__MAX_ROWS
+    PAGES = "max_pages"  # more pages in one window than ARCHIVER_SOURCE__MAX_PAGES
+    DEADLINE = "list_deadline"  # one window listed for longer than ARCHIVER_SOURCE__LIST_DEADLINE
+    REPEAT = "repeated_page"  # a page that repeats an earlier one (A, B, A, B...)

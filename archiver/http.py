@@ -31,10 +31,12 @@ from archiver.errors import (
     AuthenticationError,
     BadResponseError,
     FatalError,
+    ListingLimitError,
     NotFoundError,
     RateLimitedError,
     RetriableError,
 )
+from archiver.failures import ListingLimit
 from archiver.settings import SourceSettings
 
 log = logging.getLogger("archiver.http")
@@ -92,6 +94,26 @@ def _redirect_refused(status: int, endpoint: str, location: str | None) -> Fatal
     return FatalError(
         f"{endpoint} answered HTTP {status} (a redirect{where}); not followed, because the "
         "request carries credentials in its body: point the base URL at the final address"
+    )
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, endpoint: str) -> bytes:
+    """The whole body, or ListingLimitError once it passes ``limit`` bytes (announced
+    or as it streams): a body without end never fills memory."""
+    if resp.content_length is not None and resp.content_length > limit:
+        raise _too_big(endpoint, limit)
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(256 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise _too_big(endpoint, limit)
+    return bytes(body)
+
+
+def _too_big(endpoint: str, limit: int) -> ListingLimitError:
+    return ListingLimitError(
+        ListingLimit.BODY,
+        f"{endpoint} answered more than ARCHIVER_SOURCE__MAX_BODY ({limit} bytes)",
     )
 
 
@@ -209,7 +231,7 @@ class ApiClient:
                     raise error_for_status(resp.status, endpoint, resp.headers.get("Retry-After"))
                 if 300 <= resp.status < 400:
                     raise _redirect_refused(resp.status, endpoint, resp.headers.get("Location"))
-                body = await resp.read()
+                body = await _read_capped(resp, self._settings.max_body, endpoint)
                 status = resp.status
                 content_type = resp.headers.get("Content-Type", "")
         except (TimeoutError, aiohttp.ServerTimeoutError):

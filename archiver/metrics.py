@@ -34,6 +34,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.listings_stopped = Counter(
+            "archiver_listings_stopped",
+            "Listings a bound stopped (archiver.failures.ListingLimit), by bound",
+            ["limit"],
+            registry=r,
+        )
         self.bytes = Counter("archiver_archived_bytes", "Bytes of recordings archived", registry=r)
         self.transfer_seconds = Histogram(
             "archiver_transfer_duration_seconds",

@@ -91,8 +91,9 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
     """Print what the run did; list what is not archived; return the exit code.
 
     0: everything archived (or without a recording). 3: some recordings failed
-    permanently (each listed with its reason) or are still waiting for a retry
-    that was not due before the run ended. 130: stopped by a signal.
+    permanently (each listed with its reason), are still waiting for a retry
+    that was not due before the run ended, or a window's listing was stopped by
+    one of its bounds. 130: stopped by a signal.
     """
     counts = await state.counts()
     mib = stats.bytes / (1024 * 1024)
@@ -110,6 +111,13 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
     waiting = counts[JobState.PENDING] + counts[JobState.WAITING_READY]
     if waiting:
         print(f"{waiting} recording(s) not archived yet (not ready or retrying): run again later")
+        code = ExitCode.FAILED_RECORDINGS
+    if stats.listing_errors:
+        # A bound stopped these windows' listing: not marked done, listed again next run.
+        bounds = "; ".join(f"{n} x {limit.value}" for limit, n in stats.windows_stopped.items())
+        print(f"{len(stats.listing_errors)} window(s) not listed completely ({bounds}):")
+        for reason in stats.listing_errors:
+            print(f"  {reason}")
         code = ExitCode.FAILED_RECORDINGS
     failures = await state.failures()
     if failures:

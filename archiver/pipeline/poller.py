@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from archiver.errors import ArchiverError, AuthenticationError
+from archiver.errors import ArchiverError, AuthenticationError, ListingLimitError
 from archiver.metrics import Metrics
 from archiver.pipeline.intake import Health, Intake
 from archiver.pipeline.stats import PipelineConfig, RunStats
@@ -86,6 +86,8 @@ class Poller:
             except ArchiverError as exc:
                 # The next poll re-reads the same range; /readyz shows the source as unreached.
                 log.error("poll failed, will try again: %s", exc)  # noqa: TRY400 - one line
+                if isinstance(exc, ListingLimitError):
+                    self.metrics.listings_stopped.labels(exc.limit.value).inc()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.config.poll_interval)
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from archiver.errors import ListingLimitError
 from archiver.models import CallRecord
 from archiver.pipeline.intake import Intake
 from archiver.pipeline.stats import RunStats
@@ -46,11 +47,24 @@ class WindowLister:
                 self.stats.windows_skipped += 1
                 continue
             complete = True
-            async for page in self.source.list_window(start, end):
-                await into.take(page)
-                if stop.is_set():
-                    complete = False
-                    break
+            try:
+                async for page in self.source.list_window(start, end):
+                    await into.take(page)
+                    if stop.is_set():
+                        complete = False
+                        break
+            except ListingLimitError as exc:
+                # A bound hit: this window stays not done (what it listed is kept,
+                # a re-run lists it again); the other windows are listed.
+                log.error(  # noqa: TRY400 - one line, the reason is the message
+                    "window [%s, %s) not listed completely: %s",
+                    start.isoformat(),
+                    end.isoformat(),
+                    exc,
+                )
+                self.stats.windows_stopped[exc.limit] += 1
+                self.stats.listing_errors.append(str(exc))
+                continue
             if complete:
                 await self.state.mark_window_done(provider, start, end)
                 self.stats.windows_done += 1

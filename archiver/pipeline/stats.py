@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from archiver.failures import FailureKind
+from archiver.failures import FailureKind, ListingLimit
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class RunStats:
     manifest_lines: int = 0
     in_flight: int = 0
     failure_kinds: Counter[FailureKind] = field(default_factory=Counter)
+    # Windows whose listing a bound stopped (left not done), by bound, and why.
+    windows_stopped: Counter[ListingLimit] = field(default_factory=Counter)
+    listing_errors: list[str] = field(default_factory=list)
     listing_done: bool = False
 
     @property

@@ -21,7 +21,7 @@ from archiver.models import CallRecord, Provider
 from archiver.settings import SourceSettings
 from archiver.sources import mapping as m
 from archiver.sources.base import Page
-from archiver.sources.paging import OffsetPaginator
+from archiver.sources.paging import ListingBounds, OffsetPaginator
 from archiver.timeutil import ceil_second, naive_in
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -141,6 +141,11 @@ class CdrV2Source:
         self._base = base
         self._tz = settings.tz
         self._page_size = settings.page_size
+        self._bounds = ListingBounds(
+            max_rows=settings.max_rows,
+            max_pages=settings.max_pages,
+            deadline=settings.list_deadline,
+        )
         self._headers = {
             "Authorization": f"Bearer {settings.token.get_secret_value()}",
             "Accept": "application/json",
@@ -159,7 +164,7 @@ class CdrV2Source:
     async def list_window(self, start: datetime, end: datetime) -> AsyncIterator[Page]:
         """Every CDR with start time in [start, end), page by page, each once."""
         url = f"{self._base}/v2/cdr"
-        paginator = OffsetPaginator(self._page_size)
+        paginator = OffsetPaginator(self._page_size, self._bounds)
         seen: set[str] = set()
         window = self._window(start, end)
         while paginator.has_more:
@@ -174,6 +179,7 @@ class CdrV2Source:
                 ids,
                 total=m.as_int(body.get("total")),
                 server_limit=m.as_int(body.get("limit")),
+                rows=len(rows),
             )
             yield page
 

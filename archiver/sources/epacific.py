@@ -21,7 +21,7 @@ from archiver.models import CallRecord, Provider
 from archiver.settings import SourceSettings
 from archiver.sources import mapping as m
 from archiver.sources.base import Page
-from archiver.sources.paging import PageNumberPaginator
+from archiver.sources.paging import ListingBounds, PageNumberPaginator
 from archiver.timeutil import ceil_minute, floor_minute, naive_in
 
 _MINUTE_FORMAT = "%Y-%m-%d %H:%M"
@@ -125,6 +125,11 @@ class EpacificSource:
         self._base = base
         self._tz = settings.tz
         self._page_size = settings.page_size
+        self._bounds = ListingBounds(
+            max_rows=settings.max_rows,
+            max_pages=settings.max_pages,
+            deadline=settings.list_deadline,
+        )
         self._form = settings.request_format == "form"
         self._auth = {
             "api_key": settings.api_key.get_secret_value(),
@@ -166,7 +171,7 @@ class EpacificSource:
     async def list_window(self, start: datetime, end: datetime) -> AsyncIterator[Page]:
         """Every CDR with start time in [start, end), page by page, each once."""
         endpoint = f"POST {self._base}/cdrs/json"
-        paginator = PageNumberPaginator(self._page_size)
+        paginator = PageNumberPaginator(self._page_size, self._bounds)
         seen: set[str] = set()
         date_range = self.date_range(start, end)
         while paginator.has_more:
@@ -179,6 +184,7 @@ class EpacificSource:
                 page_count=m.as_int(paging.get("page_count")),
                 next_page=_as_bool(paging.get("next_page")),
                 server_limit=m.as_int(paging.get("limit")),
+                rows=len(rows),
             )
             yield page
 

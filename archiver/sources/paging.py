@@ -1,16 +1,75 @@
 """Paginators: tiny state machines fed parsed pages, with no I/O.
 
-A page that repeats the previous one raises instead of looping forever.
+Every listing is bounded, whatever the server says: a page that repeats any
+earlier one (A, B, A, B as well as A, A), more rows in a page than
+``max_rows``, more pages than ``max_pages`` (a ``total`` that keeps growing
+with fresh ids, a ``next_page: true`` for ever), or a listing older than
+``deadline`` seconds raises :class:`ListingLimitError` naming the bound,
+instead of looping or flooding the state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from archiver.errors import PagingError
+from archiver.errors import ListingLimitError
+from archiver.failures import ListingLimit
 
 
-class OffsetPaginator:
+@dataclass(frozen=True)
+class ListingBounds:
+    """The bounds of one window's listing (ARCHIVER_SOURCE__MAX_ROWS/MAX_PAGES/LIST_DEADLINE)."""
+
+    max_rows: int = 10_000
+    max_pages: int = 10_000
+    deadline: float = 1800.0
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+
+class _Bounded:
+    """What both paginators share: the bounds, and the pages seen (by digest)."""
+
+    def __init__(self, bounds: ListingBounds) -> None:
+        self.bounds = bounds
+        self.pages = 0
+        self._started = bounds.clock()
+        self._seen_pages: set[bytes] = set()
+
+    def _check(self, where: str, ids: Sequence[str], rows: int | None) -> None:
+        b = self.bounds
+        count = len(ids) if rows is None else rows
+        if count > b.max_rows:
+            raise ListingLimitError(
+                ListingLimit.ROWS,
+                f"{where} has {count} rows, more than ARCHIVER_SOURCE__MAX_ROWS ({b.max_rows})",
+            )
+        if ids:
+            digest = hashlib.sha256("\x00".join(ids).encode("utf-8", "surrogatepass")).digest()
+            if digest in self._seen_pages:
+                raise ListingLimitError(
+                    ListingLimit.REPEAT, f"{where} repeats the previous page or an earlier one"
+                )
+            self._seen_pages.add(digest)
+        self.pages += 1
+        if self.pages > b.max_pages:
+            raise ListingLimitError(
+                ListingLimit.PAGES,
+                f"more than ARCHIVER_SOURCE__MAX_PAGES ({b.max_pages}) pages in one window: "
+                "the provider keeps paging",
+            )
+        elapsed = b.clock() - self._started
+        if elapsed > b.deadline:
+            raise ListingLimitError(
+                ListingLimit.DEADLINE,
+                f"listing one window took {elapsed:.0f}s, more than "
+                f"ARCHIVER_SOURCE__LIST_DEADLINE ({b.deadline:g}s)",
+            )
+
+
+class OffsetPaginator(_Bounded):
     """offset/limit paging (cdr_v2), whether the server echoes the offset
     (pagination) or returns the next one (scroll).
 
@@ -24,12 +83,11 @@ class OffsetPaginator:
     goes on until a short page instead.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, bounds: ListingBounds | None = None) -> None:
+        super().__init__(bounds or ListingBounds())
         self.limit = limit
         self.offset = 0
-        self.pages = 0
         self.has_more = True
-        self._previous: tuple[str, ...] | None = None
         self._distinct: set[str] = set()
 
     def params(self) -> dict[str, int]:
@@ -37,14 +95,16 @@ class OffsetPaginator:
         return {"limit": self.limit, "offset": self.offset}
 
     def advance(
-        self, ids: Sequence[str], *, total: int | None = None, server_limit: int | None = None
+        self,
+        ids: Sequence[str],
+        *,
+        total: int | None = None,
+        server_limit: int | None = None,
+        rows: int | None = None,
     ) -> None:
-        """Take in one page's record ids (in order) and the server's paging fields."""
-        key = tuple(ids)
-        if key and key == self._previous:
-            raise PagingError(f"the page at offset {self.offset} repeats the previous page")
-        self._previous = key
-        self.pages += 1
+        """Take in one page's record ids (in order), the server's paging fields and
+        the page's row count (``rows``, when some rows had no usable id)."""
+        self._check(f"the page at offset {self.offset}", ids, rows)
         page_limit = server_limit if server_limit and server_limit > 0 else self.limit
         self.offset += len(ids)
         self._distinct.update(ids)
@@ -53,14 +113,14 @@ class OffsetPaginator:
             self.has_more = False
 
 
-class PageNumberPaginator:
+class PageNumberPaginator(_Bounded):
     """page/limit paging with a ``paging`` object (epacific)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, bounds: ListingBounds | None = None) -> None:
+        super().__init__(bounds or ListingBounds())
         self.limit = limit
         self.page = 1
         self.has_more = True
-        self._previous: tuple[str, ...] | None = None
 
     def params(self) -> dict[str, int]:
         """Body fields for the next request."""
@@ -73,12 +133,10 @@ class PageNumberPaginator:
         page_count: int | None = None,
         next_page: bool | None = None,
         server_limit: int | None = None,
+        rows: int | None = None,
     ) -> None:
         """Take in one page's record ids and the server's ``paging`` fields."""
-        key = tuple(ids)
-        if key and key == self._previous:
-            raise PagingError(f"page {self.page} repeats the previous page")
-        self._previous = key
+        self._check(f"page {self.page}", ids, rows)
         page_limit = server_limit if server_limit and server_limit > 0 else self.limit
         if not ids:
             self.has_more = False

@@ -1,6 +1,7 @@
 import pytest
 
-from archiver.errors import PagingError
+from archiver.errors import ListingLimitError, PagingError
+from archiver.failures import ListingLimit
 from archiver.sources.paging import OffsetPaginator, PageNumberPaginator
 
 
@@ -109,3 +110,76 @@ def test_paging_numbers_are_read_leniently_and_safely():
     assert as_int("thirty") is None
     assert as_int(None) is None
     assert as_int("9" * 5000) is None  # int() would raise on this
+
+
+# -- bounds: hostile paging shapes stop with the bound they hit -----------------------
+
+
+def _bounded(**kw):
+    from archiver.sources.paging import ListingBounds
+
+    return ListingBounds(**kw)
+
+
+def test_a_total_that_keeps_growing_with_fresh_ids_stops_at_max_pages():
+    p = OffsetPaginator(limit=10, bounds=_bounded(max_pages=50))
+
+    def grow_for_ever() -> None:
+        while p.has_more:
+            o = p.params()["offset"]
+            p.advance(_ids(o, o + 10), total=o + 20)  # always one page more to come
+
+    with pytest.raises(ListingLimitError, match="MAX_PAGES") as info:
+        grow_for_ever()
+    assert info.value.limit is ListingLimit.PAGES
+    assert p.pages == 51
+
+
+@pytest.mark.parametrize("cls", [OffsetPaginator, PageNumberPaginator])
+def test_pages_alternating_a_b_a_b_stop_as_repeated(cls):
+    p = cls(limit=10)
+    pages = [_ids(0, 10), _ids(10, 20)]
+    p.advance(pages[0], total=1000) if cls is OffsetPaginator else p.advance(pages[0])
+    p.advance(pages[1], total=1000) if cls is OffsetPaginator else p.advance(pages[1])
+    with pytest.raises(ListingLimitError, match="earlier one") as info:
+        p.advance(pages[0])
+    assert info.value.limit is ListingLimit.REPEAT
+
+
+def test_next_page_true_for_ever_stops_at_max_pages():
+    p = PageNumberPaginator(limit=10, bounds=_bounded(max_pages=30))
+
+    def next_page_for_ever() -> None:
+        while p.has_more:
+            n = p.params()["page"]
+            p.advance(_ids(n * 10, n * 10 + 10), next_page=True)
+
+    with pytest.raises(ListingLimitError, match="MAX_PAGES") as info:
+        next_page_for_ever()
+    assert info.value.limit is ListingLimit.PAGES
+
+
+def test_next_page_true_for_ever_with_the_same_page_stops_as_repeated():
+    p = PageNumberPaginator(limit=10)
+    p.advance(_ids(0, 10), next_page=True)
+    with pytest.raises(ListingLimitError) as info:
+        p.advance(_ids(0, 10), next_page=True)
+    assert info.value.limit is ListingLimit.REPEAT
+
+
+@pytest.mark.parametrize("cls", [OffsetPaginator, PageNumberPaginator])
+def test_a_page_of_too_many_rows_is_refused_before_it_is_taken(cls):
+    p = cls(limit=10, bounds=_bounded(max_rows=100))
+    with pytest.raises(ListingLimitError, match="MAX_ROWS") as info:
+        p.advance(_ids(0, 5), rows=1_000_000)  # rows without usable ids count too
+    assert info.value.limit is ListingLimit.ROWS
+
+
+def test_a_listing_past_its_deadline_stops():
+    now = [0.0]
+    p = OffsetPaginator(limit=10, bounds=_bounded(deadline=60.0, clock=lambda: now[0]))
+    p.advance(_ids(0, 10))
+    now[0] = 61.0
+    with pytest.raises(ListingLimitError, match="LIST_DEADLINE") as info:
+        p.advance(_ids(10, 20))
+    assert info.value.limit is ListingLimit.DEADLINE

@@ -1,0 +1,127 @@
+"""A provider whose paging never ends, through ``archiver backfill`` (the CLI).
+
+One hour of the day is served honestly; in others the ``total`` keeps growing
+with fresh ids on every page, the pages alternate A, B, A, B, a page holds far
+more rows than asked, or the answer is a body without end. Each hostile
+window stops at its bound with the bound named, is left not done (a re-run
+lists it again), and the honest window is archived: the run ends, exit 3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from archiver.simulator.audio import RecordingBytes
+from tests.support.cli import cli_env, run_cli
+from tests.support.web import serve
+
+DAY = "2021-02-17"
+GOOD_HOUR, GROWING, ALTERNATING, HUGE_PAGE, ENDLESS = "10", "11", "12", "13", "14"
+PAGE = 10
+
+
+def wav(n: int) -> bytes:
+    return RecordingBytes(7, n, "wav", 20_000, f"call {n}").read()
+
+
+def rows(base: str, hour: str, ids: range | list[int], *, recording: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"h{hour}-{i}",
+            "sip_call_id": f"sip-h{hour}-{i}",
+            "time_started": f"{DAY} {hour}:00:{i % 60:02d}",
+            **({"recording_url": f"{base}/rec/{i}.wav"} if recording else {}),
+        }
+        for i in ids
+    ]
+
+
+async def list_cdrs(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    hour = q.get("start_date", "")[11:13]
+    offset = int(q.get("offset", "0"))
+    base = str(request.url.origin())
+    if hour == GOOD_HOUR:
+        data = rows(base, hour, range(offset, min(offset + PAGE, 5)), recording=True)
+        return web.json_response({"data": data, "limit": PAGE, "offset": offset, "total": 5})
+    if hour == GROWING:
+        # Fresh ids on every full page, and always one page more announced.
+        data = rows(base, hour, range(offset, offset + PAGE), recording=False)
+        total = offset + 2 * PAGE
+        return web.json_response({"data": data, "limit": PAGE, "offset": offset, "total": total})
+    if hour == ALTERNATING:
+        first = 0 if (offset // PAGE) % 2 == 0 else PAGE
+        data = rows(base, hour, range(first, first + PAGE), recording=False)
+        return web.json_response({"data": data, "limit": PAGE, "offset": offset, "total": 10**6})
+    if hour == HUGE_PAGE:
+        data = rows(base, hour, range(5000), recording=False)
+        return web.json_response({"data": data, "limit": PAGE, "offset": 0, "total": 5000})
+    if hour == ENDLESS:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        await resp.write(b'{"data": [')
+        while True:
+            await resp.write(b'{"id": "x", "time_started": "2021-02-17 14:00:00"}, ' * 1000)
+    return web.json_response({"data": [], "limit": PAGE, "offset": 0, "total": 0})
+
+
+async def recording(request: web.Request) -> web.Response:
+    return web.Response(body=wav(int(request.match_info["n"])), content_type="audio/wav")
+
+
+def env(base: str, tmp_path: Path) -> dict[str, str]:
+    return cli_env(
+        {
+            "ARCHIVER_SOURCE__KIND": "cdr_v2",
+            "ARCHIVER_SOURCE__BASE_URL": base,
+            "ARCHIVER_SOURCE__TOKEN": "t",
+            "ARCHIVER_SOURCE__RATE_LIMIT": "0",
+            "ARCHIVER_SOURCE__MAX_ATTEMPTS": "2",
+            "ARCHIVER_SOURCE__MAX_BACKOFF": "0.05",
+            "ARCHIVER_SOURCE__PAGE_SIZE": str(PAGE),
+            "ARCHIVER_SOURCE__MAX_PAGES": "40",
+            "ARCHIVER_SOURCE__MAX_ROWS": "1000",
+            "ARCHIVER_SOURCE__MAX_BODY": str(1024 * 1024),
+            "ARCHIVER_WINDOW": "3600",
+            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
+            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
+            "ARCHIVER_MANIFEST_INTERVAL": "0.2",
+        }
+    )
+
+
+async def test_hostile_paging_stops_at_its_bounds_and_the_rest_is_archived(
+    tmp_path: Path,
+) -> None:
+    async with serve({"/v2/cdr": list_cdrs, "/rec/{n}.wav": recording}) as api:
+        r = await run_cli(
+            "backfill",
+            "--since",
+            DAY,
+            "--until",
+            "2021-02-18",
+            env=env(api.url, tmp_path),
+            cwd=tmp_path,
+        )
+    assert r.code == 3, r.out + r.err
+    assert "Traceback" not in r.err, r.err
+    assert "4 window(s) not listed completely" in r.out, r.out
+    for bound in ("max_pages", "repeated_page", "max_rows", "max_body"):
+        assert f"1 x {bound}" in r.out, r.out
+    assert "more than ARCHIVER_SOURCE__MAX_PAGES (40) pages in one window" in r.out
+    assert "repeats the previous page or an earlier one" in r.out
+    assert "has 5000 rows, more than ARCHIVER_SOURCE__MAX_ROWS (1000)" in r.out
+    assert "answered more than ARCHIVER_SOURCE__MAX_BODY (1048576 bytes)" in r.out
+    # The honest hour is archived, every recording with its bytes.
+    lines = []
+    for path in sorted((tmp_path / "archive" / "manifests").rglob("*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines()]
+    assert sorted(line["cdr_id"] for line in lines) == [f"h{GOOD_HOUR}-{i}" for i in range(5)]
+    for line in lines:
+        n = int(line["cdr_id"].rsplit("-", 1)[1])
+        assert line["sha256"] == hashlib.sha256(wav(n)).hexdigest()
