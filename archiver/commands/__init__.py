@@ -20,6 +20,7 @@ from archiver.commands import (
     status,
     verify,
 )
+from archiver.commands.helptext import explain
 
 
 def register(
@@ -43,3 +44,4 @@ def register(
         audit,
     ):
         module.register(sub, common)
+    explain(sub)

@@ -49,7 +49,7 @@ def register(
     )
     common(u)
     u.add_argument("action", choices=["add", "remove", "list"])
-    u.add_argument("name", nargs="?", metavar="NAME")
+    u.add_argument("name", nargs="?", metavar="NAME", help="the account (add, remove)")
     u.add_argument("--role", choices=[r.label for r in Role], default="viewer")
     u.add_argument(
         "--password-stdin",

@@ -40,7 +40,11 @@ def register(
     switch.add_argument(
         "--off", dest="hold", action="store_const", const=False, help="clear the hold"
     )
-    p.add_argument("--provider", choices=[p.value for p in Provider])
+    p.add_argument(
+        "--provider",
+        choices=[p.value for p in Provider],
+        help="only this provider's calls (when one id is known to several)",
+    )
     p.set_defaults(handler=run, hold=None)
 
 
