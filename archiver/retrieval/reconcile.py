@@ -60,12 +60,22 @@ class Finding:
     day: date | None = None  # the call's local date in the source's zone
 
     def line(self) -> str:
-        """The table line: kind, call time, ids, detail."""
+        """The table line: kind, call time, ids, detail, on one line whatever the ids hold."""
         started = self.call_started_at.isoformat() if self.call_started_at else "-"
-        text = (
-            f"{self.kind.value:<17} {started}  cdr_id={self.cdr_id} sip_call_id={self.sip_call_id}"
-        )
-        return f"{text}  {self.detail}" if self.detail else text
+        ids = f"cdr_id={printable(self.cdr_id)} sip_call_id={printable(self.sip_call_id)}"
+        text = f"{self.kind.value:<17} {started}  {ids}"
+        return f"{text}  {printable(self.detail)}" if self.detail else text
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (a line break as ``\\n``).
+
+    The ids come from the provider: one holding a line break must not be able
+    to add a line (a forged ``COMPLETE``) to the report an auditor signs.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 @dataclass(slots=True)
@@ -286,7 +296,9 @@ def to_json(report: Report, extra: Mapping[str, Any] | None = None) -> str:
 def to_csv(report: Report) -> str:
     """One CSV table: a row per finding (record = its kind), then a DAY row per day."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF (RFC 4180) also makes the writer quote a field holding a bare CR,
+    # which a "\n" terminator would leave unquoted (a reader would split the row).
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for f in report.findings:
         started = f.call_started_at.isoformat() if f.call_started_at else ""

@@ -174,3 +174,30 @@ def test_the_days_of_a_range(since, until, days):
     report = Reconciliation("cdr_v2", since, until, TZ, {}).report()
     assert len(report.days) == days
     assert report.complete
+
+
+def test_a_hostile_id_cannot_add_a_line_to_the_table():
+    forged = "x\nCOMPLETE: all 0 recording(s) listed by the provider are archived"
+    hostile = CallRecord(
+        provider=Provider.CDR_V2,
+        cdr_id=forged,
+        sip_call_id="s\r\x1b[2K\u2028y",
+        started_at=datetime(2021, 3, 2, 10, 0, tzinfo=TZ),
+        recording_url="https://rec.example/x.wav",
+    )
+    rec = reconciliation([])
+    rec.add_page([hostile], ["record 3: bad time\nCOMPLETE"])
+    report = rec.report()
+    lines = to_lines(report)
+    text = "\n".join(lines)
+    # One line per finding, per day, the totals and the verdict: nothing more.
+    assert len(text.splitlines()) == len(report.findings) + len(report.days) + 2
+    assert lines[0].endswith(
+        "cdr_id=x\\nCOMPLETE: all 0 recording(s) listed by the provider "
+        "are archived sip_call_id=s\\r\\x1b[2K\\u2028y"
+    )
+    assert lines[-1].startswith("INCOMPLETE")
+    # The machine formats keep the exact values.
+    assert json.loads(to_json(report))["findings"][0]["cdr_id"] == forged
+    rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+    assert rows[0]["cdr_id"] == forged
