@@ -226,6 +226,32 @@ async def test_failed_recordings_carry_the_state_reason_and_the_state_is_not_wri
     assert hashlib.sha256(state.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.sim(seed=21, calls=8, max_size=50_000)
+async def test_fix_that_cannot_fetch_reports_failed_and_exit_5(sim, tmp_path):
+    """--fix is not a false "complete" either: recordings it cannot fetch end FAILED."""
+    storage = StorageSettings(url=str(tmp_path / "archive"))
+    await backfill(make_settings(sim, sim.base_url, storage, str(tmp_path / "b.db")), sim)
+    late = [
+        c for c in sim.add_calls(4, datetime(2021, 2, 17, 10, 30, tzinfo=sim.tz)) if c.has_recording
+    ]
+    # From now on every recording 404s; a 2021 call is past its ready deadline.
+    sim.set_faults(Faults(not_ready_fraction=1.0, not_ready_seconds=3600))
+    fresh = tmp_path / "fresh"
+    env = _env(sim, fresh, kind=Provider.CDR_V2, storage=local_storage_env(tmp_path / "archive"))
+    result = await run_cli(
+        "reconcile", "--since", SINCE, "--until", UNTIL, "--fix", env=env, cwd=tmp_path
+    )
+    assert result.code == 5, result.out + result.err
+    failed = _lines(result, "FAILED")
+    assert _sip_ids(failed) == {c.sip_call_id for c in late}
+    assert all("never_available" in line for line in failed)
+    assert not _lines(result, "FIXED")
+    assert result.out.splitlines()[-1].startswith(f"INCOMPLETE: {len(late)} recording(s)")
+    records = await _audit(storage)
+    assert [r["result"] for r in records] == ["incomplete"]
+    assert records[0]["details"]["failed"] == len(late)
+
+
 class FailingProxy:
     """In front of the simulator: the first ``ok`` API requests pass through, every
     later one answers 503 (a provider outage mid-listing)."""
