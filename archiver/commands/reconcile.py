@@ -13,7 +13,9 @@ as the backfill, then reports again: what it archived is ``FIXED``.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
 from collections.abc import Callable, Collection
 from contextlib import aclosing
 from datetime import datetime, tzinfo
@@ -37,11 +39,13 @@ from archiver.retrieval.reconcile import (
 )
 from archiver.retrieval.records import in_range, list_manifests, read_manifests
 from archiver.settings import Settings, require_source
-from archiver.sources import make_source
+from archiver.sources import Page, make_source
 from archiver.state import open_state_read_only
 from archiver.state.base import StateStore
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
+
+log = logging.getLogger("archiver.reconcile")
 
 FIX_HELP = (
     "archive the missing recordings at once (the backfill's pipeline, with the state "
@@ -68,7 +72,13 @@ def register(
         "--since", required=True, help="start (date or ISO datetime; naive = source zone)"
     )
     p.add_argument("--until", required=True, help="end, exclusive")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="table (default): a line per finding, per day, the totals and the verdict; "
+        "json: one document; csv: one table, a row per finding then per day",
+    )
     p.add_argument("--fix", action="store_true", help=FIX_HELP)
     p.set_defaults(handler=run)
 
@@ -116,9 +126,19 @@ async def reconcile(
     async with make_session(settings.source) as session:
         source = make_source(settings.source, ApiClient(session, settings.source))
         rec = Reconciliation(source.provider.value, since, until, settings.source.tz, archived, bad)
+        listed, last = 0, time.monotonic()
         async for page in list_range(source, since, until, settings):
             rec.add_page(page.records, page.skipped)
+            listed += len(page.records)
+            if time.monotonic() - last >= 10:  # a month of CDRs takes a while: show it moving
+                last = time.monotonic()
+                log.info("reconcile: %d CDR(s) listed, up to %s", listed, _last_start(page))
+    log.info("reconcile: %d CDR(s) listed in the range", listed)
     return rec
+
+
+def _last_start(page: Page) -> str:
+    return page.records[-1].started_at.isoformat() if page.records else "-"
 
 
 async def archived_in_range(
