@@ -426,9 +426,10 @@ class Settings(BaseSettings):
     window: float = Field(default=3600.0, ge=60)
     # Seconds in-flight transfers get to finish after SIGINT/SIGTERM.
     grace: float = Field(default=20.0, ge=0)
-    # Manifest batches: at most this many lines per object, written this often.
+    # Manifest batches: at most this many lines per object; a line waits at most
+    # manifest_interval seconds (counted from the first line since the last write).
     manifest_batch: int = Field(default=1000, ge=1, le=100_000)
-    manifest_interval: float = Field(default=30.0, gt=0)
+    manifest_interval: float = Field(default=10.0, gt=0)
     # Backfill: how long to wait, after listing, for retries that are not due yet.
     backfill_max_wait: float = Field(default=600.0, ge=0)
     # Connections to one recording host at once.

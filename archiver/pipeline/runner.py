@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 
 from archiver.errors import ArchiverError, FatalError, StorageError
 from archiver.failures import FailureKind
-from archiver.manifest import flush_manifest, manifest_date, manifest_entry, manifest_line
+from archiver.manifest import manifest_date, manifest_entry, manifest_line
 from archiver.metrics import Metrics
 from archiver.models import CallRecord
+from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.intake import Concurrently, Health, Producer
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.poller import Poller
@@ -74,10 +75,14 @@ class Pipeline:
         self.stop_requested = False
         self.run_id = uuid.uuid4().hex[:12]
         self._wake = asyncio.Event()
-        # Recordings archived since the flusher last started a flush: a full
-        # batch's worth wakes it before its interval is up.
-        self._unlisted = 0
-        self._batch_full = asyncio.Event()
+        self.flusher = ManifestFlusher(
+            state,
+            store,
+            self.run_id,
+            interval=config.manifest_interval,
+            max_lines=config.manifest_lines,
+            written=self._manifest_written,
+        )
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.concurrency)
         self._busy = 0
         self._idle = asyncio.Event()
@@ -109,15 +114,13 @@ class Pipeline:
         cleaned = await self.store.cleanup_incomplete()
         if cleaned:
             log.info("removed %d incomplete upload(s) left by an earlier run", cleaned)
-        self.stats.manifest_lines += await flush_manifest(
-            self.state, self.store, self.run_id, self.config.manifest_lines
-        )
+        await self.flusher.flush()
         workers = [
             asyncio.create_task(self._worker(), name=f"transfer-{i}")
             for i in range(self.config.concurrency)
         ]
         producer_task = asyncio.create_task(self._produce(producer), name="producer")
-        flusher = asyncio.create_task(self._flusher(), name="manifest-flusher")
+        flusher = asyncio.create_task(self._flush_forever(), name="manifest-flusher")
         hard = False
         try:
             await self._dispatch(producer_task, stop_when_idle)
@@ -327,9 +330,7 @@ class Pipeline:
             )
             await self.state.mark_archived(job.id, info)
             self.stats.archived += 1
-            self._unlisted += 1
-            if self._unlisted >= self.config.manifest_lines:
-                self._batch_full.set()
+            self.flusher.line_added()
             self.stats.bytes += stored.size
             self.metrics.archived.inc()
             self.metrics.bytes.inc(stored.size)
@@ -387,39 +388,15 @@ class Pipeline:
 
     # -- manifest and shutdown ----------------------------------------------------------
 
-    async def _flusher(self) -> None:
-        # Ends at a stop between two flushes, never in the middle of one (the final
-        # flush in _shutdown follows); only a hard stop cancels it.
-        while not self.stop_event.is_set():
-            # Every manifest_interval, or as soon as a full batch is waiting: under
-            # load the manifest and its index pointers are written while transfers
-            # go on, not all after the last one.
-            await self._flush_due(self.config.manifest_interval)
-            if self.stop_event.is_set():
-                return
-            self._batch_full.clear()
-            self._unlisted = 0
-            try:
-                self.stats.manifest_lines += await flush_manifest(
-                    self.state, self.store, self.run_id, self.config.manifest_lines
-                )
-            except ArchiverError as exc:
-                # The batches wait in the state; the next flush (or the final one) writes them.
-                log.warning("manifest not written yet: %s", exc)
-            except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
-                log.exception("unexpected error while writing the manifest")
-                self._fail(exc)
-                return
+    def _manifest_written(self, lines: int) -> None:
+        self.stats.manifest_lines += lines
 
-    async def _flush_due(self, interval: float) -> None:
-        """Returns once a full batch waits, a stop is asked for, or ``interval`` is up."""
-        stop = asyncio.ensure_future(self.stop_event.wait())
-        full = asyncio.ensure_future(self._batch_full.wait())
+    async def _flush_forever(self) -> None:
         try:
-            await asyncio.wait((stop, full), timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            full.cancel()
+            await self.flusher.run(self.stop_event)
+        except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
+            log.exception("unexpected error while writing the manifest")
+            self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         if self._fatal is None:
@@ -463,9 +440,7 @@ class Pipeline:
         await asyncio.gather(*workers, producer_task, flusher, return_exceptions=True)
         # Whatever was claimed but not finished is queued again for the next run.
         await self.state.release_transferring()
-        self.stats.manifest_lines += await flush_manifest(
-            self.state, self.store, self.run_id, self.config.manifest_lines
-        )
+        await self.flusher.flush()
         if cancelled:
             raise asyncio.CancelledError
 

@@ -17,7 +17,7 @@ class PipelineConfig:
     concurrency: int = 16
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
     manifest_lines: int = 1000
-    manifest_interval: float = 30.0
+    manifest_interval: float = 10.0
     # Backfill: how long to keep waiting for retries that are not due yet.
     max_wait: float = 600.0
     # Seconds in-flight transfers get to finish after a stop is asked for.
