@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 # Query strings of signed URLs, credentials in a URL's authority (user:pass@)
 # and bearer tokens never reach a log line.
@@ -64,10 +65,32 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(payload, ensure_ascii=False, default=str))
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each line.
+
+    A live progress bar (rich) swaps ``sys.stderr`` for a writer that prints
+    above the bar; a handler holding the original stream would break the bar
+    with every log line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        # StreamHandler.__init__ and setStream assign it; the current stderr always wins.
+        pass
+
+
 def setup_logging(verbose: bool = False, fmt: str = "auto") -> None:
     """Log lines on stderr, secrets redacted: text on a terminal, JSON lines otherwise
     (``fmt`` "json" or "text" forces one)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     if use_json:
         handler.setFormatter(JsonFormatter())

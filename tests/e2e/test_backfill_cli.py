@@ -169,4 +169,6 @@ async def test_demo_works_in_an_empty_directory(tmp_path):
     recordings = [p for p in (tmp_path / "archive" / "recordings").rglob("*") if p.is_file()]
     lines = sum(len(p.read_text().splitlines()) for p in manifests)
     assert lines == len(recordings) > 0
-    assert (tmp_path / "archiver-state.sqlite3").exists()
+    # Issue 12: the demo keeps a state of its own, never the default one.
+    assert (tmp_path / "archiver-demo-state.sqlite3").exists()
+    assert not (tmp_path / "archiver-state.sqlite3").exists()

@@ -3,13 +3,15 @@ subprocess, from an empty working directory."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from archiver.simulator import Simulator
+from archiver.simulator import Faults, Simulator
 from tests.support.cli import QUICK, archiver_env, cli_env, run_cli
 
 # The simulator's calls (its default day) and a small archive of them.
@@ -208,3 +210,85 @@ async def test_audit_reads_the_trail_filtered(sim: Simulator, tmp_path: Path) ->
     r = await run_cli("audit", env=env, cwd=tmp_path)
     assert "3 record(s)" in r.out
     assert call.sip_call_id in r.out
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+
+def venv_script() -> Path:
+    """The ``archiver`` console script installed beside this Python (the README's install)."""
+    script = Path(sys.executable).parent / "archiver"
+    assert script.is_file(), f"no console script at {script}: pip install -e . first"
+    return script
+
+
+async def test_the_demo_hints_work_verbatim_after_the_readme_install(tmp_path: Path) -> None:
+    # As the README installs it: ./.venv/bin/archiver, run from the clone's directory.
+    (tmp_path / ".venv").symlink_to(venv_script().parent.parent, target_is_directory=True)
+    env = cli_env()
+    proc = await asyncio.create_subprocess_exec(
+        ".venv/bin/archiver",
+        "demo",
+        "--calls",
+        "8",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    # Human output: no JSON log lines, even with stderr not a terminal.
+    assert not [line for line in err.decode().splitlines() if line.startswith("{")], err
+    hints = [line.split(":", 1)[1].strip() for line in out.decode().splitlines() if ":  " in line]
+    assert len(hints) == 4, out.decode()
+    assert all(".venv/bin/archiver " in hint for hint in hints), hints
+    for hint in hints:
+        r = await asyncio.create_subprocess_shell(
+            hint,
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        hint_out, hint_err = await asyncio.wait_for(r.communicate(), 60)
+        assert r.returncode == 0, (hint, hint_out.decode(), hint_err.decode())
+    assert (tmp_path / "call.wav").is_file() or list(tmp_path.glob("call.*"))
+
+
+async def stale_state(sim: Simulator, tmp_path: Path, path: Path) -> None:
+    """A state whose recordings wait on a simulator that is gone (as an interrupted demo
+    leaves it): every recording 404s 'not ready' and the backfill gives up waiting."""
+    env = archiver_env(
+        tmp_path,
+        sim=sim,
+        tuning=QUICK,
+        ARCHIVER_STATE__URL=str(path),
+        ARCHIVER_BACKFILL_MAX_WAIT="0",
+        ARCHIVER_RETRY__NOT_READY_INITIAL="3600",
+    )
+    since, until = "2021-02-17 08:00", "2021-02-17 14:01"
+    r = await run_cli("backfill", "--since", since, "--until", until, env=env, cwd=tmp_path)
+    assert r.code == 3, (r.out, r.err)
+
+
+@pytest.mark.sim(seed=1, calls=8, faults=Faults(not_ready_fraction=1.0, not_ready_seconds=1e6))
+async def test_the_demo_recovers_from_an_earlier_demo_and_leaves_the_users_state_alone(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    await stale_state(sim, tmp_path, tmp_path / "archiver-demo-state.sqlite3")
+    await stale_state(sim, tmp_path, tmp_path / "archiver-state.sqlite3")
+    users_state = (tmp_path / "archiver-state.sqlite3").read_bytes()
+    r = await run_cli("demo", "--calls", "8", env=cli_env(), cwd=tmp_path, timeout=90)
+    assert r.code == 0, (r.out, r.err)
+    assert (tmp_path / "archiver-state.sqlite3").read_bytes() == users_state
+
+
+async def test_a_demo_into_an_unwritable_storage_stops_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    env = cli_env({"ARCHIVER_STORAGE__URL": str(tmp_path / "a-file" / "archive")})
+    r = await run_cli("demo", "--calls", "4", env=env, cwd=tmp_path, timeout=90)
+    assert r.code == 1, (r.out, r.err)
+    assert r.err.count("\n") == 1, r.err
+    assert r.err.startswith("archiver: ")
+    assert "archived" not in r.out
