@@ -42,13 +42,20 @@ CREATE TABLE IF NOT EXISTS calls (
     UNIQUE (provider, cdr_id, sha256)
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started);
-CREATE INDEX IF NOT EXISTS calls_from ON calls (from_key, started);
-CREATE INDEX IF NOT EXISTS calls_to ON calls (to_key, started);
 CREATE INDEX IF NOT EXISTS calls_extension ON calls (extension, started);
-CREATE INDEX IF NOT EXISTS calls_agent ON calls (agent_cf, started);
-CREATE INDEX IF NOT EXISTS calls_agent_name ON calls (agent_name_cf, started);
+CREATE INDEX IF NOT EXISTS calls_direction ON calls (direction, started);
 CREATE INDEX IF NOT EXISTS calls_sip ON calls (sip_call_id);
 CREATE INDEX IF NOT EXISTS calls_cdr ON calls (cdr_id);
+-- A call's phone numbers (kind 'p': caller and callee) and agent (kind 'a': id
+-- and name), one row each, in (value, time) order: the newest page of a number
+-- that half the archive shares (the hotline) is a walk down one index, not a sort.
+CREATE TABLE IF NOT EXISTS terms (
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    started INTEGER,
+    call_id INTEGER NOT NULL,
+    PRIMARY KEY (kind, value, started, call_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     key TEXT PRIMARY KEY,
     at TEXT NOT NULL,

@@ -44,32 +44,48 @@ class CallQuery:
     since: datetime | None = None
     until: datetime | None = None
 
-    def where(self) -> tuple[str, list[object]]:
-        """The SQL condition and its parameters (pure)."""
+    def plan(self) -> tuple[str, str, list[object], str]:
+        """FROM, WHERE, parameters and ORDER BY of the search (pure).
+
+        A phone number or an agent drives the search from ``terms`` (its
+        newest matches first, straight off the index); anything else from
+        ``calls`` and its own indexes. The other criteria filter the rows met.
+        """
         parts: list[str] = []
         params: list[object] = []
+        term: tuple[str, str] | None = None
         if self.phone:
-            parts.append("(from_key = ? OR to_key = ?)")
-            params += [phone_key(self.phone)] * 2
-        if self.extension:
-            parts.append("extension = ?")
-            params.append(self.extension.strip())
-        if self.agent:
-            parts.append("(agent_cf = ? OR agent_name_cf = ?)")
+            term = ("p", phone_key(self.phone))
+        elif self.agent:
+            term = ("a", self.agent.strip().casefold())
+        if self.phone and self.agent:
+            parts.append("(c.agent_cf = ? OR c.agent_name_cf = ?)")
             params += [self.agent.strip().casefold()] * 2
+        if self.extension:
+            parts.append("c.extension = ?")
+            params.append(self.extension.strip())
         if self.direction:
-            parts.append("direction = ?")
+            parts.append("c.direction = ?")
             params.append(self.direction)
         if self.ident:
-            parts.append("(sip_call_id = ? OR cdr_id = ?)")
+            parts.append("(c.sip_call_id = ? OR c.cdr_id = ?)")
             params += [normalize_id(self.ident)] * 2
+        time_column = "t.started" if term else "c.started"
         if self.since is not None:
-            parts.append("started >= ?")
+            parts.append(f"{time_column} >= ?")
             params.append(int(self.since.timestamp()))
         if self.until is not None:
-            parts.append("started < ?")
+            parts.append(f"{time_column} < ?")
             params.append(int(self.until.timestamp()))
-        return (" AND ".join(parts) or "1"), params
+        if term is None:
+            return "calls c", " AND ".join(parts) or "1", params, "c.started DESC, c.id DESC"
+        where = " AND ".join(["t.kind = ?", "t.value = ?", *parts])
+        return (
+            "terms t JOIN calls c ON c.id = t.call_id",
+            where,
+            [*term, *params],
+            "t.started DESC, t.call_id DESC",
+        )
 
     def describe(self) -> dict[str, str]:
         """The criteria given, for the audit record."""
@@ -140,6 +156,19 @@ _INSERT = (
     "from_key, to_key, extension, agent_cf, agent_name_cf, line, manifest_key) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+_TERM = "INSERT OR IGNORE INTO terms (kind, value, started, call_id) VALUES (?,?,?,?)"
+
+
+def _terms(values: tuple[object, ...], call_id: int | None) -> Sequence[tuple[object, ...]]:
+    """The ``terms`` rows of one call: its distinct numbers and agent names."""
+    started = values[4]
+    numbers = {v for v in (values[6], values[7]) if v}
+    agents = {v for v in (values[9], values[10]) if v}
+    return [("p", n, started, call_id) for n in numbers] + [
+        ("a", a, started, call_id) for a in agents
+    ]
+
+
 _COLUMNS = "id, line, manifest_key, checked_at, problem"
 
 
@@ -187,18 +216,15 @@ class CallIndex:
         self, query: CallQuery, offset: int, limit: int
     ) -> tuple[list[IndexedCall], int]:
         """A page of matching calls, newest first, and how many match (capped at COUNT_CAP+1)."""
-        where, params = query.where()
+        source_, where, params, order = query.plan()
+        # Fixed fragments of plan(); every value is a parameter.
+        page = f"SELECT c.id, c.line, c.manifest_key, c.checked_at, c.problem FROM {source_} "  # noqa: S608
+        page += f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        count = f"SELECT COUNT(*) FROM (SELECT 1 FROM {source_} WHERE {where} LIMIT ?)"  # noqa: S608
 
         def run(conn: sqlite3.Connection) -> tuple[list[IndexedCall], int]:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM calls WHERE {where} "  # noqa: S608 - fixed fragments
-                "ORDER BY started DESC, id DESC LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-            (total,) = conn.execute(
-                f"SELECT COUNT(*) FROM (SELECT 1 FROM calls WHERE {where} LIMIT ?)",  # noqa: S608
-                [*params, COUNT_CAP + 1],
-            ).fetchone()
+            rows = conn.execute(page, [*params, limit, offset]).fetchall()
+            (total,) = conn.execute(count, [*params, COUNT_CAP + 1]).fetchone()
             return [_indexed(r) for r in rows], int(total)
 
         return await self.db.run(run)
@@ -249,7 +275,12 @@ def _store(conn: sqlite3.Connection, manifests: Sequence[source.Manifest]) -> No
     conn.execute("BEGIN")
     try:
         for manifest in manifests:
-            conn.executemany(_INSERT, [_row_values(call) for call in manifest.calls])
+            for call in manifest.calls:
+                values = _row_values(call)
+                cursor = conn.execute(_INSERT, values)
+                if cursor.rowcount != 1:
+                    continue  # the same recording, already indexed from another manifest
+                conn.executemany(_TERM, _terms(values, cursor.lastrowid))
             for bad in manifest.bad_lines:
                 log.warning(
                     "%s line %d not indexed: %s", bad.manifest_key, bad.line_number, bad.reason

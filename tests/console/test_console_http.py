@@ -393,3 +393,42 @@ async def test_audit_page_filters_and_exports(local_archive, tmp_path):
         exports = [r for r in await audit_records(console.store) if r["action"] == "audit-export"]
         assert exports
         assert exports[0]["operator"] == "officer"
+
+
+@pytest.mark.parametrize("mode", ["optional", "off"])
+async def test_the_reason_can_be_optional_or_off(local_archive, tmp_path, mode):
+    async with running_console(local_archive, tmp_path, reason=mode) as console:
+        async with signed_in(console.url, "listener") as http:
+            call_id = await _first_id(http)
+            async with http.get(f"/calls/{call_id}") as resp:
+                page = await resp.text()
+            assert ('class="reason-input"' in page) == (mode == "optional")
+            assert "required" not in page.split('class="reason-input"')[-1].split(">")[0]
+            data = {"csrf": http.csrf, "reason": "given anyway"}
+            async with http.post(f"/calls/{call_id}/play", data=data) as resp:
+                assert resp.status == 200
+        (play,) = [r for r in await audit_records(console.store) if r["action"] == "play"]
+        assert play["details"]["reason"] == ("given anyway" if mode == "optional" else "")
+
+
+async def test_an_overwritten_recording_on_s3_is_refused(
+    tmp_path, make_bucket, s3_settings, seaweed
+):
+    from tests.console.support import archived_storage
+    from tests.seaweed import admin_client
+
+    bucket = await make_bucket()
+    storage = s3_settings(bucket)
+    await archived_storage(storage, tmp_path / "builder", calls=2)
+    async with running_console(storage, tmp_path) as console:
+        async with signed_in(console.url, "listener") as http:
+            call_id = await _first_id(http)
+            item = await console.console.calls.get(call_id)
+            async with admin_client(seaweed) as client:
+                await client.put_object(
+                    Bucket=bucket, Key=item.call.object_key, Body=b"x" * item.call.size
+                )
+            data = {"csrf": http.csrf, "reason": "r"}
+            async with http.post(f"/calls/{call_id}/play", data=data) as resp:
+                assert resp.status == 409
+                assert "CORRUPT" in (await resp.json())["error"]
