@@ -84,10 +84,11 @@ class AuditLog:
             except KeyError:
                 continue
             except (ValueError, UnicodeDecodeError):
-                log.warning("audit record %s is not JSON: not shown", obj.key)
-                continue
+                record = None
             if not isinstance(record, dict):
-                continue
+                # The trail is evidence: damage is shown (as archiver audit does), not skipped.
+                log.warning("audit record %s is not a JSON object", obj.key)
+                record = {"key": obj.key, "error": "not a JSON object", "result": "damaged"}
             rows.append(
                 (
                     obj.key,

@@ -432,3 +432,15 @@ async def test_an_overwritten_recording_on_s3_is_refused(
             async with http.post(f"/calls/{call_id}/play", data=data) as resp:
                 assert resp.status == 409
                 assert "CORRUPT" in (await resp.json())["error"]
+
+
+async def test_a_damaged_audit_record_is_shown_not_skipped(local_archive, tmp_path):
+    day = Path(local_archive.local_path, "_archiver/audit/2026/01/02")
+    day.mkdir(parents=True)
+    (day / "20260102T000000.000000Z-get-0000.json").write_bytes(b"\xff not json")
+    async with running_console(local_archive, tmp_path) as console:
+        async with signed_in(console.url, "officer") as http:
+            async with http.get("/audit", params={"result": "damaged"}) as resp:
+                page = await resp.text()
+    assert page.count('class="audit-row"') == 1
+    assert "20260102T000000.000000Z-get-0000.json" in page
