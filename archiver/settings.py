@@ -289,6 +289,10 @@ class RetrySettings(BaseModel):
     ready_deadline: float = Field(default=86400.0, gt=0)
     not_ready_initial: float = Field(default=30.0, gt=0)
     not_ready_maximum: float = Field(default=1800.0, gt=0)
+    # Attempts a 404 gets before "never became available", whatever the call's
+    # age (past the deadline they back off like transient failures; the last
+    # one uses a fresh URL from the provider's lookup by id).
+    not_ready_min_attempts: int = Field(default=4, ge=1, le=100)
 
 
 class TransferSettings(BaseModel):

@@ -77,6 +77,14 @@ async def archive_range(settings: Settings, since: datetime, until: datetime) ->
         async with open_runtime(settings) as rt:
             signals.target = rt.pipeline.stop
             windows = windows_for(since, until, settings, rt.source.granularity)
+            # A re-run of the same range gives its failures another chance (a
+            # 404 may have been a lagging replica); `archiver retry` is for the rest.
+            again = await rt.state.retry_failed_between(rt.source.provider.value, since, until)
+            if again:
+                print(
+                    f"trying again {again} recording(s) of this range that failed in an "
+                    "earlier run (see `archiver status` for failures outside it)"
+                )
             progress = asyncio.create_task(report(rt.pipeline.stats))
             try:
                 stats = await rt.pipeline.backfill(windows)

@@ -45,6 +45,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         max_attempts=r.max_attempts,
         not_ready_initial=r.not_ready_initial,
         not_ready_maximum=r.not_ready_maximum,
+        not_ready_min_attempts=r.not_ready_min_attempts,
         ready_deadline=r.ready_deadline,
     )
 

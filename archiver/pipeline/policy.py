@@ -15,7 +15,11 @@ class RetryPolicy:
     back off exponentially from ``initial`` to ``maximum`` and give up after
     ``max_attempts``. A recording that is not ready yet (404 soon after the call)
     is retried with its own, slower backoff until ``ready_deadline`` after the
-    call ended, then fails with "recording never became available".
+    call ended, then fails with "recording never became available" - but never
+    before ``not_ready_min_attempts`` attempts, whatever the call's age: a 404
+    can be a lagging replica, a CDN or a moved file. Past the deadline those
+    attempts back off like transient failures (the recording is not being
+    produced any more; it is being looked for).
     """
 
     initial: float = 2.0
@@ -24,6 +28,7 @@ class RetryPolicy:
     not_ready_initial: float = 30.0
     not_ready_maximum: float = 1800.0
     ready_deadline: float = 86400.0
+    not_ready_min_attempts: int = 4
     jitter: float = 0.2
 
     def _delay(self, attempts: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -42,14 +47,27 @@ class RetryPolicy:
     def after_not_ready(
         self, attempts: int, call_ended: datetime, now: datetime, rng: random.Random | None = None
     ) -> datetime | None:
-        """Next try for a recording that is not there yet, or None past the deadline."""
+        """Next try for a recording that is not there yet; None once past the deadline
+        with at least ``not_ready_min_attempts`` made."""
         deadline = call_ended + timedelta(seconds=self.ready_deadline)
+        rng = rng or random.Random()  # noqa: S311
         if now >= deadline:
-            return None
+            if attempts >= self.not_ready_min_attempts:
+                return None
+            delay = self._delay(attempts - 1, self.initial, self.maximum, rng)
+            return now + timedelta(seconds=delay)
         delay = self._delay(
             attempts - 1,
             self.not_ready_initial,
             self.not_ready_maximum,
-            rng or random.Random(),  # noqa: S311
+            rng,
         )
         return min(now + timedelta(seconds=delay), deadline)
+
+    def last_not_ready_attempt_next(
+        self, attempts: int, call_ended: datetime, now: datetime
+    ) -> bool:
+        """After ``attempts`` not-ready answers, whether the next try is the last one
+        (the moment to ask the provider for a fresh URL by id)."""
+        deadline = call_ended + timedelta(seconds=self.ready_deadline)
+        return attempts + 1 >= self.not_ready_min_attempts and now >= deadline

@@ -347,6 +347,10 @@ class Pipeline:
             ended = call.ended_at or call.started_at
             due = self.retry.after_not_ready(attempts, ended, now, self._rng)
             if due is not None:
+                if self.retry.last_not_ready_attempt_next(attempts, ended, now):
+                    # The link itself may be what is gone (moved, re-signed): the
+                    # last try goes to the URL the provider gives for this id now.
+                    await self._refresh(job)
                 self.stats.not_ready += 1
                 await self.state.mark_retry(job.id, JobState.WAITING_READY, result.reason, due)
                 return

@@ -141,6 +141,10 @@ class StateStore(Protocol):
     async def release_transferring(self) -> int:
         """On start: jobs left transferring by a crash go back to pending, due now."""
 
+    async def retry_failed_between(self, provider: str, since: datetime, until: datetime) -> int:
+        """Re-queue the failed jobs of ``provider``'s calls started in [since, until)
+        (pending, due now, attempts reset): a backfill re-run of its range."""
+
     async def retry_failed(self) -> int:
         """Re-queue every failed job (pending, due now, attempts reset); returns how many."""
 

@@ -308,6 +308,17 @@ class SqliteStateStore(ManifestBatches):
             " attempts = 0, reason = NULL, failure_kind = NULL WHERE state = 'failed'"
         )
 
+    async def retry_failed_between(self, provider: str, since: datetime, until: datetime) -> int:
+        """See :meth:`archiver.state.base.StateStore.retry_failed_between`."""
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE calls SET state = 'pending', next_attempt_at = ?1, updated_at = ?1,"
+                " attempts = 0, reason = NULL, failure_kind = NULL WHERE state = 'failed'"
+                " AND provider = ?2 AND started_at >= ?3 AND started_at < ?4",
+                (encode_time(self._clock()), provider, encode_time(since), encode_time(until)),
+            )
+            return cur.rowcount
+
     async def _requeue(self, sql: str) -> int:
         async with self._write() as db:
             cur = await db.execute(sql, (encode_time(self._clock()),))

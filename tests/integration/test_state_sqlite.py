@@ -686,3 +686,25 @@ async def test_a_cancellation_during_begin_leaves_no_open_transaction(tmp_path):
                 pass
             await store.set_checkpoint("cdr_v2", datetime.now(UTC))
         assert await store.get_checkpoint("cdr_v2") is not None
+
+
+async def test_retry_failed_between_requeues_only_the_range_and_provider(
+    store: SqliteStateStore,
+) -> None:
+    hour = timedelta(hours=1)
+    calls = [
+        make_call("before", started=T0 - hour),
+        make_call("first", started=T0),
+        make_call("last", started=T0 + hour - timedelta(seconds=1)),
+        make_call("at-end", started=T0 + hour),
+        make_call("other", started=T0, provider=Provider.EPACIFIC),
+    ]
+    await store.add_calls(calls, T0)
+    for job in await store.claim_due(T0, 10):
+        await store.mark_failed(job.id, "HTTP 404", kind=FailureKind.NEVER_AVAILABLE)
+    assert await store.retry_failed_between("cdr_v2", T0, T0 + hour) == 2
+    left = sorted(f.cdr_id for f in await store.failures())
+    assert left == ["at-end", "before", "other"]
+    requeued = await store.claim_due(T0 + hour, 10)
+    assert sorted(j.call.cdr_id for j in requeued) == ["first", "last"]
+    assert all(j.attempts == 0 for j in requeued)

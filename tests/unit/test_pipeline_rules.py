@@ -102,6 +102,27 @@ def test_not_ready_until_the_deadline_then_never():
     assert policy.after_not_ready(10, ended, ended + timedelta(seconds=3600)) is None
 
 
+def test_an_old_call_gets_its_minimum_attempts_before_never():
+    # A call ended a year ago: its first 404 is not the end (a replica lagging,
+    # a CDN, a moved file); the attempts back off like transient ones.
+    policy = RetryPolicy(
+        initial=2, maximum=300, ready_deadline=3600, not_ready_min_attempts=4, jitter=0
+    )
+    ended = datetime(2021, 1, 1, tzinfo=UTC)
+    now = ended + timedelta(days=365)
+    dues = [policy.after_not_ready(n, ended, now) for n in (1, 2, 3)]
+    assert [(d - now).total_seconds() for d in dues if d is not None] == [2, 4, 8]
+    assert policy.after_not_ready(4, ended, now) is None
+    # The next try after the third is the last: the moment for a fresh URL by id.
+    assert [policy.last_not_ready_attempt_next(n, ended, now) for n in (1, 2, 3)] == [
+        False,
+        False,
+        True,
+    ]
+    # Within the deadline nothing changes: not ready yet is not "the last try".
+    assert not policy.last_not_ready_attempt_next(3, ended, ended + timedelta(seconds=5))
+
+
 @pytest.mark.parametrize(
     ("status", "verdict"),
     [
