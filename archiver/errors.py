@@ -2,6 +2,7 @@
 
     ArchiverError
      ├── ConfigError            bad settings or usage: fix and re-run (exit 2)
+     │    └── ListenError           an address to serve on is taken or not ours
      ├── FatalError             stop now: retrying cannot help
      │    ├── AuthenticationError   the provider refused our credentials
      │    ├── StorageError          the storage refused or cannot be reached
@@ -21,6 +22,8 @@ Messages never carry secrets: URLs are shown without their query strings.
 
 from __future__ import annotations
 
+import os
+
 from archiver.failures import ListingLimit
 
 
@@ -30,6 +33,15 @@ class ArchiverError(Exception):
 
 class ConfigError(ArchiverError):
     """Settings or command-line usage that cannot work."""
+
+
+class ListenError(ConfigError):
+    """A server cannot listen where it is told to (the port is in use, the address not ours)."""
+
+    def __init__(self, host: str, port: int, exc: OSError, setting: str) -> None:
+        # asyncio's own strerror repeats the address; the errno's text says it plainly.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        super().__init__(f"cannot listen on {host}:{port}: {reason} (set {setting})")
 
 
 class FatalError(ArchiverError):

@@ -19,7 +19,7 @@ from datetime import datetime
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, ListenError
 from archiver.metrics import Metrics
 from archiver.pipeline.intake import Health
 from archiver.settings import ServiceSettings
@@ -149,7 +149,12 @@ class Service:
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.host, self.settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            host, port = self.settings.host, self.settings.port
+            raise ListenError(host, port, exc, "ARCHIVER_SERVICE__PORT") from None
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}"
         log.info("serving /healthz, /readyz and /metrics on %s", url)

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from archiver.errors import ListenError
 from archiver.settings import Settings
 
 
@@ -54,7 +55,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     with StopSignals() as signals:
         signals.target = stop.set
-        async with sim.serve(args.host, args.port) as base:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                base = await stack.enter_async_context(sim.serve(args.host, args.port))
+            except OSError as exc:
+                raise ListenError(args.host, args.port, exc, "--host/--port") from None
             print(f"Simulated provider listening on {base}", flush=True)
             print(f"  {len(sim.calls)} calls (seed {args.seed})", flush=True)
             print(f"  cdr_v2:   base URL {base}  token {config.token}", flush=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -292,3 +294,33 @@ async def test_a_demo_into_an_unwritable_storage_stops_with_one_line(tmp_path: P
     assert r.err.count("\n") == 1, r.err
     assert r.err.startswith("archiver: ")
     assert "archived" not in r.out
+
+
+# -- a port in use ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another program listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+async def test_run_on_a_port_in_use_is_one_line(
+    sim: Simulator, tmp_path: Path, taken_port: int
+) -> None:
+    env = archiver_env(tmp_path, sim=sim, ARCHIVER_SERVICE__PORT=str(taken_port))
+    r = await run_cli("run", env=env, cwd=tmp_path, timeout=60)
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.count("\n") == 1, r.err
+    assert f"cannot listen on 127.0.0.1:{taken_port}: Address already in use" in r.err
+    assert "ARCHIVER_SERVICE__PORT" in r.err
+
+
+async def test_simulate_on_a_port_in_use_is_one_line(tmp_path: Path, taken_port: int) -> None:
+    r = await run_cli("simulate", "--port", str(taken_port), env=cli_env(), cwd=tmp_path)
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.count("\n") == 1, r.err
+    assert f"cannot listen on 127.0.0.1:{taken_port}: Address already in use" in r.err
