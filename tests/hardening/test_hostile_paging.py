@@ -5,19 +5,31 @@ with fresh ids on every page, the pages alternate A, B, A, B, a page holds far
 more rows than asked, or the answer is a body without end. Each hostile
 window stops at its bound with the bound named, is left not done (a re-run
 lists it again), and the honest window is archived: the run ends, exit 3.
+An epacific API answering ``next_page: true`` for ever, with fresh ids on
+every page, stops at ``ARCHIVER_SOURCE__MAX_PAGES``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
+from archiver.errors import ListingLimitError
+from archiver.failures import ListingLimit
+from archiver.http import ApiClient, make_session
+from archiver.models import Provider
+from archiver.settings import SourceSettings
 from archiver.simulator.audio import RecordingBytes
-from tests.support.cli import cli_env, run_cli
+from archiver.sources import make_source
+from tests.support.cli import archiver_env, run_cli
 from tests.support.web import serve
 
 DAY = "2021-02-17"
@@ -75,11 +87,10 @@ async def recording(request: web.Request) -> web.Response:
 
 
 def env(base: str, tmp_path: Path) -> dict[str, str]:
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": base,
-            "ARCHIVER_SOURCE__TOKEN": "t",
+    return archiver_env(
+        tmp_path,
+        base=base,
+        tuning={
             "ARCHIVER_SOURCE__RATE_LIMIT": "0",
             "ARCHIVER_SOURCE__MAX_ATTEMPTS": "2",
             "ARCHIVER_SOURCE__MAX_BACKOFF": "0.05",
@@ -88,10 +99,8 @@ def env(base: str, tmp_path: Path) -> dict[str, str]:
             "ARCHIVER_SOURCE__MAX_ROWS": "1000",
             "ARCHIVER_SOURCE__MAX_BODY": str(1024 * 1024),
             "ARCHIVER_WINDOW": "3600",
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
             "ARCHIVER_MANIFEST_INTERVAL": "0.2",
-        }
+        },
     )
 
 
@@ -125,3 +134,46 @@ async def test_hostile_paging_stops_at_its_bounds_and_the_rest_is_archived(
     for line in lines:
         n = int(line["cdr_id"].rsplit("-", 1)[1])
         assert line["sha256"] == hashlib.sha256(wav(n)).hexdigest()
+
+
+async def test_epacific_next_page_true_for_ever_stops_at_max_pages(tmp_path: Path) -> None:
+
+    served = 0
+
+    async def cdrs(request: web.Request) -> web.Response:
+        nonlocal served
+        body = await request.json()
+        page = int(body["page"])
+        served += 1
+        data = [
+            {"callid": f"p{page}-{i}", "start": f"{DAY} 10:{i:02d}:00"} for i in range(PAGE)
+        ]  # fresh ids on every page, and always a next one
+        paging = {"page": page, "limit": PAGE, "next_page": True}
+        return web.json_response({"status": "success", "data": data, "paging": paging})
+
+    async with serve({"/cdrs/json": cdrs}) as api:
+        settings = SourceSettings(
+            kind=Provider.EPACIFIC,
+            base_url=api.url,
+            api_key=SecretStr("k"),
+            api_secret=SecretStr("s"),
+            page_size=PAGE,
+            rate_limit=0,
+            max_pages=25,
+        )
+        async with make_session(settings) as session:
+            source = make_source(settings, ApiClient(session, settings))
+            tz = ZoneInfo("Asia/Ho_Chi_Minh")
+            start, end = datetime(2021, 2, 17, 10, tzinfo=tz), datetime(2021, 2, 17, 11, tzinfo=tz)
+            pages = 0
+
+            async def list_all() -> None:
+                nonlocal pages
+                async for _ in source.list_window(start, end):
+                    pages += 1
+
+            with pytest.raises(ListingLimitError, match="MAX_PAGES") as info:
+                await list_all()
+    assert info.value.limit is ListingLimit.PAGES
+    assert pages == 25
+    assert served == 26

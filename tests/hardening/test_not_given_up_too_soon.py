@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from archiver.simulator.audio import RecordingBytes
-from tests.support.cli import Result, cli_env, run_cli
+from tests.support.cli import Result, archiver_env, run_cli
 from tests.support.web import serve
 
 WHEN = "2021-02-17 10:00:00"
@@ -92,20 +92,17 @@ async def provider() -> AsyncIterator[Provider]:
 
 
 def env(base: str, tmp_path: Path) -> dict[str, str]:
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": base,
-            "ARCHIVER_SOURCE__TOKEN": "t",
+    # The default ready deadline (a day): calls of 2021 are long past it.
+    return archiver_env(
+        tmp_path,
+        base=base,
+        tuning={
             "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
             "ARCHIVER_MANIFEST_INTERVAL": "0.2",
             "ARCHIVER_RETRY__INITIAL": "0.05",
             "ARCHIVER_RETRY__MAXIMUM": "0.2",
             "ARCHIVER_RETRY__NOT_READY_MIN_ATTEMPTS": "3",
-            # The default ready deadline (a day): calls of 2021 are long past it.
-        }
+        },
     )
 
 

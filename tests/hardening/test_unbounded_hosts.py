@@ -31,7 +31,7 @@ from archiver.pipeline.transfer import TransferConfig, Transferrer, TransferResu
 from archiver.settings import DEFAULT_KEY_TEMPLATE, ServiceSettings, StorageSettings
 from archiver.simulator.audio import RecordingBytes
 from archiver.storage import open_store
-from tests.support.cli import cli_env, run_cli
+from tests.support.cli import archiver_env, run_cli
 from tests.support.web import serve
 
 SINCE, UNTIL = "2021-02-17", "2021-02-18"
@@ -91,15 +91,12 @@ async def list_cdrs(request: web.Request) -> web.Response:
 
 
 def env(base: str, tmp_path: Path) -> dict[str, str]:
-    return cli_env(
-        {
-            "ARCHIVER_SOURCE__KIND": "cdr_v2",
-            "ARCHIVER_SOURCE__BASE_URL": base,
-            "ARCHIVER_SOURCE__TOKEN": "t",
+    return archiver_env(
+        tmp_path,
+        base=base,
+        tuning={
             "ARCHIVER_SOURCE__RATE_LIMIT": "0",
             "ARCHIVER_SOURCE__PAGE_SIZE": "1000",
-            "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-            "ARCHIVER_STORAGE__URL": str(tmp_path / "archive"),
             "ARCHIVER_STORAGE__BUFFER_BOUND": "65536",  # the endless bodies go multipart
             "ARCHIVER_STORAGE__PART_SIZE": str(5 * 1024 * 1024),
             "ARCHIVER_MANIFEST_INTERVAL": "0.2",
@@ -110,7 +107,7 @@ def env(base: str, tmp_path: Path) -> dict[str, str]:
             "ARCHIVER_TRANSFER__MIN_THROUGHPUT": "1024",
             "ARCHIVER_TRANSFER__THROUGHPUT_WINDOW": "2",
             "ARCHIVER_TRANSFER__MAX_SIZE": str(MAX_SIZE),
-        }
+        },
     )
 
 
