@@ -142,6 +142,7 @@ HELP: dict[str, CommandHelp] = {
         ),
         {
             **_COMMON,
+            ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE + " (without --fix)",
             ExitCode.CORRUPT: "calls with a recording are missing from the manifest",
             **_STOPPED,
         },

@@ -37,7 +37,7 @@ from archiver.retrieval.reconcile import (
     to_json,
     to_lines,
 )
-from archiver.retrieval.records import in_range, list_manifests, read_manifests
+from archiver.retrieval.records import in_range, list_manifests, read_manifests, require_archive
 from archiver.settings import Settings, require_source
 from archiver.sources import Page, make_source
 from archiver.state import open_state_read_only
@@ -93,6 +93,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         validate_settings(settings)  # before a long listing, not after it
     target = {"since": args.since, "until": args.until, "fix": args.fix}
     async with open_store(settings.storage, max_connections=24) as store:
+        if not args.fix:
+            # Read-only, like verify: an empty storage is most likely the wrong
+            # URL, and nothing (not even the audit record) is created there.
+            # --fix may be what fills it.
+            await require_archive(store)
         audit = AuditTrail(store, settings.operator)
         try:
             rec = await reconcile(settings, store, since, until)

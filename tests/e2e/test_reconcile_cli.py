@@ -331,3 +331,15 @@ async def test_bad_arguments_are_one_line_exit_2(args, message, tmp_path: Path):
     assert message in result.err
     assert not (tmp_path / "archive").exists()
     assert not (tmp_path / "state.sqlite3").exists()
+
+
+async def test_no_archive_is_exit_2_and_creates_nothing(tmp_path: Path):
+    """Without --fix, an empty storage is most likely the wrong URL: say so, write
+    nothing there (not even the audit record), never ask the provider."""
+    env = archiver_env(tmp_path, base="http://127.0.0.1:9")
+    result = await run_cli("reconcile", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)
+    assert result.code == 2, result.out + result.err
+    assert "no archive in" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "archive").exists()
+    assert not (tmp_path / "state.sqlite3").exists()
