@@ -12,17 +12,19 @@ import hashlib
 import io
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from archiver.commands.runtime import open_runtime
 from archiver.models import Provider
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, Simulator
 from archiver.simulator.calls import SimCall
+from archiver.state.base import JobState
 from archiver.storage import open_store
 from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
 from tests.support.cli import Result, archiver_env, local_storage_env, run_cli, s3_storage_env
@@ -198,31 +200,33 @@ async def test_complete_then_missing_then_fixed(kind, target, sim, tmp_path):
     assert records[4]["target"]["fix"] is True
 
 
-# 2021 calls whose recordings 404: past the ready deadline, so given up at once.
-@pytest.mark.sim(
-    seed=5,
-    calls=6,
-    recording_fraction=1.0,
-    max_size=50_000,
-    faults=Faults(not_ready_fraction=1.0, not_ready_seconds=3600),
-)
+@pytest.mark.sim(seed=5, calls=6, recording_fraction=1.0, max_size=50_000)
 async def test_failed_recordings_carry_the_state_reason_and_the_state_is_not_written(sim, tmp_path):
     """Recordings that failed permanently: FAILED with the state's reason; exit 5;
     the state database is read, never written (its bytes are unchanged)."""
     storage = StorageSettings(url=str(tmp_path / "archive"))
     state = tmp_path / "state.sqlite3"
-    _, counts = await backfill(make_settings(sim, sim.base_url, storage, str(state)), sim)
-    assert counts["failed"] == 6
+    settings = make_settings(sim, sim.base_url, storage, str(state))
+    _, counts = await backfill(settings, sim)
+    assert counts["archived"] == 6
+    # Three more calls whose recordings 404 (past the ready deadline for a 2021
+    # call: given up at once), listed by a backfill of their own minute.
+    start = datetime(2021, 2, 17, 10, 30, tzinfo=sim.tz)
+    late = sim.add_calls(3, start)
+    sim.set_faults(Faults(not_ready_fraction=1.0, not_ready_seconds=3600))
+    async with open_runtime(settings) as rt:
+        await rt.pipeline.backfill([(start, start + timedelta(minutes=1))])
+        assert (await rt.state.counts())[JobState.FAILED] == 3
     before = hashlib.sha256(state.read_bytes()).hexdigest()
     env = _env(sim, tmp_path, kind=Provider.CDR_V2, storage=local_storage_env(tmp_path / "archive"))
     result = await run_cli("reconcile", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)
     assert result.code == 5, result.out + result.err
     failed = _lines(result, "FAILED")
-    assert _sip_ids(failed) == {c.sip_call_id for c in sim.calls}
+    assert _sip_ids(failed) == {c.sip_call_id for c in late}
     assert all("reason: never_available: " in line for line in failed)
     assert not _lines(result, "MISSING")
-    assert f"{_day_line(sim.calls, 6)}" in result.out
-    assert "6 of them failed permanently" in result.out.splitlines()[-1]
+    assert f"{_day_line(sim.calls, 3)}" in result.out
+    assert "3 of them failed permanently" in result.out.splitlines()[-1]
     assert hashlib.sha256(state.read_bytes()).hexdigest() == before
 
 
