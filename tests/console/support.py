@@ -130,3 +130,27 @@ async def signed_in(url: str, user: str | None, password: str = PASSWORD) -> Asy
             async with http.get("/") as resp:
                 http.csrf = csrf_of(await resp.text())  # type: ignore[attr-defined]
         yield http
+
+
+async def console_user(env: dict[str, str], cwd: Path, *args: str, password: str = "") -> Any:
+    """``archiver console-user ARGS`` with ``password`` on its standard input."""
+    import asyncio
+    import sys
+
+    from tests.support.cli import Result
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "archiver",
+        "console-user",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(password.encode() + b"\n"), 60)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())

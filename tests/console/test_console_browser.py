@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import signal
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -27,9 +26,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from archiver.retrieval.search import phone_key
 from archiver.storage import open_store
 from tests.console import browser
-from tests.console.support import PASSWORD, archived_storage, manifest_calls
+from tests.console.support import PASSWORD, archived_storage, console_user, manifest_calls
 from tests.seaweed import admin_client, free_ports
-from tests.support.cli import Result, cli_env, s3_storage_env, start_cli
+from tests.support.cli import cli_env, s3_storage_env, start_cli
 
 WAIT = 30  # seconds any one browser step may take on a loaded machine
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")  # a directory: save the README's pictures
@@ -210,7 +209,9 @@ async def test_the_console_in_a_browser(tmp_path, make_bucket, s3_settings, s3_e
         }
     )
     for role in ("viewer", "listener", "exporter", "officer"):
-        made = await _add_user(role, env, tmp_path)
+        made = await console_user(
+            env, tmp_path, "add", role, "--role", role, "--password-stdin", password=PASSWORD
+        )
         assert made.code == 0, made.err
     proc = await start_cli("console", env=env, cwd=tmp_path)
     try:
@@ -256,26 +257,3 @@ async def test_the_console_in_a_browser(tmp_path, make_bucket, s3_settings, s3_e
         ("officer", "hold-off", "ok"),
     ]:
         assert row in audit, row
-
-
-async def _add_user(role: str, env: dict[str, str], cwd: Path) -> Result:
-    """``archiver console-user add ROLE --role ROLE --password-stdin``."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "archiver",
-        "console-user",
-        "add",
-        role,
-        "--role",
-        role,
-        "--password-stdin",
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(PASSWORD.encode() + b"\n"), 60)
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import urllib.request
 
+from tests.console.support import console_user
 from tests.seaweed import free_ports
 from tests.support.cli import cli_env, local_storage_env, run_cli, start_cli
 
 
 async def _user(env, cwd, *args: str, password: str | None = None):
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "archiver",
-        "console-user",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate((password or "").encode() + b"\n"), 60)
-    return proc.returncode, out.decode(), err.decode()
+    result = await console_user(env, cwd, *args, password=password or "")
+    return result.code, result.out, result.err
 
 
 async def test_accounts_are_added_listed_and_removed(tmp_path):
