@@ -142,20 +142,14 @@ def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
 
 
 async def byte_range(store: ObjectStore, key: str, first: int, last: int) -> AsyncIterator[bytes]:
-    """Bytes ``first..last`` of an object.
-
-    The store streams from the start (its interface has no ranged read), so
-    the bytes before ``first`` are read and dropped: a seek costs reading up to
-    the new position, never holding more than a chunk.
-    """
-    position = 0
-    chunks = store.read(key)
+    """Bytes ``first..last`` of an object: the storage reads from ``first`` (an S3 Range
+    request, a seek in a file), so a seek costs what it plays, not what precedes it."""
+    position = first
+    chunks = store.read(key, start=first)
     try:
         async for chunk in chunks:
             start, position = position, position + len(chunk)
-            if position <= first:
-                continue
-            yield chunk[max(0, first - start) : last + 1 - start]
+            yield chunk[: last + 1 - start]
             if position > last:
                 return
     finally:

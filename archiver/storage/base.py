@@ -100,8 +100,10 @@ class ObjectStore(Protocol):
     async def head(self, key: str) -> StoredObject | None:
         """The object's size and checksum, or None if absent."""
 
-    def read(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
-        """Stream an object's bytes; raises KeyError if absent."""
+    def read(
+        self, key: str, chunk_size: int = 1024 * 1024, *, start: int = 0
+    ) -> AsyncIterator[bytes]:
+        """Stream an object's bytes from byte ``start`` on; raises KeyError if absent."""
 
     def list(self, prefix: str) -> AsyncIterator[StoredObject]:
         """Every object whose key starts with ``prefix``, in key order."""

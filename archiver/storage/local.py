@@ -293,8 +293,10 @@ class LocalStore:
             return None
         return StoredObject(key, key, st.st_size, None, _content_type(key))
 
-    async def read(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
-        """Stream the file; KeyError if absent."""
+    async def read(
+        self, key: str, chunk_size: int = 1024 * 1024, *, start: int = 0
+    ) -> AsyncIterator[bytes]:
+        """Stream the file from byte ``start``; KeyError if absent."""
         path = self._path(key)
         try:
             fd = await asyncio.to_thread(_open_regular, path)
@@ -306,6 +308,8 @@ class LocalStore:
             raise KeyError(key) from None  # a symlink: not an object of ours
         f = await aiofiles.open(fd, "rb")
         try:
+            if start > 0:
+                await f.seek(start)
             while chunk := await f.read(chunk_size):
                 yield chunk
         finally:

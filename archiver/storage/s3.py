@@ -361,15 +361,20 @@ class S3Store(S3ObjectLock):
             content_type=resp.get("ContentType"),
         )
 
-    async def read(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
-        """GetObject, streamed; KeyError if absent.
+    async def read(
+        self, key: str, chunk_size: int = 1024 * 1024, *, start: int = 0
+    ) -> AsyncIterator[bytes]:
+        """GetObject, streamed from byte ``start`` (a Range request); KeyError if absent.
 
         Close the iterator (``contextlib.aclosing``) if you stop early, or the
         connection stays open until garbage collection.
         """
+        ranged = {"Range": f"bytes={start}-"} if start > 0 else {}
         with self.errors(f"read {key}"):
             try:
-                resp = await self.client.get_object(Bucket=self._bucket, Key=self.full_key(key))
+                resp = await self.client.get_object(
+                    Bucket=self._bucket, Key=self.full_key(key), **ranged
+                )
             except ClientError as exc:
                 if error_code(exc) in _MISSING_CODES:
                     raise KeyError(key) from None
