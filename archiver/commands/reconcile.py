@@ -91,7 +91,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         from archiver.commands.runtime import validate_settings
 
         validate_settings(settings)  # before a long listing, not after it
-    target = {"since": args.since, "until": args.until, "fix": args.fix}
+    target = {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "provider": str(settings.source.kind),  # set: require_source checked it
+        "fix": args.fix,
+    }
     async with open_store(settings.storage, max_connections=24) as store:
         if not args.fix:
             # Read-only, like verify: an empty storage is most likely the wrong
@@ -115,9 +120,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             report = rec.report(await state_failures(settings), archived_now=now)
         _print(report, args.format, fix=args.fix)
         result = "complete" if report.complete else "incomplete"
-        await audit.record_best_effort(
-            "reconcile", {**target, "provider": report.provider}, result, report.totals()
-        )
+        await audit.record_best_effort("reconcile", target, result, report.totals())
     if code:
         return code
     return ExitCode.OK if report.complete else ExitCode.CORRUPT

@@ -197,7 +197,12 @@ async def test_complete_then_missing_then_fixed(kind, target, sim, tmp_path):
     assert records[0]["operator"] == "auditor-1"
     assert records[1]["details"]["missing"] == 3
     assert records[4]["details"]["fixed"] == 3
-    assert records[4]["target"]["fix"] is True
+    assert records[4]["target"] == {
+        "since": "2021-02-17T00:00:00+07:00",
+        "until": "2021-02-18T00:00:00+07:00",
+        "provider": kind.value,
+        "fix": True,
+    }
 
 
 @pytest.mark.sim(seed=5, calls=6, recording_fraction=1.0, max_size=50_000)
@@ -315,6 +320,8 @@ async def test_provider_error_mid_listing_is_exit_1_never_complete(kind, sim, tm
     assert not (fresh / "state.sqlite3").exists()
     records = await _audit(storage)
     assert [r["result"] for r in records] == ["error"]
+    assert records[0]["target"]["provider"] == kind.value
+    assert "503" in records[0]["details"]["error"]
 
 
 @pytest.mark.parametrize(
