@@ -8,13 +8,24 @@ what it found.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import hashlib
+import logging
+import os
+import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
-from archiver.errors import ArchiverError
+from pydantic import SecretStr
+
+from archiver.errors import ArchiverError, ConfigError
+from archiver.exits import ExitCode, fail
 from archiver.http import ApiClient, make_session
-from archiver.settings import Settings
+from archiver.models import Provider
+from archiver.settings import Settings, SourceSettings, require_source
 from archiver.sources import make_source
 
 
@@ -28,18 +39,115 @@ def register(
     p.set_defaults(handler=run)
 
 
+# Each part gets this long, whatever its own retries would allow: a dead source
+# must not hide the state of the storage behind minutes of backoff.
+PART_TIMEOUT = 15.0
+
+
+@dataclass
+class Findings:
+    """What ``check`` found wrong, part by part; the exit code follows the worst."""
+
+    code: int = ExitCode.OK
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, message: str, code: int) -> None:
+        """Record one problem (all are printed together, on one line, at the end)."""
+        self.problems.append(message)
+        if self.code != ExitCode.USAGE:  # a settings problem decides the exit code
+            self.code = code
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Check each part in turn; the first failure raises and ends the check."""
+    """Check every part (settings, source, storage, state), each with a short timeout;
+    what is fine goes to stdout, and every problem found to stderr, on one line."""
+    if not args.verbose:
+        # The report names what failed; each retry's warning would only bury it.
+        logging.getLogger("archiver.http").setLevel(logging.ERROR)
+    found = Findings()
+    source_ready = _check_settings(settings, found)
+    if source_ready:
+        await _part("source", found, _probe_source(settings))
+    await _part("storage", found, check_storage(settings))
+    await _part("protection", found, check_protection(settings))
+    _check_state(settings, found)
+    if found.problems:
+        fail(found.code, "; ".join(found.problems))
+    return found.code
+
+
+def _check_settings(settings: Settings, found: Findings) -> bool:
+    """The settings no model can check alone; True if the source can be probed."""
     from archiver.commands.runtime import validate_settings
 
-    validate_settings(settings)
-    print("settings: OK")
-    async with make_session(settings.source) as session:
-        source = make_source(settings.source, ApiClient(session, settings.source))
-        print(f"source: OK: {await source.probe()}")
-    print(f"storage: OK: {await check_storage(settings)}")
-    print(f"protection: {await check_protection(settings)}")
-    return 0
+    source_ready = True
+    try:
+        require_source(settings.source)
+    except ConfigError as exc:
+        found.problem(f"configuration error: {exc}", ExitCode.USAGE)
+        source_ready = False
+    try:
+        validate_settings(settings.model_copy(update={"source": _any_source()}))
+    except ConfigError as exc:
+        found.problem(f"configuration error: {exc}", ExitCode.USAGE)
+    if not found.problems:
+        print("settings: OK")
+    return source_ready
+
+
+def _any_source() -> SourceSettings:
+    # validate_settings checks the source first; it was checked on its own above.
+    return SourceSettings(
+        kind=Provider.CDR_V2, base_url="http://source.invalid", token=SecretStr("t")
+    )
+
+
+async def _part(name: str, found: Findings, check: Coroutine[Any, Any, str]) -> None:
+    try:
+        async with asyncio.timeout(PART_TIMEOUT):
+            print(f"{name}: {await check}")
+    except TimeoutError:
+        found.problem(f"the {name} did not answer within {PART_TIMEOUT:.0f} s", ExitCode.FATAL)
+    except ConfigError as exc:
+        found.problem(f"configuration error: {exc}", ExitCode.USAGE)
+    except ArchiverError as exc:
+        found.problem(str(exc), ExitCode.FATAL)
+
+
+async def _probe_source(settings: Settings) -> str:
+    """One small request, with few and short retries (check answers in seconds)."""
+    quick = settings.source.model_copy(
+        update={
+            "max_attempts": min(settings.source.max_attempts, 2),
+            "max_backoff": 1.0,
+            "connect_timeout": min(settings.source.connect_timeout, 5.0),
+            "read_timeout": min(settings.source.read_timeout, 10.0),
+        }
+    )
+    async with make_session(quick) as session:
+        source = make_source(quick, ApiClient(session, quick))
+        return f"OK: {await source.probe()}"
+
+
+def _check_state(settings: Settings, found: Findings) -> None:
+    """The state database can be opened, or created where it is asked to be (nothing written)."""
+    try:
+        path = settings.state.path
+    except ConfigError:
+        return  # a state URL that is not SQLite: reported with the settings
+    where = path.absolute()
+    if path.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(f"{where.as_uri()}?mode=ro", uri=True)) as db:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            found.problem(f"state: {where} is not a usable SQLite database: {exc}", ExitCode.FATAL)
+            return
+        print(f"state: OK: {where}")
+    elif where.parent.is_dir() and os.access(where.parent, os.W_OK | os.X_OK):
+        print(f"state: OK: {where} (created by the first backfill or run)")
+    else:
+        found.problem(f"state: cannot create {where}: no such folder, or not writable", 1)
 
 
 async def check_storage(settings: Settings) -> str:
@@ -57,7 +165,7 @@ async def check_storage(settings: Settings) -> str:
                 raise ArchiverError(f"storage {store.description}: read back other bytes")
         finally:
             await store.delete(key)
-        return f"{store.description} is reachable and writable"
+        return f"OK: {store.description} is reachable and writable"
 
 
 async def check_protection(settings: Settings) -> str:

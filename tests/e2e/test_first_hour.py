@@ -324,3 +324,40 @@ async def test_simulate_on_a_port_in_use_is_one_line(tmp_path: Path, taken_port:
     assert r.code == 2, (r.out, r.err)
     assert r.err.count("\n") == 1, r.err
     assert f"cannot listen on 127.0.0.1:{taken_port}: Address already in use" in r.err
+
+
+# -- check: every problem, in one pass --------------------------------------------------------
+
+
+async def test_check_reports_a_silent_source_and_a_bad_storage_together(
+    tmp_path: Path, taken_port: int
+) -> None:
+    # The port listens but never answers: only a timeout ends the source's check.
+    (tmp_path / "a-file").write_text("not a directory")
+    env = archiver_env(
+        tmp_path,
+        base=f"http://127.0.0.1:{taken_port}",
+        ARCHIVER_STORAGE__URL=str(tmp_path / "a-file" / "archive"),
+    )
+    r = await run_cli("check", env=env, cwd=tmp_path, timeout=60)
+    assert r.code == 1, (r.out, r.err)
+    assert r.err.count("\n") == 1, r.err
+    assert "the source did not answer within 15 s" in r.err
+    assert f"{tmp_path / 'a-file' / 'archive'}" in r.err
+    assert "settings: OK" in r.out
+    assert f"state: OK: {tmp_path / 'state.sqlite3'} (created by" in r.out
+    assert not (tmp_path / "state.sqlite3").exists()
+
+
+async def test_check_reports_bad_settings_with_a_bad_storage(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    env = archiver_env(tmp_path, sim=sim, ARCHIVER_STORAGE__URL=str(tmp_path / "a-file" / "x"))
+    del env["ARCHIVER_SOURCE__TOKEN"]
+    r = await run_cli("check", env=env, cwd=tmp_path)
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.count("\n") == 1, r.err
+    assert "ARCHIVER_SOURCE__TOKEN: required" in r.err
+    assert str(tmp_path / "a-file" / "x") in r.err
+    assert "settings: OK" not in r.out
