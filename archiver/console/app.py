@@ -27,7 +27,7 @@ from archiver.console.auth import LoginLimiter, Role, Session, Sessions, Trusted
 from archiver.console.db import Database
 from archiver.console.index import CallIndex
 from archiver.console.words import LANGUAGES, call_time, local_time, translator
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, ListenError
 from archiver.settings import ConsoleSettings
 from archiver.storage.base import ObjectStore
 
@@ -269,7 +269,12 @@ async def serve(
         await refresh(console)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(
+                settings.host, settings.port, exc, "ARCHIVER_CONSOLE__HOST/ARCHIVER_CONSOLE__PORT"
+            ) from None
         address = f"http://{settings.host}:{_port(runner, settings.port)}/"
         count = await console.calls.count()
         log.info("console serving %s on %s (%d calls indexed)", store.description, address, count)

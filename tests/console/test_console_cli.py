@@ -69,6 +69,7 @@ async def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path):
 async def test_the_console_refuses_bad_settings_and_serves_until_stopped(tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()
+    (tmp_path / "elsewhere").mkdir()
     env = cli_env(
         local_storage_env(archive)
         | {"ARCHIVER_CONSOLE__PROXY_ADDRESSES": "10.0.0.0/8, proxy.local"}
@@ -83,6 +84,12 @@ async def test_the_console_refuses_bad_settings_and_serves_until_stopped(tmp_pat
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         assert f"serving on http://127.0.0.1:{port}/" in line.decode()
+        taken = await run_cli("console", env=env, cwd=tmp_path / "elsewhere")
+        assert taken.code == 2
+        assert taken.err.strip().splitlines() == [
+            f"archiver: configuration error: cannot listen on 127.0.0.1:{port}: "
+            "Address already in use (set ARCHIVER_CONSOLE__HOST/ARCHIVER_CONSOLE__PORT)"
+        ]
 
         def fetch() -> tuple[int, str]:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as resp:  # noqa: S310
