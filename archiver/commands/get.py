@@ -18,12 +18,13 @@ from typing import Any
 
 from archiver.errors import ArchiverError, ConfigError, StorageError
 from archiver.exits import ExitCode, fail
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.reader import require_archive
 from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import Fetched, fetch_to_file, presigned_url
 from archiver.retrieval.index import resolve
-from archiver.retrieval.records import ArchivedCall, require_archive
 from archiver.settings import Settings
 from archiver.storage import ObjectStore, open_store
 
@@ -63,7 +64,7 @@ def register(
     p.set_defaults(handler=run)
 
 
-def call_target(ident: str, call: ArchivedCall | None = None) -> dict[str, Any]:
+def call_target(ident: str, call: ManifestEntry | None = None) -> dict[str, Any]:
     """What an audit record says was asked for (and found)."""
     target: dict[str, Any] = {"id": ident}
     if call is not None:
@@ -107,7 +108,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _url(
     store: ObjectStore,
     audit: AuditTrail,
-    call: ArchivedCall,
+    call: ManifestEntry,
     target: dict[str, Any],
     expires: int,
 ) -> int:
@@ -128,7 +129,7 @@ async def _url(
 async def _get(
     store: ObjectStore,
     audit: AuditTrail,
-    call: ArchivedCall,
+    call: ManifestEntry,
     target: dict[str, Any],
     output: Path,
     force: bool,
@@ -159,7 +160,7 @@ def _version_details(version_id: str | None, replaced: str | None) -> dict[str, 
 
 def _warn_replaced(version_id: str | None, replaced: str | None, verb: str) -> None:
     """Say, on stderr, that the current object was not the archived one."""
-    if version_id is not None:
+    if version_id is not None and replaced is not None:
         print(
             f"archiver: warning: the current object is not the archived recording ({replaced}); "
             f"{verb} its archived version {version_id}, which matches the manifest. "

@@ -122,12 +122,23 @@ HELP: dict[str, CommandHelp] = {
     ),
     "verify": CommandHelp(
         "",
-        ("archiver verify", "archiver verify --since 2025-01-01 --until 2025-02-01 --deep"),
+        (
+            "archiver verify",
+            "archiver verify --since 2025-01-01 --until 2025-02-01 --deep",
+            "archiver verify --no-rehash",
+        ),
         {
             **_COMMON,
             ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE,
-            ExitCode.CORRUPT: "objects missing or corrupt (each listed)",
+            ExitCode.CORRUPT: "not everything was proven intact: objects missing, altered, "
+            "corrupt or unproven, manifest objects missing, altered, hidden or out of the "
+            "chain, index pointers wrong (each listed)",
         },
+    ),
+    "seal": CommandHelp(
+        "",
+        ("archiver seal",),
+        {**_COMMON, ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE},
     ),
     "reindex": CommandHelp(
         "",

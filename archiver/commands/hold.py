@@ -13,12 +13,12 @@ from collections.abc import Callable
 from archiver.commands.get import call_target
 from archiver.errors import ArchiverError, StorageError
 from archiver.exits import ExitCode, fail
+from archiver.manifest.reader import require_archive
 from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import archived_version, storage_key
 from archiver.retrieval.index import resolve
-from archiver.retrieval.records import require_archive
 from archiver.settings import Settings
 from archiver.storage import LockingStore, ObjectProtection, open_store
 

@@ -25,6 +25,7 @@ from archiver.errors import ArchiverError
 from archiver.exits import ExitCode
 from archiver.http import ApiClient, make_session
 from archiver.logs import redact
+from archiver.manifest.reader import in_range, list_manifests, read_manifests, require_archive
 from archiver.models import CallRecord
 from archiver.pipeline.producers import GivenCalls
 from archiver.retrieval.audit import AuditTrail
@@ -37,7 +38,6 @@ from archiver.retrieval.reconcile import (
     to_json,
     to_lines,
 )
-from archiver.retrieval.records import in_range, list_manifests, read_manifests, require_archive
 from archiver.settings import Settings, require_source
 from archiver.sources import Page, make_source
 from archiver.state import open_state_read_only

@@ -17,10 +17,11 @@ from rich.table import Table
 
 from archiver.errors import ArchiverError, ConfigError, StorageError
 from archiver.exits import warn
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.reader import list_manifests, require_archive
 from archiver.models import Direction
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.options import add_range, parse_range
-from archiver.retrieval.records import ArchivedCall, list_manifests, require_archive
 from archiver.retrieval.search import (
     TABLE_COLUMNS,
     SearchQuery,
@@ -120,7 +121,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _table(calls: Sequence[ArchivedCall], codes: Mapping[str, str]) -> None:
+def _table(calls: Sequence[ManifestEntry], codes: Mapping[str, str]) -> None:
     console = Console(soft_wrap=False) if sys.stdout.isatty() else Console(width=240)
     if not calls:
         console.print("no archived call matches")
@@ -134,7 +135,7 @@ def _table(calls: Sequence[ArchivedCall], codes: Mapping[str, str]) -> None:
     console.print(f"{len(calls)} call(s)")
 
 
-def _cell(call: ArchivedCall, name: str, codes: Mapping[str, str]) -> str:
+def _cell(call: ManifestEntry, name: str, codes: Mapping[str, str]) -> str:
     if name == "direction":
         return direction_label(call.fields, codes)
     return _show(call.fields.get(name))

@@ -1,7 +1,8 @@
-"""``archiver verify`` (audit the archive) and ``archiver reindex`` (rebuild the id index).
+"""``archiver verify`` (audit the archive), ``archiver reindex`` (rebuild the id index) and
+``archiver seal`` (chain the manifest objects written before the chain).
 
 Both read the manifest partitions of a time range straight from the storage.
-``verify`` exits 5 when any object is missing or corrupt, listing each.
+``verify`` exits 5 unless everything was proven intact, listing each problem.
 """
 
 from __future__ import annotations
@@ -19,15 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from archiver.errors import ConfigError
 from archiver.exits import ExitCode
+from archiver.manifest.reader import in_range, list_manifests, read_manifests, require_archive
+from archiver.manifest.seal import seal
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.index import write_pointers
 from archiver.retrieval.options import add_range, parse_range
-from archiver.retrieval.records import (
-    in_range,
-    list_manifests,
-    read_manifests,
-    require_archive,
-)
 from archiver.retrieval.verify import VerifyReport, verify_archive
 from archiver.settings import Settings
 from archiver.storage import open_store
@@ -42,9 +39,10 @@ def register(
     """Add the commands."""
     p = sub.add_parser(
         "verify",
-        help="check every manifest entry's object exists with its size and SHA-256",
-        description="Audit the archive from the storage alone. Exit 5 if any object is "
-        "missing or corrupt (each is listed).",
+        help="prove every manifest entry's object, the manifest chain and the id index",
+        description="Audit the archive from the storage alone. Exit 5 unless every object "
+        "was proven intact: each object missing, altered, corrupt or unproven, and each "
+        "manifest object missing, altered, hidden or out of the chain, is listed.",
     )
     common(p)
     add_range(p, "verify")
@@ -52,6 +50,12 @@ def register(
         "--deep",
         action="store_true",
         help="read back and re-hash every object instead of trusting the storage's checksum",
+    )
+    p.add_argument(
+        "--no-rehash",
+        action="store_true",
+        help="list objects the storage keeps no checksum of as UNPROVEN instead of reading them "
+        "(local files, legacy multipart uploads)",
     )
     p.add_argument(
         "--concurrency",
@@ -69,6 +73,15 @@ def register(
     common(r)
     add_range(r, "index")
     r.set_defaults(handler=reindex)
+    s = sub.add_parser(
+        "seal",
+        help="chain the manifest objects written before the chain (rewrites none of them)",
+        description="Give every manifest object no chain link records, and whose lines all "
+        "predate recorded proof, a link in a new chain under _archiver/chain/, so verify can "
+        "prove none of them goes missing or is altered from now on.",
+    )
+    common(s)
+    s.set_defaults(handler=seal_command)
 
 
 async def verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,26 +93,34 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
     async with open_store(settings.storage, max_connections=concurrency + 8) as store:
         await require_archive(store)
         manifests = await list_manifests(store, since, until, settings.source.tz)
-        if not manifests:
-            print(f"no manifest objects in {store.description} for this range: nothing to verify")
-            return 0
         with _progress() as on_progress:
+            # Run even with no manifest object listed: the chain knows which must exist.
             report = await verify_archive(
                 store,
                 manifests,
                 since=since,
                 until=until,
+                tz=settings.source.tz,
                 deep=args.deep,
+                rehash=not args.no_rehash,
                 concurrency=concurrency,
                 on_progress=on_progress,
             )
+        if not manifests and report.ok:
+            print(f"no manifest objects in {store.description} for this range: nothing to verify")
+            return 0
         for problem in report.problems:
             print(problem.line())
         print(report.summary())
         # Best effort: a read-only auditor's credentials may not write records.
         await AuditTrail(store, settings.operator).record_best_effort(
             "verify",
-            {"since": args.since, "until": args.until, "deep": args.deep},
+            {
+                "since": args.since,
+                "until": args.until,
+                "deep": args.deep,
+                "no_rehash": args.no_rehash,
+            },
             "ok" if report.ok else "problems",
             {"checked": report.checked, "problems": len(report.problems)},
         )
@@ -147,6 +168,26 @@ def _progress() -> Iterator[Callable[[VerifyReport], None]]:
             )
 
         yield update
+
+
+async def seal_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Seal the unchained legacy manifest objects; say what was done."""
+    async with open_store(settings.storage, max_connections=16) as store:
+        await require_archive(store)
+        done = await seal(store)
+    if done.writer is None:
+        print(f"nothing to seal: {done.chained} manifest object(s) already under a chain")
+    else:
+        print(
+            f"sealed {done.sealed} manifest object(s) under chain {done.writer}; "
+            f"{done.chained} already under a chain"
+        )
+    for key in done.skipped:
+        print(
+            f"not sealed: {key} has lines with proof but no chain link (run the archiver "
+            "that wrote it again, or see archiver verify)"
+        )
+    return 0
 
 
 async def reindex(args: argparse.Namespace, settings: Settings) -> int:

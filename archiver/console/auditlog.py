@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from archiver.console.db import Database
+from archiver.manifest.reader import read_object
 from archiver.retrieval.audit import AUDIT_PREFIX, AuditTrail
-from archiver.retrieval.records import read_object
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.console")

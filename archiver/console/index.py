@@ -19,8 +19,8 @@ from functools import partial
 
 from archiver.console import source
 from archiver.console.db import Database
+from archiver.manifest.reader import read_manifests
 from archiver.retrieval.index import normalize_id
-from archiver.retrieval.records import read_manifests
 from archiver.retrieval.search import phone_key
 from archiver.storage.base import ObjectStore, StoredObject
 
@@ -104,7 +104,7 @@ class IndexedCall:
     """One archived call as the console knows it: its row, its line, its last check."""
 
     id: int
-    call: source.ArchivedCall
+    call: source.ManifestEntry
     checked_at: str | None
     problem: str | None
 
@@ -118,7 +118,7 @@ class Refreshed:
     bad_lines: int
 
 
-def _row_values(call: source.ArchivedCall) -> tuple[object, ...]:
+def _row_values(call: source.ManifestEntry) -> tuple[object, ...]:
     f = call.fields
 
     def text(name: str) -> str | None:

@@ -25,7 +25,7 @@ from archiver.console.index import IndexedCall
 from archiver.console.views import needs
 from archiver.errors import ArchiverError
 from archiver.retrieval.fetch import archived_version
-from archiver.retrieval.verify import VerifyReport, check_entry
+from archiver.retrieval.verify import ProblemKind, VerifyReport, check_entry
 from archiver.storage.base import LockingStore, ObjectStore
 
 _RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
@@ -64,11 +64,12 @@ def target_of(item: IndexedCall) -> dict[str, Any]:
 
 async def check_recording(console: Console, item: IndexedCall) -> str | None:
     """Why the recording is not its manifest line's, or None; remembered in the index."""
-    report = VerifyReport()
-    problem = await check_entry(console.store, item.call, False, report)
-    if problem is None and report.size_only:
-        # No stored SHA-256 (a local file, a multipart upload): hash the bytes.
-        problem = await check_entry(console.store, item.call, True, report)
+    # Against the proof recorded at write time; an object the storage keeps no
+    # checksum of (a local file) is read back and hashed.
+    problem = await check_entry(console.store, item.call, False, VerifyReport())
+    if problem is not None and problem.kind is ProblemKind.ALTERED:
+        # Replaced: read it to say whether its bytes are still the archived ones.
+        problem = await check_entry(console.store, item.call, True, VerifyReport())
     reason = problem.line() if problem else None
     await console.calls.record_check(item.id, reason)
     return reason

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 
-from archiver.retrieval.records import MANIFEST_PREFIX, ArchivedCall, Manifest, parse_manifest
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import MANIFEST_PREFIX
+from archiver.manifest.reader import Manifest, parse_manifest
 
-__all__ = ["MANIFEST_PREFIX", "ArchivedCall", "Manifest", "call_from_json", "parse"]
+__all__ = ["MANIFEST_PREFIX", "Manifest", "ManifestEntry", "call_from_json", "parse"]
 
 
 def parse(key: str, content: bytes) -> Manifest:
@@ -18,6 +20,6 @@ def parse(key: str, content: bytes) -> Manifest:
     return parse_manifest(key, content)
 
 
-def call_from_json(line: str, manifest_key: str) -> ArchivedCall:
+def call_from_json(line: str, manifest_key: str) -> ManifestEntry:
     """An archived call back from the JSON line the index stored."""
-    return ArchivedCall.from_line(json.loads(line), manifest_key)
+    return ManifestEntry.from_line(json.loads(line), manifest_key)

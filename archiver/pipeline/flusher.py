@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from archiver.errors import ArchiverError
-from archiver.manifest import flush_manifest
+from archiver.manifest.writer import flush_manifest
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 
@@ -31,7 +31,6 @@ class ManifestFlusher:
         self,
         state: StateStore,
         store: ObjectStore,
-        run_id: str,
         *,
         interval: float,
         max_lines: int,
@@ -39,7 +38,6 @@ class ManifestFlusher:
     ) -> None:
         self.state = state
         self.store = store
-        self.run_id = run_id
         self.interval = interval
         self.max_lines = max_lines
         self._written = written
@@ -56,7 +54,7 @@ class ManifestFlusher:
 
     async def flush(self) -> None:
         """Write every unwritten batch now (start-up, shutdown)."""
-        self._written(await flush_manifest(self.state, self.store, self.run_id, self.max_lines))
+        self._written(await flush_manifest(self.state, self.store, self.max_lines))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush on the timing above until ``stop`` (between two flushes, never in the

@@ -14,14 +14,14 @@ import contextlib
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from archiver.errors import ArchiverError, FatalError, StorageError
 from archiver.failures import FailureKind
-from archiver.manifest import manifest_date, manifest_entry, manifest_line
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import manifest_date
 from archiver.metrics import Metrics
 from archiver.models import CallRecord
 from archiver.pipeline.flusher import ManifestFlusher
@@ -33,7 +33,7 @@ from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.sweep import Sweeper
 from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
 from archiver.sources.base import CdrSource, Page
-from archiver.state.base import AddResult, ArchivedInfo, Job, JobState, StateStore
+from archiver.state.base import AddResult, Job, JobState, StateStore
 from archiver.storage.base import ObjectStore, PutOutcome
 
 log = logging.getLogger("archiver.pipeline")
@@ -73,12 +73,10 @@ class Pipeline:
         self.stop_event = asyncio.Event()
         # True once someone (a signal, a fatal error) asked the run to stop early.
         self.stop_requested = False
-        self.run_id = uuid.uuid4().hex[:12]
         self._wake = asyncio.Event()
         self.flusher = ManifestFlusher(
             state,
             store,
-            self.run_id,
             interval=config.manifest_interval,
             max_lines=config.manifest_lines,
             written=self._manifest_written,
@@ -311,36 +309,28 @@ class Pipeline:
         attempts = job.attempts + 1
         if result.verdict is Verdict.ARCHIVED and result.stored is not None:
             stored = result.stored
-            entry = manifest_entry(
+            entry = ManifestEntry.build(
                 call,
                 object_key=self.store.full_key(stored.key),
                 sha256=stored.sha256,
                 size=stored.size,
                 content_type=stored.content_type,
                 archived_at=now,
+                proof=stored.written.proof,
             )
-            info = ArchivedInfo(
-                object_key=entry["object_key"],
-                sha256=stored.sha256,
-                size=stored.size,
-                content_type=stored.content_type,
-                archived_at=now,
-                manifest_line=manifest_line(entry),
-                manifest_date=manifest_date(call, self.config.tz),
-            )
-            await self.state.mark_archived(job.id, info)
+            await self.state.mark_archived(job.id, entry, manifest_date(call, self.config.tz))
             self.stats.archived += 1
             self.flusher.line_added()
             self.stats.bytes += stored.size
             self.metrics.archived.inc()
             self.metrics.bytes.inc(stored.size)
-            if stored.outcome is PutOutcome.ALREADY_PRESENT:
+            if stored.written.outcome is PutOutcome.ALREADY_PRESENT:
                 self.stats.already_present += 1
             log.debug(
                 "archived %s -> %s",
                 call.sip_call_id,
-                entry["object_key"],
-                extra={"sip_call_id": call.sip_call_id, "object_key": entry["object_key"]},
+                entry.object_key,
+                extra={"sip_call_id": call.sip_call_id, "object_key": entry.object_key},
             )
             return
         if result.verdict is Verdict.NOT_READY:

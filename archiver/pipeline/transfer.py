@@ -29,7 +29,7 @@ from archiver.http import redact_url
 from archiver.models import CallRecord
 from archiver.pipeline.hosts import HostPolicy, HostRefusedError, InvalidUrlError, UrlRefusedError
 from archiver.storage.audio import sniff
-from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome, Upload
+from archiver.storage.base import ObjectExistsError, ObjectStore, Upload, Written
 from archiver.storage.keys import names_cdr, render_key, sibling_key
 
 log = logging.getLogger("archiver.transfer")
@@ -57,7 +57,7 @@ class Stored:
     sha256: str
     size: int
     content_type: str
-    outcome: PutOutcome
+    written: Written  # what the write did, and the storage's proof of the object
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,13 +252,13 @@ class Transferrer:
             if upload is not None:
                 if buffer:
                     await upload.write_part(bytes(buffer))
-                outcome = await upload.complete(sha, received)
+                written = await upload.complete(sha, received)
                 upload = None
             else:
-                outcome = await self._store.put_bytes(
+                written = await self._store.put_bytes(
                     key, bytes(buffer), sha256=sha, content_type=kind[0]
                 )
-            return Stored(key, sha, received, kind[0], outcome)
+            return Stored(key, sha, received, kind[0], written)
         finally:
             if upload is not None:
                 # Shielded: a cancelled transfer must still leave no orphan upload.

@@ -27,7 +27,7 @@ from typing import Any
 
 from archiver import __version__
 from archiver.errors import ArchiverError
-from archiver.retrieval.records import read_object
+from archiver.manifest.reader import read_object
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.audit")

@@ -29,13 +29,16 @@ import logging
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from archiver.manifest.chain import Link, sha256_hex
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import link_key, parse_manifest_key
+from archiver.manifest.reader import parse_manifest, read_object
 from archiver.retrieval.errors import (
     AmbiguousIdError,
     CallNotFoundError,
     IntegrityError,
     IntegrityKind,
 )
-from archiver.retrieval.records import ArchivedCall, parse_manifest, read_object
 from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome
 from archiver.storage.keys import sanitize
 
@@ -58,25 +61,25 @@ def id_prefix(ident: str) -> str:
     return f"{INDEX_PREFIX}{shard}/{sanitize(norm)}/"
 
 
-def pointer_name(call: ArchivedCall) -> str:
+def pointer_name(call: ManifestEntry) -> str:
     """The pointer's file name: unique per archived recording."""
     return f"{sanitize(call.provider, 32)}.{sanitize(call.cdr_id)}.{call.sha256[:16]}.json"
 
 
-def pointer_keys(call: ArchivedCall) -> list[str]:
+def pointer_keys(call: ManifestEntry) -> list[str]:
     """Where ``call``'s pointers go: under its sip_call_id and, if different, its cdr id."""
     idents = dict.fromkeys(normalize_id(i) for i in (call.sip_call_id, call.cdr_id) if i.strip())
     return [id_prefix(ident) + pointer_name(call) for ident in idents]
 
 
-def pointer_body(call: ArchivedCall) -> bytes:
+def pointer_body(call: ManifestEntry) -> bytes:
     """The pointer's bytes: the manifest line and the manifest object holding it."""
     body = {"format": POINTER_FORMAT, "manifest_key": call.manifest_key, "entry": call.fields}
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return text.encode("utf-8")
 
 
-def parse_pointer(data: bytes) -> ArchivedCall:
+def parse_pointer(data: bytes) -> ManifestEntry:
     """A pointer's manifest line; ValueError if it is not one."""
     try:
         body = json.loads(data)
@@ -85,11 +88,11 @@ def parse_pointer(data: bytes) -> ArchivedCall:
     if not isinstance(body, dict) or body.get("format") != POINTER_FORMAT:
         raise ValueError("not an index pointer (format 1)")
     manifest_key = body.get("manifest_key")
-    return ArchivedCall.from_line(body.get("entry"), str(manifest_key) if manifest_key else None)
+    return ManifestEntry.from_line(body.get("entry"), str(manifest_key) if manifest_key else None)
 
 
 async def write_pointers(
-    store: ObjectStore, calls: Sequence[ArchivedCall], concurrency: int = 16
+    store: ObjectStore, calls: Sequence[ManifestEntry], concurrency: int = 16
 ) -> int:
     """Write every pointer of ``calls`` (already present ones are left alone); returns new ones.
 
@@ -109,7 +112,7 @@ async def write_pointers(
         while queue:
             key, body, digest = queue.pop()
             try:
-                outcome = await store.put_bytes(
+                written = await store.put_bytes(
                     key, body, sha256=digest, content_type=POINTER_CONTENT_TYPE
                 )
             except ObjectExistsError:
@@ -117,7 +120,7 @@ async def write_pointers(
                 # archive rebuilt on an empty state): the first pointer stays.
                 log.debug("index pointer %s already written with another line", key)
                 continue
-            if outcome is PutOutcome.CREATED:
+            if written.outcome is PutOutcome.CREATED:
                 created += 1
 
     try:
@@ -144,12 +147,12 @@ async def index_manifest(store: ObjectStore, manifest_key: str, content: bytes) 
     return await write_pointers(store, manifest.calls)
 
 
-async def lookup(store: ObjectStore, ident: str) -> list[ArchivedCall]:
+async def lookup(store: ObjectStore, ident: str) -> list[ManifestEntry]:
     """Every archived call whose sip_call_id or cdr id is ``ident``, from the index."""
     wanted = normalize_id(ident)
     if not wanted:
         return []
-    found: dict[tuple[str, str, str], ArchivedCall] = {}
+    found: dict[tuple[str, str, str], ManifestEntry] = {}
     async for obj in store.list(id_prefix(wanted)):
         try:
             call = parse_pointer(await read_object(store, obj.key))
@@ -163,7 +166,9 @@ async def lookup(store: ObjectStore, ident: str) -> list[ArchivedCall]:
     return list(found.values())
 
 
-def choose(ident: str, calls: Iterable[ArchivedCall], provider: str | None = None) -> ArchivedCall:
+def choose(
+    ident: str, calls: Iterable[ManifestEntry], provider: str | None = None
+) -> ManifestEntry:
     """The one call ``ident`` names; CallNotFoundError or AmbiguousIdError otherwise (pure)."""
     matches = [c for c in calls if provider is None or c.provider == provider]
     if not matches:
@@ -182,7 +187,7 @@ def choose(ident: str, calls: Iterable[ArchivedCall], provider: str | None = Non
     return matches[0]
 
 
-async def resolve(store: ObjectStore, ident: str, provider: str | None = None) -> ArchivedCall:
+async def resolve(store: ObjectStore, ident: str, provider: str | None = None) -> ManifestEntry:
     """The archived call ``ident`` names, checked against its manifest object.
 
     The pointer is a copy; the manifest (locked by Object Lock where enabled)
@@ -194,23 +199,55 @@ async def resolve(store: ObjectStore, ident: str, provider: str | None = None) -
     return call
 
 
-async def confirm_in_manifest(store: ObjectStore, call: ArchivedCall) -> None:
-    """IntegrityError unless ``call``'s manifest object has this exact line."""
+async def confirm_in_manifest(store: ObjectStore, call: ManifestEntry) -> None:
+    """IntegrityError unless ``call``'s manifest object has this exact line and, for a line
+    with proof (v2), is the object its chain link records."""
     if call.manifest_key is None:
         raise IntegrityError(
             IntegrityKind.INDEX_MISMATCH,
             f"index entry for {call.sip_call_id} names no manifest object",
         )
     try:
-        manifest = parse_manifest(call.manifest_key, await read_object(store, call.manifest_key))
+        content = await read_object(store, call.manifest_key)
     except KeyError:
         raise IntegrityError(
             IntegrityKind.MISSING,
             f"manifest object {call.manifest_key} (recording {call.sip_call_id}) is missing",
         ) from None
+    manifest = parse_manifest(call.manifest_key, content)
     if not any(line.fields == call.fields for line in manifest.calls):
         raise IntegrityError(
             IntegrityKind.INDEX_MISMATCH,
             f"the index entry for {call.sip_call_id} (cdr {call.cdr_id}) does not match "
             f"its manifest object {call.manifest_key}",
+        )
+    if not call.legacy:
+        await _confirm_linked(store, call.manifest_key, content)
+
+
+async def _confirm_linked(store: ObjectStore, manifest_key: str, content: bytes) -> None:
+    """IntegrityError unless the manifest object's chain link records exactly ``content``."""
+    parsed = parse_manifest_key(manifest_key)
+    if parsed is None:
+        raise IntegrityError(
+            IntegrityKind.CORRUPT,
+            f"manifest object {manifest_key} is not named like one of a chain",
+        )
+    where = link_key(parsed.writer, parsed.seq)
+    try:
+        link = Link.from_bytes(await read_object(store, where))
+    except KeyError:
+        raise IntegrityError(
+            IntegrityKind.MISSING,
+            f"manifest object {manifest_key} is in no chain: its link {where} is missing",
+        ) from None
+    except ValueError as exc:
+        raise IntegrityError(
+            IntegrityKind.CORRUPT, f"the chain link {where} is unreadable: {exc}"
+        ) from None
+    if (link.manifest_key, link.manifest_sha256) != (manifest_key, sha256_hex(content)):
+        raise IntegrityError(
+            IntegrityKind.CORRUPT,
+            f"manifest object {manifest_key} was altered: its SHA-256 is not the one its "
+            f"chain link {where} records",
         )

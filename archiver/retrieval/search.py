@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.reader import in_range, read_manifests
 from archiver.models import Direction
-from archiver.retrieval.records import ArchivedCall, in_range, read_manifests
 from archiver.storage.base import ObjectStore, StoredObject
 
 _NON_DIGITS = re.compile(r"\D")
@@ -102,11 +103,11 @@ class SearchQuery:
                 f"--direction {self.direction!r}: inbound, outbound, local or a numeric code"
             )
 
-    def matches(self, call: ArchivedCall) -> bool:
+    def matches(self, call: ManifestEntry) -> bool:
         """Whether ``call`` answers every criterion (pure)."""
         return self.matches_but_direction(call) and self.matches_direction(call)
 
-    def matches_direction(self, call: ArchivedCall) -> bool:
+    def matches_direction(self, call: ManifestEntry) -> bool:
         """Whether ``call`` answers ``direction``: by meaning, or by numeric code (pure)."""
         if self.direction is None:
             return True
@@ -114,14 +115,14 @@ class SearchQuery:
             return str(call.fields.get("direction_raw") or "").strip() == self.direction
         return direction_of(call.fields, self.direction_codes) == self.direction
 
-    def unknown_code(self, call: ArchivedCall) -> str | None:
+    def unknown_code(self, call: ManifestEntry) -> str | None:
         """The call's numeric direction code when its meaning is unknown (pure)."""
         if direction_of(call.fields, self.direction_codes) is not None:
             return None
         raw = str(call.fields.get("direction_raw") or "").strip()
         return raw or None
 
-    def matches_but_direction(self, call: ArchivedCall) -> bool:
+    def matches_but_direction(self, call: ManifestEntry) -> bool:
         """Whether ``call`` answers every criterion other than the direction (pure)."""
         f = call.fields
         if not in_range(call, self.since, self.until):
@@ -154,7 +155,7 @@ class SearchQuery:
         return out
 
 
-def _sort_key(call: ArchivedCall) -> tuple[str, str, str]:
+def _sort_key(call: ManifestEntry) -> tuple[str, str, str]:
     started = call.call_started_at.isoformat() if call.call_started_at else ""
     return (started, call.provider, call.cdr_id)
 
@@ -165,14 +166,14 @@ async def search(
     query: SearchQuery,
     limit: int | None = None,
     unknown_codes: Counter[str] | None = None,
-) -> tuple[list[ArchivedCall], int]:
+) -> tuple[list[ManifestEntry], int]:
     """The matching calls, oldest first (at most ``limit``), and the count of damaged lines.
 
     With ``unknown_codes`` and a direction asked for by meaning: counts, by
     code, the calls that match everything else but whose direction is a
     numeric code of unknown meaning (they might be the ones looked for).
     """
-    found: list[ArchivedCall] = []
+    found: list[ManifestEntry] = []
     bad = 0
     by_meaning = query.direction is not None and not query.direction.isdigit()
     async with aclosing(read_manifests(store, manifests)) as reader:
@@ -191,7 +192,7 @@ async def search(
     return (found[:limit] if limit is not None else found), bad
 
 
-def export_columns(calls: Iterable[ArchivedCall]) -> list[str]:
+def export_columns(calls: Iterable[ManifestEntry]) -> list[str]:
     """Every field of the lines, in the manifest's order (first seen first)."""
     columns: dict[str, None] = {}
     for call in calls:
@@ -199,13 +200,13 @@ def export_columns(calls: Iterable[ArchivedCall]) -> list[str]:
     return list(columns)
 
 
-def to_json(calls: Sequence[ArchivedCall]) -> str:
+def to_json(calls: Sequence[ManifestEntry]) -> str:
     """A JSON array of the manifest lines, with the manifest object of each."""
     rows = [{**call.fields, "manifest_key": call.manifest_key} for call in calls]
     return json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
 
 
-def to_csv(calls: Sequence[ArchivedCall]) -> str:
+def to_csv(calls: Sequence[ManifestEntry]) -> str:
     """CSV with a header: every manifest field, then the manifest object."""
     columns = [*export_columns(calls), "manifest_key"]
     out = io.StringIO()

@@ -1,17 +1,29 @@
-"""``verify``: every manifest entry's object exists with the recorded size and SHA-256.
+"""``verify``: every manifest entry proven intact, or listed as what it is.
 
-How each object is checked:
+How each object is checked, without ``--deep``:
 
-- always: it exists (HEAD) and has the manifest's size;
-- its SHA-256: the storage's own, where it keeps one (S3 single-part uploads
-  carry a full-object SHA-256 checksum, verified by the server when written,
-  and the ``sha256`` metadata). Multipart uploads and local files keep none:
-  they are counted as "size only" unless ``deep``;
-- ``deep``: every object is read back and re-hashed, whatever the storage says.
+- it exists (HEAD with ``ChecksumMode=ENABLED``; in a versioned bucket, the
+  version the manifest recorded) with the manifest's size;
+- its proof: the ETag and the server-verified ``ChecksumSHA256`` (full object,
+  or COMPOSITE for a multipart upload) the storage reports must be the ones
+  recorded in the line when it was written. Another value means the object was
+  replaced (ALTERED); a full-object SHA-256 other than the manifest's means
+  its bytes are not the archived ones (CORRUPT). Client-set metadata
+  (``x-amz-meta-sha256``) is never evidence;
+- an object with no server-side proof (a local file, a legacy multipart
+  upload, an endpoint without checksums) is read back and re-hashed, or with
+  ``rehash=False`` listed as UNPROVEN;
+- legacy lines (written before proof was recorded) are checked on their size
+  and the storage's own full-object SHA-256, else re-hashed.
 
-Manifest lines that cannot be read are problems too: the manifest is damaged.
-Objects are checked ``concurrency`` at once; manifests are read a few at a time
-ahead of the checks, so memory stays bounded whatever the archive's size.
+``deep`` re-hashes every object whatever the storage says. In a versioned
+bucket, a recorded version still intact while the current object differs is
+reported too: the key no longer serves the archived bytes.
+
+Beside the objects: the manifest chain (:mod:`archiver.retrieval.chain_audit`)
+and the id index (:mod:`archiver.retrieval.index_audit`). Objects are checked
+``concurrency`` at once; manifests are read a few at a time ahead of the
+checks, so memory stays bounded by the index cross-check's expected pointers.
 """
 
 from __future__ import annotations
@@ -21,84 +33,163 @@ import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from enum import StrEnum
+from datetime import UTC, datetime, tzinfo
 
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.reader import date_span, in_range, read_manifests
+from archiver.retrieval.chain_audit import ChainAudit, audit_chains
 from archiver.retrieval.fetch import archived_version
-from archiver.retrieval.records import ArchivedCall, in_range, read_manifests
+from archiver.retrieval.index_audit import ExpectedPointers
+from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 
-
-class ProblemKind(StrEnum):
-    """What is wrong with one entry."""
-
-    MISSING = "missing"  # no object at the manifest's key
-    SIZE = "size"  # the object has another size
-    CORRUPT = "corrupt"  # the object's SHA-256 is not the manifest's
-    BAD_LINE = "bad-line"  # a manifest line that cannot be read
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One missing or corrupt object, or one damaged manifest line."""
-
-    kind: ProblemKind
-    where: str  # the object key, or "manifest-key line N"
-    detail: str
-    call: ArchivedCall | None = None
-
-    def line(self) -> str:
-        """One line for the report."""
-        ident = (
-            f" (sip_call_id {self.call.sip_call_id}, cdr {self.call.cdr_id})" if self.call else ""
-        )
-        return f"{self.kind.value.upper()} {self.where}{ident}: {self.detail}"
+__all__ = ["Problem", "ProblemKind", "VerifyReport", "check_entry", "verify_archive"]
 
 
 @dataclass
 class VerifyReport:
-    """What a verification found; ``problems`` empty means the archive is intact."""
+    """What a verification found; ``problems`` empty means every object was proven intact."""
 
     manifests: int = 0
     manifests_read: int = 0
     entries: int = 0  # manifest lines in the range
     checked: int = 0  # entries whose object was checked
-    by_checksum: int = 0  # SHA-256 confirmed from the storage's stored checksum
-    rehashed: int = 0  # SHA-256 confirmed by reading the bytes
-    size_only: int = 0  # existence and size only: no stored checksum, not deep
+    by_checksum: int = 0  # proven by the storage's server-verified checksum (and ETag)
+    rehashed: int = 0  # proven by reading the bytes back
+    legacy: int = 0  # lines written before proof was recorded
     bytes_read: int = 0
+    writers: int = 0  # chains checked
+    links: int = 0  # manifest objects under a chain
+    unchained: int = 0  # legacy manifest objects under no chain
+    pointers: int = 0  # id-index pointers cross-checked
     problems: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when nothing is missing or corrupt."""
+        """True when everything was proven and nothing is wrong."""
         return not self.problems
 
     def summary(self) -> str:
-        """One paragraph for the end of the run."""
+        """One paragraph for the end of the run; "all intact" only when all was proven."""
         verdict = "all intact" if self.ok else f"{len(self.problems)} problem(s)"
+        unproven = sum(1 for p in self.problems if p.kind is ProblemKind.UNPROVEN)
         text = (
             f"verified {self.checked} object(s) from {self.manifests_read} manifest object(s): "
-            f"{verdict}; SHA-256 from the storage's checksum {self.by_checksum}, "
+            f"{verdict}; proven by the storage's checksum {self.by_checksum}, "
             f"re-hashed {self.rehashed} ({self.bytes_read / 1024**2:.1f} MiB read), "
-            f"size only {self.size_only}"
+            f"unproven {unproven}"
         )
-        if self.size_only:
-            text += " (no stored SHA-256: multipart uploads, local files; --deep re-hashes them)"
+        if self.legacy:
+            text += f"; legacy lines {self.legacy} (size and stored checksum only)"
+        text += (
+            f"; chain: {self.links} manifest object(s) linked by {self.writers} writer(s)"
+            f"; id index: {self.pointers} pointer(s) cross-checked"
+        )
+        if self.unchained:
+            text += (
+                f"; {self.unchained} legacy manifest object(s) under no chain "
+                "(archiver seal chains them)"
+            )
         return text
 
 
-async def _rehash(store: ObjectStore, key: str) -> tuple[int, str]:
+async def _rehash(store: ObjectStore, key: str, version_id: str | None) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
-    async for chunk in store.read(key):
+    if version_id is not None and isinstance(store, VersionedStore):
+        chunks = store.read_version(key, version_id)
+    else:
+        chunks = store.read(key)
+    async for chunk in chunks:
         digest.update(chunk)
         size += len(chunk)
     return size, digest.hexdigest()
 
 
+def _against_proof(call: ManifestEntry, key: str, head: StoredObject) -> Problem | None:
+    """What the storage says of ``head`` against the line (pure); None if nothing differs."""
+    if head.size != call.size:
+        return Problem(
+            ProblemKind.ALTERED, key, f"{head.size} bytes, the manifest records {call.size}", call
+        )
+    if head.sha256 is not None and head.sha256 != call.sha256:
+        return Problem(
+            ProblemKind.CORRUPT,
+            key,
+            f"the storage's SHA-256 is {head.sha256}, the manifest records {call.sha256}",
+            call,
+        )
+    if call.proof is not None:
+        diffs = call.proof.differences(head.proof)
+        if diffs:
+            return Problem(
+                ProblemKind.ALTERED,
+                key,
+                f"not the object stored when archived: {'; '.join(diffs)}",
+                call,
+            )
+    return None
+
+
+def _proven(call: ManifestEntry, head: StoredObject) -> bool:
+    """True when a server-verified checksum ties ``head`` to the line (after _against_proof)."""
+    if head.sha256 is not None:  # a full-object SHA-256: equal to the manifest's by now
+        return True
+    return call.proof is not None and call.proof.proves_bytes
+
+
+async def _confirm_by_bytes(store: ObjectStore, problem: Problem, deep: bool) -> Problem:
+    """``deep``: an ALTERED object is read back; bytes not the manifest's make it CORRUPT."""
+    if not deep or problem.kind is not ProblemKind.ALTERED or problem.call is None:
+        return problem
+    try:
+        size, digest = await _rehash(store, problem.where, None)
+    except KeyError:
+        return problem
+    if digest == problem.call.sha256:
+        return problem
+    return replace(
+        problem,
+        kind=ProblemKind.CORRUPT,
+        detail=f"{problem.detail}; its {size} bytes have SHA-256 {digest}",
+    )
+
+
+async def _pinned(
+    store: ObjectStore, call: ManifestEntry, key: str, current: StoredObject | None
+) -> tuple[StoredObject | None, Problem | None]:
+    """In a versioned bucket: the recorded version, and what is wrong with the current one."""
+    version = call.proof.version_id if call.proof else None
+    if version is None or not isinstance(store, VersionedStore):
+        return current, None
+    if current is not None and current.proof.version_id == version:
+        return current, None
+    pinned = await store.head_version(key, version)
+    if pinned is None:
+        return None, Problem(
+            ProblemKind.MISSING, key, f"the recorded version {version} is gone", call
+        )
+    if current is None:
+        state, kind = "deleted (a delete marker)", ProblemKind.MISSING
+    else:
+        found = _against_proof(call, key, current)
+        kind = found.kind if found is not None else ProblemKind.ALTERED
+        state = f"version {current.proof.version_id}" + (f" ({found.detail})" if found else "")
+    return pinned, Problem(
+        kind,
+        key,
+        f"the current object is {state}, not the recorded version; version {version} "
+        "still holds the archived bytes (get serves it)",
+        call,
+    )
+
+
 async def check_entry(
-    store: ObjectStore, call: ArchivedCall, deep: bool, report: VerifyReport
+    store: ObjectStore,
+    call: ManifestEntry,
+    deep: bool,
+    report: VerifyReport,
+    rehash: bool = True,
 ) -> Problem | None:
     """Check one entry's object; updates ``report``'s counters, returns a problem or None."""
     try:
@@ -107,16 +198,28 @@ async def check_entry(
         return Problem(
             ProblemKind.MISSING, call.object_key, f"not a key of {store.description}", call
         )
-    head: StoredObject | None = await store.head(key)
+    if call.legacy:
+        report.legacy += 1
+    head, current_problem = await _pinned(store, call, key, await store.head(key))
+    if current_problem is not None:
+        current_problem = await _confirm_by_bytes(store, current_problem, deep)
     if head is None:
-        return Problem(ProblemKind.MISSING, key, "no such object", call)
-    if head.size != call.size:
-        return Problem(
-            ProblemKind.SIZE, key, f"{head.size} bytes, the manifest records {call.size}", call
-        )
-    if deep:
+        return current_problem or Problem(ProblemKind.MISSING, key, "no such object", call)
+    found = _against_proof(call, key, head)
+    if found is not None:
+        return await _confirm_by_bytes(store, found, deep)
+    version = head.proof.version_id if call.proof and call.proof.version_id else None
+    if deep or not _proven(call, head):
+        if not (deep or rehash):
+            return Problem(
+                ProblemKind.UNPROVEN,
+                key,
+                "the storage keeps no checksum of it and it was not re-hashed "
+                "(drop --no-rehash, or use --deep)",
+                call,
+            )
         try:
-            size, digest = await _rehash(store, key)
+            size, digest = await _rehash(store, key, version)
         except KeyError:
             return Problem(ProblemKind.MISSING, key, "vanished while being read", call)
         report.bytes_read += size
@@ -128,29 +231,21 @@ async def check_entry(
                 call,
             )
         report.rehashed += 1
-    elif head.sha256 is not None:
-        if head.sha256 != call.sha256:
-            return Problem(
-                ProblemKind.CORRUPT,
-                key,
-                f"stored SHA-256 {head.sha256}, the manifest records {call.sha256}",
-                call,
-            )
-        report.by_checksum += 1
     else:
-        report.size_only += 1
-    return None
+        report.by_checksum += 1
+    return current_problem
 
 
 async def _with_archived_version(store: ObjectStore, problem: Problem) -> Problem:
-    """Say so when a versioned bucket still holds the archived bytes (Object Lock keeps them)."""
-    if problem.call is None or not isinstance(store, VersionedStore):
+    """A legacy line: say so when a versioned bucket still holds the archived bytes."""
+    call = problem.call
+    if call is None or not call.legacy or not isinstance(store, VersionedStore):
         return problem
     try:
-        key = store.relative_key(problem.call.object_key)
+        key = store.relative_key(call.object_key)
     except ValueError:
         return problem
-    version = await archived_version(store, key, problem.call)
+    version = await archived_version(store, key, call)
     if version is None:
         return problem
     detail = f"{problem.detail}; version {version} still holds the archived bytes (get serves it)"
@@ -163,17 +258,23 @@ async def verify_archive(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    tz: tzinfo | None = None,
     deep: bool = False,
+    rehash: bool = True,
     concurrency: int = 16,
     on_progress: Callable[[VerifyReport], None] | None = None,
 ) -> VerifyReport:
-    """Check every entry of ``manifests`` (calls started in [since, until)).
+    """Check every entry of ``manifests`` (calls started in [since, until)), the chain, the index.
 
     At most ``concurrency`` objects are checked at once; the queue between the
     manifest reader and the checkers is bounded, so memory stays small.
     """
     report = VerifyReport(manifests=len(manifests))
-    queue: asyncio.Queue[ArchivedCall | None] = asyncio.Queue(maxsize=concurrency * 4)
+    chains: ChainAudit = await audit_chains(store)
+    report.problems += chains.problems
+    expected = ExpectedPointers()
+    seen: set[str] = set()
+    queue: asyncio.Queue[ManifestEntry | None] = asyncio.Queue(maxsize=concurrency * 4)
     workers = max(1, concurrency)
 
     def progressed() -> None:
@@ -184,11 +285,17 @@ async def verify_archive(
         async with aclosing(read_manifests(store, manifests)) as reader:
             async for manifest in reader:
                 report.manifests_read += 1
+                if not manifest.missing:
+                    seen.add(manifest.key)
+                    chained = chains.check_manifest(manifest)
+                    if chained is not None:
+                        report.problems.append(chained)
                 for bad in manifest.bad_lines:
                     where = f"{bad.manifest_key} line {bad.line_number}"
                     report.problems.append(Problem(ProblemKind.BAD_LINE, where, bad.reason))
                 for call in manifest.calls:
                     if in_range(call, since, until):
+                        expected.add(call)
                         report.entries += 1
                         await queue.put(call)
                 progressed()
@@ -197,7 +304,7 @@ async def verify_archive(
 
     async def check() -> None:
         while (call := await queue.get()) is not None:
-            problem = await check_entry(store, call, deep, report)
+            problem = await check_entry(store, call, deep, report, rehash)
             report.checked += 1
             if problem is not None:
                 report.problems.append(await _with_archived_version(store, problem))
@@ -211,5 +318,15 @@ async def verify_archive(
     except ExceptionGroup as failed:
         # A storage outage: report its first error as such (exit 1, one line).
         raise failed.exceptions[0] from None
+    first, last = date_span(since, until, tz or UTC)
+    report.problems += await chains.unseen(store, seen, first, last)
+    whole = since is None and until is None
+    index_problems, report.pointers = await expected.audit(store, whole=whole)
+    report.problems += index_problems
+    report.writers, report.links, report.unchained = (
+        chains.writers,
+        len(chains.links),
+        chains.unchained,
+    )
     report.problems.sort(key=lambda p: (p.where, p.kind.value))
     return report

@@ -16,7 +16,6 @@ from archiver.errors import ConfigError
 from archiver.settings import ENV_PREFIX, StateSettings
 from archiver.state.base import (
     AddResult,
-    ArchivedInfo,
     Failure,
     Job,
     JobState,
@@ -27,7 +26,6 @@ from archiver.state.sqlite import SqliteStateStore
 
 __all__ = [
     "AddResult",
-    "ArchivedInfo",
     "Failure",
     "Job",
     "JobState",

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from archiver.failures import FailureKind
+from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord
 
 
@@ -49,19 +50,6 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
-class ArchivedInfo:
-    """What the transfer stored, and the manifest line that records it."""
-
-    object_key: str
-    sha256: str
-    size: int
-    content_type: str
-    archived_at: datetime
-    manifest_line: str  # one JSON object, no trailing newline
-    manifest_date: str  # YYYY-MM-DD, the call's local date: the manifest partition
-
-
-@dataclass(frozen=True, slots=True)
 class ManifestBatch:
     """A manifest object to write: name and content fixed before the write."""
 
@@ -69,6 +57,9 @@ class ManifestBatch:
     key: str  # e.g. manifests/date=2021-02-17/000000000042-<runid>.jsonl
     content: bytes  # JSON Lines, each line newline-terminated
     line_count: int
+    # The chain link's bytes (archiver.manifest.chain.Link), fixed with the batch;
+    # None for a batch cut before the chain existed.
+    link: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +99,9 @@ class StateStore(Protocol):
         """Atomically take up to ``limit`` jobs that are pending or waiting_ready with
         next_attempt_at <= now (oldest first), mark them transferring, return them."""
 
-    async def mark_archived(self, job_id: int, info: ArchivedInfo) -> None:
-        """The recording is stored and verified; keep its manifest line for batching."""
+    async def mark_archived(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> None:
+        """The recording is stored and verified; keep its manifest line for batching
+        in partition ``manifest_date`` (YYYY-MM-DD)."""
 
     async def mark_retry(
         self, job_id: int, state: JobState, reason: str, next_attempt_at: datetime
@@ -173,10 +165,14 @@ class StateStore(Protocol):
     async def set_checkpoint(self, provider: str, value: datetime) -> None:
         """Move the checkpoint; it only moves forward (an earlier value is ignored)."""
 
-    async def create_manifest_batches(self, run_id: str, max_lines: int) -> int:
+    async def writer_id(self) -> str:
+        """This store's manifest writer id: drawn once, the same on every run."""
+
+    async def create_manifest_batches(self, writer: str, max_lines: int) -> int:
         """Group archived jobs not yet in a batch into batches (one per manifest date,
-        at most ``max_lines`` each), fixing each batch's key and content in one
-        transaction. Returns the number of batches created."""
+        at most ``max_lines`` each), fixing each batch's key, content and chain link
+        (after ``writer``'s previous link) in one transaction. Returns the number of
+        batches created."""
 
     async def unwritten_manifest_batches(self) -> list[ManifestBatch]:
         """Batches created but not yet confirmed written, oldest first."""

@@ -7,7 +7,6 @@ of adding a second manifest line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -15,9 +14,9 @@ from typing import Any
 
 import aiosqlite
 
+from archiver.manifest.chain import Link, next_link, sha256_hex
+from archiver.manifest.layout import WRITER_ID, manifest_key
 from archiver.state.base import ManifestBatch
-
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def encode_time(value: datetime) -> str:
@@ -32,11 +31,6 @@ def decode_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def manifest_batch_key(manifest_date: str, batch_id: int, run_id: str) -> str:
-    """The object key of a manifest batch: ``manifests/date=D/<id:012>-<run_id>.jsonl``."""
-    return f"manifests/date={manifest_date}/{batch_id:012d}-{run_id}.jsonl"
-
-
 class ManifestBatches:
     """The manifest-batch part of :class:`archiver.state.sqlite.SqliteStateStore`."""
 
@@ -44,15 +38,21 @@ class ManifestBatches:
     _fetch: Callable[..., Awaitable[list[Any]]]
     _clock: Callable[[], datetime]
 
-    async def create_manifest_batches(self, run_id: str, max_lines: int) -> int:
+    async def writer_id(self) -> str:
+        """See :meth:`archiver.state.base.StateStore.writer_id`."""
+        rows = await self._fetch("SELECT writer_id FROM writer WHERE id = 1")
+        return str(rows[0][0])
+
+    async def create_manifest_batches(self, writer: str, max_lines: int) -> int:
         """See :meth:`archiver.state.base.StateStore.create_manifest_batches`.
 
-        Batches are cut per manifest date in job id order. ``run_id`` becomes
-        part of an object key, so it must be a plain token (letters, digits,
-        ``.``, ``_``, ``-``).
+        Batches are cut per manifest date in job id order. ``writer`` becomes
+        part of object keys, so it must be a plain token (letters, digits,
+        ``.``, ``_``, ``-``). Each batch's link follows the writer's previous
+        one, in the same transaction: the chain in the state never forks.
         """
-        if not _RUN_ID.fullmatch(run_id):
-            raise ValueError(f"run_id must be a plain token of up to 64 characters: {run_id!r}")
+        if not WRITER_ID.fullmatch(writer):
+            raise ValueError(f"writer must be a plain token of up to 64 characters: {writer!r}")
         if max_lines < 1:
             raise ValueError(f"max_lines must be at least 1, not {max_lines}")
         created = 0
@@ -72,7 +72,7 @@ class ManifestBatches:
                 # Inside BEGIN IMMEDIATE no one else can take this id meanwhile.
                 top = list(await db.execute_fetchall("SELECT max(id) FROM manifest_batches"))
                 batch_id = int(top[0][0] or 0) + 1
-                key = manifest_batch_key(day, batch_id, run_id)
+                key = manifest_key(day, batch_id, writer)
                 # The row comes first (content filled below): the calls reference it.
                 await db.execute(
                     "INSERT INTO manifest_batches (id, key, manifest_date, content, line_count,"
@@ -89,20 +89,49 @@ class ManifestBatches:
                 )
                 lines = [str(line) for _, line in sorted(taken)]
                 content = "".join(line + "\n" for line in lines).encode()
+                link = await self._chain_link(db, writer, batch_id, key, content, len(lines))
                 await db.execute(
-                    "UPDATE manifest_batches SET content = ?, line_count = ? WHERE id = ?",
-                    (content, len(lines), batch_id),
+                    "UPDATE manifest_batches SET content = ?, line_count = ?, link = ?"
+                    " WHERE id = ?",
+                    (content, len(lines), link, batch_id),
                 )
                 created += 1
+
+    @staticmethod
+    async def _chain_link(
+        db: aiosqlite.Connection, writer: str, seq: int, key: str, content: bytes, lines: int
+    ) -> bytes:
+        """The link of batch ``seq`` after ``writer``'s last one, which it becomes."""
+        last = list(
+            await db.execute_fetchall(
+                "SELECT last_seq, last_link_sha256 FROM chain WHERE writer = ?", (writer,)
+            )
+        )
+        previous = (int(last[0][0]), str(last[0][1])) if last else None
+        link: Link = next_link(writer, seq, key, content, lines, previous)
+        data = link.to_bytes()
+        await db.execute(
+            "INSERT INTO chain (writer, last_seq, last_link_sha256) VALUES (?, ?, ?)"
+            " ON CONFLICT (writer) DO UPDATE SET last_seq = excluded.last_seq,"
+            " last_link_sha256 = excluded.last_link_sha256",
+            (writer, seq, sha256_hex(data)),
+        )
+        return data
 
     async def unwritten_manifest_batches(self) -> list[ManifestBatch]:
         """See :meth:`archiver.state.base.StateStore.unwritten_manifest_batches`."""
         rows = await self._fetch(
-            "SELECT id, key, content, line_count FROM manifest_batches"
+            "SELECT id, key, content, line_count, link FROM manifest_batches"
             " WHERE written_at IS NULL ORDER BY id"
         )
         return [
-            ManifestBatch(id=int(r[0]), key=str(r[1]), content=bytes(r[2]), line_count=int(r[3]))
+            ManifestBatch(
+                id=int(r[0]),
+                key=str(r[1]),
+                content=bytes(r[2]),
+                line_count=int(r[3]),
+                link=None if r[4] is None else bytes(r[4]),
+            )
             for r in rows
         ]
 
@@ -113,7 +142,7 @@ class ManifestBatches:
         """
         async with self._write() as db:
             cur = await db.execute(
-                "UPDATE manifest_batches SET written_at = ?, content = NULL"
+                "UPDATE manifest_batches SET written_at = ?, content = NULL, link = NULL"
                 " WHERE id = ? AND written_at IS NULL",
                 (encode_time(self._clock()), batch_id),
             )

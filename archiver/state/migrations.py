@@ -127,7 +127,28 @@ _V3: Migration = (
     "UPDATE calls SET recording_url = NULL WHERE state IN ('archived', 'failed')",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+# Version 4: the manifest chain. Each batch keeps its link object's bytes, fixed
+# with the batch before either is written; ``chain`` holds, per writer id, its
+# last link; ``writer`` this store's own writer id, drawn once.
+_V4: Migration = (
+    "ALTER TABLE manifest_batches ADD COLUMN link BLOB",
+    """
+    CREATE TABLE chain (
+        writer TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL,
+        last_link_sha256 TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE writer (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        writer_id TEXT NOT NULL
+    )
+    """,
+    "INSERT INTO writer (id, writer_id) VALUES (1, 'w' || lower(hex(randomblob(8))))",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION = len(MIGRATIONS)
 
 _CREATE_VERSION_TABLE = """

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from archiver.failures import FailureKind
+from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord, call_from_dict, call_to_dict
 from archiver.state.base import (
     AddResult,
-    ArchivedInfo,
     Failure,
     Job,
     JobState,
@@ -37,7 +37,6 @@ from archiver.state.base import (
 from archiver.state.batches import ManifestBatches
 from archiver.state.batches import decode_time as decode_time
 from archiver.state.batches import encode_time as encode_time
-from archiver.state.batches import manifest_batch_key as manifest_batch_key
 from archiver.state.migrations import Database
 
 Clock = Callable[[], datetime]
@@ -182,17 +181,21 @@ class SqliteStateStore(ManifestBatches):
         ordered = sorted(rows, key=lambda r: (r[0], r[1]))
         return [_job(r[1:]) for r in ordered]
 
-    async def mark_archived(self, job_id: int, info: ArchivedInfo) -> None:
+    async def mark_archived(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> None:
         """See :meth:`archiver.state.base.StateStore.mark_archived`.
 
         Idempotent: an already archived job is left as it is, so a replay can
         never detach it from the manifest batch it is already in.
         """
-        if "\n" in info.manifest_line or "\r" in info.manifest_line:
+        line = entry.to_line()
+        if "\n" in line or "\r" in line:
             raise ValueError("a manifest line must be one line")
         # The date names a folder of manifest keys: only a canonical YYYY-MM-DD.
-        if _canonical_date(info.manifest_date) != info.manifest_date:
-            raise ValueError(f"manifest_date must be YYYY-MM-DD: {info.manifest_date!r}")
+        if _canonical_date(manifest_date) != manifest_date:
+            raise ValueError(f"manifest_date must be YYYY-MM-DD: {manifest_date!r}")
+        archived_at = entry.archived_at
+        if archived_at is None:
+            raise ValueError("the manifest line has no archived_at with a UTC offset")
         await self._update(
             job_id,
             "UPDATE calls SET state = 'archived', attempts = attempts + 1, reason = NULL,"
@@ -200,8 +203,8 @@ class SqliteStateStore(ManifestBatches):
             " object_key = ?, sha256 = ?, size = ?, content_type = ?, archived_at = ?,"
             " manifest_line = ?, manifest_date = ?, updated_at = ?"
             " WHERE id = ? AND state != 'archived'",
-            (info.object_key, info.sha256, info.size, info.content_type)
-            + (encode_time(info.archived_at), info.manifest_line, info.manifest_date),
+            (entry.object_key, entry.sha256, entry.size, entry.content_type)
+            + (encode_time(archived_at), line, manifest_date),
         )
 
     async def mark_retry(

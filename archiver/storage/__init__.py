@@ -16,6 +16,7 @@ from archiver.storage.base import (
     BucketProtection,
     LockingStore,
     ObjectExistsError,
+    ObjectProof,
     ObjectProtection,
     ObjectStore,
     ObjectVersion,
@@ -23,6 +24,7 @@ from archiver.storage.base import (
     StoredObject,
     Upload,
     VersionedStore,
+    Written,
 )
 from archiver.storage.keys import render_key, sanitize, validate_key, validate_template
 from archiver.storage.local import LocalStore
@@ -36,10 +38,12 @@ __all__ = [
     "VersionedStore",
     "LocalStore",
     "ObjectExistsError",
+    "ObjectProof",
     "ObjectStore",
     "PutOutcome",
     "StoredObject",
     "Upload",
+    "Written",
     "open_store",
     "render_key",
     "sanitize",

@@ -23,16 +23,61 @@ class PutOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectProof:
+    """What the storage itself says about an object it stored: evidence of its bytes.
+
+    Every value is the server's own (never client-set metadata). ``etag`` is
+    the ETag without quotes; ``checksum_sha256`` the base64 ``ChecksumSHA256``
+    the server verified on upload: the whole object's SHA-256 (type
+    FULL_OBJECT), or for a multipart upload the SHA-256 of its parts'
+    SHA-256s followed by ``-N`` (type COMPOSITE). A local file has none.
+    """
+
+    etag: str | None = None
+    version_id: str | None = None
+    checksum_sha256: str | None = None
+    checksum_type: str | None = None
+
+    @property
+    def proves_bytes(self) -> bool:
+        """True when a server-verified SHA-256 checksum pins the bytes."""
+        return self.checksum_sha256 is not None
+
+    def differences(self, other: ObjectProof) -> list[str]:
+        """The recorded values ``other`` (what the storage says now) does not match (pure).
+
+        ``version_id`` is left out: a versioned bucket's current object is
+        compared to the recorded version by the caller.
+        """
+        diffs = []
+        for name in ("etag", "checksum_sha256"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and mine != theirs:
+                diffs.append(f"{name} {theirs or 'none'}, recorded {mine}")
+        return diffs
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write did, and the storage's proof of the object now under the key."""
+
+    outcome: PutOutcome
+    proof: ObjectProof = ObjectProof()
+
+
+@dataclass(frozen=True, slots=True)
 class StoredObject:
     """What the storage says about one object."""
 
     key: str  # relative to the storage root
     full_key: str  # as the user sees it: bucket key with prefix (S3), relative path (local)
     size: int
-    # Hex SHA-256 of the whole object when the storage keeps one (S3 single-part
-    # uploads with a SHA-256 checksum, or our own metadata); None otherwise.
+    # Hex SHA-256 of the whole object when the storage computed and verified one
+    # (S3 single-part uploads with a SHA-256 checksum); None otherwise. Client-set
+    # metadata never counts.
     sha256: str | None = None
     content_type: str | None = None
+    proof: ObjectProof = ObjectProof()
 
 
 class ObjectExistsError(Exception):
@@ -50,7 +95,7 @@ class Upload(Protocol):
     async def write_part(self, data: bytes) -> None:
         """Send one part (every part but the last at least 5 MiB)."""
 
-    async def complete(self, sha256: str, size: int) -> PutOutcome:
+    async def complete(self, sha256: str, size: int) -> Written:
         """Make the object visible, only if absent (or present with this SHA-256).
 
         Raises ObjectExistsError (after aborting) if a different object is there.
@@ -84,12 +129,18 @@ class ObjectStore(Protocol):
         sha256: str,
         content_type: str,
         metadata: Mapping[str, str] | None = None,
-    ) -> PutOutcome:
+    ) -> Written:
         """Write a whole object in one request, only if absent (conditional write).
 
         ``sha256`` (hex) is the caller's digest of ``data``; the storage checks it
         (S3: ``x-amz-checksum-sha256``). An object already there with the same
         SHA-256 gives ALREADY_PRESENT; with another, ObjectExistsError.
+        """
+
+    async def replace_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Write a small object under ``key`` whatever is there (only the chain heads).
+
+        A versioned bucket keeps the previous content as an older version.
         """
 
     async def start_upload(
@@ -98,7 +149,7 @@ class ObjectStore(Protocol):
         """Begin a multipart upload (S3) or a hidden temporary file (local)."""
 
     async def head(self, key: str) -> StoredObject | None:
-        """The object's size and checksum, or None if absent."""
+        """The object's size, checksum and proof (S3: its current version), or None if absent."""
 
     def read(
         self, key: str, chunk_size: int = 1024 * 1024, *, start: int = 0
@@ -175,7 +226,7 @@ class VersionedStore(Protocol):
         """Every version of ``key``, delete markers included, oldest first."""
 
     async def head_version(self, key: str, version_id: str) -> StoredObject | None:
-        """One version's size and stored SHA-256; None if absent or a delete marker."""
+        """One version's size, stored SHA-256 and proof; None if absent or a delete marker."""
 
     def read_version(
         self, key: str, version_id: str, chunk_size: int = 1024 * 1024

@@ -36,7 +36,7 @@ import aiofiles
 from archiver.errors import RetriableError, StorageError
 from archiver.private_files import DEFAULT_FILE_MODE, create_new, fsync_dir, make_dirs, parse_mode
 from archiver.storage.audio import CONTENT_TYPES
-from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject
+from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject, Written
 from archiver.storage.keys import validate_key
 
 _TEMP_SUFFIX = ".partial"
@@ -203,14 +203,14 @@ class LocalStore:
                 digest.update(chunk)
         return digest.hexdigest()
 
-    async def _publish(self, key: str, tmp: Path, final: Path, sha256: str) -> PutOutcome:
+    async def _publish(self, key: str, tmp: Path, final: Path, sha256: str) -> Written:
         """Link the fsynced ``tmp`` to ``final`` unless something is there already."""
         try:
             await asyncio.to_thread(os.link, tmp, final)
         except FileExistsError:
             existing = await self._sha256_of(final)
             if existing is not None and existing == sha256.lower():
-                return PutOutcome.ALREADY_PRESENT
+                return Written(PutOutcome.ALREADY_PRESENT)
             raise ObjectExistsError(key, existing) from None
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
@@ -220,7 +220,8 @@ class LocalStore:
                 "the archiver needs for writes that never overwrite"
             ) from exc
         await asyncio.to_thread(fsync_dir, final.parent)
-        return PutOutcome.CREATED
+        # A file keeps no checksum of its own: no proof, verify re-hashes it.
+        return Written(PutOutcome.CREATED)
 
     async def put_bytes(
         self,
@@ -230,7 +231,7 @@ class LocalStore:
         sha256: str,
         content_type: str,
         metadata: Mapping[str, str] | None = None,
-    ) -> PutOutcome:
+    ) -> Written:
         """Write ``data`` under ``key`` only if absent; see the module docstring.
 
         ``content_type`` and ``metadata`` are not kept: a file has no place for
@@ -257,6 +258,19 @@ class LocalStore:
                         await writing
                     raise
                 return await self._publish(key, tmp, final, sha256)
+            finally:
+                await asyncio.to_thread(_unlink_quiet, tmp)
+
+    async def replace_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Write ``data`` to a temporary file, then rename it over ``key`` (atomic)."""
+        final = self._path(key)
+        tmp = _temp_path(final)
+        with self._os_errors("write", key):
+            await asyncio.to_thread(make_dirs, final.parent, self._mode, durable=True)
+            try:
+                await asyncio.to_thread(_write_new_file, tmp, data, self._mode)
+                await asyncio.to_thread(os.replace, tmp, final)
+                await asyncio.to_thread(fsync_dir, final.parent)
             finally:
                 await asyncio.to_thread(_unlink_quiet, tmp)
 
@@ -396,7 +410,7 @@ class LocalUpload:
         self._digest.update(data)
         self._size += len(data)
 
-    async def complete(self, sha256: str, size: int) -> PutOutcome:
+    async def complete(self, sha256: str, size: int) -> Written:
         """Fsync and publish the file, only if absent (or present with this SHA-256)."""
         try:
             if size != self._size:

@@ -3,7 +3,8 @@
 Which objects get what:
 
 - **Object Lock retention** (mode + retain-until = write time + retention
-  days): the evidence, i.e. recordings, manifest objects and audit records.
+  days): the evidence, i.e. recordings, manifest objects, their chain links
+  and audit records.
   Not the rest of ``_archiver/`` (index pointers can be rebuilt from the
   manifests; ``check`` objects are deleted again), so nothing the archiver must
   remove is ever locked.
@@ -19,22 +20,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from archiver.errors import ConfigError
+from archiver.manifest.layout import ARCHIVER_PREFIX, CHAIN_PREFIX, HEAD_NAME, MANIFEST_PREFIX
 from archiver.settings import ENV_PREFIX, StorageSettings
 from archiver.storage.base import BucketProtection
 
-ARCHIVER_AREA = "_archiver/"
 AUDIT_AREA = "_archiver/audit/"
-MANIFEST_AREA = "manifests/"
 
 
 def is_evidence(key: str) -> bool:
-    """True for a key retention must protect: recordings, manifests, audit records."""
-    return not key.startswith(ARCHIVER_AREA) or key.startswith(AUDIT_AREA)
+    """True for a key retention must protect: recordings, manifests, chain links, audit records.
+
+    A chain head is not: it is overwritten as the chain grows (in a versioned
+    bucket each head stays as a version).
+    """
+    if key.startswith(CHAIN_PREFIX):
+        return not key.endswith("/" + HEAD_NAME)
+    return not key.startswith(ARCHIVER_PREFIX) or key.startswith(AUDIT_AREA)
 
 
 def is_recording(key: str) -> bool:
     """True for a recording's key (outside ``manifests/`` and ``_archiver/``)."""
-    return not key.startswith((ARCHIVER_AREA, MANIFEST_AREA))
+    return not key.startswith((ARCHIVER_PREFIX, MANIFEST_PREFIX))
 
 
 def retain_until(settings: StorageSettings, now: datetime) -> datetime | None:

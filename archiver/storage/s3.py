@@ -30,7 +30,13 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
-from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject
+from archiver.storage.base import (
+    ObjectExistsError,
+    ObjectProof,
+    PutOutcome,
+    StoredObject,
+    Written,
+)
 from archiver.storage.keys import validate_key
 from archiver.storage.protection import write_params
 from archiver.storage.s3_lock import S3ObjectLock
@@ -43,11 +49,13 @@ from archiver.storage.s3_upload import (
     http_status,
     is_conflict,
     md5_b64,
+    proof_from,
 )
 
 log = logging.getLogger("archiver.storage")
 
-# Metadata entry (x-amz-meta-sha256) with the hex SHA-256 of the whole object.
+# Metadata entry (x-amz-meta-sha256) with the hex SHA-256 of the whole object: for
+# people and other tools only, never read back as evidence.
 SHA256_METADATA = "sha256"
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -61,16 +69,14 @@ def _rejects_checksum(exc: ClientError) -> bool:
 
 
 def sha256_from_head(response: Mapping[str, Any]) -> str | None:
-    """The whole object's hex SHA-256 from a HeadObject answer, if it tells.
+    """The whole object's hex SHA-256 from a HeadObject answer, if the server computed it.
 
-    Our ``sha256`` metadata first; else a full-object ``ChecksumSHA256``. A
-    multipart object's checksum is a checksum of the parts' checksums
-    (``...=-3``, type COMPOSITE): not the SHA-256 of the bytes, so None.
+    Only a full-object ``ChecksumSHA256``, which the server verified when the
+    object was written. Client-set metadata (``x-amz-meta-sha256``) is never
+    taken: anyone who can write the object can write it. A multipart object's
+    checksum is a checksum of the parts' checksums (``...=-3``, type
+    COMPOSITE): not the SHA-256 of the bytes, so None.
     """
-    meta = response.get("Metadata") or {}
-    value = str(meta.get(SHA256_METADATA, "")).lower()
-    if _HEX_SHA256.fullmatch(value):
-        return value
     checksum = response.get("ChecksumSHA256")
     if not checksum or "-" in checksum or response.get("ChecksumType") == "COMPOSITE":
         return None
@@ -79,6 +85,18 @@ def sha256_from_head(response: Mapping[str, Any]) -> str | None:
     except ValueError:
         return None
     return digest.hex() if len(digest) == 32 else None
+
+
+def stored_object(key: str, full_key: str, response: Mapping[str, Any]) -> StoredObject:
+    """A HeadObject answer as a StoredObject."""
+    return StoredObject(
+        key=key,
+        full_key=full_key,
+        size=int(response["ContentLength"]),
+        sha256=sha256_from_head(response),
+        content_type=response.get("ContentType"),
+        proof=proof_from(response),
+    )
 
 
 class S3Store(S3ObjectLock):
@@ -244,7 +262,7 @@ class S3Store(S3ObjectLock):
         sha256: str,
         content_type: str,
         metadata: Mapping[str, str] | None = None,
-    ) -> PutOutcome:
+    ) -> Written:
         """PutObject with If-None-Match and the SHA-256 checksum; see the module docstring."""
         sha256 = sha256.lower()
         params: dict[str, Any] = {
@@ -266,7 +284,7 @@ class S3Store(S3ObjectLock):
             params["ContentMD5"] = md5_b64(data)
         with self.errors(f"write {key}"):
             try:
-                await self.client.put_object(**params)
+                resp = await self.client.put_object(**params)
             except ClientError as exc:
                 if self._checksums and _rejects_checksum(exc):
                     self._fall_back_to_md5(exc)
@@ -278,30 +296,66 @@ class S3Store(S3ObjectLock):
                 if error_code(exc) in DIGEST_CODES:
                     raise self.digest_error(key, exc) from exc
                 raise
-        return PutOutcome.CREATED
+        proof = proof_from(resp)
+        if proof.checksum_sha256 is not None and proof.checksum_sha256 != params.get(
+            "ChecksumSHA256", proof.checksum_sha256
+        ):
+            raise RetriableError(
+                f"{self.description}: {key}: the storage reports checksum "
+                f"{proof.checksum_sha256}, not the one sent"
+            )
+        return Written(PutOutcome.CREATED, proof)
 
-    async def compare_existing(self, key: str, sha256: str) -> PutOutcome:
-        """After a refused conditional write: ALREADY_PRESENT, or ObjectExistsError."""
-        existing = await self._existing_sha256(key)
-        if existing is None:
+    async def compare_existing(self, key: str, sha256: str) -> Written:
+        """After a refused conditional write: ALREADY_PRESENT (with proof) or ObjectExistsError."""
+        obj = await self.head(key)
+        existing = None if obj is None else await self._sha256_of(obj)
+        if obj is None or existing is None:
             # 409 ConditionalRequestConflict: another write to the key is in flight.
             raise RetriableError(f"{self.description}: {key}: a concurrent write is in progress")
         if existing == sha256.lower():
-            return PutOutcome.ALREADY_PRESENT
+            return Written(PutOutcome.ALREADY_PRESENT, obj.proof)
         raise ObjectExistsError(key, existing)
 
-    async def _existing_sha256(self, key: str) -> str | None:
-        """The stored object's SHA-256: from HeadObject, else by reading it (multipart)."""
-        obj = await self.head(key)
-        if obj is None or obj.sha256 is not None:
-            return None if obj is None else obj.sha256
+    async def _sha256_of(self, obj: StoredObject) -> str | None:
+        """The stored object's SHA-256: the server's full-object checksum, else by reading it.
+
+        Read back when the object is pinned by a version (the bytes read are
+        the ones the proof describes), else the current object.
+        """
+        if obj.sha256 is not None:
+            return obj.sha256
         digest = hashlib.sha256()
+        version = obj.proof.version_id
+        chunks = self.read_version(obj.key, version) if version else self.read(obj.key)
         try:
-            async for chunk in self.read(key):
+            async for chunk in chunks:
                 digest.update(chunk)
         except KeyError:
             return None
         return digest.hexdigest()
+
+    async def replace_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        """PutObject without If-None-Match (a chain head), checksummed like every write."""
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": self.full_key(key),
+            "Body": data,
+            "ContentType": content_type,
+            **write_params(self._settings, key, datetime.now(UTC)),
+        }
+        if self._checksums:
+            params["ChecksumSHA256"] = b64(hashlib.sha256(data).digest())
+        else:
+            params["ContentMD5"] = md5_b64(data)
+        with self.errors(f"write {key}"):
+            try:
+                await self.client.put_object(**params)
+            except ClientError as exc:
+                if self._refuses_checksums(exc):
+                    await self.replace_bytes(key, data, content_type=content_type)
+                    return
+                raise
 
     async def start_upload(
         self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
@@ -353,13 +407,7 @@ class S3Store(S3ObjectLock):
                     raise
                 await self._check_bucket()
                 return None
-        return StoredObject(
-            key=key,
-            full_key=full,
-            size=int(resp["ContentLength"]),
-            sha256=sha256_from_head(resp),
-            content_type=resp.get("ContentType"),
-        )
+        return stored_object(key, full, resp)
 
     async def read(
         self, key: str, chunk_size: int = 1024 * 1024, *, start: int = 0
@@ -387,7 +435,7 @@ class S3Store(S3ObjectLock):
             raise self.error(exc, f"read {key}") from exc
 
     async def list(self, prefix: str) -> AsyncIterator[StoredObject]:
-        """ListObjectsV2 under the prefix, in the server's order; size only (no checksum listed).
+        """ListObjectsV2 under the prefix, in the server's order; size and ETag (no checksum).
 
         S3 lists in UTF-8 byte order. SeaweedFS lists a "folder" before sibling
         names that sort first (``a/1`` before ``a.txt``): callers needing
@@ -398,7 +446,10 @@ class S3Store(S3ObjectLock):
             async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix + prefix):
                 for item in page.get("Contents", []):
                     full = str(item["Key"])
-                    yield StoredObject(full[len(self._prefix) :], full, int(item["Size"]))
+                    etag = str(item.get("ETag") or "").strip('"') or None
+                    yield StoredObject(
+                        full[len(self._prefix) :], full, int(item["Size"]), proof=ObjectProof(etag)
+                    )
 
     async def delete(self, key: str) -> None:
         """DeleteObject (nothing happens if absent)."""

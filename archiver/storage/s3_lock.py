@@ -133,19 +133,13 @@ class S3ObjectLock:
         return sorted(found, key=lambda v: v.last_modified or datetime.min.replace(tzinfo=UTC))
 
     async def head_version(self, key: str, version_id: str) -> StoredObject | None:
-        """Size and stored SHA-256 of one version; None if absent or a delete marker."""
-        from archiver.storage.s3 import sha256_from_head
+        """Size, stored SHA-256 and proof of one version; None if absent or a delete marker."""
+        from archiver.storage.s3 import stored_object
 
         resp = await self._head(key, version_id)
         if resp is None:
             return None
-        return StoredObject(
-            key=key,
-            full_key=self.full_key(key),
-            size=int(resp["ContentLength"]),
-            sha256=sha256_from_head(resp),
-            content_type=resp.get("ContentType"),
-        )
+        return stored_object(key, self.full_key(key), resp)
 
     async def read_version(
         self, key: str, version_id: str, chunk_size: int = 1024 * 1024

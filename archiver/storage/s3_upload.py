@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from archiver.errors import RetriableError
-from archiver.storage.base import PutOutcome
+from archiver.storage.base import ObjectProof, PutOutcome, Written
 
 if TYPE_CHECKING:
     from archiver.storage.s3 import S3Store
@@ -41,6 +42,21 @@ def error_code(exc: ClientError) -> str:
 
 def is_conflict(exc: ClientError) -> bool:
     return error_code(exc) in CONFLICT_CODES or http_status(exc) == 412
+
+
+def proof_from(response: Mapping[str, Any]) -> ObjectProof:
+    """The server's own evidence in a PutObject, CompleteMultipartUpload or HeadObject answer."""
+    etag = response.get("ETag")
+    checksum = response.get("ChecksumSHA256")
+    kind = response.get("ChecksumType")
+    if checksum and not kind:
+        kind = "COMPOSITE" if "-" in str(checksum) else "FULL_OBJECT"
+    return ObjectProof(
+        etag=str(etag).strip('"') if etag else None,
+        version_id=str(response["VersionId"]) if response.get("VersionId") else None,
+        checksum_sha256=str(checksum) if checksum else None,
+        checksum_type=str(kind) if checksum else None,
+    )
 
 
 async def abort_lost_uploads(store: S3Store, full_key: str, keep: str) -> None:
@@ -78,6 +94,9 @@ class S3Upload:
         self.upload_id = upload_id
         self._checksums = checksums
         self._parts: list[dict[str, Any]] = []
+        # The SHA-256 of the parts' SHA-256s: the COMPOSITE checksum the server
+        # must report for the whole upload (its proof, recorded in the manifest).
+        self._composite = hashlib.sha256()
         self._digest = hashlib.sha256()
         self._size = 0
         self._finished = False
@@ -88,8 +107,9 @@ class S3Upload:
             raise RuntimeError(f"upload of {self._key} already finished")
         part: dict[str, Any] = {"PartNumber": len(self._parts) + 1}
         params: dict[str, Any] = {"Body": data, "PartNumber": part["PartNumber"]}
+        part_digest = hashlib.sha256(data).digest()
         if self._checksums:
-            params["ChecksumSHA256"] = part["ChecksumSHA256"] = b64(hashlib.sha256(data).digest())
+            params["ChecksumSHA256"] = part["ChecksumSHA256"] = b64(part_digest)
         else:
             params["ContentMD5"] = md5_b64(data)
         with self._store.errors(f"upload a part of {self._key}"):
@@ -106,10 +126,16 @@ class S3Upload:
                 raise
         part["ETag"] = resp["ETag"]
         self._parts.append(part)
+        self._composite.update(part_digest)
         self._digest.update(data)
         self._size += len(data)
 
-    async def complete(self, sha256: str, size: int) -> PutOutcome:
+    @property
+    def composite_checksum(self) -> str:
+        """The COMPOSITE ChecksumSHA256 of the parts sent so far, as S3 writes it."""
+        return f"{b64(self._composite.digest())}-{len(self._parts)}"
+
+    async def complete(self, sha256: str, size: int) -> Written:
         """CompleteMultipartUpload with If-None-Match; on a taken key, compare and abort."""
         if self._finished:
             raise RuntimeError(f"upload of {self._key} already finished")
@@ -124,7 +150,7 @@ class S3Upload:
             await self.write_part(b"")  # S3 completes no upload without a part
         with self._store.errors(f"complete the upload of {self._key}"):
             try:
-                await self._store.client.complete_multipart_upload(
+                resp = await self._store.client.complete_multipart_upload(
                     Bucket=self._store.bucket,
                     Key=self._full,
                     UploadId=self.upload_id,
@@ -144,7 +170,15 @@ class S3Upload:
                     return await self._store.compare_existing(self._key, sha256)
                 raise
         self._finished = True
-        return PutOutcome.CREATED
+        proof = proof_from(resp)
+        if proof.checksum_sha256 is not None and proof.checksum_sha256 != self.composite_checksum:
+            # Each part's SHA-256 was checked by the server: a different composite
+            # means the object is not the parts we sent, whatever its ETag.
+            raise RetriableError(
+                f"{self._store.description}: {self._key}: the storage reports composite "
+                f"checksum {proof.checksum_sha256}, not {self.composite_checksum}"
+            )
+        return Written(PutOutcome.CREATED, proof)
 
     def _vanished(self) -> RetriableError:
         """The upload is gone (a lifecycle rule, a cleanup): this recording is tried again."""

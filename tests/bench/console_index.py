@@ -1,7 +1,7 @@
 """The console's index at scale: a million manifest lines, built, updated and searched.
 
 ``python -m tests.bench.console_index --calls N --dir PATH`` writes a local
-archive's manifests (N lines of the real ``manifest_entry`` of realistic CDRs,
+archive's manifests (N lines of the real ``ManifestEntry.build`` of realistic CDRs,
 the state leg's, in batches of 1,000 per local date, named as
 ``flush_manifest`` names them; no recordings, the index never reads them),
 then times, in process, on a fresh index file:
@@ -34,10 +34,12 @@ from zoneinfo import ZoneInfo
 
 from archiver.console.db import Database
 from archiver.console.index import CallIndex, CallQuery
-from archiver.manifest import manifest_date, manifest_entry, manifest_line
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import manifest_date
+from archiver.manifest.layout import manifest_key as manifest_batch_key
 from archiver.settings import StorageSettings
-from archiver.state.batches import manifest_batch_key
 from archiver.storage import open_store
+from archiver.storage.base import ObjectProof
 from tests.bench.state_scale import pages
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -79,15 +81,16 @@ def write_manifests(
                 flush()
             day = this_day
             key = f"recordings/{call.started_at:%Y/%m/%d}/{call.sip_call_id}.wav"
-            entry = manifest_entry(
+            entry = ManifestEntry.build(
                 call,
+                proof=ObjectProof(),
                 object_key=key,
                 sha256=f"{count:064x}",
                 size=16_000 * (call.billsec or 1),
                 content_type="audio/wav",
                 archived_at=archived_at,
             )
-            lines.append(manifest_line(entry) + "\n")
+            lines.append(entry.to_line() + "\n")
             if count % 997 == 0:
                 entries.append(entry)
             count += 1

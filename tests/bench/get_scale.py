@@ -4,7 +4,7 @@
 builds the archive under ``s3://B/P`` the way the archiver lays it out, without
 transferring a million recordings:
 
-- every manifest object: N lines (the real ``manifest_entry`` of realistic
+- every manifest object: N lines (the real ``ManifestEntry.build`` of realistic
   CDRs, as in the state leg) in batches of 1,000 per local date, under
   ``manifests/date=D/<batch>-<run>.jsonl``, exactly as ``flush_manifest`` names them;
 - the id index (``_archiver/ids/<hh>/<id>/...``, bodies from the archiver's own
@@ -40,11 +40,12 @@ from zoneinfo import ZoneInfo
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from archiver.manifest import manifest_date, manifest_entry, manifest_line
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import manifest_date
+from archiver.manifest.layout import manifest_key as manifest_batch_key
 from archiver.retrieval.index import id_prefix, pointer_body, pointer_keys, resolve
-from archiver.retrieval.records import ArchivedCall
 from archiver.settings import DEFAULT_KEY_TEMPLATE, StorageSettings
-from archiver.state.sqlite import manifest_batch_key
+from archiver.storage.base import ObjectProof
 from archiver.storage.keys import render_key
 from archiver.storage.s3 import S3Store
 from tests.bench import measure, servers
@@ -103,8 +104,9 @@ async def build(args: argparse.Namespace) -> dict[str, Any]:
                     and count >= len(probes) * args.calls // args.probes
                     and _shard(getattr(call, by)) in shards
                 )
-                entry = manifest_entry(
+                entry = ManifestEntry.build(
                     call,
+                    proof=ObjectProof(),
                     object_key=prefix + key,
                     sha256=recording_sha if probe else hashlib.sha256(key.encode()).hexdigest(),
                     size=len(RECORDING) if probe else 16_000 * (call.billsec or 1),
@@ -112,8 +114,8 @@ async def build(args: argparse.Namespace) -> dict[str, Any]:
                     archived_at=archived_at,
                 )
                 if probe:
-                    probes.append({"id": entry[by], "by": by, "key": key})
-                lines.append(manifest_line(entry) + "\n")
+                    probes.append({"id": getattr(entry, by), "by": by, "key": key})
+                lines.append(entry.to_line() + "\n")
                 entries.append(entry)
             if count == args.calls:
                 break
@@ -136,7 +138,7 @@ async def build(args: argparse.Namespace) -> dict[str, Any]:
             manifests += 1
             await queue.put((key, content))
             for entry in entries:
-                call = ArchivedCall.from_line(entry, key)
+                call = entry.with_manifest(key)
                 for pointer in pointer_keys(call):
                     if pointer.split("/")[2] in shards:
                         pointers.append((pointer, pointer_body(call)))

@@ -22,7 +22,8 @@ from aiohttp import web
 
 from archiver.console.app import Console, make_app, open_console, refresh
 from archiver.console.auth import Account, Role, hash_password, write_accounts
-from archiver.retrieval.records import ArchivedCall, parse_manifest
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.reader import parse_manifest
 from archiver.settings import ConsoleSettings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
@@ -42,7 +43,7 @@ async def archived_storage(storage: StorageSettings, workdir: Path, calls: int =
         await backfill(make_settings(sim, base, storage, str(workdir / "state.sqlite3")), sim)
 
 
-async def manifest_calls(store: ObjectStore) -> list[ArchivedCall]:
+async def manifest_calls(store: ObjectStore) -> list[ManifestEntry]:
     """Every call of the archive's manifests."""
     found = []
     async for obj in store.list("manifests/"):

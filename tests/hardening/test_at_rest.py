@@ -18,11 +18,11 @@ import pytest
 
 from archiver.errors import StorageError
 from archiver.failures import FailureKind
+from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord, Direction, Provider
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.state import SqliteStateStore
-from archiver.state.base import ArchivedInfo
 from archiver.state.migrations import MIGRATIONS, migrate
 from archiver.state.sqlite import _record_json
 from archiver.storage import open_store
@@ -54,15 +54,19 @@ def _call(cdr_id: str, secret: str) -> CallRecord:
     )
 
 
-def _info(n: int) -> ArchivedInfo:
-    return ArchivedInfo(
-        object_key=f"recordings/{n}.mp3",
-        sha256=f"{n:064x}",
-        size=10,
-        content_type="audio/mpeg",
-        archived_at=T0,
-        manifest_line=f'{{"n": {n}}}',
-        manifest_date="2021-02-17",
+def _info(n: int) -> ManifestEntry:
+    return ManifestEntry.from_line(
+        {
+            "sip_call_id": f"s{n}",
+            "cdr_id": f"c{n}",
+            "provider": "cdr_v2",
+            "object_key": f"recordings/{n}.mp3",
+            "sha256": f"{n:064x}",
+            "size": 10,
+            "content_type": "audio/mpeg",
+            "archived_at": T0.isoformat(),
+            "n": n,
+        }
     )
 
 
@@ -76,7 +80,7 @@ async def test_no_signed_url_or_raw_payload_stays_in_the_state_file(tmp_path: Pa
     async with await SqliteStateStore.open(db) as store:
         await store.add_calls([_call(c, c.upper()) for c in ("done", "gone", "wait")], T0)
         jobs = {job.call.cdr_id: job for job in await store.claim_due(T0, 10)}
-        await store.mark_archived(jobs["done"].id, _info(1))
+        await store.mark_archived(jobs["done"].id, _info(1), "2021-02-17")
         await store.mark_failed(
             jobs["gone"].id,
             "HTTP 403 from https://rec.example/gone.mp3",

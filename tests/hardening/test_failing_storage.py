@@ -152,7 +152,7 @@ async def test_a_lost_create_multipart_answer_leaves_no_orphan_upload(
         async with open_store(s3_settings(bucket, endpoint_url=endpoint)) as store:
             upload = await store.start_upload("recordings/a.wav", content_type="audio/wav")
             await upload.write_part(WAV)
-            assert await upload.complete(sha(WAV), len(WAV)) is PutOutcome.CREATED
+            assert (await upload.complete(sha(WAV), len(WAV))).outcome is PutOutcome.CREATED
     assert proxy.stats["op:CreateMultipartUpload"] == 2
     assert await uploads_left(seaweed, bucket) == []
 
@@ -170,7 +170,7 @@ async def test_a_lost_complete_answer_then_no_such_upload_is_success(
             upload = await store.start_upload("recordings/a.wav", content_type="audio/wav")
             await upload.write_part(WAV)
             outcome = await upload.complete(sha(WAV), len(WAV))
-            assert outcome in (PutOutcome.CREATED, PutOutcome.ALREADY_PRESENT)
+            assert outcome.outcome in (PutOutcome.CREATED, PutOutcome.ALREADY_PRESENT)
             body = b"".join([c async for c in store.read("recordings/a.wav")])
     assert proxy.stats["answered:NoSuchUpload"] == 1
     assert body == WAV

@@ -16,10 +16,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from archiver.errors import ConfigError
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.reader import list_manifests
 from archiver.retrieval.errors import AmbiguousIdError, IntegrityError
 from archiver.retrieval.fetch import archived_version, fetch_to_file, presigned_url
 from archiver.retrieval.index import lookup, resolve, write_pointers
-from archiver.retrieval.records import ArchivedCall, list_manifests
 from archiver.retrieval.verify import ProblemKind, verify_archive
 from archiver.settings import Settings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
@@ -115,16 +116,20 @@ async def test_deleting_a_locked_version_is_refused_and_a_legal_hold_turns_on_an
         assert fetched.path.read_bytes() == call.content()
 
 
-async def test_verify_trusts_stored_checksums_and_deep_rehashes_the_rest(locked):
+async def test_verify_proves_every_object_by_its_checksum_multipart_included(locked):
     sim, storage, _ = locked
     async with open_store(storage) as store:
         manifests = await list_manifests(store, None, None, HCM)
         report = await verify_archive(store, manifests, concurrency=4)
         assert report.ok, [p.line() for p in report.problems]
         multipart = sum(1 for c in sim.calls if c.size > BUFFER_BOUND)
+        assert multipart > 0
         assert report.checked == len(sim.calls)
-        assert report.size_only == multipart
-        assert report.by_checksum == len(sim.calls) - multipart
+        # Multipart uploads too: their COMPOSITE SHA-256 was recorded at write time.
+        assert report.by_checksum == len(sim.calls)
+        assert (report.rehashed, report.bytes_read, report.legacy) == (0, 0, 0)
+        assert report.links == len(manifests)
+        assert "all intact" in report.summary()
         deep = await verify_archive(store, manifests, deep=True, concurrency=4)
         assert deep.ok
         assert deep.rehashed == len(sim.calls)
@@ -192,7 +197,7 @@ async def test_a_corrupt_object_in_a_bucket_without_versions_is_refused(
         await store.put_bytes("recordings/s1.wav", data, sha256=line["sha256"], content_type="x")
         digest = hashlib.sha256(content).hexdigest()
         await store.put_bytes(manifest_key, content, sha256=digest, content_type="x")
-        await write_pointers(store, [ArchivedCall.from_line(line, manifest_key)])
+        await write_pointers(store, [ManifestEntry.from_line(line, manifest_key)])
         async with admin_client(seaweed) as client:
             forged = data[:-1] + b"!"
             checksum = base64.b64encode(hashlib.sha256(forged).digest()).decode()
@@ -259,7 +264,7 @@ async def test_a_shared_sip_call_id_keeps_every_call_and_get_refuses_to_guess(tm
             sha256=hashlib.sha256(content).hexdigest(),
             content_type="application/x-ndjson",
         )
-        calls = [ArchivedCall.from_line(line, manifest_key) for line in lines]
+        calls = [ManifestEntry.from_line(line, manifest_key) for line in lines]
         assert await write_pointers(store, calls) == 4  # 2 under the shared id, 1 per cdr id
         assert await write_pointers(store, calls) == 0  # idempotent
         assert len(await lookup(store, "shared@pbx")) == 2
@@ -285,7 +290,7 @@ async def test_a_pointer_that_disagrees_with_its_manifest_is_not_followed(tmp_pa
             key, content, sha256=hashlib.sha256(content).hexdigest(), content_type="x"
         )
         # A pointer naming other bytes than the manifest line does.
-        forged = ArchivedCall.from_line({**line, "sha256": "1" * 64}, key)
+        forged = ManifestEntry.from_line({**line, "sha256": "1" * 64}, key)
         await write_pointers(store, [forged])
         with pytest.raises(IntegrityError, match="does not match its manifest"):
             await resolve(store, "s1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
@@ -18,17 +17,17 @@ from hypothesis import strategies as st
 
 from archiver.errors import ConfigError
 from archiver.failures import FailureKind
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import manifest_key
 from archiver.models import CallRecord, Direction, Provider
 from archiver.settings import StateSettings
 from archiver.state import (
-    ArchivedInfo,
     JobState,
     SqliteStateStore,
     open_state,
     open_state_store,
 )
 from archiver.state.migrations import LATEST_VERSION, MIGRATIONS, Database, migrate, schema_version
-from archiver.state.sqlite import manifest_batch_key
 
 T0 = datetime(2021, 2, 17, 3, 0, tzinfo=UTC)
 ICT = timezone(timedelta(hours=7))
@@ -68,15 +67,20 @@ def make_call(
     )
 
 
-def archived_info(n: int, day: str = "2021-02-17") -> ArchivedInfo:
-    return ArchivedInfo(
-        object_key=f"recordings/{n}.mp3",
-        sha256=f"{n:064x}",
-        size=1000 + n,
-        content_type="audio/mpeg",
-        archived_at=T0 + timedelta(minutes=n),
-        manifest_line=json.dumps({"n": n, "day": day}),
-        manifest_date=day,
+def archived_entry(n: int, **extra: object) -> ManifestEntry:
+    return ManifestEntry.from_line(
+        {
+            "sip_call_id": f"s{n}",
+            "cdr_id": f"c{n}",
+            "provider": "cdr_v2",
+            "object_key": f"recordings/{n}.mp3",
+            "sha256": f"{n:064x}",
+            "size": 1000 + n,
+            "content_type": "audio/mpeg",
+            "archived_at": (T0 + timedelta(minutes=n)).isoformat(),
+            "n": n,
+            **extra,
+        }
     )
 
 
@@ -312,7 +316,7 @@ async def test_archived_and_failed_jobs_are_untouched_by_a_relisting(
 ) -> None:
     await store.add_calls([make_call("a"), make_call("f"), make_call("t")], T0)
     jobs = {job.call.cdr_id: job for job in await store.claim_due(T0, 10)}
-    await store.mark_archived(jobs["a"].id, archived_info(1))
+    await store.mark_archived(jobs["a"].id, archived_entry(1), "2021-02-17")
     await store.mark_failed(
         jobs["f"].id, "HTTP 403 from the recording host", kind=FailureKind.HTTP_ERROR
     )
@@ -416,10 +420,10 @@ async def test_failed_jobs_are_listed_most_recent_first(
 async def test_archived_is_final(store: SqliteStateStore, db_path: Path) -> None:
     await store.add_calls([make_call("1")], T0)
     [job] = await store.claim_due(T0, 1)
-    await store.mark_archived(job.id, archived_info(1))
+    await store.mark_archived(job.id, archived_entry(1), "2021-02-17")
     await store.mark_failed(job.id, "late failure report", kind=FailureKind.OTHER)
     await store.mark_retry(job.id, JobState.PENDING, "late retry", T0)
-    await store.mark_archived(job.id, archived_info(2))
+    await store.mark_archived(job.id, archived_entry(2), "2021-02-17")
     counts = await store.counts()
     assert counts[JobState.ARCHIVED] == 1
     assert sum(counts.values()) == 1
@@ -437,12 +441,14 @@ async def test_unknown_job_ids_are_an_error(store: SqliteStateStore) -> None:
 async def test_manifest_fields_are_checked(store: SqliteStateStore) -> None:
     await store.add_calls([make_call("1")], T0)
     [job] = await store.claim_due(T0, 1)
-    with pytest.raises(ValueError, match="one line"):
-        await store.mark_archived(job.id, replace(archived_info(1), manifest_line="{}\n{}"))
+    # A line is one line whatever its values hold: JSON escapes the line breaks.
+    assert "\n" not in archived_entry(1, agent="a\nb\r").to_line()
+    with pytest.raises(ValueError, match="archived_at"):
+        await store.mark_archived(job.id, archived_entry(1, archived_at="yesterday"), "2021-02-17")
     for bad in ("2021/02/17", "20210217", "2021-W07-3", "../../x1234", "2021-13-45"):
         with pytest.raises(ValueError, match="YYYY-MM-DD|month|day"):
-            await store.mark_archived(job.id, replace(archived_info(1), manifest_date=bad))
-    with pytest.raises(ValueError, match="run_id"):
+            await store.mark_archived(job.id, archived_entry(1), bad)
+    with pytest.raises(ValueError, match="writer"):
         await store.create_manifest_batches("../evil", 10)
 
 
@@ -459,7 +465,7 @@ async def test_release_transferring_after_a_crash(db_path: Path, clock: FakeCloc
     async with await SqliteStateStore.open(db_path, clock=clock) as state:
         await state.add_calls([make_call(str(i)) for i in range(4)], T0)
         claimed = await state.claim_due(T0, 3)
-        await state.mark_archived(claimed[0].id, archived_info(1))
+        await state.mark_archived(claimed[0].id, archived_entry(1), "2021-02-17")
     # The process died with two jobs in flight.
     clock.now = T0 + timedelta(hours=1)
     async with await SqliteStateStore.open(db_path, clock=clock) as state:
@@ -555,9 +561,9 @@ async def archive_many(store: SqliteStateStore, days: dict[str, int]) -> dict[st
     lines: dict[str, set[str]] = {day: set() for day in days}
     for n, job in enumerate(jobs):
         day = job.call.cdr_id.rsplit("-", 1)[0]
-        info = archived_info(n, day)
-        await store.mark_archived(job.id, info)
-        lines[day].add(info.manifest_line)
+        entry = archived_entry(n, day=day)
+        await store.mark_archived(job.id, entry, day)
+        lines[day].add(entry.to_line())
     return lines
 
 
@@ -600,7 +606,7 @@ async def test_batches_are_fixed_across_a_crash(db_path: Path) -> None:
         await archive_many(state, {"2021-02-18": 1})
         assert await state.create_manifest_batches("second-run", 10) == 1
         [newer] = await state.unwritten_manifest_batches()
-        assert newer.key == manifest_batch_key("2021-02-18", after.id + 1, "second-run")
+        assert newer.key == manifest_key("2021-02-18", after.id + 1, "second-run")
     assert raw_query(
         db_path, "SELECT id, content IS NULL, written_at IS NULL FROM manifest_batches"
     ) == [
@@ -613,10 +619,10 @@ async def test_batch_lines_follow_job_order(store: SqliteStateStore) -> None:
     await store.add_calls([make_call(str(i)) for i in range(4)], T0)
     jobs = await store.claim_due(T0, 4)
     for job in reversed(jobs):  # archived in the reverse order
-        await store.mark_archived(job.id, replace(archived_info(job.id), manifest_line=str(job.id)))
+        await store.mark_archived(job.id, archived_entry(job.id), "2021-02-17")
     await store.create_manifest_batches("r", 100)
     [batch] = await store.unwritten_manifest_batches()
-    assert batch.content == b"".join(f"{job.id}\n".encode() for job in jobs)
+    assert batch.content == b"".join(f"{archived_entry(j.id).to_line()}\n".encode() for j in jobs)
 
 
 # -- properties ------------------------------------------------------------------

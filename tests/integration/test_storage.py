@@ -81,7 +81,7 @@ async def test_put_then_head_and_read(env: Env) -> None:
     outcome = await env.store.put_bytes(
         key, WAV, sha256=sha(WAV), content_type="audio/wav", metadata={"cdr-id": "42"}
     )
-    assert outcome is PutOutcome.CREATED
+    assert outcome.outcome is PutOutcome.CREATED
     obj = await env.store.head(key)
     assert obj is not None
     assert (obj.key, obj.size, obj.content_type) == (key, len(WAV), "audio/wav")
@@ -102,7 +102,7 @@ async def test_conditional_write(env: Env) -> None:
     key = "recordings/same.wav"
     await env.store.put_bytes(key, WAV, sha256=sha(WAV), content_type="audio/wav")
     again = await env.store.put_bytes(key, WAV, sha256=sha(WAV), content_type="audio/wav")
-    assert again is PutOutcome.ALREADY_PRESENT
+    assert again.outcome is PutOutcome.ALREADY_PRESENT
     other = WAV + b"different"
     with pytest.raises(ObjectExistsError) as info:
         await env.store.put_bytes(key, other, sha256=sha(other), content_type="audio/wav")
@@ -128,7 +128,7 @@ async def test_multipart_upload(env: Env) -> None:
         await upload.write_part(part)
     assert await env.store.head(key) is None  # invisible before complete
     assert [o async for o in env.store.list("recordings/")] == []
-    assert await upload.complete(sha(data), len(data)) is PutOutcome.CREATED
+    assert (await upload.complete(sha(data), len(data))).outcome is PutOutcome.CREATED
     obj = await env.store.head(key)
     assert obj is not None
     assert obj.size == len(data)
@@ -137,7 +137,7 @@ async def test_multipart_upload(env: Env) -> None:
     assert await env.leftovers() == []
     # Without a stored SHA-256 to compare, the existing object is read and hashed.
     again = await env.store.put_bytes(key, data, sha256=sha(data), content_type="audio/wav")
-    assert again is PutOutcome.ALREADY_PRESENT
+    assert again.outcome is PutOutcome.ALREADY_PRESENT
 
 
 async def test_multipart_onto_existing_key(env: Env) -> None:
@@ -145,7 +145,7 @@ async def test_multipart_onto_existing_key(env: Env) -> None:
     await env.store.put_bytes(key, WAV, sha256=sha(WAV), content_type="audio/wav")
     same = await env.store.start_upload(key, content_type="audio/wav")
     await same.write_part(WAV)
-    assert await same.complete(sha(WAV), len(WAV)) is PutOutcome.ALREADY_PRESENT
+    assert (await same.complete(sha(WAV), len(WAV))).outcome is PutOutcome.ALREADY_PRESENT
     other = await env.store.start_upload(key, content_type="audio/wav")
     await other.write_part(b"other bytes")
     with pytest.raises(ObjectExistsError):
@@ -252,9 +252,8 @@ async def test_s3_put_into_object_lock_bucket(
     bucket = await make_bucket(object_lock=True)
     async with open_store(s3_settings(bucket)) as store:
         key = "recordings/locked.wav"
-        assert await store.put_bytes(key, WAV, sha256=sha(WAV), content_type="audio/wav") is (
-            PutOutcome.CREATED
-        )
+        written = await store.put_bytes(key, WAV, sha256=sha(WAV), content_type="audio/wav")
+        assert written.outcome is PutOutcome.CREATED
         assert await read_all(store, key) == WAV
 
 
@@ -351,9 +350,8 @@ async def test_s3_falls_back_to_md5_when_checksums_are_refused(
     settings = s3_settings(bucket, endpoint_url=checksum_refusing_endpoint)
     async with open_store(settings) as store:
         key = "recordings/md5.wav"
-        assert await store.put_bytes(key, WAV, sha256=sha(WAV), content_type="audio/wav") is (
-            PutOutcome.CREATED
-        )
+        written = await store.put_bytes(key, WAV, sha256=sha(WAV), content_type="audio/wav")
+        assert written.outcome is PutOutcome.CREATED
         other = WAV + b"!"
         with pytest.raises(ObjectExistsError):  # still a conditional write
             await store.put_bytes(key, other, sha256=sha(other), content_type="audio/wav")
@@ -361,14 +359,17 @@ async def test_s3_falls_back_to_md5_when_checksums_are_refused(
             await store.put_bytes("recordings/x.wav", WAV, sha256=sha(b"x"), content_type="x/y")
         obj = await store.head(key)
         assert obj is not None
-        assert obj.sha256 == sha(WAV)  # from the metadata
+        # Client-set metadata (x-amz-meta-sha256) is never evidence: no SHA-256,
+        # only the server's ETag (the MD5 it checked).
+        assert obj.sha256 is None
+        assert obj.proof.etag == hashlib.md5(WAV, usedforsecurity=False).hexdigest()
 
         parts = [os.urandom(5 * MIB), b"tail"]
         upload = await store.start_upload("recordings/md5-big.wav", content_type="audio/wav")
         for part in parts:
             await upload.write_part(part)
         data = b"".join(parts)
-        assert await upload.complete(sha(data), len(data)) is PutOutcome.CREATED
+        assert (await upload.complete(sha(data), len(data))).outcome is PutOutcome.CREATED
         assert sha(await read_all(store, "recordings/md5-big.wav")) == sha(data)
     warnings = [r for r in caplog.records if r.name == "archiver.storage"]
     assert len(warnings) == 1

@@ -6,16 +6,16 @@ from typing import Any
 
 import pytest
 
-from archiver.retrieval.records import ArchivedCall
+from archiver.manifest.entry import ManifestEntry
 from archiver.retrieval.search import SearchQuery, direction_label, direction_of
 from archiver.settings import SourceSettings
 
 CODES = {"1": "inbound", "2": "outbound"}
 
 
-def call(direction: str | None, raw: str | None) -> ArchivedCall:
+def call(direction: str | None, raw: str | None) -> ManifestEntry:
     fields: dict[str, Any] = {"direction": direction, "direction_raw": raw}
-    return ArchivedCall("s", "c", "cdr_v2", "k", "0" * 64, 1, None, None, fields)
+    return ManifestEntry("s", "c", "cdr_v2", "k", "0" * 64, 1, None, None, None, fields)
 
 
 @pytest.mark.parametrize(

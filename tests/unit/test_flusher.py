@@ -18,7 +18,6 @@ class Counted(ManifestFlusher):
         super().__init__(
             None,  # type: ignore[arg-type]
             None,  # type: ignore[arg-type]
-            "run",
             interval=interval,
             max_lines=max_lines,
             written=lambda n: None,

@@ -19,12 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archiver.errors import BadRecordError
-from archiver.manifest import manifest_date, manifest_entry, manifest_line
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import manifest_date
 from archiver.models import CallRecord, call_from_dict, call_to_dict
 from archiver.settings import DEFAULT_KEY_TEMPLATE
 from archiver.sources import cdr_v2, epacific
 from archiver.sources.mapping import collect_page
 from archiver.state.sqlite import encode_time
+from archiver.storage.base import ObjectProof
 from archiver.storage.keys import render_key, validate_key
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -160,15 +162,16 @@ def assert_usable(call: CallRecord) -> None:
     # The object key and the manifest line.
     key = render_key(DEFAULT_KEY_TEMPLATE, call, "wav", HCM)
     validate_key(key)
-    entry = manifest_entry(
+    entry = ManifestEntry.build(
         call,
+        proof=ObjectProof(),
         object_key=key,
         sha256="0" * 64,
         size=1,
         content_type="audio/wav",
         archived_at=datetime(2021, 2, 17, tzinfo=UTC),
     )
-    manifest_line(entry).encode("utf-8")
+    entry.to_line().encode("utf-8")
     manifest_date(call, HCM)
 
 

@@ -5,11 +5,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from archiver.manifest import manifest_date, manifest_entry, manifest_line
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import manifest_date
 from archiver.models import CallRecord, Direction, Provider
 from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, is_special_address
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.transfer import Verdict, _status_verdict
+from archiver.storage.base import ObjectProof
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -152,15 +154,16 @@ def test_manifest_line_has_the_contract_fields_and_no_url():
         direction=Direction.INBOUND,
         recording_url="http://h/signed/x.wav?signature=SECRET",
     )
-    entry = manifest_entry(
+    entry = ManifestEntry.build(
         call,
+        proof=ObjectProof(),
         object_key="p/recordings/x.wav",
         sha256="ab" * 32,
         size=10,
         content_type="audio/wav",
         archived_at=datetime(2021, 2, 17, 17, 0, tzinfo=UTC),
     )
-    line = manifest_line(entry)
+    line = entry.to_line()
     parsed = json.loads(line)
     for name in (
         "sip_call_id",

@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from archiver.errors import ConfigError, StorageError
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import partition_date
+from archiver.manifest.reader import date_span, parse_manifest, select_partitions
 from archiver.retrieval.audit import audit_key, audit_record, operator_name
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError
 from archiver.retrieval.fetch import mismatch
@@ -21,13 +24,6 @@ from archiver.retrieval.index import (
     pointer_body,
     pointer_keys,
     write_pointers,
-)
-from archiver.retrieval.records import (
-    ArchivedCall,
-    date_span,
-    parse_manifest,
-    partition_date,
-    select_partitions,
 )
 from archiver.retrieval.search import SearchQuery, phone_key, to_csv, to_json
 from archiver.retrieval.verify import verify_archive
@@ -61,8 +57,8 @@ def line(**overrides: object) -> dict[str, object]:
     return base
 
 
-def call(**overrides: object) -> ArchivedCall:
-    return ArchivedCall.from_line(line(**overrides), "manifests/date=2021-02-17/1-run.jsonl")
+def call(**overrides: object) -> ManifestEntry:
+    return ManifestEntry.from_line(line(**overrides), "manifests/date=2021-02-17/1-run.jsonl")
 
 
 # -- write protection ---------------------------------------------------------------------
@@ -338,6 +334,10 @@ class _FailingStore:
 
     async def read(self, key, chunk_size=1024 * 1024):
         yield (json.dumps(line()) + "\n").encode()
+
+    async def list(self, prefix):  # no chain links, no index pointers
+        for _ in ():
+            yield
 
 
 async def test_a_failed_pointer_write_raises_the_storage_error():

@@ -1,4 +1,4 @@
-"""Reading the manifest back: its lines as records, its date partitions, its objects.
+"""Reading the manifest back: its objects, their lines, their date partitions.
 
 Everything here works from the storage alone: the manifest objects under
 ``manifests/date=YYYY-MM-DD/`` are the archive's own description of itself.
@@ -7,76 +7,16 @@ Everything here works from the storage alone: the manifest objects under
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-import re
-from collections.abc import AsyncGenerator, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
 
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import CHAIN_PREFIX, MANIFEST_PREFIX, partition_date
 from archiver.retrieval.errors import NoArchiveError
 from archiver.storage.base import ObjectStore, StoredObject
-
-MANIFEST_PREFIX = "manifests/"
-_PARTITION = re.compile(r"^manifests/date=(\d{4}-\d{2}-\d{2})/[^/]+$")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_REQUIRED = ("sip_call_id", "cdr_id", "provider", "object_key", "sha256", "size")
-
-
-@dataclass(frozen=True, slots=True)
-class ArchivedCall:
-    """One manifest line: an archived recording and what is known of its call."""
-
-    sip_call_id: str
-    cdr_id: str
-    provider: str
-    object_key: str  # as in the manifest: with the S3 prefix, or relative (local)
-    sha256: str
-    size: int
-    content_type: str | None
-    call_started_at: datetime | None
-    fields: Mapping[str, Any] = field(compare=False, repr=False)  # the whole line
-    manifest_key: str | None = field(default=None, compare=False)
-
-    @classmethod
-    def from_line(cls, data: object, manifest_key: str | None = None) -> ArchivedCall:
-        """Parse one decoded manifest line; ValueError naming what is wrong."""
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        missing = [name for name in _REQUIRED if data.get(name) in (None, "")]
-        if missing:
-            raise ValueError(f"missing {', '.join(missing)}")
-        sha = str(data["sha256"]).lower()
-        if not _HEX64.fullmatch(sha):
-            raise ValueError("sha256 is not 64 hex digits")
-        size = data["size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError("size is not a byte count")
-        started: datetime | None = None
-        if data.get("call_started_at"):
-            try:
-                started = datetime.fromisoformat(str(data["call_started_at"]))
-            except ValueError:
-                raise ValueError("call_started_at is not ISO 8601") from None
-            if started.tzinfo is None:
-                raise ValueError("call_started_at has no UTC offset")
-        return cls(
-            sip_call_id=str(data["sip_call_id"]),
-            cdr_id=str(data["cdr_id"]),
-            provider=str(data["provider"]),
-            object_key=str(data["object_key"]),
-            sha256=sha,
-            size=size,
-            content_type=data.get("content_type"),
-            call_started_at=started,
-            fields=data,
-            manifest_key=manifest_key,
-        )
-
-    @property
-    def identity(self) -> tuple[str, str]:
-        """(provider, cdr_id): what makes an archived call unique."""
-        return (self.provider, self.cdr_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,37 +30,33 @@ class BadLine:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """One manifest object, parsed."""
+    """One manifest object, parsed; ``sha256`` and ``size`` of its bytes (None: not read)."""
 
     key: str
-    calls: list[ArchivedCall]
+    calls: list[ManifestEntry]
     bad_lines: list[BadLine]
+    sha256: str | None = None
+    size: int | None = None
+
+    @property
+    def missing(self) -> bool:
+        """True when the object was listed but could not be read."""
+        return self.sha256 is None
 
 
 def parse_manifest(key: str, content: bytes) -> Manifest:
     """Every line of one manifest object (pure)."""
-    calls: list[ArchivedCall] = []
+    calls: list[ManifestEntry] = []
     bad: list[BadLine] = []
     for number, raw in enumerate(content.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
-            calls.append(ArchivedCall.from_line(json.loads(raw), key))
+            calls.append(ManifestEntry.from_line(json.loads(raw), key))
         except (ValueError, UnicodeDecodeError) as exc:
             reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
             bad.append(BadLine(key, number, reason))
-    return Manifest(key, calls, bad)
-
-
-def partition_date(key: str) -> date | None:
-    """The date of a manifest object's partition, or None for a key that is not one."""
-    match = _PARTITION.match(key)
-    if match is None:
-        return None
-    try:
-        return date.fromisoformat(match.group(1))
-    except ValueError:
-        return None
+    return Manifest(key, calls, bad, hashlib.sha256(content).hexdigest(), len(content))
 
 
 def date_span(since: datetime | None, until: datetime | None, tz: tzinfo) -> tuple[date, date]:
@@ -152,7 +88,7 @@ def select_partitions(
     return sorted(chosen, key=lambda o: o.key)
 
 
-def in_range(call: ArchivedCall, since: datetime | None, until: datetime | None) -> bool:
+def in_range(call: ManifestEntry, since: datetime | None, until: datetime | None) -> bool:
     """Whether the call started in [since, until); a call without a start time is in no range."""
     if since is None and until is None:
         return True
@@ -169,8 +105,11 @@ async def require_archive(store: ObjectStore) -> None:
     wrong ``ARCHIVER_STORAGE__URL`` far more often than an archive with nothing
     in it, and they must not create anything (an audit record, a folder) there.
     """
-    async for _ in store.list(MANIFEST_PREFIX):
-        return
+    # A chain link counts too: an archive whose manifest objects were all
+    # removed is an archive to report on, not a wrong setting.
+    for prefix in (MANIFEST_PREFIX, CHAIN_PREFIX):
+        async for _ in store.list(prefix):
+            return
     raise NoArchiveError(
         f"no archive in {store.description}: it holds no manifest "
         "(check ARCHIVER_STORAGE__URL, or archive something first)"

@@ -1,0 +1,183 @@
+"""``verify``'s view of the manifest chain: every link read, every manifest object accounted for.
+
+For each writer under ``_archiver/chain/``: its links are read and walked
+back from the newest, each one's ``prev_sha256`` checked against the bytes of
+the link it names, down to the first link; the head must name a link of the
+chain with that link's SHA-256. The result maps each chained manifest key to
+its link, so that every manifest object read can be checked against it, and
+every link whose manifest object was not found is reported (missing, or
+hidden behind a delete marker in a versioned bucket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from archiver.manifest.chain import Head, Link, sha256_hex
+from archiver.manifest.layout import (
+    CHAIN_PREFIX,
+    head_key,
+    link_key,
+    parse_chain_key,
+    partition_date,
+)
+from archiver.manifest.reader import Manifest, read_object
+from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.storage.base import ObjectStore, VersionedStore
+
+
+@dataclass
+class ChainAudit:
+    """Every writer's chain, checked; what verify needs to check the manifest objects."""
+
+    writers: int = 0
+    links: dict[str, Link] = field(default_factory=dict)  # by manifest key
+    problems: list[Problem] = field(default_factory=list)
+    unchained: int = 0  # legacy manifest objects under no chain (archiver seal)
+
+    def check_manifest(self, manifest: Manifest) -> Problem | None:
+        """The manifest object against its link; None if it matches (or is legacy, unchained)."""
+        link = self.links.get(manifest.key)
+        if link is None:
+            if manifest.calls and all(call.legacy for call in manifest.calls):
+                self.unchained += 1
+                return None
+            return Problem(
+                ProblemKind.OUT_OF_CHAIN,
+                manifest.key,
+                "no chain link records this manifest object (written outside the archiver, "
+                "or its writer crashed before linking it: run the archiver again)",
+            )
+        if (manifest.sha256, manifest.size) != (link.manifest_sha256, link.manifest_size):
+            return Problem(
+                ProblemKind.MANIFEST_ALTERED,
+                manifest.key,
+                f"{manifest.size} bytes with SHA-256 {manifest.sha256}; link {link.key} "
+                f"records {link.manifest_size} bytes with SHA-256 {link.manifest_sha256}",
+            )
+        return None
+
+    async def unseen(
+        self, store: ObjectStore, seen: set[str], first: date, last: date
+    ) -> list[Problem]:
+        """The chained manifest objects of partitions [first, last] that were not read."""
+        problems = []
+        for key, link in sorted(self.links.items()):
+            day = partition_date(key)
+            if key in seen or day is None or not first <= day <= last:
+                continue
+            problems.append(await _gone(store, link))
+        return problems
+
+
+async def _gone(store: ObjectStore, link: Link) -> Problem:
+    what = f"{link.lines} manifest line(s) recorded by {link.key} are not readable"
+    if isinstance(store, VersionedStore):
+        versions = await store.versions(link.manifest_key)
+        kept = [v for v in versions if not v.delete_marker]
+        if versions and versions[-1].delete_marker and kept:
+            return Problem(
+                ProblemKind.MANIFEST_HIDDEN,
+                link.manifest_key,
+                f"hidden by a delete marker; {what}; version {kept[-1].version_id} still "
+                "holds it (remove the delete marker to restore it)",
+            )
+    return Problem(ProblemKind.MANIFEST_MISSING, link.manifest_key, f"no such object; {what}")
+
+
+async def _read_all(store: ObjectStore, keys: Iterable[str]) -> dict[str, bytes | None]:
+    semaphore = asyncio.Semaphore(16)
+
+    async def one(key: str) -> tuple[str, bytes | None]:
+        async with semaphore:
+            try:
+                return key, await read_object(store, key)
+            except KeyError:
+                return key, None
+
+    return dict(await asyncio.gather(*(one(key) for key in keys)))
+
+
+async def audit_chains(store: ObjectStore) -> ChainAudit:
+    """Read and check every writer's chain (one listing, one read per link and head)."""
+    audit = ChainAudit()
+    by_writer: dict[str, set[int]] = {}
+    heads: set[str] = set()
+    async for obj in store.list(CHAIN_PREFIX):
+        parsed = parse_chain_key(obj.key)
+        if parsed is None:
+            continue  # timestamps and anything else beside the links
+        writer, seq = parsed
+        if seq is None:
+            heads.add(writer)
+        else:
+            by_writer.setdefault(writer, set()).add(seq)
+    audit.writers = len(by_writer.keys() | heads)
+    for writer in sorted(by_writer.keys() | heads):
+        await _audit_writer(store, audit, writer, by_writer.get(writer, set()), writer in heads)
+    return audit
+
+
+async def _audit_writer(
+    store: ObjectStore, audit: ChainAudit, writer: str, seqs: set[int], has_head: bool
+) -> None:
+    def broken(where: str, detail: str) -> None:
+        audit.problems.append(Problem(ProblemKind.CHAIN_BROKEN, where, detail))
+
+    raw = await _read_all(store, [link_key(writer, seq) for seq in sorted(seqs)])
+    links: dict[int, tuple[Link, str]] = {}
+    for seq in sorted(seqs):
+        data = raw.get(link_key(writer, seq))
+        if data is None:
+            broken(link_key(writer, seq), "the link vanished while being read")
+            continue
+        try:
+            link = Link.from_bytes(data)
+        except ValueError as exc:
+            broken(link_key(writer, seq), f"unreadable link: {exc}")
+            continue
+        if (link.writer, link.seq) != (writer, seq):
+            broken(link_key(writer, seq), f"the link says it is {link.key}")
+            continue
+        links[seq] = (link, sha256_hex(data))
+        audit.links[link.manifest_key] = link
+    # Each link must name its predecessor's exact bytes, back to the first link.
+    for _seq, (link, _) in sorted(links.items()):
+        if link.prev_seq is None:
+            continue
+        previous = links.get(link.prev_seq)
+        if previous is None:
+            broken(
+                link_key(writer, link.prev_seq),
+                f"missing: link {link.key} follows it, so the chain is cut "
+                "(a link or manifest object was removed)",
+            )
+        elif previous[1] != link.prev_sha256:
+            broken(
+                previous[0].key,
+                f"altered: its SHA-256 is {previous[1]}, "
+                f"link {link.key} records {link.prev_sha256}",
+            )
+    firsts = [seq for seq, (link, _) in links.items() if link.prev_seq is None]
+    if len(firsts) > 1:
+        broken(f"{CHAIN_PREFIX}{writer}/", f"{len(firsts)} links start a chain: {firsts}")
+    if not has_head:
+        if links:
+            broken(head_key(writer), "the chain head is missing")
+        return
+    try:
+        head = Head.from_bytes(await read_object(store, head_key(writer)))
+    except (KeyError, ValueError) as exc:
+        broken(head_key(writer), f"unreadable head: {exc}")
+        return
+    named = links.get(head.seq)
+    if named is None:
+        broken(head_key(writer), f"the head names link {head.seq}, which is missing")
+    elif named[1] != head.link_sha256:
+        broken(
+            named[0].key,
+            f"altered: its SHA-256 is {named[1]}, the head records {head.link_sha256}",
+        )

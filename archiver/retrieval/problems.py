@@ -1,0 +1,39 @@
+"""What ``verify`` can find wrong, one value per kind (a leaf module)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from archiver.manifest.entry import ManifestEntry
+
+
+class ProblemKind(StrEnum):
+    """What is wrong; the report line starts with the value in capitals."""
+
+    MISSING = "missing"  # no object at the manifest's key (or its recorded version)
+    ALTERED = "altered"  # the object is not the one the storage proved at write time
+    CORRUPT = "corrupt"  # the object's bytes are proven not to be the manifest's SHA-256
+    UNPROVEN = "unproven"  # no server-side proof, and not re-hashed (--no-rehash)
+    BAD_LINE = "bad-line"  # a manifest line that cannot be read
+    MANIFEST_MISSING = "manifest-missing"  # a chained manifest object is gone
+    MANIFEST_HIDDEN = "manifest-hidden"  # ... behind a delete marker (its versions remain)
+    MANIFEST_ALTERED = "manifest-altered"  # its bytes are not the ones its link records
+    OUT_OF_CHAIN = "out-of-chain"  # a manifest object with proof lines but no link
+    CHAIN_BROKEN = "chain-broken"  # a link or head missing, unreadable or not linking
+    INDEX = "index"  # an id-index pointer that does not match the manifest
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong, named by its key (object, manifest object, link or pointer)."""
+
+    kind: ProblemKind
+    where: str  # the object key, or "manifest-key line N"
+    detail: str
+    call: ManifestEntry | None = None
+
+    def line(self) -> str:
+        """One line for the report: kind, key, the call's ids, what is wrong."""
+        ident = f" {self.call.describe()}" if self.call else ""
+        return f"{self.kind.value.upper()} {self.where}{ident}: {self.detail}"

@@ -1,0 +1,162 @@
+"""The manifest chain from the storage's side: written by the writer, checked by verify,
+extended over old archives by seal. On a local directory and on SeaweedFS."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from archiver.manifest.layout import head_key, link_key
+from archiver.manifest.reader import list_manifests
+from archiver.manifest.seal import seal
+from archiver.retrieval.index import index_manifest
+from archiver.retrieval.verify import ProblemKind, verify_archive
+from archiver.settings import StorageSettings
+from archiver.storage import ObjectStore, open_store
+from tests.support.cli import cli_env, run_cli
+
+UTC_TZ = __import__("datetime").UTC
+WAV = b"RIFF" + bytes(range(256)) * 4
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request, tmp_path, make_bucket, s3_settings) -> object:
+    if request.param == "local":
+        return lambda: StorageSettings(url=str(tmp_path / "archive"))
+
+    async def s3() -> StorageSettings:
+        return s3_settings(await make_bucket())
+
+    return s3
+
+
+async def _settings(storage) -> StorageSettings:
+    made = storage()
+    return await made if hasattr(made, "__await__") else made
+
+
+def _legacy_line(n: int, store: ObjectStore) -> dict:
+    data = WAV + str(n).encode()
+    return {
+        "sip_call_id": f"s{n}",
+        "cdr_id": f"c{n}",
+        "provider": "cdr_v2",
+        "object_key": store.full_key(f"recordings/s{n}.wav"),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "call_started_at": "2021-02-17T08:00:00+07:00",
+    }
+
+
+async def _legacy_archive(store: ObjectStore, manifests: int = 3) -> list[str]:
+    """Manifest objects as the archiver wrote them before the chain: no proof, no link."""
+    keys = []
+    for m in range(manifests):
+        lines = [_legacy_line(m * 10 + i, store) for i in range(2)]
+        for line in lines:
+            data = WAV + line["sip_call_id"].removeprefix("s").encode()
+            key = store.relative_key(line["object_key"])
+            await store.put_bytes(key, data, sha256=line["sha256"], content_type="audio/wav")
+        content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        key = f"manifests/date=2021-02-17/{m + 1:012d}-0123456789ab.jsonl"
+        digest = hashlib.sha256(content).hexdigest()
+        await store.put_bytes(key, content, sha256=digest, content_type="application/x-ndjson")
+        await index_manifest(store, key, content)
+        keys.append(key)
+    return keys
+
+
+async def _verify(store: ObjectStore):
+    return await verify_archive(store, await list_manifests(store, None, None, UTC_TZ))
+
+
+async def test_a_legacy_archive_verifies_as_legacy_and_seal_chains_it(storage) -> None:
+    settings = await _settings(storage)
+    async with open_store(settings) as store:
+        keys = await _legacy_archive(store)
+        before = await _verify(store)
+        assert before.ok, [p.line() for p in before.problems]
+        assert before.legacy == 6
+        assert before.unchained == 3
+        assert "legacy lines 6 (size and stored checksum only)" in before.summary()
+        assert "3 legacy manifest object(s) under no chain" in before.summary()
+
+        done = await seal(store)
+        assert (done.sealed, done.chained, done.skipped) == (3, 0, [])
+        assert done.writer is not None
+        after = await _verify(store)
+        assert after.ok, [p.line() for p in after.problems]
+        assert (after.links, after.unchained, after.writers) == (3, 0, 1)
+        again = await seal(store)
+        assert (again.writer, again.sealed, again.chained) == (None, 0, 3)
+        # Sealed: a manifest object removed is now missed.
+        await store.delete(keys[1]) if settings.is_s3 else Path(settings.url, keys[1]).unlink()
+        gone = await _verify(store)
+        found = {(p.kind, p.where) for p in gone.problems}
+        assert (ProblemKind.MANIFEST_MISSING, keys[1]) in found
+        # Its lines' index pointers now point at nothing the manifest holds.
+        assert {p.kind for p in gone.problems} == {
+            ProblemKind.MANIFEST_MISSING,
+            ProblemKind.INDEX,
+        }
+        assert len(gone.problems) == 1 + 4
+
+
+async def test_the_chain_catches_a_cut_a_rollback_and_an_unlinked_manifest(
+    storage, tmp_path
+) -> None:
+    settings = await _settings(storage)
+    async with open_store(settings) as store:
+        keys = await _legacy_archive(store)
+        done = await seal(store)
+        writer = done.writer
+        assert writer is not None
+
+        def remove(key: str):
+            if settings.is_s3:
+                return store.delete(key)
+            Path(settings.url, key).unlink()
+            return _noop()
+
+        # The newest manifest object and its link removed: the head still names it.
+        await remove(keys[2])
+        await remove(link_key(writer, 3))
+        cut = await _verify(store)
+        assert (ProblemKind.CHAIN_BROKEN, head_key(writer)) in {
+            (p.kind, p.where) for p in cut.problems
+        }
+        # A link in the middle removed: the next one names it.
+        await remove(link_key(writer, 1))
+        middle = await _verify(store)
+        assert (ProblemKind.CHAIN_BROKEN, link_key(writer, 1)) in {
+            (p.kind, p.where) for p in middle.problems
+        }
+        # A manifest object with proof lines that no link records.
+        line = {**_legacy_line(99, store), "etag": None, "version_id": None}
+        content = (json.dumps(line) + "\n").encode()
+        stray = "manifests/date=2021-02-17/000000000099-w0000000000000000.jsonl"
+        digest = hashlib.sha256(content).hexdigest()
+        await store.put_bytes(stray, content, sha256=digest, content_type="x/y")
+        unlinked = await _verify(store)
+        assert (ProblemKind.OUT_OF_CHAIN, stray) in {(p.kind, p.where) for p in unlinked.problems}
+
+
+async def _noop() -> None:
+    return None
+
+
+async def test_seal_from_the_command_line(tmp_path) -> None:
+    settings = StorageSettings(url=str(tmp_path / "archive"))
+    async with open_store(settings) as store:
+        await _legacy_archive(store, manifests=2)
+    env = cli_env({"ARCHIVER_STORAGE__URL": settings.url})
+    sealed = await run_cli("seal", env=env, cwd=tmp_path)
+    assert sealed.code == 0, sealed.err
+    assert sealed.out.startswith("sealed 2 manifest object(s) under chain seal-")
+    verified = await run_cli("verify", env=env, cwd=tmp_path)
+    assert verified.code == 0, verified.out + verified.err
+    assert "chain: 2 manifest object(s) linked by 1 writer(s)" in verified.out
+    assert "re-hashed 4" in verified.out  # a local file keeps no checksum: read back
