@@ -68,6 +68,9 @@ class Sweeper:
         self.clock = clock
         self.metrics = metrics
         self.ready_deadline = timedelta(seconds=ready_deadline)
+        # The first sweep after a start catches up on what started before the
+        # lookback: nothing is "late" yet, so it counts and logs none of it.
+        self._caught_up = False
 
     async def run(self, into: Intake, stop: asyncio.Event) -> None:
         """Sweep every ``sweep_interval`` until ``stop``."""
@@ -97,6 +100,7 @@ class Sweeper:
         ):
             if not await self._list(into, stop, start, stop_at, beyond, report):
                 return report
+        self._caught_up = True
         await self._lookups(stop, now, report)
         log.info(
             "sweep: %d request(s), listed %d, new %d, found late %d, updated %d;"
@@ -132,7 +136,7 @@ class Sweeper:
                 if beyond is None:
                     report.new += result.new
                     self.metrics.sweep_findings.labels("new").inc(result.new)
-                elif result.new:
+                elif result.new and self._caught_up:
                     report.late += result.new
                     self.metrics.found_late.labels(beyond).inc(result.new)
                     log.warning(

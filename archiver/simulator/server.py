@@ -101,6 +101,19 @@ class Simulator:
                     del self._by_key[key]
         return removed
 
+    def add_calls_at(self, starts: Sequence[datetime]) -> list[SimCall]:
+        """One more call per start time (aware), added at once: CDRs that become
+        visible together, as a provider writes calls that just ended."""
+        first = max((c.index for c in self.calls), default=-1) + 1
+        new = [
+            make_call(self.config, first + i, s.astimezone(self.tz)) for i, s in enumerate(starts)
+        ]
+        for call in new:
+            self._index(call)
+        self.calls = sorted([*self.calls, *new], key=call_order)
+        self._starts = [c.started_at for c in self.calls]
+        return new
+
     def _index(self, call: SimCall) -> None:
         self._by_key.setdefault(call.cdr_id, call)
         self._by_key.setdefault(call.sip_call_id, call)

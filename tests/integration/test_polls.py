@@ -13,6 +13,7 @@ import pytest
 from archiver.commands.runtime import open_runtime
 from archiver.models import Provider
 from archiver.pipeline.poller import Poller
+from archiver.pipeline.sweep import Sweeper
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.state.base import JobState
@@ -44,21 +45,34 @@ async def test_a_quiet_hour_costs_one_request_per_poll_and_a_late_cdr_is_archive
                 rt.source, rt.state, p.config,
                 clock=clock, health=p.health, metrics=p.metrics, stats=p.stats,
             )  # fmt: skip
+            sweeper = Sweeper(
+                rt.source, rt.state, p.config,
+                clock=clock, metrics=p.metrics, ready_deadline=p.retry.ready_deadline,
+            )  # fmt: skip
             stepped = Stepped()
             run = asyncio.create_task(p.run(stepped, stop_when_idle=False))
 
             try:
                 first = await stepped.turn(poller.poll_once)
                 assert first.new == 60
+                await stepped.turn(sweeper.sweep_once)
                 before = sim.stats[list_key]
                 polls = int(3600 / POLL)
-                for _ in range(polls):
+                swept = []
+                for n in range(1, polls + 1):
                     clock.advance(POLL)
                     report = await stepped.turn(poller.poll_once)
                     assert report.new == 0
+                    if n % int(p.config.sweep_interval / POLL) == 0:
+                        swept.append(await stepped.turn(sweeper.sweep_once))
                 quiet = sim.stats[list_key] - before
-                # Exactly one count per poll: the lookback's total did not change.
-                assert quiet == polls
+                # Exactly one count per poll (the lookback's total did not change),
+                # plus the sweeps' pages (and, on epacific, its lookups by id:
+                # the same endpoint).
+                lookups = sum(s.looked_up for s in swept) if kind is Provider.EPACIFIC else 0
+                assert len(swept) == 6
+                assert quiet == polls + sum(s.requests for s in swept) + lookups
+                assert all(s.requests <= 10 and s.new == 0 for s in swept)
 
                 # A call that started five minutes ago; its CDR appears now.
                 clock.advance(POLL)
