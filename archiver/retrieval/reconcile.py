@@ -41,7 +41,9 @@ OPEN_KINDS = frozenset({Kind.MISSING, Kind.FAILED, Kind.UNREADABLE})
 
 @dataclass(frozen=True, slots=True)
 class ArchivedRef:
-    """What the comparison needs of one manifest line."""
+    """What the comparison needs of one manifest line (a
+    :class:`~archiver.manifest.entry.ManifestEntry`): three fields, not the whole
+    line, so a month of lines stays small."""
 
     sip_call_id: str
     started_at: datetime | None

@@ -8,6 +8,7 @@ Open the store once at the composition root and pass it down::
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,8 @@ from archiver.state.base import (
     StateStore,
 )
 from archiver.state.sqlite import SqliteStateStore
+
+log = logging.getLogger("archiver.state")
 
 __all__ = [
     "AddResult",
@@ -68,6 +71,9 @@ async def open_state_read_only(settings: StateSettings) -> AsyncIterator[SqliteS
         store = await SqliteStateStore.open_read_only(path)
     except (sqlite3.Error, OSError) as exc:
         raise ConfigError(f"{ENV_PREFIX}STATE__URL: cannot read {path}: {exc}") from exc
+    if store is None:
+        # Migrating would be a write: say why the state's knowledge is not used.
+        log.warning("state database %s is empty or of an older schema: not read", path)
     try:
         yield store
     finally:

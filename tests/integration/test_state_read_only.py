@@ -14,6 +14,7 @@ from archiver.failures import FailureKind
 from archiver.models import CallRecord, Provider
 from archiver.settings import StateSettings
 from archiver.state import open_state_read_only, open_state_store
+from archiver.state.migrations import LATEST_VERSION
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -58,12 +59,25 @@ async def test_reads_failures_and_refuses_writes_leaving_the_file_alone(tmp_path
     assert _digest(path) == before
 
 
-async def test_an_empty_file_is_no_state(tmp_path: Path) -> None:
+async def test_an_empty_file_is_no_state(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "state.sqlite3"
     path.touch()
     async with open_state_read_only(StateSettings(url=str(path))) as state:
         assert state is None
     assert path.read_bytes() == b""
+    assert "empty or of an older schema" in caplog.text
+
+
+async def test_an_older_schema_is_not_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    async with open_state_store(StateSettings(url=str(path))):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (LATEST_VERSION - 1,))
+    before = _digest(path)
+    async with open_state_read_only(StateSettings(url=str(path))) as state:
+        assert state is None
+    assert _digest(path) == before
 
 
 async def test_a_newer_schema_is_a_config_error(tmp_path: Path) -> None:
