@@ -10,9 +10,16 @@ import json
 
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.layout import MANIFEST_PREFIX
-from archiver.manifest.reader import Manifest, parse_manifest
+from archiver.manifest.reader import Manifest, parse_manifest, read_manifests
 
-__all__ = ["MANIFEST_PREFIX", "Manifest", "ManifestEntry", "call_from_json", "parse"]
+__all__ = [
+    "MANIFEST_PREFIX",
+    "Manifest",
+    "ManifestEntry",
+    "call_from_json",
+    "parse",
+    "read_manifests",
+]
 
 
 def parse(key: str, content: bytes) -> Manifest:

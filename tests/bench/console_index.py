@@ -92,7 +92,7 @@ def write_manifests(
             )
             lines.append(entry.to_line() + "\n")
             if count % 997 == 0:
-                entries.append(entry)
+                entries.append(dict(entry.fields))
             count += 1
         if count == calls:
             break
