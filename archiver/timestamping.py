@@ -74,6 +74,10 @@ class Timestamp:
     # The TSA certificate's subject, as ``CN=...``: who vouches for the time.
     tsa: str
 
+    def describe_time(self) -> str:
+        """``genTime by TSA``, for messages."""
+        return f"{self.gen_time.isoformat().replace('+00:00', 'Z')} by {self.tsa}"
+
 
 class TokenState(enum.Enum):
     """What ``verify`` found for a head's token."""
@@ -97,8 +101,7 @@ class TokenCheck:
     def describe(self) -> str:
         """One line for the verify report."""
         if self.state is TokenState.VALID and self.stamp is not None:
-            when = self.stamp.gen_time.isoformat().replace("+00:00", "Z")
-            return f"time-stamped at {when} by {self.stamp.tsa} ({self.key})"
+            return f"time-stamped at {self.stamp.describe_time()} ({self.key})"
         if self.state is TokenState.MISSING:
             return f"no timestamp token ({self.key} is absent; one is asked at the next write)"
         if self.state is TokenState.UNCHECKED:

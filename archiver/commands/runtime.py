@@ -12,6 +12,7 @@ import aiohttp
 
 from archiver.errors import ConfigError
 from archiver.http import ApiClient, make_session
+from archiver.manifest.stamps import head_stamper
 from archiver.pipeline.hosts import HostPolicy, guarded_connector
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.runner import Pipeline
@@ -24,6 +25,7 @@ from archiver.state.base import StateStore
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from archiver.storage.keys import validate_template
+from archiver.timestamping import open_stamper
 
 
 @dataclass
@@ -78,6 +80,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         aiohttp.ClientSession(connector=recordings_connector, timeout=timeout) as rec_session,
         open_state_store(settings.state) as state,
         open_store(settings.storage, max_connections=settings.concurrency * 2) as store,
+        open_stamper(settings.timestamp) as stamper,
     ):
         source = make_source(settings.source, ApiClient(api_session, settings.source))
         transferrer = Transferrer(
@@ -113,7 +116,15 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             # After a storage failure, wait about until the next readiness probe.
             storage_pause=settings.service.probe_interval,
         )
-        pipeline = Pipeline(source, state, store, transferrer, retry_policy(settings), config)
+        pipeline = Pipeline(
+            source,
+            state,
+            store,
+            transferrer,
+            retry_policy(settings),
+            config,
+            on_head=head_stamper(stamper) if stamper is not None else None,
+        )
         yield Runtime(source, state, store, pipeline)
 
 

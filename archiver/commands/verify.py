@@ -22,12 +22,17 @@ from archiver.errors import ConfigError
 from archiver.exits import ExitCode
 from archiver.manifest.reader import in_range, list_manifests, read_manifests, require_archive
 from archiver.manifest.seal import seal
+from archiver.manifest.stamps import HeadStamp, check_head_stamps, stamp_head
+from archiver.manifest.writer import read_head
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.index import write_pointers
 from archiver.retrieval.options import add_range, parse_range
+from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.verify import VerifyReport, verify_archive
-from archiver.settings import Settings
+from archiver.settings import Settings, TimestampSettings
 from archiver.storage import open_store
+from archiver.storage.base import ObjectStore
+from archiver.timestamping import TokenState, open_stamper, verify_anchors
 
 log = logging.getLogger("archiver.verify")
 
@@ -106,11 +111,14 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
                 concurrency=concurrency,
                 on_progress=on_progress,
             )
+        stamps = await _check_stamps(store, settings.timestamp, report)
         if not manifests and report.ok:
             print(f"no manifest objects in {store.description} for this range: nothing to verify")
             return 0
         for problem in report.problems:
             print(problem.line())
+        for stamp in stamps:
+            print(stamp.line())
         print(report.summary())
         # Best effort: a read-only auditor's credentials may not write records.
         await AuditTrail(store, settings.operator).record_best_effort(
@@ -125,6 +133,22 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
             {"checked": report.checked, "problems": len(report.problems)},
         )
     return 0 if report.ok else ExitCode.CORRUPT
+
+
+async def _check_stamps(
+    store: ObjectStore, settings: TimestampSettings, report: VerifyReport
+) -> list[HeadStamp]:
+    """Each chain head's trusted timestamp, when timestamps are configured; an invalid
+    token is a problem of the report (exit 5), a missing one only a line."""
+    if settings.url is None and settings.ca_bundle is None:
+        return []
+    stamps = await check_head_stamps(store, verify_anchors(settings))
+    for stamp in stamps:
+        if stamp.check.state is TokenState.INVALID:
+            report.problems.append(
+                Problem(ProblemKind.TIMESTAMP, stamp.check.key, stamp.check.reason or "invalid")
+            )
+    return [s for s in stamps if s.check.state is not TokenState.INVALID]
 
 
 @contextlib.contextmanager
@@ -172,9 +196,17 @@ def _progress() -> Iterator[Callable[[VerifyReport], None]]:
 
 async def seal_command(args: argparse.Namespace, settings: Settings) -> int:
     """Seal the unchained legacy manifest objects; say what was done."""
-    async with open_store(settings.storage, max_connections=16) as store:
+    async with (
+        open_store(settings.storage, max_connections=16) as store,
+        open_stamper(settings.timestamp) as stamper,
+    ):
         await require_archive(store)
         done = await seal(store)
+        head = await read_head(store, done.writer) if done.writer is not None else None
+        if stamper is not None and head is not None:
+            stamped = await stamp_head(store, stamper, head)
+            if stamped is not None:
+                print(f"time-stamped the sealed chain at {stamped.describe_time()}")
     if done.writer is None:
         print(f"nothing to seal: {done.chained} manifest object(s) already under a chain")
     else:

@@ -5,6 +5,7 @@
     manifests/date=YYYY-MM-DD/<seq:012>-<writer>.jsonl   one batch of lines
     _archiver/chain/<writer>/<seq:012>.json             its link (written once)
     _archiver/chain/<writer>/head.json                  the writer's latest link
+    _archiver/chain/<writer>/<seq:012>.tsr              a trusted timestamp of that link
 
 ``seq`` is the batch's number in its writer's state store and ``writer`` the
 writer id kept there, so a manifest key names its own link. Manifests written
@@ -91,6 +92,11 @@ def partition_date(key: str) -> date | None:
 def link_key(writer: str, seq: int) -> str:
     """The key of a writer's link number ``seq``."""
     return f"{CHAIN_PREFIX}{writer}/{seq:012d}.json"
+
+
+def stamp_key(writer: str, seq: int) -> str:
+    """The key of the trusted timestamp (RFC 3161 token) of a writer's link ``seq``."""
+    return f"{CHAIN_PREFIX}{writer}/{seq:012d}.tsr"
 
 
 def head_key(writer: str) -> str:

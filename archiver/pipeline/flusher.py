@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from archiver.errors import ArchiverError
-from archiver.manifest.writer import flush_manifest
+from archiver.manifest.writer import HeadHook, flush_manifest
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 
@@ -35,12 +35,14 @@ class ManifestFlusher:
         interval: float,
         max_lines: int,
         written: Callable[[int], None],
+        on_head: HeadHook | None = None,
     ) -> None:
         self.state = state
         self.store = store
         self.interval = interval
         self.max_lines = max_lines
         self._written = written
+        self._on_head = on_head
         self._waiting = 0  # lines archived since the last flush started
         self._first = asyncio.Event()
         self._full = asyncio.Event()
@@ -54,7 +56,9 @@ class ManifestFlusher:
 
     async def flush(self) -> None:
         """Write every unwritten batch now (start-up, shutdown)."""
-        self._written(await flush_manifest(self.state, self.store, self.max_lines))
+        self._written(
+            await flush_manifest(self.state, self.store, self.max_lines, on_head=self._on_head)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush on the timing above until ``stop`` (between two flushes, never in the

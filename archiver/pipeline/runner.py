@@ -22,6 +22,7 @@ from archiver.errors import ArchiverError, FatalError, StorageError
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.layout import manifest_date
+from archiver.manifest.writer import HeadHook
 from archiver.metrics import Metrics
 from archiver.models import CallRecord
 from archiver.pipeline.flusher import ManifestFlusher
@@ -58,6 +59,7 @@ class Pipeline:
         *,
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
+        on_head: HeadHook | None = None,
     ) -> None:
         self.source = source
         self.state = state
@@ -80,6 +82,8 @@ class Pipeline:
             interval=config.manifest_interval,
             max_lines=config.manifest_lines,
             written=self._manifest_written,
+            # Called after each chain head written: the trusted timestamp, when configured.
+            on_head=on_head,
         )
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.concurrency)
         self._busy = 0

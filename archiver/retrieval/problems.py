@@ -22,6 +22,7 @@ class ProblemKind(StrEnum):
     OUT_OF_CHAIN = "out-of-chain"  # a manifest object with proof lines but no link
     CHAIN_BROKEN = "chain-broken"  # a link or head missing, unreadable or not linking
     INDEX = "index"  # an id-index pointer that does not match the manifest
+    TIMESTAMP = "timestamp"  # a chain head's trusted timestamp that does not verify
 
 
 @dataclass(frozen=True, slots=True)
