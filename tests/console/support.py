@@ -155,3 +155,14 @@ async def console_user(env: dict[str, str], cwd: Path, *args: str, password: str
     out, err = await asyncio.wait_for(proc.communicate(password.encode() + b"\n"), 60)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+async def first_call_id(http: Any, **query: str) -> int:
+    """The index id of the first (newest) call a search finds."""
+    async with http.get("/", params={"go": "1", **query}) as resp:
+        assert resp.status == 200
+        html = await resp.text()
+    marker = 'data-id="'
+    assert marker in html, "no result"
+    start = html.index(marker) + len(marker)
+    return int(html[start : html.index('"', start)])

@@ -10,7 +10,6 @@ import csv
 import hashlib
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import aiohttp
@@ -21,20 +20,11 @@ from tests.console.support import (
     PASSWORD,
     audit_records,
     csrf_of,
+    first_call_id,
     manifest_calls,
     running_console,
     signed_in,
 )
-
-
-async def _first_id(http, **query) -> int:
-    async with http.get("/", params={"go": "1", **query}) as resp:
-        assert resp.status == 200
-        html = await resp.text()
-    marker = 'data-id="'
-    assert marker in html, "no result"
-    start = html.index(marker) + len(marker)
-    return int(html[start : html.index('"', start)])
 
 
 async def test_nothing_is_served_without_a_session(local_archive, tmp_path):
@@ -110,7 +100,7 @@ async def test_sign_in_is_rate_limited_and_wrong_passwords_refused(local_archive
 async def test_every_change_needs_the_csrf_token(local_archive, tmp_path):
     async with running_console(local_archive, tmp_path) as console:
         async with signed_in(console.url, "officer") as http:
-            call_id = await _first_id(http)
+            call_id = await first_call_id(http)
             for token in (None, "wrong", http.csrf[:-1]):
                 data = {"reason": "audit 42"} | ({"csrf": token} if token else {})
                 for path in (f"/calls/{call_id}/download", f"/calls/{call_id}/play", "/logout"):
@@ -165,7 +155,7 @@ async def test_search_by_any_spelling_of_a_number_is_audited(local_archive, tmp_
 async def test_roles_limit_what_each_user_may_do(local_archive, tmp_path):
     async with running_console(local_archive, tmp_path) as console:
         async with signed_in(console.url, "viewer") as http:
-            call_id = await _first_id(http)
+            call_id = await first_call_id(http)
             async with http.get(f"/calls/{call_id}") as resp:
                 page = await resp.text()
                 assert resp.status == 200
@@ -194,7 +184,7 @@ async def test_play_gives_a_grant_and_the_audio_seeks(local_archive, tmp_path):
     async with running_console(local_archive, tmp_path) as console:
         calls = {c.sip_call_id: c for c in await manifest_calls(console.store)}
         async with signed_in(console.url, "listener") as http:
-            call_id = await _first_id(http)
+            call_id = await first_call_id(http)
             item = await console.console.calls.get(call_id)
             call = calls[item.call.sip_call_id]
             data = b"".join([c async for c in console.store.read(call.object_key)])
@@ -227,7 +217,7 @@ async def test_play_gives_a_grant_and_the_audio_seeks(local_archive, tmp_path):
 async def test_an_altered_recording_is_refused_with_the_reason(local_archive, tmp_path):
     async with running_console(local_archive, tmp_path) as console:
         async with signed_in(console.url, "exporter") as http:
-            call_id = await _first_id(http)
+            call_id = await first_call_id(http)
             item = await console.console.calls.get(call_id)
             path = Path(local_archive.local_path, item.call.object_key)
             body = bytearray(path.read_bytes())
@@ -248,64 +238,6 @@ async def test_an_altered_recording_is_refused_with_the_reason(local_archive, tm
                 assert "CORRUPT" in await resp.text()  # the integrity status shows it
         refused = [r for r in await audit_records(console.store) if r["result"] == "refused"]
         assert sorted(r["action"] for r in refused) == ["download", "export", "play"]
-
-
-async def test_download_and_export_zip(local_archive, tmp_path):
-    async with running_console(local_archive, tmp_path) as console:
-        calls = {c.cdr_id: c for c in await manifest_calls(console.store)}
-        async with signed_in(console.url, "exporter") as http:
-            async with http.get("/", params={"go": "1"}) as resp:
-                html = await resp.text()
-            ids = [int(part.split('"')[0]) for part in html.split('data-id="')[1:]]
-            assert len(ids) == len(calls)
-            data = {"csrf": http.csrf, "reason": "court order 12"}
-            async with http.post(f"/calls/{ids[0]}/download", data=data) as resp:
-                assert resp.status == 200
-                assert resp.headers["Content-Disposition"].startswith("attachment;")
-                one = await resp.read()
-            item = await console.console.calls.get(ids[0])
-            assert hashlib.sha256(one).hexdigest() == item.call.sha256
-            form = aiohttp.FormData([*data.items(), *(("ids", str(i)) for i in ids)])
-            async with http.post("/export", data=form) as resp:
-                assert resp.status == 200
-                assert resp.content_type == "application/zip"
-                blob = await resp.read()
-        archive = zipfile.ZipFile(io.BytesIO(blob))
-        assert archive.testzip() is None
-        names = archive.namelist()
-        assert {"manifest.csv", "manifest.json", "SHA256SUMS"} <= set(names)
-        sums = dict(
-            reversed(line.split("  ", 1))
-            for line in archive.read("SHA256SUMS").decode().splitlines()
-        )
-        assert set(sums) == set(names) - {"SHA256SUMS"}
-        for name, digest in sums.items():
-            assert hashlib.sha256(archive.read(name)).hexdigest() == digest
-        rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
-        assert {r["cdr_id"] for r in rows} == set(calls)
-        lines = json.loads(archive.read("manifest.json"))
-        assert {line["sha256"] for line in lines} == {c.sha256 for c in calls.values()}
-        recordings = [n for n in names if n.startswith("recordings/")]
-        assert sorted(sums[n] for n in recordings) == sorted(c.sha256 for c in calls.values())
-        exports = [r for r in await audit_records(console.store) if r["action"] == "export"]
-        assert exports[0]["details"]["reason"] == "court order 12"
-        assert len(exports[0]["target"]["calls"]) == len(calls)
-
-
-async def test_export_refuses_bad_and_oversized_selections(local_archive, tmp_path):
-    async with running_console(local_archive, tmp_path, export_limit=2) as console:
-        async with signed_in(console.url, "exporter") as http:
-            base = {"csrf": http.csrf, "reason": "r"}
-            for ids, status in (
-                (["1", "2", "3"], 413),
-                (["../1"], 400),
-                ([], 400),
-                (["999999"], 404),
-            ):
-                form = aiohttp.FormData([*base.items(), *(("ids", i) for i in ids)])
-                async with http.post("/export", data=form) as resp:
-                    assert resp.status == status, ids
-        assert not [r for r in await audit_records(console.store) if r["action"] == "export"]
 
 
 async def test_path_traversal_in_ids_and_manifest_keys(local_archive, tmp_path):
@@ -337,7 +269,7 @@ async def test_path_traversal_in_ids_and_manifest_keys(local_archive, tmp_path):
                 async with http.get(path) as resp:
                     assert resp.status in (403, 404), path
                     assert b"not yours" not in await resp.read()
-            call_id = await _first_id(http, id="evil-1")
+            call_id = await first_call_id(http, id="evil-1")
             data = {"csrf": http.csrf, "reason": "r"}
             async with http.post(f"/calls/{call_id}/play", data=data) as resp:
                 assert resp.status == 409
@@ -375,7 +307,7 @@ async def test_a_proxy_header_counts_only_from_a_proxy_address(local_archive, tm
 async def test_audit_page_filters_and_exports(local_archive, tmp_path):
     async with running_console(local_archive, tmp_path) as console:
         async with signed_in(console.url, "listener") as http:
-            call_id = await _first_id(http)
+            call_id = await first_call_id(http)
             async with http.post(
                 f"/calls/{call_id}/play", data={"csrf": http.csrf, "reason": "why"}
             ) as resp:
@@ -399,7 +331,7 @@ async def test_audit_page_filters_and_exports(local_archive, tmp_path):
 async def test_the_reason_can_be_optional_or_off(local_archive, tmp_path, mode):
     async with running_console(local_archive, tmp_path, reason=mode) as console:
         async with signed_in(console.url, "listener") as http:
-            call_id = await _first_id(http)
+            call_id = await first_call_id(http)
             async with http.get(f"/calls/{call_id}") as resp:
                 page = await resp.text()
             assert ('class="reason-input"' in page) == (mode == "optional")
@@ -422,7 +354,7 @@ async def test_an_overwritten_recording_on_s3_is_refused(
     await archived_storage(storage, tmp_path / "builder", calls=2)
     async with running_console(storage, tmp_path) as console:
         async with signed_in(console.url, "listener") as http:
-            call_id = await _first_id(http)
+            call_id = await first_call_id(http)
             item = await console.console.calls.get(call_id)
             async with admin_client(seaweed) as client:
                 await client.put_object(
