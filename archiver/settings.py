@@ -160,6 +160,9 @@ class StorageSettings(BaseModel):
     presign_expiry: int = Field(default=3600, ge=1, le=7 * 86400)
     # A local directory: mode of the files written (folders add x where r is granted).
     file_mode: str = Field(default=DEFAULT_FILE_MODE, pattern=MODE_PATTERN)
+    # At start, incomplete uploads / temporary files older than this many seconds
+    # are removed; a younger one may be another process's write in progress.
+    abandoned_after: float = Field(default=21600.0, ge=60)
 
     @property
     def file_mode_bits(self) -> int:
@@ -421,6 +424,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     concurrency: int = Field(default=16, ge=1, le=512)
+    # Seconds a claimed recording stays with its process without a heartbeat.
+    lease: float = Field(default=120.0, ge=3)
     poll_interval: float = Field(default=10.0, gt=0)
     lookback: float = Field(default=7200.0, ge=0)
     retry: RetrySettings = Field(default_factory=RetrySettings)

@@ -115,6 +115,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             sweep_lookups=settings.sweep_lookups,
             # After a storage failure, wait about until the next readiness probe.
             storage_pause=settings.service.probe_interval,
+            lease=settings.lease,
+            abandoned_after=settings.storage.abandoned_after,
         )
         pipeline = Pipeline(
             source,

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from archiver.metrics import Metrics
 from archiver.models import CallRecord
 from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.intake import Concurrently, Health, Producer
+from archiver.pipeline.leases import RunLeases
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.poller import Poller
 from archiver.pipeline.producers import Window, WindowLister
@@ -75,6 +77,9 @@ class Pipeline:
         self.stop_event = asyncio.Event()
         # True once someone (a signal, a fatal error) asked the run to stop early.
         self.stop_requested = False
+        self.leases = RunLeases(
+            state, store, uuid.uuid4().hex[:12], config.lease, config.abandoned_after, self.clock
+        )
         self._wake = asyncio.Event()
         self.flusher = ManifestFlusher(
             state,
@@ -110,12 +115,16 @@ class Pipeline:
     async def run(self, producer: Producer, *, stop_when_idle: bool) -> RunStats:
         """Start up, run producer, dispatcher, workers and flusher until the stop rule holds."""
         self._survive_storage_errors = not stop_when_idle
-        released = await self.state.release_transferring()
-        if released:
-            log.info("%d recording(s) left in flight by an earlier run are queued again", released)
-        cleaned = await self.store.cleanup_incomplete()
-        if cleaned:
-            log.info("removed %d incomplete upload(s) left by an earlier run", cleaned)
+        await self.leases.start()
+        heartbeat = asyncio.create_task(self.leases.beat_forever(self.stop_event), name="heartbeat")
+        try:
+            return await self._run(producer, stop_when_idle)
+        finally:
+            self.stop_event.set()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await self.leases.end()
+
+    async def _run(self, producer: Producer, stop_when_idle: bool) -> RunStats:
         await self.flusher.flush()
         workers = [
             asyncio.create_task(self._worker(), name=f"transfer-{i}")
@@ -197,7 +206,13 @@ class Pipeline:
             free = self._queue.maxsize - self._queue.qsize()
             if time.monotonic() < self._paused_until:
                 free = 0
-            jobs = await self.state.claim_due(self.clock(), free) if free > 0 else []
+            jobs = (
+                await self.state.claim_due(
+                    self.clock(), free, owner=self.leases.owner, lease=self.leases.lease
+                )
+                if free > 0
+                else []
+            )
             for job in jobs:
                 self._queue.put_nowait(job)
             if jobs:
@@ -436,8 +451,8 @@ class Pipeline:
         if hard:
             flusher.cancel()
         await asyncio.gather(*workers, producer_task, flusher, return_exceptions=True)
-        # Whatever was claimed but not finished is queued again for the next run.
-        await self.state.release_transferring()
+        # Whatever was claimed but not finished is queued again (this run's jobs only).
+        await self.state.release_transferring(self.leases.owner)
         await self.flusher.flush()
         if cancelled:
             raise asyncio.CancelledError

@@ -38,6 +38,12 @@ class PipelineConfig:
     sweep_interval: float = 600.0
     longest_call: float = 14400.0
     sweep_lookups: int = 100
+    # Seconds a claimed job (and this run's storage marker) stays with this
+    # process without a heartbeat; the heartbeat beats three times per lease.
+    lease: float = 120.0
+    # At start, incomplete uploads and temporary files older than this are
+    # abandoned (a younger one may be another process's write in progress).
+    abandoned_after: float = 21600.0
 
 
 @dataclass

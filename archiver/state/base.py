@@ -9,6 +9,11 @@ whose state moves:
        └── waiting_ready <─┘ (404 soon after the call; or transient error with backoff)
     no_recording (the CDR had no URL; a later listing that brings one moves it to pending)
 
+Several processes may share one state (``run`` and ``backfill`` at once, or
+replicas): a claimed job is held by its process (``owner``) under a lease that
+its heartbeat renews. Another process never takes a job whose lease is running;
+one whose lease ran out (its process died) goes back to pending.
+
 Manifest batches make the manifest exactly-once: archived jobs are grouped into
 a batch whose object name and content are fixed in the store *before* the object
 is written, so a restart rewrites the identical object rather than a second line.
@@ -18,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord
+
+# How long a claimed job stays with its process without a heartbeat.
+DEFAULT_LEASE = timedelta(minutes=2)
 
 
 class JobState(StrEnum):
@@ -43,7 +51,7 @@ class Job:
     """One recording to archive, as claimed from the store."""
 
     id: int
-    call: CallRecord  # rebuilt from the stored record (raw payload included)
+    call: CallRecord  # rebuilt from the stored record (parsed fields; no raw payload)
     state: JobState
     attempts: int  # transfer attempts made before this claim
     first_seen_at: datetime
@@ -95,9 +103,16 @@ class StateStore(Protocol):
         and a no_recording job becomes pending. Archived/failed jobs are left alone.
         """
 
-    async def claim_due(self, now: datetime, limit: int) -> list[Job]:
+    async def claim_due(
+        self, now: datetime, limit: int, *, owner: str = "", lease: timedelta = DEFAULT_LEASE
+    ) -> list[Job]:
         """Atomically take up to ``limit`` jobs that are pending or waiting_ready with
-        next_attempt_at <= now (oldest first), mark them transferring, return them."""
+        next_attempt_at <= now (oldest first), mark them transferring, held by
+        ``owner`` until ``now + lease``, and return them."""
+
+    async def renew_leases(self, owner: str, now: datetime, lease: timedelta) -> int:
+        """The heartbeat: every job ``owner`` holds (transferring) is held until
+        ``now + lease``. Returns how many."""
 
     async def mark_archived(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> None:
         """The recording is stored and verified; keep its manifest line for batching
@@ -130,8 +145,18 @@ class StateStore(Protocol):
         the stored one makes the job pending (due now, attempts reset) and returns
         True; otherwise only its turn moves to the back of the line (False)."""
 
-    async def release_transferring(self) -> int:
-        """On start: jobs left transferring by a crash go back to pending, due now."""
+    async def release_transferring(self, owner: str | None = None) -> int:
+        """Jobs ``owner`` holds go back to pending, due now (its stop: what it claimed
+        and did not finish). ``None``: every job in flight, whoever holds it; only
+        for when no process can be running."""
+
+    async def release_expired(self, now: datetime) -> int:
+        """Jobs whose lease ended before ``now`` (their process died, or stopped
+        beating) go back to pending, due now. A job another live process holds is
+        never touched. Returns how many."""
+
+    async def identity(self) -> str:
+        """This state's id, made once when it was created: what binds a storage to it."""
 
     async def retry_failed_between(self, provider: str, since: datetime, until: datetime) -> int:
         """Re-queue the failed jobs of ``provider``'s calls started in [since, until)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord, call_from_dict, call_to_dict
 from archiver.state.base import (
+    DEFAULT_LEASE,
     AddResult,
     Failure,
     Job,
@@ -157,7 +158,9 @@ class SqliteStateStore(ManifestBatches):
             updated = cur.rowcount if with_url else 0
         return AddResult(new=new, updated=updated, known=len(calls) - new - updated)
 
-    async def claim_due(self, now: datetime, limit: int) -> list[Job]:
+    async def claim_due(
+        self, now: datetime, limit: int, *, owner: str = "", lease: timedelta = DEFAULT_LEASE
+    ) -> list[Job]:
         """See :meth:`archiver.state.base.StateStore.claim_due`.
 
         The returned jobs' ``state`` is TRANSFERRING: what the store now holds.
@@ -169,13 +172,14 @@ class SqliteStateStore(ManifestBatches):
             # One statement: the selection and the state change cannot interleave
             # with another claim, even from another process.
             rows = await db.execute_fetchall(
-                "UPDATE calls SET state = 'transferring', updated_at = ?1"
+                "UPDATE calls SET state = 'transferring', updated_at = ?1,"
+                " lease_owner = ?3, lease_until = ?4"
                 " WHERE id IN (SELECT id FROM calls INDEXED BY calls_due"
                 " WHERE state IN ('pending', 'waiting_ready') AND next_attempt_at <= ?1"
                 " ORDER BY next_attempt_at, id LIMIT ?2)"
                 " RETURNING next_attempt_at,"
                 " id, record_json, recording_url, state, attempts, first_seen_at",
-                (ts, limit),
+                (ts, limit, owner, encode_time(now + lease)),
             )
         # RETURNING gives no order guarantee: restore "oldest due first".
         ordered = sorted(rows, key=lambda r: (r[0], r[1]))
@@ -297,12 +301,40 @@ class SqliteStateStore(ManifestBatches):
             )
         return False
 
-    async def release_transferring(self) -> int:
+    async def renew_leases(self, owner: str, now: datetime, lease: timedelta) -> int:
+        """See :meth:`archiver.state.base.StateStore.renew_leases`."""
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE calls INDEXED BY calls_state SET lease_until = ?"
+                " WHERE state = 'transferring' AND lease_owner = ?",
+                (encode_time(now + lease), owner),
+            )
+            return cur.rowcount
+
+    async def release_transferring(self, owner: str | None = None) -> int:
         """See :meth:`archiver.state.base.StateStore.release_transferring`."""
         return await self._requeue(
-            "UPDATE calls SET state = 'pending', next_attempt_at = ?1, updated_at = ?1"
-            " WHERE state = 'transferring'"
+            "UPDATE calls INDEXED BY calls_state SET state = 'pending', next_attempt_at = ?1,"
+            " updated_at = ?1, lease_owner = NULL, lease_until = NULL"
+            " WHERE state = 'transferring' AND (?2 IS NULL OR lease_owner = ?2)",
+            owner,
         )
+
+    async def release_expired(self, now: datetime) -> int:
+        """See :meth:`archiver.state.base.StateStore.release_expired`."""
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE calls INDEXED BY calls_state SET state = 'pending', next_attempt_at = ?1,"
+                " updated_at = ?1, lease_owner = NULL, lease_until = NULL"
+                " WHERE state = 'transferring' AND (lease_until IS NULL OR lease_until <= ?1)",
+                (encode_time(now),),
+            )
+            return cur.rowcount
+
+    async def identity(self) -> str:
+        """See :meth:`archiver.state.base.StateStore.identity`."""
+        rows = await self._fetch("SELECT value FROM meta WHERE key = 'state_id'")
+        return str(rows[0][0])
 
     async def retry_failed(self) -> int:
         """See :meth:`archiver.state.base.StateStore.retry_failed`."""
@@ -322,9 +354,9 @@ class SqliteStateStore(ManifestBatches):
             )
             return cur.rowcount
 
-    async def _requeue(self, sql: str) -> int:
+    async def _requeue(self, sql: str, *params: object) -> int:
         async with self._write() as db:
-            cur = await db.execute(sql, (encode_time(self._clock()),))
+            cur = await db.execute(sql, (encode_time(self._clock()), *params))
             return cur.rowcount
 
     async def next_due_at(self) -> datetime | None:

@@ -168,8 +168,13 @@ class ObjectStore(Protocol):
     async def probe(self) -> None:
         """Raise StorageError unless the storage is reachable now (readiness)."""
 
-    async def cleanup_incomplete(self) -> int:
-        """Abort multipart uploads / remove temporary files the archiver left behind."""
+    async def cleanup_incomplete(self, older_than: datetime | None = None) -> int:
+        """Abort multipart uploads / remove temporary files the archiver left behind.
+
+        Only those started (local: last written) before ``older_than``: a younger
+        one may belong to another process at work on the same storage. ``None``:
+        every one, for when no other process can be writing.
+        """
 
 
 @dataclass(frozen=True, slots=True)

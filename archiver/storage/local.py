@@ -28,6 +28,7 @@ import secrets
 import stat
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -99,13 +100,21 @@ def _open_regular(path: Path) -> int:
     return fd
 
 
-def _remove_temp_files(root: Path) -> int:
+def _remove_temp_files(root: Path, older_than: float | None) -> int:
+    """Remove temporary files last written before ``older_than`` (epoch seconds; None: all)."""
     removed = 0
     for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
-            if _is_temp(name):
-                _unlink_quiet(Path(dirpath) / name)
-                removed += 1
+            if not _is_temp(name):
+                continue
+            path = Path(dirpath) / name
+            try:
+                if older_than is not None and path.lstat().st_mtime >= older_than:
+                    continue  # still being written, perhaps by another process
+            except FileNotFoundError:
+                continue  # its writer just published or removed it
+            _unlink_quiet(path)
+            removed += 1
     return removed
 
 
@@ -373,14 +382,15 @@ class LocalStore:
         if not await asyncio.to_thread(usable):
             raise StorageError(f"{self.description}: not a writable directory")
 
-    async def cleanup_incomplete(self) -> int:
+    async def cleanup_incomplete(self, older_than: datetime | None = None) -> int:
         """Remove the ``.partial`` files a crash left behind; returns how many.
 
-        Call it only when no other process writes to this directory: their
-        in-flight temporary files would go too.
+        Only those last written before ``older_than`` (every one if None): a
+        younger one may be another process's write in progress.
         """
+        bound = older_than.timestamp() if older_than is not None else None
         with self._os_errors("clean", "temporary files"):
-            return await asyncio.to_thread(_remove_temp_files, self._root)
+            return await asyncio.to_thread(_remove_temp_files, self._root, bound)
 
 
 def _check_digest(key: str, actual: str, expected: str) -> None:

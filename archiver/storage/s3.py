@@ -479,19 +479,34 @@ class S3Store(S3ObjectLock):
                 if http_status(exc) != 403:  # 403: no ListBucket right; objects may still work
                     raise
 
-    async def cleanup_incomplete(self) -> int:
-        """Abort every multipart upload under the prefix; returns how many.
+    async def cleanup_incomplete(self, older_than: datetime | None = None) -> int:
+        """Abort the multipart uploads under the prefix started before ``older_than``
+        (every one if None); returns how many.
 
         The archiver is the only writer under its prefix, so any upload there
-        is one of ours; call it only when no other archiver process is writing.
+        is one of ours; a younger one may be another process's, still at work.
         """
         paginator = self.client.get_paginator("list_multipart_uploads")
         uploads: list[tuple[str, str]] = []
         with self.errors("abort incomplete uploads"):
             async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
-                uploads += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])]
+                uploads += [
+                    (u["Key"], u["UploadId"])
+                    for u in page.get("Uploads", [])
+                    if older_than is None or _started_before(u.get("Initiated"), older_than)
+                ]
             for full, upload_id in uploads:
                 await self.client.abort_multipart_upload(
                     Bucket=self._bucket, Key=full, UploadId=upload_id
                 )
         return len(uploads)
+
+
+def _started_before(initiated: object, bound: datetime) -> bool:
+    """Whether an upload's ``Initiated`` time is before ``bound`` (an upload with
+    no usable time is left alone: it may be at work)."""
+    if not isinstance(initiated, datetime):
+        return False
+    if initiated.tzinfo is None:
+        initiated = initiated.replace(tzinfo=UTC)
+    return initiated < bound

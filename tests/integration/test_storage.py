@@ -183,6 +183,25 @@ async def test_cleanup_incomplete(env: Env) -> None:
     await upload.abort()  # what the crashed process never did; harmless now
 
 
+async def test_cleanup_spares_an_upload_younger_than_the_bound(env: Env) -> None:
+    """Another process's upload in progress is not abandoned: it completes."""
+    from datetime import UTC, datetime, timedelta
+
+    upload = await env.store.start_upload("recordings/at-work.wav", content_type="audio/wav")
+    await upload.write_part(WAV)
+    now = datetime.now(UTC)
+    assert await env.store.cleanup_incomplete(now - timedelta(hours=1)) == 0
+    assert len(await env.leftovers()) == 1
+    assert await upload.complete(sha(WAV), len(WAV)) is PutOutcome.CREATED
+    assert (await env.store.head("recordings/at-work.wav")) is not None
+    # Once older than the bound, an upload is abandoned and goes.
+    left = await env.store.start_upload("recordings/left.wav", content_type="audio/wav")
+    await left.write_part(WAV)
+    assert await env.store.cleanup_incomplete(now + timedelta(hours=1)) == 1
+    assert await env.leftovers() == []
+    await left.abort()
+
+
 async def test_list_under_prefix(env: Env) -> None:
     keys = ["m/a.txt", "m/a/2.wav", "m/a/1.wav", "m/b.wav", "m-other/x.wav", "n/c.wav"]
     for key in keys:

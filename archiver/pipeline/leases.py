@@ -1,0 +1,90 @@
+"""A run's hold on shared work: its storage marker, its jobs' leases, their heartbeat.
+
+Several processes may work on one state (``run`` and ``backfill`` at once).
+What one of them starts with must touch only what is abandoned: jobs whose
+lease ran out, uploads and temporary files older than a bound. Whatever this
+run claims is held under a lease that the heartbeat renews while it works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from archiver.errors import ArchiverError
+from archiver.pipeline.binding import StorageBinding
+from archiver.state.base import StateStore
+from archiver.storage.base import ObjectStore
+
+log = logging.getLogger("archiver.pipeline")
+
+
+class RunLeases:
+    """Start-up, heartbeat and end of one run's hold (see the module docstring)."""
+
+    def __init__(
+        self,
+        state: StateStore,
+        store: ObjectStore,
+        owner: str,
+        lease: float,
+        abandoned_after: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.owner = owner
+        self.lease = timedelta(seconds=lease)
+        self._state = state
+        self._store = store
+        self._abandoned_after = timedelta(seconds=abandoned_after)
+        self._clock = clock
+        self._binding: StorageBinding | None = None
+
+    async def start(self) -> None:
+        """Bind the storage to this state (ConfigError if another state holds it), then
+        take back what other runs abandoned, and only that."""
+        now = self._clock()
+        self._binding = StorageBinding(
+            self._store, await self._state.identity(), self.owner, self.lease
+        )
+        await self._binding.acquire(now)
+        released = await self._state.release_expired(now)
+        if released:
+            log.info("%d recording(s) left in flight by an ended run are queued again", released)
+        cleaned = await self._store.cleanup_incomplete(now - self._abandoned_after)
+        if cleaned:
+            log.info("removed %d incomplete upload(s) left by an ended run", cleaned)
+
+    async def beat_forever(self, stop: asyncio.Event) -> None:
+        """Renew this run's leases and marker three times per lease, until ``stop``;
+        on the way, free the jobs of runs that stopped beating."""
+        interval = self.lease.total_seconds() / 3
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
+            try:
+                await self.beat()
+            except ArchiverError as exc:
+                # A storage hiccup: the next beat, well inside the lease, tries again.
+                log.warning("heartbeat failed, retrying: %s", exc)
+
+    async def beat(self) -> None:
+        """One heartbeat."""
+        now = self._clock()
+        await self._state.renew_leases(self.owner, now, self.lease)
+        if self._binding is not None:
+            await self._binding.renew(now)
+        released = await self._state.release_expired(now)
+        if released:
+            log.info("%d recording(s) of a run that stopped beating are queued again", released)
+
+    async def end(self) -> None:
+        """Give back what this run claimed and did not finish; remove its marker."""
+        await self._state.release_transferring(self.owner)
+        if self._binding is not None:
+            with contextlib.suppress(ArchiverError):
+                await self._binding.release()

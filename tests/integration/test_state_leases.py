@@ -1,0 +1,104 @@
+"""Lease semantics of the state-store protocol: two processes on one state.
+
+Written against :class:`archiver.state.base.StateStore` only: ``two_handles``
+yields two independent connections to one state (two processes), so a
+PostgreSQL store can run the same tests by adding itself to the fixture.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver.models import CallRecord, Provider
+from archiver.state import SqliteStateStore, StateStore
+from archiver.state.base import JobState
+
+T0 = datetime(2021, 2, 17, 3, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=120)
+
+
+def _call(cdr_id: str) -> CallRecord:
+    return CallRecord(
+        provider=Provider.CDR_V2,
+        cdr_id=cdr_id,
+        sip_call_id=f"sip-{cdr_id}",
+        started_at=T0,
+        recording_url=f"https://rec.example/{cdr_id}.wav",
+    )
+
+
+@pytest.fixture(params=["sqlite"])
+async def two_handles(request, tmp_path: Path) -> AsyncIterator[tuple[StateStore, StateStore]]:
+    """Two processes' handles on one state."""
+    async with AsyncExitStack() as stack:
+        path = tmp_path / "state.sqlite3"
+        a = await stack.enter_async_context(await SqliteStateStore.open(path))
+        b = await stack.enter_async_context(await SqliteStateStore.open(path))
+        yield a, b
+
+
+async def test_a_running_lease_is_never_taken_by_another_process(two_handles) -> None:
+    a, b = two_handles
+    await a.add_calls([_call("1"), _call("2")], T0)
+    held = await a.claim_due(T0, 10, owner="proc-a", lease=LEASE)
+    assert len(held) == 2
+    # Process b starts while a works: nothing of a's goes back to pending.
+    assert await b.release_expired(T0 + LEASE - timedelta(seconds=1)) == 0
+    assert await b.claim_due(T0 + timedelta(seconds=5), 10, owner="proc-b", lease=LEASE) == []
+    assert (await b.counts())[JobState.TRANSFERRING] == 2
+
+
+async def test_the_heartbeat_keeps_a_lease_and_its_end_frees_the_jobs(two_handles) -> None:
+    a, b = two_handles
+    await a.add_calls([_call("1")], T0)
+    [job] = await a.claim_due(T0, 1, owner="proc-a", lease=LEASE)
+    beat = T0 + timedelta(seconds=100)
+    assert await a.renew_leases("proc-a", beat, LEASE) == 1
+    assert await b.renew_leases("proc-b", beat, LEASE) == 0
+    # Past the first lease but inside the renewed one: still a's.
+    assert await b.release_expired(T0 + LEASE + timedelta(seconds=10)) == 0
+    # a died (no more beats): once the renewed lease is over, b takes the job back.
+    assert await b.release_expired(beat + LEASE) == 1
+    [again] = await b.claim_due(beat + LEASE, 1, owner="proc-b", lease=LEASE)
+    assert again.id == job.id
+
+
+async def test_a_run_gives_back_only_what_it_holds(two_handles) -> None:
+    a, b = two_handles
+    await a.add_calls([_call(str(i)) for i in range(4)], T0)
+    mine = await a.claim_due(T0, 2, owner="proc-a", lease=LEASE)
+    theirs = await b.claim_due(T0, 2, owner="proc-b", lease=LEASE)
+    assert {j.id for j in mine}.isdisjoint(j.id for j in theirs)
+    assert await a.release_transferring("proc-a") == 2
+    counts = await b.counts()
+    assert (counts[JobState.PENDING], counts[JobState.TRANSFERRING]) == (2, 2)
+    # Due again at once (the store's own clock says when "now" is).
+    back = await a.claim_due(datetime.now(UTC) + LEASE, 10, owner="proc-a", lease=LEASE)
+    assert {j.id for j in back} == {j.id for j in mine}
+
+
+async def test_both_processes_see_one_identity(two_handles, tmp_path: Path) -> None:
+    a, b = two_handles
+    assert await a.identity() == await b.identity()
+    async with await SqliteStateStore.open(tmp_path / "other.sqlite3") as other:
+        assert await other.identity() != await a.identity()
+
+
+async def test_a_job_left_in_flight_by_an_older_archiver_is_free(tmp_path: Path) -> None:
+    """Jobs left transferring before leases existed hold no lease: the first start frees them."""
+    path = tmp_path / "state.sqlite3"
+    async with await SqliteStateStore.open(path) as store:
+        await store.add_calls([_call("1")], T0)
+        await store.claim_due(T0, 1, owner="old", lease=LEASE)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE calls SET lease_owner = NULL, lease_until = NULL")
+    conn.close()
+    async with await SqliteStateStore.open(path) as store:
+        assert await store.release_expired(T0) == 1
