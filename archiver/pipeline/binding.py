@@ -8,8 +8,10 @@ marker in the storage, renewed by its heartbeat and found by a LIST alone::
 
     _archiver/writers/<state_id>.<owner>.<started_ms>.<expires_ms>.json
 
+(``<owner>``: :func:`archiver.pipeline.owners.owner_token`.)
 A pipeline starting while a marker of another state is live (not expired)
-refuses with one line (exit 2). Two starting at the same moment both write
+refuses with one line (exit 2); the marker of a process of this machine that
+has ended counts for nothing. Two starting at the same moment both write
 their marker, then look again: the one that started later (ties: the smaller
 state id wins) withdraws and refuses. A marker outlives a killed process by
 at most the lease (``ARCHIVER_LEASE``); clocks of the machines are assumed to
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from archiver.errors import ArchiverError, ConfigError
+from archiver.pipeline.owners import holder_is_gone
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.pipeline")
@@ -72,15 +75,20 @@ class StorageBinding:
         self._owner = owner
         self._lease = lease
         self._mine: Marker | None = None
+        self.peers: list[Marker] = []
 
     async def acquire(self, now: datetime) -> None:
-        """Write this run's marker; ConfigError if another state's process is at work."""
-        self._refuse_if_taken(await self._live_others(now), now)
+        """Write this run's marker; ConfigError if another state's process is at work.
+
+        Afterwards :attr:`peers` lists the other processes at work on the storage.
+        """
+        self._refuse_if_taken(await self._others(now), now)
         mine = await self._write(
             Marker(_ms(now), self._state_id, self._owner, _ms(now + self._lease))
         )
         # Two starting at once both got past the first look: the later one yields.
-        earlier = [m for m in await self._live_others(now) if m < mine]
+        self.peers = await self._others(now)
+        earlier = [m for m in self.peers if m.state_id != self._state_id and m < mine]
         if earlier:
             await self.release()
             self._refuse_if_taken(earlier, now)
@@ -118,22 +126,24 @@ class StorageBinding:
         self._mine = marker
         return marker
 
-    async def _live_others(self, now: datetime) -> list[Marker]:
-        """Markers of other states not expired at ``now``; expired ones are removed."""
+    async def _others(self, now: datetime) -> list[Marker]:
+        """Markers of other processes at work; those of ended ones are removed."""
         live: list[Marker] = []
         async for obj in self._store.list(PREFIX):
             marker = Marker.parse(obj.key)
-            if marker is None or marker.state_id == self._state_id:
+            if marker is None or marker.owner == self._owner:
                 continue
-            if marker.expires_ms > _ms(now):
+            if marker.expires_ms > _ms(now) and not holder_is_gone(marker.owner):
                 live.append(marker)
             else:
-                # Its process died long enough ago: tidy up (another may race us to it).
+                # Its process ended (or died long enough ago): tidy up; another
+                # process may race us to it.
                 with contextlib.suppress(ArchiverError):
                     await self._store.delete(obj.key)
         return sorted(live)
 
     def _refuse_if_taken(self, others: list[Marker], now: datetime) -> None:
+        others = [m for m in others if m.state_id != self._state_id]
         if not others:
             return
         other = others[0]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from archiver.errors import ArchiverError
 from archiver.pipeline.binding import StorageBinding
+from archiver.pipeline.owners import holder_is_gone, owner_token
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 
@@ -29,12 +30,12 @@ class RunLeases:
         self,
         state: StateStore,
         store: ObjectStore,
-        owner: str,
+        run_id: str,
         lease: float,
         abandoned_after: float,
         clock: Callable[[], datetime],
     ) -> None:
-        self.owner = owner
+        self.owner = owner_token(run_id)
         self.lease = timedelta(seconds=lease)
         self._state = state
         self._store = store
@@ -51,9 +52,16 @@ class RunLeases:
         )
         await self._binding.acquire(now)
         released = await self._state.release_expired(now)
+        # A run killed on this machine a moment ago need not be waited for.
+        for holder in await self._state.lease_holders(now):
+            if holder != self.owner and holder_is_gone(holder):
+                released += await self._state.release_transferring(holder)
         if released:
             log.info("%d recording(s) left in flight by an ended run are queued again", released)
-        cleaned = await self._store.cleanup_incomplete(now - self._abandoned_after)
+        # Alone on the storage: whatever is incomplete was abandoned (by a run
+        # killed a moment ago, say). Beside others: only what is old enough.
+        bound = now - self._abandoned_after if self._binding.peers else None
+        cleaned = await self._store.cleanup_incomplete(bound)
         if cleaned:
             log.info("removed %d incomplete upload(s) left by an ended run", cleaned)
 

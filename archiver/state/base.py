@@ -155,6 +155,9 @@ class StateStore(Protocol):
         beating) go back to pending, due now. A job another live process holds is
         never touched. Returns how many."""
 
+    async def lease_holders(self, now: datetime) -> list[str]:
+        """The owners holding jobs in flight under a lease still running at ``now``."""
+
     async def identity(self) -> str:
         """This state's id, made once when it was created: what binds a storage to it."""
 

@@ -331,6 +331,15 @@ class SqliteStateStore(ManifestBatches):
             )
             return cur.rowcount
 
+    async def lease_holders(self, now: datetime) -> list[str]:
+        """See :meth:`archiver.state.base.StateStore.lease_holders`."""
+        rows = await self._fetch(
+            "SELECT DISTINCT lease_owner FROM calls INDEXED BY calls_state"
+            " WHERE state = 'transferring' AND lease_until > ? AND lease_owner IS NOT NULL",
+            (encode_time(now),),
+        )
+        return sorted(str(r[0]) for r in rows)
+
     async def identity(self) -> str:
         """See :meth:`archiver.state.base.StateStore.identity`."""
         rows = await self._fetch("SELECT value FROM meta WHERE key = 'state_id'")

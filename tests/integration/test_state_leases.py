@@ -102,3 +102,14 @@ async def test_a_job_left_in_flight_by_an_older_archiver_is_free(tmp_path: Path)
     conn.close()
     async with await SqliteStateStore.open(path) as store:
         assert await store.release_expired(T0) == 1
+
+
+async def test_lease_holders_names_the_running_leases(two_handles) -> None:
+    a, b = two_handles
+    await a.add_calls([_call(str(i)) for i in range(3)], T0)
+    await a.claim_due(T0, 1, owner="proc-a", lease=LEASE)
+    await b.claim_due(T0, 1, owner="proc-b", lease=LEASE * 2)
+    assert await b.lease_holders(T0) == ["proc-a", "proc-b"]
+    assert await a.lease_holders(T0 + LEASE) == ["proc-b"]
+    await b.release_transferring("proc-b")
+    assert await a.lease_holders(T0) == ["proc-a"]
