@@ -6,7 +6,7 @@ state would batch the same recordings into manifest lines of its own, and a
 recording would be in the manifest twice. So every running pipeline keeps a
 marker in the storage, renewed by its heartbeat and found by a LIST alone::
 
-    _archiver/writers/<state_id>.<owner>.<started_ms>.<expires_ms>.json
+    _archiver/running/<state_id>.<owner>.<started_ms>.<expires_ms>.json
 
 (``<owner>``: :func:`archiver.pipeline.owners.owner_token`.)
 A pipeline starting while a marker of another state is live (not expired)
@@ -35,7 +35,7 @@ from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.pipeline")
 
-PREFIX = "_archiver/writers/"
+PREFIX = "_archiver/running/"
 
 
 @dataclass(frozen=True, slots=True, order=True)

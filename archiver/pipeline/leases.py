@@ -48,7 +48,7 @@ class RunLeases:
         take back what other runs abandoned, and only that."""
         now = self._clock()
         self._binding = StorageBinding(
-            self._store, await self._state.identity(), self.owner, self.lease
+            self._store, await self._state.writer_id(), self.owner, self.lease
         )
         await self._binding.acquire(now)
         released = await self._state.release_expired(now)

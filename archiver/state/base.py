@@ -158,9 +158,6 @@ class StateStore(Protocol):
     async def lease_holders(self, now: datetime) -> list[str]:
         """The owners holding jobs in flight under a lease still running at ``now``."""
 
-    async def identity(self) -> str:
-        """This state's id, made once when it was created: what binds a storage to it."""
-
     async def retry_failed_between(self, provider: str, since: datetime, until: datetime) -> int:
         """Re-queue the failed jobs of ``provider``'s calls started in [since, until)
         (pending, due now, attempts reset): a backfill re-run of its range."""

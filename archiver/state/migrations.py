@@ -150,17 +150,10 @@ _V4: Migration = (
 
 # Version 5: several processes on one state. A claimed job records its holder
 # and until when (NULL for a job left transferring by an older archiver: free
-# to take again); the state gets an id that binds a storage to it.
+# to take again).
 _V5: Migration = (
     "ALTER TABLE calls ADD COLUMN lease_owner TEXT",
     "ALTER TABLE calls ADD COLUMN lease_until TEXT",
-    """
-    CREATE TABLE meta (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    ) WITHOUT ROWID
-    """,
-    "INSERT INTO meta (key, value) VALUES ('state_id', lower(hex(randomblob(16))))",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)

@@ -340,11 +340,6 @@ class SqliteStateStore(ManifestBatches):
         )
         return sorted(str(r[0]) for r in rows)
 
-    async def identity(self) -> str:
-        """See :meth:`archiver.state.base.StateStore.identity`."""
-        rows = await self._fetch("SELECT value FROM meta WHERE key = 'state_id'")
-        return str(rows[0][0])
-
     async def retry_failed(self) -> int:
         """See :meth:`archiver.state.base.StateStore.retry_failed`."""
         return await self._requeue(

@@ -85,9 +85,9 @@ async def test_a_run_gives_back_only_what_it_holds(two_handles) -> None:
 
 async def test_both_processes_see_one_identity(two_handles, tmp_path: Path) -> None:
     a, b = two_handles
-    assert await a.identity() == await b.identity()
+    assert await a.writer_id() == await b.writer_id()
     async with await SqliteStateStore.open(tmp_path / "other.sqlite3") as other:
-        assert await other.identity() != await a.identity()
+        assert await other.writer_id() != await a.writer_id()
 
 
 async def test_a_job_left_in_flight_by_an_older_archiver_is_free(tmp_path: Path) -> None:
