@@ -192,7 +192,7 @@ async def test_cleanup_spares_an_upload_younger_than_the_bound(env: Env) -> None
     now = datetime.now(UTC)
     assert await env.store.cleanup_incomplete(now - timedelta(hours=1)) == 0
     assert len(await env.leftovers()) == 1
-    assert await upload.complete(sha(WAV), len(WAV)) is PutOutcome.CREATED
+    assert (await upload.complete(sha(WAV), len(WAV))).outcome is PutOutcome.CREATED
     assert (await env.store.head("recordings/at-work.wav")) is not None
     # Once older than the bound, an upload is abandoned and goes.
     left = await env.store.start_upload("recordings/left.wav", content_type="audio/wav")
