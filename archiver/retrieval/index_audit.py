@@ -13,6 +13,7 @@ expects is reported too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 
@@ -43,11 +44,14 @@ class ExpectedPointers:
             self._expected.setdefault(key, set()).add(digest)
             self._lines.setdefault(key, call)
 
-    async def audit(self, store: ObjectStore, *, whole: bool) -> tuple[list[Problem], int]:
-        """The index problems, and how many pointers were compared (one listing)."""
+    async def audit(
+        self, store: ObjectStore, *, whole: bool, concurrency: int = 16
+    ) -> tuple[list[Problem], int]:
+        """The index problems, and how many pointers were compared (one listing; a pointer
+        is read only when its ETag cannot settle it, ``concurrency`` at a time)."""
         problems: list[Problem] = []
         found: set[str] = set()
-        compared = 0
+        to_read: list[str] = []
         async for obj in store.list(INDEX_PREFIX):
             wanted = self._expected.get(obj.key)
             if wanted is None:
@@ -57,25 +61,31 @@ class ExpectedPointers:
                     )
                 continue
             found.add(obj.key)
-            compared += 1
             etag = obj.proof.etag
-            if etag is not None and _MD5.fullmatch(etag) and etag in wanted:
-                continue
-            try:
-                body = await read_object(store, obj.key)
-            except KeyError:
-                found.discard(obj.key)
-                continue
-            if _md5(body) not in wanted:
-                problems.append(
-                    Problem(
-                        ProblemKind.INDEX,
-                        obj.key,
-                        "the pointer does not match its manifest line (get would refuse "
-                        "or serve another line; archiver reindex cannot fix a wrong pointer)",
-                        self._lines[obj.key],
+            if etag is None or not _MD5.fullmatch(etag) or etag not in wanted:
+                to_read.append(obj.key)
+        pending = iter(to_read)
+
+        async def reader() -> None:
+            # A few workers over one iterator: bounded, whatever the index's size.
+            for key in pending:
+                try:
+                    body = await read_object(store, key)
+                except KeyError:
+                    found.discard(key)
+                    continue
+                if _md5(body) not in self._expected[key]:
+                    problems.append(
+                        Problem(
+                            ProblemKind.INDEX,
+                            key,
+                            "the pointer does not match its manifest line (get would refuse "
+                            "or serve another line; archiver reindex cannot fix a wrong pointer)",
+                            self._lines[key],
+                        )
                     )
-                )
+
+        await asyncio.gather(*(reader() for _ in range(max(1, concurrency))))
         for key in sorted(self._expected.keys() - found):
             problems.append(
                 Problem(
@@ -85,4 +95,4 @@ class ExpectedPointers:
                     self._lines[key],
                 )
             )
-        return problems, compared
+        return problems, len(found)

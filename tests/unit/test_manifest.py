@@ -16,6 +16,7 @@ from archiver.manifest.layout import (
     parse_chain_key,
     parse_manifest_key,
     partition_date,
+    stamp_key,
 )
 from archiver.models import CallRecord, Provider
 from archiver.retrieval.problems import Problem, ProblemKind
@@ -85,7 +86,8 @@ def test_chain_keys() -> None:
     assert link_key("w1", 3) == "_archiver/chain/w1/000000000003.json"
     assert parse_chain_key("_archiver/chain/w1/000000000003.json") == ("w1", 3)
     assert parse_chain_key("_archiver/chain/w1/head.json") == ("w1", None)
-    assert parse_chain_key("_archiver/chain/w1/000000000003.tsr") is None
+    assert stamp_key("w1", 3) == "_archiver/chain/w1/000000000003.tsr"
+    assert parse_chain_key(stamp_key("w1", 3)) is None  # beside the links, not one
     assert parse_chain_key("_archiver/chain/w1/x/000000000003.json") is None
     assert parse_chain_key("_archiver/ids/w1/000000000003.json") is None
 
