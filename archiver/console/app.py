@@ -186,6 +186,8 @@ def page_context(request: web.Request) -> dict[str, object]:
         "call_time": call_time,
         "local_time": lambda v: local_time(v, console.tz),
         "reason_mode": console.settings.reason,
+        # The same page in another language: the search and its page are kept.
+        "lang_link": lambda code: "?" + urlencode({**request.query, "lang": code}),
     }
 
 

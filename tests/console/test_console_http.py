@@ -376,3 +376,16 @@ async def test_a_damaged_audit_record_is_shown_not_skipped(local_archive, tmp_pa
                 page = await resp.text()
     assert page.count('class="audit-row"') == 1
     assert "20260102T000000.000000Z-get-0000.json" in page
+
+
+async def test_pages_in_vietnamese_and_english_keep_the_search(local_archive, tmp_path):
+    async with running_console(local_archive, tmp_path) as console:
+        async with signed_in(console.url, "viewer") as http:
+            async with http.get("/", params={"go": "1", "extension": "103"}) as resp:
+                page = await resp.text()
+            assert "Tìm kiếm" in page  # the default language
+            assert 'href="?go=1&amp;extension=103&amp;lang=en"' in page
+            async with http.get("/", params={"go": "1", "extension": "103", "lang": "en"}) as resp:
+                assert "calls found" in await resp.text()
+            async with http.get("/") as resp:  # the choice is kept in a cookie
+                assert ">Search<" in await resp.text()
