@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import signal
 import socket
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from archiver.simulator import Faults, Simulator
-from tests.support.cli import QUICK, archiver_env, cli_env, run_cli
+from archiver.simulator import Faults, SimConfig, Simulator
+from tests.support.cli import DAEMON, QUICK, archiver_env, cli_env, run_cli, start_cli
 
 # The simulator's calls (its default day) and a small archive of them.
 SINCE, UNTIL = "2021-02-17", "2021-02-18"
@@ -361,3 +363,42 @@ async def test_check_reports_bad_settings_with_a_bad_storage(
     assert "ARCHIVER_SOURCE__TOKEN: required" in r.err
     assert str(tmp_path / "a-file" / "x") in r.err
     assert "settings: OK" not in r.out
+
+
+# -- run says what each poll did ----------------------------------------------------------------
+
+
+async def test_run_logs_a_line_per_poll(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    sim = Simulator(
+        SimConfig(
+            seed=2,
+            calls=4,
+            start=now - timedelta(minutes=30),
+            span=timedelta(minutes=20),
+            max_size=40_000,
+        )
+    )
+    async with sim.serve():
+        env = archiver_env(
+            tmp_path,
+            sim=sim,
+            tuning={**QUICK, **DAEMON},
+            ARCHIVER_POLL_INTERVAL="0.5",
+            ARCHIVER_SERVICE__ENABLED="false",
+        )
+        proc = await start_cli("run", env=env, cwd=tmp_path)
+        assert proc.stderr is not None
+        polls: list[str] = []
+        try:
+            while len(polls) < 2:
+                line = await asyncio.wait_for(proc.stderr.readline(), 60)
+                assert line, "run ended before two polls"
+                message = json.loads(line)["message"]
+                if message.startswith("poll: "):
+                    polls.append(message)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 60)
+    assert proc.returncode == 0
+    assert "listed 4" in polls[0], polls
