@@ -11,9 +11,10 @@ every page, stops at ``ARCHIVER_SOURCE__MAX_PAGES``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,10 +26,17 @@ from pydantic import SecretStr
 from archiver.errors import ListingLimitError
 from archiver.failures import ListingLimit
 from archiver.http import ApiClient, make_session
+from archiver.metrics import Metrics
 from archiver.models import Provider
-from archiver.settings import SourceSettings
+from archiver.pipeline.intake import Health
+from archiver.pipeline.poller import Poller
+from archiver.pipeline.stats import PipelineConfig, RunStats
+from archiver.settings import SourceSettings, StateSettings
 from archiver.simulator.audio import RecordingBytes
 from archiver.sources import make_source
+from archiver.sources.base import Page
+from archiver.state import open_state_store
+from archiver.state.base import AddResult
 from tests.support.cli import archiver_env, run_cli
 from tests.support.web import serve
 
@@ -177,3 +185,54 @@ async def test_epacific_next_page_true_for_ever_stops_at_max_pages(tmp_path: Pat
     assert info.value.limit is ListingLimit.PAGES
     assert pages == 25
     assert served == 26
+
+
+async def test_the_daemon_counts_a_stopped_listing_and_polls_again(tmp_path: Path) -> None:
+    # archiver run's poller against a cdr_v2 API that gives no count and pages for
+    # ever: each poll stops at MAX_PAGES, is counted by its bound, and the next
+    # poll comes (the daemon is not brought down by a hostile listing).
+    async def growing(request: web.Request) -> web.Response:
+        q = request.query
+        offset = int(q.get("offset", "0"))
+        started = q.get("start_date", "")
+        data = [{"id": f"g-{offset + i}", "time_started": started} for i in range(PAGE)]
+        return web.json_response({"data": data, "limit": PAGE, "offset": offset})  # no total
+
+    async with serve({"/v2/cdr": growing}) as api:
+        settings = SourceSettings(
+            kind=Provider.CDR_V2,
+            base_url=api.url,
+            token=SecretStr("t"),
+            page_size=PAGE,
+            rate_limit=0,
+            max_pages=5,
+        )
+        metrics = Metrics()
+        async with (
+            make_session(settings) as session,
+            open_state_store(StateSettings(url=str(tmp_path / "s.sqlite3"))) as state,
+        ):
+
+            class Into:
+                async def take(self, page: Page) -> AddResult:
+                    return await state.add_calls(page.records, datetime.now(UTC))
+
+            poller = Poller(
+                make_source(settings, ApiClient(session, settings)),
+                state,
+                PipelineConfig(lookback=600, settle=0, poll_interval=0.05, page_size=PAGE),
+                clock=lambda: datetime.now(UTC),
+                health=Health(),
+                metrics=metrics,
+                stats=RunStats(),
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(poller.run(Into(), stop))
+            label = 'archiver_listings_stopped_total{limit="max_pages"}'
+            for _ in range(400):
+                if f"{label} 2.0" in metrics.render().decode():
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+    assert f"{label} 2.0" in metrics.render().decode()

@@ -173,3 +173,27 @@ async def test_a_recording_that_never_becomes_ready_fails_with_a_reason(tmp_path
     assert stats.failure_kinds == {FailureKind.NEVER_AVAILABLE: expected}
     out = capsys.readouterr().out
     assert f"({expected} x recording never became available):" in out
+
+
+async def test_the_failure_metric_is_labelled_by_the_failure_kind(tmp_path):
+    # The label is the kind the transfer set (a value), not a match on the words.
+    from archiver.failures import FailureKind
+    from archiver.timeutil import split_windows
+
+    sim = Simulator(
+        SimConfig(seed=5, calls=6, faults=Faults(not_ready_fraction=1.0, not_ready_seconds=3600))
+    )
+    storage = StorageSettings(url=str(tmp_path / "archive"))
+    async with sim.serve() as base:
+        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"))
+        async with open_runtime(settings) as rt:
+            start = sim.config.start
+            windows = split_windows(
+                start, start + sim.config.span, sim.config.span, rt.source.granularity
+            )
+            stats = await rt.pipeline.backfill(windows)
+            body = rt.pipeline.metrics.render().decode()
+    failed = sum(1 for c in sim.calls if c.has_recording)
+    assert stats.failure_kinds == {FailureKind.NEVER_AVAILABLE: failed}
+    label = f'archiver_recordings_failed_total{{reason="{FailureKind.NEVER_AVAILABLE.value}"}}'
+    assert f"{label} {float(failed)}" in body, body
