@@ -114,6 +114,12 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         exc.headers.update(_SECURITY_HEADERS)
         raise
+    except ArchiverError as exc:
+        # The storage failed (or refused) under a page: one line, as the CLI says it.
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        raise web.HTTPServiceUnavailable(
+            text=f"the storage failed: {exc}\n", headers=_SECURITY_HEADERS
+        ) from None
     for name, value in _SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response

@@ -389,3 +389,44 @@ async def test_pages_in_vietnamese_and_english_keep_the_search(local_archive, tm
                 assert "calls found" in await resp.text()
             async with http.get("/") as resp:  # the choice is kept in a cookie
                 assert ">Search<" in await resp.text()
+
+
+async def test_a_storage_failure_is_one_line_not_a_crash(local_archive, tmp_path):
+    async with running_console(local_archive, tmp_path) as console:
+        audit = Path(local_archive.local_path, "_archiver/audit")
+        assert not audit.exists()  # nothing audited yet
+        audit.parent.mkdir(parents=True, exist_ok=True)
+        audit.write_text("not a folder")  # every audit write and listing now fails
+        async with signed_in(console.url, "officer") as http:
+            async with http.get("/", params={"go": "1"}) as resp:
+                assert resp.status == 503
+                assert "no results shown" in await resp.text()
+
+
+async def test_storage_gone_under_a_page_is_503_in_one_line(
+    tmp_path, make_bucket, s3_settings, seaweed
+):
+    from urllib.parse import urlsplit
+
+    from tests.console.support import archived_storage
+    from tests.tcp_proxy import TcpProxy
+
+    storage = s3_settings(await make_bucket(object_lock=True))
+    await archived_storage(storage, tmp_path / "builder", calls=2)
+    endpoint = urlsplit(seaweed.endpoint_url)
+    proxy = TcpProxy(endpoint.hostname, endpoint.port)
+    await proxy.start()
+    through = storage.model_copy(update={"endpoint_url": f"http://127.0.0.1:{proxy.port}"})
+    try:
+        async with running_console(through, tmp_path) as console:
+            async with signed_in(console.url, "officer") as http:
+                call_id = await first_call_id(http)
+                proxy.set_up(False)
+                async with http.get(f"/calls/{call_id}") as resp:
+                    assert resp.status == 503
+                    assert resp.headers["X-Frame-Options"] == "DENY"
+                    text = await resp.text()
+                assert text.startswith("the storage failed: ")
+                assert len(text.strip().splitlines()) == 1
+    finally:
+        await proxy.stop()
