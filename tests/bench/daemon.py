@@ -187,6 +187,7 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m tests.bench.daemon", description=__doc__)
     p.add_argument("--only", default="requests,latency")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--minutes", type=float, help="latency: minutes of arrivals (default 5)")
     args = p.parse_args()
     legs = args.only.split(",")
     results: dict[str, Any] = {}
@@ -194,13 +195,14 @@ def main() -> None:
         work = Path(tmp)
         if "requests" in legs:
             rates = (1000,) if args.quick else (1000, 10_000)
-            results["requests"] = [
-                asyncio.run(requests_leg(rate, old=old, workdir=work))
-                for rate in rates
-                for old in (False, True)
-            ]
+            results["requests"] = []
+            for rate in rates:
+                for old in (False, True):
+                    leg = asyncio.run(requests_leg(rate, old=old, workdir=work))
+                    print(json.dumps(leg), flush=True)  # each leg as it ends: they are long
+                    results["requests"].append(leg)
         if "latency" in legs:
-            minutes = 1.0 if args.quick else 5.0
+            minutes = args.minutes or (1.0 if args.quick else 5.0)
             results["latency"] = asyncio.run(latency_leg(minutes, 3.0, work))
     print(json.dumps(results, indent=2))
 
