@@ -38,6 +38,8 @@ class Faults:
     slow: float = 0.0
     """Any response is delayed by ``slow_seconds``."""
     slow_seconds: float = 0.5
+    drip_seconds: float = 0.0
+    """A pause before each 64 KiB chunk of a recording after the first (a slow link)."""
     rec_5xx: float = 0.0
     """Recording downloads answer 503."""
     rec_reset: float = 0.0
@@ -58,7 +60,13 @@ class Faults:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {value!r}")
-        for name in ("retry_after", "slow_seconds", "not_ready_seconds", "signed_ttl"):
+        for name in (
+            "retry_after",
+            "slow_seconds",
+            "drip_seconds",
+            "not_ready_seconds",
+            "signed_ttl",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 

@@ -8,6 +8,7 @@ files with such a tool to compare it with the archiver.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import time
@@ -145,7 +146,9 @@ async def _send(request: web.Request, sim: Simulator, call: SimCall) -> web.Stre
     await response.prepare(request)
     if request.method == "HEAD":
         return response
-    for chunk in call.iter_bytes(start, end):
+    for i, chunk in enumerate(call.iter_bytes(start, end)):
+        if i and faults.drip_seconds:
+            await asyncio.sleep(faults.drip_seconds)
         await response.write(chunk)
         sim.stats["bytes_sent"] += len(chunk)
     await response.write_eof()

@@ -21,10 +21,16 @@ from archiver.storage import open_store
 from tests.integration.pipeline_helpers import assert_exactly_once
 from tests.support.cli import DAEMON, QUICK, archiver_env, start_cli
 
-# Every answer of the provider (pages and recordings) waits a second: transfers
-# are still in flight when the second process starts.
-SLOW = Faults(slow=1.0, slow_seconds=1.0)
-TUNING = {**QUICK, **DAEMON, "ARCHIVER_POLL_INTERVAL": "0.5", "ARCHIVER_SERVICE__ENABLED": "false"}
+# Recordings above 64 KiB go up as uploads (a .partial file) and arrive in 64 KiB
+# pieces 0.7 s apart: uploads are in flight when the second process starts.
+DRIP = Faults(drip_seconds=0.7)
+TUNING = {
+    **QUICK,
+    **DAEMON,
+    "ARCHIVER_POLL_INTERVAL": "0.5",
+    "ARCHIVER_SERVICE__ENABLED": "false",
+    "ARCHIVER_STORAGE__BUFFER_BOUND": "65536",
+}
 
 
 def _count(state: Path, where: str) -> int:
@@ -73,26 +79,36 @@ def _sim() -> Simulator:
             start=now - timedelta(minutes=50),
             span=timedelta(minutes=40),
             recording_fraction=1.0,
-            max_size=150_000,
-            faults=SLOW,
+            max_size=400_000,
+            faults=DRIP,
         )
     )
+
+
+def _partials(root: Path) -> list[Path]:
+    return list(root.rglob("*.partial")) if root.exists() else []
 
 
 @pytest.mark.slow
 async def test_run_and_backfill_on_one_state_archive_each_recording_once(tmp_path: Path) -> None:
     sim = _sim()
     state = tmp_path / "state.sqlite3"
+    archive = tmp_path / "archive"
     since = (sim.config.start - timedelta(minutes=1)).isoformat()
     until = (sim.config.start + sim.config.span + timedelta(minutes=1)).isoformat()
     async with sim.serve() as base:
         env = archiver_env(tmp_path, base=base, sim=sim, tuning=TUNING)
+        backfill = await start_cli(
+            "backfill", "--since", since, "--until", until, env=env, cwd=tmp_path
+        )
+        # The daemon starts while backfill has transfers and uploads in flight.
+        await _until(
+            lambda: _in_flight(state) > 0 and bool(_partials(archive)),
+            60,
+            "backfill to have an upload in flight",
+        )
         run = await start_cli("run", env=env, cwd=tmp_path)
         try:
-            await _until(lambda: _in_flight(state) > 0, 60, "run to have transfers in flight")
-            backfill = await start_cli(
-                "backfill", "--since", since, "--until", until, env=env, cwd=tmp_path
-            )
             out, err = await asyncio.wait_for(backfill.communicate(), 300)
             assert backfill.returncode == 0, err.decode()[-2000:]
             # run archives whatever backfill left to it, then stops cleanly.
@@ -100,11 +116,13 @@ async def test_run_and_backfill_on_one_state_archive_each_recording_once(tmp_pat
         finally:
             code, run_err = await _stop(run)
     assert code == 0, run_err[-2000:]
-    await assert_exactly_once(sim, StorageSettings(url=str(tmp_path / "archive")))
-    # Each recording was fetched once: neither process took the other's transfers.
+    await assert_exactly_once(sim, StorageSettings(url=str(archive)))
+    # Each recording was fetched once: neither process took the other's transfers
+    # or removed an upload under the other.
     fetched = {c.cdr_id: sim.stats[f"rec:{c.cdr_id}"] for c in sim.calls}
     assert set(fetched.values()) == {1}, fetched
-    assert list((tmp_path / "archive").rglob("*.partial")) == []
+    assert sum(1 for c in sim.calls if c.size > 65536) >= 8, "too few uploads: proves less"
+    assert _partials(archive) == []
 
 
 @pytest.mark.slow
