@@ -38,6 +38,7 @@ from archiver.state.base import (
 from archiver.state.batches import ManifestBatches
 from archiver.state.batches import decode_time as decode_time
 from archiver.state.batches import encode_time as encode_time
+from archiver.state.leases import JobLeases
 from archiver.state.migrations import Database
 
 Clock = Callable[[], datetime]
@@ -70,7 +71,7 @@ def _record_json(call: CallRecord) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-class SqliteStateStore(ManifestBatches):
+class SqliteStateStore(JobLeases, ManifestBatches):
     """:class:`archiver.state.base.StateStore` on SQLite. Open with :meth:`open`."""
 
     def __init__(self, db: Database, *, clock: Clock = _system_clock) -> None:
@@ -301,45 +302,6 @@ class SqliteStateStore(ManifestBatches):
             )
         return False
 
-    async def renew_leases(self, owner: str, now: datetime, lease: timedelta) -> int:
-        """See :meth:`archiver.state.base.StateStore.renew_leases`."""
-        async with self._write() as db:
-            cur = await db.execute(
-                "UPDATE calls INDEXED BY calls_state SET lease_until = ?"
-                " WHERE state = 'transferring' AND lease_owner = ?",
-                (encode_time(now + lease), owner),
-            )
-            return cur.rowcount
-
-    async def release_transferring(self, owner: str | None = None) -> int:
-        """See :meth:`archiver.state.base.StateStore.release_transferring`."""
-        return await self._requeue(
-            "UPDATE calls INDEXED BY calls_state SET state = 'pending', next_attempt_at = ?1,"
-            " updated_at = ?1, lease_owner = NULL, lease_until = NULL"
-            " WHERE state = 'transferring' AND (?2 IS NULL OR lease_owner = ?2)",
-            owner,
-        )
-
-    async def release_expired(self, now: datetime) -> int:
-        """See :meth:`archiver.state.base.StateStore.release_expired`."""
-        async with self._write() as db:
-            cur = await db.execute(
-                "UPDATE calls INDEXED BY calls_state SET state = 'pending', next_attempt_at = ?1,"
-                " updated_at = ?1, lease_owner = NULL, lease_until = NULL"
-                " WHERE state = 'transferring' AND (lease_until IS NULL OR lease_until <= ?1)",
-                (encode_time(now),),
-            )
-            return cur.rowcount
-
-    async def lease_holders(self, now: datetime) -> list[str]:
-        """See :meth:`archiver.state.base.StateStore.lease_holders`."""
-        rows = await self._fetch(
-            "SELECT DISTINCT lease_owner FROM calls INDEXED BY calls_state"
-            " WHERE state = 'transferring' AND lease_until > ? AND lease_owner IS NOT NULL",
-            (encode_time(now),),
-        )
-        return sorted(str(r[0]) for r in rows)
-
     async def retry_failed(self) -> int:
         """See :meth:`archiver.state.base.StateStore.retry_failed`."""
         return await self._requeue(
@@ -358,9 +320,9 @@ class SqliteStateStore(ManifestBatches):
             )
             return cur.rowcount
 
-    async def _requeue(self, sql: str, *params: object) -> int:
+    async def _requeue(self, sql: str) -> int:
         async with self._write() as db:
-            cur = await db.execute(sql, (encode_time(self._clock()), *params))
+            cur = await db.execute(sql, (encode_time(self._clock()),))
             return cur.rowcount
 
     async def next_due_at(self) -> datetime | None:
