@@ -1,7 +1,9 @@
 """``archiver get ID -o FILE`` and ``archiver get ID --url``: compliance retrieval.
 
-From the storage alone (no state database): the id index gives the manifest
-line, checked against its manifest object; the recording is verified against
+From the storage alone (no state database): the local index of the manifests
+(built or brought up to date from the storage first, see
+:mod:`archiver.commands.finding`) gives the manifest line, checked against its
+manifest object; the recording is verified against
 it before it is handed over. Every attempt leaves an audit record.
 
 Exit codes: 0 done; 2 bad usage, or an id naming several calls; 4 no such
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from archiver.commands.finding import find_call
 from archiver.errors import ArchiverError, ConfigError, StorageError
 from archiver.exits import ExitCode, fail
 from archiver.manifest.entry import ManifestEntry
@@ -24,7 +27,6 @@ from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import Fetched, fetch_to_file, presigned_url
-from archiver.retrieval.index import resolve
 from archiver.settings import Settings
 from archiver.storage import ObjectStore, open_store
 
@@ -89,7 +91,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await require_archive(store)
         audit = AuditTrail(store, settings.operator)
         try:
-            call = await resolve(store, args.id, args.provider)
+            call = await find_call(store, settings.console.index_path, args.id, args.provider)
         except CallNotFoundError as exc:
             await audit.record_best_effort(action, call_target(args.id), "not_found")
             return fail(ExitCode.NOT_FOUND, str(exc))

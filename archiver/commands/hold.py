@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from archiver.commands.finding import find_call
 from archiver.commands.get import call_target
 from archiver.errors import ArchiverError, StorageError
 from archiver.exits import ExitCode, fail
@@ -18,7 +19,6 @@ from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import archived_version, storage_key
-from archiver.retrieval.index import resolve
 from archiver.settings import Settings
 from archiver.storage import LockingStore, ObjectProtection, open_store
 
@@ -78,7 +78,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         audit = AuditTrail(store, settings.operator)
         action = "hold-show" if args.hold is None else ("hold-on" if args.hold else "hold-off")
         try:
-            call = await resolve(store, args.id, args.provider)
+            call = await find_call(store, settings.console.index_path, args.id, args.provider)
         except CallNotFoundError as exc:
             await audit.record_best_effort(action, call_target(args.id), "not_found")
             return fail(ExitCode.NOT_FOUND, str(exc))

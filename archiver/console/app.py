@@ -228,7 +228,9 @@ def make_app(console: Console) -> web.Application:
 
 async def refresh(console: Console) -> None:
     """Bring the index up to date with the storage's new manifests and audit records."""
-    await console.calls.refresh(console.store)
+    added = await console.calls.refresh(console.store)
+    if added.manifests:
+        log.info("console index: %d manifest(s), %d line(s) added", added.manifests, added.lines)
     await console.audit_log.refresh(console.store)
 
 

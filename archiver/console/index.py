@@ -210,7 +210,8 @@ class CallIndex:
         if pending:
             await self.db.run(partial(_store, manifests=pending))
         if manifests:
-            log.info("console index: %d manifest(s), %d line(s) added", manifests, lines)
+            # debug: get and hold refresh it too, and their stderr is one line.
+            log.debug("console index: %d manifest(s), %d line(s) added", manifests, lines)
         return Refreshed(manifests, lines, bad)
 
     async def search(
@@ -244,6 +245,18 @@ class CallIndex:
             ).fetchone()
         )
         return None if row is None else _indexed(row)
+
+    async def by_ident(self, ident: str) -> list[source.ManifestEntry]:
+        """Every indexed call whose sip_call_id or cdr id is ``ident`` (two index lookups)."""
+        wanted = normalize_id(ident)
+        rows = await self.db.run(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM calls WHERE sip_call_id = ? "  # noqa: S608
+                f"UNION SELECT {_COLUMNS} FROM calls WHERE cdr_id = ?",
+                (wanted, wanted),
+            ).fetchall()
+        )
+        return [_indexed(row).call for row in rows]
 
     async def many(self, ids: Sequence[int]) -> list[IndexedCall]:
         """Calls by id, in the order given (unknown ids left out)."""

@@ -1,4 +1,4 @@
-"""The manifest batch writer: each batch object, its index pointers, its link, the head.
+"""The manifest batch writer: each batch object, its link, the head.
 
 One JSON object per archived recording, in JSON Lines objects under
 ``manifests/date=YYYY-MM-DD/`` (the call's local date). Exactly once: a batch's
@@ -9,12 +9,15 @@ second line or forking the chain.
 For each unwritten batch, in order:
 
 1. the manifest object (conditional write: a rewrite of the same bytes is a no-op);
-2. its id-index pointers (``_archiver/ids/``, see :mod:`archiver.retrieval.index`);
-3. its chain link (conditional write, see :mod:`archiver.manifest.chain`);
-4. the writer's head, moved forward to the link (never backward);
-5. the batch marked written in the state.
+2. its chain link (conditional write, see :mod:`archiver.manifest.chain`);
+3. the writer's head, moved forward to the link (never backward);
+4. the batch marked written in the state.
 
 A crash between any two steps is finished by the next run repeating them all.
+That is four requests per batch of up to 1,000 lines: no request per
+recording. ``get`` finds a call from a local index built from the manifests
+themselves (see :mod:`archiver.retrieval.index`), so no per-id object is
+written here.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from collections.abc import Awaitable, Callable
 
 from archiver.manifest.chain import Head, Link, sha256_hex
 from archiver.manifest.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, head_key
-from archiver.retrieval.index import index_manifest
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 
@@ -83,7 +85,6 @@ async def flush_manifest(
             sha256=sha256_hex(batch.content),
             content_type=MANIFEST_CONTENT_TYPE,
         )
-        pointers = await index_manifest(store, batch.key, batch.content)
         if batch.link is not None:
             link = Link.from_bytes(batch.link)
             await store.put_bytes(
@@ -97,11 +98,5 @@ async def flush_manifest(
                 await on_head(store, head)
         await state.mark_manifest_written(batch.id)
         lines += batch.line_count
-        log.info(
-            "manifest %s: %d lines (%s), %d new index pointers",
-            batch.key,
-            batch.line_count,
-            written.outcome.value,
-            pointers,
-        )
+        log.info("manifest %s: %d lines (%s)", batch.key, batch.line_count, written.outcome.value)
     return lines

@@ -1,6 +1,14 @@
-"""The id index: find a call's manifest line from its sip_call_id or cdr id, in storage.
+"""The id index: find a call's manifest line from its sip_call_id or cdr id.
 
-Layout, one small JSON object per archived recording and id::
+``get`` finds a call in a local index of the manifests (the console's SQLite
+index, built from the manifest objects and brought up to date by one listing
+of ``manifests/`` before each lookup; see :mod:`archiver.commands.finding`):
+the manifests are the record, so the index costs no request per recording
+while archiving, and a machine that never saw the archive builds it from the
+storage alone.
+
+Archives written before that (and ``archiver reindex``) also hold pointer
+objects, one small JSON object per archived recording and id::
 
     _archiver/ids/<hh>/<id>/<provider>.<cdr_id>.<sha256[:16]>.json
 
@@ -8,16 +16,13 @@ Layout, one small JSON object per archived recording and id::
 so a local directory never holds a million entries), ``<id>`` and
 ``<cdr_id>`` are sanitized like every key segment. A recording gets one
 pointer under its sip_call_id and, when different, one under its cdr id.
+Where pointers exist, ``resolve`` lists the id's folder (one LIST) and holds
+each pointer found to its manifest line: a pointer that names other bytes
+than the manifest is refused, whatever the local index says. ``verify``
+checks every pointer present against the manifest.
 
-A lookup is one LIST of ``_archiver/ids/<hh>/<id>/`` and one GET per pointer
-found: constant time whatever the archive's size. Several archived calls
-sharing a sip_call_id (a transferred call, two providers) each keep their own
-pointer there, so none is lost and the caller sees them all.
-
-Pointers are written once (conditional writes) right after their manifest
-batch, so a crash between the two rewrites both identically. They are a
-derived copy: the manifest stays the record, ``get`` checks the pointer
-against it, and ``archiver reindex`` rebuilds missing pointers from it.
+Pointers are written once (conditional writes), never rewritten in place,
+and carry no retention: a derived copy, the manifest stays the record.
 """
 
 from __future__ import annotations
@@ -137,8 +142,8 @@ async def write_pointers(
 async def index_manifest(store: ObjectStore, manifest_key: str, content: bytes) -> int:
     """Write the pointers of one manifest object's lines; returns how many were new.
 
-    Called by the manifest writer after each batch object and before the batch
-    is marked written. A line that cannot be read is logged and skipped: the
+    Used to give an archive pointers for its manifests after the fact (tests of
+    legacy archives). A line that cannot be read is logged and skipped: the
     manifest stays the record, and ``verify`` reports the line.
     """
     manifest = parse_manifest(manifest_key, content)
@@ -187,14 +192,30 @@ def choose(
     return matches[0]
 
 
-async def resolve(store: ObjectStore, ident: str, provider: str | None = None) -> ManifestEntry:
+async def resolve(
+    store: ObjectStore,
+    ident: str,
+    provider: str | None = None,
+    indexed: Iterable[ManifestEntry] = (),
+) -> ManifestEntry:
     """The archived call ``ident`` names, checked against its manifest object.
 
-    The pointer is a copy; the manifest (locked by Object Lock where enabled)
-    is the record. A pointer that does not match a line of the manifest it
-    names raises IntegrityError rather than leading to other bytes.
+    ``indexed`` are the calls the local index of the manifests gives for
+    ``ident``; pointers found in storage (legacy archives, ``reindex``) are
+    added, each first held to its manifest line. The manifest (locked by
+    Object Lock where enabled) is the record: a pointer or index row that
+    does not match a line of the manifest it names raises IntegrityError
+    rather than leading to other bytes.
     """
-    call = choose(ident, await lookup(store, ident), provider)
+    found: dict[tuple[str, str, str], ManifestEntry] = {}
+    for call in await lookup(store, ident):
+        await confirm_in_manifest(store, call)
+        found.setdefault((call.provider, call.cdr_id, call.sha256), call)
+    wanted = normalize_id(ident)
+    for call in indexed:
+        if wanted in (normalize_id(call.sip_call_id), normalize_id(call.cdr_id)):
+            found.setdefault((call.provider, call.cdr_id, call.sha256), call)
+    call = choose(ident, found.values(), provider)
     await confirm_in_manifest(store, call)
     return call
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError
 
+from archiver.commands.finding import find_call
 from archiver.errors import ConfigError
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import list_manifests
@@ -41,6 +42,12 @@ async def _archive(sim: Simulator, storage: StorageSettings, tmp_path) -> None:
 
 
 @pytest.fixture
+def index_path(tmp_path_factory):
+    """The local index of the manifests get uses (out of tmp_path, which tests list)."""
+    return tmp_path_factory.mktemp("index") / "index.sqlite3"
+
+
+@pytest.fixture
 async def locked(make_bucket, s3_settings, tmp_path):
     """(simulator, storage settings, bucket): a backfill into a GOVERNANCE-locked bucket."""
     bucket = await make_bucket(object_lock=True)
@@ -62,27 +69,25 @@ async def test_retention_is_set_on_every_recording_and_manifest(locked, seaweed)
         listing = await client.list_objects_v2(Bucket=bucket, Prefix="prefix/")
         keys = [item["Key"] for item in listing["Contents"]]
         locked_keys += [k for k in keys if k.startswith("prefix/manifests/")]
-        pointers = [k for k in keys if k.startswith("prefix/_archiver/ids/")]
-        assert len(pointers) == 2 * len(sim.calls)  # sip_call_id and cdr id differ
+        # get finds calls through the local index of the manifests: no pointer
+        # object is written per recording.
+        assert [k for k in keys if k.startswith("prefix/_archiver/ids/")] == []
         soon = datetime.now(UTC) + timedelta(days=1)
         for key in locked_keys:
             head = await client.head_object(Bucket=bucket, Key=key)
             assert head["ObjectLockMode"] == "GOVERNANCE", key
             until = head["ObjectLockRetainUntilDate"]
             assert soon - timedelta(minutes=5) < until <= soon, key
-        for key in pointers:
-            head = await client.head_object(Bucket=bucket, Key=key)
-            assert "ObjectLockMode" not in head, "index pointers must stay removable"
 
 
 async def test_deleting_a_locked_version_is_refused_and_a_legal_hold_turns_on_and_off(
-    locked, seaweed, tmp_path
+    locked, seaweed, tmp_path, index_path
 ):
     sim, storage, bucket = locked
     call = sim.calls[0]
     async with open_store(storage) as store:
         assert isinstance(store, LockingStore)
-        found = await resolve(store, call.sip_call_id)
+        found = await find_call(store, index_path, call.sip_call_id)
         key = store.relative_key(found.object_key)
         async with admin_client(seaweed) as client:
             head = await client.head_object(Bucket=bucket, Key=found.object_key)
@@ -136,14 +141,16 @@ async def test_verify_proves_every_object_by_its_checksum_multipart_included(loc
         assert deep.bytes_read == sum(c.size for c in sim.calls)
 
 
-async def test_a_replaced_object_is_caught_and_its_locked_version_served(locked, seaweed, tmp_path):
+async def test_a_replaced_object_is_caught_and_its_locked_version_served(
+    locked, seaweed, tmp_path, index_path
+):
     sim, storage, bucket = locked
     small = next(c for c in sim.calls if c.size <= BUFFER_BOUND)
     big = next(c for c in sim.calls if c.size > BUFFER_BOUND)
     async with open_store(storage) as store:
-        found = await resolve(store, small.cdr_id)
+        found = await find_call(store, index_path, small.cdr_id)
         key = store.relative_key(found.object_key)
-        gone = await resolve(store, big.cdr_id)
+        gone = await find_call(store, index_path, big.cdr_id)
         # Object Lock keeps the archived versions; a new version (same size, other
         # bytes) and a delete marker are what an overwrite or a deletion look like.
         forged = bytes(b ^ 0xFF for b in small.content())
