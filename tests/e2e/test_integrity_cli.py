@@ -116,6 +116,8 @@ async def _objects(archive: Archive, under: str) -> dict[str, bytes]:
 async def _put(archive: Archive, seaweed, key: str, data: bytes, **extra: Any) -> None:
     """Write ``data`` under ``key`` from outside the archiver: a plain PUT, or a file write."""
     if archive.bucket is None:
+        # A pointer is planted where none was (get writes none since issue 14).
+        archive.path(key).parent.mkdir(parents=True, exist_ok=True)
         archive.path(key).write_bytes(data)
         return
     async with admin_client(seaweed) as client:

@@ -32,10 +32,6 @@ def manifest_put(r: S3Request) -> bool:
     return r.operation == "PutObject" and "/manifests/" in r.path
 
 
-def pointer_put(r: S3Request) -> bool:
-    return r.operation == "PutObject" and "/_archiver/ids/" in r.path
-
-
 def link_put(r: S3Request) -> bool:
     chain = r.operation == "PutObject" and "/_archiver/chain/" in r.path
     return chain and not r.path.endswith("/head.json")
@@ -49,11 +45,11 @@ def head_put(r: S3Request) -> bool:
     return r.operation == "PutObject" and r.path.endswith("/head.json")
 
 
-# Every step of writing one batch, in order: manifest, pointers, link, head.
+# Every step of writing one batch, in order: manifest, link, head (no id-index
+# pointers since issue 14: get reads a local index of the manifests).
 STEPS: list[tuple[Callable[[S3Request], bool], Stage]] = [
     (manifest_put, "before"),
     (manifest_put, "after"),
-    (pointer_put, "after"),
     (link_put, "before"),
     (link_put, "after"),
     (head_read, "before"),
