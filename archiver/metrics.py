@@ -91,6 +91,17 @@ class Metrics:
             registry=r,
         )
 
+        self.leases_held = Gauge(
+            "archiver_leases_held",
+            "Recordings this process holds in flight under a lease (at its last heartbeat)",
+            registry=r,
+        )
+        self.leases_taken_over = Counter(
+            "archiver_leases_taken_over",
+            "Recordings in flight by a run that died or stopped beating, queued again here",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

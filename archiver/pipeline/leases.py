@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from archiver.errors import ArchiverError
+from archiver.metrics import Metrics
 from archiver.pipeline.binding import StorageBinding
 from archiver.pipeline.owners import holder_is_gone, owner_token
 from archiver.state.base import StateStore
@@ -34,8 +35,10 @@ class RunLeases:
         lease: float,
         abandoned_after: float,
         clock: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
         self.owner = owner_token(run_id)
+        self._metrics = metrics or Metrics()
         self.lease = timedelta(seconds=lease)
         self._state = state
         self._store = store
@@ -56,6 +59,7 @@ class RunLeases:
         for holder in await self._state.lease_holders(now):
             if holder != self.owner and holder_is_gone(holder):
                 released += await self._state.release_transferring(holder)
+        self._metrics.leases_taken_over.inc(released)
         if released:
             log.info("%d recording(s) left in flight by an ended run are queued again", released)
         # Alone on the storage: whatever is incomplete was abandoned (by a run
@@ -83,10 +87,12 @@ class RunLeases:
     async def beat(self) -> None:
         """One heartbeat."""
         now = self._clock()
-        await self._state.renew_leases(self.owner, now, self.lease)
+        held = await self._state.renew_leases(self.owner, now, self.lease)
+        self._metrics.leases_held.set(held)
         if self._binding is not None:
             await self._binding.renew(now)
         released = await self._state.release_expired(now)
+        self._metrics.leases_taken_over.inc(released)
         if released:
             log.info("%d recording(s) of a run that stopped beating are queued again", released)
 

@@ -78,7 +78,13 @@ class Pipeline:
         # True once someone (a signal, a fatal error) asked the run to stop early.
         self.stop_requested = False
         self.leases = RunLeases(
-            state, store, uuid.uuid4().hex[:12], config.lease, config.abandoned_after, self.clock
+            state,
+            store,
+            uuid.uuid4().hex[:12],
+            config.lease,
+            config.abandoned_after,
+            self.clock,
+            metrics=self.metrics,
         )
         self._wake = asyncio.Event()
         self.flusher = ManifestFlusher(
