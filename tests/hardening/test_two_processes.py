@@ -157,10 +157,17 @@ async def test_a_second_state_on_the_same_storage_is_refused(tmp_path: Path) -> 
     assert list((archive / PREFIX).glob("*.json")) == []
 
 
-async def test_two_states_starting_at_once_one_wins(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["local", "s3"])
+async def test_two_states_starting_at_once_one_wins(
+    kind: str, tmp_path: Path, make_bucket, s3_settings
+) -> None:
+    if kind == "s3":
+        settings = s3_settings(await make_bucket())
+    else:
+        settings = StorageSettings(url=str(tmp_path / "archive"))
     now = datetime.now(UTC)
     lease = timedelta(seconds=60)
-    async with open_store(StorageSettings(url=str(tmp_path / "archive"))) as store:
+    async with open_store(settings) as store:
         bindings = [StorageBinding(store, f"state{i}", f"owner{i}", lease) for i in range(4)]
         outcomes = await asyncio.gather(*(b.acquire(now) for b in bindings), return_exceptions=True)
         won = [o for o in outcomes if o is None]
