@@ -82,7 +82,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--get-calls", type=int, help="get: manifest entries (default 1000000; quick 20000)"
     )
-    p.add_argument("--get-shards", type=int, default=2, help="get: index shards built complete")
     p.add_argument(
         "--code",
         default="HEAD",
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if "get" in legs:
                 n = args.get_calls or (20_000 if q else 1_000_000)
                 log(f"get: an archive of {n} manifest entries")
-                results["get"] = get_scale.run(server, workdir, n, args.get_shards, log)
+                results["get"] = get_scale.run(server, workdir, n, log)
         if "state" in legs:
             n = args.state_calls or (20_000 if q else 1_000_000)
             log(f"state: {n} CDRs in the state store")

@@ -7,18 +7,16 @@ transferring a million recordings:
 - every manifest object: N lines (the real ``ManifestEntry.build`` of realistic
   CDRs, as in the state leg) in batches of 1,000 per local date, under
   ``manifests/date=D/<batch>-<run>.jsonl``, exactly as ``flush_manifest`` names them;
-- the id index (``_archiver/ids/<hh>/<id>/...``, bodies from the archiver's own
-  ``pointer_body``) complete for ``--shards`` of its 256 shards: every pointer
-  of the N calls whose id hashes there (about N x 2 / 256 per shard). A lookup
-  lists one id's folder inside one shard, so the probed ids are taken from
-  those shards, and their lookups see what they would in a full archive
-  (SeaweedFS lists a folder by its own entries; S3 lists a prefix by range),
-  while the build stays within minutes;
+- no id-index pointers: ``get`` finds calls in the local index of the manifests
+  (:mod:`archiver.commands.finding`), which it builds from the manifests;
+- each manifest object's chain link, and the chain's head;
 - the probed calls' recordings (small, real bytes).
 
 It prints one JSON line: the probes, and the in-process lookup time of each
-(``resolve``: LIST + pointer GET + manifest GET and check). The harness then
-times ``archiver get ID --url`` and ``archiver get ID -o DIR`` as commands.
+(``find_call``: the first one cold, building the local index from nothing;
+the others warm: a listing of ``manifests/``, a SELECT, the manifest GET and
+check). The harness then times ``archiver get ID --url`` and ``archiver get
+ID -o DIR`` as commands, the first one cold (no index file) and the others warm.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ import asyncio
 import hashlib
 import json
 import os
-import random
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -40,10 +37,11 @@ from zoneinfo import ZoneInfo
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from archiver.commands.finding import find_call
+from archiver.manifest.chain import Head, next_link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import manifest_date
+from archiver.manifest.layout import head_key, manifest_date
 from archiver.manifest.layout import manifest_key as manifest_batch_key
-from archiver.retrieval.index import id_prefix, pointer_body, pointer_keys, resolve
 from archiver.settings import DEFAULT_KEY_TEMPLATE, StorageSettings
 from archiver.storage.base import ObjectProof
 from archiver.storage.keys import render_key
@@ -60,17 +58,10 @@ BATCH = 1000
 RECORDING = b"RIFF" + os.urandom(16 * 1024)
 
 
-def _shard(ident: str) -> str:
-    return id_prefix(ident).split("/")[2]
-
-
 async def build(args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(9)
-    shards = {f"{i:02x}" for i in rng.sample(range(256), args.shards)}
     prefix = args.prefix.strip("/") + "/"
     archived_at = datetime(2021, 2, 1, tzinfo=UTC)
     recording_sha = hashlib.sha256(RECORDING).hexdigest()
-    pointers: list[tuple[str, bytes]] = []
     probes: list[dict[str, str]] = []
     manifests = batches = 0
     started = time.monotonic()
@@ -96,13 +87,10 @@ async def build(args: argparse.Namespace) -> dict[str, Any]:
                     lines, entries = [], []
                 day = this_day
                 key = render_key(DEFAULT_KEY_TEMPLATE, call, "wav", TZ)
-                # Probes spread over the range, half by sip_call_id, half by cdr id,
-                # each in one of the complete shards.
+                # Probes spread over the range, half by sip_call_id, half by cdr id.
                 by = "cdr_id" if len(probes) % 2 else "sip_call_id"
                 probe = (
-                    len(probes) < args.probes
-                    and count >= len(probes) * args.calls // args.probes
-                    and _shard(getattr(call, by)) in shards
+                    len(probes) < args.probes and count >= len(probes) * args.calls // args.probes
                 )
                 entry = ManifestEntry.build(
                     call,
@@ -134,17 +122,18 @@ async def build(args: argparse.Namespace) -> dict[str, Any]:
                 await client.put_object(Bucket=args.bucket, Key=prefix + item[0], Body=item[1])
 
         workers = [asyncio.create_task(uploader()) for _ in range(16)]
+        previous: tuple[int, str] | None = None
+        link_bytes = b""
         async for key, content, entries in batches_of_lines():
             manifests += 1
             await queue.put((key, content))
-            for entry in entries:
-                call = entry.with_manifest(key)
-                for pointer in pointer_keys(call):
-                    if pointer.split("/")[2] in shards:
-                        pointers.append((pointer, pointer_body(call)))
+            # Each manifest object in the chain, as flush_manifest links it (get checks it).
+            link = next_link(RUN_ID, manifests, key, content, len(entries), previous)
+            link_bytes = link.to_bytes()
+            previous = (manifests, sha256_hex(link_bytes))
+            await queue.put((link.key, link_bytes))
+        await queue.put((head_key(RUN_ID), Head.of(link_bytes).to_bytes()))
         manifests_done = time.monotonic()
-        for item in pointers:
-            await queue.put(item)
         for probe in probes:
             await queue.put((probe["key"], RECORDING))
         for _ in workers:
@@ -156,43 +145,60 @@ async def build(args: argparse.Namespace) -> dict[str, Any]:
         url=f"s3://{args.bucket}/{prefix}", endpoint_url=args.endpoint, addressing_style="path"
     )
     lookups = []
+    index = Path(args.index)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
     async with S3Store(settings, max_connections=4) as store:
         for probe in probes:
             t0 = time.perf_counter()
-            call = await resolve(store, probe["id"])
+            call = await find_call(store, index, probe["id"])
             lookups.append(time.perf_counter() - t0)
             assert call.object_key == prefix + probe["key"], (call.object_key, probe)
     return {
         "manifest_entries": args.calls,
         "manifest_objects": manifests,
-        "shards_complete": sorted(shards),
-        "pointers_written": len(pointers),
         "build_manifests_s": manifests_done - started,
         "build_s": built - started,
         "probes": probes,
-        "resolve_s": lookups,
+        "resolve_cold_s": lookups[0],
+        "resolve_s": lookups[1:],
     }
 
 
-def run(
-    server: SeaweedServer, workdir: Path, n: int, shards: int, log: Callable[[str], None]
-) -> dict[str, Any]:
-    """Build the archive (a measured subprocess), then time ``archiver get`` on each probe."""
+def run(server: SeaweedServer, workdir: Path, n: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Build the archive (a measured subprocess), then time ``archiver get`` on each probe:
+    the first with no local index (cold), the others with it (warm)."""
     prefix = "getscale"
     build_cmd = [
         sys.executable, "-m", "tests.bench.get_scale", "--endpoint", server.endpoint_url,
         "--bucket", servers.BUCKET, "--prefix", prefix, "--calls", str(n),
-        "--shards", str(shards),
+        "--index", str(workdir / "inproc-index.sqlite3"),
     ]  # fmt: skip
     built = measure.run(
         "get-build", build_cmd, env=servers.bare_env(server), cwd=workdir, timeout=1800
     ).check()
     out: dict[str, Any] = json.loads(built.stdout.strip().splitlines()[-1])
     out["build_process"] = {"wall_s": built.wall, "peak_rss_mib": built.peak_rss / MIB}
-    env = cli_env({**servers.storage_env(server, prefix), "ARCHIVER_OPERATOR": "bench"})
+    index = workdir / "get-index.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    env = cli_env(
+        {
+            **servers.storage_env(server, prefix),
+            "ARCHIVER_OPERATOR": "bench",
+            "ARCHIVER_CONSOLE__INDEX_PATH": str(index),
+        }
+    )
     got = workdir / "got"
     got.mkdir(exist_ok=True)
     url_walls, get_walls = [], []
+    first = out["probes"][0]["id"]
+    cold = measure.run(
+        "get-cold", [sys.executable, "-m", "archiver", "get", first, "--url"], env=env,
+        cwd=workdir, timeout=3600,
+    ).check()  # fmt: skip
+    out["get_cold_wall_s"] = cold.wall
+    out["get_cold_peak_rss_mib"] = cold.peak_rss / MIB
     for i, probe in enumerate(out["probes"]):
         archiver = [sys.executable, "-m", "archiver", "get", probe["id"]]
         url = measure.run(f"get-url-{i}", [*archiver, "--url"], env=env, cwd=workdir, timeout=120)
@@ -209,9 +215,10 @@ def run(
     out["resolve_median_s"] = measure.median(out["resolve_s"])
     log(
         f"  get: {n} manifest entries ({out['manifest_objects']} manifest objects, "
-        f"{out['pointers_written']} pointers in {len(out['shards_complete'])} complete shards, "
-        f"built in {out['build_s']:.0f}s); lookup in-process {out['resolve_median_s']:.3f}s, "
-        f"`archiver get --url` {out['get_url_wall_s']:.2f}s, `get -o` "
+        f"built in {out['build_s']:.0f}s); cold `archiver get --url` (local index built) "
+        f"{out['get_cold_wall_s']:.1f}s; warm: lookup in-process "
+        f"{out['resolve_median_s']:.3f}s, `archiver get --url` {out['get_url_wall_s']:.2f}s, "
+        f"`get -o` "
         f"{out['get_file_wall_s']:.2f}s (CLI start-up alone {out['cli_startup_s']:.2f}s)"
     )
     return out
@@ -223,7 +230,7 @@ def main() -> None:
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--calls", type=int, required=True)
-    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--index", required=True, help="the local index file (removed first)")
     parser.add_argument("--probes", type=int, default=6)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(build(args))), flush=True)
