@@ -126,17 +126,28 @@ def render(results: dict[str, Any]) -> str:
         )
     g = results.get("get")
     if g:
+        # The targets are at a million calls: a smaller run gives figures, no verdict.
+        at_scale = g["manifest_entries"] >= 1_000_000
+
+        def target(ok: bool) -> str:
+            return _verdict(ok) if at_scale else "not judged below 1,000,000 entries"
+
         lines.append("")
         lines.append(
-            f"get: {g['manifest_entries']} manifest entries in {g['manifest_objects']} objects, "
-            f"index complete in {len(g['shards_complete'])} of 256 shards "
-            f"({g['pointers_written']} pointers)"
+            f"get: {g['manifest_entries']} manifest entries in {g['manifest_objects']} objects "
+            "(get's local index of the manifests)"
         )
         lines.append(
-            f"  lookup (resolve, in-process) median {g['resolve_median_s'] * 1000:.0f} ms; "
+            f"  cold (no local index: built from the manifests) `archiver get ID --url` "
+            f"{g['get_cold_wall_s']:.1f}s, peak RSS {g['get_cold_peak_rss_mib']:.0f} MiB "
+            f"(in-process {g['resolve_cold_s']:.1f}s; target < 60 s: "
+            f"{target(g['get_cold_wall_s'] < 60.0)})"
+        )
+        lines.append(
+            f"  warm: lookup (in-process) median {g['resolve_median_s'] * 1000:.0f} ms; "
             f"`archiver get ID --url` {g['get_url_wall_s']:.2f}s, `archiver get ID -o DIR` "
             f"{g['get_file_wall_s']:.2f}s (CLI start-up alone {g['cli_startup_s']:.2f}s; "
-            f"target < 2 s: {_verdict(g['get_file_wall_s'] < 2.0)})"
+            f"target < 2 s: {target(g['get_file_wall_s'] < 2.0)})"
         )
     p = results.get("profile")
     if p:
