@@ -176,8 +176,48 @@ async def _audit_writer(
     named = links.get(head.seq)
     if named is None:
         broken(head_key(writer), f"the head names link {head.seq}, which is missing")
-    elif named[1] != head.link_sha256:
+        return
+    if named[1] != head.link_sha256:
         broken(
             named[0].key,
             f"altered: its SHA-256 is {named[1]}, the head records {head.link_sha256}",
         )
+    _off_the_walk(audit, writer, links, head)
+
+
+def _off_the_walk(
+    audit: ChainAudit, writer: str, links: dict[int, tuple[Link, str]], head: Head
+) -> None:
+    """Report every link the walk back from the head does not reach.
+
+    Each link checks its predecessor, but only the head vouches for the newest:
+    a link that no walk from the head reaches (a fork, or one added beside the
+    chain) proves nothing. One past the head is what a run that stopped between
+    writing a link and moving its head leaves; its next run moves the head over it.
+    """
+    on_walk: set[int] = set()
+    seq: int | None = head.seq
+    while seq is not None and seq in links and seq not in on_walk:
+        on_walk.add(seq)
+        seq = links[seq][0].prev_seq
+    for seq, (link, _) in sorted(links.items()):
+        if seq in on_walk:
+            continue
+        if seq > head.seq:
+            problem = Problem(
+                ProblemKind.UNPROVEN,
+                link.key,
+                f"written after the head (link {head.seq}), so no head vouches for it: a run "
+                "stopped before moving its head (the next run moves it), or it was added",
+            )
+        else:
+            problem = Problem(
+                ProblemKind.CHAIN_BROKEN,
+                link.key,
+                f"not on the chain walked back from the head (link {head.seq}): "
+                "a fork, or a link added beside the chain",
+            )
+            # Its manifest object is then under no valid link.
+            if audit.links.get(link.manifest_key) is link:
+                del audit.links[link.manifest_key]
+        audit.problems.append(problem)

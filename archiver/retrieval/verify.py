@@ -71,7 +71,13 @@ class VerifyReport:
 
     def summary(self) -> str:
         """One paragraph for the end of the run; "all intact" only when all was proven."""
-        verdict = "all intact" if self.ok else f"{len(self.problems)} problem(s)"
+        if not self.ok:
+            verdict = f"{len(self.problems)} problem(s)"
+        elif self.legacy or self.unchained:
+            # Legacy lines are checked by size and stored checksum only: not proven.
+            verdict = "nothing found wrong, but not all proven (legacy lines below)"
+        else:
+            verdict = "all intact"
         unproven = sum(1 for p in self.problems if p.kind is ProblemKind.UNPROVEN)
         text = (
             f"verified {self.checked} object(s) from {self.manifests_read} manifest object(s): "

@@ -160,3 +160,74 @@ async def test_seal_from_the_command_line(tmp_path) -> None:
     assert verified.code == 0, verified.out + verified.err
     assert "chain: 2 manifest object(s) linked by 1 writer(s)" in verified.out
     assert "re-hashed 4" in verified.out  # a local file keeps no checksum: read back
+
+
+async def test_a_link_beside_the_chain_or_past_its_head_is_not_proof(storage) -> None:
+    """A forged link that names a real predecessor proves nothing: the head vouches
+    only for the links a walk back from it reaches."""
+    from archiver.manifest.chain import Link, next_link, sha256_hex
+
+    settings = await _settings(storage)
+    async with open_store(settings) as store:
+        await _legacy_archive(store)
+        done = await seal(store)
+        writer = done.writer
+        assert writer is not None
+        assert (await _verify(store)).problems == []
+        first_bytes = await _read(store, link_key(writer, 1))
+        first = Link.from_bytes(first_bytes)
+        assert first.prev_seq is None
+
+        async def forge(seq: int, day: str) -> str:
+            """A manifest object of proof lines and a link to it after link 1."""
+            line = {**_legacy_line(500 + seq, store), "etag": "e", "version_id": None}
+            content = (json.dumps(line) + "\n").encode()
+            key = f"manifests/date={day}/{seq:012d}-forged.jsonl"
+            digest = hashlib.sha256(content).hexdigest()
+            await store.put_bytes(key, content, sha256=digest, content_type="x/y")
+            link = next_link(writer, seq, key, content, 1, (1, sha256_hex(first_bytes)))
+            body = link.to_bytes()
+            await store.put_bytes(
+                link.key, body, sha256=hashlib.sha256(body).hexdigest(), content_type="x/y"
+            )
+            return link.key
+
+        past = await forge(7, "2021-02-18")
+        report = await _verify(store)
+        assert (ProblemKind.UNPROVEN, past) in {(p.kind, p.where) for p in report.problems}
+        assert "all intact" not in report.summary()
+
+
+async def test_a_fork_below_the_head_is_a_broken_chain(storage) -> None:
+    from archiver.manifest.chain import Head, Link, next_link, sha256_hex
+
+    settings = await _settings(storage)
+    async with open_store(settings) as store:
+        await _legacy_archive(store, manifests=3)
+        writer = (await seal(store)).writer
+        assert writer is not None
+        head = Head.from_bytes(await _read(store, head_key(writer)))
+        assert head.seq == 3
+        # Link 3 rewritten? No: a new link numbered 0 beside link 1, reached by no walk.
+        first_bytes = await _read(store, link_key(writer, 1))
+        line = {**_legacy_line(600, store), "etag": "e", "version_id": None}
+        content = (json.dumps(line) + "\n").encode()
+        key = "manifests/date=2021-02-17/000000000600-forged.jsonl"
+        await store.put_bytes(
+            key, content, sha256=hashlib.sha256(content).hexdigest(), content_type="x/y"
+        )
+        assert Link.from_bytes(first_bytes).seq == 1
+        link = next_link(writer, 0, key, content, 1, (1, sha256_hex(first_bytes)))
+        body = link.to_bytes()
+        await store.put_bytes(
+            link.key, body, sha256=hashlib.sha256(body).hexdigest(), content_type="x/y"
+        )
+        report = await _verify(store)
+        kinds = {(p.kind, p.where) for p in report.problems}
+        assert (ProblemKind.CHAIN_BROKEN, link.key) in kinds
+        # Its manifest object is then under no valid link.
+        assert (ProblemKind.OUT_OF_CHAIN, key) in kinds
+
+
+async def _read(store: ObjectStore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read(key)])
