@@ -32,9 +32,9 @@ def render(results: dict[str, Any]) -> str:
         )
         lines.append(
             "| leg | wall s (min-max) | quiet runs: wall s | rec/s | MiB/s | CPU s (main thread) | "
-            "peak RSS MiB | sim CPU s | weed CPU s | others' CPU s |"
+            "CPU ms per recording | peak RSS MiB | sim CPU s | weed CPU s | others' CPU s |"
         )
-        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for leg, v in t["legs"].items():
             quiet = (
                 f"{v['wall_quiet_s']:.2f} ({v['quiet_runs']})" if v.get("quiet_runs") else "none"
@@ -44,6 +44,7 @@ def render(results: dict[str, Any]) -> str:
                 f"{quiet} | "
                 f"{v['recordings_per_s']:.0f} | {v['mib_per_s']:.1f} | {v['cpu_s']:.1f} "
                 f"({v.get('main_thread_cpu_s', 0):.1f}) | "
+                f"{v.get('cpu_ms_per_recording', 0):.2f} | "
                 f"{v['peak_rss_mib']:.0f} | {v['sim_cpu_s']:.1f} | {v['weed_cpu_s']:.1f} | "
                 f"{v.get('others_cpu_s', 0):.1f} |"
             )
@@ -53,6 +54,11 @@ def render(results: dict[str, Any]) -> str:
             lines.append(
                 f"archiver / rclone wall: {x:.2f} (target <= {TARGET_VS_RCLONE}: "
                 f"{_verdict(x <= TARGET_VS_RCLONE)})"
+            )
+        if "archiver_vs_rclone_cpu_per_recording" in r:
+            x = r["archiver_vs_rclone_cpu_per_recording"]
+            lines.append(
+                f"archiver / rclone CPU per recording: {x:.2f} (target <= 2: {_verdict(x <= 2)})"
             )
         if "archiver_vs_put" in r:
             x = r["archiver_vs_put"]

@@ -215,6 +215,8 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
             "recordings_per_s": objects / wall,
             "mib_per_s": objects * size / MIB / wall,
             "cpu_s": measure.median([r.cpu for r in mine]),
+            # The CPU target is per recording (<= 2 x rclone's).
+            "cpu_ms_per_recording": measure.median([r.cpu for r in mine]) * 1000 / objects,
             "peak_rss_mib": measure.median([r.peak_rss_mib for r in mine]),
             "peak_rss_max_mib": max(r.peak_rss_mib for r in mine),
             "sim_cpu_s": measure.median([r.sim_cpu for r in mine]),
@@ -239,6 +241,10 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
         ratios["archiver_vs_rclone"] = legs["archiver"]["wall_s"] / legs["rclone"]["wall_s"]
     if "archiver" in legs and "put" in legs:
         ratios["archiver_vs_put"] = legs["archiver"]["wall_s"] / legs["put"]["wall_s"]
+    if "archiver" in legs and "rclone" in legs:
+        ratios["archiver_vs_rclone_cpu_per_recording"] = (
+            legs["archiver"]["cpu_ms_per_recording"] / legs["rclone"]["cpu_ms_per_recording"]
+        )
     for leg in legs:
         if leg.startswith("archiver:") and "archiver" in legs:
             ratios[f"{leg}_vs_archiver"] = legs[leg]["wall_s"] / legs["archiver"]["wall_s"]
