@@ -74,9 +74,13 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(SCHEMA)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.Error:
+            self._conn.close()  # not a database (or not ours): no connection left open
+            raise
         self._lock = threading.Lock()
 
     def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -301,3 +301,25 @@ async def test_a_pointer_that_disagrees_with_its_manifest_is_not_followed(tmp_pa
         await write_pointers(store, [forged])
         with pytest.raises(IntegrityError, match="does not match its manifest"):
             await resolve(store, "s1")
+
+
+@pytest.mark.parametrize("spoiled", ["garbage", "directory"])
+async def test_get_finds_a_call_when_its_local_index_cannot_be_opened(tmp_path, spoiled, caplog):
+    """A garbage index file or a directory in its place: the index is built in memory."""
+    sim = Simulator(
+        SimConfig(seed=8, calls=4, recording_fraction=1.0, min_size=4_000, max_size=20_000)
+    )
+    storage = StorageSettings(url=str(tmp_path / "archive"))
+    await _archive(sim, storage, tmp_path)
+    index = tmp_path / "index.sqlite3"
+    if spoiled == "garbage":
+        index.write_bytes(b"not a database, " * 512)
+    else:
+        index.mkdir()
+    async with open_store(storage) as store:
+        for call in sim.calls:
+            found = await find_call(store, index, call.sip_call_id)
+            assert (found.cdr_id, found.sha256) == (call.cdr_id, call.sha256())
+    assert "built in memory for this command" in caplog.text
+    if spoiled == "garbage":
+        assert index.read_bytes() == b"not a database, " * 512  # left as it was
