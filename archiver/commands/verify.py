@@ -71,9 +71,10 @@ def register(
     p.set_defaults(handler=verify)
     r = sub.add_parser(
         "reindex",
-        help="rebuild the id index (_archiver/ids/) from the manifests",
-        description="Write the index pointers get and hold need for every manifest line "
-        "(those already there are left alone).",
+        help="write id-index pointers (_archiver/ids/) from the manifests (optional)",
+        description="Write an index pointer for every manifest line (those already there "
+        "are left alone). get and hold no longer need them: they build a local index of "
+        "the manifests (ARCHIVER_CONSOLE__INDEX_PATH); pointers present are checked.",
     )
     common(r)
     add_range(r, "index")
