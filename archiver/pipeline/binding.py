@@ -12,8 +12,8 @@ marker in the storage, renewed by its heartbeat and found by a LIST alone::
 A pipeline starting while a marker of another state is live (not expired)
 refuses with one line (exit 2); the marker of a process of this machine that
 has ended counts for nothing. Two starting at the same moment both write
-their marker, then look again: the one that started later (ties: the smaller
-state id wins) withdraws and refuses. A marker outlives a killed process by
+their marker, then look again: one that sees the other's withdraws and
+refuses, so at most one goes on. A marker outlives a killed process by
 at most the lease (``ARCHIVER_LEASE``); clocks of the machines are assumed to
 agree within a small part of it.
 """
@@ -83,15 +83,15 @@ class StorageBinding:
         Afterwards :attr:`peers` lists the other processes at work on the storage.
         """
         self._refuse_if_taken(await self._others(now), now)
-        mine = await self._write(
-            Marker(_ms(now), self._state_id, self._owner, _ms(now + self._lease))
-        )
-        # Two starting at once both got past the first look: the later one yields.
+        await self._write(Marker(_ms(now), self._state_id, self._owner, _ms(now + self._lease)))
+        # Starting at the same moment as another state, both got past the first
+        # look. Whoever now sees the other's marker yields: the one that looked
+        # last surely sees the other's (still there), so at most one goes on.
+        # (Both may yield, and both say so: a retry then finds the way free.)
         self.peers = await self._others(now)
-        earlier = [m for m in self.peers if m.state_id != self._state_id and m < mine]
-        if earlier:
+        if any(m.state_id != self._state_id for m in self.peers):
             await self.release()
-            self._refuse_if_taken(earlier, now)
+            self._refuse_if_taken(self.peers, now)
 
     async def renew(self, now: datetime) -> None:
         """The heartbeat: a marker with a later expiry replaces the current one."""
