@@ -36,8 +36,10 @@ class Metrics:
         )
         self.listings_stopped = Counter(
             "archiver_listings_stopped",
-            "Listings a bound stopped (archiver.failures.ListingLimit), by bound",
-            ["limit"],
+            # limit: an archiver.failures.ListingLimit value; producer: a
+            # pipeline.every.Repeating value (the polls or the sweep).
+            "Listings a bound stopped, by bound and by the producer whose listing it was",
+            ["limit", "producer"],
             registry=r,
         )
         self.bytes = Counter("archiver_archived_bytes", "Bytes of recordings archived", registry=r)

@@ -8,15 +8,14 @@ to a full listing of that range, as every poll did before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from archiver.errors import ArchiverError, AuthenticationError, ListingLimitError
 from archiver.metrics import Metrics
+from archiver.pipeline.every import Repeating, run_every
 from archiver.pipeline.intake import Health, Intake
 from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.tally import Tally
@@ -78,18 +77,13 @@ class Poller:
 
     async def run(self, into: Intake, stop: asyncio.Event) -> None:
         """Poll every ``poll_interval`` until ``stop``."""
-        while not stop.is_set():
-            try:
-                await self.poll_once(into, stop)
-            except AuthenticationError:
-                raise
-            except ArchiverError as exc:
-                # The next poll re-reads the same range; /readyz shows the source as unreached.
-                log.error("poll failed, will try again: %s", exc)  # noqa: TRY400 - one line
-                if isinstance(exc, ListingLimitError):
-                    self.metrics.listings_stopped.labels(exc.limit.value).inc()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.config.poll_interval)
+        await run_every(
+            lambda: self.poll_once(into, stop),
+            self.config.poll_interval,
+            stop,
+            producer=Repeating.POLL,
+            metrics=self.metrics,
+        )
 
     async def poll_once(self, into: Intake, stop: asyncio.Event) -> PollReport:
         """One poll of the source; returns what it did."""

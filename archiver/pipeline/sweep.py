@@ -18,14 +18,14 @@ a longer call would be missed altogether.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from archiver.errors import ArchiverError, AuthenticationError, FatalError
+from archiver.errors import ArchiverError, FatalError
 from archiver.metrics import Metrics
+from archiver.pipeline.every import Repeating, run_every
 from archiver.pipeline.intake import Intake
 from archiver.pipeline.stats import PipelineConfig
 from archiver.sources.base import CdrSource
@@ -74,15 +74,13 @@ class Sweeper:
 
     async def run(self, into: Intake, stop: asyncio.Event) -> None:
         """Sweep every ``sweep_interval`` until ``stop``."""
-        while not stop.is_set():
-            try:
-                await self.sweep_once(into, stop)
-            except AuthenticationError:
-                raise
-            except ArchiverError as exc:
-                log.error("sweep failed, will try again: %s", exc)  # noqa: TRY400 - one line
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.config.sweep_interval)
+        await run_every(
+            lambda: self.sweep_once(into, stop),
+            self.config.sweep_interval,
+            stop,
+            producer=Repeating.SWEEP,
+            metrics=self.metrics,
+        )
 
     async def sweep_once(self, into: Intake, stop: asyncio.Event) -> SweepReport:
         """One sweep: the re-listing, then the lookups by id."""

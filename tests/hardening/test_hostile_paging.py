@@ -31,6 +31,7 @@ from archiver.models import Provider
 from archiver.pipeline.intake import Health
 from archiver.pipeline.poller import Poller
 from archiver.pipeline.stats import PipelineConfig, RunStats
+from archiver.pipeline.sweep import Sweeper
 from archiver.settings import SourceSettings, StateSettings
 from archiver.simulator.audio import RecordingBytes
 from archiver.sources import make_source
@@ -187,26 +188,32 @@ async def test_epacific_next_page_true_for_ever_stops_at_max_pages(tmp_path: Pat
     assert served == 26
 
 
+async def growing(request: web.Request) -> web.Response:
+    """A cdr_v2 API that gives no count and pages for ever, with fresh ids."""
+    q = request.query
+    offset = int(q.get("offset", "0"))
+    started = q.get("start_date", "")
+    data = [{"id": f"g-{offset + i}", "time_started": started} for i in range(PAGE)]
+    return web.json_response({"data": data, "limit": PAGE, "offset": offset})  # no total
+
+
+def growing_settings(base_url: str) -> SourceSettings:
+    return SourceSettings(
+        kind=Provider.CDR_V2,
+        base_url=base_url,
+        token=SecretStr("t"),
+        page_size=PAGE,
+        rate_limit=0,
+        max_pages=5,
+    )
+
+
 async def test_the_daemon_counts_a_stopped_listing_and_polls_again(tmp_path: Path) -> None:
     # archiver run's poller against a cdr_v2 API that gives no count and pages for
     # ever: each poll stops at MAX_PAGES, is counted by its bound, and the next
     # poll comes (the daemon is not brought down by a hostile listing).
-    async def growing(request: web.Request) -> web.Response:
-        q = request.query
-        offset = int(q.get("offset", "0"))
-        started = q.get("start_date", "")
-        data = [{"id": f"g-{offset + i}", "time_started": started} for i in range(PAGE)]
-        return web.json_response({"data": data, "limit": PAGE, "offset": offset})  # no total
-
     async with serve({"/v2/cdr": growing}) as api:
-        settings = SourceSettings(
-            kind=Provider.CDR_V2,
-            base_url=api.url,
-            token=SecretStr("t"),
-            page_size=PAGE,
-            rate_limit=0,
-            max_pages=5,
-        )
+        settings = growing_settings(api.url)
         metrics = Metrics()
         async with (
             make_session(settings) as session,
@@ -228,7 +235,7 @@ async def test_the_daemon_counts_a_stopped_listing_and_polls_again(tmp_path: Pat
             )
             stop = asyncio.Event()
             task = asyncio.create_task(poller.run(Into(), stop))
-            label = 'archiver_listings_stopped_total{limit="max_pages"}'
+            label = 'archiver_listings_stopped_total{limit="max_pages",producer="poll"}'
             for _ in range(400):
                 if f"{label} 2.0" in metrics.render().decode():
                     break
@@ -236,3 +243,46 @@ async def test_the_daemon_counts_a_stopped_listing_and_polls_again(tmp_path: Pat
             stop.set()
             await task
     assert f"{label} 2.0" in metrics.render().decode()
+
+
+async def test_the_daemon_counts_a_stopped_sweep_by_its_producer(tmp_path: Path) -> None:
+    # archiver run's sweep against the API above: its listing stops at MAX_PAGES
+    # and is counted under producer="sweep" (it once only logged it, so a sweep a
+    # bound stopped was invisible in the metrics). The stop is asked for by the
+    # server itself as it answers the page past the bound: the sweep loop ends
+    # right after that round, with no waiting on time.
+    stop = asyncio.Event()
+    served = 0
+
+    async def growing_then_stop(request: web.Request) -> web.Response:
+        nonlocal served
+        served += 1
+        if served > 5:  # the page past MAX_PAGES: the listing stops on it
+            stop.set()
+        return await growing(request)
+
+    async with serve({"/v2/cdr": growing_then_stop}) as api:
+        settings = growing_settings(api.url)
+        metrics = Metrics()
+        async with (
+            make_session(settings) as session,
+            open_state_store(StateSettings(url=str(tmp_path / "s.sqlite3"))) as state,
+        ):
+
+            class Into:
+                async def take(self, page: Page) -> AddResult:
+                    return await state.add_calls(page.records, datetime.now(UTC))
+
+            sweeper = Sweeper(
+                make_source(settings, ApiClient(session, settings)),
+                state,
+                PipelineConfig(lookback=600, longest_call=600, sweep_interval=3600, page_size=PAGE),
+                clock=lambda: datetime(2021, 2, 17, 12, tzinfo=UTC),
+                metrics=metrics,
+                ready_deadline=3600,
+            )
+            await sweeper.run(Into(), stop)
+    text = metrics.render().decode()
+    assert served == 6
+    assert 'archiver_listings_stopped_total{limit="max_pages",producer="sweep"} 1.0' in text, text
+    assert 'producer="poll"' not in text
