@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from archiver.errors import ArchiverError
 from archiver.manifest.writer import HeadHook, flush_manifest
@@ -36,6 +36,7 @@ class ManifestFlusher:
         max_lines: int,
         written: Callable[[int], None],
         on_head: HeadHook | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.state = state
         self.store = store
@@ -43,6 +44,8 @@ class ManifestFlusher:
         self.max_lines = max_lines
         self._written = written
         self._on_head = on_head
+        # How an interval passes: the tests pass time that moves only when they say.
+        self._sleep = sleep
         self._waiting = 0  # lines archived since the last flush started
         self._first = asyncio.Event()
         self._full = asyncio.Event()
@@ -68,7 +71,7 @@ class ManifestFlusher:
             if not failed:
                 await _first_of(stop, self._first)
             # After a failed flush the batches wait in the state: try again after an interval.
-            await _first_of(stop, self._full, within=self.interval)
+            await _first_of(stop, self._full, self._sleep(self.interval))
             if stop.is_set():
                 return
             self._first.clear()
@@ -82,11 +85,11 @@ class ManifestFlusher:
                 failed = True
 
 
-async def _first_of(*events: asyncio.Event, within: float | None = None) -> None:
-    """Returns once any of ``events`` is set, or ``within`` seconds are up."""
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
+async def _first_of(*waits: asyncio.Event | Awaitable[None]) -> None:
+    """Returns once any of ``waits`` is over: an event set, or a sleep slept."""
+    tasks = [asyncio.ensure_future(w.wait() if isinstance(w, asyncio.Event) else w) for w in waits]
     try:
-        await asyncio.wait(waits, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for w in waits:
-            w.cancel()
+        for t in tasks:
+            t.cancel()
