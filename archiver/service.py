@@ -81,7 +81,7 @@ class Service:
 
     def healthy(self) -> tuple[bool, str]:
         """Alive and not stuck."""
-        age = time.monotonic() - self.health.heartbeat
+        age = self.health.monotonic() - self.health.heartbeat
         if age > self.settings.stuck_after:
             return False, f"pipeline loop has not moved for {age:.0f}s"
         deadline = self.health.transfer_deadline

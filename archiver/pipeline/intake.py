@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -56,9 +56,17 @@ class Health:
     The pipeline and its producers write it; the service only reads it.
     """
 
-    def __init__(self, transfer_deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        transfer_deadline: float | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # The clock of the heartbeat and the transfers' ages; whoever reads them
+        # (the service) reads this clock too, so both sides measure alike.
+        self.monotonic = monotonic
         # Monotonic time of the dispatcher's last turn.
-        self.heartbeat = time.monotonic()
+        self.heartbeat = monotonic()
         # Wall-clock time of the last listing of the source that completed.
         self.last_source_ok: float | None = None
         # Each transfer's own deadline should end it: one older than this is stuck
@@ -71,7 +79,7 @@ class Health:
     def transferring(self) -> Iterator[None]:
         """Around one transfer attempt: counted in flight from its start."""
         ident = next(self._ids)
-        self._transfers[ident] = time.monotonic()
+        self._transfers[ident] = self.monotonic()
         try:
             yield
         finally:
@@ -81,11 +89,11 @@ class Health:
         """Seconds the longest transfer in flight has been going (0 when none)."""
         if not self._transfers:
             return 0.0
-        return time.monotonic() - min(self._transfers.values())
+        return self.monotonic() - min(self._transfers.values())
 
     def beat(self) -> None:
         """The pipeline's loop moved."""
-        self.heartbeat = time.monotonic()
+        self.heartbeat = self.monotonic()
 
     def source_reached(self) -> float:
         """A listing of the source completed; returns the wall-clock time."""

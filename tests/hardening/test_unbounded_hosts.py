@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -204,20 +203,47 @@ async def test_an_announced_size_over_the_limit_is_refused_before_reading(
 def test_healthz_fails_while_a_transfer_outlives_its_deadline() -> None:
     from archiver.service import Service
 
-    health = Health(transfer_deadline=0.05)
+    # The health's clock is the test's: time moves only when it says.
+    now = [1000.0]
+    health = Health(transfer_deadline=30, monotonic=lambda: now[0])
     service = Service(
         health,
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        ServiceSettings(stuck_after=0.05),
+        ServiceSettings(stuck_after=120),
         clock=lambda: WHEN_DT,
     )
     assert service.healthy() == (True, "ok")
     with health.transferring():
-        time.sleep(0.2)
+        now[0] += 150  # the deadline plus stuck_after: not stuck yet
         health.beat()  # the dispatcher still turns: its heartbeat alone would say ok
-        ok, why = service.healthy()
-        assert not ok
-        assert "a transfer has been in flight for" in why
+        assert service.healthy() == (True, "ok")
+        now[0] += 1
+        health.beat()
+        assert service.healthy() == (
+            False,
+            "a transfer has been in flight for 151s (deadline 30s)",
+        )
+    assert service.healthy() == (True, "ok")
+
+
+def test_healthz_fails_when_the_pipeline_loop_stops_moving() -> None:
+    from archiver.service import Service
+
+    now = [1000.0]
+    health = Health(monotonic=lambda: now[0])
+    service = Service(
+        health,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        ServiceSettings(stuck_after=120),
+        clock=lambda: WHEN_DT,
+    )
+    now[0] += 120
+    assert service.healthy() == (True, "ok")
+    now[0] += 1
+    assert service.healthy() == (False, "pipeline loop has not moved for 121s")
+    health.beat()
     assert service.healthy() == (True, "ok")
