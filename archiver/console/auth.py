@@ -138,6 +138,14 @@ def check_password(account: Account | None, password: str) -> bool:
     return ok and usable
 
 
+@dataclass(frozen=True, slots=True)
+class PlayGrant:
+    """Leave to stream one call's recording for a while after a checked, audited Play."""
+
+    call_id: int
+    expires: float  # time.monotonic()
+
+
 @dataclass
 class Session:
     """A signed-in browser."""
@@ -147,7 +155,7 @@ class Session:
     csrf: str
     expires: float
     via: str  # "password" or "proxy"
-    grants: dict[str, int] = field(default_factory=dict)  # play grant -> call id
+    grants: dict[str, PlayGrant] = field(default_factory=dict)  # by the grant's token
 
 
 class Sessions:

@@ -5,7 +5,10 @@ manifest line (the storage's stored checksum where it keeps one, else the
 bytes re-read and hashed: :func:`archiver.retrieval.verify.check_entry`). One
 that fails is not served, and the reason is shown. A play is one audited
 action: it yields a grant (bound to the session and the call) that the
-audio element's Range requests then use, so seeking does not re-audit.
+audio element's Range requests then use for GRANT_SECONDS, so seeking does not
+re-audit. Each of those requests serves the version the line pinned (in a
+versioned bucket), and only after one HEAD shows the object is still the one
+the manifest's proof records: a recording replaced after Play is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 from typing import Any
@@ -20,18 +24,21 @@ from typing import Any
 from aiohttp import web
 
 from archiver.console.app import Console, console_of, session_of
-from archiver.console.auth import Role
+from archiver.console.auth import PlayGrant, Role
 from archiver.console.index import IndexedCall
 from archiver.console.views import needs
 from archiver.errors import ArchiverError
-from archiver.retrieval.fetch import archived_version
+from archiver.retrieval.fetch import archived_version, mismatch
 from archiver.retrieval.verify import ProblemKind, VerifyReport, check_entry
-from archiver.storage.base import LockingStore, ObjectStore
+from archiver.storage.base import LockingStore, ObjectStore, VersionedStore
 
 _RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _AUDIO_TYPES = re.compile(r"audio/[a-z0-9.+-]{1,40}")
 MAX_GRANTS = 100  # per session: the oldest play grants are dropped beyond this
+# How long a Play lets the audio element fetch ranges: long enough to listen and
+# seek, short enough that a grant is not a standing licence for the whole session.
+GRANT_SECONDS = 10 * 60.0
 
 
 async def reason_of(request: web.Request) -> str:
@@ -110,7 +117,7 @@ async def play(request: web.Request) -> web.StreamResponse:
     while len(grants) >= MAX_GRANTS:
         grants.pop(next(iter(grants)))
     grant = secrets.token_urlsafe(24)
-    grants[grant] = item.id
+    grants[grant] = PlayGrant(item.id, time.monotonic() + GRANT_SECONDS)
     return web.json_response({"src": f"/calls/{item.id}/audio?grant={grant}"})
 
 
@@ -142,11 +149,17 @@ def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
     return web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
 
 
-async def byte_range(store: ObjectStore, key: str, first: int, last: int) -> AsyncIterator[bytes]:
-    """Bytes ``first..last`` of an object: the storage reads from ``first`` (an S3 Range
-    request, a seek in a file), so a seek costs what it plays, not what precedes it."""
+async def byte_range(
+    store: ObjectStore, key: str, first: int, last: int, version: str | None = None
+) -> AsyncIterator[bytes]:
+    """Bytes ``first..last`` of an object (of its ``version``, given one): the storage
+    reads from ``first`` (an S3 Range request, a seek in a file), so a seek costs what
+    it plays, not what precedes it."""
     position = first
-    chunks = store.read(key, start=first)
+    if version is not None and isinstance(store, VersionedStore):
+        chunks = store.read_version(key, version, start=first)
+    else:
+        chunks = store.read(key, start=first)
     try:
         async for chunk in chunks:
             start, position = position, position + len(chunk)
@@ -170,13 +183,42 @@ def file_name(item: IndexedCall) -> str:
     return name[:120] or f"recording-{item.id}"
 
 
+async def still_archived(store: ObjectStore, item: IndexedCall) -> tuple[str | None, str | None]:
+    """``(version to read, None)``, or ``(None, why not)``: one HEAD of the pinned
+    version (else the current object) against the size, SHA-256 and proof of the line."""
+    call = item.call
+    key = store.relative_key(call.object_key)
+    version = call.proof.version_id if call.proof is not None else None
+    if version is not None and isinstance(store, VersionedStore):
+        head = await store.head_version(key, version)
+    else:
+        version, head = None, await store.head(key)
+    if head is None:
+        return None, f"missing: {key} is gone since it was checked"
+    why = mismatch(call, key, head.size, head.sha256)
+    diffs = call.proof.differences(head.proof) if call.proof is not None else []
+    if why is None and diffs:
+        why = f"{key} is not the object stored when archived: {'; '.join(diffs)}"
+    return (None, f"altered since it was checked: {why}") if why else (version, None)
+
+
 @needs(Role.LISTENER)
 async def audio(request: web.Request) -> web.StreamResponse:
     """GET /calls/{id}/audio?grant=: the checked recording, with Range (seeking)."""
     console = console_of(request)
     item = await call_of(request)
-    if session_of(request).grants.get(request.query.get("grant", "")) != item.id:
+    grants = session_of(request).grants
+    token = request.query.get("grant", "")
+    grant = grants.get(token)
+    if grant is None or grant.call_id != item.id:
         raise web.HTTPForbidden(text="press Play first: this recording has no grant\n")
+    if grant.expires <= time.monotonic():
+        del grants[token]
+        raise web.HTTPForbidden(text="the grant has expired: press Play again\n")
+    version, problem = await still_archived(console.store, item)
+    if problem is not None:
+        await console.calls.record_check(item.id, problem)
+        raise web.HTTPConflict(text=f"refused: {problem}\n")
     size = item.call.size
     wanted = parse_range(request.headers.get("Range"), size)
     first, last = wanted if wanted is not None else (0, size - 1)
@@ -189,7 +231,7 @@ async def audio(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     if size and request.method != "HEAD":
         key = console.store.relative_key(item.call.object_key)
-        async for piece in byte_range(console.store, key, first, last):
+        async for piece in byte_range(console.store, key, first, last, version):
             await response.write(piece)
     await response.write_eof()
     return response

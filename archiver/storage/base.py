@@ -234,9 +234,9 @@ class VersionedStore(Protocol):
         """One version's size, stored SHA-256 and proof; None if absent or a delete marker."""
 
     def read_version(
-        self, key: str, version_id: str, chunk_size: int = 1024 * 1024
+        self, key: str, version_id: str, chunk_size: int = 1024 * 1024, *, start: int = 0
     ) -> AsyncIterator[bytes]:
-        """Stream one version's bytes; KeyError if absent."""
+        """Stream one version's bytes from byte ``start`` on; KeyError if absent."""
 
     async def version_url(self, key: str, version_id: str, expires: int) -> str:
         """A presigned GET URL to one version."""

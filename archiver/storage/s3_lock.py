@@ -142,13 +142,15 @@ class S3ObjectLock:
         return stored_object(key, self.full_key(key), resp)
 
     async def read_version(
-        self, key: str, version_id: str, chunk_size: int = 1024 * 1024
+        self, key: str, version_id: str, chunk_size: int = 1024 * 1024, *, start: int = 0
     ) -> AsyncIterator[bytes]:
-        """GetObject of one version, streamed; KeyError if absent."""
+        """GetObject of one version, streamed from byte ``start`` (a Range request);
+        KeyError if absent."""
+        ranged = {"Range": f"bytes={start}-"} if start > 0 else {}
         with self.errors(f"read {key}"):
             try:
                 resp = await self.client.get_object(
-                    Bucket=self._bucket, Key=self.full_key(key), VersionId=version_id
+                    Bucket=self._bucket, Key=self.full_key(key), VersionId=version_id, **ranged
                 )
             except ClientError as exc:
                 if error_code(exc) in _MISSING_CODES or http_status(exc) == 405:
