@@ -70,7 +70,8 @@ async def test_the_pinned_version_plays_in_a_versioned_bucket(
         async with signed_in(console.url, "listener") as http:
             call_id = await first_call_id(http)
             call = (await console.console.calls.get(call_id)).call
-            assert call.proof is not None and call.proof.version_id
+            assert call.proof is not None
+            assert call.proof.version_id
             src = await _play(http, call_id)
             async with admin_client(seaweed) as client:
                 await client.put_object(Bucket=bucket, Key=call.object_key, Body=b"x" * call.size)
