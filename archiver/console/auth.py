@@ -19,7 +19,7 @@ import os
 import re
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 from ipaddress import ip_address, ip_network
@@ -35,6 +35,7 @@ _HASHER = PasswordHasher()
 # Verified against when the user does not exist, so a wrong name takes as long as a wrong password.
 _DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
 LOGIN_WINDOW = 15 * 60.0
+MAX_LIMITER_KEYS = 10_000  # addresses and user names whose failed sign-ins are remembered
 # The hash field of an account that signs in through the proxy only.
 PROXY_ONLY = "-"  # noqa: S105 - a marker, not a password
 
@@ -207,29 +208,48 @@ class LoginLimiter:
     guesser must not lock all of them out.
     """
 
-    def __init__(self, attempts: int, window: float = LOGIN_WINDOW) -> None:
+    def __init__(
+        self, attempts: int, window: float = LOGIN_WINDOW, max_keys: int = MAX_LIMITER_KEYS
+    ) -> None:
         self.attempts = attempts
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self.max_keys = max_keys
+        # Least recently failed first: a guesser trying endless names or addresses
+        # pushes out the oldest keys, never grows the map past max_keys.
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _recent(self, key: str) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
+    def _recent(self, key: str) -> int:
+        """How many failures ``key`` has in the window; a key left with none is deleted."""
+        times = self._failures.get(key)
+        if times is None:
+            return 0
         cutoff = time.monotonic() - self.window
         while times and times[0] < cutoff:
             times.popleft()
-        return times
+        if not times:
+            del self._failures[key]
+        return len(times)
 
     def allowed(self, address: str, user: str) -> bool:
         """Whether another attempt may be tried now."""
         return (
-            len(self._recent(f"addr:{address}")) < self.attempts * 4
-            and len(self._recent(f"user:{user.casefold()}")) < self.attempts
+            self._recent(f"addr:{address}") < self.attempts * 4
+            and self._recent(f"user:{user.casefold()}") < self.attempts
         )
 
     def failed(self, address: str, user: str) -> None:
         """Count one failed attempt."""
+        now = time.monotonic()
         for key in (f"addr:{address}", f"user:{user.casefold()}"):
-            self._recent(key).append(time.monotonic())
+            self._recent(key)
+            self._failures.setdefault(key, deque()).append(now)
+            self._failures.move_to_end(key)
+        while len(self._failures) > self.max_keys:
+            self._failures.popitem(last=False)
+
+    def __len__(self) -> int:
+        """How many addresses and user names are remembered."""
+        return len(self._failures)
 
 
 class TrustedProxy:

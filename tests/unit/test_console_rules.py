@@ -98,6 +98,20 @@ def test_sign_in_limits_per_user_and_per_address():
     assert limiter.allowed("10.0.0.9", "eve")
 
 
+def test_the_sign_in_limiter_remembers_a_bounded_number_of_names():
+    limiter = LoginLimiter(attempts=5, max_keys=1000)
+    for number in range(5000):  # a guesser asking about names that have never failed
+        assert limiter.allowed(f"10.1.{number // 250}.{number % 250}", f"user{number}")
+    assert len(limiter) == 0  # asking remembers nothing
+    for number in range(5000):  # and failing with endless distinct names and addresses
+        limiter.failed(f"10.2.{number // 250}.{number % 250}", f"name{number}")
+    assert len(limiter) == 1000
+    for _ in range(5):
+        limiter.failed("10.3.0.1", "ana")
+    assert len(limiter) == 1000  # the least recently failed keys made room
+    assert not limiter.allowed("10.3.0.9", "ana")  # the newest failures are kept and counted
+
+
 @pytest.mark.parametrize(
     ("remote", "value", "expected"),
     [
