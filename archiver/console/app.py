@@ -23,7 +23,14 @@ import jinja2
 from aiohttp import web
 
 from archiver.console.auditlog import AuditLog
-from archiver.console.auth import LoginLimiter, Role, Session, Sessions, TrustedProxy, read_accounts
+from archiver.console.auth import (
+    AccountsFile,
+    LoginLimiter,
+    Role,
+    Session,
+    Sessions,
+    TrustedProxy,
+)
 from archiver.console.db import Database
 from archiver.console.index import CallIndex
 from archiver.console.words import LANGUAGES, call_time, local_time, translator
@@ -64,11 +71,20 @@ class Console:
     sessions: Sessions
     limiter: LoginLimiter
     proxy: TrustedProxy
+    users: AccountsFile
 
     def role_of(self, user: str) -> Role | None:
         """A proxy-signed-in user's role: the users file's, else the configured one."""
-        account = read_accounts(self.settings.users_file).get(user)
+        account = self.users.accounts().get(user)
         return account.role if account else Role.parse(self.settings.proxy_role)
+
+    def still_valid(self, session: Session) -> bool:
+        """Whether the session's account is still in the users file with the same role
+        (a proxy user without an account: the configured role)."""
+        if session.via == "proxy":
+            return self.role_of(session.user) == session.role
+        account = self.users.accounts().get(session.user)
+        return account is not None and account.role == session.role
 
 
 CONSOLE = web.AppKey("console", Console)
@@ -137,6 +153,11 @@ async def require_session(request: web.Request, handler: Handler) -> web.StreamR
         return response
     token = request.cookies.get(SESSION_COOKIE)
     session = console.sessions.get(token)
+    if session is not None and not console.still_valid(session):
+        # Removed or demoted (or promoted): the rights the session was given are
+        # no longer the account's, so it ends now, not when it expires.
+        console.sessions.end(token)
+        session = None
     new_token = None
     proxy_user = console.proxy.user(request.remote, request.headers)
     if proxy_user is not None and (session is None or session.user != proxy_user):
@@ -257,6 +278,7 @@ def open_console(
         sessions=Sessions(settings.session_minutes * 60),
         limiter=LoginLimiter(settings.login_attempts),
         proxy=TrustedProxy(settings.proxy_header, settings.proxy_addresses),
+        users=AccountsFile(settings.users_file),
     )
 
 

@@ -105,6 +105,34 @@ def read_accounts(path: Path) -> dict[str, Account]:
     return accounts
 
 
+class AccountsFile:
+    """The users file, read again only when it changed (its mtime, size or inode):
+    each request asks it whether its session's account still exists as it was."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._accounts: dict[str, Account] = {}
+
+    def accounts(self) -> dict[str, Account]:
+        """Every account as the file says now; ConfigError if damaged."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            self._stamp, self._accounts = None, {}
+            return self._accounts
+        except OSError as exc:
+            raise ConfigError(
+                f"ARCHIVER_CONSOLE__USERS_FILE: cannot read {self.path}: {exc}"
+            ) from None
+        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+        if stamp != self._stamp:
+            # Read before the stamp is kept: a file that fails to parse is read again.
+            self._accounts = read_accounts(self.path)
+            self._stamp = stamp
+        return self._accounts
+
+
 def write_accounts(path: Path, accounts: dict[str, Account]) -> None:
     """Replace the users file atomically, readable and writable by its owner only."""
     body = "".join(f"{a.name}:{a.role.label}:{a.password_hash}\n" for a in accounts.values())

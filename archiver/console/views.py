@@ -20,7 +20,7 @@ from archiver.console.app import (
     set_cookie,
 )
 from archiver.console.auditlog import AuditFilter
-from archiver.console.auth import Role, check_password, read_accounts, same_token
+from archiver.console.auth import Role, check_password, same_token
 from archiver.console.index import COUNT_CAP, CallQuery, IndexedCall
 from archiver.errors import ArchiverError
 from archiver.models import Direction
@@ -87,7 +87,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     address = request.remote or "?"
     if not console.limiter.allowed(address, user):
         return await login_page(request, "too_many", status=429)
-    account = read_accounts(console.settings.users_file).get(user)
+    account = console.users.accounts().get(user)
     if not check_password(account, password) or account is None:
         console.limiter.failed(address, user)
         return await login_page(request, "bad_login", status=401)
