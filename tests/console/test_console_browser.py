@@ -122,6 +122,8 @@ def _story(
         ),
     )
     seen["duration"] = duration
+    # The check Play made is shown, not the "not checked yet" the page was drawn with.
+    assert driver.find_elements(By.CSS_SELECTOR, "#integrity .good")
     driver.execute_script(
         "var p = document.getElementById('player'); window.__seeked = false;"
         "p.addEventListener('seeked', function () { window.__seeked = true; });"

@@ -12,6 +12,17 @@ document.addEventListener("DOMContentLoaded", function () {
   if (!form) { return; }
   var player = document.getElementById("player");
   var error = document.getElementById("play-error");
+  var integrity = document.getElementById("integrity");
+  var state = document.getElementById("integrity-state");
+  // Play checks the recording: the page shows that check's outcome, not the one
+  // it was rendered with.
+  function showCheck(good, detail) {
+    if (!integrity || !state) { return; }
+    var span = document.createElement("span");
+    span.className = good ? "good" : "bad";
+    span.textContent = good ? integrity.dataset.intact : integrity.dataset.damaged + ": " + detail;
+    state.replaceChildren(span);
+  }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     error.hidden = true;
@@ -25,7 +36,9 @@ document.addEventListener("DOMContentLoaded", function () {
       return response.text().then(function (text) {
         var data = null;
         try { data = JSON.parse(text); } catch (e) { data = { error: text }; }
+        if (response.status === 409 && data.error) { showCheck(false, data.error); }
         if (!response.ok || !data.src) { throw new Error(data.error || text); }
+        showCheck(true, "");
         player.src = data.src;
         player.hidden = false;
         player.load();
