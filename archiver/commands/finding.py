@@ -8,6 +8,12 @@ that never saw the archive builds it from the storage alone on its first
 ``get``, and later ones cost a listing and an indexed SELECT. Where that file
 cannot be opened (a read-only directory), the index is built in memory for
 this one command, and a warning says so.
+
+An id the index does not know is only "not found" if no manifest object is
+missing: the chain's links name every manifest object ever written, so a
+link whose manifest object is gone (deleted, or hidden behind a delete
+marker) makes ``get`` refuse (IntegrityError, exit 5) rather than say the
+call was never archived: it may have been in that object.
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ from pathlib import Path
 from archiver.console.db import Database
 from archiver.console.index import CallIndex
 from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import (
+    CHAIN_PREFIX,
+    MANIFEST_PREFIX,
+    link_key,
+    parse_chain_key,
+    parse_manifest_key,
+)
+from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
 from archiver.retrieval.index import resolve
 from archiver.storage import ObjectStore
 
@@ -53,4 +67,30 @@ async def find_call(
         indexed = await calls.by_ident(ident)
     finally:
         db.close()
-    return await resolve(store, ident, provider, indexed)
+    try:
+        return await resolve(store, ident, provider, indexed)
+    except CallNotFoundError:
+        await _no_manifest_missing(store)
+        raise
+
+
+async def _no_manifest_missing(store: ObjectStore) -> None:
+    """IntegrityError if a chain link names a manifest object the storage no longer lists.
+
+    Two listings and no read: a link's key and its manifest object's key both
+    carry the writer and the sequence number.
+    """
+    present = set()
+    async for obj in store.list(MANIFEST_PREFIX):
+        parsed = parse_manifest_key(obj.key)
+        if parsed is not None:
+            present.add((parsed.writer, parsed.seq))
+    async for obj in store.list(CHAIN_PREFIX):
+        link = parse_chain_key(obj.key)
+        if link is None or link[1] is None or (link[0], link[1]) in present:
+            continue
+        raise IntegrityError(
+            IntegrityKind.MISSING,
+            f"manifest object {link[1]} of writer {link[0]} is missing (its chain link "
+            f"{link_key(link[0], link[1])} is there): the call may have been in it",
+        )
