@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -36,7 +36,13 @@ SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")  # a directory: save the REA
 
 def _wait(driver: WebDriver, condition, timeout: float = WAIT):
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+        # A form post reloads the page: an element read while it reloads is stale, not wrong.
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(lambda d: condition(d))
     except TimeoutException:
         text = driver.find_element(By.TAG_NAME, "body").text
         raise AssertionError(f"waited {timeout}s at {driver.current_url}: {text[:2000]}") from None
