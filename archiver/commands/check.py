@@ -157,7 +157,9 @@ async def check_storage(settings: Settings) -> str:
     key = f"_archiver/check/{uuid.uuid4().hex}"
     data = b"archiver check\n"
     digest = hashlib.sha256(data).hexdigest()
-    async with open_store(settings.storage) as store:
+    # Few attempts: an error that will not pass (a certificate refused) is named
+    # within the part's timeout instead of being retried past it.
+    async with open_store(settings.storage, max_attempts=2) as store:
         await store.put_bytes(key, data, sha256=digest, content_type="text/plain")
         try:
             got = b"".join([chunk async for chunk in store.read(key)])
@@ -173,7 +175,7 @@ async def check_protection(settings: Settings) -> str:
     from archiver.storage import LockingStore, open_store
     from archiver.storage.protection import assess
 
-    async with open_store(settings.storage) as store:
+    async with open_store(settings.storage, max_attempts=2) as store:
         if not isinstance(store, LockingStore):
             return "a local directory: no versioning, Object Lock, legal holds or encryption"
         try:

@@ -55,7 +55,7 @@ __all__ = [
 
 @asynccontextmanager
 async def open_store(
-    settings: StorageSettings, *, max_connections: int = 32
+    settings: StorageSettings, *, max_connections: int = 32, max_attempts: int = 5
 ) -> AsyncIterator[ObjectStore]:
     """The store ``settings.url`` names, open for the ``async with`` block.
 
@@ -72,7 +72,9 @@ async def open_store(
         # pay for loading botocore.
         from archiver.storage.s3 import S3Store
 
-        async with S3Store(settings, max_connections=max_connections) as store:
+        async with S3Store(
+            settings, max_connections=max_connections, max_attempts=max_attempts
+        ) as store:
             yield store
     else:
         if settings.protection_requested:

@@ -108,8 +108,11 @@ class S3Store(S3ObjectLock):
     instance role...), read by botocore, never here.
     """
 
-    def __init__(self, settings: StorageSettings, *, max_connections: int = 32) -> None:
+    def __init__(
+        self, settings: StorageSettings, *, max_connections: int = 32, max_attempts: int = 5
+    ) -> None:
         self._settings = settings
+        self._max_attempts = max_attempts
         self._bucket, self._prefix = settings.bucket_and_prefix
         self._max_connections = max_connections
         self._stack = AsyncExitStack()
@@ -129,7 +132,7 @@ class S3Store(S3ObjectLock):
             },
             # SigV4 presigned URLs: SigV2 is refused by newer AWS regions.
             signature_version="s3v4",
-            retries={"mode": "standard", "max_attempts": 5},
+            retries={"mode": "standard", "max_attempts": self._max_attempts},
             max_pool_connections=self._max_connections,
             connect_timeout=10,
             read_timeout=60,
