@@ -14,6 +14,10 @@ replicas): a claimed job is held by its process (``owner``) under a lease that
 its heartbeat renews. Another process never takes a job whose lease is running;
 one whose lease ran out (its process died) goes back to pending.
 
+Named leases ("roles") say which process does a job that must run in one place
+at a time: the poller of ``run`` replicas (``leader``), a backfill window's
+listing, the manifest chain's writer. They follow the same rule as job leases.
+
 Manifest batches make the manifest exactly-once: archived jobs are grouped into
 a batch whose object name and content are fixed in the store *before* the object
 is written, so a restart rewrites the identical object rather than a second line.
@@ -157,6 +161,18 @@ class StateStore(Protocol):
 
     async def lease_holders(self, now: datetime) -> list[str]:
         """The owners holding jobs in flight under a lease still running at ``now``."""
+
+    async def hold_role(self, role: str, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Take or renew the named lease ``role`` for ``owner`` until ``now + lease``
+        when it is free, expired (its end at or before ``now``) or already
+        ``owner``'s; True when ``owner`` holds it afterwards. Atomic: of processes
+        racing for a free role, exactly one wins."""
+
+    async def release_role(self, role: str, owner: str) -> None:
+        """Give ``role`` up, only if ``owner`` holds it (another holder is left alone)."""
+
+    async def role_holder(self, role: str, now: datetime) -> str | None:
+        """Who holds ``role`` under a lease still running at ``now``, or None."""
 
     async def retry_failed_between(self, provider: str, since: datetime, until: datetime) -> int:
         """Re-queue the failed jobs of ``provider``'s calls started in [since, until)

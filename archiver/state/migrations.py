@@ -156,7 +156,20 @@ _V5: Migration = (
     "ALTER TABLE calls ADD COLUMN lease_until TEXT",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: named leases ("roles"): the one process that polls (``leader``), the
+# one that writes the manifest chain, a backfill window being listed. A role is
+# held by ``owner`` until ``until``; an expired row is free to take.
+_V6: Migration = (
+    """
+    CREATE TABLE roles (
+        role TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST_VERSION = len(MIGRATIONS)
 
 _CREATE_VERSION_TABLE = """

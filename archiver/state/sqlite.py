@@ -40,6 +40,7 @@ from archiver.state.batches import decode_time as decode_time
 from archiver.state.batches import encode_time as encode_time
 from archiver.state.leases import JobLeases
 from archiver.state.migrations import Database
+from archiver.state.roles import Roles
 
 Clock = Callable[[], datetime]
 # The SQL is written out in full, never assembled. The hot queries name their
@@ -71,7 +72,7 @@ def _record_json(call: CallRecord) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-class SqliteStateStore(JobLeases, ManifestBatches):
+class SqliteStateStore(JobLeases, Roles, ManifestBatches):
     """:class:`archiver.state.base.StateStore` on SQLite. Open with :meth:`open`."""
 
     def __init__(self, db: Database, *, clock: Clock = _system_clock) -> None:

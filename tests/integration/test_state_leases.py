@@ -7,6 +7,7 @@ PostgreSQL store can run the same tests by adding itself to the fixture.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -113,3 +114,59 @@ async def test_lease_holders_names_the_running_leases(two_handles) -> None:
     assert await a.lease_holders(T0 + LEASE) == ["proc-b"]
     await b.release_transferring("proc-b")
     assert await a.lease_holders(T0) == ["proc-a"]
+
+
+# -- roles: named leases ------------------------------------------------------------
+
+
+async def test_a_free_role_is_taken_and_a_running_one_is_not(two_handles) -> None:
+    a, b = two_handles
+    assert await a.role_holder("leader", T0) is None
+    assert await a.hold_role("leader", "proc-a", T0, LEASE)
+    assert not await b.hold_role("leader", "proc-b", T0 + timedelta(seconds=1), LEASE)
+    assert await b.role_holder("leader", T0 + timedelta(seconds=1)) == "proc-a"
+    # Another role is a lease of its own.
+    assert await b.hold_role("window:cdr_v2:a:b", "proc-b", T0, LEASE)
+    assert await a.role_holder("window:cdr_v2:a:b", T0) == "proc-b"
+
+
+async def test_the_holder_renews_and_an_expired_role_is_taken_over(two_handles) -> None:
+    a, b = two_handles
+    assert await a.hold_role("leader", "proc-a", T0, LEASE)
+    renewed = T0 + timedelta(seconds=100)
+    assert await a.hold_role("leader", "proc-a", renewed, LEASE)
+    # Past the first lease, inside the renewed one: still a's.
+    assert not await b.hold_role("leader", "proc-b", T0 + LEASE + timedelta(seconds=1), LEASE)
+    # a stopped renewing: at the renewed lease's end the role is free.
+    end = renewed + LEASE
+    assert await b.role_holder("leader", end - timedelta(microseconds=1)) == "proc-a"
+    assert await b.role_holder("leader", end) is None
+    assert await b.hold_role("leader", "proc-b", end, LEASE)
+    assert await a.role_holder("leader", end) == "proc-b"
+    # The old holder cannot renew what it lost.
+    assert not await a.hold_role("leader", "proc-a", end + timedelta(seconds=1), LEASE)
+
+
+async def test_a_role_is_released_only_by_its_holder(two_handles) -> None:
+    a, b = two_handles
+    assert await a.hold_role("manifest", "proc-a", T0, LEASE)
+    await b.release_role("manifest", "proc-b")
+    assert await b.role_holder("manifest", T0) == "proc-a"
+    await a.release_role("manifest", "proc-a")
+    assert await b.role_holder("manifest", T0) is None
+    assert await b.hold_role("manifest", "proc-b", T0, LEASE)
+    # Releasing a role nobody holds, or one held by another, does nothing.
+    await a.release_role("manifest", "proc-a")
+    await a.release_role("nothing", "proc-a")
+    assert await a.role_holder("manifest", T0) == "proc-b"
+
+
+async def test_of_processes_racing_for_a_free_role_exactly_one_wins(two_handles) -> None:
+    a, b = two_handles
+    for i in range(10):
+        role = f"window:{i}"
+        won = await asyncio.gather(
+            a.hold_role(role, "proc-a", T0, LEASE), b.hold_role(role, "proc-b", T0, LEASE)
+        )
+        assert sorted(won) == [False, True]
+        assert await a.role_holder(role, T0) == ("proc-a" if won[0] else "proc-b")
