@@ -7,6 +7,8 @@
   (the product reads credentials through the standard chain, never as arguments).
 - ``make_bucket``: creates uniquely named buckets, emptied and deleted afterwards.
 - ``s3_settings``: StorageSettings for ``s3://BUCKET/PREFIX`` on that server.
+- ``postgres_server``: one throwaway PostgreSQL cluster per session, on loopback
+  (its admin DSN); ``postgres_url``: a fresh database on it for this test only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from archiver.settings import StorageSettings
 from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client, empty_and_delete_bucket
+from tests.support.postgres import (
+    PostgresCluster,
+    PostgresMissingError,
+    PostgresServer,
+)
 
 # Hypothesis keeps its files (example database, constants) beside this file, not at
 # the top level of the repository.
@@ -119,3 +126,45 @@ def s3_settings(s3_env: SeaweedServer) -> S3Settings:
         return StorageSettings.model_validate(fields)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL cluster (initdb + pg_ctl on 127.0.0.1), stopped at the end.
+
+    Missing binaries FAIL the tests that need it: a Postgres test never counts as
+    passed by being skipped.
+    """
+    try:
+        cluster = PostgresCluster()
+    except PostgresMissingError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_cluster: PostgresServer) -> str:
+    """The superuser's DSN (``postgresql://postgres@127.0.0.1:PORT/postgres``, trusted)."""
+    return postgres_cluster.admin_dsn
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_cluster: PostgresServer) -> str:
+    """The database every ``postgres_url`` database is copied from (name)."""
+    name = "archiver_template"
+    postgres_cluster.create_database(name)
+    return name
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresServer, postgres_template: str) -> Iterator[str]:
+    """A fresh database for this test (copied from the template); dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    dsn = postgres_cluster.create_database(name, template=postgres_template)
+    try:
+        yield dsn
+    finally:
+        postgres_cluster.drop_database(name)
