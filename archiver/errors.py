@@ -6,6 +6,7 @@
      ├── FatalError             stop now: retrying cannot help
      │    ├── AuthenticationError   the provider refused our credentials
      │    ├── StorageError          the storage refused or cannot be reached
+     │    ├── StateUnavailableError the state database went away or passed its deadline
      │    └── PagingError           the provider's paging went wrong (repeated page...)
      │         └── ListingLimitError  a bound on a listing was hit (body, rows, pages, time)
      ├── RetriableError         transient: try again later, with backoff
@@ -54,6 +55,13 @@ class AuthenticationError(FatalError):
 
 class StorageError(FatalError):
     """The storage cannot be reached, or refuses what we ask."""
+
+
+class StateUnavailableError(FatalError):
+    """The state database (PostgreSQL) was lost or did not answer in time, mid-run.
+
+    The run stops; what it held is taken over when its leases run out.
+    """
 
 
 class PagingError(FatalError):

@@ -70,7 +70,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await _part("source", found, _probe_source(settings))
     await _part("storage", found, check_storage(settings))
     await _part("protection", found, check_protection(settings))
-    _check_state(settings, found)
+    if settings.state.is_postgres:
+        await _part("state", found, check_postgres_state(settings))
+    else:
+        _check_state(settings, found)
     if found.problems:
         fail(found.code, "; ".join(found.problems))
     return found.code
@@ -148,6 +151,18 @@ def _check_state(settings: Settings, found: Findings) -> None:
         print(f"state: OK: {where} (created by the first backfill or run)")
     else:
         found.problem(f"state: cannot create {where}: no such folder, or not writable", 1)
+
+
+async def check_postgres_state(settings: Settings) -> str:
+    """The PostgreSQL state answers, read-only (nothing created or migrated)."""
+    from archiver.state import describe_state, open_state_read_only
+
+    where = describe_state(settings.state)
+    async with open_state_read_only(settings.state) as state:
+        if state is None:
+            return f"OK: {where} (its schema is created by the first backfill or run)"
+        await state.counts()
+    return f"OK: {where}"
 
 
 async def check_storage(settings: Settings) -> str:

@@ -60,7 +60,7 @@ def validate_settings(settings: Settings) -> None:
         validate_template(settings.storage.key_template)
     except ValueError as exc:
         raise ConfigError(f"ARCHIVER_STORAGE__KEY_TEMPLATE: {exc}") from None
-    _ = settings.state.path  # raises ConfigError for a URL that is not SQLite
+    settings.state.validate_url()
 
 
 @asynccontextmanager

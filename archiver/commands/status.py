@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 from archiver.errors import ConfigError
 from archiver.settings import ENV_PREFIX, Settings, StateSettings
-from archiver.state import open_state_store
+from archiver.state import describe_state, open_state_store
 
 
 def register(
@@ -25,22 +24,25 @@ def register(
     r.set_defaults(handler=retry)
 
 
-def existing_state(settings: StateSettings) -> Path:
-    """The state database's file; ConfigError if there is none (it is not created)."""
+def existing_state(settings: StateSettings) -> str:
+    """Where the state database is; ConfigError if it is a file that is not there (it
+    is not created). A PostgreSQL database is opened as it is (reached or refused)."""
+    if settings.is_postgres:
+        return describe_state(settings)
     path = settings.path
     if not path.is_file():
         raise ConfigError(
             f"no state database at {path.absolute()}: nothing has run with this state "
             f"(check {ENV_PREFIX}STATE__URL, or run archiver backfill or run first)"
         )
-    return path
+    return str(path.absolute())
 
 
 async def status(args: argparse.Namespace, settings: Settings) -> int:
     """Print what is read, counts, checkpoint and the most recent failures."""
-    path = existing_state(settings.state)
+    where = existing_state(settings.state)
     endpoint = f" at {settings.storage.endpoint_url}" if settings.storage.endpoint_url else ""
-    print(f"state:   {path.absolute()}")
+    print(f"state:   {where}")
     print(f"storage: {settings.storage.url}{endpoint}")
     async with open_state_store(settings.state) as state:
         counts = await state.counts()

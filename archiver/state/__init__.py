@@ -1,6 +1,8 @@
-"""What the pipeline remembers between runs: the protocol and its SQLite store.
+"""What the pipeline remembers between runs: the protocol and its two stores.
 
-Open the store once at the composition root and pass it down::
+SQLite (a file, the default) or PostgreSQL (``ARCHIVER_STATE__URL=postgresql://...``,
+several replicas on one state). Open the store once at the composition root and
+pass it down::
 
     async with open_state_store(settings.state) as state:
         ...
@@ -23,6 +25,8 @@ from archiver.state.base import (
     ManifestBatch,
     StateStore,
 )
+from archiver.state.postgres import PoolConfig, PostgresStateStore
+from archiver.state.postgres.connect import Target
 from archiver.state.sqlite import SqliteStateStore
 
 log = logging.getLogger("archiver.state")
@@ -33,21 +37,37 @@ __all__ = [
     "Job",
     "JobState",
     "ManifestBatch",
+    "PostgresStateStore",
     "SqliteStateStore",
     "StateStore",
+    "describe_state",
     "open_state",
     "open_state_read_only",
     "open_state_store",
 ]
 
 
-async def open_state(settings: StateSettings) -> SqliteStateStore:
+def _pool_config(settings: StateSettings) -> PoolConfig:
+    return PoolConfig(size=settings.pool_size, timeout=settings.timeout)
+
+
+def describe_state(settings: StateSettings) -> str:
+    """Where the state is, for people: the SQLite file, or the PostgreSQL database
+    and host (never a password). ConfigError for a URL that is neither."""
+    if settings.is_postgres:
+        return Target.parse(settings.url).describe()
+    return str(settings.path.absolute())
+
+
+async def open_state(settings: StateSettings) -> StateStore:
     """Open (creating if needed) and migrate the state database; the caller closes it.
 
     Raises ConfigError when the database cannot be used: a bad URL, a file that
-    is not an SQLite database, one that cannot be opened, or one written by a
-    newer archiver.
+    is not an SQLite database, one that cannot be opened, a PostgreSQL server
+    that cannot be reached or refuses us, or a database written by a newer archiver.
     """
+    if settings.is_postgres:
+        return await PostgresStateStore.open(settings.url, _pool_config(settings))
     path = settings.path
     try:
         return await SqliteStateStore.open(path, file_mode=settings.file_mode_bits)
@@ -58,22 +78,29 @@ async def open_state(settings: StateSettings) -> SqliteStateStore:
 
 
 @asynccontextmanager
-async def open_state_read_only(settings: StateSettings) -> AsyncIterator[SqliteStateStore | None]:
-    """The state database for reading only, or None where there is none (a new machine).
+async def open_state_read_only(settings: StateSettings) -> AsyncIterator[StateStore | None]:
+    """The state database for reading only, or None where there is none (a new machine,
+    or a PostgreSQL database with no current schema).
 
-    Nothing is created or written. ConfigError when the file is there but unusable.
+    Nothing is created or written. ConfigError when it is there but unusable.
     """
-    path = settings.path
-    if not path.is_file():
-        yield None
-        return
-    try:
-        store = await SqliteStateStore.open_read_only(path)
-    except (sqlite3.Error, OSError) as exc:
-        raise ConfigError(f"{ENV_PREFIX}STATE__URL: cannot read {path}: {exc}") from exc
+    store: StateStore | None
+    if settings.is_postgres:
+        store = await PostgresStateStore.open_read_only(settings.url, _pool_config(settings))
+        where = describe_state(settings)
+    else:
+        path = settings.path
+        where = str(path)
+        if not path.is_file():
+            yield None
+            return
+        try:
+            store = await SqliteStateStore.open_read_only(path)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"{ENV_PREFIX}STATE__URL: cannot read {path}: {exc}") from exc
     if store is None:
         # Migrating would be a write: say why the state's knowledge is not used.
-        log.warning("state database %s is empty or of an older schema: not read", path)
+        log.warning("state database %s is empty or of an older schema: not read", where)
     try:
         yield store
     finally:
@@ -82,7 +109,7 @@ async def open_state_read_only(settings: StateSettings) -> AsyncIterator[SqliteS
 
 
 @asynccontextmanager
-async def open_state_store(settings: StateSettings) -> AsyncIterator[SqliteStateStore]:
+async def open_state_store(settings: StateSettings) -> AsyncIterator[StateStore]:
     """:func:`open_state` as an ``async with`` block that closes the store on exit."""
     store = await open_state(settings)
     try:

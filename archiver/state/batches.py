@@ -17,6 +17,7 @@ import aiosqlite
 from archiver.manifest.chain import Link, next_link, sha256_hex
 from archiver.manifest.layout import WRITER_ID, manifest_key
 from archiver.state.base import ManifestBatch
+from archiver.state.records import stored_batch
 
 
 def encode_time(value: datetime) -> str:
@@ -124,16 +125,7 @@ class ManifestBatches:
             "SELECT id, key, content, line_count, link FROM manifest_batches"
             " WHERE written_at IS NULL ORDER BY id"
         )
-        return [
-            ManifestBatch(
-                id=int(r[0]),
-                key=str(r[1]),
-                content=bytes(r[2]),
-                line_count=int(r[3]),
-                link=None if r[4] is None else bytes(r[4]),
-            )
-            for r in rows
-        ]
+        return [stored_batch(r) for r in rows]
 
     async def mark_manifest_written(self, batch_id: int) -> None:
         """See :meth:`archiver.state.base.StateStore.mark_manifest_written`.

@@ -18,16 +18,14 @@ runs each operation alone on the single connection.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
-from archiver.models import CallRecord, call_from_dict, call_to_dict
+from archiver.models import CallRecord
 from archiver.state.base import (
     DEFAULT_LEASE,
     AddResult,
@@ -40,6 +38,13 @@ from archiver.state.batches import decode_time as decode_time
 from archiver.state.batches import encode_time as encode_time
 from archiver.state.leases import JobLeases
 from archiver.state.migrations import Database
+from archiver.state.records import (
+    archived_line,
+    check_retry_state,
+    record_json,
+    stored_job,
+    stored_kind,
+)
 from archiver.state.roles import Roles
 
 Clock = Callable[[], datetime]
@@ -50,26 +55,8 @@ Clock = Callable[[], datetime]
 # index's WHERE clause word for word.
 
 
-def _canonical_date(text: str) -> str | None:
-    try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError:
-        return None
-
-
 def _system_clock() -> datetime:
     return datetime.now(UTC)
-
-
-def _record_json(call: CallRecord) -> str:
-    """The call as stored: without its raw payload or its recording URL.
-
-    Nothing needs the provider's payload once it is parsed, and it may carry
-    secrets; the URL lives in its own column only while the job needs it.
-    """
-    record = call_to_dict(dataclasses.replace(call, raw={}, recording_url=None))
-    del record["raw"], record["recording_url"]
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 class SqliteStateStore(JobLeases, Roles, ManifestBatches):
@@ -127,7 +114,7 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
                 c.cdr_id,
                 c.sip_call_id,
                 encode_time(c.started_at),
-                _record_json(c),
+                record_json(c),
                 c.recording_url or None,
                 JobState.PENDING if c.recording_url else JobState.NO_RECORDING,
             )
@@ -193,15 +180,7 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
         Idempotent: an already archived job is left as it is, so a replay can
         never detach it from the manifest batch it is already in.
         """
-        line = entry.to_line()
-        if "\n" in line or "\r" in line:
-            raise ValueError("a manifest line must be one line")
-        # The date names a folder of manifest keys: only a canonical YYYY-MM-DD.
-        if _canonical_date(manifest_date) != manifest_date:
-            raise ValueError(f"manifest_date must be YYYY-MM-DD: {manifest_date!r}")
-        archived_at = entry.archived_at
-        if archived_at is None:
-            raise ValueError("the manifest line has no archived_at with a UTC offset")
+        line, archived_at = archived_line(entry, manifest_date)
         await self._update(
             job_id,
             "UPDATE calls SET state = 'archived', attempts = attempts + 1, reason = NULL,"
@@ -217,8 +196,7 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
         self, job_id: int, state: JobState, reason: str, next_attempt_at: datetime
     ) -> None:
         """See :meth:`archiver.state.base.StateStore.mark_retry`."""
-        if state not in (JobState.PENDING, JobState.WAITING_READY):
-            raise ValueError(f"mark_retry: state must be pending or waiting_ready, not {state}")
+        check_retry_state(state)
         await self._update(
             job_id,
             "UPDATE calls SET state = ?, attempts = attempts + 1, reason = ?,"
@@ -359,7 +337,7 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
         )
         # Positional, in the order of the SELECT above (Failure's field order).
         return [
-            Failure(r[0], r[1], r[2], r[3] or "", r[4], decode_time(r[5]), _kind(r[6]))
+            Failure(r[0], r[1], r[2], r[3] or "", r[4], decode_time(r[5]), stored_kind(r[6]))
             for r in rows
         ]
 
@@ -418,25 +396,7 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
             )
 
 
-def _kind(value: str | None) -> FailureKind:
-    """A stored kind; one this archiver does not know (a newer one's) reads as OTHER."""
-    try:
-        return FailureKind(value or FailureKind.OTHER)
-    except ValueError:
-        return FailureKind.OTHER
-
-
 def _job(row: Iterable[Any]) -> Job:
-    """A Job from (id, record_json, recording_url, state, attempts, first_seen_at).
-
-    The URL column wins over the record's: it may have been refreshed since.
-    """
-    job_id, record_json, url, state, attempts, first_seen_at = row
-    call = dataclasses.replace(call_from_dict(json.loads(record_json)), recording_url=url)
-    return Job(
-        id=int(job_id),
-        call=call,
-        state=JobState(state),
-        attempts=int(attempts),
-        first_seen_at=decode_time(first_seen_at),
-    )
+    """A Job from (id, record_json, recording_url, state, attempts, first_seen_at)."""
+    job_id, stored_record, url, state, attempts, first_seen_at = row
+    return stored_job(job_id, stored_record, url, state, attempts, decode_time(first_seen_at))

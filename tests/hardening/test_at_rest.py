@@ -24,7 +24,7 @@ from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.state import SqliteStateStore
 from archiver.state.migrations import MIGRATIONS, migrate
-from archiver.state.sqlite import _record_json
+from archiver.state.records import record_json
 from archiver.storage import open_store
 from tests.integration.pipeline_helpers import backfill, make_settings
 
@@ -128,7 +128,7 @@ async def test_an_old_database_is_scrubbed_on_upgrade(tmp_path: Path) -> None:
 
 
 def test_the_stored_record_has_neither_url_nor_payload() -> None:
-    text = _record_json(_call("a", "A"))
+    text = record_json(_call("a", "A"))
     assert "A" not in text.replace("INBOUND", "").replace("inbound", "")
 
 

@@ -44,7 +44,8 @@ BAD_SETTINGS = [
     ("ARCHIVER_WINDOW", "10", "ARCHIVER_WINDOW"),
     ("ARCHIVER_STORAGE__KEY_TEMPLATE", "recordings/{sip_call_id}", "needs {ext}"),
     ("ARCHIVER_STORAGE__KEY_TEMPLATE", "../{sip_call_id}.{ext}", "ARCHIVER_STORAGE__KEY_TEMPLATE"),
-    ("ARCHIVER_STATE__URL", "postgres://db.example.vn/archiver", "ARCHIVER_STATE__URL"),
+    # postgresql:// and postgres:// are states now (tests/integration/state/test_postgres.py).
+    ("ARCHIVER_STATE__URL", "mysql://db.example.vn/archiver", "ARCHIVER_STATE__URL"),
 ]
 
 

@@ -9,8 +9,8 @@ from archiver.metrics import Metrics
 from archiver.pipeline.leases import RunLeases
 from archiver.state import SqliteStateStore
 from archiver.storage.local import LocalStore
+from tests.integration.state.helpers import T0, make_call
 from tests.integration.stepped import Clock
-from tests.integration.test_state_sqlite import T0, make_call
 
 
 def sample(metrics: Metrics, name: str) -> float:

@@ -1,25 +1,15 @@
-"""The state's recheck queue (the sweep's lookups by id) against a real SQLite file."""
+"""The state's recheck queue (the sweep's lookups by id), on both stores."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from archiver.failures import FailureKind
-from archiver.state import JobState, SqliteStateStore
-from tests.integration.test_state_sqlite import T0, FakeClock, make_call
+from archiver.state import JobState, StateStore
+from tests.integration.state.helpers import T0, make_call
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStateStore]:
-    async with await SqliteStateStore.open(tmp_path / "s.sqlite3", clock=FakeClock()) as s:
-        yield s
-
-
-async def test_candidates_are_the_recordings_that_may_still_come(store: SqliteStateStore) -> None:
+async def test_candidates_are_the_recordings_that_may_still_come(store: StateStore) -> None:
     calls = [
         make_call("no-url", None),
         make_call("never", "https://rec.example/n.mp3"),
@@ -37,7 +27,7 @@ async def test_candidates_are_the_recordings_that_may_still_come(store: SqliteSt
     assert len(await store.recheck_candidates(T0 - timedelta(days=1), 1)) == 1
 
 
-async def test_a_new_url_queues_the_recording_again(store: SqliteStateStore) -> None:
+async def test_a_new_url_queues_the_recording_again(store: StateStore) -> None:
     await store.add_calls([make_call("a", None), make_call("b", None)], T0)
     a, b = sorted(await store.recheck_candidates(T0, 10), key=lambda j: j.call.cdr_id)
     later = T0 + timedelta(minutes=40)
@@ -52,7 +42,7 @@ async def test_a_new_url_queues_the_recording_again(store: SqliteStateStore) -> 
     assert (await store.counts())[JobState.NO_RECORDING] == 1
 
 
-async def test_a_failed_recording_needs_a_url_from_the_source(store: SqliteStateStore) -> None:
+async def test_a_failed_recording_needs_a_url_from_the_source(store: StateStore) -> None:
     # A failed job keeps no URL at rest (signed links carry secrets): any URL the
     # source gives again is a new chance; no URL leaves it failed.
     await store.add_calls([make_call("a", "https://rec.example/a.mp3")], T0)

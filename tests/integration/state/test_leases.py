@@ -1,23 +1,20 @@
 """Lease semantics of the state-store protocol: two processes on one state.
 
 Written against :class:`archiver.state.base.StateStore` only: ``two_handles``
-yields two independent connections to one state (two processes), so a
-PostgreSQL store can run the same tests by adding itself to the fixture.
+(tests/integration/state/conftest.py) yields two independent handles on one
+state (two processes): two SQLite connections, or two PostgreSQL pools. Every
+test runs on both stores.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from archiver.models import CallRecord, Provider
-from archiver.state import SqliteStateStore, StateStore
+from archiver.state import SqliteStateStore
 from archiver.state.base import JobState
 
 T0 = datetime(2021, 2, 17, 3, 0, tzinfo=UTC)
@@ -32,16 +29,6 @@ def _call(cdr_id: str) -> CallRecord:
         started_at=T0,
         recording_url=f"https://rec.example/{cdr_id}.wav",
     )
-
-
-@pytest.fixture(params=["sqlite"])
-async def two_handles(request, tmp_path: Path) -> AsyncIterator[tuple[StateStore, StateStore]]:
-    """Two processes' handles on one state."""
-    async with AsyncExitStack() as stack:
-        path = tmp_path / "state.sqlite3"
-        a = await stack.enter_async_context(await SqliteStateStore.open(path))
-        b = await stack.enter_async_context(await SqliteStateStore.open(path))
-        yield a, b
 
 
 async def test_a_running_lease_is_never_taken_by_another_process(two_handles) -> None:
@@ -87,12 +74,16 @@ async def test_a_run_gives_back_only_what_it_holds(two_handles) -> None:
 async def test_both_processes_see_one_identity(two_handles, tmp_path: Path) -> None:
     a, b = two_handles
     assert await a.writer_id() == await b.writer_id()
+    # Another state (of either kind) is another writer.
     async with await SqliteStateStore.open(tmp_path / "other.sqlite3") as other:
         assert await other.writer_id() != await a.writer_id()
 
 
 async def test_a_job_left_in_flight_by_an_older_archiver_is_free(tmp_path: Path) -> None:
-    """Jobs left transferring before leases existed hold no lease: the first start frees them."""
+    """Jobs left transferring before leases existed hold no lease: the first start frees them.
+
+    SQLite only: PostgreSQL states were born with leases.
+    """
     path = tmp_path / "state.sqlite3"
     async with await SqliteStateStore.open(path) as store:
         await store.add_calls([_call("1")], T0)

@@ -1,0 +1,9 @@
+"""The state store on PostgreSQL: several ``archiver run`` replicas on one state.
+
+Selected by ``ARCHIVER_STATE__URL=postgresql://...`` (or ``postgres://``).
+"""
+
+from archiver.state.postgres.connect import PoolConfig
+from archiver.state.postgres.store import PostgresStateStore
+
+__all__ = ["PoolConfig", "PostgresStateStore"]

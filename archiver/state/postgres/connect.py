@@ -1,0 +1,194 @@
+"""Connecting to the PostgreSQL state: the pool, its deadlines, and errors without secrets.
+
+The DSN may carry a password (in its user part or as ``?password=``): it is
+read here and nowhere else. Every message this module builds names the host,
+port and database only, and never chains the driver's exception (whose text or
+attributes could quote the DSN).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import asyncpg
+
+from archiver.errors import ConfigError, StateUnavailableError
+from archiver.settings import ENV_PREFIX
+
+log = logging.getLogger("archiver.state")
+
+T = TypeVar("T")
+
+# What a lost or refused connection raises: the server went away, a socket
+# failed, the pool was closed under us, or a deadline passed.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+
+
+def utc(value: datetime) -> datetime:
+    """A timestamp as stored: aware, in UTC (a naive one is a bug, as in SQLite)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime given to the state store: {value!r}")
+    return value.astimezone(UTC)
+
+
+def changed(status: str | None) -> int:
+    """Rows a statement changed, from its command tag (``UPDATE 3``, ``INSERT 0 1``)."""
+    last = (status or "").rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+# At start-up, also: the server refused us (wrong password, no such database:
+# PostgresError), or asyncpg's DSN parser refused the URL (ValueError, whose
+# message may quote it).
+_OPEN_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.PostgresError,
+    ValueError,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a DSN points, for messages: never its password."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str | None
+
+    @classmethod
+    def parse(cls, dsn: str) -> Target:
+        """The parts of a ``postgresql://`` or ``postgres://`` URL; ConfigError when malformed."""
+        try:
+            parts = urlsplit(dsn)
+            port = parts.port or 5432
+        except ValueError:
+            # The URL's own text may hold the password: not quoted.
+            raise ConfigError(f"{ENV_PREFIX}STATE__URL: not a valid PostgreSQL URL") from None
+        query = dict(parse_qsl(parts.query))
+        password = parts.password
+        if password is not None:
+            password = unquote(password)
+        return cls(
+            host=parts.hostname or query.get("host", "localhost"),
+            port=port,
+            database=unquote(parts.path.lstrip("/")) or query.get("dbname", "") or "(default)",
+            user=unquote(parts.username or "") or query.get("user", ""),
+            password=query.get("password", password),
+        )
+
+    def describe(self) -> str:
+        """``database NAME on HOST:PORT``: what messages say about the state."""
+        return f"PostgreSQL database {self.database} on {self.host}:{self.port}"
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the password (if any) replaced: driver messages are not trusted."""
+        if self.password:
+            text = text.replace(self.password, "***")
+        return text
+
+
+def reason(exc: BaseException, target: Target) -> str:
+    """One line on why an operation failed: the exception's kind and its scrubbed message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return target.scrub(f"{name}: {text}" if text else name)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The pool's bounds: how many connections, and how long any one operation may take."""
+
+    size: int
+    timeout: float  # seconds: to connect, to get a connection, and per statement
+
+
+async def create_pool(dsn: str, target: Target, config: PoolConfig, *, read_only: bool) -> Any:
+    """An asyncpg pool of at most ``config.size`` connections, opened and checked.
+
+    ConfigError naming the host and database when the server cannot be reached
+    or refuses us (wrong password, no such database).
+    """
+    settings = {"application_name": "archiver", "timezone": "UTC"}
+    if read_only:
+        settings["default_transaction_read_only"] = "on"
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=config.size,
+            timeout=config.timeout,
+            command_timeout=config.timeout,
+            server_settings=settings,
+        )
+    except _OPEN_ERRORS as exc:
+        raise ConfigError(
+            f"{ENV_PREFIX}STATE__URL: cannot connect to {target.describe()}: {reason(exc, target)}"
+        ) from None
+    return pool
+
+
+class Pool:
+    """The store's pool: each operation gets a connection, a deadline, and mapped errors."""
+
+    def __init__(self, pool: Any, target: Target, config: PoolConfig) -> None:
+        """Wrap an open asyncpg pool (see :func:`create_pool`)."""
+        self._pool = pool
+        self.target = target
+        self.config = config
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, held for one operation.
+
+        Waiting for a free connection is bounded by the timeout too; a lost
+        connection or a passed deadline raises StateUnavailableError.
+        """
+        started = time.monotonic()
+        try:
+            async with self._pool.acquire(timeout=self.config.timeout) as conn:
+                yield conn
+        except CONNECTION_ERRORS as exc:
+            raise StateUnavailableError(
+                f"state: {self.target.describe()} failed after"
+                f" {time.monotonic() - started:.1f} s: {reason(exc, self.target)}"
+            ) from None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection inside a transaction: committed on exit, rolled back on error."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def run(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``await op(conn)`` on a pooled connection, outside any explicit transaction."""
+        async with self.connection() as conn:
+            return await op(conn)
+
+    async def count(self, sql: str, *args: object) -> int:
+        """Run one statement (its own transaction); how many rows it changed."""
+        async with self.connection() as conn:
+            return changed(await conn.execute(sql, *args))
+
+    async def close(self) -> None:
+        """Close every connection, waiting at most the timeout for operations to end."""
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=self.config.timeout)
+        except CONNECTION_ERRORS:
+            self._pool.terminate()

@@ -1,0 +1,305 @@
+"""What only the PostgreSQL store has: several processes (pools) on one database at
+once, its migrations under a lock, its deadlines, and DSNs whose password never shows.
+
+Each test gets a fresh database on the session's throwaway cluster; "two
+processes" are two stores with two pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from archiver.errors import ConfigError, StateUnavailableError
+from archiver.manifest.chain import Link, sha256_hex
+from archiver.settings import StateSettings
+from archiver.simulator import Simulator
+from archiver.state import JobState, PostgresStateStore, open_state_read_only, open_state_store
+from archiver.state.postgres import PoolConfig
+from archiver.state.postgres.migrations import LATEST_VERSION
+from tests.integration.state.helpers import T0, TEST_POOL, archived_entry, make_call
+from tests.seaweed import free_ports
+from tests.support.cli import archiver_env, run_cli
+from tests.support.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
+
+LEASE = timedelta(seconds=120)
+
+
+@pytest.fixture
+async def pair(postgres_url: str) -> AsyncIterator[tuple[PostgresStateStore, PostgresStateStore]]:
+    """Two processes' stores (two pools) on one database."""
+    a = await PostgresStateStore.open(postgres_url, TEST_POOL)
+    b = await PostgresStateStore.open(postgres_url, TEST_POOL)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def sql(url: str, statement: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return list(await conn.fetch(statement))
+    finally:
+        await conn.close()
+
+
+# -- several processes at once -----------------------------------------------------
+
+
+async def test_concurrent_claims_from_two_pools_never_hand_one_job_to_both(pair) -> None:
+    a, b = pair
+    await a.add_calls([make_call(str(i)) for i in range(300)], T0)
+    claims = [
+        store.claim_due(T0, 9, owner=name, lease=LEASE)
+        for _ in range(20)
+        for store, name in ((a, "proc-a"), (b, "proc-b"))
+    ]
+    batches = await asyncio.gather(*claims)
+    ids = [job.id for batch in batches for job in batch]
+    assert len(ids) == len(set(ids)) == 300
+    # Each job is held by the process that got it, and by no other.
+    got_a = {job.id for batch in batches[0::2] for job in batch}
+    held = await sql(_url(a), "SELECT id, lease_owner FROM calls")
+    assert {r["id"] for r in held if r["lease_owner"] == "proc-a"} == got_a
+
+
+def _url(store: PostgresStateStore) -> str:
+    t = store._pool.target
+    return f"postgresql://{t.user}@{t.host}:{t.port}/{t.database}"
+
+
+async def test_release_expired_never_takes_a_lease_renewed_meanwhile(pair) -> None:
+    """A heartbeat in flight when another process releases expired leases: the
+    release waits for the heartbeat's row and re-reads its end, so the job stays."""
+    a, b = pair
+    await a.add_calls([make_call("1"), make_call("2")], T0)
+    held = await a.claim_due(T0, 2, owner="proc-a", lease=LEASE)
+    assert len(held) == 2
+    after_first_lease = T0 + LEASE + timedelta(seconds=1)
+    # proc-a's heartbeat, caught between its update and its commit.
+    beat = await asyncpg.connect(_url(a))
+    try:
+        tx = beat.transaction()
+        await tx.start()
+        await beat.execute(
+            "UPDATE calls SET lease_until = $1 WHERE lease_owner = 'proc-a'",
+            after_first_lease + LEASE,
+        )
+        release = asyncio.create_task(b.release_expired(after_first_lease))
+        await asyncio.sleep(0.3)
+        assert not release.done()  # waiting on the heartbeat's rows, not deciding on old ones
+        await tx.commit()
+        assert await release == 0
+    finally:
+        await beat.close()
+    counts = await b.counts()
+    assert counts[JobState.TRANSFERRING] == 2
+    assert await b.lease_holders(after_first_lease) == ["proc-a"]
+
+
+async def test_release_expired_leaves_live_leases_while_claims_go_on(pair) -> None:
+    a, b = pair
+    await a.add_calls([make_call(str(i)) for i in range(60)], T0)
+
+    async def claimer() -> int:
+        taken = 0
+        for _ in range(20):
+            taken += len(await a.claim_due(T0, 3, owner="proc-a", lease=LEASE))
+        return taken
+
+    async def releaser() -> int:
+        return sum([await b.release_expired(T0 + LEASE - timedelta(seconds=1)) for _ in range(10)])
+
+    taken, released = await asyncio.gather(claimer(), releaser())
+    assert released == 0
+    assert (await a.counts())[JobState.TRANSFERRING] == taken == 60
+
+
+async def test_concurrent_batches_have_distinct_seqs_and_every_line_once(pair) -> None:
+    a, b = pair
+    writer = await a.writer_id()
+    assert writer == await b.writer_id()  # one writer per database, whichever replica
+    calls = [make_call(str(i)) for i in range(120)]
+    await a.add_calls(calls, T0)
+    lines: set[str] = set()
+
+    async def archive_and_cut(store: PostgresStateStore, name: str) -> None:
+        while jobs := await store.claim_due(T0, 7, owner=name, lease=LEASE):
+            for job in jobs:
+                entry = archived_entry(job.id)
+                lines.add(entry.to_line())
+                await store.mark_archived(job.id, entry, "2021-02-17")
+            await store.create_manifest_batches(writer, max_lines=5)
+
+    await asyncio.gather(
+        archive_and_cut(a, "proc-a"),
+        archive_and_cut(b, "proc-b"),
+        *(s.create_manifest_batches(writer, 4) for s in (a, b, a, b)),
+    )
+    await asyncio.gather(a.create_manifest_batches(writer, 5), b.create_manifest_batches(writer, 5))
+    batches = await a.unwritten_manifest_batches()
+    written = [line for batch in batches for line in batch.content.decode().splitlines()]
+    assert len(written) == len(set(written)) == 120
+    assert set(written) == lines
+    assert [batch.id for batch in batches] == list(range(1, len(batches) + 1))
+    # One unbroken chain: each link follows the one before it.
+    previous: tuple[int, str] | None = None
+    for batch in batches:
+        assert batch.link is not None
+        link = Link.from_bytes(batch.link)
+        assert (link.seq, link.writer, link.manifest_key) == (batch.id, writer, batch.key)
+        assert (link.prev_seq, link.prev_sha256) == (previous or (None, None))
+        previous = (link.seq, sha256_hex(batch.link))
+
+
+async def test_replicas_migrating_at_once_leave_one_schema(postgres_url: str) -> None:
+    stores = await asyncio.gather(
+        *(PostgresStateStore.open(postgres_url, TEST_POOL) for _ in range(4))
+    )
+    try:
+        ids = {await s.writer_id() for s in stores}
+        assert len(ids) == 1
+    finally:
+        for s in stores:
+            await s.close()
+    assert [
+        tuple(r) for r in await sql(postgres_url, "SELECT id, version FROM schema_version")
+    ] == [(1, LATEST_VERSION)]
+    assert [r[0] for r in await sql(postgres_url, "SELECT count(*) FROM writer")] == [1]
+
+
+# -- schema --------------------------------------------------------------------------
+
+
+async def test_a_newer_schema_is_refused_and_left_alone(postgres_url: str) -> None:
+    async with open_state_store(StateSettings(url=postgres_url)):
+        pass
+    await sql(postgres_url, f"UPDATE schema_version SET version = {LATEST_VERSION + 5}")
+    with pytest.raises(ConfigError, match=r"schema version \d+, newer than this archiver knows"):
+        await PostgresStateStore.open(postgres_url, TEST_POOL)
+    with pytest.raises(ConfigError, match="newer"):
+        async with open_state_read_only(StateSettings(url=postgres_url)):
+            pass
+    [row] = await sql(postgres_url, "SELECT version FROM schema_version")
+    assert row[0] == LATEST_VERSION + 5
+
+
+async def test_read_only_opens_nothing_new_and_refuses_writes(postgres_url: str) -> None:
+    settings = StateSettings(url=postgres_url)
+    async with open_state_read_only(settings) as state:
+        assert state is None  # an empty database: not migrated (that would be a write)
+    assert await sql(postgres_url, "SELECT to_regclass('calls') IS NULL") == [(True,)]
+    async with open_state_store(settings) as writable:
+        await writable.add_calls([make_call("1")], T0)
+    async with open_state_read_only(settings) as state:
+        assert state is not None
+        assert (await state.counts())[JobState.PENDING] == 1
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await state.add_calls([make_call("2")], T0)
+
+
+# -- connections, deadlines and secrets -----------------------------------------------
+
+
+async def test_a_statement_past_its_deadline_is_state_unavailable(postgres_url: str) -> None:
+    store = await PostgresStateStore.open(postgres_url, PoolConfig(size=2, timeout=0.5))
+    blocker = await asyncpg.connect(postgres_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(StateUnavailableError, match=r"PostgreSQL database test_\w+ on"):
+                await store.set_checkpoint("cdr_v2", T0)
+        # The lock gone, the same store works again.
+        await store.set_checkpoint("cdr_v2", T0)
+        assert await store.get_checkpoint("cdr_v2") == T0
+    finally:
+        await blocker.close()
+        await store.close()
+
+
+def _with_password(postgres_cluster: PostgresServer, database: str, password: str) -> str:
+    return postgres_cluster.dsn(database, user=PASSWORD_ROLE, password=password)
+
+
+async def test_the_right_password_opens_the_state(
+    postgres_cluster: PostgresServer, postgres_url: str
+) -> None:
+    database = postgres_url.rsplit("/", 1)[1]
+    url = _with_password(postgres_cluster, database, PASSWORD)
+    async with open_state_store(StateSettings(url=url)) as state:
+        assert (await state.counts())[JobState.PENDING] == 0
+
+
+@pytest.mark.parametrize("case", ["wrong password", "no server", "no database", "garbled"])
+async def test_a_refused_connection_names_host_and_database_never_the_password(
+    case: str, postgres_cluster: PostgresServer, postgres_url: str
+) -> None:
+    secret = "Hunter2-never-shown"
+    database = postgres_url.rsplit("/", 1)[1]
+    host = "127.0.0.1"
+    if case == "wrong password":
+        url = _with_password(postgres_cluster, database, secret)
+    elif case == "no server":
+        (port,) = free_ports(1)  # nothing listens there
+        url = f"postgresql://{PASSWORD_ROLE}:{secret}@{host}:{port}/{database}"
+    elif case == "no database":
+        database = "no_such_db"
+        url = _with_password(postgres_cluster, database, secret)
+    else:
+        url = f"postgres://{PASSWORD_ROLE}:{secret}@{host}:port-is-not-a-number/{database}"
+    with pytest.raises(ConfigError) as caught:
+        await open_state_store(StateSettings(url=url, timeout=5)).__aenter__()
+    message = str(caught.value)
+    assert secret not in message
+    assert secret not in repr(caught.value.__cause__) + repr(caught.value.__context__)
+    assert message.startswith("ARCHIVER_STATE__URL:")
+    if case != "garbled":
+        assert f"PostgreSQL database {database} on {host}:" in message
+
+
+CLI_COMMANDS = {
+    "status": ("status",),
+    "check": ("check",),
+    "backfill": ("backfill", "--since", "2026-01-05", "--until", "2026-01-06"),
+}
+
+
+@pytest.mark.sim(seed=1, calls=2)
+@pytest.mark.parametrize("command", sorted(CLI_COMMANDS))
+async def test_the_cli_says_one_line_without_the_password_and_exits_2(
+    command: str,
+    sim: Simulator,
+    postgres_cluster: PostgresServer,
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    secret = "Hunter2-never-shown"
+    database = postgres_url.rsplit("/", 1)[1]
+    env = archiver_env(
+        tmp_path, sim=sim, ARCHIVER_STATE__URL=_with_password(postgres_cluster, database, secret)
+    )
+    result = await run_cli(*CLI_COMMANDS[command], env=env, cwd=tmp_path)
+    assert result.code == 2, result
+    assert secret not in result.out + result.err
+    assert "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert f"PostgreSQL database {database} on 127.0.0.1:{postgres_cluster.port}" in lines[0]
+    assert "password authentication failed" in lines[0]
+    assert sim.stats["recording_requests"] == 0
+
+
+async def test_the_cli_runs_on_a_postgres_state(postgres_url: str, tmp_path: Path) -> None:
+    env = archiver_env(tmp_path, ARCHIVER_STATE__URL=postgres_url)
+    result = await run_cli("status", env=env, cwd=tmp_path)
+    assert result.code == 0, result.err
+    database = postgres_url.rsplit("/", 1)[1]
+    assert f"state:   PostgreSQL database {database} on 127.0.0.1:" in result.out
+    assert "pending" in result.out
