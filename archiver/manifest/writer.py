@@ -10,7 +10,8 @@ For each unwritten batch, in order:
 
 1. the manifest object (conditional write: a rewrite of the same bytes is a no-op);
 2. its chain link (conditional write, see :mod:`archiver.manifest.chain`);
-3. the writer's head, moved forward to the link (never backward);
+3. the writer's head, moved forward to the link (never backward: a
+   compare-and-swap, so processes flushing on one state cannot undo each other);
 4. the batch marked written in the state.
 
 A crash between any two steps is finished by the next run repeating them all.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from archiver.errors import RetriableError
 from archiver.manifest.chain import Head, Link, sha256_hex
 from archiver.manifest.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, head_key
 from archiver.state.base import StateStore
@@ -36,12 +38,12 @@ log = logging.getLogger("archiver.manifest")
 HeadHook = Callable[[ObjectStore, Head], Awaitable[None]]
 
 
-async def read_head(store: ObjectStore, writer: str) -> Head | None:
-    """A writer's head, or None if it has none (or an unreadable one)."""
-    try:
-        data = b"".join([chunk async for chunk in store.read(head_key(writer))])
-    except KeyError:
-        return None
+# Each failed attempt means another writer moved the head meanwhile; with a
+# handful of processes sharing a state, a few attempts always settle it.
+HEAD_ATTEMPTS = 20
+
+
+def _parse_head(data: bytes, writer: str) -> Head | None:
     try:
         return Head.from_bytes(data)
     except ValueError:
@@ -49,20 +51,40 @@ async def read_head(store: ObjectStore, writer: str) -> Head | None:
         return None
 
 
+async def read_head(store: ObjectStore, writer: str) -> Head | None:
+    """A writer's head, or None if it has none (or an unreadable one)."""
+    found = await store.read_tagged(head_key(writer))
+    return None if found is None else _parse_head(found.data, writer)
+
+
 async def advance_head(store: ObjectStore, link_bytes: bytes) -> Head | None:
     """Point the writer's head at this link, unless it already names a later one.
 
+    A compare-and-swap, so that processes flushing on one state (a ``run``
+    and a ``backfill``, replicas around a change of leader) cannot move it
+    back: the head is read with its tag and replaced only if that tag is
+    still there (:meth:`~archiver.storage.base.ObjectStore.replace_bytes`);
+    if another process wrote it meanwhile, it is read again and compared.
     Returns the head written, or None when it was already at or past the link
     (another process sharing the state wrote it, or this is a rewrite).
     """
     head = Head.of(link_bytes)
-    current = await read_head(store, head.writer)
-    if current is not None and current.seq >= head.seq:
-        return None
-    await store.replace_bytes(
-        head_key(head.writer), head.to_bytes(), content_type=CHAIN_CONTENT_TYPE
+    key = head_key(head.writer)
+    for _ in range(HEAD_ATTEMPTS):
+        found = await store.read_tagged(key)
+        current = None if found is None else _parse_head(found.data, head.writer)
+        if current is not None and current.seq >= head.seq:
+            return None
+        expected = None if found is None else found.tag
+        if await store.replace_bytes(
+            key, head.to_bytes(), content_type=CHAIN_CONTENT_TYPE, expected=expected
+        ):
+            return head
+        log.info("chain head of writer %s moved meanwhile: read again", head.writer)
+    raise RetriableError(
+        f"{store.description}: {key} changed {HEAD_ATTEMPTS} times while link {head.seq} "
+        "was being made the head; the next flush tries again"
     )
-    return head
 
 
 async def flush_manifest(

@@ -66,6 +66,18 @@ class Written:
 
 
 @dataclass(frozen=True, slots=True)
+class Tagged:
+    """A small object's bytes and the storage's tag for this very content.
+
+    The tag is what :meth:`ObjectStore.replace_bytes` compares before it
+    writes: S3's ETag, a local file's SHA-256.
+    """
+
+    data: bytes
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredObject:
     """What the storage says about one object."""
 
@@ -137,10 +149,20 @@ class ObjectStore(Protocol):
         SHA-256 gives ALREADY_PRESENT; with another, ObjectExistsError.
         """
 
-    async def replace_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
-        """Write a small object under ``key`` whatever is there (only the chain heads).
+    async def read_tagged(self, key: str) -> Tagged | None:
+        """A small object's bytes and tag (only the chain heads), or None if absent."""
 
-        A versioned bucket keeps the previous content as an older version.
+    async def replace_bytes(
+        self, key: str, data: bytes, *, content_type: str, expected: str | None
+    ) -> bool:
+        """Write a small object over the one :meth:`read_tagged` returned (only the chain heads).
+
+        Compare-and-swap, safe between processes: the write happens only if
+        the object under ``key`` still has the tag ``expected`` (``None``: only
+        if there is none). False when another writer changed it meanwhile:
+        nothing was written; read it again and decide. S3: ``If-Match`` /
+        ``If-None-Match: *``; a directory: compare, then rename, under a lock
+        file. A versioned bucket keeps the previous content as an older version.
         """
 
     async def start_upload(

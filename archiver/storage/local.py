@@ -5,7 +5,10 @@ A write goes to a hidden temporary file beside its final name
 ``os.link(tmp, final)``: the link is atomic and fails if ``final`` exists,
 which makes it the conditional write S3 does with ``If-None-Match: *``.
 Readers therefore never see a half-written file, and a crash leaves at worst a
-``.partial`` file that :meth:`LocalStore.cleanup_incomplete` removes.
+``.partial`` file that :meth:`LocalStore.cleanup_incomplete` removes. The one
+object that is overwritten, a chain head, is replaced by a rename under a
+lock file, only if it is still what its writer read (see
+:mod:`archiver.storage.local_files`).
 
 Files are created with the configured mode (0600 by default) and folders with
 it plus search (0700), whatever the umask. No symbolic link inside the root is
@@ -24,7 +27,6 @@ import functools
 import hashlib
 import mimetypes
 import os
-import secrets
 import stat
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
@@ -35,92 +37,23 @@ from typing import Any
 import aiofiles
 
 from archiver.errors import RetriableError, StorageError
-from archiver.private_files import DEFAULT_FILE_MODE, create_new, fsync_dir, make_dirs, parse_mode
+from archiver.private_files import DEFAULT_FILE_MODE, fsync_dir, make_dirs, parse_mode
 from archiver.storage.audio import CONTENT_TYPES
-from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject, Written
+from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject, Tagged, Written
 from archiver.storage.keys import validate_key
-
-_TEMP_SUFFIX = ".partial"
-_HASH_CHUNK = 1024 * 1024
-
-
-def _is_temp(name: str) -> bool:
-    return name.startswith(".") and name.endswith(_TEMP_SUFFIX)
-
-
-def _temp_path(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
-
-
-def _unlink_quiet(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _scan_sorted(directory: Path) -> list[tuple[str, bool, int]]:
-    """(name, is_dir, size) of a directory's entries, in the order of the keys they hold.
-
-    A directory sorts as ``name/``, so ``a.txt`` (``.`` < ``/``) comes before
-    the keys in ``a/``: a depth-first walk then yields keys in plain string
-    order, the order S3 lists them in.
-    """
-    entries: list[tuple[str, bool, int]] = []
-    try:
-        with os.scandir(directory) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    entries.append((entry.name, True, 0))
-                elif entry.is_file(follow_symlinks=False) and not _is_temp(entry.name):
-                    entries.append((entry.name, False, entry.stat().st_size))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])
-    return entries
-
-
-def _write_new_file(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` (it must not exist) with ``data`` and ``mode``, fsynced."""
-    with os.fdopen(create_new(path, mode), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _open_regular(path: Path) -> int:
-    """A descriptor to read ``path``: never through a symlink, never a FIFO or device.
-
-    O_NONBLOCK keeps a planted FIFO from blocking the open (regular files ignore it).
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise IsADirectoryError(errno.EINVAL, "not a regular file", str(path))
-    return fd
-
-
-def _remove_temp_files(root: Path, older_than: float | None) -> int:
-    """Remove temporary files last written before ``older_than`` (epoch seconds; None: all)."""
-    removed = 0
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for name in filenames:
-            if not _is_temp(name):
-                continue
-            path = Path(dirpath) / name
-            try:
-                if older_than is not None and path.lstat().st_mtime >= older_than:
-                    continue  # still being written, perhaps by another process
-            except FileNotFoundError:
-                continue  # its writer just published or removed it
-            _unlink_quiet(path)
-            removed += 1
-    return removed
-
-
-def _create_opener(mode: int, path: str, flags: int) -> int:
-    """An ``open`` opener: a new file with exactly ``mode`` (flags hold O_EXCL)."""
-    return create_new(Path(path), mode)
+from archiver.storage.local_files import (
+    HASH_CHUNK,
+    create_opener,
+    is_hidden,
+    open_regular,
+    read_small,
+    remove_temp_files,
+    scan_sorted,
+    swap_file,
+    temp_path,
+    unlink_quiet,
+    write_new_file,
+)
 
 
 def _content_type(key: str) -> str | None:
@@ -165,9 +98,9 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         validate_key(key)
         segments = key.split("/")
-        if any(_is_temp(segment) for segment in segments):
-            # list() and cleanup_incomplete() take such names for our temporary files.
-            raise ValueError(f"invalid storage key {key!r}: a temporary-file name")
+        if any(is_hidden(segment) for segment in segments):
+            # list() takes such names for our temporary and lock files.
+            raise ValueError(f"invalid storage key {key!r}: a temporary or lock file's name")
         self._refuse_symlinks(key, segments[:-1])
         return self._root.joinpath(*segments)
 
@@ -204,11 +137,11 @@ class LocalStore:
         a FIFO): such a name holds no recording of ours."""
         digest = hashlib.sha256()
         try:
-            fd = await asyncio.to_thread(_open_regular, path)
+            fd = await asyncio.to_thread(open_regular, path)
         except OSError:
             return None
         async with aiofiles.open(fd, "rb") as f:
-            while chunk := await f.read(_HASH_CHUNK):
+            while chunk := await f.read(HASH_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
 
@@ -248,7 +181,7 @@ class LocalStore:
         """
         final = self._path(key)
         _check_digest(key, hashlib.sha256(data).hexdigest(), sha256)
-        tmp = _temp_path(final)
+        tmp = temp_path(final)
         with self._os_errors("write", key):
             await asyncio.to_thread(make_dirs, final.parent, self._mode, durable=True)
             try:
@@ -258,7 +191,7 @@ class LocalStore:
                 # before the clean-up below; else the unlink could run first and the
                 # thread create the temporary file after it.
                 writing = asyncio.ensure_future(
-                    asyncio.to_thread(_write_new_file, tmp, data, self._mode)
+                    asyncio.to_thread(write_new_file, tmp, data, self._mode)
                 )
                 try:
                     await asyncio.shield(writing)
@@ -268,32 +201,38 @@ class LocalStore:
                     raise
                 return await self._publish(key, tmp, final, sha256)
             finally:
-                await asyncio.to_thread(_unlink_quiet, tmp)
+                await asyncio.to_thread(unlink_quiet, tmp)
 
-    async def replace_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
-        """Write ``data`` to a temporary file, then rename it over ``key`` (atomic)."""
+    async def read_tagged(self, key: str) -> Tagged | None:
+        """The file's bytes and SHA-256 (its tag); None if absent."""
+        path = self._path(key)
+        with self._os_errors("read", key):
+            found = await asyncio.to_thread(read_small, path)
+        return None if found is None else Tagged(*found)
+
+    async def replace_bytes(
+        self, key: str, data: bytes, *, content_type: str, expected: str | None
+    ) -> bool:
+        """Rename a temporary file over ``key`` if its tag is still ``expected``; see
+        :func:`~archiver.storage.local_files.swap_file`."""
         final = self._path(key)
-        tmp = _temp_path(final)
         with self._os_errors("write", key):
             await asyncio.to_thread(make_dirs, final.parent, self._mode, durable=True)
-            try:
-                await asyncio.to_thread(_write_new_file, tmp, data, self._mode)
-                await asyncio.to_thread(os.replace, tmp, final)
-                await asyncio.to_thread(fsync_dir, final.parent)
-            finally:
-                await asyncio.to_thread(_unlink_quiet, tmp)
+            # One thread call locks, compares, writes and renames: a cancelled caller
+            # cannot leave the lock held or a temporary file behind.
+            return await asyncio.to_thread(swap_file, final, data, self._mode, expected)
 
     async def start_upload(
         self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
     ) -> LocalUpload:
         """Open the hidden temporary file the parts are appended to."""
         final = self._path(key)
-        tmp = _temp_path(final)
+        tmp = temp_path(final)
         with self._os_errors("write", key):
             await asyncio.to_thread(make_dirs, final.parent, self._mode, durable=True)
             # The open runs in a thread that a cancellation cannot stop: if we are
             # cancelled meanwhile, wait for it, then close and remove what it made.
-            opener = functools.partial(_create_opener, self._mode)
+            opener = functools.partial(create_opener, self._mode)
             opening = asyncio.ensure_future(aiofiles.open(tmp, "xb", opener=opener))
             try:
                 file = await asyncio.shield(opening)
@@ -301,7 +240,7 @@ class LocalStore:
                 with contextlib.suppress(OSError):
                     opened = await opening
                     await opened.close()
-                await asyncio.to_thread(_unlink_quiet, tmp)
+                await asyncio.to_thread(unlink_quiet, tmp)
                 raise
         return LocalUpload(self, key, final, tmp, file)
 
@@ -322,7 +261,7 @@ class LocalStore:
         """Stream the file from byte ``start``; KeyError if absent."""
         path = self._path(key)
         try:
-            fd = await asyncio.to_thread(_open_regular, path)
+            fd = await asyncio.to_thread(open_regular, path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyError(key) from None
         except OSError as exc:
@@ -348,7 +287,7 @@ class LocalStore:
             yield obj
 
     async def _walk(self, directory: Path, rel: str, prefix: str) -> AsyncIterator[StoredObject]:
-        for name, is_dir, size in await asyncio.to_thread(_scan_sorted, directory):
+        for name, is_dir, size in await asyncio.to_thread(scan_sorted, directory):
             key = rel + name
             if is_dir:
                 sub = key + "/"
@@ -362,7 +301,7 @@ class LocalStore:
         """Remove the file; nothing happens if it is absent."""
         path = self._path(key)
         with self._os_errors("delete", key):
-            await asyncio.to_thread(_unlink_quiet, path)
+            await asyncio.to_thread(unlink_quiet, path)
 
     async def url_for(self, key: str, expires: int) -> str:
         """The file's absolute path (``expires`` has no meaning here)."""
@@ -390,7 +329,7 @@ class LocalStore:
         """
         bound = older_than.timestamp() if older_than is not None else None
         with self._os_errors("clean", "temporary files"):
-            return await asyncio.to_thread(_remove_temp_files, self._root, bound)
+            return await asyncio.to_thread(remove_temp_files, self._root, bound)
 
 
 def _check_digest(key: str, actual: str, expected: str) -> None:
@@ -437,7 +376,7 @@ class LocalUpload:
     async def abort(self) -> None:
         """Close and remove the temporary file; safe to call twice."""
         await self._close()
-        await asyncio.to_thread(_unlink_quiet, self._tmp)
+        await asyncio.to_thread(unlink_quiet, self._tmp)
 
     async def _close(self) -> None:
         if not self._closed:

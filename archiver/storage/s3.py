@@ -5,18 +5,23 @@ Every write is conditional (``If-None-Match: *``) and checksummed
 duplicated transfer can neither overwrite a recording nor store corrupted
 bytes. When the key is taken, the existing object's SHA-256 decides:
 the same bytes are ALREADY_PRESENT, other bytes raise ObjectExistsError.
+The one object ever overwritten, a chain head, is replaced with ``If-Match``
+on the ETag its writer read: a compare-and-swap between processes.
 
 Endpoints that refuse the checksum headers get ``Content-MD5`` instead (a
 warning is logged once); the SHA-256 is then checked on our side and kept in
 the ``sha256`` metadata either way.
+
+Beside this module: :mod:`~archiver.storage.s3_errors` (what an error answer
+means), :mod:`~archiver.storage.s3_proof` (checksums sent, proof read back),
+:mod:`~archiver.storage.s3_upload` (multipart uploads and their clean-up),
+:mod:`~archiver.storage.s3_lock` (Object Lock and versions).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
-import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
@@ -26,7 +31,7 @@ from typing import Any
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
@@ -35,68 +40,29 @@ from archiver.storage.base import (
     ObjectProof,
     PutOutcome,
     StoredObject,
+    Tagged,
     Written,
 )
 from archiver.storage.keys import validate_key
 from archiver.storage.protection import write_params
-from archiver.storage.s3_lock import S3ObjectLock
-from archiver.storage.s3_upload import (
+from archiver.storage.s3_errors import (
     DIGEST_CODES,
-    S3Upload,
-    abort_lost_uploads,
-    b64,
+    MISSING_CODES,
+    describe,
     error_code,
     http_status,
     is_conflict,
-    md5_b64,
-    proof_from,
 )
+from archiver.storage.s3_lock import S3ObjectLock
+from archiver.storage.s3_proof import (
+    SHA256_METADATA,
+    ChecksumHeaders,
+    proof_from,
+    stored_object,
+)
+from archiver.storage.s3_upload import S3Upload, abort_incomplete, abort_lost_uploads
 
 log = logging.getLogger("archiver.storage")
-
-# Metadata entry (x-amz-meta-sha256) with the hex SHA-256 of the whole object: for
-# people and other tools only, never read back as evidence.
-SHA256_METADATA = "sha256"
-_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
-_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def _rejects_checksum(exc: ClientError) -> bool:
-    """True when the endpoint refuses the flexible-checksum headers themselves."""
-    message = str(exc.response.get("Error", {}).get("Message", "")).lower()
-    refused = error_code(exc) in {"InvalidArgument", "InvalidRequest", "NotImplemented"}
-    return refused and "checksum" in message
-
-
-def sha256_from_head(response: Mapping[str, Any]) -> str | None:
-    """The whole object's hex SHA-256 from a HeadObject answer, if the server computed it.
-
-    Only a full-object ``ChecksumSHA256``, which the server verified when the
-    object was written. Client-set metadata (``x-amz-meta-sha256``) is never
-    taken: anyone who can write the object can write it. A multipart object's
-    checksum is a checksum of the parts' checksums (``...=-3``, type
-    COMPOSITE): not the SHA-256 of the bytes, so None.
-    """
-    checksum = response.get("ChecksumSHA256")
-    if not checksum or "-" in checksum or response.get("ChecksumType") == "COMPOSITE":
-        return None
-    try:
-        digest = base64.b64decode(checksum, validate=True)
-    except ValueError:
-        return None
-    return digest.hex() if len(digest) == 32 else None
-
-
-def stored_object(key: str, full_key: str, response: Mapping[str, Any]) -> StoredObject:
-    """A HeadObject answer as a StoredObject."""
-    return StoredObject(
-        key=key,
-        full_key=full_key,
-        size=int(response["ContentLength"]),
-        sha256=sha256_from_head(response),
-        content_type=response.get("ContentType"),
-        proof=proof_from(response),
-    )
 
 
 class S3Store(S3ObjectLock):
@@ -117,8 +83,7 @@ class S3Store(S3ObjectLock):
         self._max_connections = max_connections
         self._stack = AsyncExitStack()
         self._client: Any = None
-        # False once the endpoint refused x-amz-checksum-*: Content-MD5 from then on.
-        self._checksums = True
+        self.checksums = ChecksumHeaders(self.description)
         self._bucket_checked = False
 
     async def __aenter__(self) -> S3Store:
@@ -174,6 +139,11 @@ class S3Store(S3ObjectLock):
         return self._bucket
 
     @property
+    def prefix(self) -> str:
+        """The bucket keys' prefix ("" or ending in ``/``)."""
+        return self._prefix
+
+    @property
     def client(self) -> Any:
         """The aiobotocore S3 client (open only inside ``async with``)."""
         if self._client is None:
@@ -195,8 +165,7 @@ class S3Store(S3ObjectLock):
 
     def error(self, exc: BaseException, action: str) -> StorageError:
         """A one-line StorageError naming the cause and the bucket (never a secret)."""
-        cause = self._cause(exc)
-        return StorageError(f"{self.description}: cannot {action}: {cause}")
+        return StorageError(f"{self.description}: cannot {action}: {describe(exc, self._bucket)}")
 
     @contextmanager
     def errors(self, action: str) -> Iterator[None]:
@@ -208,47 +177,6 @@ class S3Store(S3ObjectLock):
             yield
         except (ClientError, BotoCoreError) as exc:
             raise self.error(exc, action) from exc
-
-    def _cause(self, exc: BaseException) -> str:
-        bucket = f"bucket {self._bucket!r}"
-        if isinstance(exc, ClientError):
-            code, status = error_code(exc), http_status(exc)
-            if code == "NoSuchBucket":
-                return f"{bucket} does not exist"
-            if code == "InvalidAccessKeyId":
-                return f"the access key ID is unknown to the storage of {bucket}"
-            if code == "SignatureDoesNotMatch":
-                return "the secret access key does not match the access key ID"
-            if code in {"AccessDenied", "AllAccessDisabled"} or status == 403:
-                return f"access denied to {bucket}: check the credentials and the bucket policy"
-            message = exc.response.get("Error", {}).get("Message") or "no message"
-            return f"{code or status}: {message}"
-        if isinstance(exc, NoCredentialsError):
-            return "no AWS credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)"
-        if isinstance(exc, BotoCoreError):
-            return str(exc)
-        return f"{type(exc).__name__}: {exc}"
-
-    def _checksum_mode(self) -> dict[str, str]:
-        """HeadObject's ChecksumMode, unless the endpoint refuses checksum headers."""
-        return {"ChecksumMode": "ENABLED"} if self._checksums else {}
-
-    def _refuses_checksums(self, exc: ClientError) -> bool:
-        """True (and Content-MD5 from now on) when ``exc`` refuses the checksum headers."""
-        if self._checksums and _rejects_checksum(exc):
-            self._fall_back_to_md5(exc)
-            return True
-        return False
-
-    def _fall_back_to_md5(self, exc: ClientError) -> None:
-        if self._checksums:
-            self._checksums = False
-            log.warning(
-                "%s: the endpoint refuses SHA-256 checksum headers (%s); using Content-MD5, "
-                "SHA-256 checked by the archiver only",
-                self.description,
-                error_code(exc),
-            )
 
     def digest_error(self, key: str, exc: ClientError) -> RetriableError:
         """The server found the bytes do not match their checksum: nothing was stored."""
@@ -278,19 +206,16 @@ class S3Store(S3ObjectLock):
             # Retention, encryption, storage class: set at write time, as the settings ask.
             **write_params(self._settings, key, datetime.now(UTC)),
         }
-        if self._checksums:
-            params["ChecksumSHA256"] = b64(bytes.fromhex(sha256))
-        else:
+        if not self.checksums.sha256:
             actual = hashlib.sha256(data).hexdigest()
             if actual != sha256:
                 raise RetriableError(f"{key}: SHA-256 mismatch ({actual} != {sha256})")
-            params["ContentMD5"] = md5_b64(data)
+        params.update(self.checksums.for_body(data, bytes.fromhex(sha256)))
         with self.errors(f"write {key}"):
             try:
                 resp = await self.client.put_object(**params)
             except ClientError as exc:
-                if self._checksums and _rejects_checksum(exc):
-                    self._fall_back_to_md5(exc)
+                if self.checksums.refused(exc):
                     return await self.put_bytes(
                         key, data, sha256=sha256, content_type=content_type, metadata=metadata
                     )
@@ -338,27 +263,48 @@ class S3Store(S3ObjectLock):
             return None
         return digest.hexdigest()
 
-    async def replace_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
-        """PutObject without If-None-Match (a chain head), checksummed like every write."""
+    async def read_tagged(self, key: str) -> Tagged | None:
+        """GetObject of a small object: its bytes and ETag (its tag); None if absent."""
+        with self.errors(f"read {key}"):
+            try:
+                resp = await self.client.get_object(Bucket=self._bucket, Key=self.full_key(key))
+            except ClientError as exc:
+                if error_code(exc) in MISSING_CODES:
+                    return None
+                raise
+            try:
+                async with resp["Body"] as body:
+                    data = await body.read()
+            except aiohttp.ClientError as exc:
+                raise self.error(exc, f"read {key}") from exc
+        return Tagged(data, str(resp["ETag"]))
+
+    async def replace_bytes(
+        self, key: str, data: bytes, *, content_type: str, expected: str | None
+    ) -> bool:
+        """PutObject with If-Match on the ETag read (If-None-Match: * if there was
+        none), checksummed like every write; False on 412 (or 409: a write in flight)."""
         params: dict[str, Any] = {
             "Bucket": self._bucket,
             "Key": self.full_key(key),
             "Body": data,
             "ContentType": content_type,
+            **({"IfMatch": expected} if expected is not None else {"IfNoneMatch": "*"}),
             **write_params(self._settings, key, datetime.now(UTC)),
+            **self.checksums.for_body(data, hashlib.sha256(data).digest()),
         }
-        if self._checksums:
-            params["ChecksumSHA256"] = b64(hashlib.sha256(data).digest())
-        else:
-            params["ContentMD5"] = md5_b64(data)
         with self.errors(f"write {key}"):
             try:
                 await self.client.put_object(**params)
             except ClientError as exc:
-                if self._refuses_checksums(exc):
-                    await self.replace_bytes(key, data, content_type=content_type)
-                    return
+                if self.checksums.refused(exc):
+                    return await self.replace_bytes(
+                        key, data, content_type=content_type, expected=expected
+                    )
+                if is_conflict(exc):
+                    return False
                 raise
+        return True
 
     async def start_upload(
         self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
@@ -371,14 +317,13 @@ class S3Store(S3ObjectLock):
             "Metadata": dict(metadata or {}),
             **write_params(self._settings, key, datetime.now(UTC)),
         }
-        if self._checksums:
+        if self.checksums.sha256:
             params["ChecksumAlgorithm"] = "SHA256"
         with self.errors(f"start an upload of {key}"):
             try:
                 resp = await self.client.create_multipart_upload(**params)
             except ClientError as exc:
-                if self._checksums and _rejects_checksum(exc):
-                    self._fall_back_to_md5(exc)
+                if self.checksums.refused(exc):
                     return await self.start_upload(
                         key, content_type=content_type, metadata=metadata
                     )
@@ -386,7 +331,7 @@ class S3Store(S3ObjectLock):
         upload_id = str(resp["UploadId"])
         if resp.get("ResponseMetadata", {}).get("RetryAttempts"):
             await abort_lost_uploads(self, params["Key"], keep=upload_id)
-        return S3Upload(self, key, upload_id, checksums=self._checksums)
+        return S3Upload(self, key, upload_id, checksums=self.checksums.sha256)
 
     async def _check_bucket(self) -> None:
         """Once: tell a missing bucket from a missing object (HEAD 404 says neither)."""
@@ -401,10 +346,10 @@ class S3Store(S3ObjectLock):
         with self.errors(f"read {key}"):
             try:
                 resp = await self.client.head_object(
-                    Bucket=self._bucket, Key=full, **self._checksum_mode()
+                    Bucket=self._bucket, Key=full, **self.checksums.head_mode()
                 )
             except ClientError as exc:
-                if self._refuses_checksums(exc):
+                if self.checksums.refused(exc):
                     return await self.head(key)
                 if http_status(exc) != 404:
                     raise
@@ -427,7 +372,7 @@ class S3Store(S3ObjectLock):
                     Bucket=self._bucket, Key=self.full_key(key), **ranged
                 )
             except ClientError as exc:
-                if error_code(exc) in _MISSING_CODES:
+                if error_code(exc) in MISSING_CODES:
                     raise KeyError(key) from None
                 raise
         try:
@@ -484,32 +429,6 @@ class S3Store(S3ObjectLock):
 
     async def cleanup_incomplete(self, older_than: datetime | None = None) -> int:
         """Abort the multipart uploads under the prefix started before ``older_than``
-        (every one if None); returns how many.
-
-        The archiver is the only writer under its prefix, so any upload there
-        is one of ours; a younger one may be another process's, still at work.
-        """
-        paginator = self.client.get_paginator("list_multipart_uploads")
-        uploads: list[tuple[str, str]] = []
-        with self.errors("abort incomplete uploads"):
-            async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
-                uploads += [
-                    (u["Key"], u["UploadId"])
-                    for u in page.get("Uploads", [])
-                    if older_than is None or _started_before(u.get("Initiated"), older_than)
-                ]
-            for full, upload_id in uploads:
-                await self.client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=full, UploadId=upload_id
-                )
-        return len(uploads)
-
-
-def _started_before(initiated: object, bound: datetime) -> bool:
-    """Whether an upload's ``Initiated`` time is before ``bound`` (an upload with
-    no usable time is left alone: it may be at work)."""
-    if not isinstance(initiated, datetime):
-        return False
-    if initiated.tzinfo is None:
-        initiated = initiated.replace(tzinfo=UTC)
-    return initiated < bound
+        (every one if None); returns how many. See
+        :func:`~archiver.storage.s3_upload.abort_incomplete`."""
+        return await abort_incomplete(self, older_than)

@@ -18,12 +18,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from archiver.errors import StorageError
 from archiver.storage.base import BucketProtection, ObjectProtection, ObjectVersion, StoredObject
-from archiver.storage.s3_upload import error_code, http_status
+from archiver.storage.s3_errors import MISSING_CODES, error_code, http_status
+from archiver.storage.s3_proof import ChecksumHeaders, stored_object
 
 _NO_LOCK_CODES = frozenset(
     {"ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"}
 )
-_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 
 
 class S3ObjectLock:
@@ -41,9 +41,7 @@ class S3ObjectLock:
 
         def error(self, exc: BaseException, action: str) -> StorageError: ...
 
-        def _checksum_mode(self) -> dict[str, str]: ...
-
-        def _refuses_checksums(self, exc: ClientError) -> bool: ...
+        checksums: ChecksumHeaders
 
     def _version(self, version_id: str | None) -> dict[str, str]:
         return {"VersionId": version_id} if version_id else {}
@@ -74,13 +72,13 @@ class S3ObjectLock:
                 resp: dict[str, Any] = await self.client.head_object(
                     Bucket=self._bucket,
                     Key=self.full_key(key),
-                    **self._checksum_mode(),
+                    **self.checksums.head_mode(),
                     **self._version(version_id),
                 )
             except ClientError as exc:
-                if self._refuses_checksums(exc):
+                if self.checksums.refused(exc):
                     return await self._head(key, version_id)
-                if http_status(exc) in (404, 405) or error_code(exc) in _MISSING_CODES:
+                if http_status(exc) in (404, 405) or error_code(exc) in MISSING_CODES:
                     return None  # 405: the version is a delete marker
                 raise
         return resp
@@ -113,7 +111,7 @@ class S3ObjectLock:
                     **self._version(version_id),
                 )
             except ClientError as exc:
-                if error_code(exc) in _MISSING_CODES or http_status(exc) == 405:
+                if error_code(exc) in MISSING_CODES or http_status(exc) == 405:
                     raise KeyError(key) from None
                 raise
 
@@ -134,8 +132,6 @@ class S3ObjectLock:
 
     async def head_version(self, key: str, version_id: str) -> StoredObject | None:
         """Size, stored SHA-256 and proof of one version; None if absent or a delete marker."""
-        from archiver.storage.s3 import stored_object
-
         resp = await self._head(key, version_id)
         if resp is None:
             return None
@@ -153,7 +149,7 @@ class S3ObjectLock:
                     Bucket=self._bucket, Key=self.full_key(key), VersionId=version_id, **ranged
                 )
             except ClientError as exc:
-                if error_code(exc) in _MISSING_CODES or http_status(exc) == 405:
+                if error_code(exc) in MISSING_CODES or http_status(exc) == 405:
                     raise KeyError(key) from None
                 raise
         try:

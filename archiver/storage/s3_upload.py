@@ -1,62 +1,24 @@
-"""The S3 multipart upload: a write too large to buffer, invisible until complete."""
+"""S3 multipart uploads: a write too large to buffer, invisible until complete, and
+the clean-up of the uploads a crash or a lost answer left behind."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
-from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from archiver.errors import RetriableError
-from archiver.storage.base import ObjectProof, PutOutcome, Written
+from archiver.storage.base import PutOutcome, Written
+from archiver.storage.s3_errors import DIGEST_CODES, NO_SUCH_UPLOAD, error_code, is_conflict
+from archiver.storage.s3_proof import b64, md5_b64, proof_from
 
 if TYPE_CHECKING:
     from archiver.storage.s3 import S3Store
 
 log = logging.getLogger("archiver.storage")
-
-CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"})
-NO_SUCH_UPLOAD = "NoSuchUpload"
-
-
-def http_status(exc: ClientError) -> int:
-    """The HTTP status of a botocore error (0 if none)."""
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-
-
-def b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
-
-
-def md5_b64(data: bytes) -> str:
-    return b64(hashlib.md5(data, usedforsecurity=False).digest())
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def is_conflict(exc: ClientError) -> bool:
-    return error_code(exc) in CONFLICT_CODES or http_status(exc) == 412
-
-
-def proof_from(response: Mapping[str, Any]) -> ObjectProof:
-    """The server's own evidence in a PutObject, CompleteMultipartUpload or HeadObject answer."""
-    etag = response.get("ETag")
-    checksum = response.get("ChecksumSHA256")
-    kind = response.get("ChecksumType")
-    if checksum and not kind:
-        kind = "COMPOSITE" if "-" in str(checksum) else "FULL_OBJECT"
-    return ObjectProof(
-        etag=str(etag).strip('"') if etag else None,
-        version_id=str(response["VersionId"]) if response.get("VersionId") else None,
-        checksum_sha256=str(checksum) if checksum else None,
-        checksum_type=str(kind) if checksum else None,
-    )
 
 
 async def abort_lost_uploads(store: S3Store, full_key: str, keep: str) -> None:
@@ -197,7 +159,40 @@ class S3Upload:
                 Bucket=self._store.bucket, Key=self._full, UploadId=self.upload_id
             )
         except (ClientError, BotoCoreError) as exc:
-            gone = isinstance(exc, ClientError) and error_code(exc) in {"NoSuchUpload", "404"}
+            gone = isinstance(exc, ClientError) and error_code(exc) in {NO_SUCH_UPLOAD, "404"}
             if not gone:
                 # Not raised: it would hide the failure that made us abort.
                 log.warning("%s: abort of %s failed: %s", self._store.description, self._key, exc)
+
+
+async def abort_incomplete(store: S3Store, older_than: datetime | None) -> int:
+    """Abort the multipart uploads under the store's prefix started before
+    ``older_than`` (every one if None); returns how many.
+
+    The archiver is the only writer under its prefix, so any upload there
+    is one of ours; a younger one may be another process's, still at work.
+    """
+    client, bucket = store.client, store.bucket
+    prefix = store.prefix
+    paginator = client.get_paginator("list_multipart_uploads")
+    uploads: list[tuple[str, str]] = []
+    with store.errors("abort incomplete uploads"):
+        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            uploads += [
+                (u["Key"], u["UploadId"])
+                for u in page.get("Uploads", [])
+                if older_than is None or _started_before(u.get("Initiated"), older_than)
+            ]
+        for full, upload_id in uploads:
+            await client.abort_multipart_upload(Bucket=bucket, Key=full, UploadId=upload_id)
+    return len(uploads)
+
+
+def _started_before(initiated: object, bound: datetime) -> bool:
+    """Whether an upload's ``Initiated`` time is before ``bound`` (an upload with
+    no usable time is left alone: it may be at work)."""
+    if not isinstance(initiated, datetime):
+        return False
+    if initiated.tzinfo is None:
+        initiated = initiated.replace(tzinfo=UTC)
+    return initiated < bound

@@ -27,10 +27,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from archiver.manifest.chain import Head, next_link, sha256_hex
+from archiver.manifest.chain import next_link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import CHAIN_CONTENT_TYPE, head_key, manifest_key
+from archiver.manifest.layout import manifest_key
 from archiver.manifest.reader import list_manifests
+from archiver.manifest.writer import advance_head
 from archiver.models import CallRecord, Provider
 from archiver.retrieval.index import pointer_body, pointer_keys
 from archiver.retrieval.verify import verify_archive
@@ -116,10 +117,7 @@ async def build(store: ObjectStore, calls: int, size: int, concurrency: int = 32
         data = link.to_bytes()
         await store.put_bytes(link.key, data, sha256=sha256_hex(data), content_type="x")
         previous = (link.seq, sha256_hex(data))
-        head = Head.of(data)
-        await store.replace_bytes(
-            head_key(WRITER), head.to_bytes(), content_type=CHAIN_CONTENT_TYPE
-        )
+        await advance_head(store, data)
     return manifests
 
 

@@ -445,13 +445,13 @@ async def test_local_put_bytes_cancelled_at_any_point_leaves_no_temporary_file(
     from archiver.settings import StorageSettings
     from archiver.storage import local, open_store
 
-    slow_start = local._write_new_file
+    slow_start = local.write_new_file
 
     def late_write(path, data, mode):  # a busy machine: the thread gets to run late
         time.sleep(0.05)
         slow_start(path, data, mode)
 
-    monkeypatch.setattr(local, "_write_new_file", late_write)
+    monkeypatch.setattr(local, "write_new_file", late_write)
 
     data = b"x" * 200_000
     digest = hashlib.sha256(data).hexdigest()

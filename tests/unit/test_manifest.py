@@ -22,7 +22,7 @@ from archiver.models import CallRecord, Provider
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.storage.base import ObjectProof
 from archiver.storage.protection import is_evidence
-from archiver.storage.s3_upload import proof_from
+from archiver.storage.s3_proof import proof_from
 
 LINE = {
     "sip_call_id": "s1",

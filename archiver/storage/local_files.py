@@ -1,0 +1,160 @@
+"""The local store's file operations: blocking calls, each run in a thread.
+
+Hidden names the store keeps beside the objects, never listed nor accepted as
+keys: temporary files (``.<name>.<random>.partial``, removed by
+``cleanup_incomplete``) and lock files (``.<name>.lock``, kept: removing a
+lock file another process holds would let a third take the lock too).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from archiver.private_files import create_new, fsync_dir
+
+TEMP_SUFFIX = ".partial"
+LOCK_SUFFIX = ".lock"
+HASH_CHUNK = 1024 * 1024
+# The tag of something at a key that is not a regular file (a planted symlink, a
+# FIFO): no object of ours, so a conditional replace may put the object in its place.
+NOT_A_FILE = "not-a-regular-file"
+
+
+def is_temp(name: str) -> bool:
+    """True for a temporary file's name."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def is_hidden(name: str) -> bool:
+    """True for a temporary or lock file's name: never an object's."""
+    return name.startswith(".") and name.endswith((TEMP_SUFFIX, LOCK_SUFFIX))
+
+
+def temp_path(final: Path) -> Path:
+    """A fresh temporary file's path beside ``final``."""
+    return final.with_name(f".{final.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
+
+
+def unlink_quiet(path: Path) -> None:
+    """Remove ``path`` if it is there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def scan_sorted(directory: Path) -> list[tuple[str, bool, int]]:
+    """(name, is_dir, size) of a directory's entries, in the order of the keys they hold.
+
+    A directory sorts as ``name/``, so ``a.txt`` (``.`` < ``/``) comes before
+    the keys in ``a/``: a depth-first walk then yields keys in plain string
+    order, the order S3 lists them in.
+    """
+    entries: list[tuple[str, bool, int]] = []
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    entries.append((entry.name, True, 0))
+                elif entry.is_file(follow_symlinks=False) and not is_hidden(entry.name):
+                    entries.append((entry.name, False, entry.stat().st_size))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])
+    return entries
+
+
+def write_new_file(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` (it must not exist) with ``data`` and ``mode``, fsynced."""
+    with os.fdopen(create_new(path, mode), "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def open_regular(path: Path) -> int:
+    """A descriptor to read ``path``: never through a symlink, never a FIFO or device.
+
+    O_NONBLOCK keeps a planted FIFO from blocking the open (regular files ignore it).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
+def remove_temp_files(root: Path, older_than: float | None) -> int:
+    """Remove temporary files last written before ``older_than`` (epoch seconds; None: all)."""
+    removed = 0
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if not is_temp(name):
+                continue
+            path = Path(dirpath) / name
+            try:
+                if older_than is not None and path.lstat().st_mtime >= older_than:
+                    continue  # still being written, perhaps by another process
+            except FileNotFoundError:
+                continue  # its writer just published or removed it
+            unlink_quiet(path)
+            removed += 1
+    return removed
+
+
+def create_opener(mode: int, path: str, flags: int) -> int:
+    """An ``open`` opener: a new file with exactly ``mode`` (flags hold O_EXCL)."""
+    return create_new(Path(path), mode)
+
+
+def read_small(path: Path) -> tuple[bytes, str] | None:
+    """A small file's bytes and tag (its SHA-256); None if absent.
+
+    Something else at the name (a symlink, a FIFO, a folder) reads as no
+    bytes with the tag :data:`NOT_A_FILE`.
+    """
+    try:
+        fd = open_regular(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EINVAL, errno.EISDIR):
+            raise
+        return b"", NOT_A_FILE
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def swap_file(final: Path, data: bytes, mode: int, expected: str | None) -> bool:
+    """Replace ``final`` by ``data`` only if its tag is still ``expected`` (None: absent).
+
+    The comparison and the rename happen under an exclusive ``flock`` of the
+    lock file beside ``final``, which every replace of that name takes: two
+    processes (or threads) cannot both pass the comparison on one content.
+    Readers never wait: the rename is atomic. False, nothing written, when
+    the tag changed.
+    """
+    lock = final.with_name(f".{final.name}{LOCK_SUFFIX}")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        current = read_small(final)
+        if (current[1] if current is not None else None) != expected:
+            return False
+        tmp = temp_path(final)
+        try:
+            write_new_file(tmp, data, mode)
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+        finally:
+            unlink_quiet(tmp)
+        return True
+    finally:
+        os.close(fd)  # releases the lock
