@@ -136,25 +136,34 @@ async def test_a_writer_held_between_read_and_write_does_not_move_the_head_back(
 
 _STRESS = """
 import asyncio, sys
-from archiver.manifest.writer import advance_head
+from pathlib import Path
+from archiver.manifest.writer import advance_head, read_head
 from archiver.storage.local import LocalStore
-from tests.integration.test_chain_head_race import _links
+from tests.integration.test_chain_head_race import WRITER, _links
 
 async def main(root, parity, count):
     store = LocalStore(root)
+    # Both processes start writing together, once both have imported everything.
+    Path(root + f".ready{parity}").touch()
+    while not Path(root + f".ready{1 - parity}").exists():
+        await asyncio.sleep(0.001)
     for seq, data in enumerate(_links(count), start=1):
         if seq % 2 == parity:
             await advance_head(store, data)
+            head = await read_head(store, WRITER)
+            if head is None or head.seq < seq:  # moved back by the other process
+                sys.exit(f"head at {head and head.seq} after link {seq}")
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """
 
 
 async def test_two_processes_moving_a_local_head_end_at_the_last_link(tmp_path: Path) -> None:
-    """One process writes the odd links' heads, another the even ones, at once: the
-    lock file makes each compare-and-rename whole, so the last link wins."""
+    """One process writes the odd links' heads, another the even ones, at once, each
+    checking after each write that the head is not below its link: the lock file
+    makes each compare-and-rename whole, so the head only moves forward."""
     root = tmp_path / "archive"
-    count = 60
+    count = 40
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _STRESS, str(root), str(parity), str(count)],
