@@ -1,0 +1,231 @@
+"""Several ``archiver run`` replicas on one state, killed at random moments; two
+``archiver backfill`` processes at once on one state.
+
+The replicas are real subprocesses of the CLI, the provider the simulator on
+loopback, the storage SeaweedFS. Whatever the kills, every recording ends in the
+storage once and in the manifest once, and ``archiver verify`` proves the archive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver.settings import StateSettings, StorageSettings
+from archiver.simulator import Faults, SimConfig, Simulator
+from archiver.state import open_state_store
+from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
+from tests.support.cli import DAEMON, QUICK, archiver_env, run_cli, s3_storage_env, start_cli
+
+pytestmark = pytest.mark.slow
+
+# Short leases and quick polls: a dead replica's claims (and, once leadership is
+# in, its role) pass to another within seconds of logical work.
+TUNING = {
+    **QUICK,
+    **DAEMON,
+    "ARCHIVER_POLL_INTERVAL": "0.3",
+    "ARCHIVER_MANIFEST_INTERVAL": "0.3",
+    "ARCHIVER_LEASE": "3",
+    "ARCHIVER_GRACE": "3",
+    "ARCHIVER_SERVICE__ENABLED": "false",
+}
+# How long the replicas get to archive everything once the kills are over.
+SETTLE_TIMEOUT = 90.0
+
+
+@pytest.fixture(params=["sqlite"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The shared state: one SQLite file (two processes of one machine may share it)."""
+    return str(tmp_path / "state.sqlite3")
+
+
+async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Replicas:
+    """``archiver run`` processes by slot: started, SIGKILLed, restarted, stopped."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self._env = env
+        self._cwd = cwd
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.logs: list[bytes] = []
+        self._drains: list[asyncio.Task[None]] = []
+
+    async def start(self, slot: int) -> None:
+        proc = await start_cli("run", env=self._env, cwd=self._cwd)
+        self.procs[slot] = proc
+        # Drain the pipes so a chatty replica never blocks on a full one.
+        self._drains.append(asyncio.create_task(self._drain(proc)))
+
+    async def _drain(self, proc: asyncio.subprocess.Process) -> None:
+        _, err = await proc.communicate()
+        self.logs.append(err)
+
+    async def kill(self, slot: int) -> None:
+        proc = self.procs.pop(slot)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+    async def stop_all(self) -> dict[int, int]:
+        """SIGTERM every live replica; their exit codes."""
+        codes: dict[int, int] = {}
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        for slot, proc in list(self.procs.items()):
+            try:
+                codes[slot] = await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                os.killpg(proc.pid, signal.SIGKILL)
+                codes[slot] = await proc.wait()
+        self.procs.clear()
+        await asyncio.gather(*self._drains)
+        return codes
+
+    @property
+    def log(self) -> str:
+        """Every replica's stderr, the killed ones' included."""
+        return b"\n".join(self.logs).decode(errors="replace")
+
+
+async def _holding(state_url: str, group: Replicas) -> list[int]:
+    """The slots of the replicas that hold claimed recordings now (read from the state)."""
+    async with open_state_store(StateSettings(url=state_url)) as state:
+        owners = await state.lease_holders(datetime.now(UTC))
+    # An owner token is <run>-<pid>@<host>.
+    pids = {int(owner.partition("@")[0].rpartition("-")[2]) for owner in owners}
+    return sorted(slot for slot, proc in group.procs.items() if proc.pid in pids)
+
+
+async def _busy_victim(rng: random.Random, state_url: str, group: Replicas) -> int:
+    """A replica, drawn at random among those holding claimed work (waited for)."""
+    busy: list[int] = []
+
+    async def someone_busy() -> bool:
+        busy[:] = await _holding(state_url, group)
+        return bool(busy)
+
+    await _wait_for(someone_busy, 30, "a replica holding claimed recordings")
+    return rng.choice(busy)
+
+
+async def _bucket_env(make_bucket, s3_settings, seaweed) -> tuple[StorageSettings, dict[str, str]]:
+    bucket = await make_bucket()
+    storage = s3_settings(bucket, "replicas")
+    return storage, s3_storage_env(storage, seaweed)
+
+
+async def _all_in_manifest(sim: Simulator, storage: StorageSettings) -> bool:
+    want = {c.sip_call_id for c in sim.calls if c.has_recording}
+    return {line["sip_call_id"] for line in (await read_archive(storage)).lines} >= want
+
+
+@pytest.mark.parametrize(("replicas", "seed"), [(2, 21), (3, 22)])
+async def test_replicas_killed_at_random_archive_every_call_exactly_once(
+    replicas, seed, state_url, tmp_path, make_bucket, s3_settings, seaweed
+):
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    sim = Simulator(
+        SimConfig(
+            seed=seed,
+            calls=12,
+            recording_fraction=1.0,
+            start=now - timedelta(minutes=40),
+            span=timedelta(minutes=30),
+            max_size=300_000,
+            # Recordings trickle (a pause per 64 KiB): transfers stay in flight for
+            # a second or so, so a kill lands on claimed work.
+            faults=Faults(drip_seconds=0.25),
+        )
+    )
+    storage, storage_env = await _bucket_env(make_bucket, s3_settings, seaweed)
+    async with sim.serve() as base:
+        env = archiver_env(
+            tmp_path,
+            base=base,
+            sim=sim,
+            storage=storage_env,
+            tuning=TUNING,
+            ARCHIVER_STATE__URL=state_url,
+        )
+        group = Replicas(env, tmp_path)
+        try:
+            for slot in range(replicas):
+                await group.start(slot)
+            restarts = 0
+            for _ in range(4):
+                # Calls keep arriving while replicas die (pacing, not an assertion).
+                await asyncio.sleep(rng.uniform(0.8, 2.5))
+                sim.add_calls(rng.randint(4, 8))
+                victim = await _busy_victim(rng, state_url, group)
+                await group.kill(victim)
+                if len(group.procs) == 0 or rng.random() < 0.6:
+                    await group.start(victim)
+                    restarts += 1
+            if not group.procs:
+                await group.start(0)
+            sim.add_calls(3)
+            await _wait_for(
+                lambda: _all_in_manifest(sim, storage), SETTLE_TIMEOUT, "every call archived"
+            )
+        finally:
+            codes = await group.stop_all()
+        assert set(codes.values()) == {0}, group.log[-4000:]
+        assert restarts >= 1
+        # A kill landed on claimed work, and a survivor or a restart took it over.
+        taken_over = ("left in flight by an ended run", "of a run that stopped beating")
+        assert any(words in group.log for words in taken_over), "no kill caught a transfer"
+    await assert_exactly_once(sim, storage)
+    verified = await run_cli("verify", env=env, cwd=tmp_path)
+    assert verified.code == 0, verified.out + verified.err
+    assert "all intact" in verified.out
+
+
+SINCE = "2021-02-17 08:00"
+UNTIL = "2021-02-17 14:00"
+
+
+async def test_two_backfills_at_once_archive_every_call_exactly_once(
+    state_url, tmp_path, make_bucket, s3_settings, seaweed
+):
+    sim = Simulator(
+        SimConfig(seed=23, calls=60, max_size=150_000, faults=Faults(slow=0.3, slow_seconds=0.2))
+    )
+    storage, storage_env = await _bucket_env(make_bucket, s3_settings, seaweed)
+    async with sim.serve() as base:
+        env = archiver_env(
+            tmp_path,
+            base=base,
+            sim=sim,
+            storage=storage_env,
+            tuning={**QUICK, "ARCHIVER_WINDOW": "1800", "ARCHIVER_LEASE": "3"},
+            ARCHIVER_STATE__URL=state_url,
+        )
+        args = ("backfill", "--since", SINCE, "--until", UNTIL)
+        first, second = await asyncio.gather(
+            run_cli(*args, env=env, cwd=tmp_path), run_cli(*args, env=env, cwd=tmp_path)
+        )
+    assert first.code == 0, first.out + first.err
+    assert second.code == 0, second.out + second.err
+    await assert_exactly_once(sim, storage)
+    verified = await run_cli("verify", env=env, cwd=tmp_path)
+    assert verified.code == 0, verified.out + verified.err
