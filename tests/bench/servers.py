@@ -114,11 +114,15 @@ async def _create_bucket(server: SeaweedServer) -> None:
 
 
 @contextlib.contextmanager
-def simulator(calls: int, size: int, workdir: Path, timeout: float = 300) -> Iterator[SimInfo]:
-    """``tests.bench.simserver`` serving ``calls`` recordings of ``size`` bytes."""
+def simulator(
+    calls: int, size: int, workdir: Path, timeout: float = 300, *, recent: bool = False
+) -> Iterator[SimInfo]:
+    """``tests.bench.simserver`` serving ``calls`` recordings of ``size`` bytes (``recent``:
+    calls of the last hour, for ``archiver run``)."""
     log = (workdir / f"sim-{calls}x{size}.log").open("wb")
+    args = ["--calls", str(calls), "--size", str(size), *(["--recent"] if recent else [])]
     proc = subprocess.Popen(  # noqa: S603 (our own argument list)
-        [sys.executable, "-m", "tests.bench.simserver", "--calls", str(calls), "--size", str(size)],
+        [sys.executable, "-m", "tests.bench.simserver", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -14,13 +14,24 @@ import argparse
 import asyncio
 import json
 import signal
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from archiver.simulator import SimConfig, Simulator
 
 
-def bench_config(calls: int, size: int, seed: int = 1) -> SimConfig:
-    """Every call has a recording of exactly ``size`` bytes; calls spread over 6 hours."""
+def bench_config(calls: int, size: int, seed: int = 1, *, recent: bool = False) -> SimConfig:
+    """Every call has a recording of exactly ``size`` bytes; calls spread over 6 hours
+    of 17 Feb 2021, or (``recent``: for ``archiver run``, whose polls look back an
+    hour) over the 40 minutes that ended 10 minutes ago."""
+    if recent:
+        return SimConfig(
+            seed=seed,
+            calls=calls,
+            fixed_size=size,
+            recording_fraction=1.0,
+            start=datetime.now(UTC) - timedelta(minutes=50),
+            span=timedelta(minutes=40),
+        )
     return SimConfig(
         seed=seed,
         calls=calls,
@@ -30,8 +41,8 @@ def bench_config(calls: int, size: int, seed: int = 1) -> SimConfig:
     )
 
 
-async def serve(calls: int, size: int, seed: int) -> None:
-    config = bench_config(calls, size, seed)
+async def serve(calls: int, size: int, seed: int, recent: bool = False) -> None:
+    config = bench_config(calls, size, seed, recent=recent)
     sim = Simulator(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,8 +67,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--recent", action="store_true", help="calls of the last hour")
     args = parser.parse_args()
-    asyncio.run(serve(args.calls, args.size, args.seed))
+    asyncio.run(serve(args.calls, args.size, args.seed, args.recent))
 
 
 if __name__ == "__main__":

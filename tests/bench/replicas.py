@@ -1,0 +1,186 @@
+"""``python -m tests.bench.replicas [--calls 1000] [--size 262144] [--legs ...]``: replicas.
+
+Throughput (recordings/s) of ``archiver run`` as one node on SQLite, and as one,
+two and three replicas sharing one PostgreSQL state, on the same workload: the
+simulated provider (a process of its own) serving ``--calls`` recordings of
+``--size`` bytes from calls of the last hour, into one SeaweedFS, a fresh prefix
+and a fresh state per leg. A leg's clock runs from starting its processes to
+the moment every recording is in the storage (a LIST every 0.5 s); then its
+replicas are stopped with SIGTERM, and every object is checked (count and bytes).
+Each replica runs the defaults a user gets (``ARCHIVER_CONCURRENCY`` 16), with
+quick polls (1 s) so the first poll is not what is measured.
+
+One JSON line per leg is printed: its recordings/s, wall seconds, the CPU
+seconds of its replicas and of the rest of the machine meanwhile (the noise on
+a shared machine), and the load average at its end. The README's Performance
+section quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tests.bench import measure, servers
+from tests.seaweed import SeaweedServer
+from tests.support.postgres import PostgresCluster, PostgresServer
+
+LEGS = ("sqlite-1", "postgres-1", "postgres-2", "postgres-3")
+
+
+@dataclass
+class Leg:
+    """One leg's figures."""
+
+    leg: str
+    replicas: int
+    recordings: int
+    size: int
+    wall: float
+    per_second: float
+    replicas_cpu: float
+    others_cpu: float
+    load_avg_1m: float
+
+
+def _env(sim: servers.SimInfo, server: SeaweedServer, prefix: str, state: str) -> dict[str, str]:
+    return servers.archiver_env(
+        sim,
+        server,
+        prefix=prefix,
+        state=Path(state),
+        concurrency=16,
+        per_host=16,
+        extra={
+            "ARCHIVER_STATE__URL": state,
+            "ARCHIVER_LOOKBACK": "3600",
+            "ARCHIVER_POLL_INTERVAL": "1",
+            "ARCHIVER_SERVICE__ENABLED": "false",
+            "ARCHIVER_LOG_FORMAT": "json",
+        },
+    )
+
+
+def run_leg(
+    name: str,
+    replicas: int,
+    state: str,
+    sim: servers.SimInfo,
+    server: SeaweedServer,
+    weed_pid: int,
+    workdir: Path,
+    timeout: float,
+) -> Leg:
+    """Start ``replicas`` runs on ``state``; time them to the last recording stored."""
+    prefix = f"{name}-{uuid.uuid4().hex[:6]}"
+    env = _env(sim, server, prefix, state)
+    logs = [(workdir / f"{prefix}-{i}.log").open("wb") for i in range(replicas)]
+    busy0 = measure.busy_cpu_seconds()
+    sim0, weed0 = measure.cpu_seconds(sim.pid), measure.cpu_seconds(weed_pid)
+    t0 = time.monotonic()
+    procs = [
+        subprocess.Popen(  # noqa: S603 (our own argument list)
+            [sys.executable, "-m", "archiver", "run"],
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+        for log in logs
+    ]
+    cpu: dict[int, float] = {}
+    try:
+        while True:
+            objects, _ = asyncio.run(servers.count_objects(server, f"{prefix}/recordings/"))
+            for p in procs:
+                cpu[p.pid] = measure.cpu_seconds(p.pid) or cpu.get(p.pid, 0.0)
+            if objects >= sim.calls:
+                break
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"{name}: a replica exited early; see {workdir}")
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"{name}: {objects} of {sim.calls} stored in {timeout}s")
+            time.sleep(0.5)
+        wall = time.monotonic() - t0
+        busy = measure.busy_cpu_seconds() - busy0
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
+    servers.check_stored(server, f"{prefix}/recordings/", sim.calls, sim.size, name)
+    mine = sum(cpu.values())
+    sim_cpu = measure.cpu_seconds(sim.pid) - sim0
+    weed_cpu = measure.cpu_seconds(weed_pid) - weed0
+    return Leg(
+        leg=name,
+        replicas=replicas,
+        recordings=sim.calls,
+        size=sim.size,
+        wall=round(wall, 2),
+        per_second=round(sim.calls / wall, 1),
+        replicas_cpu=round(mine, 1),
+        others_cpu=round(max(busy - mine - sim_cpu - weed_cpu, 0.0), 1),
+        load_avg_1m=round(os.getloadavg()[0], 2),
+    )
+
+
+def state_for(leg: str, pg: PostgresServer | None, workdir: Path) -> str:
+    """A fresh state for the leg: an SQLite file, or a new database on the cluster."""
+    if leg.startswith("sqlite"):
+        return str(workdir / f"{leg}-{uuid.uuid4().hex[:6]}.sqlite3")
+    assert pg is not None
+    return pg.create_database(f"bench_{leg.replace('-', '_')}_{uuid.uuid4().hex[:6]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m tests.bench.replicas", description=__doc__)
+    p.add_argument("--calls", type=int, default=1000)
+    p.add_argument("--size", type=int, default=256 * 1024)
+    p.add_argument("--legs", default=",".join(LEGS), help=f"default {','.join(LEGS)}")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per leg at most")
+    args = p.parse_args(argv)
+    legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
+    unknown = sorted(set(legs) - set(LEGS))
+    if unknown:
+        p.error(f"unknown legs: {', '.join(unknown)}")
+    with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
+        workdir = Path(tmp)
+        cluster = PostgresCluster() if any(leg.startswith("postgres") for leg in legs) else None
+        pg = cluster.start() if cluster is not None else None
+        try:
+            with (
+                servers.seaweed(workdir / "weed") as (server, weed_pid),
+                servers.simulator(args.calls, args.size, workdir, recent=True) as sim,
+            ):
+                for leg in legs:
+                    replicas = int(leg.rsplit("-", 1)[1])
+                    state = state_for(leg, pg, workdir)
+                    result = run_leg(
+                        leg, replicas, state, sim, server, weed_pid, workdir, args.timeout
+                    )
+                    print(json.dumps(asdict(result)), flush=True)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
