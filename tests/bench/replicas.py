@@ -10,10 +10,11 @@ replicas are stopped with SIGTERM, and every object is checked (count and bytes)
 Each replica runs the defaults a user gets (``ARCHIVER_CONCURRENCY`` 16), with
 quick polls (1 s) so the first poll is not what is measured.
 
-One JSON line per leg is printed: its recordings/s, wall seconds, the CPU
-seconds of its replicas and of the rest of the machine meanwhile (the noise on
-a shared machine), and the load average at its end. The README's Performance
-section quotes them.
+Every leg runs ``--reps`` times (3), the order rotated each round. One JSON
+line per leg and round is printed (its recordings/s, wall seconds, seconds to
+the first recording stored, the CPU seconds of its replicas and of the rest of
+the machine meanwhile: the noise on a shared machine, the load average at its
+end), then a summary line (medians). The README's Performance section quotes them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,11 +45,14 @@ class Leg:
     """One leg's figures."""
 
     leg: str
+    rep: int
     replicas: int
     recordings: int
     size: int
     wall: float
     per_second: float
+    # Seconds from the start to the first recording stored (start-up and first poll).
+    first_stored: float
     replicas_cpu: float
     others_cpu: float
     load_avg_1m: float
@@ -73,6 +78,7 @@ def _env(sim: servers.SimInfo, server: SeaweedServer, prefix: str, state: str) -
 
 def run_leg(
     name: str,
+    rep: int,
     replicas: int,
     state: str,
     sim: servers.SimInfo,
@@ -100,9 +106,12 @@ def run_leg(
         for log in logs
     ]
     cpu: dict[int, float] = {}
+    first: float | None = None
     try:
         while True:
             objects, _ = asyncio.run(servers.count_objects(server, f"{prefix}/recordings/"))
+            if objects and first is None:
+                first = time.monotonic() - t0
             for p in procs:
                 cpu[p.pid] = measure.cpu_seconds(p.pid) or cpu.get(p.pid, 0.0)
             if objects >= sim.calls:
@@ -131,15 +140,32 @@ def run_leg(
     weed_cpu = measure.cpu_seconds(weed_pid) - weed0
     return Leg(
         leg=name,
+        rep=rep,
         replicas=replicas,
         recordings=sim.calls,
         size=sim.size,
         wall=round(wall, 2),
         per_second=round(sim.calls / wall, 1),
+        first_stored=round(first if first is not None else wall, 2),
         replicas_cpu=round(mine, 1),
         others_cpu=round(max(busy - mine - sim_cpu - weed_cpu, 0.0), 1),
         load_avg_1m=round(os.getloadavg()[0], 2),
     )
+
+
+def summary(results: list[Leg], legs: list[str]) -> dict[str, object]:
+    """The median recordings/s of each leg, and each against the SQLite single node."""
+    medians = {
+        leg: statistics.median(r.per_second for r in results if r.leg == leg) for leg in legs
+    }
+    base = medians.get("sqlite-1")
+    return {
+        "summary": "median recordings/s",
+        "legs": medians,
+        "vs_sqlite_1": {leg: round(v / base, 2) for leg, v in medians.items()} if base else None,
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
 
 
 def state_for(leg: str, pg: PostgresServer | None, workdir: Path) -> str:
@@ -155,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--calls", type=int, default=1000)
     p.add_argument("--size", type=int, default=256 * 1024)
     p.add_argument("--legs", default=",".join(LEGS), help=f"default {','.join(LEGS)}")
+    p.add_argument("--reps", type=int, default=3, help="rounds of every leg (order rotated)")
     p.add_argument("--timeout", type=float, default=600, help="seconds per leg at most")
     args = p.parse_args(argv)
     legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
@@ -170,13 +197,18 @@ def main(argv: list[str] | None = None) -> None:
                 servers.seaweed(workdir / "weed") as (server, weed_pid),
                 servers.simulator(args.calls, args.size, workdir, recent=True) as sim,
             ):
-                for leg in legs:
-                    replicas = int(leg.rsplit("-", 1)[1])
-                    state = state_for(leg, pg, workdir)
-                    result = run_leg(
-                        leg, replicas, state, sim, server, weed_pid, workdir, args.timeout
-                    )
-                    print(json.dumps(asdict(result)), flush=True)
+                results: list[Leg] = []
+                for rep in range(args.reps):
+                    # Rotated, so a slow spell of the shared machine hits no leg only.
+                    for leg in legs[rep % len(legs) :] + legs[: rep % len(legs)]:
+                        replicas = int(leg.rsplit("-", 1)[1])
+                        state = state_for(leg, pg, workdir)
+                        result = run_leg(
+                            leg, rep, replicas, state, sim, server, weed_pid, workdir, args.timeout
+                        )
+                        results.append(result)
+                        print(json.dumps(asdict(result)), flush=True)
+                print(json.dumps(summary(results, legs)), flush=True)
         finally:
             if cluster is not None:
                 cluster.stop()

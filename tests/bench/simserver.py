@@ -22,15 +22,15 @@ from archiver.simulator import SimConfig, Simulator
 def bench_config(calls: int, size: int, seed: int = 1, *, recent: bool = False) -> SimConfig:
     """Every call has a recording of exactly ``size`` bytes; calls spread over 6 hours
     of 17 Feb 2021, or (``recent``: for ``archiver run``, whose polls look back an
-    hour) over the 40 minutes that ended 10 minutes ago."""
+    hour) over the 30 minutes that ended 10 minutes ago (in its lookback for 20 more)."""
     if recent:
         return SimConfig(
             seed=seed,
             calls=calls,
             fixed_size=size,
             recording_fraction=1.0,
-            start=datetime.now(UTC) - timedelta(minutes=50),
-            span=timedelta(minutes=40),
+            start=datetime.now(UTC) - timedelta(minutes=40),
+            span=timedelta(minutes=30),
         )
     return SimConfig(
         seed=seed,
