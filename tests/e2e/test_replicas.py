@@ -43,9 +43,12 @@ TUNING = {
 SETTLE_TIMEOUT = 90.0
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["postgres", "sqlite"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The shared state: one SQLite file (two processes of one machine may share it)."""
+    """The shared state: a fresh PostgreSQL database (replicas on several machines), or
+    one SQLite file (processes of one machine may share it)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
     return str(tmp_path / "state.sqlite3")
 
 
