@@ -8,12 +8,15 @@
 - ``make_bucket``: creates uniquely named buckets, emptied and deleted afterwards.
 - ``s3_settings``: StorageSettings for ``s3://BUCKET/PREFIX`` on that server.
 - ``postgres_server``: one throwaway PostgreSQL cluster per session, on loopback
-  (its admin DSN); ``postgres_url``: a fresh database on it for this test only.
+  (its admin DSN); ``postgres_url``: a fresh, migrated database on it for this
+  test only; ``postgres_empty_url``: one with no schema.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -28,6 +31,11 @@ from tests.support.postgres import (
     PostgresCluster,
     PostgresMissingError,
     PostgresServer,
+)
+
+# What the migration draws once per database (archiver/state/postgres/migrations.py).
+REDRAW_WRITER_ID = (
+    "UPDATE writer SET writer_id = 'w' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16)"
 )
 
 # Hypothesis keeps its files (example database, constants) beside this file, not at
@@ -153,17 +161,44 @@ def postgres_server(postgres_cluster: PostgresServer) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_template(postgres_cluster: PostgresServer) -> str:
-    """The database every ``postgres_url`` database is copied from (name)."""
+    """The database every ``postgres_url`` database is copied from (its name): migrated
+    once by the archiver itself, in a subprocess (its own event loop), so a test's
+    store finds its schema current instead of building it."""
     name = "archiver_template"
-    postgres_cluster.create_database(name)
+    dsn = postgres_cluster.create_database(name)
+    migrate = (
+        "import asyncio, sys\n"
+        "from archiver.state import PostgresStateStore\n"
+        "from archiver.state.postgres import PoolConfig\n"
+        "async def main():\n"
+        "    store = await PostgresStateStore.open(sys.argv[1], PoolConfig(size=1, timeout=60))\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", migrate, dsn], check=True, timeout=120)
     return name
 
 
 @pytest.fixture
 def postgres_url(postgres_cluster: PostgresServer, postgres_template: str) -> Iterator[str]:
-    """A fresh database for this test (copied from the template); dropped afterwards."""
+    """A fresh, migrated state database for this test; dropped afterwards.
+
+    Copied from the template, then given a writer id of its own (every state
+    database has its own manifest writer, as if migrated on its own).
+    """
     name = f"test_{uuid.uuid4().hex[:16]}"
-    dsn = postgres_cluster.create_database(name, template=postgres_template)
+    dsn = postgres_cluster.create_database(name, postgres_template, REDRAW_WRITER_ID)
+    try:
+        yield dsn
+    finally:
+        postgres_cluster.drop_database(name)
+
+
+@pytest.fixture
+def postgres_empty_url(postgres_cluster: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database (no schema) for this test; dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    dsn = postgres_cluster.create_database(name)
     try:
         yield dsn
     finally:

@@ -23,28 +23,13 @@ from archiver.models import CallRecord
 from archiver.state.base import DEFAULT_LEASE, AddResult, Job, JobState
 from archiver.state.postgres.batches import ManifestBatches
 from archiver.state.postgres.connect import Pool, PoolConfig, Target, changed, create_pool, utc
+from archiver.state.postgres.intake import add_calls
 from archiver.state.postgres.leases import JobLeases, Roles
 from archiver.state.postgres.migrations import LATEST_VERSION, migrate, newer_schema, schema_version
 from archiver.state.postgres.reads import Reads, job_from_row
-from archiver.state.records import archived_line, check_retry_state, record_json
+from archiver.state.records import archived_line, check_retry_state
 
 Clock = Callable[[], datetime]
-
-_INSERT = (
-    "INSERT INTO calls (provider, cdr_id, sip_call_id, started_at, record_json,"
-    " recording_url, state, next_attempt_at, first_seen_at, updated_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)"
-    " ON CONFLICT (cdr_id, provider) DO NOTHING RETURNING id"
-)
-# A known call not yet archived or failed, whose URL appeared or changed.
-_UPDATE_URL = (
-    "UPDATE calls SET sip_call_id = $3, started_at = $4, record_json = $5,"
-    " recording_url = $6, updated_at = $7,"
-    " next_attempt_at = CASE state WHEN 'no_recording' THEN $7 ELSE next_attempt_at END,"
-    " state = CASE state WHEN 'no_recording' THEN 'pending' ELSE state END"
-    " WHERE cdr_id = $2 AND provider = $1"
-    " AND state NOT IN ('archived', 'failed') AND recording_url IS DISTINCT FROM $6"
-)
 
 
 def _system_clock() -> datetime:
@@ -116,26 +101,12 @@ class PostgresStateStore(JobLeases, Roles, ManifestBatches, Reads):
     async def add_calls(self, calls: Sequence[CallRecord], now: datetime) -> AddResult:
         """See :meth:`archiver.state.base.StateStore.add_calls`.
 
-        Row by row in one transaction, in page order: a CDR repeated inside one
-        page behaves as if the pages had come one by one (as in SQLite).
+        One transaction (see :mod:`archiver.state.postgres.intake`).
         """
         if not calls:
             return AddResult(new=0, updated=0, known=0)
-        ts = utc(now)
-        new = updated = 0
         async with self._pool.transaction() as conn:
-            insert = await conn.prepare(_INSERT)
-            update = await conn.prepare(_UPDATE_URL)
-            for c in calls:
-                row = (str(c.provider), c.cdr_id, c.sip_call_id, utc(c.started_at))
-                url = c.recording_url or None
-                state = JobState.PENDING if url else JobState.NO_RECORDING
-                if await insert.fetchval(*row, record_json(c), url, str(state), ts) is not None:
-                    new += 1
-                elif url is not None:
-                    await update.fetch(*row, record_json(c), url, ts)
-                    updated += changed(update.get_statusmsg())
-        return AddResult(new=new, updated=updated, known=len(calls) - new - updated)
+            return await add_calls(conn, calls, now)
 
     async def claim_due(
         self, now: datetime, limit: int, *, owner: str = "", lease: timedelta = DEFAULT_LEASE

@@ -92,6 +92,10 @@ class Backend(Protocol):
         """Plain SQL on the database, outside any store."""
         ...
 
+    async def execute(self, sql: str) -> None:
+        """A plain SQL statement, committed (the database made by a first ``open``)."""
+        ...
+
 
 @dataclass
 class SqliteBackend:
@@ -116,6 +120,15 @@ class SqliteBackend:
         finally:
             conn.close()
 
+    async def execute(self, sql: str) -> None:
+        await (await self.open()).close()
+        conn = sqlite3.connect(self.path)
+        try:
+            with conn:
+                conn.execute(sql)
+        finally:
+            conn.close()
+
 
 @dataclass
 class PostgresBackend:
@@ -133,5 +146,13 @@ class PostgresBackend:
         conn = await asyncpg.connect(self.url)
         try:
             return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    async def execute(self, sql: str) -> None:
+        await (await self.open()).close()
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.execute(sql)
         finally:
             await conn.close()

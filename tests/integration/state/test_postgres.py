@@ -75,6 +75,20 @@ def _url(store: PostgresStateStore) -> str:
     return f"postgresql://{t.user}@{t.host}:{t.port}/{t.database}"
 
 
+async def test_overlapping_pages_from_two_pools_add_each_call_once(pair) -> None:
+    """Two processes adding the same CDRs in opposite orders: no deadlock, each call new once."""
+    a, b = pair
+    calls = [make_call(f"{i:03d}") for i in range(200)]
+    for round_ in range(3):
+        page = calls[: 100 * (round_ + 1)]
+        first, second = await asyncio.gather(
+            a.add_calls(page, T0), b.add_calls(list(reversed(page)), T0)
+        )
+        assert first.new + second.new == (100 if round_ < 2 else 0)
+        assert first.updated == second.updated == 0
+    assert sum((await a.counts()).values()) == 200
+
+
 async def test_release_expired_never_takes_a_lease_renewed_meanwhile(pair) -> None:
     """A heartbeat in flight when another process releases expired leases: the
     release waits for the heartbeat's row and re-reads its end, so the job stays."""
@@ -159,9 +173,9 @@ async def test_concurrent_batches_have_distinct_seqs_and_every_line_once(pair) -
         previous = (link.seq, sha256_hex(batch.link))
 
 
-async def test_replicas_migrating_at_once_leave_one_schema(postgres_url: str) -> None:
+async def test_replicas_migrating_at_once_leave_one_schema(postgres_empty_url: str) -> None:
     stores = await asyncio.gather(
-        *(PostgresStateStore.open(postgres_url, TEST_POOL) for _ in range(4))
+        *(PostgresStateStore.open(postgres_empty_url, TEST_POOL) for _ in range(4))
     )
     try:
         ids = {await s.writer_id() for s in stores}
@@ -170,9 +184,9 @@ async def test_replicas_migrating_at_once_leave_one_schema(postgres_url: str) ->
         for s in stores:
             await s.close()
     assert [
-        tuple(r) for r in await sql(postgres_url, "SELECT id, version FROM schema_version")
+        tuple(r) for r in await sql(postgres_empty_url, "SELECT id, version FROM schema_version")
     ] == [(1, LATEST_VERSION)]
-    assert [r[0] for r in await sql(postgres_url, "SELECT count(*) FROM writer")] == [1]
+    assert [r[0] for r in await sql(postgres_empty_url, "SELECT count(*) FROM writer")] == [1]
 
 
 # -- schema --------------------------------------------------------------------------
@@ -191,11 +205,11 @@ async def test_a_newer_schema_is_refused_and_left_alone(postgres_url: str) -> No
     assert row[0] == LATEST_VERSION + 5
 
 
-async def test_read_only_opens_nothing_new_and_refuses_writes(postgres_url: str) -> None:
-    settings = StateSettings(url=postgres_url)
+async def test_read_only_opens_nothing_new_and_refuses_writes(postgres_empty_url: str) -> None:
+    settings = StateSettings(url=postgres_empty_url)
     async with open_state_read_only(settings) as state:
         assert state is None  # an empty database: not migrated (that would be a write)
-    assert await sql(postgres_url, "SELECT to_regclass('calls') IS NULL") == [(True,)]
+    assert await sql(postgres_empty_url, "SELECT to_regclass('calls') IS NULL") == [(True,)]
     async with open_state_store(settings) as writable:
         await writable.add_calls([make_call("1")], T0)
     async with open_state_read_only(settings) as state:

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from archiver.errors import ConfigError
 from archiver.failures import FailureKind
 from archiver.settings import StateSettings
 from archiver.state import JobState, SqliteStateStore, open_state, open_state_store
 from archiver.state.migrations import LATEST_VERSION, MIGRATIONS, Database, migrate, schema_version
-from tests.integration.state.helpers import T0, make_call
 
 
 @pytest.fixture
@@ -161,51 +157,6 @@ async def test_durable_write_restores_normal_sync(tmp_path: Path) -> None:
         assert await db.fetch("PRAGMA synchronous") == [(1,)]
     finally:
         await db.close()
-
-
-# -- properties ------------------------------------------------------------------
-
-URLS = st.sampled_from([None, "", "https://r/1.mp3", "https://r/2.mp3"])
-PAGES = st.lists(
-    st.lists(st.tuples(st.sampled_from("abcdef"), URLS), min_size=0, max_size=8),
-    min_size=1,
-    max_size=6,
-)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pages=PAGES)
-def test_any_sequence_of_pages_keeps_one_row_per_cdr(
-    pages: list[list[tuple[str, str | None]]],
-) -> None:
-    """Against a model: the last URL seen wins, a URL ever seen means pending."""
-
-    async def scenario(path: Path) -> None:
-        model: dict[str, str | None] = {}
-        async with await SqliteStateStore.open(path) as state:
-            for n, page in enumerate(pages):
-                calls = [make_call(cdr, url) for cdr, url in page]
-                result = await state.add_calls(calls, T0 + timedelta(seconds=n))
-                assert result.new + result.updated + result.known == len(page)
-                new = updated = 0
-                for cdr, url in page:
-                    if cdr not in model:
-                        new += 1
-                        model[cdr] = url or None
-                    elif url and model[cdr] != url:
-                        updated += 1
-                        model[cdr] = url
-                assert (result.new, result.updated) == (new, updated)
-            counts = await state.counts()
-            assert sum(counts.values()) == len(model)
-            assert counts[JobState.PENDING] == sum(1 for url in model.values() if url)
-            for cdr, url in model.items():
-                job = await state.find_job(cdr)
-                assert job is not None
-                assert job.call.recording_url == url
-
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(scenario(Path(tmp) / "state.db"))
 
 
 async def test_a_cancellation_during_begin_leaves_no_open_transaction(tmp_path):

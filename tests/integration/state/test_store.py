@@ -15,6 +15,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from archiver.failures import FailureKind
 from archiver.manifest.layout import manifest_key
@@ -453,3 +455,54 @@ async def test_retry_failed_between_requeues_only_the_range_and_provider(
     requeued = await store.claim_due(T0 + hour, 10)
     assert sorted(j.call.cdr_id for j in requeued) == ["first", "last"]
     assert all(j.attempts == 0 for j in requeued)
+
+
+# -- properties ------------------------------------------------------------------
+
+URLS = st.sampled_from([None, "", "https://r/1.mp3", "https://r/2.mp3"])
+PAGES = st.lists(
+    st.lists(st.tuples(st.sampled_from("abcdef"), URLS), min_size=0, max_size=8),
+    min_size=1,
+    max_size=6,
+)
+
+
+# One database for every example (each starts by emptying it): a PostgreSQL
+# database per example would cost more than the examples.
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(pages=PAGES)
+def test_any_sequence_of_pages_keeps_one_row_per_cdr(
+    backend: Backend, pages: list[list[tuple[str, str | None]]]
+) -> None:
+    """Against a model: the last URL seen wins, a URL ever seen means pending."""
+
+    async def scenario() -> None:
+        model: dict[str, str | None] = {}
+        await backend.execute("DELETE FROM calls")
+        async with reopened(backend) as state:
+            for n, page in enumerate(pages):
+                calls = [make_call(cdr, url) for cdr, url in page]
+                result = await state.add_calls(calls, T0 + timedelta(seconds=n))
+                assert result.new + result.updated + result.known == len(page)
+                new = updated = 0
+                for cdr, url in page:
+                    if cdr not in model:
+                        new += 1
+                        model[cdr] = url or None
+                    elif url and model[cdr] != url:
+                        updated += 1
+                        model[cdr] = url
+                assert (result.new, result.updated) == (new, updated)
+            counts = await state.counts()
+            assert sum(counts.values()) == len(model)
+            assert counts[JobState.PENDING] == sum(1 for url in model.values() if url)
+            for cdr, url in model.items():
+                job = await state.find_job(cdr)
+                assert job is not None
+                assert job.call.recording_url == url
+
+    asyncio.run(scenario())
