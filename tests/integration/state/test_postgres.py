@@ -238,6 +238,22 @@ async def test_a_statement_past_its_deadline_is_state_unavailable(postgres_url: 
         await store.close()
 
 
+async def test_connections_the_server_ended_are_replaced(postgres_url: str) -> None:
+    """A server restart or an administrator ending sessions: the next operation reconnects."""
+    store = await PostgresStateStore.open(postgres_url, TEST_POOL)
+    try:
+        await store.add_calls([make_call("1")], T0)
+        ended = await sql(
+            postgres_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        assert ended
+        assert (await store.counts())[JobState.PENDING] == 1
+    finally:
+        await store.close()
+
+
 def _with_password(postgres_cluster: PostgresServer, database: str, password: str) -> str:
     return postgres_cluster.dsn(database, user=PASSWORD_ROLE, password=password)
 
@@ -310,10 +326,16 @@ async def test_the_cli_says_one_line_without_the_password_and_exits_2(
     assert sim.stats["recording_requests"] == 0
 
 
-async def test_the_cli_runs_on_a_postgres_state(postgres_url: str, tmp_path: Path) -> None:
-    env = archiver_env(tmp_path, ARCHIVER_STATE__URL=postgres_url)
+@pytest.mark.sim(seed=1, calls=2)
+async def test_the_cli_checks_and_reports_a_postgres_state(
+    sim: Simulator, postgres_url: str, tmp_path: Path
+) -> None:
+    env = archiver_env(tmp_path, sim=sim, ARCHIVER_STATE__URL=postgres_url)
+    database = postgres_url.rsplit("/", 1)[1]
+    checked = await run_cli("check", env=env, cwd=tmp_path)
+    assert checked.code == 0, checked.err
+    assert f"state: OK: PostgreSQL database {database} on 127.0.0.1:" in checked.out
     result = await run_cli("status", env=env, cwd=tmp_path)
     assert result.code == 0, result.err
-    database = postgres_url.rsplit("/", 1)[1]
     assert f"state:   PostgreSQL database {database} on 127.0.0.1:" in result.out
     assert "pending" in result.out
