@@ -118,23 +118,43 @@ class StateStore(Protocol):
         """The heartbeat: every job ``owner`` holds (transferring) is held until
         ``now + lease``. Returns how many."""
 
-    async def mark_archived(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> None:
+    # A job's outcome is written by the process that holds its lease. Each of the four
+    # calls below takes that ``owner`` (the one given to ``claim_due``): once the lease
+    # is lost (the process stalled past it, ``release_expired`` put the job back, and
+    # perhaps another process took it), the call changes nothing and returns False,
+    # so a late process cannot finish, fail or re-queue a job another now holds.
+    # ``owner=None`` skips the check (tools acting on a job outside any claim). Each
+    # also returns False for an archived job, which nothing changes.
+
+    async def mark_archived(
+        self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
+    ) -> bool:
         """The recording is stored and verified; keep its manifest line for batching
-        in partition ``manifest_date`` (YYYY-MM-DD)."""
+        in partition ``manifest_date`` (YYYY-MM-DD). See the lease rule above."""
 
     async def mark_retry(
-        self, job_id: int, state: JobState, reason: str, next_attempt_at: datetime
-    ) -> None:
+        self,
+        job_id: int,
+        state: JobState,
+        reason: str,
+        next_attempt_at: datetime,
+        *,
+        owner: str | None = None,
+    ) -> bool:
         """Not done yet (``state`` is pending or waiting_ready): count an attempt, persist
-        the reason and when to try next."""
+        the reason and when to try next. See the lease rule above."""
 
-    async def postpone(self, job_id: int, reason: str, next_attempt_at: datetime) -> None:
+    async def postpone(
+        self, job_id: int, reason: str, next_attempt_at: datetime, *, owner: str | None = None
+    ) -> bool:
         """Back to pending until ``next_attempt_at`` without counting an attempt: the
-        recording was not at fault (e.g. the storage was away)."""
+        recording was not at fault (e.g. the storage was away). See the lease rule above."""
 
-    async def mark_failed(self, job_id: int, reason: str, *, kind: FailureKind) -> None:
+    async def mark_failed(
+        self, job_id: int, reason: str, *, kind: FailureKind, owner: str | None = None
+    ) -> bool:
         """Give up on this recording: what went wrong as a value (``kind``: metrics,
-        summaries) and as words a person can act on (``reason``)."""
+        summaries) and as words a person can act on (``reason``). See the lease rule above."""
 
     async def update_recording_url(self, job_id: int, url: str) -> None:
         """A fresh URL (e.g. a signed link refreshed through the source)."""

@@ -174,14 +174,16 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
         ordered = sorted(rows, key=lambda r: (r[0], r[1]))
         return [_job(r[1:]) for r in ordered]
 
-    async def mark_archived(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> None:
+    async def mark_archived(
+        self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
+    ) -> bool:
         """See :meth:`archiver.state.base.StateStore.mark_archived`.
 
         Idempotent: an already archived job is left as it is, so a replay can
         never detach it from the manifest batch it is already in.
         """
         line, archived_at = archived_line(entry, manifest_date)
-        await self._update(
+        return await self._update(
             job_id,
             "UPDATE calls SET state = 'archived', attempts = attempts + 1, reason = NULL,"
             " failure_kind = NULL, recording_url = NULL,"
@@ -190,40 +192,54 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
             " WHERE id = ? AND state != 'archived'",
             (entry.object_key, entry.sha256, entry.size, entry.content_type)
             + (encode_time(archived_at), line, manifest_date),
+            owner,
         )
 
     async def mark_retry(
-        self, job_id: int, state: JobState, reason: str, next_attempt_at: datetime
-    ) -> None:
+        self,
+        job_id: int,
+        state: JobState,
+        reason: str,
+        next_attempt_at: datetime,
+        *,
+        owner: str | None = None,
+    ) -> bool:
         """See :meth:`archiver.state.base.StateStore.mark_retry`."""
         check_retry_state(state)
-        await self._update(
+        return await self._update(
             job_id,
             "UPDATE calls SET state = ?, attempts = attempts + 1, reason = ?,"
             " next_attempt_at = ?, updated_at = ? WHERE id = ? AND state != 'archived'",
             (str(state), reason, encode_time(next_attempt_at)),
+            owner,
         )
 
-    async def postpone(self, job_id: int, reason: str, next_attempt_at: datetime) -> None:
+    async def postpone(
+        self, job_id: int, reason: str, next_attempt_at: datetime, *, owner: str | None = None
+    ) -> bool:
         """See :meth:`archiver.state.base.StateStore.postpone`."""
-        await self._update(
+        return await self._update(
             job_id,
             "UPDATE calls SET state = 'pending', reason = ?,"
             " next_attempt_at = ?, updated_at = ? WHERE id = ? AND state != 'archived'",
             (reason, encode_time(next_attempt_at)),
+            owner,
         )
 
-    async def mark_failed(self, job_id: int, reason: str, *, kind: FailureKind) -> None:
+    async def mark_failed(
+        self, job_id: int, reason: str, *, kind: FailureKind, owner: str | None = None
+    ) -> bool:
         """See :meth:`archiver.state.base.StateStore.mark_failed`.
 
         Counts the attempt that failed, so ``Failure.attempts`` is every attempt made.
         """
-        await self._update(
+        return await self._update(
             job_id,
             "UPDATE calls SET state = 'failed', attempts = attempts + 1, reason = ?,"
             " failure_kind = ?, recording_url = NULL, updated_at = ?"
             " WHERE id = ? AND state != 'archived'",
             (reason, str(kind)),
+            owner,
         )
 
     async def update_recording_url(self, job_id: int, url: str) -> None:
@@ -235,18 +251,24 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
             (url,),
         )
 
-    async def _update(self, job_id: int, sql: str, params: Sequence[Any]) -> None:
-        """Run ``sql`` on one job: ``params``, then updated_at and the job id are bound.
+    async def _update(
+        self, job_id: int, sql: str, params: Sequence[Any], owner: str | None = None
+    ) -> bool:
+        """Run ``sql`` on one job: ``params``, then updated_at and the job id are bound;
+        with an ``owner``, only while that owner holds the job's lease. True if it changed.
 
         Every such statement spares archived jobs (a terminal state: a replayed
         call must not detach one from its manifest batch); an unknown id is a bug.
         """
+        held = "" if owner is None else " AND state = 'transferring' AND lease_owner = ?"
+        binds = (*params, encode_time(self._clock()), job_id) + (() if owner is None else (owner,))
         async with self._write() as db:
-            cur = await db.execute(sql, (*params, encode_time(self._clock()), job_id))
+            cur = await db.execute(sql + held, binds)
             if cur.rowcount == 0:
                 found = await db.execute_fetchall("SELECT 1 FROM calls WHERE id = ?", (job_id,))
                 if not list(found):
                     raise KeyError(f"no job with id {job_id}")
+            return cur.rowcount > 0
 
     async def recheck_candidates(self, since: datetime, limit: int) -> list[Job]:
         """See :meth:`archiver.state.base.StateStore.recheck_candidates`."""

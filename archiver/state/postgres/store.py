@@ -137,10 +137,12 @@ class PostgresStateStore(JobLeases, Roles, ManifestBatches, Reads):
         ordered = sorted(rows, key=lambda r: (r[0], r[1]))
         return [job_from_row(r[1:]) for r in ordered]
 
-    async def mark_archived(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> None:
+    async def mark_archived(
+        self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
+    ) -> bool:
         """See :meth:`archiver.state.base.StateStore.mark_archived` (idempotent)."""
         line, archived_at = archived_line(entry, manifest_date)
-        await self._update(
+        return await self._update(
             job_id,
             "UPDATE calls SET state = 'archived', attempts = attempts + 1, reason = NULL,"
             " failure_kind = NULL, recording_url = NULL,"
@@ -149,37 +151,51 @@ class PostgresStateStore(JobLeases, Roles, ManifestBatches, Reads):
             " WHERE id = $1 AND state != 'archived'",
             (entry.object_key, entry.sha256, entry.size, entry.content_type)
             + (utc(archived_at), line, manifest_date),
+            owner,
         )
 
     async def mark_retry(
-        self, job_id: int, state: JobState, reason: str, next_attempt_at: datetime
-    ) -> None:
+        self,
+        job_id: int,
+        state: JobState,
+        reason: str,
+        next_attempt_at: datetime,
+        *,
+        owner: str | None = None,
+    ) -> bool:
         """See :meth:`archiver.state.base.StateStore.mark_retry`."""
         check_retry_state(state)
-        await self._update(
+        return await self._update(
             job_id,
             "UPDATE calls SET state = $3, attempts = attempts + 1, reason = $4,"
             " next_attempt_at = $5, updated_at = $2 WHERE id = $1 AND state != 'archived'",
             (str(state), reason, utc(next_attempt_at)),
+            owner,
         )
 
-    async def postpone(self, job_id: int, reason: str, next_attempt_at: datetime) -> None:
+    async def postpone(
+        self, job_id: int, reason: str, next_attempt_at: datetime, *, owner: str | None = None
+    ) -> bool:
         """See :meth:`archiver.state.base.StateStore.postpone`."""
-        await self._update(
+        return await self._update(
             job_id,
             "UPDATE calls SET state = 'pending', reason = $3,"
             " next_attempt_at = $4, updated_at = $2 WHERE id = $1 AND state != 'archived'",
             (reason, utc(next_attempt_at)),
+            owner,
         )
 
-    async def mark_failed(self, job_id: int, reason: str, *, kind: FailureKind) -> None:
+    async def mark_failed(
+        self, job_id: int, reason: str, *, kind: FailureKind, owner: str | None = None
+    ) -> bool:
         """See :meth:`archiver.state.base.StateStore.mark_failed`."""
-        await self._update(
+        return await self._update(
             job_id,
             "UPDATE calls SET state = 'failed', attempts = attempts + 1, reason = $3,"
             " failure_kind = $4, recording_url = NULL, updated_at = $2"
             " WHERE id = $1 AND state != 'archived'",
             (reason, str(kind)),
+            owner,
         )
 
     async def update_recording_url(self, job_id: int, url: str) -> None:
@@ -191,17 +207,25 @@ class PostgresStateStore(JobLeases, Roles, ManifestBatches, Reads):
             (url,),
         )
 
-    async def _update(self, job_id: int, sql: str, params: Sequence[Any]) -> None:
-        """Run ``sql`` on one job ($1 the id, $2 now, then ``params``).
+    async def _update(
+        self, job_id: int, sql: str, params: Sequence[Any], owner: str | None = None
+    ) -> bool:
+        """Run ``sql`` on one job ($1 the id, $2 now, then ``params``); with an ``owner``,
+        only while that owner holds the job's lease. True if it changed.
 
         Archived jobs are spared by every such statement; an unknown id is a bug.
         """
+        if owner is not None:
+            n = len(params) + 3
+            sql += f" AND state = 'transferring' AND lease_owner = ${n}"
+            params = (*params, owner)
         async with self._pool.connection() as conn:
             status = await conn.execute(sql, job_id, self._clock(), *params)
             if not changed(status):
                 found = await conn.fetchval("SELECT 1 FROM calls WHERE id = $1", job_id)
                 if found is None:
                     raise KeyError(f"no job with id {job_id}")
+            return changed(status) > 0
 
     async def recheck(self, job_id: int, url: str | None, now: datetime) -> bool:
         """See :meth:`archiver.state.base.StateStore.recheck`."""

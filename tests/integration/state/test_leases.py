@@ -13,9 +13,11 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from archiver.failures import FailureKind
 from archiver.models import CallRecord, Provider
 from archiver.state import SqliteStateStore
 from archiver.state.base import JobState
+from tests.integration.state.helpers import archived_entry
 
 T0 = datetime(2021, 2, 17, 3, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=120)
@@ -55,6 +57,45 @@ async def test_the_heartbeat_keeps_a_lease_and_its_end_frees_the_jobs(two_handle
     assert await b.release_expired(beat + LEASE) == 1
     [again] = await b.claim_due(beat + LEASE, 1, owner="proc-b", lease=LEASE)
     assert again.id == job.id
+
+
+async def test_a_process_that_lost_its_lease_changes_nothing(two_handles) -> None:
+    """a stalls past its lease; b takes the job back and starts on it. a's late
+    outcomes (archived, retry, postponed, failed) must not touch b's job."""
+    a, b = two_handles
+    await a.add_calls([_call("1")], T0)
+    [job] = await a.claim_due(T0, 1, owner="proc-a", lease=LEASE)
+    assert await b.release_expired(T0 + LEASE) == 1
+    [again] = await b.claim_due(T0 + LEASE, 1, owner="proc-b", lease=LEASE)
+    assert again.id == job.id
+    later = T0 + 2 * LEASE
+    assert not await a.mark_retry(job.id, JobState.PENDING, "late", later, owner="proc-a")
+    assert not await a.postpone(job.id, "late", later, owner="proc-a")
+    assert not await a.mark_failed(job.id, "late", kind=FailureKind.OTHER, owner="proc-a")
+    assert not await a.mark_archived(job.id, archived_entry(1), "2021-02-17", owner="proc-a")
+    counts = await b.counts()
+    assert (counts[JobState.TRANSFERRING], sum(counts.values())) == (1, 1)
+    assert await b.failures() == []
+    # The holder's outcome is written; once it is, no one's late report changes it.
+    assert await b.mark_archived(job.id, archived_entry(1), "2021-02-17", owner="proc-b")
+    assert not await b.mark_failed(job.id, "late", kind=FailureKind.OTHER, owner="proc-b")
+    assert (await a.counts())[JobState.ARCHIVED] == 1
+
+
+async def test_a_released_job_is_no_longer_its_late_holder_s(two_handles) -> None:
+    """Back to pending (lease over, no one took it yet): the late holder's retry
+    would count an attempt and push the job's due time; it changes nothing."""
+    a, b = two_handles
+    await a.add_calls([_call("1")], T0)
+    [job] = await a.claim_due(T0, 1, owner="proc-a", lease=LEASE)
+    assert await b.release_expired(T0 + LEASE) == 1
+    far = T0 + timedelta(days=1)
+    assert not await a.mark_retry(job.id, JobState.WAITING_READY, "late", far, owner="proc-a")
+    [again] = await b.claim_due(T0 + LEASE, 1, owner="proc-b", lease=LEASE)
+    assert again.attempts == 0
+    # The holder's own retry is written (and without an owner, no lease is checked).
+    assert await b.mark_retry(job.id, JobState.PENDING, "try again", far, owner="proc-b")
+    assert await a.postpone(job.id, "operator", far)
 
 
 async def test_a_run_gives_back_only_what_it_holds(two_handles) -> None:
