@@ -8,6 +8,8 @@ and ``query()`` looks into it with plain SQL, as an operator would.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -156,3 +158,13 @@ class PostgresBackend:
             await conn.execute(sql)
         finally:
             await conn.close()
+
+
+@asynccontextmanager
+async def reopened(backend: Backend, clock: FakeClock | None = None) -> AsyncIterator[StateStore]:
+    """A new store on the same database: the process after a restart."""
+    state = await backend.open(clock)
+    try:
+        yield state
+    finally:
+        await state.close()

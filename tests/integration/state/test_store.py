@@ -9,8 +9,6 @@ tested in test_sqlite_only.py and test_postgres.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -19,23 +17,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archiver.failures import FailureKind
-from archiver.manifest.layout import manifest_key
 from archiver.models import Provider
 from archiver.state import JobState, StateStore
 from archiver.state.migrations import LATEST_VERSION as SQLITE_LATEST
 from archiver.state.postgres.migrations import LATEST_VERSION as PG_LATEST
-from tests.integration.state.helpers import ICT, T0, Backend, FakeClock, archived_entry, make_call
-
-
-@asynccontextmanager
-async def reopened(backend: Backend, clock: FakeClock | None = None) -> AsyncIterator[StateStore]:
-    """A new store on the same database: the process after a restart."""
-    state = await backend.open(clock)
-    try:
-        yield state
-    finally:
-        await state.close()
-
+from tests.integration.state.helpers import (
+    ICT,
+    T0,
+    Backend,
+    FakeClock,
+    archived_entry,
+    make_call,
+    reopened,
+)
 
 # -- opening and schema ----------------------------------------------------------
 
@@ -358,81 +352,6 @@ async def test_checkpoint_only_moves_forward(store: StateStore) -> None:
     assert checkpoint is not None
     assert checkpoint.tzinfo is UTC
     assert await store.get_checkpoint("epacific") is None
-
-
-# -- manifest batches ------------------------------------------------------------
-
-
-async def archive_many(store: StateStore, days: dict[str, int]) -> dict[str, set[str]]:
-    """Archive ``n`` jobs for each manifest date; returns each date's manifest lines."""
-    calls = [make_call(f"{day}-{i}") for day, n in days.items() for i in range(n)]
-    await store.add_calls(calls, T0)
-    jobs = await store.claim_due(T0, len(calls))
-    lines: dict[str, set[str]] = {day: set() for day in days}
-    for n, job in enumerate(jobs):
-        day = job.call.cdr_id.rsplit("-", 1)[0]
-        entry = archived_entry(n, day=day)
-        await store.mark_archived(job.id, entry, day)
-        lines[day].add(entry.to_line())
-    return lines
-
-
-async def test_batches_group_by_date_and_respect_max_lines(store: StateStore) -> None:
-    lines = await archive_many(store, {"2021-02-17": 5, "2021-02-16": 2})
-    assert await store.create_manifest_batches("run1", max_lines=2) == 4
-    assert await store.create_manifest_batches("run1", max_lines=2) == 0
-    batches = await store.unwritten_manifest_batches()
-    assert [b.id for b in batches] == [1, 2, 3, 4]
-    assert batches[0].key == "manifests/date=2021-02-16/000000000001-run1.jsonl"
-    seen: dict[str, list[str]] = {}
-    for batch in batches:
-        assert batch.content.endswith(b"\n")
-        batch_lines = batch.content.decode().splitlines()
-        assert len(batch_lines) == batch.line_count <= 2
-        day = batch.key.split("/")[1].removeprefix("date=")
-        seen.setdefault(day, []).extend(batch_lines)
-    # Every archived job in exactly one batch, under its own date.
-    assert {day: sorted(v) for day, v in seen.items()} == {
-        day: sorted(v) for day, v in lines.items()
-    }
-    assert sum(len(v) for v in seen.values()) == 7
-
-
-async def test_batches_are_fixed_across_a_crash(backend: Backend) -> None:
-    async with reopened(backend) as state:
-        await archive_many(state, {"2021-02-17": 3})
-        assert await state.create_manifest_batches("first-run", 10) == 1
-        [before] = await state.unwritten_manifest_batches()
-    # Crashed before writing the object: the next run rewrites the same one.
-    async with reopened(backend) as state:
-        assert await state.create_manifest_batches("second-run", 10) == 0
-        [after] = await state.unwritten_manifest_batches()
-        assert after == before
-        assert after.key.endswith("-first-run.jsonl")
-        await state.mark_manifest_written(after.id)
-        await state.mark_manifest_written(after.id)
-        assert await state.unwritten_manifest_batches() == []
-        # Jobs archived later go into a new batch with the next id.
-        await archive_many(state, {"2021-02-18": 1})
-        assert await state.create_manifest_batches("second-run", 10) == 1
-        [newer] = await state.unwritten_manifest_batches()
-        assert newer.key == manifest_key("2021-02-18", after.id + 1, "second-run")
-    assert await backend.query(
-        "SELECT id, content IS NULL, written_at IS NULL FROM manifest_batches ORDER BY id"
-    ) == [
-        (1, 1, 0),
-        (2, 0, 1),
-    ]
-
-
-async def test_batch_lines_follow_job_order(store: StateStore) -> None:
-    await store.add_calls([make_call(str(i)) for i in range(4)], T0)
-    jobs = await store.claim_due(T0, 4)
-    for job in reversed(jobs):  # archived in the reverse order
-        await store.mark_archived(job.id, archived_entry(job.id), "2021-02-17")
-    await store.create_manifest_batches("r", 100)
-    [batch] = await store.unwritten_manifest_batches()
-    assert batch.content == b"".join(f"{archived_entry(j.id).to_line()}\n".encode() for j in jobs)
 
 
 async def test_retry_failed_between_requeues_only_the_range_and_provider(
