@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 import asyncpg
 
@@ -70,7 +70,9 @@ class Target:
     port: int
     database: str
     user: str
-    password: str | None
+    # Every spelling of the password in the URL (as written, and decoded): what
+    # scrub hides, longest first.
+    secrets: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, dsn: str) -> Target:
@@ -82,15 +84,15 @@ class Target:
             # The URL's own text may hold the password: not quoted.
             raise ConfigError(f"{ENV_PREFIX}STATE__URL: not a valid PostgreSQL URL") from None
         query = dict(parse_qsl(parts.query))
-        password = parts.password
-        if password is not None:
-            password = unquote(password)
+        written = [parts.password or ""]
+        written += [p.split("=", 1)[1] for p in parts.query.split("&") if p.startswith("password=")]
+        secrets = {form for w in written if w for form in (w, unquote(w), unquote_plus(w))}
         return cls(
             host=parts.hostname or query.get("host", "localhost"),
             port=port,
             database=unquote(parts.path.lstrip("/")) or query.get("dbname", "") or "(default)",
             user=unquote(parts.username or "") or query.get("user", ""),
-            password=query.get("password", password),
+            secrets=tuple(sorted(secrets, key=len, reverse=True)),
         )
 
     def describe(self) -> str:
@@ -99,8 +101,8 @@ class Target:
 
     def scrub(self, text: str) -> str:
         """``text`` with the password (if any) replaced: driver messages are not trusted."""
-        if self.password:
-            text = text.replace(self.password, "***")
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
         return text
 
 
