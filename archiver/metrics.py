@@ -103,6 +103,16 @@ class Metrics:
             "Recordings in flight by a run that died or stopped beating, queued again here",
             registry=r,
         )
+        self.leader = Gauge(
+            "archiver_leader",
+            "1 while this process is the leader (it polls, sweeps and writes the manifest)",
+            registry=r,
+        )
+        self.leadership_taken_over = Counter(
+            "archiver_leadership_taken_over",
+            "Times this process became the leader in place of one that died or stopped renewing",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The text exposition format."""

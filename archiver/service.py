@@ -102,7 +102,10 @@ class Service:
         source = self.health.last_source_ok
         storage = self.last_storage_ok
         detail = {
-            "source": "ok" if source and now - source <= limit else "not reached recently",
+            # A follower does not poll: the leader's readiness covers the source.
+            "source": "ok"
+            if self.health.follower or (source and now - source <= limit)
+            else "not reached recently",
             "storage": "ok"
             if storage and now - storage <= limit
             else (self.storage_error or "not reached recently"),

@@ -447,6 +447,10 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=16, ge=1, le=512)
     # Seconds a claimed recording stays with its process without a heartbeat.
     lease: float = Field(default=120.0, ge=3)
+    # run replicas: seconds the leader role stays with a replica that stopped
+    # renewing it (renewed every third of it); also the lease of the manifest
+    # writer's role and of a backfill window's listing.
+    leader_lease: float = Field(default=30.0, ge=3)
     poll_interval: float = Field(default=10.0, gt=0)
     lookback: float = Field(default=7200.0, ge=0)
     retry: RetrySettings = Field(default_factory=RetrySettings)

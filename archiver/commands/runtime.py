@@ -116,6 +116,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             # After a storage failure, wait about until the next readiness probe.
             storage_pause=settings.service.probe_interval,
             lease=settings.lease,
+            leader_lease=settings.leader_lease,
             abandoned_after=settings.storage.abandoned_after,
         )
         pipeline = Pipeline(

@@ -8,6 +8,13 @@ object is written, so an idle day costs no manifest objects, and a busy one
 writes full batches. At 10,000 calls a day over a 10-hour working day (one
 every 3.6 s) and the default 10 s, that is about 2,600 objects a day of about
 4 lines; ``ARCHIVER_MANIFEST_INTERVAL=60`` makes it at most 600 in those hours.
+
+Several processes on one state write one manifest chain, one at a time: each
+flush runs under the role :data:`~archiver.pipeline.roles.MANIFEST`, and a
+process that cannot have it leaves its lines to the holder's next flush (or to
+its own final flush). The ``run`` leader's flusher watches the others' lines
+too: it flushes every interval whether or not it archived anything itself
+(with nothing to write, two reads of the state and no object).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from archiver.errors import ArchiverError
 from archiver.manifest.writer import HeadHook, flush_manifest
+from archiver.pipeline.roles import LEADER, MANIFEST, RoleKeeper
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 
@@ -37,6 +45,7 @@ class ManifestFlusher:
         written: Callable[[int], None],
         on_head: HeadHook | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        roles: RoleKeeper | None = None,
     ) -> None:
         self.state = state
         self.store = store
@@ -46,6 +55,10 @@ class ManifestFlusher:
         self._on_head = on_head
         # How an interval passes: the tests pass time that moves only when they say.
         self._sleep = sleep
+        # None: this process is the only writer (no role is taken).
+        self._roles = roles
+        # The run leader: flush every interval, for the lines other replicas archive.
+        self.watch_others = False
         self._waiting = 0  # lines archived since the last flush started
         self._first = asyncio.Event()
         self._full = asyncio.Event()
@@ -57,8 +70,41 @@ class ManifestFlusher:
         if self._waiting >= self.max_lines:
             self._full.set()
 
-    async def flush(self) -> None:
-        """Write every unwritten batch now (start-up, shutdown)."""
+    async def flush(self) -> bool:
+        """Write every unwritten batch now, under the manifest role; False when
+        another process holds it (its flushes write these lines)."""
+        if self._roles is None:
+            await self._flush()
+            return True
+        if not await self._roles.take(MANIFEST):
+            log.debug("manifest: another process is writing it")
+            return False
+        # Cancelled (a hard stop, or the leader role lost), the role is kept to its
+        # end: a write under way may still land, and no other writer starts before.
+        return await self._roles.hold_while(MANIFEST, self._flush(), release_if_cancelled=False)
+
+    async def flush_last(self) -> None:
+        """The end of a run: write its lines, waiting (a bounded time) for the role
+        while another process writes, unless a live ``run`` leader will write them."""
+        if self._roles is None:
+            await self._flush()
+            return
+        roles = self._roles
+        deadline = asyncio.get_running_loop().time() + 2 * roles.lease.total_seconds()
+        while not await self.flush():
+            leader = await roles.holder(LEADER)
+            if leader is not None and leader != roles.owner:
+                log.info("manifest lines left to the run leader %s, which writes them", leader)
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning(
+                    "manifest not written: %s is writing it; the next run writes these lines",
+                    await roles.holder(MANIFEST),
+                )
+                return
+            await asyncio.sleep(min(roles.renew_every, 1.0))
+
+    async def _flush(self) -> None:
         self._written(
             await flush_manifest(self.state, self.store, self.max_lines, on_head=self._on_head)
         )
@@ -68,7 +114,7 @@ class ManifestFlusher:
         middle of one: the final flush follows); errors other than ArchiverError end it."""
         failed = False
         while not stop.is_set():
-            if not failed:
+            if not failed and not self.watch_others:
                 await _first_of(stop, self._first)
             # After a failed flush the batches wait in the state: try again after an interval.
             await _first_of(stop, self._full, self._sleep(self.interval))

@@ -72,6 +72,8 @@ class Health:
         # Each transfer's own deadline should end it: one older than this is stuck
         # (the dispatcher's heartbeat goes on while every worker hangs).
         self.transfer_deadline = transfer_deadline
+        # A ``run`` replica that is not the leader: another process polls the source.
+        self.follower = False
         self._transfers: dict[int, float] = {}
         self._ids = itertools.count()
 

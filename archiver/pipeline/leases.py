@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from archiver.errors import ArchiverError
 from archiver.metrics import Metrics
 from archiver.pipeline.binding import StorageBinding
-from archiver.pipeline.owners import holder_is_gone, owner_token
+from archiver.pipeline.owners import holder_is_gone, mark_live, owner_token
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 
@@ -49,6 +49,7 @@ class RunLeases:
     async def start(self) -> None:
         """Bind the storage to this state (ConfigError if another state holds it), then
         take back what other runs abandoned, and only that."""
+        mark_live(self.owner, True)
         now = self._clock()
         self._binding = StorageBinding(
             self._store, await self._state.writer_id(), self.owner, self.lease
@@ -98,6 +99,7 @@ class RunLeases:
 
     async def end(self) -> None:
         """Give back what this run claimed and did not finish; remove its marker."""
+        mark_live(self.owner, False)
         await self._state.release_transferring(self.owner)
         if self._binding is not None:
             with contextlib.suppress(ArchiverError):

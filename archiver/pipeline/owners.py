@@ -12,6 +12,10 @@ import re
 import socket
 
 _NOT_HOST = re.compile(r"[^A-Za-z0-9-]")
+# The owner tokens of the runs going on in this process: another token of this
+# pid is a run that ended (two pipelines of one process, as in the tests, are
+# both live, and neither takes what the other holds).
+_LIVE: set[str] = set()
 
 
 def _host() -> str:
@@ -23,12 +27,21 @@ def owner_token(run_id: str) -> str:
     return f"{run_id}-{os.getpid()}@{_host()}"
 
 
+def mark_live(owner: str, live: bool) -> None:
+    """Record that the run ``owner`` of this process started (True) or ended (False)."""
+    if live:
+        _LIVE.add(owner)
+    else:
+        _LIVE.discard(owner)
+
+
 def holder_is_gone(owner: str) -> bool:
     """Whether the process behind ``owner`` has certainly ended.
 
     Knowable only for a process of this host: its pid no longer runs, or is
-    this very process under another run (a restarted container keeps its host
-    name and often its pid). Anything else waits for its lease to run out.
+    this very process under another run that is not going on (a restarted
+    container keeps its host name and often its pid). Anything else waits for
+    its lease to run out.
     """
     run_and_pid, _, host = owner.partition("@")
     _, _, pid_text = run_and_pid.partition("-")
@@ -36,7 +49,7 @@ def holder_is_gone(owner: str) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return True
+        return owner not in _LIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

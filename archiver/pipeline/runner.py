@@ -12,32 +12,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from archiver.errors import ArchiverError, FatalError, StorageError
-from archiver.failures import FailureKind
-from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import manifest_date
 from archiver.manifest.writer import HeadHook
 from archiver.metrics import Metrics
-from archiver.models import CallRecord
 from archiver.pipeline.flusher import ManifestFlusher
-from archiver.pipeline.intake import Concurrently, Health, Producer
+from archiver.pipeline.handling import JobHandler
+from archiver.pipeline.intake import Health, Producer
+from archiver.pipeline.leader import Leadership
 from archiver.pipeline.leases import RunLeases
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.poller import Poller
 from archiver.pipeline.producers import Window, WindowLister
+from archiver.pipeline.roles import RoleKeeper
 from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.sweep import Sweeper
-from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
+from archiver.pipeline.transfer import Transferrer
 from archiver.sources.base import CdrSource, Page
-from archiver.state.base import AddResult, Job, JobState, StateStore
-from archiver.storage.base import ObjectStore, PutOutcome
+from archiver.state.base import AddResult, Job, StateStore
+from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.pipeline")
 
@@ -86,6 +83,10 @@ class Pipeline:
             self.clock,
             metrics=self.metrics,
         )
+        # Named leases: the leader of run replicas, the manifest's writer, backfill windows.
+        self.roles = RoleKeeper(
+            state, self.leases.owner, timedelta(seconds=config.leader_lease), self.clock
+        )
         self._wake = asyncio.Event()
         self.flusher = ManifestFlusher(
             state,
@@ -95,6 +96,7 @@ class Pipeline:
             written=self._manifest_written,
             # Called after each chain head written: the trusted timestamp, when configured.
             on_head=on_head,
+            roles=self.roles,
         )
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.concurrency)
         self._busy = 0
@@ -104,7 +106,21 @@ class Pipeline:
         self._survive_storage_errors = False
         self._paused_until = 0.0
         self._fatal: BaseException | None = None
-        self._rng = random.Random()  # noqa: S311 - jitter only
+        self._flusher_here = True
+        self.handler = JobHandler(
+            source,
+            state,
+            store,
+            transferrer,
+            retry,
+            config,
+            # Read at each use: a test may set the pipeline's clock after building it.
+            clock=lambda: self.clock(),
+            stats=self.stats,
+            metrics=self.metrics,
+            health=self.health,
+            line_added=self.flusher.line_added,
+        )
 
     def stop(self) -> None:
         """Ask for a graceful stop: no new work; in-flight transfers get the grace period."""
@@ -115,12 +131,16 @@ class Pipeline:
     async def backfill(self, windows: Sequence[Window]) -> RunStats:
         """List every window, archive every recording, then stop (the backfill's rule)."""
         self.stats.windows_total = len(windows)
-        lister = WindowLister(self.source, self.state, windows, self.stats)
+        lister = WindowLister(self.source, self.state, windows, self.stats, self.roles)
         return await self.run(lister, stop_when_idle=True)
 
-    async def run(self, producer: Producer, *, stop_when_idle: bool) -> RunStats:
-        """Start up, run producer, dispatcher, workers and flusher until the stop rule holds."""
+    async def run(
+        self, producer: Producer, *, stop_when_idle: bool, flusher: bool = True
+    ) -> RunStats:
+        """Start up, run producer, dispatcher, workers and (unless the producer runs it,
+        as the daemon's leader does) the flusher until the stop rule holds."""
         self._survive_storage_errors = not stop_when_idle
+        self._flusher_here = flusher
         await self.leases.start()
         heartbeat = asyncio.create_task(self.leases.beat_forever(self.stop_event), name="heartbeat")
         try:
@@ -171,7 +191,12 @@ class Pipeline:
             metrics=self.metrics,
             ready_deadline=self.retry.ready_deadline,
         )
-        return await self.run(Concurrently(poller, sweeper), stop_when_idle=False)
+        # Every replica transfers; only the leader polls, sweeps and writes the manifest.
+        self.flusher.watch_others = True
+        leadership = Leadership(
+            self.roles, [poller, sweeper], self.flusher, health=self.health, metrics=self.metrics
+        )
+        return await self.run(leadership, stop_when_idle=False, flusher=False)
 
     async def take(self, page: Page) -> AddResult:
         """The producers' intake: remember a page of CDRs and wake the dispatcher."""
@@ -245,7 +270,7 @@ class Pipeline:
             self.stats.in_flight = self._busy
             self.metrics.in_flight.set(self._busy)
             try:
-                await self._process(job)
+                await self.handler.handle(job)
             except StorageError as exc:
                 if not self._survive_storage_errors:
                     self._fail(exc)
@@ -282,135 +307,14 @@ class Pipeline:
             job.id, f"storage unavailable: {exc}", self.clock() + timedelta(seconds=pause)
         )
 
-    async def _process(self, job: Job) -> None:
-        call = job.call
-        if not call.recording_url:
-            # The state erases a URL once its job ends (a signed link is a
-            # credential); a failed job queued again asks the source for a fresh one.
-            fresh = await self._refresh(job)
-            if fresh is None:
-                await self._give_up(job, FailureKind.NO_URL, "no recording URL")
-                return
-            call = fresh
-        started = time.monotonic()
-        with self.health.transferring():
-            result = await self.transferrer.transfer(call)
-        if result.verdict is Verdict.EXPIRED:
-            fresh = await self._refresh(job)
-            if fresh is not None:
-                call = fresh
-                with self.health.transferring():
-                    result = await self.transferrer.transfer(call)
-        if result.verdict is Verdict.ARCHIVED:
-            self.metrics.transfer_seconds.observe(time.monotonic() - started)
-        await self._record(job, call, result)
-
-    async def _refresh(self, job: Job) -> CallRecord | None:
-        """A fresh recording URL through the source (signed links expire)."""
-        try:
-            fresh = await self.source.lookup(job.call.cdr_id)
-        except FatalError:
-            raise
-        except ArchiverError as exc:
-            log.warning(
-                "could not refresh the recording URL of %s: %s",
-                job.call.sip_call_id,
-                exc,
-                extra={"sip_call_id": job.call.sip_call_id},
-            )
-            return None
-        if (
-            fresh is None
-            or not fresh.recording_url
-            or fresh.recording_url == job.call.recording_url
-        ):
-            return None
-        await self.state.update_recording_url(job.id, fresh.recording_url)
-        self.stats.refreshed += 1
-        return replace(job.call, recording_url=fresh.recording_url)
-
-    async def _record(self, job: Job, call: CallRecord, result: TransferResult) -> None:
-        now = self.clock()
-        attempts = job.attempts + 1
-        if result.verdict is Verdict.ARCHIVED and result.stored is not None:
-            stored = result.stored
-            entry = ManifestEntry.build(
-                call,
-                object_key=self.store.full_key(stored.key),
-                sha256=stored.sha256,
-                size=stored.size,
-                content_type=stored.content_type,
-                archived_at=now,
-                proof=stored.written.proof,
-            )
-            await self.state.mark_archived(job.id, entry, manifest_date(call, self.config.tz))
-            self.stats.archived += 1
-            self.flusher.line_added()
-            self.stats.bytes += stored.size
-            self.metrics.archived.inc()
-            self.metrics.bytes.inc(stored.size)
-            if stored.written.outcome is PutOutcome.ALREADY_PRESENT:
-                self.stats.already_present += 1
-            log.debug(
-                "archived %s -> %s",
-                call.sip_call_id,
-                entry.object_key,
-                extra={"sip_call_id": call.sip_call_id, "object_key": entry.object_key},
-            )
-            return
-        if result.verdict is Verdict.NOT_READY:
-            ended = call.ended_at or call.started_at
-            due = self.retry.after_not_ready(attempts, ended, now, self._rng)
-            if due is not None:
-                if self.retry.last_not_ready_attempt_next(attempts, ended, now):
-                    # The link itself may be what is gone (moved, re-signed): the
-                    # last try goes to the URL the provider gives for this id now.
-                    await self._refresh(job)
-                self.stats.not_ready += 1
-                await self.state.mark_retry(job.id, JobState.WAITING_READY, result.reason, due)
-                return
-            await self._give_up(
-                job,
-                FailureKind.NEVER_AVAILABLE,
-                f"recording never became available ({result.reason})",
-            )
-            return
-        if result.verdict in (Verdict.RETRY, Verdict.EXPIRED):
-            due = self.retry.after_transient(attempts, now, self._rng)
-            if due is not None:
-                self.stats.retries += 1
-                log.info(
-                    "will retry %s: %s",
-                    call.sip_call_id,
-                    result.reason,
-                    extra={"sip_call_id": call.sip_call_id},
-                )
-                await self.state.mark_retry(job.id, JobState.PENDING, result.reason, due)
-                return
-            await self._give_up(
-                job, _kind(result), f"gave up after {attempts} attempts: {result.reason}"
-            )
-            return
-        await self._give_up(job, _kind(result), result.reason)
-
-    async def _give_up(self, job: Job, kind: FailureKind, reason: str) -> None:
-        await self.state.mark_failed(job.id, reason, kind=kind)
-        self.stats.failed += 1
-        self.stats.failure_kinds[kind] += 1
-        self.metrics.failed.labels(kind.value).inc()
-        log.warning(
-            "failed permanently: %s: %s",
-            job.call.sip_call_id,
-            reason,
-            extra={"sip_call_id": job.call.sip_call_id},
-        )
-
     # -- manifest and shutdown ----------------------------------------------------------
 
     def _manifest_written(self, lines: int) -> None:
         self.stats.manifest_lines += lines
 
     async def _flush_forever(self) -> None:
+        if not self._flusher_here:
+            return  # the daemon: the leader's tasks flush
         try:
             await self.flusher.run(self.stop_event)
         except Exception as exc:  # noqa: BLE001 - not hidden: it ends the run and is re-raised
@@ -459,12 +363,6 @@ class Pipeline:
         await asyncio.gather(*workers, producer_task, flusher, return_exceptions=True)
         # Whatever was claimed but not finished is queued again (this run's jobs only).
         await self.state.release_transferring(self.leases.owner)
-        await self.flusher.flush()
+        await self.flusher.flush_last()
         if cancelled:
             raise asyncio.CancelledError
-
-
-def _kind(result: TransferResult) -> FailureKind:
-    # Every result but an archived one carries its kind; OTHER guards a bug
-    # (a result built without one) without losing the failure itself.
-    return result.kind or FailureKind.OTHER

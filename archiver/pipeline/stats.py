@@ -44,6 +44,9 @@ class PipelineConfig:
     # At start, incomplete uploads and temporary files older than this are
     # abandoned (a younger one may be another process's write in progress).
     abandoned_after: float = 21600.0
+    # run replicas: seconds the leader role (and the manifest writer's and a backfill
+    # window's) stays with a process that stopped renewing it (renewed every third).
+    leader_lease: float = 30.0
 
 
 @dataclass

@@ -1,0 +1,194 @@
+"""One claimed job, from its transfer to what the state records of it.
+
+A recording is archived (its manifest line kept for the next batch), waits for
+its recording to become ready, is retried after a transient failure, or fails
+for good with its kind and a reason a person can act on. A signed URL that
+expired, or a job queued again without one, gets a fresh URL through the source.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from archiver.errors import ArchiverError, FatalError
+from archiver.failures import FailureKind
+from archiver.manifest.entry import ManifestEntry
+from archiver.manifest.layout import manifest_date
+from archiver.metrics import Metrics
+from archiver.models import CallRecord
+from archiver.pipeline.intake import Health
+from archiver.pipeline.policy import RetryPolicy
+from archiver.pipeline.stats import PipelineConfig, RunStats
+from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
+from archiver.sources.base import CdrSource
+from archiver.state.base import Job, JobState, StateStore
+from archiver.storage.base import ObjectStore, PutOutcome
+
+log = logging.getLogger("archiver.pipeline")
+
+
+class JobHandler:
+    """Transfers claimed jobs and records their outcome (the workers' body)."""
+
+    def __init__(
+        self,
+        source: CdrSource,
+        state: StateStore,
+        store: ObjectStore,
+        transferrer: Transferrer,
+        retry: RetryPolicy,
+        config: PipelineConfig,
+        *,
+        clock: Callable[[], datetime],
+        stats: RunStats,
+        metrics: Metrics,
+        health: Health,
+        line_added: Callable[[], None],
+    ) -> None:
+        self.source = source
+        self.state = state
+        self.store = store
+        self.transferrer = transferrer
+        self.retry = retry
+        self.config = config
+        self.clock = clock
+        self.stats = stats
+        self.metrics = metrics
+        self.health = health
+        self._line_added = line_added
+        self._rng = random.Random()  # noqa: S311 - jitter only
+
+    async def handle(self, job: Job) -> None:
+        """Transfer one claimed job and record in the state what came of it."""
+        call = job.call
+        if not call.recording_url:
+            # The state erases a URL once its job ends (a signed link is a
+            # credential); a failed job queued again asks the source for a fresh one.
+            fresh = await self._refresh(job)
+            if fresh is None:
+                await self._give_up(job, FailureKind.NO_URL, "no recording URL")
+                return
+            call = fresh
+        started = time.monotonic()
+        with self.health.transferring():
+            result = await self.transferrer.transfer(call)
+        if result.verdict is Verdict.EXPIRED:
+            fresh = await self._refresh(job)
+            if fresh is not None:
+                call = fresh
+                with self.health.transferring():
+                    result = await self.transferrer.transfer(call)
+        if result.verdict is Verdict.ARCHIVED:
+            self.metrics.transfer_seconds.observe(time.monotonic() - started)
+        await self._record(job, call, result)
+
+    async def _refresh(self, job: Job) -> CallRecord | None:
+        """A fresh recording URL through the source (signed links expire)."""
+        try:
+            fresh = await self.source.lookup(job.call.cdr_id)
+        except FatalError:
+            raise
+        except ArchiverError as exc:
+            log.warning(
+                "could not refresh the recording URL of %s: %s",
+                job.call.sip_call_id,
+                exc,
+                extra={"sip_call_id": job.call.sip_call_id},
+            )
+            return None
+        if (
+            fresh is None
+            or not fresh.recording_url
+            or fresh.recording_url == job.call.recording_url
+        ):
+            return None
+        await self.state.update_recording_url(job.id, fresh.recording_url)
+        self.stats.refreshed += 1
+        return replace(job.call, recording_url=fresh.recording_url)
+
+    async def _record(self, job: Job, call: CallRecord, result: TransferResult) -> None:
+        now = self.clock()
+        attempts = job.attempts + 1
+        if result.verdict is Verdict.ARCHIVED and result.stored is not None:
+            stored = result.stored
+            entry = ManifestEntry.build(
+                call,
+                object_key=self.store.full_key(stored.key),
+                sha256=stored.sha256,
+                size=stored.size,
+                content_type=stored.content_type,
+                archived_at=now,
+                proof=stored.written.proof,
+            )
+            await self.state.mark_archived(job.id, entry, manifest_date(call, self.config.tz))
+            self.stats.archived += 1
+            self._line_added()
+            self.stats.bytes += stored.size
+            self.metrics.archived.inc()
+            self.metrics.bytes.inc(stored.size)
+            if stored.written.outcome is PutOutcome.ALREADY_PRESENT:
+                self.stats.already_present += 1
+            log.debug(
+                "archived %s -> %s",
+                call.sip_call_id,
+                entry.object_key,
+                extra={"sip_call_id": call.sip_call_id, "object_key": entry.object_key},
+            )
+            return
+        if result.verdict is Verdict.NOT_READY:
+            ended = call.ended_at or call.started_at
+            due = self.retry.after_not_ready(attempts, ended, now, self._rng)
+            if due is not None:
+                if self.retry.last_not_ready_attempt_next(attempts, ended, now):
+                    # The link itself may be what is gone (moved, re-signed): the
+                    # last try goes to the URL the provider gives for this id now.
+                    await self._refresh(job)
+                self.stats.not_ready += 1
+                await self.state.mark_retry(job.id, JobState.WAITING_READY, result.reason, due)
+                return
+            await self._give_up(
+                job,
+                FailureKind.NEVER_AVAILABLE,
+                f"recording never became available ({result.reason})",
+            )
+            return
+        if result.verdict in (Verdict.RETRY, Verdict.EXPIRED):
+            due = self.retry.after_transient(attempts, now, self._rng)
+            if due is not None:
+                self.stats.retries += 1
+                log.info(
+                    "will retry %s: %s",
+                    call.sip_call_id,
+                    result.reason,
+                    extra={"sip_call_id": call.sip_call_id},
+                )
+                await self.state.mark_retry(job.id, JobState.PENDING, result.reason, due)
+                return
+            await self._give_up(
+                job, _kind(result), f"gave up after {attempts} attempts: {result.reason}"
+            )
+            return
+        await self._give_up(job, _kind(result), result.reason)
+
+    async def _give_up(self, job: Job, kind: FailureKind, reason: str) -> None:
+        await self.state.mark_failed(job.id, reason, kind=kind)
+        self.stats.failed += 1
+        self.stats.failure_kinds[kind] += 1
+        self.metrics.failed.labels(kind.value).inc()
+        log.warning(
+            "failed permanently: %s: %s",
+            job.call.sip_call_id,
+            reason,
+            extra={"sip_call_id": job.call.sip_call_id},
+        )
+
+
+def _kind(result: TransferResult) -> FailureKind:
+    # Every result but an archived one carries its kind; OTHER guards a bug
+    # (a result built without one) without losing the failure itself.
+    return result.kind or FailureKind.OTHER
