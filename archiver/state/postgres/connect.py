@@ -27,6 +27,9 @@ log = logging.getLogger("archiver.state")
 
 T = TypeVar("T")
 
+# Runs of one operation when the server rolls it back (deadlock, serialization).
+ROLLBACK_ATTEMPTS = 3
+
 # What a lost or refused connection raises: the server went away, a socket
 # failed, the pool was closed under us, or a deadline passed.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -178,15 +181,38 @@ class Pool:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
-    async def run(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """``await op(conn)`` on a pooled connection, outside any explicit transaction."""
-        async with self.connection() as conn:
-            return await op(conn)
+    async def run(
+        self, op: Callable[[asyncpg.Connection], Awaitable[T]], *, transaction: bool = False
+    ) -> T:
+        """``await op(conn)`` on a pooled connection (in a transaction if asked), again
+        when PostgreSQL chose it as a deadlock's victim or a serialization failure.
+
+        Statements that update many rows (releases, heartbeats, a page of CDRs) may
+        meet another process's in another order; the server then rolls one back,
+        whole, and running it again is the documented answer. ``op`` must be one
+        transaction's worth of work, safe to repeat.
+        """
+        for attempt in range(1, ROLLBACK_ATTEMPTS + 1):
+            try:
+                async with self.connection() as conn:
+                    if not transaction:
+                        return await op(conn)
+                    async with conn.transaction():
+                        return await op(conn)
+            except asyncpg.TransactionRollbackError as exc:
+                if attempt == ROLLBACK_ATTEMPTS:
+                    raise
+                log.info("state: %s; trying again", reason(exc, self.target))
+        raise AssertionError("unreachable")
 
     async def count(self, sql: str, *args: object) -> int:
-        """Run one statement (its own transaction); how many rows it changed."""
-        async with self.connection() as conn:
+        """Run one statement (its own transaction, repeated if rolled back by the
+        server); how many rows it changed."""
+
+        async def execute(conn: asyncpg.Connection) -> int:
             return changed(await conn.execute(sql, *args))
+
+        return await self.run(execute)
 
     async def close(self) -> None:
         """Close every connection, waiting at most the timeout for operations to end."""

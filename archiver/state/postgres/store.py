@@ -105,8 +105,7 @@ class PostgresStateStore(JobLeases, Roles, ManifestBatches, Reads):
         """
         if not calls:
             return AddResult(new=0, updated=0, known=0)
-        async with self._pool.transaction() as conn:
-            return await add_calls(conn, calls, now)
+        return await self._pool.run(lambda conn: add_calls(conn, calls, now), transaction=True)
 
     async def claim_due(
         self, now: datetime, limit: int, *, owner: str = "", lease: timedelta = DEFAULT_LEASE

@@ -136,6 +136,29 @@ async def test_release_expired_leaves_live_leases_while_claims_go_on(pair) -> No
     assert (await a.counts())[JobState.TRANSFERRING] == taken == 60
 
 
+async def test_a_release_chosen_as_a_deadlock_victim_is_run_again(pair) -> None:
+    """Another session locks the expired jobs in the other order: PostgreSQL rolls
+    the release back (it waited first, so its deadlock check fires first) and the
+    store runs it again once the other session is through."""
+    a, b = pair
+    await a.add_calls([make_call("1"), make_call("2")], T0)
+    first, second = sorted(j.id for j in await a.claim_due(T0, 2, owner="dead", lease=LEASE))
+    other = await asyncpg.connect(_url(a))
+    try:
+        await other.execute("SET deadlock_timeout = '30s'")  # the store's check fires first
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("UPDATE calls SET reason = 'held' WHERE id = $1", second)
+        release = asyncio.create_task(b.release_expired(T0 + LEASE))
+        await asyncio.sleep(0.3)  # the release holds the first job and waits on the second
+        await other.execute("UPDATE calls SET reason = 'held too' WHERE id = $1", first)
+        await tx.commit()
+        assert await release == 2
+    finally:
+        await other.close()
+    assert (await b.counts())[JobState.PENDING] == 2
+
+
 async def test_concurrent_batches_have_distinct_seqs_and_every_line_once(pair) -> None:
     a, b = pair
     writer = await a.writer_id()
