@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, timedelta
 from pathlib import Path
 
+import pytest
+
 from archiver.commands.runtime import Runtime, open_runtime
 from archiver.manifest.reader import list_manifests
 from archiver.retrieval.verify import verify_archive
@@ -29,13 +31,23 @@ from tests.support.proxy import Proxy, reverse_proxy
 WINDOWS = 8
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The shared state: one SQLite file, or one PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "state.sqlite3")
+
+
 @asynccontextmanager
-async def _process(sim: Simulator, proxy: Proxy, tmp_path: Path) -> AsyncIterator[Runtime]:
+async def _process(
+    sim: Simulator, proxy: Proxy, tmp_path: Path, state: str
+) -> AsyncIterator[Runtime]:
     settings = make_settings(
         sim,
         proxy.url,
         StorageSettings(url=str(tmp_path / "archive")),
-        str(tmp_path / "state.sqlite3"),
+        state,
         concurrency=2,
         leader_lease=3,
     )
@@ -50,7 +62,7 @@ def _windows_listed(proxy: Proxy) -> set[tuple[str, str]]:
 
 
 async def test_two_backfills_split_the_windows_and_archive_each_recording_once(
-    tmp_path: Path,
+    tmp_path: Path, state_url: str
 ) -> None:
     sim = Simulator(
         SimConfig(
@@ -65,7 +77,8 @@ async def test_two_backfills_split_the_windows_and_archive_each_recording_once(
         )
     )
     async with sim.serve() as base, reverse_proxy(base) as to_a, reverse_proxy(base) as to_b:
-        async with _process(sim, to_a, tmp_path) as a, _process(sim, to_b, tmp_path) as b:
+        process_a = _process(sim, to_a, tmp_path, state_url)
+        async with process_a as a, _process(sim, to_b, tmp_path, state_url) as b:
             windows = split_windows(
                 sim.config.start,
                 sim.config.start + sim.config.span,

@@ -53,13 +53,23 @@ def _sim() -> Simulator:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The shared state: one SQLite file, or one PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "state.sqlite3")
+
+
 @asynccontextmanager
-async def _replica(sim: Simulator, proxy: Proxy, tmp_path: Path) -> AsyncIterator[Runtime]:
+async def _replica(
+    sim: Simulator, proxy: Proxy, tmp_path: Path, state: str | None = None
+) -> AsyncIterator[Runtime]:
     settings = make_settings(
         sim,
         proxy.url,
         StorageSettings(url=str(tmp_path / "archive")),
-        str(tmp_path / "state.sqlite3"),
+        state or str(tmp_path / "state.sqlite3"),
         concurrency=2,
         poll_interval=0.2,
         leader_lease=LEASE,
@@ -103,10 +113,13 @@ async def _chain_intact(tmp_path: Path) -> None:
     assert report.problems == []
 
 
-async def test_only_the_leader_polls_and_a_follower_transfers(tmp_path: Path) -> None:
+async def test_only_the_leader_polls_and_a_follower_transfers(
+    tmp_path: Path, state_url: str
+) -> None:
     sim = _sim()
     async with sim.serve() as base, reverse_proxy(base) as to_a, reverse_proxy(base) as to_b:
-        async with _replica(sim, to_a, tmp_path) as a, _replica(sim, to_b, tmp_path) as b:
+        replica_a = _replica(sim, to_a, tmp_path, state_url)
+        async with replica_a as a, _replica(sim, to_b, tmp_path, state_url) as b:
             run_a = asyncio.create_task(a.pipeline.daemon())
             await _until(lambda: _leading(a))
             run_b = asyncio.create_task(b.pipeline.daemon())
@@ -141,12 +154,12 @@ async def test_only_the_leader_polls_and_a_follower_transfers(tmp_path: Path) ->
 
 
 async def test_a_dead_leader_is_replaced_once_its_lease_ends(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, state_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="archiver.pipeline")
     sim = _sim()
     async with sim.serve() as base, reverse_proxy(base) as to_b:
-        async with _replica(sim, to_b, tmp_path) as b:
+        async with _replica(sim, to_b, tmp_path, state_url) as b:
             # The leader is a process of another machine that died after renewing.
             ghost = "a1b2c3-4242@elsewhere"
             renewed = datetime.now(UTC)
