@@ -10,15 +10,17 @@ the windows it listed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from archiver.commands.runtime import Runtime, open_runtime
 from archiver.manifest.reader import list_manifests
+from archiver.pipeline.roles import MANIFEST, window_role
 from archiver.retrieval.verify import verify_archive
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
@@ -106,3 +108,77 @@ async def test_two_backfills_split_the_windows_and_archive_each_recording_once(
     async with open_store(StorageSettings(url=str(tmp_path / "archive"))) as store:
         report = await verify_archive(store, await list_manifests(store, None, None, UTC))
     assert report.problems == []
+
+
+async def test_a_window_a_dead_process_held_is_listed_once_its_lease_ends(tmp_path: Path) -> None:
+    sim = Simulator(
+        SimConfig(seed=35, calls=12, start=FIXED_START, span=timedelta(hours=1), max_size=50_000)
+    )
+    async with sim.serve() as base, reverse_proxy(base) as proxy:
+        async with _process(sim, proxy, tmp_path, str(tmp_path / "state.sqlite3")) as rt:
+            windows = split_windows(
+                sim.config.start,
+                sim.config.start + sim.config.span,
+                sim.config.span / 2,
+                rt.source.granularity,
+            )
+            # A backfill of another machine took the first window, then died.
+            provider = rt.source.provider.value
+            taken = datetime.now(UTC)
+            lease = rt.pipeline.roles.lease
+            role = window_role(provider, *windows[0])
+            assert await rt.state.hold_role(role, "dead-1@elsewhere", taken, lease)
+            stats = await rt.pipeline.backfill(windows)
+            # Not before the dead process's lease ended.
+            assert datetime.now(UTC) >= taken + lease
+            assert await rt.state.is_window_done(provider, *windows[0])
+            assert await rt.state.role_holder(role, datetime.now(UTC)) is None
+    assert stats.windows_done == 2
+    assert len(_windows_listed(proxy)) == 2
+    await assert_exactly_once(sim, StorageSettings(url=str(tmp_path / "archive")))
+
+
+async def test_a_backfill_leaves_its_manifest_lines_to_a_live_run_leader(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="archiver.pipeline")
+    sim = Simulator(
+        SimConfig(seed=36, calls=12, start=FIXED_START, span=timedelta(hours=1), max_size=50_000)
+    )
+    state = str(tmp_path / "state.sqlite3")
+    async with sim.serve() as base, reverse_proxy(base) as to_run, reverse_proxy(base) as to_fill:
+        async with (
+            _process(sim, to_run, tmp_path, state) as run,
+            _process(sim, to_fill, tmp_path, state) as fill,
+        ):
+            daemon = asyncio.create_task(run.pipeline.daemon())
+            try:
+                await _until(
+                    lambda: run.pipeline.metrics.registry.get_sample_value("archiver_leader") == 1
+                )
+                # The leader is writing the manifest when the backfill ends.
+                leader = run.pipeline.roles
+                assert await leader.take(MANIFEST)
+                windows = split_windows(
+                    sim.config.start,
+                    sim.config.start + sim.config.span,
+                    sim.config.span,
+                    fill.source.granularity,
+                )
+                stats = await fill.pipeline.backfill(windows)
+                assert stats.manifest_lines == 0
+                assert f"manifest lines left to the run leader {leader.owner}" in caplog.text
+                await leader.release(MANIFEST)
+                # The leader's next flush writes the backfill's lines.
+                with_recording = sum(1 for c in sim.calls if c.has_recording)
+                await _until(lambda: run.pipeline.stats.manifest_lines == with_recording)
+            finally:
+                run.pipeline.stop()
+                await daemon
+    await assert_exactly_once(sim, StorageSettings(url=str(tmp_path / "archive")))
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Wait for ``check`` (the test's timeout bounds it)."""
+    while not check():
+        await asyncio.sleep(0.02)
