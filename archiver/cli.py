@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
@@ -38,19 +39,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; given ``argv`` whose first word is a command, that command only
+    (so only its module is imported: see :mod:`archiver.commands`)."""
     parser = _Parser(prog="archiver", description="Archive call recordings into storage you own.")
     parser.add_argument("--version", action="version", version=f"archiver {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    register(sub, _common)
+    register(sub, _common, argv[0] if argv else None)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     setup_logging(verbose=args.verbose)
     handler: Handler = args.handler

@@ -66,7 +66,7 @@ def register(
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until stopped."""
-    from archiver.console import serve
+    from archiver.console.app import serve
 
     async with open_store(settings.storage, max_connections=16) as store:
         await serve(

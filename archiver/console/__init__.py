@@ -11,8 +11,8 @@ searches fast and is rebuilt from the storage at will. Modules:
 - :mod:`.views`, :mod:`.media`, :mod:`.export`: the pages, listening and
   downloading, the ZIP export;
 - :mod:`.words`: the pages' words in Vietnamese and English.
+
+Nothing is imported here: ``get`` and ``hold`` use :mod:`.index` and
+:mod:`.db` alone, and must not pay for the web application (aiohttp's server,
+Jinja2) on every command's start.
 """
-
-from archiver.console.app import make_app, serve
-
-__all__ = ["make_app", "serve"]

@@ -14,6 +14,7 @@ owner only. Sessions are kept in memory: a restart signs everyone out.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import re
@@ -32,8 +33,6 @@ from archiver.errors import ConfigError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _HASHER = PasswordHasher()
-# Verified against when the user does not exist, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
 LOGIN_WINDOW = 15 * 60.0
 MAX_LIMITER_KEYS = 10_000  # addresses and user names whose failed sign-ins are remembered
 # The hash field of an account that signs in through the proxy only.
@@ -156,10 +155,18 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so a wrong name takes as long as a
+    wrong password. Made on first use, not at import: an Argon2 hash costs 0.3 to 0.7 s
+    and 64 MiB, which every CLI command importing this module used to pay."""
+    return _HASHER.hash(secrets.token_hex(16))
+
+
 def check_password(account: Account | None, password: str) -> bool:
     """Whether ``password`` is the account's (constant work whether or not it exists)."""
     usable = account is not None and account.password_hash != PROXY_ONLY
-    hashed = account.password_hash if account is not None and usable else _DUMMY_HASH
+    hashed = account.password_hash if account is not None and usable else _dummy_hash()
     try:
         ok = _HASHER.verify(hashed, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
