@@ -1,13 +1,14 @@
-"""Find one archived call for ``get`` and ``hold``: the local index of the manifests, then
-the manifest itself.
+"""Find one archived call for ``get`` and ``hold``: the local id index, then the manifest
+objects it names.
 
-The index is the console's SQLite file (``ARCHIVER_CONSOLE__INDEX_PATH``), a
-cache of the storage: before each lookup it reads the manifest objects it has
-not seen (one listing of ``manifests/`` when nothing is new), so a machine
-that never saw the archive builds it from the storage alone on its first
-``get``, and later ones cost a listing and an indexed SELECT. Where that file
-cannot be opened (a read-only directory), the index is built in memory for
-this one command, and a warning says so.
+The id index (:mod:`archiver.retrieval.local_index`) lives in the console's
+SQLite file (``ARCHIVER_CONSOLE__INDEX_PATH``), a cache of the storage: before
+each lookup it reads the manifest objects it has not seen (one listing of
+``manifests/`` when nothing is new), so a machine that never saw the archive
+builds it from the storage alone on its first ``get``, and later ones cost a
+listing, an indexed SELECT and the read of the manifest object named. Where
+that file cannot be opened (a read-only directory), the index is built in
+memory for this one command, and a warning says so.
 
 An id the index does not know is only "not found" if no manifest object is
 missing: the chain's links name every manifest object ever written, so a
@@ -23,7 +24,6 @@ import sqlite3
 from pathlib import Path
 
 from archiver.console.db import Database
-from archiver.console.index import CallIndex
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.layout import (
     CHAIN_PREFIX,
@@ -32,8 +32,10 @@ from archiver.manifest.layout import (
     parse_chain_key,
     parse_manifest_key,
 )
+from archiver.manifest.reader import parse_manifest, read_object
 from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
-from archiver.retrieval.index import resolve
+from archiver.retrieval.index import confirm_linked, normalize_id, resolve
+from archiver.retrieval.local_index import SCHEMA, IdIndex
 from archiver.storage import ObjectStore
 
 log = logging.getLogger("archiver.get")
@@ -41,14 +43,14 @@ log = logging.getLogger("archiver.get")
 
 def _open(path: Path) -> Database:
     try:
-        return Database(path)
+        return Database(path, SCHEMA)
     except sqlite3.Error as exc:
         log.warning(
             "the local index %s cannot be opened (%s): built in memory for this command",
             path,
             exc,
         )
-        return Database(Path(":memory:"))
+        return Database(Path(":memory:"), SCHEMA)
 
 
 async def find_call(
@@ -62,16 +64,43 @@ async def find_call(
     """
     db = _open(index_path)
     try:
-        calls = CallIndex(db)
-        await calls.refresh(store)
-        indexed = await calls.by_ident(ident)
+        ids = IdIndex(db)
+        await ids.refresh(store)
+        keys = await ids.manifests_of(ident)
     finally:
         db.close()
+    indexed: list[ManifestEntry] = []
+    contents: dict[str, bytes] = {}
+    for key in keys:
+        contents[key] = await _read_manifest(store, key, ident)
+        indexed += _lines_with(parse_manifest(key, contents[key]).calls, ident)
     try:
         return await resolve(store, ident, provider, indexed)
     except CallNotFoundError:
+        if not indexed:
+            # The index names them but none has the line: unless each is the object
+            # its chain link records (then the hash merely collided), the manifest
+            # was changed after it was indexed, and the line may have been removed.
+            for key, content in contents.items():
+                await confirm_linked(store, key, content)
         await _no_manifest_missing(store)
         raise
+
+
+async def _read_manifest(store: ObjectStore, manifest_key: str, ident: str) -> bytes:
+    try:
+        return await read_object(store, manifest_key)
+    except KeyError:
+        raise IntegrityError(
+            IntegrityKind.MISSING,
+            f"manifest object {manifest_key} (indexed as holding {ident}) is missing",
+        ) from None
+
+
+def _lines_with(calls: list[ManifestEntry], ident: str) -> list[ManifestEntry]:
+    """The lines whose sip_call_id or cdr id is ``ident``."""
+    wanted = normalize_id(ident)
+    return [c for c in calls if wanted in (normalize_id(c.sip_call_id), normalize_id(c.cdr_id))]
 
 
 async def _no_manifest_missing(store: ObjectStore) -> None:

@@ -69,15 +69,19 @@ CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 
 
 class Database:
-    """The index's SQLite file: ``await db.run(fn)`` runs ``fn(connection)`` in a thread."""
+    """The index's SQLite file: ``await db.run(fn)`` runs ``fn(connection)`` in a thread.
 
-    def __init__(self, path: Path) -> None:
+    ``schema`` is the console's tables by default; ``get``'s id index
+    (:mod:`archiver.retrieval.local_index`) opens the same file with its own.
+    """
+
+    def __init__(self, path: Path, schema: str = SCHEMA) -> None:
         self.path = path
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SCHEMA)
+            self._conn.executescript(schema)
         except sqlite3.Error:
             self._conn.close()  # not a database (or not ours): no connection left open
             raise

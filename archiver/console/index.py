@@ -246,18 +246,6 @@ class CallIndex:
         )
         return None if row is None else _indexed(row)
 
-    async def by_ident(self, ident: str) -> list[source.ManifestEntry]:
-        """Every indexed call whose sip_call_id or cdr id is ``ident`` (two index lookups)."""
-        wanted = normalize_id(ident)
-        rows = await self.db.run(
-            lambda c: c.execute(
-                f"SELECT {_COLUMNS} FROM calls WHERE sip_call_id = ? "  # noqa: S608
-                f"UNION SELECT {_COLUMNS} FROM calls WHERE cdr_id = ?",
-                (wanted, wanted),
-            ).fetchall()
-        )
-        return [_indexed(row).call for row in rows]
-
     async def many(self, ids: Sequence[int]) -> list[IndexedCall]:
         """Calls by id, in the order given (unknown ids left out)."""
         found: dict[int, IndexedCall] = {}

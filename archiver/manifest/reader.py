@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
@@ -138,18 +139,36 @@ async def read_manifests(
     are cancelled on close. A manifest listed but gone by the time it is read
     yields one bad line saying so.
     """
-    queue = iter(objects)
-    running: set[asyncio.Task[Manifest]] = set()
+    keys = (obj.key for obj in objects)
+    async with aclosing(read_objects(store, keys, concurrency)) as reads:
+        async for key, content in reads:
+            if content is None:
+                yield Manifest(key, [], [BadLine(key, 0, "the manifest object disappeared")])
+            else:
+                yield parse_manifest(key, content)
 
-    async def one(key: str) -> Manifest:
+
+async def read_objects(
+    store: ObjectStore, keys: Iterable[str], concurrency: int = 8
+) -> AsyncGenerator[tuple[str, bytes | None], None]:
+    """``(key, bytes)`` of small objects, at most ``concurrency`` read at once, in the order
+    they arrive; ``None`` for one listed but gone by the time it is read.
+
+    Use with ``contextlib.aclosing`` when stopping early: the reads in flight
+    are cancelled on close.
+    """
+    queue = iter(keys)
+    running: set[asyncio.Task[tuple[str, bytes | None]]] = set()
+
+    async def one(key: str) -> tuple[str, bytes | None]:
         try:
-            return parse_manifest(key, await read_object(store, key))
+            return key, await read_object(store, key)
         except KeyError:
-            return Manifest(key, [], [BadLine(key, 0, "the manifest object disappeared")])
+            return key, None
 
     def start_next() -> None:
-        for obj in queue:
-            running.add(asyncio.create_task(one(obj.key), name=f"read {obj.key}"))
+        for key in queue:
+            running.add(asyncio.create_task(one(key), name=f"read {key}"))
             return
 
     for _ in range(max(1, concurrency)):

@@ -243,11 +243,12 @@ async def confirm_in_manifest(store: ObjectStore, call: ManifestEntry) -> None:
             f"its manifest object {call.manifest_key}",
         )
     if not call.legacy:
-        await _confirm_linked(store, call.manifest_key, content)
+        await confirm_linked(store, call.manifest_key, content)
 
 
-async def _confirm_linked(store: ObjectStore, manifest_key: str, content: bytes) -> None:
-    """IntegrityError unless the manifest object's chain link records exactly ``content``."""
+async def confirm_linked(store: ObjectStore, manifest_key: str, content: bytes) -> None:
+    """IntegrityError unless the manifest object's chain link records exactly ``content``
+    (CORRUPT for an object not named like one of a chain)."""
     parsed = parse_manifest_key(manifest_key)
     if parsed is None:
         raise IntegrityError(

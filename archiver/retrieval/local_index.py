@@ -1,0 +1,159 @@
+"""The local index ``get`` and ``hold`` find a call by: each id -> the manifest objects naming it.
+
+A cache of the storage in a SQLite file (``ARCHIVER_CONSOLE__INDEX_PATH``,
+beside the console's tables): for every manifest object read, a 64-bit hash
+of each id (sip_call_id and cdr id, as :func:`normalize_id` compares them)
+of its lines, and nothing else. A lookup reads the manifest objects the id's
+hash names and takes the lines there, so a hash collision costs one more
+read, never a wrong answer; and a machine that never saw the archive builds
+it from the manifests alone at the cost of reading each one once, decoding
+its JSON and writing two integers per id (the console's index also keeps
+every line and its search terms: several times the work, minutes at a
+million calls).
+
+Manifest objects are written once and never changed, so a key indexed is
+done: an update lists ``manifests/`` and reads the keys it has not seen. A
+manifest's hashes and its key are committed together, so a crash or two
+commands updating at once leave it indexed whole or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from contextlib import aclosing
+from functools import partial
+
+from archiver.console.db import Database
+from archiver.manifest.layout import MANIFEST_PREFIX
+from archiver.manifest.reader import read_objects
+from archiver.retrieval.index import normalize_id
+from archiver.storage.base import ObjectStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS id_manifests (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS id_hashes (
+    hash INTEGER NOT NULL,
+    manifest INTEGER NOT NULL,
+    PRIMARY KEY (hash, manifest)
+) WITHOUT ROWID;
+"""
+# Manifest objects (about 1,000 lines each) written per transaction.
+_COMMIT_EVERY = 50
+# SQLite's page cache while updating, in KiB: the hash B-tree of a million calls
+# (about 40 MB) stays in memory, so its random inserts do not go to the disk.
+_CACHE_KIB = 64 * 1024
+
+
+def id_hash(ident: str) -> int:
+    """The signed 64-bit hash of a normalized id (pure; stable across processes)."""
+    digest = hashlib.blake2b(ident.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def manifest_ids(content: bytes) -> set[str]:
+    """Every normalized sip_call_id and cdr id of a manifest object's lines (pure).
+
+    Only what the index needs is read: a line that is not a JSON object, or
+    has no ids, adds nothing (``get`` parses the whole line when it reads the
+    manifest object).
+    """
+    ids: set[str] = set()
+    for raw in content.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not isinstance(line, dict):
+            continue
+        for name in ("sip_call_id", "cdr_id"):
+            value = line.get(name)
+            if value not in (None, ""):
+                ids.add(normalize_id(str(value)))
+    ids.discard("")
+    return ids
+
+
+class IdIndex:
+    """The id index in ``db`` (a :class:`Database` opened with :data:`SCHEMA`): brought up
+    to date from the storage, then asked."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def refresh(self, store: ObjectStore, concurrency: int = 16) -> int:
+        """Index every manifest object not indexed yet; returns how many were added.
+
+        Reading and decoding (this thread) overlap with writing (SQLite's
+        thread, which runs without the GIL): one batch is written while the
+        next is read.
+        """
+        listed = [obj.key async for obj in store.list(MANIFEST_PREFIX)]
+        known = await self.db.run(_known)
+        new = [key for key in listed if key not in known]
+        added = 0
+        pending: list[tuple[str, list[int]]] = []
+        writing: asyncio.Task[None] | None = None
+        try:
+            async with aclosing(read_objects(store, new, concurrency)) as reads:
+                async for key, content in reads:
+                    if content is None:
+                        continue  # gone since the listing: looked at again next time
+                    pending.append((key, sorted({id_hash(i) for i in manifest_ids(content)})))
+                    added += 1
+                    if len(pending) >= _COMMIT_EVERY:
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.create_task(self.db.run(partial(_store, batch=pending)))
+                        pending = []
+        finally:
+            if writing is not None:
+                await writing  # a write already in SQLite's hands ends either way
+            if pending:
+                # Even when a read failed: what was read whole is kept for the next command.
+                await self.db.run(partial(_store, batch=pending))
+        return added
+
+    async def manifests_of(self, ident: str) -> list[str]:
+        """The keys of the manifest objects that may hold a line with id ``ident``."""
+        wanted = id_hash(normalize_id(ident))
+        rows = await self.db.run(
+            lambda c: c.execute(
+                "SELECT m.key FROM id_hashes h JOIN id_manifests m ON m.id = h.manifest "
+                "WHERE h.hash = ? ORDER BY m.key",
+                (wanted,),
+            ).fetchall()
+        )
+        return [str(key) for (key,) in rows]
+
+
+def _known(conn: sqlite3.Connection) -> set[str]:
+    return {str(key) for (key,) in conn.execute("SELECT key FROM id_manifests")}
+
+
+def _store(conn: sqlite3.Connection, batch: Sequence[tuple[str, Iterable[int]]]) -> None:
+    conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for key, hashes in batch:
+            # Another command may have indexed it meanwhile: then it is done.
+            cursor = conn.execute("INSERT OR IGNORE INTO id_manifests (key) VALUES (?)", (key,))
+            if cursor.rowcount == 0:
+                continue
+            manifest = cursor.lastrowid
+            conn.executemany(
+                "INSERT OR IGNORE INTO id_hashes (hash, manifest) VALUES (?, ?)",
+                [(h, manifest) for h in hashes],
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
