@@ -32,7 +32,7 @@ from archiver.manifest.layout import (
     parse_chain_key,
     parse_manifest_key,
 )
-from archiver.manifest.reader import parse_manifest, read_object
+from archiver.manifest.reader import decoded_lines, line_ids, read_object
 from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
 from archiver.retrieval.index import confirm_linked, normalize_id, resolve
 from archiver.retrieval.local_index import SCHEMA, IdIndex
@@ -73,9 +73,9 @@ async def find_call(
     contents: dict[str, bytes] = {}
     for key in keys:
         contents[key] = await _read_manifest(store, key, ident)
-        indexed += _lines_with(parse_manifest(key, contents[key]).calls, ident)
+        indexed += lines_with(key, contents[key], ident)
     try:
-        return await resolve(store, ident, provider, indexed)
+        return await resolve(store, ident, provider, indexed, contents)
     except CallNotFoundError:
         if not indexed:
             # The index names them but none has the line: unless each is the object
@@ -97,10 +97,23 @@ async def _read_manifest(store: ObjectStore, manifest_key: str, ident: str) -> b
         ) from None
 
 
-def _lines_with(calls: list[ManifestEntry], ident: str) -> list[ManifestEntry]:
-    """The lines whose sip_call_id or cdr id is ``ident``."""
+def lines_with(manifest_key: str, content: bytes, ident: str) -> list[ManifestEntry]:
+    """The lines of one manifest object whose sip_call_id or cdr id is ``ident`` (pure).
+
+    Every line is decoded, but only those with the id are checked as manifest
+    lines (a thousand-line object costs a lookup milliseconds, not tens); a
+    line with the id that is not a valid one is left out, as
+    :func:`~archiver.manifest.reader.parse_manifest` leaves it out.
+    """
     wanted = normalize_id(ident)
-    return [c for c in calls if wanted in (normalize_id(c.sip_call_id), normalize_id(c.cdr_id))]
+    found = []
+    for line in decoded_lines(content):
+        if wanted in line_ids(line):
+            try:
+                found.append(ManifestEntry.from_line(line, manifest_key))
+            except ValueError:
+                continue
+    return found
 
 
 async def _no_manifest_missing(store: ObjectStore) -> None:

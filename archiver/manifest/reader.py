@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncGenerator, Iterable
+import unicodedata
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.layout import CHAIN_PREFIX, MANIFEST_PREFIX, partition_date
@@ -58,6 +60,31 @@ def parse_manifest(key: str, content: bytes) -> Manifest:
             reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
             bad.append(BadLine(key, number, reason))
     return Manifest(key, calls, bad, hashlib.sha256(content).hexdigest(), len(content))
+
+
+def decoded_lines(content: bytes) -> Iterator[dict[str, Any]]:
+    """Each line of a manifest object that decodes to a JSON object, not yet checked as a
+    manifest line (pure): for a lookup that needs one line, not all of them validated."""
+    for raw in content.split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(line, dict):
+            yield line
+
+
+def line_ids(line: Mapping[str, Any]) -> set[str]:
+    """A decoded line's sip_call_id and cdr id, normalized as lookups compare them (pure)."""
+    ids = set()
+    for name in ("sip_call_id", "cdr_id"):
+        value = line.get(name)
+        if value not in (None, ""):
+            ids.add(unicodedata.normalize("NFC", str(value)).strip())
+    ids.discard("")
+    return ids
 
 
 def date_span(since: datetime | None, until: datetime | None, tz: tzinfo) -> tuple[date, date]:

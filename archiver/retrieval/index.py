@@ -32,12 +32,12 @@ import hashlib
 import json
 import logging
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from archiver.manifest.chain import Link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.layout import link_key, parse_manifest_key
-from archiver.manifest.reader import parse_manifest, read_object
+from archiver.manifest.reader import decoded_lines, parse_manifest, read_object
 from archiver.retrieval.errors import (
     AmbiguousIdError,
     CallNotFoundError,
@@ -197,6 +197,7 @@ async def resolve(
     ident: str,
     provider: str | None = None,
     indexed: Iterable[ManifestEntry] = (),
+    contents: Mapping[str, bytes] | None = None,
 ) -> ManifestEntry:
     """The archived call ``ident`` names, checked against its manifest object.
 
@@ -205,7 +206,8 @@ async def resolve(
     added, each first held to its manifest line. The manifest (locked by
     Object Lock where enabled) is the record: a pointer or index row that
     does not match a line of the manifest it names raises IntegrityError
-    rather than leading to other bytes.
+    rather than leading to other bytes. ``contents`` are manifest objects the
+    caller has just read (by key): not read again.
     """
     found: dict[tuple[str, str, str], ManifestEntry] = {}
     for call in await lookup(store, ident):
@@ -216,27 +218,30 @@ async def resolve(
         if wanted in (normalize_id(call.sip_call_id), normalize_id(call.cdr_id)):
             found.setdefault((call.provider, call.cdr_id, call.sha256), call)
     call = choose(ident, found.values(), provider)
-    await confirm_in_manifest(store, call)
+    await confirm_in_manifest(store, call, (contents or {}).get(call.manifest_key or ""))
     return call
 
 
-async def confirm_in_manifest(store: ObjectStore, call: ManifestEntry) -> None:
+async def confirm_in_manifest(
+    store: ObjectStore, call: ManifestEntry, content: bytes | None = None
+) -> None:
     """IntegrityError unless ``call``'s manifest object has this exact line and, for a line
-    with proof (v2), is the object its chain link records."""
+    with proof (v2), is the object its chain link records. ``content``: the object's bytes,
+    if the caller has them (else they are read)."""
     if call.manifest_key is None:
         raise IntegrityError(
             IntegrityKind.INDEX_MISMATCH,
             f"index entry for {call.sip_call_id} names no manifest object",
         )
-    try:
-        content = await read_object(store, call.manifest_key)
-    except KeyError:
-        raise IntegrityError(
-            IntegrityKind.MISSING,
-            f"manifest object {call.manifest_key} (recording {call.sip_call_id}) is missing",
-        ) from None
-    manifest = parse_manifest(call.manifest_key, content)
-    if not any(line.fields == call.fields for line in manifest.calls):
+    if content is None:
+        try:
+            content = await read_object(store, call.manifest_key)
+        except KeyError:
+            raise IntegrityError(
+                IntegrityKind.MISSING,
+                f"manifest object {call.manifest_key} (recording {call.sip_call_id}) is missing",
+            ) from None
+    if not _has_line(content, call.fields):
         raise IntegrityError(
             IntegrityKind.INDEX_MISMATCH,
             f"the index entry for {call.sip_call_id} (cdr {call.cdr_id}) does not match "
@@ -244,6 +249,13 @@ async def confirm_in_manifest(store: ObjectStore, call: ManifestEntry) -> None:
         )
     if not call.legacy:
         await confirm_linked(store, call.manifest_key, content)
+
+
+def _has_line(content: bytes, fields: Mapping[str, object]) -> bool:
+    """Whether a line of ``content`` decodes to exactly ``fields`` (pure). Decoding is
+    enough: ``fields`` came from a line that passed ManifestEntry's checks, and so would
+    an equal one; the rest of the object's lines are not validated for one lookup."""
+    return any(line == fields for line in decoded_lines(content))
 
 
 async def confirm_linked(store: ObjectStore, manifest_key: str, content: bytes) -> None:

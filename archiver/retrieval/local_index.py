@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import aclosing
@@ -29,7 +28,7 @@ from functools import partial
 
 from archiver.console.db import Database
 from archiver.manifest.layout import MANIFEST_PREFIX
-from archiver.manifest.reader import read_objects
+from archiver.manifest.reader import decoded_lines, line_ids, read_objects
 from archiver.retrieval.index import normalize_id
 from archiver.storage.base import ObjectStore
 
@@ -61,25 +60,9 @@ def manifest_ids(content: bytes) -> set[str]:
     """Every normalized sip_call_id and cdr id of a manifest object's lines (pure).
 
     Only what the index needs is read: a line that is not a JSON object, or
-    has no ids, adds nothing (``get`` parses the whole line when it reads the
-    manifest object).
+    has no ids, adds nothing (``get`` checks the line it serves in full).
     """
-    ids: set[str] = set()
-    for raw in content.split(b"\n"):
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if not isinstance(line, dict):
-            continue
-        for name in ("sip_call_id", "cdr_id"):
-            value = line.get(name)
-            if value not in (None, ""):
-                ids.add(normalize_id(str(value)))
-    ids.discard("")
-    return ids
+    return {ident for line in decoded_lines(content) for ident in line_ids(line)}
 
 
 class IdIndex:

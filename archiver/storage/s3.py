@@ -57,6 +57,7 @@ from archiver.storage.s3_lock import S3ObjectLock
 from archiver.storage.s3_proof import (
     SHA256_METADATA,
     ChecksumHeaders,
+    parse_timestamp,
     proof_from,
     stored_object,
 )
@@ -107,8 +108,12 @@ class S3Store(S3ObjectLock):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
+        session = get_session()
+        session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
         self._client = await self._stack.enter_async_context(
-            get_session().create_client(
+            session.create_client(
                 "s3",
                 region_name=self._settings.region,
                 endpoint_url=self._settings.endpoint_url,

@@ -211,7 +211,7 @@ def run(server: SeaweedServer, workdir: Path, n: int, log: Callable[[str], None]
     out["get_file_walls_s"] = get_walls
     out["get_url_wall_s"] = measure.median(url_walls)
     out["get_file_wall_s"] = measure.median(get_walls)
-    out["cli_startup_s"] = measure.cli_startup_s(env, workdir)
+    out["cli_startup_s"] = measure.cli_startup_s(env, workdir, "get")
     out["resolve_median_s"] = measure.median(out["resolve_s"])
     log(
         f"  get: {n} manifest entries ({out['manifest_objects']} manifest objects, "

@@ -195,7 +195,7 @@ def run(workdir: Path, n: int, log: Callable[[str], None]) -> dict[str, Any]:
     walls = [status.wall for status in statuses]
     out["status_wall_s"] = measure.median(walls)
     out["status_walls_s"] = walls
-    out["cli_startup_s"] = measure.cli_startup_s(status_env, workdir)
+    out["cli_startup_s"] = measure.cli_startup_s(status_env, workdir, "status")
     out["status_output"] = statuses[-1].stdout
     log(
         f"  state: insert {out['insert_per_s']:.0f}/s ({out['insert_first_tenth_per_s']:.0f}/s "

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from archiver.commands.finding import lines_with
 from archiver.retrieval.local_index import id_hash, manifest_ids
 
 
@@ -44,3 +45,26 @@ def test_the_hash_is_a_signed_64_bit_value_stable_across_processes() -> None:
     assert id_hash("abc@pbx") == id_hash("abc@pbx") == -6869098344611923844
     assert -(2**63) <= id_hash("x") < 2**63
     assert id_hash("abc@pbx") != id_hash("abc@pbx2")
+
+
+def test_a_lookup_validates_only_the_lines_holding_the_id() -> None:
+
+    good = {
+        "sip_call_id": "Cafe\u0301@pbx",
+        "cdr_id": "c-1",
+        "provider": "cdr_v2",
+        "object_key": "r/c-1.wav",
+        "sha256": "a" * 64,
+        "size": 10,
+    }
+    content = (
+        _lines(
+            good,
+            {**good, "cdr_id": "c-2", "sha256": "not hex"},  # the id's, invalid: left out
+            {"sip_call_id": "other", "size": "unchecked"},  # another call's: not validated
+        )
+        + b"garbage\n"
+    )
+    [found] = lines_with("manifests/m.jsonl", content, " Caf\u00e9@pbx ")
+    assert (found.cdr_id, found.manifest_key) == ("c-1", "manifests/m.jsonl")
+    assert lines_with("manifests/m.jsonl", content, "nobody") == []
