@@ -9,9 +9,12 @@ Legs:
               for the issue's figure: about 25 minutes on 2 cores)
   state       1,000,000 CDRs in the state store: insert, dedup, lookup, `archiver status`
   get         `archiver get` from storage alone at 1,000,000 manifest entries
+  latency     the throughput legs (archiver, rclone, bare PUT) with the storage behind a
+              loopback proxy adding --latency-ms (default 20) to every request: where
+              concurrency, not CPU, decides; the proxy counts each leg's storage requests
   profile     the archiver's throughput run under py-spy: where its CPU goes
 
-By default: throughput, big, profile (about 6 minutes); the scale legs run by
+By default: throughput, latency, big, profile (about 12 minutes); the scale legs run by
 name: ``--only many`` and ``--only state,get`` (each under 10 minutes).
 Results go to tests/bench/results/<UTC time>.json (git-ignored) and the
 summary is printed. ``--quick`` shrinks every leg to a smoke run.
@@ -31,13 +34,22 @@ from typing import Any
 
 import psutil
 
-from tests.bench import get_scale, memory, profile, report, servers, state_scale, throughput
+from tests.bench import (
+    get_scale,
+    latency,
+    memory,
+    profile,
+    report,
+    servers,
+    state_scale,
+    throughput,
+)
 
 RESULTS = Path(__file__).parent / "results"
-ALL_LEGS = ("throughput", "big", "many", "state", "get", "profile")
+ALL_LEGS = ("throughput", "latency", "big", "many", "state", "get", "profile")
 # Each run stays within about ten minutes on the 2-core machine: the scale legs
 # (many, state, get) are asked for by name (--only many; --only state,get).
-DEFAULT_LEGS = ("throughput", "big", "profile")
+DEFAULT_LEGS = ("throughput", "latency", "big", "profile")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "change to try) as throughput leg archiver:NAME; repeatable",
     )
     p.add_argument("--reps", type=int, help="throughput repetitions (default 3; quick 1)")
+    p.add_argument(
+        "--latency-ms", type=float, default=20.0, help="latency: delay added per storage request"
+    )
     p.add_argument("--many", type=int, help="many: CDRs (default 20000; quick 2000)")
     p.add_argument("--many-size", type=int, default=16 * 1024, help="many: bytes each")
     p.add_argument("--big-mib", type=int, help="big: MiB (default 300; quick 40)")
@@ -141,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         results["code"] = servers.use_code(args.code, workdir)
         log(f"measuring the archiver of {results['code']}")
         with servers.seaweed(workdir / "weed") as (server, weed_pid):
-            if "throughput" in legs or "profile" in legs:
+            if {"throughput", "latency", "profile"} & set(legs):
                 with servers.simulator(calls, args.size, workdir) as sim:
                     setup = throughput.Setup(
                         server, weed_pid, sim, workdir, args.concurrency, per_host, timeout=600,
@@ -161,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
                             "per_host_connections": per_host,
                             "reps": reps,
                             **throughput.summarize(runs, args.size),
+                        }
+                    if "latency" in legs:
+                        log(f"latency: {args.latency_ms:g} ms added to every storage request")
+                        results["latency"] = {
+                            "latency_ms": args.latency_ms,
+                            "reps": reps,
+                            **latency.run(setup, args.latency_ms, reps, log),
                         }
                     if "profile" in legs:
                         log("profile: the archiver's throughput run under py-spy")

@@ -15,6 +15,31 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def _legs_table(legs: dict[str, dict[str, Any]]) -> list[str]:
+    """One row per leg: time, CPU, requests per recording, memory, the noise."""
+    lines = [
+        "| leg | wall s (min-max) | quiet runs: wall s | rec/s | MiB/s | CPU s (main thread) | "
+        "CPU ms per recording | storage requests per recording | provider requests per "
+        "recording | peak RSS MiB | sim CPU s | weed CPU s | others' CPU s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for leg, v in legs.items():
+        quiet = f"{v['wall_quiet_s']:.2f} ({v['quiet_runs']})" if v.get("quiet_runs") else "none"
+        storage = v.get("storage_requests_per_recording")
+        lines.append(
+            f"| {leg} | {v['wall_s']:.2f} ({v['wall_min_s']:.2f}-{v['wall_max_s']:.2f}) | "
+            f"{quiet} | "
+            f"{v['recordings_per_s']:.0f} | {v['mib_per_s']:.1f} | {v['cpu_s']:.1f} "
+            f"({v.get('main_thread_cpu_s', 0):.1f}) | "
+            f"{v.get('cpu_ms_per_recording', 0):.2f} | "
+            f"{'(not counted)' if storage is None else f'{storage:.3f}'} | "
+            f"{v.get('provider_requests_per_recording', 0):.3f} | "
+            f"{v['peak_rss_mib']:.0f} | {v['sim_cpu_s']:.1f} | {v['weed_cpu_s']:.1f} | "
+            f"{v.get('others_cpu_s', 0):.1f} |"
+        )
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     lines: list[str] = []
     m = results["machine"]
@@ -30,24 +55,7 @@ def render(results: dict[str, Any]) -> str:
             f"throughput: {t['calls']} x {t['size'] // 1024} KiB, concurrency {t['concurrency']}"
             f", medians of {t['reps']}"
         )
-        lines.append(
-            "| leg | wall s (min-max) | quiet runs: wall s | rec/s | MiB/s | CPU s (main thread) | "
-            "CPU ms per recording | peak RSS MiB | sim CPU s | weed CPU s | others' CPU s |"
-        )
-        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for leg, v in t["legs"].items():
-            quiet = (
-                f"{v['wall_quiet_s']:.2f} ({v['quiet_runs']})" if v.get("quiet_runs") else "none"
-            )
-            lines.append(
-                f"| {leg} | {v['wall_s']:.2f} ({v['wall_min_s']:.2f}-{v['wall_max_s']:.2f}) | "
-                f"{quiet} | "
-                f"{v['recordings_per_s']:.0f} | {v['mib_per_s']:.1f} | {v['cpu_s']:.1f} "
-                f"({v.get('main_thread_cpu_s', 0):.1f}) | "
-                f"{v.get('cpu_ms_per_recording', 0):.2f} | "
-                f"{v['peak_rss_mib']:.0f} | {v['sim_cpu_s']:.1f} | {v['weed_cpu_s']:.1f} | "
-                f"{v.get('others_cpu_s', 0):.1f} |"
-            )
+        lines += _legs_table(t["legs"])
         r = t["ratios"]
         if "archiver_vs_rclone" in r:
             x = r["archiver_vs_rclone"]
@@ -94,6 +102,22 @@ def render(results: dict[str, Any]) -> str:
                 f"archiver peak RSS (worst rep): {rss:.0f} MiB (target <= {TARGET_RSS_MIB}: "
                 f"{_verdict(rss <= TARGET_RSS_MIB)})"
             )
+    lat = results.get("latency")
+    if lat:
+        lines.append("")
+        lines.append(
+            f"latency: the same through a proxy adding {lat['latency_ms']} ms to every storage "
+            f"request (its requests counted), medians of {lat['reps']}"
+        )
+        lines += _legs_table(lat["legs"])
+        r = lat["ratios"]
+        for name in (
+            "archiver_vs_rclone",
+            "archiver_vs_put",
+            "archiver_vs_rclone_cpu_per_recording",
+        ):
+            if name in r:
+                lines.append(f"{name.replace('_', ' ')}: {r[name]:.2f}")
     b = results.get("big")
     if b:
         lines.append("")

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,13 @@ def seaweed(workdir: Path) -> Iterator[tuple[SeaweedServer, int]]:
 async def _create_bucket(server: SeaweedServer) -> None:
     async with admin_client(server) as client:
         await client.create_bucket(Bucket=BUCKET)
+
+
+def provider_requests(sim: SimInfo) -> int:
+    """Requests the simulator has answered so far: API calls and recording GETs/HEADs."""
+    with urllib.request.urlopen(f"{sim.base_url}/_sim/stats", timeout=10) as resp:  # noqa: S310
+        stats = json.load(resp)
+    return int(stats.get("api_requests", 0)) + int(stats.get("recording_requests", 0))
 
 
 @contextlib.contextmanager

@@ -40,6 +40,10 @@ class LegRun:
     # CPU seconds the rest of the machine (other developers' work) used meanwhile:
     # the noise indicator. On 2 cores, a leg of W seconds has 2W to share.
     others_cpu: float = 0.0
+    # Requests the simulated provider answered (API calls and recording GETs/HEADs),
+    # and the storage's (counted only through the delaying proxy: None otherwise).
+    provider_requests: int = 0
+    storage_requests: int | None = None
 
     @property
     def per_second(self) -> float:
@@ -60,6 +64,10 @@ class Setup:
     # Other copies of the package to alternate with the measured one: leg
     # "archiver:<name>" runs the archiver from the directory (--compare).
     variants: dict[str, Path] = field(default_factory=dict)
+    # The storage requests so far, where a proxy counts them (the latency legs).
+    storage_requests: Callable[[], int] | None = None
+    # Before every leg's prefix (and state file): legs run again elsewhere start afresh.
+    tag: str = ""
 
 
 def run_archiver(
@@ -70,7 +78,7 @@ def run_archiver(
     variant: str | None = None,
 ) -> LegRun:
     leg = f"archiver:{variant}" if variant else "archiver"
-    prefix = f"{name}-{variant}-{rep}" if variant else f"{name}-{rep}"
+    prefix = f"{s.tag}{name}-{variant}-{rep}" if variant else f"{s.tag}{name}-{rep}"
     extra = {}
     if variant:
         code = s.variants[variant]
@@ -91,7 +99,7 @@ def run_archiver(
 
 
 def run_rclone(s: Setup, rep: int) -> LegRun:
-    prefix = f"rclone-{rep}"
+    prefix = f"{s.tag}rclone-{rep}"
     env = servers.rclone_env(s.server, s.workdir / "rclone.conf")
     run = _measured(s, prefix, servers.rclone_command(s.sim, prefix, s.concurrency), env)
     return _leg(s, "rclone", rep, run, f"{prefix}/", None)
@@ -99,11 +107,11 @@ def run_rclone(s: Setup, rep: int) -> LegRun:
 
 def run_put(s: Setup, rep: int, shape: str = "bare") -> LegRun:
     leg = "put" if shape == "bare" else "put-shaped"
-    prefix = f"{leg}-{rep}/"
+    prefix = f"{s.tag}{leg}-{rep}/"
     command = servers.bare_put_command(
         s.server, prefix, s.sim.calls, s.sim.size, s.concurrency, shape
     )
-    run = _measured(s, f"{leg}-{rep}", command, servers.bare_env(s.server))
+    run = _measured(s, f"{s.tag}{leg}-{rep}", command, servers.bare_env(s.server))
     inner = float(json.loads(run.result.stdout.strip().splitlines()[-1])["elapsed"])
     return _leg(s, leg, rep, run, prefix, inner)
 
@@ -126,18 +134,24 @@ class _Run:
     sim_cpu: float
     weed_cpu: float
     others_cpu: float
+    provider_requests: int
+    storage_requests: int | None
 
 
 def _measured(s: Setup, name: str, command: list[str], env: dict[str, str]) -> _Run:
     sim0, weed0 = measure.cpu_seconds(s.sim.pid), measure.cpu_seconds(s.weed_pid)
     me0, busy0 = measure.cpu_seconds(os.getpid()), measure.busy_cpu_seconds()
+    asked0 = servers.provider_requests(s.sim)
+    stored0 = s.storage_requests() if s.storage_requests else 0
     result = measure.run(name, command, env=env, cwd=s.workdir, timeout=s.timeout).check()
+    stored = s.storage_requests() - stored0 if s.storage_requests else None
     busy = measure.busy_cpu_seconds() - busy0
     sim = measure.cpu_seconds(s.sim.pid) - sim0
     weed = measure.cpu_seconds(s.weed_pid) - weed0
     me = measure.cpu_seconds(os.getpid()) - me0
     others = max(busy - result.cpu - sim - weed - me, 0.0)
-    return _Run(result, sim_cpu=sim, weed_cpu=weed, others_cpu=others)
+    asked = servers.provider_requests(s.sim) - asked0
+    return _Run(result, sim, weed, others, provider_requests=asked, storage_requests=stored)
 
 
 def _leg(s: Setup, leg: str, rep: int, run: _Run, prefix: str, inner: float | None) -> LegRun:
@@ -155,6 +169,8 @@ def _leg(s: Setup, leg: str, rep: int, run: _Run, prefix: str, inner: float | No
         main_thread_cpu=run.result.main_thread_cpu,
         other_threads_cpu=run.result.other_threads_cpu,
         others_cpu=run.others_cpu,
+        provider_requests=run.provider_requests,
+        storage_requests=run.storage_requests,
     )
 
 
@@ -229,6 +245,12 @@ def summarize(runs: list[LegRun], size: int) -> dict[str, object]:
             # machine the wall time tends to half of it.
             "total_cpu_s": measure.median([r.cpu + r.sim_cpu + r.weed_cpu for r in mine]),
         }
+        legs[leg]["provider_requests_per_recording"] = measure.median(
+            [r.provider_requests / objects for r in mine]
+        )
+        counted = [r.storage_requests / objects for r in mine if r.storage_requests is not None]
+        if counted:
+            legs[leg]["storage_requests_per_recording"] = measure.median(counted)
         inner = [r.inner for r in mine if r.inner is not None]
         if inner:
             legs[leg]["inner_s"] = measure.median(inner)
