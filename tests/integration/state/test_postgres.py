@@ -261,20 +261,46 @@ async def test_a_statement_past_its_deadline_is_state_unavailable(postgres_url: 
         await store.close()
 
 
-async def test_connections_the_server_ended_are_replaced(postgres_url: str) -> None:
-    """A server restart or an administrator ending sessions: the next operation reconnects."""
+async def test_idle_sessions_the_server_ended_are_replaced(postgres_url: str) -> None:
+    """A server restart, or an administrator ending sessions, while the store is idle:
+    the pool has seen its connections close and the next operation opens new ones."""
     store = await PostgresStateStore.open(postgres_url, TEST_POOL)
     try:
         await store.add_calls([make_call("1")], T0)
-        ended = await sql(
-            postgres_url,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        assert ended
+        assert await _end_sessions(postgres_url) >= 1
+        await asyncio.sleep(1)  # time for the client to read the server's goodbye (loopback)
         assert (await store.counts())[JobState.PENDING] == 1
     finally:
         await store.close()
+
+
+async def test_a_session_ended_mid_operation_is_state_unavailable(postgres_url: str) -> None:
+    store = await PostgresStateStore.open(postgres_url, TEST_POOL)
+    blocker = await asyncpg.connect(postgres_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE")
+            waiting = asyncio.create_task(store.set_checkpoint("cdr_v2", T0))
+            await asyncio.sleep(0.3)  # the store's statement waits on the lock
+            await blocker.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                " WHERE NOT granted AND relation = 'checkpoints'::regclass"
+            )
+            with pytest.raises(StateUnavailableError, match="terminating connection"):
+                await waiting
+    finally:
+        await blocker.close()
+        await store.close()
+
+
+async def _end_sessions(url: str) -> int:
+    """End every other session on the database (as pg_terminate_backend does); how many."""
+    ended = await sql(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    return len(ended)
 
 
 def _with_password(postgres_cluster: PostgresServer, database: str, password: str) -> str:
