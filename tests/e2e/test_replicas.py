@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -205,13 +206,16 @@ async def test_replicas_killed_at_random_archive_every_call_exactly_once(
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"
+_LISTED = re.compile(r"listed (\d+) CDR\(s\)")
 
 
-async def test_two_backfills_at_once_archive_every_call_exactly_once(
+async def test_two_backfills_at_once_split_the_windows_and_archive_every_call_once(
     state_url, tmp_path, make_bucket, s3_settings, seaweed
 ):
+    # Every answer takes 0.2 s and the range is 36 windows of 10 minutes: the
+    # listing lasts seconds, so both processes are at it together.
     sim = Simulator(
-        SimConfig(seed=23, calls=60, max_size=150_000, faults=Faults(slow=0.3, slow_seconds=0.2))
+        SimConfig(seed=23, calls=60, max_size=150_000, faults=Faults(slow=1.0, slow_seconds=0.2))
     )
     storage, storage_env = await _bucket_env(make_bucket, s3_settings, seaweed)
     async with sim.serve() as base:
@@ -220,7 +224,7 @@ async def test_two_backfills_at_once_archive_every_call_exactly_once(
             base=base,
             sim=sim,
             storage=storage_env,
-            tuning={**QUICK, "ARCHIVER_WINDOW": "1800", "ARCHIVER_LEASE": "3"},
+            tuning={**QUICK, "ARCHIVER_WINDOW": "600", "ARCHIVER_LEASE": "3"},
             ARCHIVER_STATE__URL=state_url,
         )
         args = ("backfill", "--since", SINCE, "--until", UNTIL)
@@ -229,6 +233,10 @@ async def test_two_backfills_at_once_archive_every_call_exactly_once(
         )
     assert first.code == 0, first.out + first.err
     assert second.code == 0, second.out + second.err
+    # The windows were split: each process listed some, and no CDR was listed twice.
+    listed = [int(_LISTED.findall(r.out)[-1]) for r in (first, second)]
+    assert min(listed) > 0, listed
+    assert sum(listed) == len(sim.calls), listed
     await assert_exactly_once(sim, storage)
     verified = await run_cli("verify", env=env, cwd=tmp_path)
     assert verified.code == 0, verified.out + verified.err
