@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -32,6 +33,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import psutil
 
 from tests.bench import measure, servers
 from tests.seaweed import SeaweedServer
@@ -51,9 +54,15 @@ class Leg:
     size: int
     wall: float
     per_second: float
-    # Seconds from the start to the first recording stored (start-up and first poll).
+    # Seconds from the start to the first recording stored (start-up and first poll),
+    # and the rate from then on (start-up aside).
     first_stored: float
+    steady_per_second: float
     replicas_cpu: float
+    # CPU seconds of the simulator, SeaweedFS and the PostgreSQL server (0 for SQLite).
+    sim_cpu: float
+    weed_cpu: float
+    postgres_cpu: float
     others_cpu: float
     load_avg_1m: float
 
@@ -84,6 +93,7 @@ def run_leg(
     sim: servers.SimInfo,
     server: SeaweedServer,
     weed_pid: int,
+    postmaster: int | None,
     workdir: Path,
     timeout: float,
 ) -> Leg:
@@ -91,8 +101,8 @@ def run_leg(
     prefix = f"{name}-{uuid.uuid4().hex[:6]}"
     env = _env(sim, server, prefix, state)
     logs = [(workdir / f"{prefix}-{i}.log").open("wb") for i in range(replicas)]
-    busy0 = measure.busy_cpu_seconds()
-    sim0, weed0 = measure.cpu_seconds(sim.pid), measure.cpu_seconds(weed_pid)
+    servers_before = _servers_cpu(sim.pid, weed_pid, postmaster)
+    busy0, me0 = measure.busy_cpu_seconds(), measure.cpu_seconds(os.getpid())
     t0 = time.monotonic()
     procs = [
         subprocess.Popen(  # noqa: S603 (our own argument list)
@@ -107,11 +117,12 @@ def run_leg(
     ]
     cpu: dict[int, float] = {}
     first: float | None = None
+    first_objects = 0
     try:
         while True:
             objects, _ = asyncio.run(servers.count_objects(server, f"{prefix}/recordings/"))
             if objects and first is None:
-                first = time.monotonic() - t0
+                first, first_objects = time.monotonic() - t0, objects
             for p in procs:
                 cpu[p.pid] = measure.cpu_seconds(p.pid) or cpu.get(p.pid, 0.0)
             if objects >= sim.calls:
@@ -123,6 +134,13 @@ def run_leg(
             time.sleep(0.5)
         wall = time.monotonic() - t0
         busy = measure.busy_cpu_seconds() - busy0
+        me = measure.cpu_seconds(os.getpid()) - me0
+        sim_cpu, weed_cpu, pg_cpu = (
+            after - before
+            for after, before in zip(
+                _servers_cpu(sim.pid, weed_pid, postmaster), servers_before, strict=True
+            )
+        )
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -136,8 +154,6 @@ def run_leg(
             log.close()
     servers.check_stored(server, f"{prefix}/recordings/", sim.calls, sim.size, name)
     mine = sum(cpu.values())
-    sim_cpu = measure.cpu_seconds(sim.pid) - sim0
-    weed_cpu = measure.cpu_seconds(weed_pid) - weed0
     return Leg(
         leg=name,
         rep=rep,
@@ -147,10 +163,29 @@ def run_leg(
         wall=round(wall, 2),
         per_second=round(sim.calls / wall, 1),
         first_stored=round(first if first is not None else wall, 2),
+        steady_per_second=round(
+            (sim.calls - first_objects) / (wall - first) if first and wall > first else 0.0, 1
+        ),
         replicas_cpu=round(mine, 1),
-        others_cpu=round(max(busy - mine - sim_cpu - weed_cpu, 0.0), 1),
+        sim_cpu=round(sim_cpu, 1),
+        weed_cpu=round(weed_cpu, 1),
+        postgres_cpu=round(pg_cpu, 1),
+        others_cpu=round(max(busy - mine - sim_cpu - weed_cpu - pg_cpu - me, 0.0), 1),
         load_avg_1m=round(os.getloadavg()[0], 2),
     )
+
+
+def _servers_cpu(sim: int, weed: int, postmaster: int | None) -> tuple[float, float, float]:
+    """CPU seconds so far of the simulator, SeaweedFS and PostgreSQL (its postmaster
+    and every backend it has reaped: a replica's connections end with it)."""
+    pg = 0.0
+    if postmaster is not None:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(postmaster).cpu_times()
+            pg = t.user + t.system + t.children_user + t.children_system
+            for child in psutil.Process(postmaster).children():
+                pg += measure.cpu_seconds(child.pid)
+    return measure.cpu_seconds(sim), measure.cpu_seconds(weed), pg
 
 
 def summary(results: list[Leg], legs: list[str]) -> dict[str, object]:
@@ -158,14 +193,23 @@ def summary(results: list[Leg], legs: list[str]) -> dict[str, object]:
     medians = {
         leg: statistics.median(r.per_second for r in results if r.leg == leg) for leg in legs
     }
+    steady = {
+        leg: statistics.median(r.steady_per_second for r in results if r.leg == leg) for leg in legs
+    }
     base = medians.get("sqlite-1")
     return {
         "summary": "median recordings/s",
         "legs": medians,
+        "steady": steady,
         "vs_sqlite_1": {leg: round(v / base, 2) for leg, v in medians.items()} if base else None,
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
+
+
+def _postmaster(cluster: PostgresCluster) -> int:
+    """The cluster's server process (the first line of its postmaster.pid)."""
+    return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
 
 
 def state_for(leg: str, pg: PostgresServer | None, workdir: Path) -> str:
@@ -183,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--legs", default=",".join(LEGS), help=f"default {','.join(LEGS)}")
     p.add_argument("--reps", type=int, default=3, help="rounds of every leg (order rotated)")
     p.add_argument("--timeout", type=float, default=600, help="seconds per leg at most")
+    p.add_argument("--keep", type=Path, help="keep the replicas' logs in this directory")
     args = p.parse_args(argv)
     legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
     unknown = sorted(set(legs) - set(LEGS))
@@ -190,8 +235,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"unknown legs: {', '.join(unknown)}")
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
         workdir = Path(tmp)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            workdir = args.keep
         cluster = PostgresCluster() if any(leg.startswith("postgres") for leg in legs) else None
         pg = cluster.start() if cluster is not None else None
+        postmaster = _postmaster(cluster) if cluster is not None else None
         try:
             with (
                 servers.seaweed(workdir / "weed") as (server, weed_pid),
@@ -204,7 +253,16 @@ def main(argv: list[str] | None = None) -> None:
                         replicas = int(leg.rsplit("-", 1)[1])
                         state = state_for(leg, pg, workdir)
                         result = run_leg(
-                            leg, rep, replicas, state, sim, server, weed_pid, workdir, args.timeout
+                            leg,
+                            rep,
+                            replicas,
+                            state,
+                            sim,
+                            server,
+                            weed_pid,
+                            postmaster,
+                            workdir,
+                            args.timeout,
                         )
                         results.append(result)
                         print(json.dumps(asdict(result)), flush=True)
