@@ -29,14 +29,15 @@ from tests.support.cli import DAEMON, QUICK, archiver_env, run_cli, s3_storage_e
 
 pytestmark = pytest.mark.slow
 
-# Short leases and quick polls: a dead replica's claims (and, once leadership is
-# in, its role) pass to another within seconds of logical work.
+# Short leases and quick polls: a dead replica's claims and its leader role pass
+# to another within seconds.
 TUNING = {
     **QUICK,
     **DAEMON,
     "ARCHIVER_POLL_INTERVAL": "0.3",
     "ARCHIVER_MANIFEST_INTERVAL": "0.3",
     "ARCHIVER_LEASE": "3",
+    "ARCHIVER_LEADER_LEASE": "3",
     "ARCHIVER_GRACE": "3",
     "ARCHIVER_SERVICE__ENABLED": "false",
 }
@@ -110,25 +111,37 @@ class Replicas:
         return b"\n".join(self.logs).decode(errors="replace")
 
 
-async def _holding(state_url: str, group: Replicas) -> list[int]:
-    """The slots of the replicas that hold claimed recordings now (read from the state)."""
-    async with open_state_store(StateSettings(url=state_url)) as state:
-        owners = await state.lease_holders(datetime.now(UTC))
-    # An owner token is <run>-<pid>@<host>.
+def _slots(owners: list[str], group: Replicas) -> list[int]:
+    """The slots of the live replicas among ``owners`` (tokens ``<run>-<pid>@<host>``)."""
     pids = {int(owner.partition("@")[0].rpartition("-")[2]) for owner in owners}
     return sorted(slot for slot, proc in group.procs.items() if proc.pid in pids)
 
 
-async def _busy_victim(rng: random.Random, state_url: str, group: Replicas) -> int:
-    """A replica, drawn at random among those holding claimed work (waited for)."""
-    busy: list[int] = []
+async def _holding(state_url: str, group: Replicas) -> list[int]:
+    """The replicas that hold claimed recordings now (read from the state)."""
+    async with open_state_store(StateSettings(url=state_url)) as state:
+        return _slots(await state.lease_holders(datetime.now(UTC)), group)
 
-    async def someone_busy() -> bool:
-        busy[:] = await _holding(state_url, group)
-        return bool(busy)
 
-    await _wait_for(someone_busy, 30, "a replica holding claimed recordings")
-    return rng.choice(busy)
+async def _leading(state_url: str, group: Replicas) -> list[int]:
+    """The live replica holding the leader role now, if any (read from the state)."""
+    async with open_state_store(StateSettings(url=state_url)) as state:
+        holder = await state.role_holder("leader", datetime.now(UTC))
+    return _slots([holder] if holder else [], group)
+
+
+async def _victim(
+    rng: random.Random, state_url: str, group: Replicas, pick: Callable[..., Awaitable[list[int]]]
+) -> int:
+    """A replica drawn at random among those ``pick`` names (waited for)."""
+    found: list[int] = []
+
+    async def someone() -> bool:
+        found[:] = await pick(state_url, group)
+        return bool(found)
+
+    await _wait_for(someone, 30, f"a replica to kill ({pick.__doc__})")
+    return rng.choice(found)
 
 
 async def _bucket_env(make_bucket, s3_settings, seaweed) -> tuple[StorageSettings, dict[str, str]]:
@@ -176,15 +189,22 @@ async def test_replicas_killed_at_random_archive_every_call_exactly_once(
             for slot in range(replicas):
                 await group.start(slot)
             restarts = 0
-            for _ in range(4):
+            for step in range(4):
                 # Calls keep arriving while replicas die (pacing, not an assertion).
                 await asyncio.sleep(rng.uniform(0.8, 2.5))
                 sim.add_calls(rng.randint(4, 8))
-                victim = await _busy_victim(rng, state_url, group)
+                # The leader first (the only one polling), then replicas at work.
+                pick = _leading if step == 0 else _holding
+                victim = await _victim(rng, state_url, group, pick)
                 await group.kill(victim)
                 if len(group.procs) == 0 or rng.random() < 0.6:
                     await group.start(victim)
                     restarts += 1
+                if step == 0:
+                    # Another replica (or the restarted one) leads: the polls go on.
+                    await _wait_for(
+                        lambda: _leading(state_url, group), 30, "a new leader after the kill"
+                    )
             if not group.procs:
                 await group.start(0)
             sim.add_calls(3)

@@ -87,8 +87,10 @@ def test_the_replicas_share_the_postgres_state_and_an_archive_of_their_own(setti
         assert settings.storage.is_s3
         assert settings.storage.bucket_and_prefix != single.storage.bucket_and_prefix
         assert settings.storage.endpoint_url == single.storage.endpoint_url
-        # Short enough that a dead replica's claims move on within a minute.
+        # Short enough that a dead replica's claims move on within a minute, and
+        # its leader role within 40 s.
         assert settings.lease <= 60
+        assert settings.leader_lease <= 30
         # The image's healthcheck reads the service on its default port.
         assert settings.service.port == single.service.port
     assert len(urls) == 1, "the replicas must share one state"
