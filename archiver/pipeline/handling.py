@@ -49,6 +49,7 @@ class JobHandler:
         metrics: Metrics,
         health: Health,
         line_added: Callable[[], None],
+        owner: str,
     ) -> None:
         self.source = source
         self.state = state
@@ -61,6 +62,8 @@ class JobHandler:
         self.metrics = metrics
         self.health = health
         self._line_added = line_added
+        # The lease holder claims are made as: an outcome is written only while it holds.
+        self.owner = owner
         self._rng = random.Random()  # noqa: S311 - jitter only
 
     async def handle(self, job: Job) -> None:
@@ -125,7 +128,10 @@ class JobHandler:
                 archived_at=now,
                 proof=stored.written.proof,
             )
-            await self.state.mark_archived(job.id, entry, manifest_date(call, self.config.tz))
+            day = manifest_date(call, self.config.tz)
+            if not await self.state.mark_archived(job.id, entry, day, owner=self.owner):
+                self._lost(job, "archived")
+                return
             self.stats.archived += 1
             self._line_added()
             self.stats.bytes += stored.size
@@ -148,8 +154,12 @@ class JobHandler:
                     # The link itself may be what is gone (moved, re-signed): the
                     # last try goes to the URL the provider gives for this id now.
                     await self._refresh(job)
-                self.stats.not_ready += 1
-                await self.state.mark_retry(job.id, JobState.WAITING_READY, result.reason, due)
+                if await self.state.mark_retry(
+                    job.id, JobState.WAITING_READY, result.reason, due, owner=self.owner
+                ):
+                    self.stats.not_ready += 1
+                else:
+                    self._lost(job, "not ready yet")
                 return
             await self._give_up(
                 job,
@@ -160,6 +170,11 @@ class JobHandler:
         if result.verdict in (Verdict.RETRY, Verdict.EXPIRED):
             due = self.retry.after_transient(attempts, now, self._rng)
             if due is not None:
+                if not await self.state.mark_retry(
+                    job.id, JobState.PENDING, result.reason, due, owner=self.owner
+                ):
+                    self._lost(job, "to be retried")
+                    return
                 self.stats.retries += 1
                 log.info(
                     "will retry %s: %s",
@@ -167,7 +182,6 @@ class JobHandler:
                     result.reason,
                     extra={"sip_call_id": call.sip_call_id},
                 )
-                await self.state.mark_retry(job.id, JobState.PENDING, result.reason, due)
                 return
             await self._give_up(
                 job, _kind(result), f"gave up after {attempts} attempts: {result.reason}"
@@ -176,7 +190,9 @@ class JobHandler:
         await self._give_up(job, _kind(result), result.reason)
 
     async def _give_up(self, job: Job, kind: FailureKind, reason: str) -> None:
-        await self.state.mark_failed(job.id, reason, kind=kind)
+        if not await self.state.mark_failed(job.id, reason, kind=kind, owner=self.owner):
+            self._lost(job, "failed")
+            return
         self.stats.failed += 1
         self.stats.failure_kinds[kind] += 1
         self.metrics.failed.labels(kind.value).inc()
@@ -184,6 +200,17 @@ class JobHandler:
             "failed permanently: %s: %s",
             job.call.sip_call_id,
             reason,
+            extra={"sip_call_id": job.call.sip_call_id},
+        )
+
+    def _lost(self, job: Job, outcome: str) -> None:
+        """This process stalled past the job's lease: the job went back to the queue
+        (perhaps to another process, at work on it now) and its outcome is theirs."""
+        log.warning(
+            "%s: lease lost while it was transferred (another process has it now); "
+            "not recorded as %s here",
+            job.call.sip_call_id,
+            outcome,
             extra={"sip_call_id": job.call.sip_call_id},
         )
 

@@ -120,6 +120,7 @@ class Pipeline:
             metrics=self.metrics,
             health=self.health,
             line_added=self.flusher.line_added,
+            owner=self.leases.owner,
         )
 
     def stop(self) -> None:
@@ -304,7 +305,10 @@ class Pipeline:
         self._paused_until = time.monotonic() + pause
         log.warning("storage unavailable, pausing transfers for %.0fs: %s", pause, exc)
         await self.state.postpone(
-            job.id, f"storage unavailable: {exc}", self.clock() + timedelta(seconds=pause)
+            job.id,
+            f"storage unavailable: {exc}",
+            self.clock() + timedelta(seconds=pause),
+            owner=self.leases.owner,
         )
 
     # -- manifest and shutdown ----------------------------------------------------------
