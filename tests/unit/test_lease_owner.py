@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from archiver.pipeline.owners import holder_is_gone
+from archiver.pipeline.owners import holder_is_gone, mark_live
 from archiver.pipeline.owners import owner_token as lease_owner
 
 HERE = lease_owner("x").partition("@")[2]  # this host, as a token spells it
@@ -15,6 +15,17 @@ HERE = lease_owner("x").partition("@")[2]  # this host, as a token spells it
 def test_a_run_of_this_very_process_is_gone() -> None:
     # A restarted container: same host name, often the same pid, another run.
     assert holder_is_gone(lease_owner("oldrun"))
+
+
+def test_a_run_going_on_in_this_process_is_not_gone_until_it_ends() -> None:
+    # Two pipelines of one process (replicas in a test): neither takes the other's work.
+    owner = lease_owner("liverun")
+    mark_live(owner, True)
+    try:
+        assert not holder_is_gone(owner)
+    finally:
+        mark_live(owner, False)
+    assert holder_is_gone(owner)
 
 
 def test_a_live_process_of_this_host_is_not_gone() -> None:
