@@ -367,6 +367,10 @@ class Pipeline:
         await asyncio.gather(*workers, producer_task, flusher, return_exceptions=True)
         # Whatever was claimed but not finished is queued again (this run's jobs only).
         await self.state.release_transferring(self.leases.owner)
-        await self.flusher.flush_last()
+        if hard:
+            # Stopping at once: one try, no waiting for another process's flush.
+            await self.flusher.flush()
+        else:
+            await self.flusher.flush_last()
         if cancelled:
             raise asyncio.CancelledError

@@ -178,6 +178,31 @@ async def test_a_backfill_leaves_its_manifest_lines_to_a_live_run_leader(
     await assert_exactly_once(sim, StorageSettings(url=str(tmp_path / "archive")))
 
 
+async def test_a_second_signal_does_not_wait_for_another_writer_of_the_manifest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="archiver.pipeline")
+    sim = Simulator(
+        SimConfig(seed=37, calls=12, start=FIXED_START, span=timedelta(hours=1), max_size=50_000)
+    )
+    async with sim.serve() as base, reverse_proxy(base) as proxy:
+        async with _process(sim, proxy, tmp_path, str(tmp_path / "state.sqlite3")) as rt:
+            # Another machine's process is writing the manifest, for a long while.
+            other = "other-1@elsewhere"
+            assert await rt.state.hold_role(MANIFEST, other, datetime.now(UTC), timedelta(hours=1))
+            windows = [(sim.config.start, sim.config.start + sim.config.span)]
+            backfill = asyncio.create_task(rt.pipeline.backfill(windows))
+            await _until(lambda: rt.pipeline.stats.archived > 0)
+            # What a second SIGINT does: the command's task is cancelled.
+            backfill.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await backfill
+            assert rt.pipeline.stats.manifest_lines == 0
+            # It stopped at once: it did not wait for the role to come free.
+            assert "manifest not written" not in caplog.text
+            assert await rt.state.role_holder(MANIFEST, datetime.now(UTC)) == other
+
+
 async def _until(check: Callable[[], bool]) -> None:
     """Wait for ``check`` (the test's timeout bounds it)."""
     while not check():
