@@ -206,6 +206,9 @@ class Transferrer:
         pace = _Pace(self._config.min_throughput, self._config.throughput_window)
         digest = hashlib.sha256()
         received = 0
+        # Up to buffer_bound the chunks are kept as received and joined once for the
+        # PUT (one copy of the body, not two); past it they feed a multipart upload.
+        chunks: list[bytes] = []
         buffer = bytearray()
         upload: Upload | None = None
         kind: tuple[str, str] | None = None
@@ -213,7 +216,6 @@ class Transferrer:
             async for chunk in resp.content.iter_chunked(READ_CHUNK):
                 digest.update(chunk)
                 received += len(chunk)
-                buffer += chunk
                 if received > limit:
                     # No Content-Length, or a host sending past it: stop before
                     # the storage holds more than the limit (the upload is aborted).
@@ -223,20 +225,24 @@ class Transferrer:
                     raise _Bad(
                         Verdict.RETRY, FailureKind.TRUNCATED, "more bytes than Content-Length"
                     )
-                if kind is None and len(buffer) >= SNIFF_BYTES:
-                    kind = _sniff_or_refuse(buffer, resp)
-                if len(buffer) > self._config.buffer_bound or (
-                    upload is not None and len(buffer) >= self._config.part_size
-                ):
+                if upload is None:
+                    chunks.append(chunk)
+                    if kind is None and received >= SNIFF_BYTES:
+                        kind = _sniff_or_refuse(_head(chunks), resp)
+                    if received <= self._config.buffer_bound:
+                        continue
                     if kind is None:
-                        kind = _sniff_or_refuse(buffer, resp)
-                    if upload is None:
-                        upload = await self._store.start_upload(
-                            self._key(call, kind[1], sibling), content_type=kind[0]
-                        )
-                    while len(buffer) >= self._config.part_size:
-                        await upload.write_part(bytes(buffer[: self._config.part_size]))
-                        del buffer[: self._config.part_size]
+                        kind = _sniff_or_refuse(_head(chunks), resp)
+                    upload = await self._store.start_upload(
+                        self._key(call, kind[1], sibling), content_type=kind[0]
+                    )
+                    buffer = bytearray(b"".join(chunks))
+                    chunks = []
+                else:
+                    buffer += chunk
+                while len(buffer) >= self._config.part_size:
+                    await upload.write_part(bytes(buffer[: self._config.part_size]))
+                    del buffer[: self._config.part_size]
             if received == 0:
                 raise _Bad(Verdict.RETRY, FailureKind.TRUNCATED, "empty body")
             if expected is not None and received != expected:
@@ -246,7 +252,7 @@ class Transferrer:
                     f"truncated: {received} of {expected} bytes",
                 )
             if kind is None:
-                kind = _sniff_or_refuse(buffer, resp)
+                kind = _sniff_or_refuse(_head(chunks), resp)
             sha = digest.hexdigest()
             key = self._key(call, kind[1], sibling)
             if upload is not None:
@@ -255,9 +261,8 @@ class Transferrer:
                 written = await upload.complete(sha, received)
                 upload = None
             else:
-                written = await self._store.put_bytes(
-                    key, bytes(buffer), sha256=sha, content_type=kind[0]
-                )
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                written = await self._store.put_bytes(key, body, sha256=sha, content_type=kind[0])
             return Stored(key, sha, received, kind[0], written)
         finally:
             if upload is not None:
@@ -327,8 +332,18 @@ def _status_verdict(status: int) -> Verdict | None:
     return Verdict.FAILED
 
 
-def _sniff_or_refuse(head: bytearray, resp: aiohttp.ClientResponse) -> tuple[str, str]:
-    kind = sniff(bytes(head[:SNIFF_BYTES]))
+def _head(chunks: list[bytes]) -> bytes:
+    """The body's first SNIFF_BYTES (or fewer), from the chunks received so far."""
+    head = b""
+    for chunk in chunks:
+        head += chunk[: SNIFF_BYTES - len(head)]
+        if len(head) >= SNIFF_BYTES:
+            break
+    return head
+
+
+def _sniff_or_refuse(head: bytes, resp: aiohttp.ClientResponse) -> tuple[str, str]:
+    kind = sniff(head[:SNIFF_BYTES])
     if kind is None:
         ctype = resp.headers.get("Content-Type", "no content type").split(";")[0]
         raise _Bad(Verdict.RETRY, FailureKind.NOT_AUDIO, f"body is not audio ({ctype})")
