@@ -196,11 +196,24 @@ def summary(results: list[Leg], legs: list[str]) -> dict[str, object]:
     steady = {
         leg: statistics.median(r.steady_per_second for r in results if r.leg == leg) for leg in legs
     }
+    # CPU per recording (replicas and PostgreSQL server): what noise moves least.
+    cpu_ms = {
+        leg: round(
+            statistics.median(
+                1000 * (r.replicas_cpu + r.postgres_cpu) / r.recordings
+                for r in results
+                if r.leg == leg
+            ),
+            2,
+        )
+        for leg in legs
+    }
     base = medians.get("sqlite-1")
     return {
         "summary": "median recordings/s",
         "legs": medians,
         "steady": steady,
+        "cpu_ms_per_recording": cpu_ms,
         "vs_sqlite_1": {leg: round(v / base, 2) for leg, v in medians.items()} if base else None,
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
