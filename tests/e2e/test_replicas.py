@@ -64,7 +64,7 @@ async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float, wh
 
 
 class Replicas:
-    """``archiver run`` processes by slot: started, SIGKILLed, restarted, stopped."""
+    """``archiver run`` processes by slot: started, SIGKILLed, frozen, restarted, stopped."""
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self._env = env
@@ -88,6 +88,9 @@ class Replicas:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
+
+    def signal(self, slot: int, sig: signal.Signals) -> None:
+        os.killpg(self.procs[slot].pid, sig)
 
     async def stop_all(self) -> dict[int, int]:
         """SIGTERM every live replica; their exit codes."""
@@ -144,6 +147,21 @@ async def _victim(
     return rng.choice(found)
 
 
+async def _freeze_the_leader(rng: random.Random, state_url: str, group: Replicas) -> None:
+    """SIGSTOP the leader (a paused VM, a long GC) until another replica leads, then
+    SIGCONT: it wakes up with its role and its claims' leases gone, mid-work."""
+    frozen = await _victim(rng, state_url, group, _leading)
+    group.signal(frozen, signal.SIGSTOP)
+    try:
+
+        async def another_leads() -> bool:
+            return (await _leading(state_url, group)) not in ([], [frozen])
+
+        await _wait_for(another_leads, 30, "another leader while the leader is frozen")
+    finally:
+        group.signal(frozen, signal.SIGCONT)
+
+
 async def _bucket_env(make_bucket, s3_settings, seaweed) -> tuple[StorageSettings, dict[str, str]]:
     bucket = await make_bucket()
     storage = s3_settings(bucket, "replicas")
@@ -189,10 +207,13 @@ async def test_replicas_killed_at_random_archive_every_call_exactly_once(
             for slot in range(replicas):
                 await group.start(slot)
             restarts = 0
-            for step in range(4):
+            for step in range(5):
                 # Calls keep arriving while replicas die (pacing, not an assertion).
                 await asyncio.sleep(rng.uniform(0.8, 2.5))
                 sim.add_calls(rng.randint(4, 8))
+                if step == 1:
+                    await _freeze_the_leader(rng, state_url, group)
+                    continue
                 # The leader first (the only one polling), then replicas at work.
                 pick = _leading if step == 0 else _holding
                 victim = await _victim(rng, state_url, group, pick)
@@ -218,6 +239,8 @@ async def test_replicas_killed_at_random_archive_every_call_exactly_once(
         # A kill landed on claimed work, and a survivor or a restart took it over.
         taken_over = ("left in flight by an ended run", "of a run that stopped beating")
         assert any(words in group.log for words in taken_over), "no kill caught a transfer"
+        # The frozen leader woke up as a follower.
+        assert "no longer the leader" in group.log
     await assert_exactly_once(sim, storage)
     verified = await run_cli("verify", env=env, cwd=tmp_path)
     assert verified.code == 0, verified.out + verified.err
