@@ -32,6 +32,7 @@ import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.handlers import convert_body_to_file_like_object
 
 from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
@@ -61,7 +62,12 @@ from archiver.storage.s3_proof import (
     proof_from,
     stored_object,
 )
-from archiver.storage.s3_upload import S3Upload, abort_incomplete, abort_lost_uploads
+from archiver.storage.s3_upload import (
+    S3Upload,
+    abort_incomplete,
+    abort_lost_uploads,
+    file_like_when_large,
+)
 
 log = logging.getLogger("archiver.storage")
 
@@ -122,6 +128,10 @@ class S3Store(S3ObjectLock):
                 config=config,
             )
         )
+        for operation in ("PutObject", "UploadPart"):
+            event = f"before-parameter-build.s3.{operation}"
+            self._client.meta.events.unregister(event, convert_body_to_file_like_object)
+            self._client.meta.events.register(event, file_like_when_large)
         return self
 
     async def __aexit__(
