@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from archiver.commands.runtime import Runtime, open_runtime
 from archiver.manifest.reader import list_manifests
@@ -78,7 +79,23 @@ async def test_two_backfills_split_the_windows_and_archive_each_recording_once(
             faults=Faults(slow=1.0, slow_seconds=0.15),
         )
     )
-    async with sim.serve() as base, reverse_proxy(base) as to_a, reverse_proxy(base) as to_b:
+    b_listing = asyncio.Event()
+
+    async def after_b_lists(url: URL) -> None:
+        # The first process's listings wait until the second one lists too: both
+        # are surely at work at once, whatever the machine's load.
+        if url.path == "/v2/cdr":
+            await b_listing.wait()
+
+    async def b_lists(url: URL) -> None:
+        if url.path == "/v2/cdr":
+            b_listing.set()
+
+    async with (
+        sim.serve() as base,
+        reverse_proxy(base, before=after_b_lists) as to_a,
+        reverse_proxy(base, before=b_lists) as to_b,
+    ):
         process_a = _process(sim, to_a, tmp_path, state_url)
         async with process_a as a, _process(sim, to_b, tmp_path, state_url) as b:
             windows = split_windows(

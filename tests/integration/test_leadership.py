@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from archiver.commands.runtime import Runtime, open_runtime
 from archiver.manifest.reader import list_manifests
@@ -117,13 +118,28 @@ async def test_only_the_leader_polls_and_a_follower_transfers(
     tmp_path: Path, state_url: str
 ) -> None:
     sim = _sim()
-    async with sim.serve() as base, reverse_proxy(base) as to_a, reverse_proxy(base) as to_b:
+    b_running = asyncio.Event()
+
+    async def once_b_runs(url: URL) -> None:
+        # The leader lists only once the follower runs, whatever the machine's load:
+        # the recordings are then there for both to claim.
+        await b_running.wait()
+
+    async with (
+        sim.serve() as base,
+        reverse_proxy(base, before=once_b_runs) as to_a,
+        reverse_proxy(base) as to_b,
+    ):
         replica_a = _replica(sim, to_a, tmp_path, state_url)
         async with replica_a as a, _replica(sim, to_b, tmp_path, state_url) as b:
             run_a = asyncio.create_task(a.pipeline.daemon())
             await _until(lambda: _leading(a))
+            started = b.pipeline.health.heartbeat
             run_b = asyncio.create_task(b.pipeline.daemon())
             try:
+                # The follower's dispatcher turns: it claims what is due from now on.
+                await _until(lambda: b.pipeline.health.heartbeat != started)
+                b_running.set()
                 await _until(_all_archived(a, sim))
                 # The leader goes on polling while the follower runs beside it.
                 polls = to_a.count(LIST)

@@ -6,7 +6,7 @@ through its own proxy, so the requests each made can be told apart.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -31,13 +31,18 @@ class Proxy:
 
 
 @asynccontextmanager
-async def reverse_proxy(target: str) -> AsyncIterator[Proxy]:
-    """Forward every request to the base URL ``target`` while the context lasts."""
+async def reverse_proxy(
+    target: str, *, before: Callable[[URL], Awaitable[None]] | None = None
+) -> AsyncIterator[Proxy]:
+    """Forward every request to the base URL ``target`` while the context lasts;
+    ``before`` (given the request's path and query) is awaited before forwarding."""
     proxy = Proxy("")
     async with aiohttp.ClientSession(auto_decompress=False) as session:
 
         async def forward(request: web.Request) -> web.Response:
             proxy.requests.append(request.rel_url)
+            if before is not None:
+                await before(request.rel_url)
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
             async with session.request(
                 request.method,
