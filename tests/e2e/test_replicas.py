@@ -283,3 +283,51 @@ async def test_two_backfills_at_once_split_the_windows_and_archive_every_call_on
     await assert_exactly_once(sim, storage)
     verified = await run_cli("verify", env=env, cwd=tmp_path)
     assert verified.code == 0, verified.out + verified.err
+
+
+async def test_a_backfill_killed_beside_another_leaves_it_all_to_the_survivor(
+    postgres_url, tmp_path, make_bucket, s3_settings, seaweed
+):
+    state_url = postgres_url
+    sim = Simulator(
+        SimConfig(seed=24, calls=60, max_size=150_000, faults=Faults(slow=1.0, slow_seconds=0.2))
+    )
+    storage, storage_env = await _bucket_env(make_bucket, s3_settings, seaweed)
+    async with sim.serve() as base:
+        env = archiver_env(
+            tmp_path,
+            base=base,
+            sim=sim,
+            storage=storage_env,
+            tuning={
+                **QUICK,
+                "ARCHIVER_WINDOW": "600",
+                "ARCHIVER_LEASE": "3",
+                "ARCHIVER_LEADER_LEASE": "3",
+            },
+            ARCHIVER_STATE__URL=state_url,
+        )
+        args = ("backfill", "--since", SINCE, "--until", UNTIL)
+        group = Replicas(env, tmp_path)
+        victim = await start_cli(*args, env=env, cwd=tmp_path)
+        survivor = asyncio.create_task(run_cli(*args, env=env, cwd=tmp_path))
+        try:
+            group.procs[0] = victim
+
+            async def victim_at_work() -> bool:
+                return await _holding(state_url, group) == [0]
+
+            # Killed while it holds claimed recordings (and, likely, a window).
+            await _wait_for(victim_at_work, 60, "the first backfill holding recordings")
+            os.killpg(victim.pid, signal.SIGKILL)
+            await victim.communicate()
+            result = await survivor
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(victim.pid, signal.SIGKILL)
+    # The survivor took over the dead one's windows and recordings after their
+    # leases, and finished the whole range.
+    assert result.code == 0, result.out + result.err
+    await assert_exactly_once(sim, storage)
+    verified = await run_cli("verify", env=env, cwd=tmp_path)
+    assert verified.code == 0, verified.out + verified.err
