@@ -173,7 +173,13 @@ async def _all_in_manifest(sim: Simulator, storage: StorageSettings) -> bool:
     return {line["sip_call_id"] for line in (await read_archive(storage)).lines} >= want
 
 
-@pytest.mark.parametrize(("replicas", "seed"), [(2, 21), (3, 22)])
+# Two and three replicas on PostgreSQL; two on one SQLite file (kept lean: the
+# suite's time is shared).
+@pytest.mark.parametrize(
+    ("state_url", "replicas", "seed"),
+    [("postgres", 2, 21), ("postgres", 3, 22), ("sqlite", 2, 21)],
+    indirect=["state_url"],
+)
 async def test_replicas_killed_at_random_archive_every_call_exactly_once(
     replicas, seed, state_url, tmp_path, make_bucket, s3_settings, seaweed
 ):
