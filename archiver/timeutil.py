@@ -99,6 +99,11 @@ def ceil_second(moment: datetime) -> datetime:
     return floored if floored == moment else floored + timedelta(seconds=1)
 
 
+def utc_text(moment: datetime) -> str:
+    """``moment`` in UTC as ISO 8601 with a ``Z``: the form records store, which sorts as text."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def naive_in(moment: datetime, tz: tzinfo, fmt: str) -> str:
     """``moment`` written as the provider's naive local time."""
     return moment.astimezone(tz).strftime(fmt)

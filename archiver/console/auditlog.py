@@ -12,52 +12,35 @@ import json
 import logging
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from archiver.console.db import Database
 from archiver.manifest.reader import read_object
-from archiver.retrieval.audit import AUDIT_PREFIX, AuditTrail
+from archiver.retrieval.audit import AUDIT_PREFIX, AuditQuery, AuditTrail
 from archiver.storage.base import ObjectStore
+from archiver.timeutil import utc_text
 
 log = logging.getLogger("archiver.console")
 
 AUDIT_PAGE = 200
 
 
-@dataclass(frozen=True, slots=True)
-class AuditFilter:
-    """What the audit page asks for."""
-
-    operator: str | None = None
-    action: str | None = None
-    result: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def where(self) -> tuple[str, list[object]]:
-        """The SQL condition and its parameters (pure)."""
-        parts: list[str] = []
-        params: list[object] = []
-        for column in ("operator", "action", "result"):
-            value = getattr(self, column)
-            if value:
-                parts.append(f"{column} = ?")
-                params.append(value.strip())
-        if self.since is not None:
-            parts.append("at >= ?")
-            params.append(_utc_text(self.since))
-        if self.until is not None:
-            parts.append("at < ?")
-            params.append(_utc_text(self.until))
-        return (" AND ".join(parts) or "1"), params
-
-
-def _utc_text(moment: datetime) -> str:
-    from datetime import UTC
-
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def audit_where(query: AuditQuery) -> tuple[str, list[object]]:
+    """The SQL condition over the indexed columns, and its parameters (pure)."""
+    parts: list[str] = []
+    params: list[object] = []
+    for column in ("operator", "action", "result"):
+        value = getattr(query, column)
+        if value:
+            parts.append(f"{column} = ?")
+            params.append(value.strip())
+    if query.since is not None:
+        parts.append("at >= ?")
+        params.append(utc_text(query.since))
+    if query.until is not None:
+        parts.append("at < ?")
+        params.append(utc_text(query.until))
+    return (" AND ".join(parts) or "1"), params
 
 
 class AuditLog:
@@ -105,9 +88,9 @@ class AuditLog:
             )
         return len(rows)
 
-    async def search(self, wanted: AuditFilter, limit: int = AUDIT_PAGE) -> list[dict[str, Any]]:
+    async def search(self, wanted: AuditQuery, limit: int = AUDIT_PAGE) -> list[dict[str, Any]]:
         """Matching records, newest first (at most ``limit``)."""
-        where, params = wanted.where()
+        where, params = audit_where(wanted)
 
         def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(
@@ -126,23 +109,21 @@ class AuditLog:
         target: Mapping[str, Any],
         result: str,
         details: Mapping[str, Any],
+        *,
+        best_effort: bool = False,
     ) -> None:
-        """Write one record as ``user`` (the store's error if it cannot), then index it."""
-        key = await AuditTrail(store, user).record(
-            action, target, result, {**details, "via": "console"}
-        )
+        """Write one record as ``user``, then index it.
+
+        A record that must exist before anything is served raises the store's
+        error. ``best_effort``, for the record of a failure (its own reason is the
+        one to report): a failure to write is only logged, and the record is
+        indexed by the next refresh.
+        """
+        trail = AuditTrail(store, user)
+        details = {**details, "via": "console"}
+        if best_effort:
+            await trail.record_best_effort(action, target, result, details)
+            return
+        key = await trail.record(action, target, result, details)
         # Only the record's own day is listed again: the whole trail may be long.
         await self.refresh(store, key.rsplit("/", 1)[0] + "/")
-
-    async def record_best_effort(
-        self,
-        store: ObjectStore,
-        user: str,
-        action: str,
-        target: Mapping[str, Any],
-        result: str,
-        details: Mapping[str, Any],
-    ) -> None:
-        """Write one record of a failure; if that fails too, it is only logged."""
-        trail = AuditTrail(store, user)
-        await trail.record_best_effort(action, target, result, {**details, "via": "console"})

@@ -93,13 +93,14 @@ async def export(request: web.Request) -> web.StreamResponse:
         if problem is not None:
             problems[item.call.cdr_id] = problem
     if problems:
-        await console.audit_log.record_best_effort(
+        await console.audit_log.record(
             console.store,
             user,
             "export",
             target,
             "refused",
             {"reason": reason, "problems": problems},
+            best_effort=True,
         )
         lines = "\n".join(f"{cdr}: {why}" for cdr, why in problems.items())
         raise web.HTTPConflict(text=f"refused: some recordings failed their check\n{lines}\n")

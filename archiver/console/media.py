@@ -97,8 +97,8 @@ async def _audit(
                 text=f"the audit record cannot be written, nothing served: {exc}\n"
             ) from exc
     else:
-        await console.audit_log.record_best_effort(
-            console.store, user, action, target_of(item), result, details
+        await console.audit_log.record(
+            console.store, user, action, target_of(item), result, details, best_effort=True
         )
 
 

@@ -19,12 +19,11 @@ from archiver.console.app import (
     session_of,
     set_cookie,
 )
-from archiver.console.auditlog import AuditFilter
 from archiver.console.auth import Role, check_password, same_token
 from archiver.console.index import COUNT_CAP, CallQuery, IndexedCall
 from archiver.errors import ArchiverError
 from archiver.models import Direction
-from archiver.retrieval.audit import audit_csv
+from archiver.retrieval.audit import AuditQuery, audit_csv
 
 LOGIN_COOKIE = "archiver_login"  # the sign-in form's CSRF token (double submit)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
@@ -205,9 +204,9 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _audit_filter(request: web.Request) -> AuditFilter:
+def _audit_filter(request: web.Request) -> AuditQuery:
     tz = console_of(request).tz
-    return AuditFilter(
+    return AuditQuery(
         operator=_text(request, "operator"),
         action=_text(request, "action"),
         result=_text(request, "result"),

@@ -19,11 +19,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from archiver.models import CallRecord
 from archiver.storage.base import ObjectProof
+from archiver.timeutil import utc_text
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _REQUIRED = ("sip_call_id", "cdr_id", "provider", "object_key", "sha256", "size")
@@ -84,7 +85,7 @@ class ManifestEntry:
             "size": size,
             "content_type": content_type,
             "call_started_at": call.started_at.isoformat(),
-            "archived_at": archived_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "archived_at": utc_text(archived_at),
             "etag": proof.etag,
             "version_id": proof.version_id,
             "checksum_sha256": proof.checksum_sha256,

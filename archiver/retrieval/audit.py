@@ -29,6 +29,7 @@ from archiver import __version__
 from archiver.errors import ArchiverError
 from archiver.manifest.reader import read_object
 from archiver.storage.base import ObjectStore
+from archiver.timeutil import utc_text
 
 log = logging.getLogger("archiver.audit")
 
@@ -66,7 +67,7 @@ def audit_record(
 ) -> dict[str, Any]:
     """One audit record (pure)."""
     return {
-        "at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "at": utc_text(now),
         "operator": operator,
         "os_user": os_identity(),
         "action": action,
@@ -139,6 +140,7 @@ class AuditQuery:
     until: datetime | None = None
     action: str | None = None
     operator: str | None = None
+    result: str | None = None
 
     def day_prefixes(self) -> list[str]:
         """The listing prefixes the range needs: one per UTC day, or the whole trail (pure)."""
@@ -165,6 +167,8 @@ class AuditQuery:
         if self.until is not None and at >= self.until:
             return False
         if self.action is not None and record.get("action") != self.action:
+            return False
+        if self.result is not None and record.get("result") != self.result:
             return False
         wanted = self.operator.strip().casefold() if self.operator else None
         return wanted is None or str(record.get("operator", "")).casefold() == wanted

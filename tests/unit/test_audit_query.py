@@ -1,4 +1,4 @@
-"""Which audit records ``archiver audit`` lists, and which prefixes it lists them from (pure)."""
+"""Which audit records ``archiver audit`` and the console list, and from which prefixes (pure)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from archiver.console.auditlog import audit_where
 from archiver.retrieval.audit import AuditQuery
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -21,6 +22,8 @@ RECORD = {"at": "2026-11-23T10:00:00.5Z", "operator": "Alice", "action": "get", 
         (AuditQuery(action="search"), False),
         (AuditQuery(operator=" ALICE "), True),
         (AuditQuery(operator="bob"), False),
+        (AuditQuery(result="ok"), True),
+        (AuditQuery(result="refused"), False),
         (AuditQuery(since=datetime(2026, 11, 23, 10, tzinfo=UTC)), True),
         (AuditQuery(since=datetime(2026, 11, 23, 10, 0, 1, tzinfo=UTC)), False),
         (AuditQuery(until=datetime(2026, 11, 23, 10, 0, 0, 500_000, tzinfo=UTC)), False),
@@ -57,3 +60,27 @@ def test_a_short_range_lists_its_utc_days_only() -> None:
 )
 def test_an_open_or_long_range_lists_the_whole_trail(query: AuditQuery) -> None:
     assert query.day_prefixes() == ["_archiver/audit/"]
+
+
+@pytest.mark.parametrize(
+    ("query", "where", "params"),
+    [
+        (AuditQuery(), "1", []),
+        (
+            AuditQuery(operator=" alice ", result="ok"),
+            "operator = ? AND result = ?",
+            ["alice", "ok"],
+        ),
+        (
+            AuditQuery(
+                since=datetime(2026, 11, 23, tzinfo=HCM), until=datetime(2026, 11, 24, tzinfo=HCM)
+            ),
+            "at >= ? AND at < ?",
+            ["2026-11-22T17:00:00Z", "2026-11-23T17:00:00Z"],
+        ),
+    ],
+)
+def test_the_console_asks_its_index_the_same_criteria(
+    query: AuditQuery, where: str, params: list[object]
+) -> None:
+    assert audit_where(query) == (where, params)
