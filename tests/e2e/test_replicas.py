@@ -251,6 +251,12 @@ async def test_replicas_killed_at_random_archive_every_call_exactly_once(
     verified = await run_cli("verify", env=env, cwd=tmp_path)
     assert verified.code == 0, verified.out + verified.err
     assert "all intact" in verified.out
+    # The shared state agrees: every call archived, none in flight or failed.
+    status = await run_cli("status", env=env, cwd=tmp_path)
+    assert status.code == 0, status.err
+    assert re.search(rf"^\s*archived\s+{len(sim.calls)}$", status.out, re.MULTILINE), status.out
+    for state in ("pending", "transferring", "failed"):
+        assert re.search(rf"^\s*{state}\s+0$", status.out, re.MULTILINE), status.out
 
 
 SINCE = "2021-02-17 08:00"
