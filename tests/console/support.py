@@ -29,6 +29,7 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from tests.integration.pipeline_helpers import backfill, make_settings
+from tests.support.cli import Result, run_cli
 
 PASSWORD = "correct horse battery"
 USERS = {role.label: role for role in Role}  # one user per role, named after it
@@ -133,28 +134,10 @@ async def signed_in(url: str, user: str | None, password: str = PASSWORD) -> Asy
         yield http
 
 
-async def console_user(env: dict[str, str], cwd: Path, *args: str, password: str = "") -> Any:
+async def console_user(env: dict[str, str], cwd: Path, *args: str, password: str = "") -> Result:
     """``archiver console-user ARGS`` with ``password`` on its standard input."""
-    import asyncio
-    import sys
-
-    from tests.support.cli import Result
-
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "archiver",
-        "console-user",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(password.encode() + b"\n"), 60)
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
+    stdin = password.encode() + b"\n"
+    return await run_cli("console-user", *args, env=env, cwd=cwd, timeout=60, stdin=stdin)
 
 
 async def first_call_id(http: Any, **query: str) -> int:

@@ -114,7 +114,9 @@ def s3_storage_env(
     }
 
 
-async def start_cli(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+async def start_cli(
+    *args: str, env: dict[str, str], cwd: Path, stdin: int | None = None
+) -> asyncio.subprocess.Process:
     """Start ``python -m archiver ARGS`` in its own session (so a test can signal its group)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -123,17 +125,22 @@ async def start_cli(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subpr
         *args,
         env=env,
         cwd=cwd,
+        stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
 
 
-async def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 90.0) -> Result:
-    """Run the CLI to its end; kill its group if it outlasts ``timeout``."""
-    proc = await start_cli(*args, env=env, cwd=cwd)
+async def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 90.0, stdin: bytes | None = None
+) -> Result:
+    """Run the CLI to its end (``stdin``: its standard input); kill its group if it outlasts
+    ``timeout``."""
+    pipe = None if stdin is None else asyncio.subprocess.PIPE
+    proc = await start_cli(*args, env=env, cwd=cwd, stdin=pipe)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
         os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
