@@ -29,10 +29,9 @@ from typing import Any
 
 from archiver.commands.runtime import open_runtime
 from archiver.pipeline.poller import Poller
-from archiver.pipeline.sweep import Sweeper
 from archiver.settings import RetrySettings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.integration.pipeline_helpers import FIXED_START, make_settings
+from tests.integration.pipeline_helpers import FIXED_START, make_settings, producers
 from tests.integration.stepped import Clock
 
 
@@ -74,14 +73,7 @@ async def requests_leg(rate: int, *, old: bool, workdir: Path) -> dict[str, Any]
             p = rt.pipeline
             p.clock = clock
             kind = FullReread if old else Poller
-            poller = kind(
-                rt.source, rt.state, p.config,
-                clock=clock, health=p.health, metrics=p.metrics, stats=p.stats,
-            )  # fmt: skip
-            sweeper = Sweeper(
-                rt.source, rt.state, p.config,
-                clock=clock, metrics=p.metrics, ready_deadline=p.retry.ready_deadline,
-            )  # fmt: skip
+            poller, sweeper = producers(rt, clock, kind)
             stop = asyncio.Event()
             shown = 0
             while shown < len(calls) and calls[shown][0] <= clock.now:

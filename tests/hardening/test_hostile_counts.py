@@ -17,11 +17,9 @@ import pytest
 from aiohttp import web
 
 from archiver.commands.runtime import open_runtime
-from archiver.pipeline.poller import Poller
-from archiver.pipeline.sweep import Sweeper
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.integration.pipeline_helpers import FIXED_START, make_settings
+from tests.integration.pipeline_helpers import FIXED_START, make_settings, producers
 from tests.integration.stepped import Clock
 
 MISSING = object()
@@ -80,14 +78,7 @@ async def test_an_untrustworthy_count_loses_nothing(
         async with open_runtime(settings) as rt:
             p = rt.pipeline
             stop = asyncio.Event()
-            poller = Poller(
-                rt.source, rt.state, p.config,
-                clock=clock, health=p.health, metrics=p.metrics, stats=p.stats,
-            )  # fmt: skip
-            sweeper = Sweeper(
-                rt.source, rt.state, p.config,
-                clock=clock, metrics=p.metrics, ready_deadline=p.retry.ready_deadline,
-            )  # fmt: skip
+            poller, sweeper = producers(rt, clock)
             await poller.poll_once(p, stop)
             await sweeper.sweep_once(p, stop)
             assert sum((await rt.state.counts()).values()) == 20

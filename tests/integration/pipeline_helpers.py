@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
 
-from archiver.commands.runtime import open_runtime
+from archiver.commands.runtime import Runtime, open_runtime
 from archiver.models import Provider
+from archiver.pipeline.poller import Poller
 from archiver.pipeline.stats import RunStats
+from archiver.pipeline.sweep import Sweeper
 from archiver.settings import (
     RetrySettings,
     Settings,
@@ -70,6 +72,26 @@ def make_settings(
     }
     values.update(overrides)
     return Settings.model_validate(values)
+
+
+def producers(
+    rt: Runtime, clock: Callable[[], datetime], poller: type[Poller] = Poller
+) -> tuple[Poller, Sweeper]:
+    """The daemon's poller (or a ``poller`` subclass) and sweeper over ``rt``'s pipeline.
+
+    On ``clock``, for tests that step them one round at a time instead of running the daemon.
+    """
+    p = rt.pipeline
+    return (
+        poller(
+            rt.source, rt.state, p.config,
+            clock=clock, health=p.health, metrics=p.metrics, stats=p.stats,
+        ),
+        Sweeper(
+            rt.source, rt.state, p.config,
+            clock=clock, metrics=p.metrics, ready_deadline=p.retry.ready_deadline,
+        ),
+    )  # fmt: skip
 
 
 async def backfill(settings: Settings, sim: Simulator) -> tuple[RunStats, dict[str, int]]:

@@ -20,7 +20,7 @@ from archiver.settings import RetrySettings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.calls import SimCall
 from archiver.state.base import JobState
-from tests.integration.pipeline_helpers import FIXED_START, make_settings, read_archive
+from tests.integration.pipeline_helpers import FIXED_START, make_settings, producers, read_archive
 from tests.integration.stepped import Clock, Stepped, until
 
 
@@ -77,14 +77,7 @@ async def daemon(tmp_path: Path, **overrides: Any) -> AsyncIterator[Daemon]:
         async with open_runtime(settings) as rt:
             p = rt.pipeline
             p.clock = clock
-            poller = Poller(
-                rt.source, rt.state, p.config,
-                clock=clock, health=p.health, metrics=p.metrics, stats=p.stats,
-            )  # fmt: skip
-            sweeper = Sweeper(
-                rt.source, rt.state, p.config,
-                clock=clock, metrics=p.metrics, ready_deadline=p.retry.ready_deadline,
-            )  # fmt: skip
+            poller, sweeper = producers(rt, clock)
             stepped = Stepped()
             run = asyncio.create_task(p.run(stepped, stop_when_idle=False))
             try:

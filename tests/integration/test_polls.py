@@ -12,12 +12,10 @@ import pytest
 
 from archiver.commands.runtime import open_runtime
 from archiver.models import Provider
-from archiver.pipeline.poller import Poller
-from archiver.pipeline.sweep import Sweeper
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.state.base import JobState
-from tests.integration.pipeline_helpers import FIXED_START, make_settings, read_archive
+from tests.integration.pipeline_helpers import FIXED_START, make_settings, producers, read_archive
 from tests.integration.stepped import Clock, Stepped, until
 
 POLL = 10.0
@@ -41,14 +39,7 @@ async def test_a_quiet_hour_costs_one_request_per_poll_and_a_late_cdr_is_archive
         async with open_runtime(settings) as rt:
             p = rt.pipeline
             p.clock = clock
-            poller = Poller(
-                rt.source, rt.state, p.config,
-                clock=clock, health=p.health, metrics=p.metrics, stats=p.stats,
-            )  # fmt: skip
-            sweeper = Sweeper(
-                rt.source, rt.state, p.config,
-                clock=clock, metrics=p.metrics, ready_deadline=p.retry.ready_deadline,
-            )  # fmt: skip
+            poller, sweeper = producers(rt, clock)
             stepped = Stepped()
             run = asyncio.create_task(p.run(stepped, stop_when_idle=False))
 
