@@ -173,6 +173,17 @@ async def _all_in_manifest(sim: Simulator, storage: StorageSettings) -> bool:
     return {line["sip_call_id"] for line in (await read_archive(storage)).lines} >= want
 
 
+async def _once_and_verified(
+    sim: Simulator, storage: StorageSettings, env: dict[str, str], cwd: Path
+) -> str:
+    """Every recording once in the storage and the manifest, and verify exits 0."""
+    await assert_exactly_once(sim, storage)
+    verified = await run_cli("verify", env=env, cwd=cwd)
+    assert verified.code == 0, verified.out + verified.err
+    assert "all intact" in verified.out
+    return verified.out
+
+
 # Two and three replicas on PostgreSQL; two on one SQLite file (kept lean: the
 # suite's time is shared).
 @pytest.mark.parametrize(
@@ -247,10 +258,7 @@ async def test_replicas_killed_at_random_archive_every_call_exactly_once(
         assert any(words in group.log for words in taken_over), "no kill caught a transfer"
         # The frozen leader woke up as a follower.
         assert "no longer the leader" in group.log
-    await assert_exactly_once(sim, storage)
-    verified = await run_cli("verify", env=env, cwd=tmp_path)
-    assert verified.code == 0, verified.out + verified.err
-    assert "all intact" in verified.out
+    await _once_and_verified(sim, storage, env, tmp_path)
     # The shared state agrees: every call archived, none in flight or failed.
     status = await run_cli("status", env=env, cwd=tmp_path)
     assert status.code == 0, status.err
@@ -261,30 +269,46 @@ async def test_replicas_killed_at_random_archive_every_call_exactly_once(
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"
+BACKFILL = ("backfill", "--since", SINCE, "--until", UNTIL)
 _LISTED = re.compile(r"listed (\d+) CDR\(s\)")
+
+
+def _backfill_sim(seed: int) -> Simulator:
+    """60 calls over the range, every answer 0.2 s late: with windows of 10 minutes
+    (36 of them) the listing lasts seconds, so two processes are at it together."""
+    return Simulator(
+        SimConfig(seed=seed, calls=60, max_size=150_000, faults=Faults(slow=1.0, slow_seconds=0.2))
+    )
+
+
+def _backfill_env(
+    tmp_path: Path, base: str, sim: Simulator, storage_env: dict[str, str], state_url: str
+) -> dict[str, str]:
+    tuning = {
+        **QUICK,
+        "ARCHIVER_WINDOW": "600",
+        "ARCHIVER_LEASE": "3",
+        "ARCHIVER_LEADER_LEASE": "3",
+    }
+    return archiver_env(
+        tmp_path,
+        base=base,
+        sim=sim,
+        storage=storage_env,
+        tuning=tuning,
+        ARCHIVER_STATE__URL=state_url,
+    )
 
 
 async def test_two_backfills_at_once_split_the_windows_and_archive_every_call_once(
     state_url, tmp_path, make_bucket, s3_settings, seaweed
 ):
-    # Every answer takes 0.2 s and the range is 36 windows of 10 minutes: the
-    # listing lasts seconds, so both processes are at it together.
-    sim = Simulator(
-        SimConfig(seed=23, calls=60, max_size=150_000, faults=Faults(slow=1.0, slow_seconds=0.2))
-    )
+    sim = _backfill_sim(23)
     storage, storage_env = await _bucket_env(make_bucket, s3_settings, seaweed)
     async with sim.serve() as base:
-        env = archiver_env(
-            tmp_path,
-            base=base,
-            sim=sim,
-            storage=storage_env,
-            tuning={**QUICK, "ARCHIVER_WINDOW": "600", "ARCHIVER_LEASE": "3"},
-            ARCHIVER_STATE__URL=state_url,
-        )
-        args = ("backfill", "--since", SINCE, "--until", UNTIL)
+        env = _backfill_env(tmp_path, base, sim, storage_env, state_url)
         first, second = await asyncio.gather(
-            run_cli(*args, env=env, cwd=tmp_path), run_cli(*args, env=env, cwd=tmp_path)
+            run_cli(*BACKFILL, env=env, cwd=tmp_path), run_cli(*BACKFILL, env=env, cwd=tmp_path)
         )
     assert first.code == 0, first.out + first.err
     assert second.code == 0, second.out + second.err
@@ -292,42 +316,24 @@ async def test_two_backfills_at_once_split_the_windows_and_archive_every_call_on
     listed = [int(_LISTED.findall(r.out)[-1]) for r in (first, second)]
     assert min(listed) > 0, listed
     assert sum(listed) == len(sim.calls), listed
-    await assert_exactly_once(sim, storage)
-    verified = await run_cli("verify", env=env, cwd=tmp_path)
-    assert verified.code == 0, verified.out + verified.err
+    await _once_and_verified(sim, storage, env, tmp_path)
 
 
 async def test_a_backfill_killed_beside_another_leaves_it_all_to_the_survivor(
     postgres_url, tmp_path, make_bucket, s3_settings, seaweed
 ):
-    state_url = postgres_url
-    sim = Simulator(
-        SimConfig(seed=24, calls=60, max_size=150_000, faults=Faults(slow=1.0, slow_seconds=0.2))
-    )
+    sim = _backfill_sim(24)
     storage, storage_env = await _bucket_env(make_bucket, s3_settings, seaweed)
     async with sim.serve() as base:
-        env = archiver_env(
-            tmp_path,
-            base=base,
-            sim=sim,
-            storage=storage_env,
-            tuning={
-                **QUICK,
-                "ARCHIVER_WINDOW": "600",
-                "ARCHIVER_LEASE": "3",
-                "ARCHIVER_LEADER_LEASE": "3",
-            },
-            ARCHIVER_STATE__URL=state_url,
-        )
-        args = ("backfill", "--since", SINCE, "--until", UNTIL)
+        env = _backfill_env(tmp_path, base, sim, storage_env, postgres_url)
         group = Replicas(env, tmp_path)
-        victim = await start_cli(*args, env=env, cwd=tmp_path)
-        survivor = asyncio.create_task(run_cli(*args, env=env, cwd=tmp_path))
+        victim = await start_cli(*BACKFILL, env=env, cwd=tmp_path)
+        survivor = asyncio.create_task(run_cli(*BACKFILL, env=env, cwd=tmp_path))
         try:
             group.procs[0] = victim
 
             async def victim_at_work() -> bool:
-                return await _holding(state_url, group) == [0]
+                return await _holding(postgres_url, group) == [0]
 
             # Killed while it holds claimed recordings (and, likely, a window).
             await _wait_for(victim_at_work, 60, "the first backfill holding recordings")
@@ -340,6 +346,4 @@ async def test_a_backfill_killed_beside_another_leaves_it_all_to_the_survivor(
     # The survivor took over the dead one's windows and recordings after their
     # leases, and finished the whole range.
     assert result.code == 0, result.out + result.err
-    await assert_exactly_once(sim, storage)
-    verified = await run_cli("verify", env=env, cwd=tmp_path)
-    assert verified.code == 0, verified.out + verified.err
+    await _once_and_verified(sim, storage, env, tmp_path)
