@@ -141,11 +141,7 @@ class CdrV2Source:
         self._base = base
         self._tz = settings.tz
         self._page_size = settings.page_size
-        self._bounds = ListingBounds(
-            max_rows=settings.max_rows,
-            max_pages=settings.max_pages,
-            deadline=settings.list_deadline,
-        )
+        self._bounds = ListingBounds.of(settings)
         self._headers = {
             "Authorization": f"Bearer {settings.token.get_secret_value()}",
             "Accept": "application/json",

@@ -125,11 +125,7 @@ class EpacificSource:
         self._base = base
         self._tz = settings.tz
         self._page_size = settings.page_size
-        self._bounds = ListingBounds(
-            max_rows=settings.max_rows,
-            max_pages=settings.max_pages,
-            deadline=settings.list_deadline,
-        )
+        self._bounds = ListingBounds.of(settings)
         self._form = settings.request_format == "form"
         self._auth = {
             "api_key": settings.api_key.get_secret_value(),

@@ -14,9 +14,13 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archiver.errors import ListingLimitError
 from archiver.failures import ListingLimit
+
+if TYPE_CHECKING:
+    from archiver.settings import SourceSettings
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,15 @@ class ListingBounds:
     max_pages: int = 10_000
     deadline: float = 1800.0
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    @classmethod
+    def of(cls, settings: SourceSettings) -> ListingBounds:
+        """The bounds the source settings ask for."""
+        return cls(
+            max_rows=settings.max_rows,
+            max_pages=settings.max_pages,
+            deadline=settings.list_deadline,
+        )
 
 
 class _Bounded:

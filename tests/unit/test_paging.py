@@ -2,7 +2,8 @@ import pytest
 
 from archiver.errors import ListingLimitError, PagingError
 from archiver.failures import ListingLimit
-from archiver.sources.paging import OffsetPaginator, PageNumberPaginator
+from archiver.settings import SourceSettings
+from archiver.sources.paging import ListingBounds, OffsetPaginator, PageNumberPaginator
 
 
 def _ids(a: int, b: int) -> list[str]:
@@ -116,8 +117,6 @@ def test_paging_numbers_are_read_leniently_and_safely():
 
 
 def _bounded(**kw):
-    from archiver.sources.paging import ListingBounds
-
     return ListingBounds(**kw)
 
 
@@ -183,3 +182,8 @@ def test_a_listing_past_its_deadline_stops():
     with pytest.raises(ListingLimitError, match="LIST_DEADLINE") as info:
         p.advance(_ids(10, 20))
     assert info.value.limit is ListingLimit.DEADLINE
+
+
+def test_the_bounds_are_the_source_settings() -> None:
+    settings = SourceSettings(max_rows=5, max_pages=7, list_deadline=9.0)
+    assert ListingBounds.of(settings) == ListingBounds(max_rows=5, max_pages=7, deadline=9.0)
