@@ -14,7 +14,7 @@ from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from tests.integration.pipeline_helpers import assert_exactly_once
 from tests.seaweed import admin_client
-from tests.support.cli import QUICK, archiver_env, cli_env, run_cli, start_cli
+from tests.support.cli import QUICK, archiver_env, cli_env, run_cli, s3_storage_env, start_cli
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"
@@ -36,15 +36,7 @@ async def target(request, tmp_path, make_bucket, s3_settings, s3_env):
         return StorageSettings(url=str(root)), {"ARCHIVER_STORAGE__URL": str(root)}
     bucket = await make_bucket()
     settings = s3_settings(bucket)
-    return settings, {
-        "ARCHIVER_STORAGE__URL": settings.url,
-        "ARCHIVER_STORAGE__ENDPOINT_URL": s3_env.endpoint_url,
-        "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
-        "AWS_ACCESS_KEY_ID": s3_env.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_env.secret_key,
-        "AWS_DEFAULT_REGION": s3_env.region,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    return settings, s3_storage_env(settings, s3_env)
 
 
 async def _no_leftovers(storage: StorageSettings, seaweed) -> None:

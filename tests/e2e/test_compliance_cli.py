@@ -20,7 +20,7 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
 from tests.seaweed import admin_client
-from tests.support.cli import cli_env, run_cli
+from tests.support.cli import cli_env, run_cli, s3_storage_env
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -34,15 +34,9 @@ async def archived(request, tmp_path, make_bucket, s3_settings, s3_env):
         lock = {"object_lock_mode": "GOVERNANCE", "retention_days": 1}
         storage = s3_settings(await make_bucket(object_lock=True), **lock)
         env = {
-            "ARCHIVER_STORAGE__URL": storage.url,
-            "ARCHIVER_STORAGE__ENDPOINT_URL": s3_env.endpoint_url,
-            "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
+            **s3_storage_env(storage, s3_env),
             "ARCHIVER_STORAGE__OBJECT_LOCK_MODE": "GOVERNANCE",
             "ARCHIVER_STORAGE__RETENTION_DAYS": "1",
-            "AWS_ACCESS_KEY_ID": s3_env.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3_env.secret_key,
-            "AWS_DEFAULT_REGION": s3_env.region,
-            "AWS_EC2_METADATA_DISABLED": "true",
         }
     builder = tmp_path / "builder"
     builder.mkdir()

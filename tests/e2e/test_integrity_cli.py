@@ -27,7 +27,7 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from tests.integration.pipeline_helpers import backfill, make_settings
 from tests.seaweed import admin_client
-from tests.support.cli import cli_env, run_cli
+from tests.support.cli import cli_env, run_cli, s3_storage_env
 
 pytestmark = pytest.mark.slow
 
@@ -81,14 +81,7 @@ async def _archive(kind, tmp_path, make_bucket, s3_settings, s3_env, seaweed) ->
                     Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
                 )
         storage = s3_settings(bucket, **extra)
-        env |= {
-            "ARCHIVER_STORAGE__ENDPOINT_URL": s3_env.endpoint_url,
-            "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
-            "AWS_ACCESS_KEY_ID": s3_env.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3_env.secret_key,
-            "AWS_DEFAULT_REGION": s3_env.region,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
+        env |= s3_storage_env(storage, s3_env)
     env["ARCHIVER_STORAGE__URL"] = storage.url
     builder = tmp_path / "builder"
     builder.mkdir()

@@ -17,7 +17,7 @@ from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
 from tests.seaweed import free_ports
-from tests.support.cli import DAEMON, archiver_env, start_cli
+from tests.support.cli import DAEMON, archiver_env, s3_storage_env, start_cli
 from tests.tcp_proxy import TcpProxy
 
 # A daemon polling every 0.5 s, quick to retry, probing its readiness every 0.3 s.
@@ -143,13 +143,11 @@ async def test_readyz_follows_the_storage_and_the_daemon_outlives_an_outage(
                 base,
                 tmp_path,
                 port,
-                ARCHIVER_STORAGE__URL=f"s3://{bucket}/p",
-                ARCHIVER_STORAGE__ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}",
-                ARCHIVER_STORAGE__ADDRESSING_STYLE="path",
-                AWS_ACCESS_KEY_ID=s3_env.access_key,
-                AWS_SECRET_ACCESS_KEY=s3_env.secret_key,
-                AWS_DEFAULT_REGION=s3_env.region,
-                AWS_EC2_METADATA_DISABLED="true",
+                **s3_storage_env(
+                    StorageSettings(url=f"s3://{bucket}/p"),
+                    s3_env,
+                    endpoint=f"http://127.0.0.1:{proxy.port}",
+                ),
             )
             proc = await start_cli("run", env=env, cwd=tmp_path)
             lines: list[str] = []

@@ -12,7 +12,7 @@ import pytest
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
-from tests.support.cli import cli_env, run_cli
+from tests.support.cli import cli_env, run_cli, s3_storage_env
 
 
 def _transferred(sim: Simulator) -> tuple[str, str, str]:
@@ -35,15 +35,7 @@ async def storage(request, tmp_path, make_bucket, s3_settings, s3_env):
         local = StorageSettings(url=str(tmp_path / "archive"))
         return local, {"ARCHIVER_STORAGE__URL": local.url}
     s3 = s3_settings(await make_bucket())
-    return s3, {
-        "ARCHIVER_STORAGE__URL": s3.url,
-        "ARCHIVER_STORAGE__ENDPOINT_URL": s3_env.endpoint_url,
-        "ARCHIVER_STORAGE__ADDRESSING_STYLE": "path",
-        "AWS_ACCESS_KEY_ID": s3_env.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_env.secret_key,
-        "AWS_DEFAULT_REGION": s3_env.region,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    return s3, s3_storage_env(s3, s3_env)
 
 
 async def test_a_transferred_call_keeps_both_recordings(storage, tmp_path: Path) -> None:
