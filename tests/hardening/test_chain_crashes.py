@@ -25,7 +25,7 @@ from tests.hardening.s3proxy import FaultProxy, S3Request
 from tests.hardening.test_crashes import Stage, Trap
 from tests.integration.pipeline_helpers import assert_exactly_once
 from tests.seaweed import SeaweedServer, admin_client
-from tests.support.cli import cli_env, run_cli, s3_storage_env, start_cli
+from tests.support.cli import archiver_env, run_cli, s3_storage_env, start_cli
 
 
 def manifest_put(r: S3Request) -> bool:
@@ -69,20 +69,19 @@ async def test_sigkill_at_each_step_of_a_batch_leaves_a_chain_that_verifies(
     sim = Simulator(SimConfig(seed=31, calls=60, min_size=20_000, max_size=90_000))
     kills: list[str] = []
     async with proxy.serve() as endpoint, sim.serve() as base:
-        env = cli_env(
-            {
-                "ARCHIVER_SOURCE__KIND": "cdr_v2",
-                "ARCHIVER_SOURCE__BASE_URL": base,
-                "ARCHIVER_SOURCE__TOKEN": sim.config.token,
+        env = archiver_env(
+            tmp_path,
+            base=base,
+            sim=sim,
+            storage=s3_storage_env(direct, seaweed, endpoint),
+            tuning={
                 "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-                "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
                 "ARCHIVER_CONCURRENCY": "4",
                 "ARCHIVER_MANIFEST_INTERVAL": "0.2",
                 "ARCHIVER_MANIFEST_BATCH": "3",
                 "ARCHIVER_STORAGE__OBJECT_LOCK_MODE": "GOVERNANCE",
                 "ARCHIVER_STORAGE__RETENTION_DAYS": "1",
-                **s3_storage_env(direct, seaweed, endpoint),
-            }
+            },
         )
         start = sim.config.start
         for n, (when, stage) in enumerate(STEPS):

@@ -30,7 +30,13 @@ from tests.hardening.s3proxy import FaultProxy, S3Request
 from tests.hardening.watcher import Watcher, expected_objects, s3_lister
 from tests.integration.pipeline_helpers import assert_exactly_once
 from tests.seaweed import SeaweedServer, admin_client
-from tests.support.cli import cli_env, run_cli, s3_storage_env, start_cli
+from tests.support.cli import (
+    archiver_env,
+    local_storage_env,
+    run_cli,
+    s3_storage_env,
+    start_cli,
+)
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"
@@ -116,20 +122,19 @@ async def test_sigkill_while_writing_manifests_and_uploads_then_exactly_once(
     ):
         watcher = Watcher(lister, expected_objects(sim.calls, sim.tz))
         watching = asyncio.create_task(watcher.watch(stop))
-        env = cli_env(
-            {
-                "ARCHIVER_SOURCE__KIND": "cdr_v2",
-                "ARCHIVER_SOURCE__BASE_URL": base,
-                "ARCHIVER_SOURCE__TOKEN": sim.config.token,
+        env = archiver_env(
+            tmp_path,
+            base=base,
+            sim=sim,
+            storage=s3_storage_env(direct, seaweed, endpoint),
+            tuning={
                 "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-                "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
                 "ARCHIVER_CONCURRENCY": "4",
                 "ARCHIVER_WINDOW": "1800",
                 "ARCHIVER_MANIFEST_INTERVAL": "0.2",
                 "ARCHIVER_MANIFEST_BATCH": "4",
                 "ARCHIVER_STORAGE__BUFFER_BOUND": "100000",
-                **s3_storage_env(direct, seaweed, endpoint),
-            }
+            },
         )
         try:
             for step in SCHEDULE:
@@ -181,18 +186,17 @@ async def test_local_sigkill_as_soon_as_a_manifest_batch_appears(tmp_path: Path)
     )
     kills = 0
     async with sim.serve() as base:
-        env = cli_env(
-            {
-                "ARCHIVER_SOURCE__KIND": "cdr_v2",
-                "ARCHIVER_SOURCE__BASE_URL": base,
-                "ARCHIVER_SOURCE__TOKEN": sim.config.token,
+        env = archiver_env(
+            tmp_path,
+            base=base,
+            sim=sim,
+            storage=local_storage_env(root),
+            tuning={
                 "ARCHIVER_SOURCE__RATE_LIMIT": "0",
-                "ARCHIVER_STATE__URL": str(tmp_path / "state.sqlite3"),
-                "ARCHIVER_STORAGE__URL": str(root),
                 "ARCHIVER_CONCURRENCY": "4",
                 "ARCHIVER_MANIFEST_INTERVAL": "0.2",
                 "ARCHIVER_MANIFEST_BATCH": "3",
-            }
+            },
         )
         for _ in range(5):
             before = set((root / "manifests").rglob("*.jsonl"))
