@@ -7,7 +7,7 @@ which makes it the conditional write S3 does with ``If-None-Match: *``.
 Readers therefore never see a half-written file, and a crash leaves at worst a
 ``.partial`` file that :meth:`LocalStore.cleanup_incomplete` removes. The one
 object that is overwritten, a chain head, is replaced by a rename under a
-lock file, only if it is still what its writer read (see
+lock of its folder, only if it is still what its writer read (see
 :mod:`archiver.storage.local_files`).
 
 Files are created with the configured mode (0600 by default) and folders with
@@ -99,8 +99,8 @@ class LocalStore:
         validate_key(key)
         segments = key.split("/")
         if any(is_hidden(segment) for segment in segments):
-            # list() takes such names for our temporary and lock files.
-            raise ValueError(f"invalid storage key {key!r}: a temporary or lock file's name")
+            # list() takes such names for our temporary files.
+            raise ValueError(f"invalid storage key {key!r}: a temporary file's name")
         self._refuse_symlinks(key, segments[:-1])
         return self._root.joinpath(*segments)
 

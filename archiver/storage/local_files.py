@@ -2,8 +2,8 @@
 
 Hidden names the store keeps beside the objects, never listed nor accepted as
 keys: temporary files (``.<name>.<random>.partial``, removed by
-``cleanup_incomplete``) and lock files (``.<name>.lock``, kept: removing a
-lock file another process holds would let a third take the lock too).
+``cleanup_incomplete``). A conditional replace locks the folder it writes in
+(``flock`` on the folder itself), so it leaves no lock file in the archive.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 from archiver.private_files import create_new, fsync_dir
 
 TEMP_SUFFIX = ".partial"
-LOCK_SUFFIX = ".lock"
 HASH_CHUNK = 1024 * 1024
 # The tag of something at a key that is not a regular file (a planted symlink, a
 # FIFO): no object of ours, so a conditional replace may put the object in its place.
@@ -32,8 +31,8 @@ def is_temp(name: str) -> bool:
 
 
 def is_hidden(name: str) -> bool:
-    """True for a temporary or lock file's name: never an object's."""
-    return name.startswith(".") and name.endswith((TEMP_SUFFIX, LOCK_SUFFIX))
+    """True for a name the store keeps for itself (a temporary file): never an object's."""
+    return is_temp(name)
 
 
 def temp_path(final: Path) -> Path:
@@ -136,13 +135,12 @@ def swap_file(final: Path, data: bytes, mode: int, expected: str | None) -> bool
     """Replace ``final`` by ``data`` only if its tag is still ``expected`` (None: absent).
 
     The comparison and the rename happen under an exclusive ``flock`` of the
-    lock file beside ``final``, which every replace of that name takes: two
-    processes (or threads) cannot both pass the comparison on one content.
-    Readers never wait: the rename is atomic. False, nothing written, when
-    the tag changed.
+    folder that holds ``final`` (the folder itself: no lock file is left in the
+    archive), which every replace in that folder takes: two processes (or
+    threads) cannot both pass the comparison on one content. Readers never
+    wait: the rename is atomic. False, nothing written, when the tag changed.
     """
-    lock = final.with_name(f".{final.name}{LOCK_SUFFIX}")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         current = read_small(final)

@@ -178,7 +178,7 @@ async def test_two_processes_moving_a_local_head_end_at_the_last_link(tmp_path: 
     assert head == Head.of(_links(count)[-1])
 
 
-async def test_a_symlink_planted_at_the_head_or_its_lock_writes_nothing_outside(
+async def test_a_symlink_planted_at_the_head_or_its_folder_writes_nothing_outside(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "archive"
@@ -193,14 +193,16 @@ async def test_a_symlink_planted_at_the_head_or_its_lock_writes_nothing_outside(
         # The head is replaced, the link itself (never what it points to).
         assert await advance_head(store, links[1]) == Head.of(links[1])
         assert not head.is_symlink()
-        lock = head.with_name(f".{HEAD_NAME}.lock")
-        lock.unlink()
-        lock.symlink_to(outside)
-        with pytest.raises(StorageError, match="cannot write"):
+        # The head's folder is the lock: nothing but the head and its links is left there.
+        assert [p.name for p in head.parent.iterdir()] == [HEAD_NAME]
+        # A folder of the head planted as a symlink is refused, never written through.
+        moved = tmp_path / "moved"
+        head.parent.rename(moved)
+        head.parent.symlink_to(moved)
+        with pytest.raises((StorageError, ValueError)):
             await advance_head(store, _links(3)[2])
-        with pytest.raises(ValueError, match="lock file"):
-            await store.read_tagged(head_key(WRITER).replace(HEAD_NAME, f".{HEAD_NAME}.lock"))
     assert outside.read_bytes() == b"keep"
+    assert (moved / HEAD_NAME).read_bytes() == Head.of(links[1]).to_bytes()
 
 
 async def _archive(state: SqliteStateStore, store: ObjectStore, numbers: range) -> None:
