@@ -62,13 +62,7 @@ async def find_call(
     CallNotFoundError, AmbiguousIdError or IntegrityError as
     :func:`archiver.retrieval.index.resolve` does.
     """
-    db = _open(index_path)
-    try:
-        ids = IdIndex(db)
-        await ids.refresh(store)
-        keys = await ids.manifests_of(ident)
-    finally:
-        db.close()
+    keys = await _manifests_of(store, index_path, ident)
     indexed: list[ManifestEntry] = []
     contents: dict[str, bytes] = {}
     for key in keys:
@@ -85,6 +79,35 @@ async def find_call(
                 await confirm_linked(store, key, content)
         await _no_manifest_missing(store)
         raise
+
+
+async def _manifests_of(store: ObjectStore, index_path: Path, ident: str) -> list[str]:
+    """The manifest keys the local index gives for ``ident``, brought up to date first.
+
+    A file another process keeps locked for writing past SQLite's busy timeout
+    (the console building its index in the same file) is left to it: the index
+    is built in memory for this command instead of failing it.
+    """
+    db = _open(index_path)
+    try:
+        return await _ask(db, store, ident)
+    except sqlite3.OperationalError as exc:
+        if str(db.path) == ":memory:":
+            raise
+        log.warning("the local index %s is busy (%s): built in memory instead", db.path, exc)
+    finally:
+        db.close()
+    memory = Database(Path(":memory:"), SCHEMA)
+    try:
+        return await _ask(memory, store, ident)
+    finally:
+        memory.close()
+
+
+async def _ask(db: Database, store: ObjectStore, ident: str) -> list[str]:
+    ids = IdIndex(db)
+    await ids.refresh(store)
+    return await ids.manifests_of(ident)
 
 
 async def _read_manifest(store: ObjectStore, manifest_key: str, ident: str) -> bytes:

@@ -179,3 +179,22 @@ async def test_a_line_removed_from_its_manifest_after_indexing_is_refused(archiv
         finally:
             path.write_bytes(original)
         assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(original).digest()
+
+
+async def test_an_index_file_another_process_keeps_locked_is_left_to_it(
+    archive, index, caplog
+) -> None:
+    """The console building its index in the same file holds SQLite's write lock for
+    seconds at a time: get builds its index in memory rather than fail with a traceback."""
+    sim, storage = archive
+    Database(index, SCHEMA).close()
+    holder = sqlite3.connect(index, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer, past the 5 s busy timeout
+        async with open_store(storage) as store:
+            found = await find_call(store, index, sim.calls[1].cdr_id)
+        assert found.sip_call_id == sim.calls[1].sip_call_id
+    finally:
+        holder.close()
+    assert "is busy (database is locked): built in memory instead" in caplog.text
+    assert _rows(index) == []  # nothing written behind the other writer's back
