@@ -242,6 +242,7 @@ class Database:
         """Wrap an open connection in autocommit mode; prefer :meth:`open`."""
         self._conn = conn
         self._lock = asyncio.Lock()
+        self.commits = 0  # write transactions committed: how many updates were grouped
 
     @classmethod
     async def open(cls, path: Path, *, file_mode: int = 0o600) -> Database:
@@ -325,6 +326,7 @@ class Database:
                     await conn.execute("BEGIN IMMEDIATE")
                     yield conn
                     await conn.execute("COMMIT")
+                    self.commits += 1
                 except BaseException:
                     # Shielded: a cancelled task must still end its transaction,
                     # or the next BEGIN would fail. A failed COMMIT lands here too.

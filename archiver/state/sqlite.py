@@ -13,7 +13,9 @@ new key (a second manifest line). So that transaction runs with
 written in order).
 
 The pipeline's tasks share one store; :class:`~archiver.state.migrations.Database`
-runs each operation alone on the single connection.
+runs each operation alone on the single connection. A job's outcome updates
+issued while the connection is busy are committed together in one transaction
+(:mod:`archiver.state.grouped`), each caller returning after that commit.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from archiver.state.base import (
 from archiver.state.batches import ManifestBatches
 from archiver.state.batches import decode_time as decode_time
 from archiver.state.batches import encode_time as encode_time
+from archiver.state.grouped import GroupedUpdates
 from archiver.state.leases import JobLeases
 from archiver.state.migrations import Database
 from archiver.state.records import (
@@ -68,6 +71,7 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
         self._write = db.write
         self._fetch = db.fetch
         self._clock = clock
+        self._updates = GroupedUpdates(db)
 
     @classmethod
     async def open(
@@ -262,13 +266,8 @@ class SqliteStateStore(JobLeases, Roles, ManifestBatches):
         """
         held = "" if owner is None else " AND state = 'transferring' AND lease_owner = ?"
         binds = (*params, encode_time(self._clock()), job_id) + (() if owner is None else (owner,))
-        async with self._write() as db:
-            cur = await db.execute(sql + held, binds)
-            if cur.rowcount == 0:
-                found = await db.execute_fetchall("SELECT 1 FROM calls WHERE id = ?", (job_id,))
-                if not list(found):
-                    raise KeyError(f"no job with id {job_id}")
-            return cur.rowcount > 0
+        # Grouped with the other updates queued meanwhile into one transaction.
+        return await self._updates.run(job_id, sql + held, binds)
 
     async def recheck_candidates(self, since: datetime, limit: int) -> list[Job]:
         """See :meth:`archiver.state.base.StateStore.recheck_candidates`."""
