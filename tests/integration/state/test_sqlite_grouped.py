@@ -19,6 +19,7 @@ import pytest
 from archiver.failures import FailureKind
 from archiver.state import JobState, SqliteStateStore
 from archiver.state.base import Job
+from archiver.state.grouped import GROUP_LIMIT
 from archiver.state.migrations import Database
 from tests.integration.state.helpers import T0, FakeClock, archived_entry, make_call
 
@@ -181,3 +182,13 @@ async def test_cancelled_callers_do_not_break_the_others(
     assert await asyncio.gather(*archived) == [True] * len(rest)
     seen = states(path)
     assert [seen[j.id] for j in rest] == ["archived"] * len(rest)
+
+
+async def test_a_group_is_bounded(opened: tuple[Database, SqliteStateStore, Path]) -> None:
+    db, store, _ = opened
+    jobs = await claimed(store, GROUP_LIMIT + 44)
+    before = db.commits
+    calls = [store.mark_archived(j.id, archived_entry(0), DAY, owner=OWNER) for j in jobs]
+    assert await asyncio.gather(*calls) == [True] * len(jobs)
+    # All queued before the first group began: one full group, then the rest.
+    assert db.commits - before == 2
