@@ -9,13 +9,13 @@ every producer that repeats.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from archiver.errors import ArchiverError, AuthenticationError, ListingLimitError
 from archiver.metrics import Metrics
+from archiver.waiting import wait_set
 
 log = logging.getLogger("archiver.pipeline")
 
@@ -52,5 +52,4 @@ async def run_every(
             log.error("%s failed, will try again: %s", producer.value, exc)  # noqa: TRY400 - one line
             if isinstance(exc, ListingLimitError):
                 metrics.listings_stopped.labels(exc.limit.value, producer.value).inc()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await wait_set(stop, interval)

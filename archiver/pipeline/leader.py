@@ -13,13 +13,13 @@ the role up, and another replica takes it at its next try.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from archiver.metrics import Metrics
 from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.intake import Concurrently, Health, Intake, Producer
 from archiver.pipeline.roles import LEADER, RoleKeeper
+from archiver.waiting import wait_set
 
 log = logging.getLogger("archiver.pipeline")
 
@@ -66,8 +66,7 @@ class Leadership:
             else:
                 # Ready without polling: the leader polls (until then, not ready).
                 self.health.follower = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.roles.renew_every)
+            await wait_set(stop, self.roles.renew_every)
 
     async def _lead(self, into: Intake, stop: asyncio.Event) -> bool:
         """Run the leader's tasks while the role is held; True when they ended (a stop)."""

@@ -20,6 +20,7 @@ from archiver.pipeline.binding import StorageBinding
 from archiver.pipeline.owners import holder_is_gone, mark_live, owner_token
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
+from archiver.waiting import wait_set
 
 log = logging.getLogger("archiver.pipeline")
 
@@ -75,8 +76,7 @@ class RunLeases:
         on the way, free the jobs of runs that stopped beating."""
         interval = self.lease.total_seconds() / 3
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+            await wait_set(stop, interval)
             if stop.is_set():
                 return
             try:

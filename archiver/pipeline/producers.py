@@ -10,7 +10,6 @@ event: it never reaches into the pipeline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,6 +21,7 @@ from archiver.pipeline.roles import RoleKeeper, window_role
 from archiver.pipeline.stats import RunStats
 from archiver.sources.base import CdrSource, Page
 from archiver.state.base import StateStore
+from archiver.waiting import wait_set
 
 log = logging.getLogger("archiver.pipeline")
 
@@ -60,8 +60,7 @@ class WindowLister:
             if later and later == todo:
                 # Every window left is another process's for now: look again shortly.
                 wait = min(self.roles.renew_every if self.roles else 1.0, 1.0)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=wait)
+                await wait_set(stop, wait)
             todo = later
 
     async def _take_turn(self, into: Intake, stop: asyncio.Event, window: Window) -> bool:

@@ -10,7 +10,6 @@ different stop rule (``stop_when_idle``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -35,6 +34,7 @@ from archiver.pipeline.transfer import Transferrer
 from archiver.sources.base import CdrSource, Page
 from archiver.state.base import AddResult, Job, StateStore
 from archiver.storage.base import ObjectStore
+from archiver.waiting import wait_set
 
 log = logging.getLogger("archiver.pipeline")
 
@@ -260,8 +260,7 @@ class Pipeline:
                     log.info("stopping: the remaining retries are not due within the wait limit")
                     return
                 wait = min(max((due - self.clock()).total_seconds(), 0.05), 1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            await wait_set(self._wake, wait)
 
     async def _worker(self) -> None:
         while True:
@@ -347,8 +346,7 @@ class Pipeline:
         cancelled = False
         if not hard:
             try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._idle.wait(), timeout=self.config.grace)
+                await wait_set(self._idle, self.config.grace)
             except asyncio.CancelledError:
                 # A second signal during the grace period: stop at once, but still
                 # cancel and await the workers before anything they use is closed.
