@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,9 @@ from archiver.pipeline.sweep import Sweeper
 from archiver.settings import SourceSettings, StateSettings
 from archiver.simulator.audio import RecordingBytes
 from archiver.sources import make_source
-from archiver.sources.base import Page
+from archiver.sources.base import CdrSource, Page
 from archiver.state import open_state_store
-from archiver.state.base import AddResult
+from archiver.state.base import AddResult, StateStore
 from tests.support.cli import archiver_env, run_cli
 from tests.support.web import serve
 
@@ -208,24 +210,36 @@ def growing_settings(base_url: str) -> SourceSettings:
     )
 
 
+class _IntoState:
+    """What a producer lists into: the state, straight."""
+
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+
+    async def take(self, page: Page) -> AddResult:
+        return await self._state.add_calls(page.records, datetime.now(UTC))
+
+
+@asynccontextmanager
+async def _growing_source(url: str, tmp_path: Path) -> AsyncIterator[tuple[CdrSource, StateStore]]:
+    """A cdr_v2 source on the endless API at ``url`` (max_pages bound) and a fresh state."""
+    settings = growing_settings(url)
+    async with (
+        make_session(settings) as session,
+        open_state_store(StateSettings(url=str(tmp_path / "s.sqlite3"))) as state,
+    ):
+        yield make_source(settings, ApiClient(session, settings)), state
+
+
 async def test_the_daemon_counts_a_stopped_listing_and_polls_again(tmp_path: Path) -> None:
     # archiver run's poller against a cdr_v2 API that gives no count and pages for
     # ever: each poll stops at MAX_PAGES, is counted by its bound, and the next
     # poll comes (the daemon is not brought down by a hostile listing).
     async with serve({"/v2/cdr": growing}) as api:
-        settings = growing_settings(api.url)
         metrics = Metrics()
-        async with (
-            make_session(settings) as session,
-            open_state_store(StateSettings(url=str(tmp_path / "s.sqlite3"))) as state,
-        ):
-
-            class Into:
-                async def take(self, page: Page) -> AddResult:
-                    return await state.add_calls(page.records, datetime.now(UTC))
-
+        async with _growing_source(api.url, tmp_path) as (source, state):
             poller = Poller(
-                make_source(settings, ApiClient(session, settings)),
+                source,
                 state,
                 PipelineConfig(lookback=600, settle=0, poll_interval=0.05, page_size=PAGE),
                 clock=lambda: datetime.now(UTC),
@@ -234,7 +248,7 @@ async def test_the_daemon_counts_a_stopped_listing_and_polls_again(tmp_path: Pat
                 stats=RunStats(),
             )
             stop = asyncio.Event()
-            task = asyncio.create_task(poller.run(Into(), stop))
+            task = asyncio.create_task(poller.run(_IntoState(state), stop))
             label = 'archiver_listings_stopped_total{limit="max_pages",producer="poll"}'
             for _ in range(400):
                 if f"{label} 2.0" in metrics.render().decode():
@@ -262,26 +276,17 @@ async def test_the_daemon_counts_a_stopped_sweep_by_its_producer(tmp_path: Path)
         return await growing(request)
 
     async with serve({"/v2/cdr": growing_then_stop}) as api:
-        settings = growing_settings(api.url)
         metrics = Metrics()
-        async with (
-            make_session(settings) as session,
-            open_state_store(StateSettings(url=str(tmp_path / "s.sqlite3"))) as state,
-        ):
-
-            class Into:
-                async def take(self, page: Page) -> AddResult:
-                    return await state.add_calls(page.records, datetime.now(UTC))
-
+        async with _growing_source(api.url, tmp_path) as (source, state):
             sweeper = Sweeper(
-                make_source(settings, ApiClient(session, settings)),
+                source,
                 state,
                 PipelineConfig(lookback=600, longest_call=600, sweep_interval=3600, page_size=PAGE),
                 clock=lambda: datetime(2021, 2, 17, 12, tzinfo=UTC),
                 metrics=metrics,
                 ready_deadline=3600,
             )
-            await sweeper.run(Into(), stop)
+            await sweeper.run(_IntoState(state), stop)
     text = metrics.render().decode()
     assert served == 6
     assert 'archiver_listings_stopped_total{limit="max_pages",producer="sweep"} 1.0' in text, text
