@@ -11,7 +11,7 @@ latency   real time, default settings (poll 10 s, manifest interval 10 s), local
           line in a manifest object in the storage, p50 and p95, and the
           manifest objects written.
 
-Results are printed as JSON; the README's Performance section quotes them.
+Results are printed as JSON; docs/performance.md quotes them.
 """
 
 from __future__ import annotations

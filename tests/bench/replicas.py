@@ -14,7 +14,7 @@ Every leg runs ``--reps`` times (3), the order rotated each round. One JSON
 line per leg and round is printed (its recordings/s, wall seconds, seconds to
 the first recording stored, the CPU seconds of its replicas and of the rest of
 the machine meanwhile: the noise on a shared machine, the load average at its
-end), then a summary line (medians). The README's Performance section quotes them.
+end), then a summary line (medians). docs/performance.md quotes them.
 """
 
 from __future__ import annotations

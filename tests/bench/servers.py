@@ -250,7 +250,7 @@ def rclone_binary() -> str:
     """The ``rclone`` on PATH (Debian's package), or a clear error."""
     found = shutil.which("rclone")
     if found is None:
-        raise RuntimeError("no rclone: apt-get install -y rclone (see the README's Performance)")
+        raise RuntimeError("no rclone: apt-get install -y rclone (see docs/performance.md)")
     return found
 
 

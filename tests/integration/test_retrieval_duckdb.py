@@ -1,4 +1,4 @@
-"""The README's DuckDB one-liner, run as written over a manifest the pipeline wrote."""
+"""The user guide's DuckDB one-liner, run as written over a manifest the pipeline wrote."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from tests.integration.pipeline_helpers import backfill, make_settings
 
 duckdb = pytest.importorskip("duckdb")
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "user-guide.md"
 
 
 def readme_query() -> str:
-    """The SQL of the README's ``duckdb -c "..."`` line."""
+    """The SQL of the user guide's ``duckdb -c "..."`` line."""
     match = re.search(r'^duckdb -c "(.+)"$', README.read_text(), re.MULTILINE)
-    assert match, "the README has no duckdb -c line"
+    assert match, "the user guide has no duckdb -c line"
     return match.group(1)
 
 
