@@ -2,7 +2,8 @@
 
     ArchiverError
      ├── ConfigError            bad settings or usage: fix and re-run (exit 2)
-     │    └── ListenError           an address to serve on is taken or not ours
+     │    ├── ListenError           an address to serve on is taken or not ours
+     │    └── NoArchiveError        the storage holds no manifest at all: wrong settings?
      ├── FatalError             stop now: retrying cannot help
      │    ├── AuthenticationError   the provider refused our credentials
      │    ├── StorageError          the storage refused or cannot be reached
@@ -43,6 +44,10 @@ class ListenError(ConfigError):
         # asyncio's own strerror repeats the address; the errno's text says it plainly.
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         super().__init__(f"cannot listen on {host}:{port}: {reason} (set {setting})")
+
+
+class NoArchiveError(ConfigError):
+    """The storage holds no manifest at all: most likely the settings name the wrong place."""
 
 
 class FatalError(ArchiverError):

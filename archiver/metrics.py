@@ -37,7 +37,7 @@ class Metrics:
         self.listings_stopped = Counter(
             "archiver_listings_stopped",
             # limit: an archiver.failures.ListingLimit value; producer: a
-            # pipeline.every.Repeating value (the polls or the sweep).
+            # pipeline.repeating.Repeating value (the polls or the sweep).
             "Listings a bound stopped, by bound and by the producer whose listing it was",
             ["limit", "producer"],
             registry=r,

@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,11 +26,18 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from archiver.settings import StorageSettings
-from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client, empty_and_delete_bucket
 from tests.support.postgres import (
     PostgresCluster,
     PostgresMissingError,
     PostgresServer,
+)
+from tests.support.seaweed import (
+    MakeBucket,
+    S3Settings,
+    SeaweedProcess,
+    SeaweedServer,
+    admin_client,
+    empty_and_delete_bucket,
 )
 
 # What the migration draws once per database (archiver/state/postgres/migrations.py).
@@ -64,9 +71,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # The shared fixtures (the simulated provider...) live in tests/support/.
 pytest_plugins = ["tests.support.fixtures"]
-
-MakeBucket = Callable[..., Awaitable[str]]
-S3Settings = Callable[..., StorageSettings]
 
 
 @pytest.fixture(autouse=True)

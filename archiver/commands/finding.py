@@ -23,34 +23,34 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from archiver.console.db import Database
+from archiver.index_db import IndexDatabase
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import (
+from archiver.manifest.reader import decoded_lines, line_ids, read_object
+from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
+from archiver.retrieval.index import confirm_linked, normalize_id, resolve
+from archiver.retrieval.local_index import SCHEMA, IdIndex
+from archiver.storage import ObjectStore
+from archiver.storage.layout import (
     CHAIN_PREFIX,
     MANIFEST_PREFIX,
     link_key,
     parse_chain_key,
     parse_manifest_key,
 )
-from archiver.manifest.reader import decoded_lines, line_ids, read_object
-from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
-from archiver.retrieval.index import confirm_linked, normalize_id, resolve
-from archiver.retrieval.local_index import SCHEMA, IdIndex
-from archiver.storage import ObjectStore
 
 log = logging.getLogger("archiver.get")
 
 
-def _open(path: Path) -> Database:
+def _open(path: Path) -> IndexDatabase:
     try:
-        return Database(path, SCHEMA)
+        return IndexDatabase(path, SCHEMA)
     except sqlite3.Error as exc:
         log.warning(
             "the local index %s cannot be opened (%s): built in memory for this command",
             path,
             exc,
         )
-        return Database(Path(":memory:"), SCHEMA)
+        return IndexDatabase(Path(":memory:"), SCHEMA)
 
 
 async def find_call(
@@ -97,14 +97,14 @@ async def _manifests_of(store: ObjectStore, index_path: Path, ident: str) -> lis
         log.warning("the local index %s is busy (%s): built in memory instead", db.path, exc)
     finally:
         db.close()
-    memory = Database(Path(":memory:"), SCHEMA)
+    memory = IndexDatabase(Path(":memory:"), SCHEMA)
     try:
         return await _ask(memory, store, ident)
     finally:
         memory.close()
 
 
-async def _ask(db: Database, store: ObjectStore, ident: str) -> list[str]:
+async def _ask(db: IndexDatabase, store: ObjectStore, ident: str) -> list[str]:
     ids = IdIndex(db)
     await ids.refresh(store)
     return await ids.manifests_of(ident)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import urlencode
@@ -22,26 +21,38 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from archiver.console import export, media, views
 from archiver.console.auditlog import AuditLog
 from archiver.console.auth import (
     AccountsFile,
     LoginLimiter,
-    Role,
     Session,
     Sessions,
     TrustedProxy,
+    same_token,
 )
-from archiver.console.db import Database
+from archiver.console.context import (
+    CONSOLE,
+    LANG,
+    LANG_COOKIE,
+    SESSION,
+    SESSION_COOKIE,
+    Console,
+    Handler,
+    console_of,
+    language,
+    set_cookie,
+)
 from archiver.console.index import CallIndex
-from archiver.console.words import LANGUAGES, call_time, local_time, translator
+from archiver.console.tables import SCHEMA
+from archiver.console.words import LANGUAGES
 from archiver.errors import ArchiverError, ListenError
+from archiver.index_db import IndexDatabase
 from archiver.settings import ConsoleSettings
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.console")
 
-SESSION_COOKIE = "archiver_console"
-LANG_COOKIE = "archiver_lang"
 CSRF_HEADER = "X-CSRF-Token"
 _PUBLIC = ("/login", "/static/")
 _SECURITY_HEADERS = {
@@ -56,70 +67,6 @@ _SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Console:
-    """Everything the handlers share."""
-
-    settings: ConsoleSettings
-    tz: tzinfo  # the zone dates are typed in, and audit times shown in
-    store: ObjectStore
-    calls: CallIndex
-    audit_log: AuditLog
-    sessions: Sessions
-    limiter: LoginLimiter
-    proxy: TrustedProxy
-    users: AccountsFile
-
-    def role_of(self, user: str) -> Role | None:
-        """A proxy-signed-in user's role: the users file's, else the configured one."""
-        account = self.users.accounts().get(user)
-        return account.role if account else Role.parse(self.settings.proxy_role)
-
-    def still_valid(self, session: Session) -> bool:
-        """Whether the session's account is still in the users file with the same role
-        (a proxy user without an account: the configured role)."""
-        if session.via == "proxy":
-            return self.role_of(session.user) == session.role
-        account = self.users.accounts().get(session.user)
-        return account is not None and account.role == session.role
-
-
-CONSOLE = web.AppKey("console", Console)
-SESSION = web.RequestKey("session", Session)
-LANG = web.RequestKey("lang", str)
-
-
-def console_of(request: web.Request) -> Console:
-    """The console a request belongs to."""
-    return request.app[CONSOLE]
-
-
-def session_of(request: web.Request) -> Session:
-    """The signed-in session (the auth middleware has checked there is one)."""
-    return request[SESSION]
-
-
-def language(request: web.Request) -> str:
-    """The page's language: ?lang=, else the cookie, else the configured default."""
-    for value in (request.query.get("lang"), request.cookies.get(LANG_COOKIE)):
-        if value in LANGUAGES:
-            return value
-    return console_of(request).settings.language
-
-
-def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str) -> None:
-    """A cookie the page's scripts cannot read, sent back only to this site."""
-    response.set_cookie(
-        name,
-        value,
-        httponly=True,
-        samesite="Strict",
-        secure=console_of(request).settings.cookie_secure,
-        path="/",
-    )
 
 
 @web.middleware
@@ -186,8 +133,6 @@ def _keep_language(request: web.Request, response: web.StreamResponse, lang: str
 
 
 async def _check_csrf(request: web.Request, session: Session) -> None:
-    from archiver.console.auth import same_token
-
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.content_type in (
         "application/x-www-form-urlencoded",
@@ -200,24 +145,6 @@ async def _check_csrf(request: web.Request, session: Session) -> None:
         raise web.HTTPForbidden(text="missing or wrong CSRF token\n")
 
 
-def page_context(request: web.Request) -> dict[str, object]:
-    """What every page's template sees: its words, the session, the date formats."""
-    console = console_of(request)
-    lang = request.get(LANG, console.settings.language)
-    session = request.get(SESSION)
-    return {
-        "t": translator(lang),
-        "lang": lang,
-        "session": session,
-        "Role": Role,
-        "call_time": call_time,
-        "local_time": lambda v: local_time(v, console.tz),
-        "reason_mode": console.settings.reason,
-        # The same page in another language: the search and its page are kept.
-        "lang_link": lambda code: "?" + urlencode({**request.query, "lang": code}),
-    }
-
-
 def _pager(form: dict[str, str], number: int) -> str:
     """The query string of the same search at page ``number``."""
     return urlencode(
@@ -227,8 +154,6 @@ def _pager(form: dict[str, str], number: int) -> str:
 
 def make_app(console: Console) -> web.Application:
     """The web application over ``console``."""
-    from archiver.console import export, media, views
-
     app = web.Application(
         middlewares=[security_headers, require_session], client_max_size=64 * 1024
     )
@@ -268,7 +193,11 @@ def open_console(
     settings: ConsoleSettings, tz: tzinfo, store: ObjectStore, *, rebuild: bool = False
 ) -> Console:
     """The console's state over ``store``, its index file opened (emptied if ``rebuild``)."""
-    db = Database.fresh(settings.index_path) if rebuild else Database(settings.index_path)
+    db = (
+        IndexDatabase.fresh(settings.index_path, SCHEMA)
+        if rebuild
+        else IndexDatabase(settings.index_path, SCHEMA)
+    )
     return Console(
         settings=settings,
         tz=tz,

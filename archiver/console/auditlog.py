@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from archiver.console.db import Database
+from archiver.index_db import IndexDatabase
 from archiver.manifest.reader import read_object
 from archiver.retrieval.audit import AUDIT_PREFIX, AuditQuery, AuditTrail
 from archiver.storage.base import ObjectStore
@@ -46,7 +46,7 @@ def audit_where(query: AuditQuery) -> tuple[str, list[object]]:
 class AuditLog:
     """The audit records, indexed; and the console's way of writing one."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: IndexDatabase) -> None:
         self.db = db
 
     async def refresh(self, store: ObjectStore, prefix: str = AUDIT_PREFIX) -> int:

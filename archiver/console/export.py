@@ -25,11 +25,10 @@ from typing import IO, cast
 
 from aiohttp import web
 
-from archiver.console.app import console_of, session_of
 from archiver.console.auth import Role
+from archiver.console.context import console_of, needs, session_of
 from archiver.console.index import IndexedCall
 from archiver.console.media import check_recording, file_name, reason_of
-from archiver.console.views import needs
 from archiver.errors import ArchiverError
 from archiver.retrieval.search import to_csv, to_json
 

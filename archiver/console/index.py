@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from archiver.console import source
-from archiver.console.db import Database
+from archiver.index_db import IndexDatabase
 from archiver.retrieval.index import normalize_id
 from archiver.retrieval.search import phone_key
 from archiver.storage.base import ObjectStore, StoredObject
@@ -186,7 +186,7 @@ def _indexed(row: sqlite3.Row | tuple[object, ...]) -> IndexedCall:
 class CallIndex:
     """Search and look up archived calls from the index; keep it up to date."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: IndexDatabase) -> None:
         self.db = db
 
     async def refresh(self, store: ObjectStore, concurrency: int = 8) -> Refreshed:

@@ -23,10 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from archiver.console.app import Console, console_of, session_of
 from archiver.console.auth import PlayGrant, Role
+from archiver.console.context import Console, console_of, needs, session_of
 from archiver.console.index import IndexedCall
-from archiver.console.views import needs
 from archiver.errors import ArchiverError
 from archiver.retrieval.fetch import archived_version, mismatch
 from archiver.retrieval.verify import ProblemKind, VerifyReport, check_entry

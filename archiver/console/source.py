@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import MANIFEST_PREFIX
 from archiver.manifest.reader import Manifest, parse_manifest, read_manifests
+from archiver.storage.layout import MANIFEST_PREFIX
 
 __all__ = [
     "MANIFEST_PREFIX",

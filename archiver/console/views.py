@@ -4,45 +4,29 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta, tzinfo
-from functools import wraps
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from archiver.console.app import (
+from archiver.console.auth import Role, check_password, same_token
+from archiver.console.context import (
     SESSION_COOKIE,
     console_of,
+    needs,
     page_context,
     session_of,
     set_cookie,
 )
-from archiver.console.auth import Role, check_password, same_token
 from archiver.console.index import COUNT_CAP, CallQuery, IndexedCall
+from archiver.console.media import protection_of
 from archiver.errors import ArchiverError
 from archiver.models import Direction
 from archiver.retrieval.audit import AuditQuery, audit_csv
 
 LOGIN_COOKIE = "archiver_login"  # the sign-in form's CSRF token (double submit)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def needs(role: Role) -> Callable[[Handler], Handler]:
-    """Refuse (403) a request from a session whose role is below ``role``."""
-
-    def wrap(handler: Handler) -> Handler:
-        @wraps(handler)
-        async def checked(request: web.Request) -> web.StreamResponse:
-            if session_of(request).role < role:
-                raise web.HTTPForbidden(text=f"this needs the {role.label} role\n")
-            return await handler(request)
-
-        return checked
-
-    return wrap
 
 
 def page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
@@ -190,8 +174,6 @@ async def search_page(request: web.Request) -> web.StreamResponse:
 
 async def call_page(request: web.Request) -> web.StreamResponse:
     """GET /calls/{id}: every field of the call, its check, and what the role may do."""
-    from archiver.console.media import protection_of
-
     console = console_of(request)
     item = await console.calls.get(int(request.match_info["id"]))
     if item is None:

@@ -28,7 +28,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from archiver.manifest.layout import WRITER_ID, link_key
+from archiver.storage.layout import WRITER_ID, link_key
 
 CHAIN_FORMAT = 1
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
+from archiver.errors import NoArchiveError
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import CHAIN_PREFIX, MANIFEST_PREFIX, partition_date
-from archiver.retrieval.errors import NoArchiveError
 from archiver.storage.base import ObjectStore, StoredObject
+from archiver.storage.layout import CHAIN_PREFIX, MANIFEST_PREFIX, partition_date
 
 
 @dataclass(frozen=True, slots=True)

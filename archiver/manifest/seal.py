@@ -15,16 +15,16 @@ import secrets
 from dataclasses import dataclass
 
 from archiver.manifest.chain import Link, next_link, sha256_hex
-from archiver.manifest.layout import (
+from archiver.manifest.reader import parse_manifest, read_object
+from archiver.manifest.writer import advance_head
+from archiver.storage.base import ObjectStore
+from archiver.storage.layout import (
     CHAIN_CONTENT_TYPE,
     CHAIN_PREFIX,
     MANIFEST_PREFIX,
     parse_chain_key,
     partition_date,
 )
-from archiver.manifest.reader import parse_manifest, read_object
-from archiver.manifest.writer import advance_head
-from archiver.storage.base import ObjectStore
 
 
 @dataclass(frozen=True, slots=True)

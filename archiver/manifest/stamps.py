@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from archiver.manifest.chain import Head, sha256_hex
-from archiver.manifest.layout import CHAIN_PREFIX, head_key, link_key, parse_chain_key, stamp_key
 from archiver.manifest.reader import read_object
 from archiver.manifest.writer import HeadHook
 from archiver.storage.base import ObjectStore
+from archiver.storage.layout import CHAIN_PREFIX, head_key, link_key, parse_chain_key, stamp_key
 from archiver.timestamping import Stamper, Timestamp, TokenCheck, check_stored, stamp_and_store
 
 log = logging.getLogger("archiver.manifest")

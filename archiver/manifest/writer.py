@@ -24,15 +24,59 @@ written here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from archiver.errors import RetriableError
 from archiver.manifest.chain import Head, Link, sha256_hex
-from archiver.manifest.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, head_key
-from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
+from archiver.storage.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, head_key
 
 log = logging.getLogger("archiver.manifest")
+
+class PendingBatch(Protocol):
+    """A manifest batch fixed in the state: its object's key and bytes, and its link."""
+
+    @property
+    def id(self) -> int:
+        """The batch's number in the state (its ``seq`` in the chain)."""
+
+    @property
+    def key(self) -> str:
+        """The manifest object's key."""
+
+    @property
+    def content(self) -> bytes:
+        """The manifest object's bytes (JSON Lines)."""
+
+    @property
+    def line_count(self) -> int:
+        """How many lines the object holds."""
+
+    @property
+    def link(self) -> bytes | None:
+        """The chain link's bytes; None for a batch cut before the chain existed."""
+
+
+class BatchQueue(Protocol):
+    """What the writer needs of the state store: the batches to write, in order.
+
+    Defined here, below the state, so the manifest does not import the state
+    (which imports the manifest); both state stores satisfy it.
+    """
+
+    async def writer_id(self) -> str:
+        """This store's manifest writer id."""
+
+    async def create_manifest_batches(self, writer: str, max_lines: int) -> int:
+        """Fix the next batches (key, content, link) of the archived, unlisted jobs."""
+
+    async def unwritten_manifest_batches(self) -> Sequence[PendingBatch]:
+        """Batches created but not yet confirmed written, oldest first."""
+
+    async def mark_manifest_written(self, batch_id: int) -> None:
+        """The batch's object is in the storage."""
+
 
 # Called with each new head once it is written (a trusted timestamp hooks in here).
 HeadHook = Callable[[ObjectStore, Head], Awaitable[None]]
@@ -88,7 +132,7 @@ async def advance_head(store: ObjectStore, link_bytes: bytes) -> Head | None:
 
 
 async def flush_manifest(
-    state: StateStore,
+    state: BatchQueue,
     store: ObjectStore,
     max_lines: int = 1000,
     on_head: HeadHook | None = None,

@@ -10,7 +10,7 @@ every 3.6 s) and the default 10 s, that is about 2,600 objects a day of about
 4 lines; ``ARCHIVER_MANIFEST_INTERVAL=60`` makes it at most 600 in those hours.
 
 Several processes on one state write one manifest chain, one at a time: each
-flush runs under the role :data:`~archiver.pipeline.roles.MANIFEST`, and a
+flush runs under the role :data:`~archiver.pipeline.role_keeper.MANIFEST`, and a
 process that cannot have it leaves its lines to the holder's next flush (or to
 its own final flush). The ``run`` leader's flusher watches the others' lines
 too: it flushes every interval whether or not it archived anything itself
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from archiver.errors import ArchiverError
 from archiver.manifest.writer import HeadHook, flush_manifest
-from archiver.pipeline.roles import LEADER, MANIFEST, RoleKeeper
+from archiver.pipeline.role_keeper import LEADER, MANIFEST, RoleKeeper
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 

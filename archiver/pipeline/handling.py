@@ -18,7 +18,6 @@ from datetime import datetime
 from archiver.errors import ArchiverError, FatalError
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import manifest_date
 from archiver.metrics import Metrics
 from archiver.models import CallRecord
 from archiver.pipeline.intake import Health
@@ -28,6 +27,7 @@ from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
 from archiver.sources.base import CdrSource
 from archiver.state.base import Job, JobState, StateStore
 from archiver.storage.base import ObjectStore, PutOutcome
+from archiver.storage.layout import manifest_date
 
 log = logging.getLogger("archiver.pipeline")
 

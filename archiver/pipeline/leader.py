@@ -1,10 +1,10 @@
 """``run`` replicas: only the leader polls, sweeps and writes the manifest; all transfer.
 
 Every replica's producer is a :class:`Leadership`: it tries to take the role
-:data:`~archiver.pipeline.roles.LEADER` every renewal interval (a third of
+:data:`~archiver.pipeline.role_keeper.LEADER` every renewal interval (a third of
 ``ARCHIVER_LEADER_LEASE``) and, while it holds it, runs the leader-only tasks.
 A leader that cannot renew the role in time stops them at once, before its
-lease ends (see :mod:`archiver.pipeline.roles`); a dead leader's role lapses
+lease ends (see :mod:`archiver.pipeline.role_keeper`); a dead leader's role lapses
 after its lease and a follower takes it at its next try, so a new leader polls
 within one lease plus one renewal interval. A leader stopping gracefully gives
 the role up, and another replica takes it at its next try.
@@ -18,7 +18,7 @@ import logging
 from archiver.metrics import Metrics
 from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.intake import Concurrently, Health, Intake, Producer
-from archiver.pipeline.roles import LEADER, RoleKeeper
+from archiver.pipeline.role_keeper import LEADER, RoleKeeper
 from archiver.waiting import wait_set
 
 log = logging.getLogger("archiver.pipeline")

@@ -1,5 +1,5 @@
 """The daemon's polls: one count of the whole range when nothing changed, a few
-more to find what did, listings only of the steps that changed (see tally.py).
+more to find what did, listings only of the steps that changed (see poll_counts.py).
 
 A count the API does not give, or gives in a shape we cannot trust, falls back
 to a full listing of that range, as every poll did before.
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from archiver.metrics import Metrics
-from archiver.pipeline.every import Repeating, run_every
 from archiver.pipeline.intake import Health, Intake
+from archiver.pipeline.poll_counts import Tally
+from archiver.pipeline.repeating import Repeating, run_every
 from archiver.pipeline.stats import PipelineConfig, RunStats
-from archiver.pipeline.tally import Tally
 from archiver.sources.base import CdrSource
 from archiver.state.base import StateStore
 from archiver.timeutil import split_windows

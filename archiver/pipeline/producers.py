@@ -17,7 +17,7 @@ from datetime import datetime
 from archiver.errors import ListingLimitError
 from archiver.models import CallRecord
 from archiver.pipeline.intake import Intake
-from archiver.pipeline.roles import RoleKeeper, window_role
+from archiver.pipeline.role_keeper import RoleKeeper, window_role
 from archiver.pipeline.stats import RunStats
 from archiver.sources.base import CdrSource, Page
 from archiver.state.base import StateStore
@@ -32,7 +32,7 @@ class WindowLister:
     """The backfill: list each window not done before; remember each one completed.
 
     Several backfills on one state split the windows: each window is listed
-    under its role (:func:`~archiver.pipeline.roles.window_role`); one another
+    under its role (:func:`~archiver.pipeline.role_keeper.window_role`); one another
     live process is listing is left for later and looked at again until it is
     done (by that process) or its role is free (that process died: its lease
     ran out), when this one lists it.

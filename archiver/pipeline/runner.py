@@ -23,11 +23,11 @@ from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.handling import JobHandler
 from archiver.pipeline.intake import Health, Producer
 from archiver.pipeline.leader import Leadership
-from archiver.pipeline.leases import RunLeases
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.poller import Poller
 from archiver.pipeline.producers import Window, WindowLister
-from archiver.pipeline.roles import RoleKeeper
+from archiver.pipeline.role_keeper import RoleKeeper
+from archiver.pipeline.run_leases import RunLeases
 from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.sweep import Sweeper
 from archiver.pipeline.transfer import Transferrer

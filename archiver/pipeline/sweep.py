@@ -25,8 +25,8 @@ from datetime import datetime, timedelta
 
 from archiver.errors import ArchiverError, FatalError
 from archiver.metrics import Metrics
-from archiver.pipeline.every import Repeating, run_every
 from archiver.pipeline.intake import Intake
+from archiver.pipeline.repeating import Repeating, run_every
 from archiver.pipeline.stats import PipelineConfig
 from archiver.sources.base import CdrSource
 from archiver.state.base import StateStore

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from archiver.manifest.chain import Head, Link, sha256_hex
-from archiver.manifest.layout import (
+from archiver.manifest.reader import Manifest, read_object
+from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.storage.base import ObjectStore, VersionedStore
+from archiver.storage.layout import (
     CHAIN_PREFIX,
     head_key,
     link_key,
     parse_chain_key,
     partition_date,
 )
-from archiver.manifest.reader import Manifest, read_object
-from archiver.retrieval.problems import Problem, ProblemKind
-from archiver.storage.base import ObjectStore, VersionedStore
 
 
 @dataclass

@@ -3,7 +3,7 @@
 ArchiverError
  ├── ConfigError
  │    ├── AmbiguousIdError   the id names several archived calls (exit 2)
- │    └── NoArchiveError     the storage holds no archive at all: wrong settings? (exit 2)
+ │    └── NoArchiveError     (in :mod:`archiver.errors`: the manifest reader raises it)
  ├── CallNotFoundError       no archived call has that id (exit 4)
  └── IntegrityError          an object is missing or not the manifest's bytes (exit 5)
 """
@@ -21,10 +21,6 @@ class CallNotFoundError(ArchiverError):
 
 class AmbiguousIdError(ConfigError):
     """Several archived calls answer to the id: the user must pick one."""
-
-
-class NoArchiveError(ConfigError):
-    """The storage holds no manifest at all: most likely the settings name the wrong place."""
 
 
 class IntegrityKind(StrEnum):

@@ -36,7 +36,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from archiver.manifest.chain import Link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import link_key, parse_manifest_key
 from archiver.manifest.reader import decoded_lines, parse_manifest, read_object
 from archiver.retrieval.errors import (
     AmbiguousIdError,
@@ -46,6 +45,7 @@ from archiver.retrieval.errors import (
 )
 from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome
 from archiver.storage.keys import sanitize
+from archiver.storage.layout import link_key, parse_manifest_key
 
 log = logging.getLogger("archiver.index")
 

@@ -26,11 +26,11 @@ from collections.abc import Iterable, Sequence
 from contextlib import aclosing
 from functools import partial
 
-from archiver.console.db import Database
-from archiver.manifest.layout import MANIFEST_PREFIX
+from archiver.index_db import IndexDatabase
 from archiver.manifest.reader import decoded_lines, line_ids, read_objects
 from archiver.retrieval.index import normalize_id
 from archiver.storage.base import ObjectStore
+from archiver.storage.layout import MANIFEST_PREFIX
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS id_manifests (
@@ -66,10 +66,10 @@ def manifest_ids(content: bytes) -> set[str]:
 
 
 class IdIndex:
-    """The id index in ``db`` (a :class:`Database` opened with :data:`SCHEMA`): brought up
+    """The id index in ``db`` (a :class:`IndexDatabase` opened with :data:`SCHEMA`): brought up
     to date from the storage, then asked."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: IndexDatabase) -> None:
         self.db = db
 
     async def refresh(self, store: ObjectStore, concurrency: int = 16) -> int:

@@ -15,9 +15,9 @@ from typing import Any
 import aiosqlite
 
 from archiver.manifest.chain import Link, next_link, sha256_hex
-from archiver.manifest.layout import WRITER_ID, manifest_key
 from archiver.state.base import ManifestBatch
 from archiver.state.records import stored_batch
+from archiver.storage.layout import WRITER_ID, manifest_key
 
 
 def encode_time(value: datetime) -> str:

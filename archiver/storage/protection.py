@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from archiver.errors import ConfigError
-from archiver.manifest.layout import ARCHIVER_PREFIX, CHAIN_PREFIX, HEAD_NAME, MANIFEST_PREFIX
 from archiver.settings import ENV_PREFIX, StorageSettings
 from archiver.storage.base import BucketProtection
+from archiver.storage.layout import ARCHIVER_PREFIX, CHAIN_PREFIX, HEAD_NAME, MANIFEST_PREFIX
 
 AUDIT_AREA = "_archiver/audit/"
 

@@ -32,14 +32,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from archiver.console.db import Database
 from archiver.console.index import CallIndex, CallQuery
+from archiver.console.tables import SCHEMA
+from archiver.index_db import IndexDatabase
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import manifest_date
-from archiver.manifest.layout import manifest_key as manifest_batch_key
 from archiver.settings import StorageSettings
 from archiver.storage import open_store
 from archiver.storage.base import ObjectProof
+from archiver.storage.layout import manifest_date
+from archiver.storage.layout import manifest_key as manifest_batch_key
 from tests.bench.state_scale import pages
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -147,7 +148,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     storage = StorageSettings(url=str(archive))
     db_path = root / "console.sqlite3"
     async with open_store(storage) as store:
-        db = Database.fresh(db_path)
+        db = IndexDatabase.fresh(db_path, SCHEMA)
         index = CallIndex(db)
         started = time.perf_counter()
         built = await index.refresh(store)

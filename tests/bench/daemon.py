@@ -31,8 +31,8 @@ from archiver.commands.runtime import open_runtime
 from archiver.pipeline.poller import Poller
 from archiver.settings import RetrySettings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.integration.pipeline_helpers import FIXED_START, make_settings, producers
-from tests.integration.stepped import Clock
+from tests.support.pipeline import FIXED_START, make_settings, producers
+from tests.support.stepped import Clock
 
 
 class FullReread(Poller):

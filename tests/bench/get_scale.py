@@ -40,17 +40,17 @@ from aiobotocore.session import get_session
 from archiver.commands.finding import find_call
 from archiver.manifest.chain import Head, next_link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import head_key, manifest_date
-from archiver.manifest.layout import manifest_key as manifest_batch_key
 from archiver.settings import DEFAULT_KEY_TEMPLATE, StorageSettings
 from archiver.storage.base import ObjectProof
 from archiver.storage.keys import render_key
+from archiver.storage.layout import head_key, manifest_date
+from archiver.storage.layout import manifest_key as manifest_batch_key
 from archiver.storage.s3 import S3Store
 from tests.bench import measure, servers
 from tests.bench.measure import MIB
 from tests.bench.state_scale import pages
-from tests.seaweed import SeaweedServer
 from tests.support.cli import cli_env
+from tests.support.seaweed import SeaweedServer
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 RUN_ID = "bench0000001"

@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.bench import measure, servers
 from tests.bench.measure import MIB, Measured
-from tests.seaweed import SeaweedServer
+from tests.support.seaweed import SeaweedServer
 
 
 def _backfill(

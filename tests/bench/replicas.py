@@ -37,8 +37,8 @@ from pathlib import Path
 import psutil
 
 from tests.bench import measure, servers
-from tests.seaweed import SeaweedServer
 from tests.support.postgres import PostgresCluster, PostgresServer
+from tests.support.seaweed import SeaweedServer
 
 LEGS = ("sqlite-1", "postgres-1", "postgres-2", "postgres-3")
 

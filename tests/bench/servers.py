@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.seaweed import SeaweedProcess, SeaweedServer, admin_client
 from tests.support.cli import cli_env
+from tests.support.seaweed import SeaweedProcess, SeaweedServer, admin_client
 
 BUCKET = "bench"
 ROOT = Path(__file__).resolve().parents[2]

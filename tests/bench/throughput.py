@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.bench import measure, servers
 from tests.bench.measure import MIB, Measured
-from tests.seaweed import SeaweedServer
+from tests.support.seaweed import SeaweedServer
 
 LEGS = ("archiver", "rclone", "put", "put-shaped")
 

@@ -29,7 +29,6 @@ from typing import Any
 
 from archiver.manifest.chain import next_link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import manifest_key
 from archiver.manifest.reader import list_manifests
 from archiver.manifest.writer import advance_head
 from archiver.models import CallRecord, Provider
@@ -37,7 +36,8 @@ from archiver.retrieval.index import pointer_body, pointer_keys
 from archiver.retrieval.verify import verify_archive
 from archiver.settings import StorageSettings
 from archiver.storage import LocalStore, ObjectProof, ObjectStore, open_store
-from tests.seaweed import SeaweedProcess, admin_client
+from archiver.storage.layout import manifest_key
+from tests.support.seaweed import SeaweedProcess, admin_client
 
 BATCH = 1000
 WRITER = "wbench00000000001"

@@ -28,8 +28,8 @@ from archiver.settings import ConsoleSettings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
-from tests.integration.pipeline_helpers import backfill, make_settings
 from tests.support.cli import Result, run_cli
+from tests.support.pipeline import backfill, make_settings
 
 PASSWORD = "correct horse battery"
 USERS = {role.label: role for role in Role}  # one user per role, named after it

@@ -7,8 +7,8 @@ import signal
 import urllib.request
 
 from tests.console.support import console_user
-from tests.seaweed import free_ports
 from tests.support.cli import cli_env, local_storage_env, run_cli, start_cli
+from tests.support.seaweed import free_ports
 
 
 async def _user(env, cwd, *args: str, password: str | None = None):

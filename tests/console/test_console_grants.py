@@ -11,7 +11,7 @@ import hashlib
 
 from archiver.console import media
 from tests.console.support import archived_storage, first_call_id, running_console, signed_in
-from tests.seaweed import admin_client
+from tests.support.seaweed import admin_client
 
 
 async def _play(http, call_id: int) -> str:

@@ -347,7 +347,7 @@ async def test_an_overwritten_recording_on_s3_is_refused(
     tmp_path, make_bucket, s3_settings, seaweed
 ):
     from tests.console.support import archived_storage
-    from tests.seaweed import admin_client
+    from tests.support.seaweed import admin_client
 
     bucket = await make_bucket()
     storage = s3_settings(bucket)

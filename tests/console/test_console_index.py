@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from archiver.console.db import Database
 from archiver.console.index import CallIndex, CallQuery
+from archiver.console.tables import SCHEMA
+from archiver.index_db import IndexDatabase
 from archiver.retrieval.search import phone_key
 from archiver.storage import open_store
 from tests.console.support import manifest_calls
@@ -20,7 +21,7 @@ async def test_updates_read_only_new_manifests_and_rebuild_gives_the_same(local_
     root = Path(local_archive.local_path)
     async with open_store(local_archive) as store:
         calls = await manifest_calls(store)
-        index = CallIndex(Database(tmp_path / "index.sqlite3"))
+        index = CallIndex(IndexDatabase(tmp_path / "index.sqlite3", SCHEMA))
         first = await index.refresh(store)
         assert (first.manifests, first.lines) == (len(_manifests(root)), len(calls))
         assert await index.count() == len(calls)
@@ -45,7 +46,7 @@ async def test_updates_read_only_new_manifests_and_rebuild_gives_the_same(local_
         assert found[0].call.cdr_id == "new-1"
         index.db.close()
 
-        rebuilt = CallIndex(Database.fresh(tmp_path / "index.sqlite3"))
+        rebuilt = CallIndex(IndexDatabase.fresh(tmp_path / "index.sqlite3", SCHEMA))
         await rebuilt.refresh(store)
         assert await rebuilt.count() == len(calls) + 2
         rebuilt.db.close()
@@ -54,7 +55,7 @@ async def test_updates_read_only_new_manifests_and_rebuild_gives_the_same(local_
 async def test_search_criteria_match_as_the_cli_does(local_archive, tmp_path):
     async with open_store(local_archive) as store:
         calls = await manifest_calls(store)
-        index = CallIndex(Database(tmp_path / "index.sqlite3"))
+        index = CallIndex(IndexDatabase(tmp_path / "index.sqlite3", SCHEMA))
         await index.refresh(store)
 
         async def cdrs(**criteria) -> set[str]:

@@ -12,9 +12,9 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.integration.pipeline_helpers import assert_exactly_once
-from tests.seaweed import admin_client
 from tests.support.cli import QUICK, archiver_env, cli_env, run_cli, s3_storage_env, start_cli
+from tests.support.pipeline import assert_exactly_once
+from tests.support.seaweed import admin_client
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"

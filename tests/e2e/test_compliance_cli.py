@@ -18,9 +18,9 @@ import pytest
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
-from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
-from tests.seaweed import admin_client
 from tests.support.cli import cli_env, run_cli, s3_storage_env
+from tests.support.pipeline import backfill, make_settings, read_archive
+from tests.support.seaweed import admin_client
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -25,9 +25,9 @@ from archiver.retrieval.index import pointer_body, pointer_keys
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
-from tests.integration.pipeline_helpers import backfill, make_settings
-from tests.seaweed import admin_client
 from tests.support.cli import cli_env, run_cli, s3_storage_env
+from tests.support.pipeline import backfill, make_settings
+from tests.support.seaweed import admin_client
 
 pytestmark = pytest.mark.slow
 

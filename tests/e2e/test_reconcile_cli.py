@@ -26,8 +26,8 @@ from archiver.simulator import Faults, Simulator
 from archiver.simulator.calls import SimCall
 from archiver.state.base import JobState
 from archiver.storage import open_store
-from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
 from tests.support.cli import Result, archiver_env, local_storage_env, run_cli, s3_storage_env
+from tests.support.pipeline import backfill, make_settings, read_archive
 from tests.support.web import serve
 
 SINCE = "2021-02-17"

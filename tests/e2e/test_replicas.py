@@ -24,8 +24,8 @@ import pytest
 from archiver.settings import StateSettings, StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.state import open_state_store
-from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
 from tests.support.cli import DAEMON, QUICK, archiver_env, run_cli, s3_storage_env, start_cli
+from tests.support.pipeline import assert_exactly_once, read_archive
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ import aiohttp
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
-from tests.seaweed import free_ports
 from tests.support.cli import DAEMON, archiver_env, s3_storage_env, start_cli
+from tests.support.pipeline import assert_exactly_once, read_archive
+from tests.support.seaweed import free_ports
 from tests.tcp_proxy import TcpProxy
 
 # A daemon polling every 0.5 s, quick to retry, probing its readiness every 0.3 s.

@@ -15,8 +15,8 @@ from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from tests.integration.test_chain import _legacy_archive as legacy_archive
-from tests.seaweed import free_ports
 from tests.support.cli import archiver_env, local_storage_env, run_cli, s3_storage_env
+from tests.support.seaweed import free_ports
 from tests.support.tsa import LocalTsa, Mode, Pki, make_pki, serve_tsa
 
 SINCE, MIDDLE, UNTIL = "2021-02-17 08:00", "2021-02-17 11:00", "2021-02-17 14:00"

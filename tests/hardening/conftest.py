@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from archiver.settings import StorageSettings
-from tests.conftest import MakeBucket, S3Settings
 from tests.hardening.watcher import Lister, LocalLister, s3_lister
-from tests.seaweed import SeaweedServer
 from tests.support.cli import s3_storage_env
+from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer
 
 
 @dataclass

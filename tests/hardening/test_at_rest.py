@@ -26,7 +26,7 @@ from archiver.state import SqliteStateStore
 from archiver.state.migrations import MIGRATIONS, migrate
 from archiver.state.records import record_json
 from archiver.storage import open_store
-from tests.integration.pipeline_helpers import backfill, make_settings
+from tests.support.pipeline import backfill, make_settings
 
 T0 = datetime(2021, 2, 17, 3, 0, tzinfo=UTC)
 

@@ -12,9 +12,14 @@ from pathlib import Path
 import pytest
 
 from archiver.simulator import Simulator
-from tests.conftest import MakeBucket, S3Settings
-from tests.seaweed import READONLY_ACCESS_KEY, READONLY_SECRET_KEY, SeaweedServer
 from tests.support.cli import Result, archiver_env, run_cli, s3_storage_env
+from tests.support.seaweed import (
+    READONLY_ACCESS_KEY,
+    READONLY_SECRET_KEY,
+    MakeBucket,
+    S3Settings,
+    SeaweedServer,
+)
 
 SINCE, UNTIL = "2021-02-17 08:00", "2021-02-17 09:00"
 COMMANDS = {"check": ("check",), "backfill": ("backfill", "--since", SINCE, "--until", UNTIL)}

@@ -20,12 +20,11 @@ from pathlib import Path
 import pytest
 
 from archiver.simulator import SimConfig, Simulator
-from tests.conftest import MakeBucket, S3Settings
 from tests.hardening.s3proxy import FaultProxy, S3Request
 from tests.hardening.test_crashes import Stage, Trap
-from tests.integration.pipeline_helpers import assert_exactly_once
-from tests.seaweed import SeaweedServer, admin_client
 from tests.support.cli import archiver_env, run_cli, s3_storage_env, start_cli
+from tests.support.pipeline import assert_exactly_once
+from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 
 
 def manifest_put(r: S3Request) -> bool:
@@ -113,7 +112,7 @@ async def test_sigkill_at_each_step_of_a_batch_leaves_a_chain_that_verifies(
             Bucket=bucket, Prefix=direct.url.split("/", 3)[3]
         )
     versions = listed.get("Versions", [])
-    # A run's liveness marker (_archiver/running/, see archiver.pipeline.binding) is
+    # A run's liveness marker (_archiver/running/, see archiver.pipeline.storage_binding) is
     # deleted when the run ends or renews it, by design; it must still never be
     # written twice. Anything else, once written, stays the latest version.
     markers = [v["Key"] for v in versions if "/_archiver/running/" in v["Key"]]

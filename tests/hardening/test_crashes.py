@@ -25,11 +25,8 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.conftest import MakeBucket, S3Settings
 from tests.hardening.s3proxy import FaultProxy, S3Request
 from tests.hardening.watcher import Watcher, expected_objects, s3_lister
-from tests.integration.pipeline_helpers import assert_exactly_once
-from tests.seaweed import SeaweedServer, admin_client
 from tests.support.cli import (
     archiver_env,
     local_storage_env,
@@ -37,6 +34,8 @@ from tests.support.cli import (
     s3_storage_env,
     start_cli,
 )
+from tests.support.pipeline import assert_exactly_once
+from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"

@@ -18,11 +18,10 @@ from archiver.errors import StorageError
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import PutOutcome, open_store
-from tests.conftest import MakeBucket, S3Settings
 from tests.hardening.s3proxy import FaultProxy, ProxyFaults, S3Request
 from tests.hardening.watcher import Watcher, expected_objects, s3_lister
-from tests.integration.pipeline_helpers import assert_exactly_once, backfill, make_settings
-from tests.seaweed import SeaweedServer, admin_client
+from tests.support.pipeline import assert_exactly_once, backfill, make_settings
+from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 
 MiB = 1024 * 1024
 MAX_RUNS = 6

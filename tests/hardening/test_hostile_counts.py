@@ -19,8 +19,8 @@ from aiohttp import web
 from archiver.commands.runtime import open_runtime
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.integration.pipeline_helpers import FIXED_START, make_settings, producers
-from tests.integration.stepped import Clock
+from tests.support.pipeline import FIXED_START, make_settings, producers
+from tests.support.stepped import Clock
 
 MISSING = object()
 

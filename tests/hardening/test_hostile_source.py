@@ -18,12 +18,12 @@ from archiver.models import Provider
 from archiver.simulator import Faults, SimConfig, Simulator
 from tests.hardening.conftest import Target
 from tests.hardening.watcher import Watcher, expected_objects
-from tests.integration.pipeline_helpers import (
+from tests.support.cli import QUICK, archiver_env, run_cli
+from tests.support.pipeline import (
     FIXED_START,
     LONG_READY_DEADLINE,
     assert_exactly_once,
 )
-from tests.support.cli import QUICK, archiver_env, run_cli
 
 # The mix: ~5% 5xx, 3% 429, 2% resets, 2% truncated, 2% HTML with 200,
 # 10% recordings 404 until ready, signed URLs living a second or two, slow answers.

@@ -12,7 +12,7 @@ from archiver.commands.runtime import open_runtime
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.sources.base import Page
-from tests.integration.pipeline_helpers import make_settings
+from tests.support.pipeline import make_settings
 
 
 class BrokenListing:

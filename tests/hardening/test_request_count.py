@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from archiver.simulator import SimConfig, Simulator
-from tests.conftest import MakeBucket, S3Settings
 from tests.hardening.s3proxy import FaultProxy
-from tests.integration.pipeline_helpers import assert_exactly_once, backfill, make_settings
-from tests.seaweed import SeaweedServer
+from tests.support.pipeline import assert_exactly_once, backfill, make_settings
+from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer
 
 TARGET = 1.05
 

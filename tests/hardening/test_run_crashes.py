@@ -16,9 +16,9 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.integration.pipeline_helpers import assert_exactly_once, read_archive
-from tests.seaweed import admin_client, free_ports
 from tests.support.cli import DAEMON, QUICK, archiver_env, s3_storage_env, start_cli
+from tests.support.pipeline import assert_exactly_once, read_archive
+from tests.support.seaweed import admin_client, free_ports
 
 # Quick retries; a daemon polling every 0.3 s, in small manifest batches.
 TUNING = {**QUICK, **DAEMON, "ARCHIVER_POLL_INTERVAL": "0.3", "ARCHIVER_MANIFEST_BATCH": "4"}

@@ -40,10 +40,9 @@ from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.simulator.audio import RecordingBytes
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
-from tests.conftest import MakeBucket, S3Settings
 from tests.hardening.s3proxy import FaultProxy
-from tests.seaweed import SeaweedServer, admin_client
 from tests.support.cli import cli_env, run_cli, s3_storage_env
+from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 from tests.support.web import serve
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from archiver.errors import ConfigError
-from archiver.pipeline.binding import PREFIX, StorageBinding
+from archiver.pipeline.storage_binding import PREFIX, StorageBinding
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.storage import open_store
-from tests.integration.pipeline_helpers import assert_exactly_once
 from tests.support.cli import DAEMON, QUICK, archiver_env, start_cli
+from tests.support.pipeline import assert_exactly_once
 
 # Recordings above 64 KiB go up as uploads (a .partial file) and arrive in 64 KiB
 # pieces 0.7 s apart: uploads are in flight when the second process starts.

@@ -25,7 +25,7 @@ from archiver.models import CallRecord, Provider
 from archiver.settings import DEFAULT_KEY_TEMPLATE
 from archiver.simulator import SimCall
 from archiver.storage.keys import render_key
-from tests.seaweed import SeaweedServer, admin_client
+from tests.support.seaweed import SeaweedServer, admin_client
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,14 @@ from yarl import URL
 
 from archiver.commands.runtime import Runtime, open_runtime
 from archiver.manifest.reader import list_manifests
-from archiver.pipeline.roles import MANIFEST, window_role
+from archiver.pipeline.role_keeper import MANIFEST, window_role
 from archiver.retrieval.verify import verify_archive
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.state import JobState
 from archiver.storage import open_store
 from archiver.timeutil import split_windows
-from tests.integration.pipeline_helpers import FIXED_START, assert_exactly_once, make_settings
+from tests.support.pipeline import FIXED_START, assert_exactly_once, make_settings
 from tests.support.proxy import Proxy, reverse_proxy
 
 WINDOWS = 8

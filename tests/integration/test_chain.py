@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from archiver.manifest.layout import head_key, link_key
 from archiver.manifest.reader import list_manifests
 from archiver.manifest.seal import seal
 from archiver.retrieval.index import index_manifest
 from archiver.retrieval.verify import ProblemKind, verify_archive
 from archiver.settings import StorageSettings
 from archiver.storage import ObjectStore, open_store
+from archiver.storage.layout import head_key, link_key
 from tests.support.cli import cli_env, run_cli
 
 UTC_TZ = __import__("datetime").UTC

@@ -24,12 +24,12 @@ import pytest
 from archiver.errors import StorageError
 from archiver.manifest.chain import Head, next_link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import HEAD_NAME, head_key
 from archiver.manifest.writer import advance_head, flush_manifest, read_head
 from archiver.models import CallRecord, Provider
 from archiver.settings import StorageSettings
 from archiver.state.sqlite import SqliteStateStore
 from archiver.storage import ObjectStore, open_store
+from archiver.storage.layout import HEAD_NAME, head_key
 from tests.support.cli import cli_env, local_storage_env, run_cli, s3_storage_env
 
 WRITER = "w0123456789ab"

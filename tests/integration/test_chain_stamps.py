@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 
 from archiver.manifest.chain import Head, next_link, sha256_hex
-from archiver.manifest.layout import link_key, stamp_key
 from archiver.manifest.stamps import check_head_stamps, stamp_head
 from archiver.manifest.writer import advance_head
 from archiver.settings import TimestampSettings
+from archiver.storage.layout import link_key, stamp_key
 from archiver.storage.local import LocalStore
 from archiver.timestamping import Stamper, TokenState, load_anchors
 from tests.support.tsa import Pki, make_pki, serve_tsa

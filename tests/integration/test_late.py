@@ -20,8 +20,8 @@ from archiver.settings import RetrySettings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.calls import SimCall
 from archiver.state.base import JobState
-from tests.integration.pipeline_helpers import FIXED_START, make_settings, producers, read_archive
-from tests.integration.stepped import Clock, Stepped, until
+from tests.support.pipeline import FIXED_START, make_settings, producers, read_archive
+from tests.support.stepped import Clock, Stepped, until
 
 
 @dataclass

@@ -22,7 +22,7 @@ from yarl import URL
 from archiver.commands.runtime import Runtime, open_runtime
 from archiver.manifest.reader import list_manifests
 from archiver.metrics import Metrics
-from archiver.pipeline.roles import LEADER, RoleKeeper
+from archiver.pipeline.role_keeper import LEADER, RoleKeeper
 from archiver.retrieval.verify import verify_archive
 from archiver.service import Service
 from archiver.settings import ServiceSettings, StorageSettings
@@ -30,7 +30,7 @@ from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.state import JobState, SqliteStateStore
 from archiver.state.batches import decode_time
 from archiver.storage import open_store
-from tests.integration.pipeline_helpers import assert_exactly_once, make_settings
+from tests.support.pipeline import assert_exactly_once, make_settings
 from tests.support.proxy import Proxy, reverse_proxy
 
 LEASE = 3.0  # the shortest ARCHIVER_LEADER_LEASE allows: renewed every second

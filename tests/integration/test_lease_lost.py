@@ -17,7 +17,7 @@ from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.state import SqliteStateStore
 from archiver.state.base import JobState
-from tests.integration.pipeline_helpers import make_settings
+from tests.support.pipeline import make_settings
 
 OTHER = "other-process"
 
@@ -63,9 +63,9 @@ async def test_a_late_outcome_leaves_the_job_to_its_new_holder(
             start = sim.config.start
             async for page in rt.source.list_window(start, start + sim.config.span):
                 await rt.state.add_calls(page.records, start)
-            lease = pipeline.leases.lease
+            lease = pipeline.run_leases.lease
             [job] = await rt.state.claim_due(
-                start + sim.config.span, 1, owner=pipeline.leases.owner, lease=lease
+                start + sim.config.span, 1, owner=pipeline.run_leases.owner, lease=lease
             )
             late = OutlivesItsLease(pipeline.handler.transferrer, other, lease)
             pipeline.handler.transferrer = late

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from archiver.metrics import Metrics
-from archiver.pipeline.leases import RunLeases
+from archiver.pipeline.run_leases import RunLeases
 from archiver.state import SqliteStateStore
 from archiver.storage.local import LocalStore
 from tests.integration.state.helpers import T0, make_call
-from tests.integration.stepped import Clock
+from tests.support.stepped import Clock
 
 
 def sample(metrics: Metrics, name: str) -> float:

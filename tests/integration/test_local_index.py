@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from archiver.commands.finding import find_call
-from archiver.console.db import Database
+from archiver.index_db import IndexDatabase
 from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
 from archiver.retrieval.local_index import SCHEMA, IdIndex, id_hash
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
-from tests.integration.pipeline_helpers import backfill, make_settings
+from tests.support.pipeline import backfill, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def _rows(index: Path) -> list[tuple[int, str]]:
 
 async def _refresh(index: Path, *stores: ObjectStore, concurrency: int = 16) -> list[int]:
     """Each store's refresh of the index at ``index``, at once, each on its own connection."""
-    dbs = [Database(index, SCHEMA) for _ in stores]
+    dbs = [IndexDatabase(index, SCHEMA) for _ in stores]
     try:
         refreshes = (IdIndex(db).refresh(s, concurrency) for db, s in zip(dbs, stores, strict=True))
         return list(await asyncio.gather(*refreshes))
@@ -92,7 +92,7 @@ async def test_built_from_the_manifests_then_only_new_ones_are_read(archive, ind
     async with open_store(storage) as store:
         manifests = [o.key async for o in store.list("manifests/")]
         assert len(manifests) >= 3
-        db = Database(index, SCHEMA)
+        db = IndexDatabase(index, SCHEMA)
         try:
             ids = IdIndex(db)
             assert await ids.refresh(store) == len(manifests)
@@ -187,7 +187,7 @@ async def test_an_index_file_another_process_keeps_locked_is_left_to_it(
     """The console building its index in the same file holds SQLite's write lock for
     seconds at a time: get builds its index in memory rather than fail with a traceback."""
     sim, storage = archive
-    Database(index, SCHEMA).close()
+    IndexDatabase(index, SCHEMA).close()
     holder = sqlite3.connect(index, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another writer, past the 5 s busy timeout

@@ -12,7 +12,7 @@ from archiver.models import Provider
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.state.base import JobState
-from tests.integration.pipeline_helpers import (
+from tests.support.pipeline import (
     FAST_RETRY,
     FIXED_START,
     LONG_READY_DEADLINE,

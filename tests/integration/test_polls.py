@@ -15,8 +15,8 @@ from archiver.models import Provider
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.state.base import JobState
-from tests.integration.pipeline_helpers import FIXED_START, make_settings, producers, read_archive
-from tests.integration.stepped import Clock, Stepped, until
+from tests.support.pipeline import FIXED_START, make_settings, producers, read_archive
+from tests.support.stepped import Clock, Stepped, until
 
 POLL = 10.0
 

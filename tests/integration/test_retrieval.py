@@ -26,8 +26,8 @@ from archiver.retrieval.verify import ProblemKind, verify_archive
 from archiver.settings import Settings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import LockingStore, open_store
-from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
-from tests.seaweed import admin_client
+from tests.support.pipeline import backfill, make_settings, read_archive
+from tests.support.seaweed import admin_client
 
 HCM = SimConfig().start.tzinfo
 BUFFER_BOUND = 64 * 1024  # recordings above go up as multipart uploads

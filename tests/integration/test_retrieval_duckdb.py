@@ -9,7 +9,7 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.integration.pipeline_helpers import backfill, make_settings
+from tests.support.pipeline import backfill, make_settings
 
 duckdb = pytest.importorskip("duckdb")
 

@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from archiver.storage import open_store
-from tests.conftest import MakeBucket, S3Settings
+from tests.support.seaweed import MakeBucket, S3Settings
 
 
 async def test_a_body_aiohttp_sends_in_one_write_stays_bytes_and_everything_is_stored(

@@ -17,8 +17,7 @@ from yarl import URL
 from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
 from archiver.storage import ObjectExistsError, ObjectStore, PutOutcome, open_store
-from tests.conftest import MakeBucket, S3Settings
-from tests.seaweed import SeaweedServer, admin_client
+from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 from tests.support.web import serve
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4

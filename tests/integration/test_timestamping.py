@@ -29,7 +29,7 @@ from archiver.timestamping import (
     verify_anchors,
     verify_token,
 )
-from tests.seaweed import free_ports
+from tests.support.seaweed import free_ports
 from tests.support.tsa import OPENSSL, LocalTsa, Mode, Pki, make_pki, serve_tsa
 
 HEAD = b'{"writer": "w1", "last": "manifests/date=2026-11-29/batch-000001.jsonl"}\n'

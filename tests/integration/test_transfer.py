@@ -20,7 +20,7 @@ from archiver.settings import DEFAULT_KEY_TEMPLATE, StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
-from tests.seaweed import admin_client
+from tests.support.seaweed import admin_client
 from tests.support.web import serve
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -11,8 +11,8 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.integration.pipeline_helpers import backfill, make_settings, read_archive
 from tests.support.cli import cli_env, run_cli, s3_storage_env
+from tests.support.pipeline import backfill, make_settings, read_archive
 
 
 def _transferred(sim: Simulator) -> tuple[str, str, str]:

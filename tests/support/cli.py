@@ -13,7 +13,7 @@ from pathlib import Path
 from archiver.models import Provider
 from archiver.settings import StorageSettings
 from archiver.simulator import Simulator
-from tests.seaweed import SeaweedServer
+from tests.support.seaweed import SeaweedServer
 
 # Quick retries and a quick manifest, for runs against a loopback provider: a
 # test waits seconds, not the production minutes, for the pipeline to give up.

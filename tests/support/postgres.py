@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.seaweed import free_ports
+from tests.support.seaweed import free_ports
 
 SUPERUSER = "postgres"
 # The role with a password (the wrong-password tests): scram-sha-256 on loopback.

@@ -1,12 +1,16 @@
-"""The package's layering: exit codes in one leaf, commands never import the CLI.
+"""The package's layering: a one-way graph of package levels, exit codes in one leaf.
 
-Read from the source (``ast``), so a cycle is caught even when a lazy import
-inside a function would hide it at run time.
+Read from the source (``ast``): imports inside functions and under
+``TYPE_CHECKING`` count, since they are arrows of the design even when they do
+not run at import time. The levels are drawn in ``docs/architecture.md``; a
+new package must be given one here, and a new arrow up fails a test.
 """
 
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,159 @@ import archiver
 from archiver.exits import ExitCode
 
 PACKAGE = Path(archiver.__file__).parent
+
+# Top to bottom. A package imports only packages of the levels below its own,
+# never one of its own level. ``archiver`` (the root package) is the bottom.
+LEVELS: list[frozenset[str]] = [
+    frozenset({"__main__"}),
+    frozenset({"cli"}),
+    frozenset({"commands"}),
+    frozenset({"service", "progress"}),
+    frozenset({"pipeline", "console"}),
+    frozenset({"retrieval", "state"}),
+    frozenset({"manifest"}),
+    frozenset({"timestamping"}),
+    frozenset({"sources", "storage"}),
+    frozenset({"http", "metrics", "setting_names", "exits", "index_db"}),
+    frozenset({"settings", "logs"}),
+    frozenset({"errors", "models", "private_files", "waiting", "timeutil"}),
+    frozenset({"failures", "archiver"}),
+]
+# Apart from the levels: only ``commands`` starts it, and it uses nothing of the
+# product (a stand-in provider must not share the code it tests).
+APART = {"simulator": frozenset({"commands"})}
+
+
+def _level(package: str) -> int:
+    return next(i for i, names in enumerate(LEVELS) if package in names)
+
+
+def _package_of(module: str) -> str | None:
+    """``archiver.pipeline.runner`` -> ``pipeline``; ``archiver.cli`` -> ``cli``."""
+    parts = module.split(".")
+    if parts[0] != "archiver":
+        return None
+    return parts[1] if len(parts) > 1 else "archiver"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imported(path: Path) -> list[tuple[str, int]]:
+    """Every archiver module ``path`` imports (anywhere in it), with its line."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.extend((m, node.lineno) for m in _from_import(node.module, node.names))
+        elif isinstance(node, ast.Import):
+            found.extend((alias.name, node.lineno) for alias in node.names)
+    return [(m, line) for m, line in found if m == "archiver" or m.startswith("archiver.")]
+
+
+@cache
+def _all_modules() -> frozenset[str]:
+    return frozenset(_module_name(p) for p in PACKAGE.rglob("*.py"))
+
+
+def _from_import(module: str, names: list[ast.alias]) -> set[str]:
+    """The modules ``from module import names`` reads: ``from archiver.console import
+    views`` reads archiver.console.views (not the package's ``__init__``)."""
+    submodules = {f"{module}.{a.name}" for a in names} & _all_modules()
+    return submodules if len(submodules) == len(names) else {module, *submodules}
+
+
+@cache
+def _arrows() -> dict[tuple[str, str], list[str]]:
+    """(importing package, imported package) -> where, for every pair of distinct packages."""
+    arrows: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        here = _package_of(_module_name(path))
+        assert here is not None
+        for module, line in _imported(path):
+            there = _package_of(module)
+            if there is not None and there != here:
+                arrows[here, there].append(f"{path.relative_to(PACKAGE.parent)}:{line} {module}")
+    return dict(arrows)
+
+
+def _packages() -> list[str]:
+    names = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    names |= {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    return sorted(names | {"archiver"})
+
+
+def test_every_package_has_a_level() -> None:
+    placed = set().union(*LEVELS) | set(APART)
+    assert sorted(set(_packages()) - placed) == [], "give the new package a level"
+    assert sorted(placed - set(_packages())) == [], "a level names a package that is gone"
+    assert sum(len(names) for names in LEVELS) == len(set().union(*LEVELS)), "one level each"
+
+
+@pytest.mark.parametrize("package", [p for p in _packages() if p not in APART])
+def test_imports_only_go_down(package: str) -> None:
+    """Every pair (``package``, another): an import is allowed only to a lower level."""
+    mine = _level(package)
+    up = {
+        f"{package} -> {other}": where
+        for (here, other), where in _arrows().items()
+        if here == package and other not in APART and _level(other) <= mine
+    }
+    assert up == {}
+
+
+@pytest.mark.parametrize("apart", sorted(APART))
+def test_a_package_apart_is_used_only_by_its_users(apart: str) -> None:
+    users = {here for (here, there) in _arrows() if there == apart}
+    assert users <= APART[apart]
+    assert {there for (here, there) in _arrows() if here == apart} == set()
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """The archiver modules ``path`` imports when it runs (``TYPE_CHECKING`` blocks left out)."""
+    tree = ast.parse(path.read_text())
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only.update(id(n) for child in node.body for n in ast.walk(child))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(_from_import(node.module, node.names))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_no_module_cycle_inside_a_package() -> None:
+    """Inside a package too, no two modules import each other, even from inside a function."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {m for m in _runtime_imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    cycles = []
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycles.append(" -> ".join([*trail[trail.index(name) :], name]))
+            return
+        if name in done:
+            return
+        for nxt in sorted(graph[name]):
+            if _package_of(nxt) == _package_of(name):
+                visit(nxt, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+    assert cycles == [], "\n".join(cycles)
 
 
 def _imports(path: Path) -> set[str]:

@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from archiver.pipeline.owners import holder_is_gone, mark_live
-from archiver.pipeline.owners import owner_token as lease_owner
+from archiver.pipeline.owner_tokens import holder_is_gone, mark_live
+from archiver.pipeline.owner_tokens import owner_token as lease_owner
 
 HERE = lease_owner("x").partition("@")[2]  # this host, as a token spells it
 

@@ -9,7 +9,10 @@ import pytest
 
 from archiver.manifest.chain import Head, Link, next_link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import (
+from archiver.models import CallRecord, Provider
+from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.storage.base import ObjectProof
+from archiver.storage.layout import (
     ManifestKey,
     link_key,
     manifest_key,
@@ -18,9 +21,6 @@ from archiver.manifest.layout import (
     partition_date,
     stamp_key,
 )
-from archiver.models import CallRecord, Provider
-from archiver.retrieval.problems import Problem, ProblemKind
-from archiver.storage.base import ObjectProof
 from archiver.storage.protection import is_evidence
 from archiver.storage.s3_proof import proof_from
 

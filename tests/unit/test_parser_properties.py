@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from archiver.errors import BadRecordError
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import manifest_date
 from archiver.models import CallRecord, call_from_dict, call_to_dict
 from archiver.settings import DEFAULT_KEY_TEMPLATE
 from archiver.sources import cdr_v2, epacific
@@ -28,6 +27,7 @@ from archiver.sources.mapping import collect_page
 from archiver.state.sqlite import encode_time
 from archiver.storage.base import ObjectProof
 from archiver.storage.keys import render_key, validate_key
+from archiver.storage.layout import manifest_date
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 PARSERS = {"cdr_v2": cdr_v2.parse_record, "epacific": epacific.parse_record}

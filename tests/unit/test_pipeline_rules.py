@@ -6,12 +6,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import manifest_date
 from archiver.models import CallRecord, Direction, Provider
 from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, is_special_address
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.transfer import Verdict, _status_verdict
 from archiver.storage.base import ObjectProof
+from archiver.storage.layout import manifest_date
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -12,7 +12,6 @@ import pytest
 
 from archiver.errors import ConfigError, StorageError
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import partition_date
 from archiver.manifest.reader import date_span, parse_manifest, select_partitions
 from archiver.retrieval.audit import audit_key, audit_record, operator_name
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError
@@ -29,6 +28,7 @@ from archiver.retrieval.search import SearchQuery, phone_key, to_csv, to_json
 from archiver.retrieval.verify import verify_archive
 from archiver.settings import StorageSettings, load_settings
 from archiver.storage.base import StoredObject
+from archiver.storage.layout import partition_date
 from archiver.storage.protection import write_params
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archiver.manifest.layout import manifest_key as manifest_batch_key
 from archiver.state.sqlite import decode_time, encode_time
+from archiver.storage.layout import manifest_key as manifest_batch_key
 
 ICT = timezone(timedelta(hours=7))
 AWARE = st.datetimes(timezones=st.sampled_from([UTC, ICT, timezone(timedelta(hours=-9))]))

@@ -16,10 +16,10 @@ from datetime import datetime
 import asyncpg
 
 from archiver.manifest.chain import Link, next_link, sha256_hex
-from archiver.manifest.layout import WRITER_ID, manifest_key
 from archiver.state.base import ManifestBatch
 from archiver.state.postgres.connect import Pool, changed
 from archiver.state.records import stored_batch
+from archiver.storage.layout import WRITER_ID, manifest_key
 
 # The advisory lock key of "cutting manifest batches" ("manifest").
 BATCH_LOCK = 0x6D616E69_66657374 & 0x7FFF_FFFF_FFFF_FFFF

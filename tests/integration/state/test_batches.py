@@ -3,8 +3,8 @@ bounded in lines, fixed across a crash, in job order."""
 
 from __future__ import annotations
 
-from archiver.manifest.layout import manifest_key
 from archiver.state import StateStore
+from archiver.storage.layout import manifest_key
 from tests.integration.state.helpers import T0, Backend, archived_entry, make_call, reopened
 
 

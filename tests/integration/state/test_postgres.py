@@ -23,9 +23,9 @@ from archiver.state import JobState, PostgresStateStore, open_state_read_only, o
 from archiver.state.postgres import PoolConfig
 from archiver.state.postgres.migrations import LATEST_VERSION
 from tests.integration.state.helpers import T0, TEST_POOL, archived_entry, make_call
-from tests.seaweed import free_ports
 from tests.support.cli import archiver_env, run_cli
 from tests.support.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
+from tests.support.seaweed import free_ports
 
 LEASE = timedelta(seconds=120)
 

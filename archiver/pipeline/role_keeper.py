@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
-from archiver.pipeline.owners import holder_is_gone
+from archiver.pipeline.owner_tokens import holder_is_gone
 from archiver.state.base import StateStore
 
 log = logging.getLogger("archiver.pipeline")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from archiver.pipeline.tally import Tally
+from archiver.pipeline.poll_counts import Tally
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

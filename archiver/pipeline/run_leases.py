@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 from archiver.errors import ArchiverError
 from archiver.metrics import Metrics
-from archiver.pipeline.binding import StorageBinding
-from archiver.pipeline.owners import holder_is_gone, mark_live, owner_token
+from archiver.pipeline.owner_tokens import holder_is_gone, mark_live, owner_token
+from archiver.pipeline.storage_binding import StorageBinding
 from archiver.state.base import StateStore
 from archiver.storage.base import ObjectStore
 from archiver.waiting import wait_set

@@ -8,7 +8,7 @@ marker in the storage, renewed by its heartbeat and found by a LIST alone::
 
     _archiver/running/<state_id>.<owner>.<started_ms>.<expires_ms>.json
 
-(``<owner>``: :func:`archiver.pipeline.owners.owner_token`.)
+(``<owner>``: :func:`archiver.pipeline.owner_tokens.owner_token`.)
 A pipeline starting while a marker of another state is live (not expired)
 refuses with one line (exit 2); the marker of a process of this machine that
 has ended counts for nothing. Two starting at the same moment both write
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from archiver.errors import ArchiverError, ConfigError
-from archiver.pipeline.owners import holder_is_gone
+from archiver.pipeline.owner_tokens import holder_is_gone
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.pipeline")

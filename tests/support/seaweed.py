@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +25,18 @@ from typing import Any
 from aiobotocore.session import get_session
 from botocore.config import Config
 
+from archiver.settings import StorageSettings
+
 ACCESS_KEY = "archiver-test"
 SECRET_KEY = "archiver-test-secret-key"
 # A second identity that may read and list but not write (the denied-write tests).
 READONLY_ACCESS_KEY = "archiver-readonly"
 READONLY_SECRET_KEY = "archiver-readonly-secret-key"
 REGION = "us-east-1"
+
+# The types of the conftest fixtures ``make_bucket`` and ``s3_settings``.
+MakeBucket = Callable[..., Awaitable[str]]
+S3Settings = Callable[..., StorageSettings]
 
 # Flags taking a port; gRPC ports would default to HTTP port + 10000, which
 # could be anything's, so each is given explicitly.

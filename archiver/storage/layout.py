@@ -11,6 +11,9 @@
 writer id kept there, so a manifest key names its own link. Manifests written
 before the chain carry a run id where the writer id now is; they have no link
 unless ``archiver seal`` gave them one.
+
+It lives with the storage, not the manifest, because the storage's own rules
+name these areas (which objects retention protects: :mod:`archiver.storage.protection`).
 """
 
 from __future__ import annotations
