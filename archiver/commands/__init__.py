@@ -27,6 +27,7 @@ MODULES: dict[str, str] = {
     "verify": "verify",
     "reindex": "verify",
     "seal": "verify",
+    "dedupe": "dedupe",
     "reconcile": "reconcile",
     "search": "search",
     "hold": "hold",

@@ -26,6 +26,7 @@ from pathlib import Path
 from archiver.index_db import IndexDatabase
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import decoded_lines, line_ids, read_object
+from archiver.manifest.supersede import SUPERSEDE_PREFIX, parse_record_key
 from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
 from archiver.retrieval.index import confirm_linked, normalize_id, resolve
 from archiver.retrieval.local_index import SCHEMA, IdIndex
@@ -150,6 +151,11 @@ async def _no_manifest_missing(store: ObjectStore) -> None:
         parsed = parse_manifest_key(obj.key)
         if parsed is not None:
             present.add((parsed.writer, parsed.seq))
+    # Supersede records are chained too (by archiver dedupe): their links name them.
+    async for obj in store.list(SUPERSEDE_PREFIX):
+        record = parse_record_key(obj.key)
+        if record is not None:
+            present.add(record)
     async for obj in store.list(CHAIN_PREFIX):
         link = parse_chain_key(obj.key)
         if link is None or link[1] is None or (link[0], link[1]) in present:

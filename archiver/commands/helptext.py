@@ -132,12 +132,18 @@ HELP: dict[str, CommandHelp] = {
             ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE,
             ExitCode.CORRUPT: "not everything was proven intact: objects missing, altered, "
             "corrupt or unproven, manifest objects missing, altered, hidden or out of the "
-            "chain, index pointers wrong (each listed)",
+            "chain, a call with two call lines (DUPLICATE: archiver dedupe), index pointers "
+            "wrong (each listed)",
         },
     ),
     "seal": CommandHelp(
         "",
         ("archiver seal",),
+        {**_COMMON, ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE},
+    ),
+    "dedupe": CommandHelp(
+        "",
+        ("archiver dedupe", "archiver verify"),
         {**_COMMON, ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE},
     ),
     "reindex": CommandHelp(

@@ -12,7 +12,7 @@ import json
 import unicodedata
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -40,6 +40,8 @@ class Manifest:
     bad_lines: list[BadLine]
     sha256: str | None = None
     size: int | None = None
+    # The line number (from 1) of each of ``calls``, in the object's bytes.
+    numbers: list[int] = field(default_factory=list)
 
     @property
     def missing(self) -> bool:
@@ -50,16 +52,18 @@ class Manifest:
 def parse_manifest(key: str, content: bytes) -> Manifest:
     """Every line of one manifest object (pure)."""
     calls: list[ManifestEntry] = []
+    numbers: list[int] = []
     bad: list[BadLine] = []
     for number, raw in enumerate(content.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
             calls.append(ManifestEntry.from_line(json.loads(raw), key))
+            numbers.append(number)
         except (ValueError, UnicodeDecodeError) as exc:
             reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
             bad.append(BadLine(key, number, reason))
-    return Manifest(key, calls, bad, hashlib.sha256(content).hexdigest(), len(content))
+    return Manifest(key, calls, bad, hashlib.sha256(content).hexdigest(), len(content), numbers)
 
 
 def decoded_lines(content: bytes) -> Iterator[dict[str, Any]]:

@@ -34,6 +34,7 @@ from archiver.storage.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, h
 
 log = logging.getLogger("archiver.manifest")
 
+
 class PendingBatch(Protocol):
     """A manifest batch fixed in the state: its object's key and bytes, and its link."""
 

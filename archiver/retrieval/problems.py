@@ -22,6 +22,8 @@ class ProblemKind(StrEnum):
     OUT_OF_CHAIN = "out-of-chain"  # a manifest object with proof lines but no link
     CHAIN_BROKEN = "chain-broken"  # a link or head missing, unreadable or not linking
     INDEX = "index"  # an id-index pointer that does not match the manifest
+    DUPLICATE = "duplicate"  # a second call line of one call (provider, cdr id)
+    SUPERSEDE = "supersede"  # a supersede record that names no duplicate of its call
     TIMESTAMP = "timestamp"  # a chain head's trusted timestamp that does not verify
 
 

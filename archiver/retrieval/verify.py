@@ -20,8 +20,10 @@ How each object is checked, without ``--deep``:
 bucket, a recorded version still intact while the current object differs is
 reported too: the key no longer serves the archived bytes.
 
-Beside the objects: the manifest chain (:mod:`archiver.retrieval.chain_audit`)
-and the id index (:mod:`archiver.retrieval.index_audit`). Objects are checked
+Beside the objects: the manifest chain (:mod:`archiver.retrieval.chain_audit`),
+one call line per call (DUPLICATE, unless a chained supersede record sets the
+second aside: :mod:`archiver.retrieval.duplicates`) and the id index
+(:mod:`archiver.retrieval.index_audit`). Objects are checked
 ``concurrency`` at once; manifests are read a few at a time ahead of the
 checks, so memory stays bounded by the index cross-check's expected pointers.
 """
@@ -38,6 +40,7 @@ from datetime import UTC, datetime, tzinfo
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import date_span, in_range, read_manifests
 from archiver.retrieval.chain_audit import ChainAudit, audit_chains
+from archiver.retrieval.duplicates import CallLines, read_records
 from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
 from archiver.retrieval.problems import Problem, ProblemKind
@@ -62,6 +65,7 @@ class VerifyReport:
     links: int = 0  # manifest objects under a chain
     unchained: int = 0  # legacy manifest objects under no chain
     pointers: int = 0  # id-index pointers cross-checked
+    superseded: int = 0  # call lines a supersede record (archiver dedupe) sets aside
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -91,6 +95,8 @@ class VerifyReport:
             f"; chain: {self.links} manifest object(s) linked by {self.writers} writer(s)"
             f"; id index: {self.pointers} pointer(s) cross-checked"
         )
+        if self.superseded:
+            text += f"; {self.superseded} duplicate call line(s) superseded (archiver dedupe)"
         if self.unchained:
             text += (
                 f"; {self.unchained} legacy manifest object(s) under no chain "
@@ -279,6 +285,7 @@ async def verify_archive(
     chains: ChainAudit = await audit_chains(store)
     report.problems += chains.problems
     expected = ExpectedPointers()
+    lines = CallLines()
     seen: set[str] = set()
     queue: asyncio.Queue[ManifestEntry | None] = asyncio.Queue(maxsize=concurrency * 4)
     workers = max(1, concurrency)
@@ -299,8 +306,9 @@ async def verify_archive(
                 for bad in manifest.bad_lines:
                     where = f"{bad.manifest_key} line {bad.line_number}"
                     report.problems.append(Problem(ProblemKind.BAD_LINE, where, bad.reason))
-                for call in manifest.calls:
+                for call, number in zip(manifest.calls, manifest.numbers, strict=True):
                     if in_range(call, since, until):
+                        lines.add(call, (manifest.key, number))
                         expected.add(call)
                         report.entries += 1
                         await queue.put(call)
@@ -327,6 +335,9 @@ async def verify_archive(
     first, last = date_span(since, until, tz or UTC)
     report.problems += await chains.unseen(store, seen, first, last)
     whole = since is None and until is None
+    records = await read_records(store, chains.links)
+    duplicates, report.superseded = lines.duplicates(records.supersessions, whole=whole)
+    report.problems += records.problems + duplicates
     index_problems, report.pointers = await expected.audit(store, whole=whole)
     report.problems += index_problems
     report.writers, report.links, report.unchained = (
