@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import aclosing
 from functools import partial
 
@@ -72,15 +72,26 @@ class IdIndex:
     def __init__(self, db: IndexDatabase) -> None:
         self.db = db
 
-    async def refresh(self, store: ObjectStore, concurrency: int = 16) -> int:
+    async def refresh(
+        self,
+        store: ObjectStore,
+        concurrency: int = 16,
+        *,
+        prefixes: Sequence[str] = (MANIFEST_PREFIX,),
+        keep: Callable[[str], bool] | None = None,
+    ) -> int:
         """Index every manifest object not indexed yet; returns how many were added.
 
-        Reading and decoding (this thread) overlap with writing (SQLite's
-        thread, which runs without the GIL): one batch is written while the
-        next is read.
+        Only the objects under ``prefixes`` (one listing each), and of those only
+        the keys ``keep`` accepts (the pipeline asks for a range of date
+        partitions). Reading and decoding (this thread) overlap with writing
+        (SQLite's thread, which runs without the GIL): one batch is written
+        while the next is read.
         """
-        listed = [obj.key async for obj in store.list(MANIFEST_PREFIX)]
-        known = await self.db.run(_known)
+        listed = [obj.key for prefix in prefixes async for obj in store.list(prefix)]
+        if keep is not None:
+            listed = [key for key in listed if keep(key)]
+        known = await self.db.run(partial(_known, keys=listed))
         new = [key for key in listed if key not in known]
         added = 0
         pending: list[tuple[str, list[int]]] = []
@@ -105,6 +116,11 @@ class IdIndex:
                 await self.db.run(partial(_store, batch=pending))
         return added
 
+    async def add(self, key: str, content: bytes) -> None:
+        """Index one manifest object from its bytes (one this process has just written)."""
+        hashes = sorted({id_hash(i) for i in manifest_ids(content)})
+        await self.db.run(partial(_store, batch=[(key, hashes)]))
+
     async def manifests_of(self, ident: str) -> list[str]:
         """The keys of the manifest objects that may hold a line with id ``ident``."""
         wanted = id_hash(normalize_id(ident))
@@ -118,8 +134,15 @@ class IdIndex:
         return [str(key) for (key,) in rows]
 
 
-def _known(conn: sqlite3.Connection) -> set[str]:
-    return {str(key) for (key,) in conn.execute("SELECT key FROM id_manifests")}
+def _known(conn: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are indexed (asked in chunks: SQLite bounds a statement's values)."""
+    known: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT key FROM id_manifests WHERE key IN ({marks})", chunk)  # noqa: S608 - placeholders only
+        known.update(str(key) for (key,) in rows)
+    return known
 
 
 def _store(conn: sqlite3.Connection, batch: Sequence[tuple[str, Iterable[int]]]) -> None:

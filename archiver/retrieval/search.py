@@ -22,6 +22,7 @@ from typing import Any
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import in_range, read_manifests
 from archiver.models import Direction
+from archiver.retrieval.duplicates import read_records
 from archiver.storage.base import ObjectStore, StoredObject
 
 _NON_DIGITS = re.compile(r"\D")
@@ -175,11 +176,15 @@ async def search(
     """
     found: list[ManifestEntry] = []
     bad = 0
+    # A call line a supersede record sets aside (archiver dedupe) is its call's second.
+    superseded = (await read_records(store)).superseded()
     by_meaning = query.direction is not None and not query.direction.isdigit()
     async with aclosing(read_manifests(store, manifests)) as reader:
         async for manifest in reader:
             bad += len(manifest.bad_lines)
-            for call in manifest.calls:
+            for call, number in zip(manifest.calls, manifest.numbers, strict=True):
+                if (manifest.key, number) in superseded:
+                    continue
                 if not query.matches_but_direction(call):
                     continue
                 if query.matches_direction(call):
