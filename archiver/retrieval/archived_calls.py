@@ -26,12 +26,12 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from archiver.console.db import Database
+from archiver.index_db import IndexDatabase
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.layout import MANIFEST_PREFIX, partition_date
 from archiver.manifest.reader import parse_manifest, read_object
 from archiver.retrieval.local_index import IdIndex
 from archiver.storage.base import ObjectStore
+from archiver.storage.layout import MANIFEST_PREFIX, partition_date
 
 # Above this many days, one listing of every partition (then filtered) costs
 # fewer requests than one listing per day.
@@ -50,7 +50,7 @@ def partition_prefix(day: date) -> str:
 class ArchivedCalls:
     """Which calls the archive already holds a call line of (see the module docstring)."""
 
-    def __init__(self, store: ObjectStore, db: Database) -> None:
+    def __init__(self, store: ObjectStore, db: IndexDatabase) -> None:
         self._store = store
         self._ids = IdIndex(db)
         self._cache: OrderedDict[str, dict[Identity, ManifestEntry]] = OrderedDict()

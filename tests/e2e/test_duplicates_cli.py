@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from archiver.manifest.chain import next_link, sha256_hex
-from archiver.manifest.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, manifest_key
 from archiver.manifest.supersede import SUPERSEDE_PREFIX
 from archiver.manifest.writer import advance_head
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
+from archiver.storage.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, manifest_key
 from tests.integration.pipeline_helpers import read_archive
 from tests.support.cli import QUICK, archiver_env, run_cli, s3_storage_env
 
