@@ -23,8 +23,8 @@ from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, manifest_key
-from tests.integration.pipeline_helpers import read_archive
 from tests.support.cli import QUICK, archiver_env, run_cli, s3_storage_env
+from tests.support.pipeline import read_archive
 
 SINCE = "2021-02-17 08:00"
 UNTIL = "2021-02-17 14:00"
