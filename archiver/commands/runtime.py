@@ -38,20 +38,6 @@ class Runtime:
     pipeline: Pipeline
 
 
-def retry_policy(settings: Settings) -> RetryPolicy:
-    """The recording retry policy the settings describe."""
-    r = settings.retry
-    return RetryPolicy(
-        initial=r.initial,
-        maximum=r.maximum,
-        max_attempts=r.max_attempts,
-        not_ready_initial=r.not_ready_initial,
-        not_ready_maximum=r.not_ready_maximum,
-        not_ready_min_attempts=r.not_ready_min_attempts,
-        ready_deadline=r.ready_deadline,
-    )
-
-
 def validate_settings(settings: Settings) -> None:
     """What the settings model cannot check alone: the source's required values,
     the key template, the state URL. ConfigError naming the variable."""
@@ -68,7 +54,6 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open every client once, at the top, and close them all on the way out."""
     validate_settings(settings)
     policy = HostPolicy(settings.source.recording_hosts, settings.source.effective_base_url)
-    tz = settings.source.tz
     recordings_connector = guarded_connector(
         policy, limit=settings.concurrency, limit_per_host=settings.per_host_connections
     )
@@ -87,45 +72,15 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             rec_session,
             store,
             policy,
-            TransferConfig(
-                key_template=settings.storage.key_template,
-                tz=tz,
-                buffer_bound=settings.storage.buffer_bound,
-                part_size=settings.storage.part_size,
-                deadline=settings.transfer.deadline,
-                min_throughput=settings.transfer.min_throughput,
-                throughput_window=settings.transfer.throughput_window,
-                max_size=settings.transfer.max_size,
-            ),
-        )
-        config = PipelineConfig(
-            concurrency=settings.concurrency,
-            tz=tz,
-            manifest_lines=settings.manifest_batch,
-            manifest_interval=settings.manifest_interval,
-            max_wait=settings.backfill_max_wait,
-            grace=settings.grace,
-            poll_interval=settings.poll_interval,
-            lookback=settings.lookback,
-            settle=settings.settle,
-            window=settings.window,
-            page_size=settings.source.page_size,
-            sweep_interval=settings.sweep_interval,
-            longest_call=settings.longest_call,
-            sweep_lookups=settings.sweep_lookups,
-            # After a storage failure, wait about until the next readiness probe.
-            storage_pause=settings.service.probe_interval,
-            lease=settings.lease,
-            leader_lease=settings.leader_lease,
-            abandoned_after=settings.storage.abandoned_after,
+            TransferConfig.of(settings),
         )
         pipeline = Pipeline(
             source,
             state,
             store,
             transferrer,
-            retry_policy(settings),
-            config,
+            RetryPolicy(settings.retry),
+            PipelineConfig.of(settings),
             on_head=head_stamper(stamper) if stamper is not None else None,
         )
         yield Runtime(source, state, store, pipeline)

@@ -13,20 +13,17 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
 from archiver.errors import ArchiverError, FatalError
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
-from archiver.metrics import Metrics
 from archiver.models import CallRecord
-from archiver.pipeline.intake import Health
+from archiver.pipeline.context import RunContext
 from archiver.pipeline.policy import RetryPolicy
-from archiver.pipeline.stats import PipelineConfig, RunStats
+from archiver.pipeline.stats import PipelineConfig
 from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
-from archiver.sources.base import CdrSource
-from archiver.state.base import Job, JobState, StateStore
-from archiver.storage.base import ObjectStore, PutOutcome
+from archiver.state.base import Job, JobState
+from archiver.storage.base import PutOutcome
 from archiver.storage.layout import manifest_date
 
 log = logging.getLogger("archiver.pipeline")
@@ -37,33 +34,18 @@ class JobHandler:
 
     def __init__(
         self,
-        source: CdrSource,
-        state: StateStore,
-        store: ObjectStore,
+        run: RunContext,
         transferrer: Transferrer,
         retry: RetryPolicy,
         config: PipelineConfig,
         *,
-        clock: Callable[[], datetime],
-        stats: RunStats,
-        metrics: Metrics,
-        health: Health,
         line_added: Callable[[], None],
-        owner: str,
     ) -> None:
-        self.source = source
-        self.state = state
-        self.store = store
+        self.run = run
         self.transferrer = transferrer
         self.retry = retry
         self.config = config
-        self.clock = clock
-        self.stats = stats
-        self.metrics = metrics
-        self.health = health
         self._line_added = line_added
-        # The lease holder claims are made as: an outcome is written only while it holds.
-        self.owner = owner
         self._rng = random.Random()  # noqa: S311 - jitter only
 
     async def handle(self, job: Job) -> None:
@@ -78,22 +60,22 @@ class JobHandler:
                 return
             call = fresh
         started = time.monotonic()
-        with self.health.transferring():
+        with self.run.health.transferring():
             result = await self.transferrer.transfer(call)
         if result.verdict is Verdict.EXPIRED:
             fresh = await self._refresh(job)
             if fresh is not None:
                 call = fresh
-                with self.health.transferring():
+                with self.run.health.transferring():
                     result = await self.transferrer.transfer(call)
         if result.verdict is Verdict.ARCHIVED:
-            self.metrics.transfer_seconds.observe(time.monotonic() - started)
+            self.run.metrics.transfer_seconds.observe(time.monotonic() - started)
         await self._record(job, call, result)
 
     async def _refresh(self, job: Job) -> CallRecord | None:
         """A fresh recording URL through the source (signed links expire)."""
         try:
-            fresh = await self.source.lookup(job.call.cdr_id)
+            fresh = await self.run.source.lookup(job.call.cdr_id)
         except FatalError:
             raise
         except ArchiverError as exc:
@@ -110,35 +92,35 @@ class JobHandler:
             or fresh.recording_url == job.call.recording_url
         ):
             return None
-        await self.state.update_recording_url(job.id, fresh.recording_url)
-        self.stats.refreshed += 1
+        await self.run.state.update_recording_url(job.id, fresh.recording_url)
+        self.run.stats.refreshed += 1
         return replace(job.call, recording_url=fresh.recording_url)
 
     async def _record(self, job: Job, call: CallRecord, result: TransferResult) -> None:
-        now = self.clock()
+        now = self.run.clock()
         attempts = job.attempts + 1
         if result.verdict is Verdict.ARCHIVED and result.stored is not None:
             stored = result.stored
             entry = ManifestEntry.build(
                 call,
-                object_key=self.store.full_key(stored.key),
+                object_key=self.run.store.full_key(stored.key),
                 sha256=stored.sha256,
                 size=stored.size,
                 content_type=stored.content_type,
                 archived_at=now,
                 proof=stored.written.proof,
             )
-            day = manifest_date(call, self.config.tz)
-            if not await self.state.mark_archived(job.id, entry, day, owner=self.owner):
+            day = manifest_date(call, self.config.source.tz)
+            if not await self.run.state.mark_archived(job.id, entry, day, owner=self.run.owner):
                 self._lost(job, "archived")
                 return
-            self.stats.archived += 1
+            self.run.stats.archived += 1
             self._line_added()
-            self.stats.bytes += stored.size
-            self.metrics.archived.inc()
-            self.metrics.bytes.inc(stored.size)
+            self.run.stats.bytes += stored.size
+            self.run.metrics.archived.inc()
+            self.run.metrics.bytes.inc(stored.size)
             if stored.written.outcome is PutOutcome.ALREADY_PRESENT:
-                self.stats.already_present += 1
+                self.run.stats.already_present += 1
             log.debug(
                 "archived %s -> %s",
                 call.sip_call_id,
@@ -154,10 +136,10 @@ class JobHandler:
                     # The link itself may be what is gone (moved, re-signed): the
                     # last try goes to the URL the provider gives for this id now.
                     await self._refresh(job)
-                if await self.state.mark_retry(
-                    job.id, JobState.WAITING_READY, result.reason, due, owner=self.owner
+                if await self.run.state.mark_retry(
+                    job.id, JobState.WAITING_READY, result.reason, due, owner=self.run.owner
                 ):
-                    self.stats.not_ready += 1
+                    self.run.stats.not_ready += 1
                 else:
                     self._lost(job, "not ready yet")
                 return
@@ -170,12 +152,12 @@ class JobHandler:
         if result.verdict in (Verdict.RETRY, Verdict.EXPIRED):
             due = self.retry.after_transient(attempts, now, self._rng)
             if due is not None:
-                if not await self.state.mark_retry(
-                    job.id, JobState.PENDING, result.reason, due, owner=self.owner
+                if not await self.run.state.mark_retry(
+                    job.id, JobState.PENDING, result.reason, due, owner=self.run.owner
                 ):
                     self._lost(job, "to be retried")
                     return
-                self.stats.retries += 1
+                self.run.stats.retries += 1
                 log.info(
                     "will retry %s: %s",
                     call.sip_call_id,
@@ -190,12 +172,12 @@ class JobHandler:
         await self._give_up(job, _kind(result), result.reason)
 
     async def _give_up(self, job: Job, kind: FailureKind, reason: str) -> None:
-        if not await self.state.mark_failed(job.id, reason, kind=kind, owner=self.owner):
+        if not await self.run.state.mark_failed(job.id, reason, kind=kind, owner=self.run.owner):
             self._lost(job, "failed")
             return
-        self.stats.failed += 1
-        self.stats.failure_kinds[kind] += 1
-        self.metrics.failed.labels(kind.value).inc()
+        self.run.stats.failed += 1
+        self.run.stats.failure_kinds[kind] += 1
+        self.run.metrics.failed.labels(kind.value).inc()
         log.warning(
             "failed permanently: %s: %s",
             job.call.sip_call_id,

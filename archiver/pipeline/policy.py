@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from archiver.settings import RetrySettings
 
 
 @dataclass(frozen=True)
@@ -22,14 +24,15 @@ class RetryPolicy:
     produced any more; it is being looked for).
     """
 
-    initial: float = 2.0
-    maximum: float = 300.0
-    max_attempts: int = 8
-    not_ready_initial: float = 30.0
-    not_ready_maximum: float = 1800.0
-    ready_deadline: float = 86400.0
-    not_ready_min_attempts: int = 4
+    # ARCHIVER_RETRY__*, as the settings hold them (every default lives there).
+    settings: RetrySettings = field(default_factory=RetrySettings)
+    # Each delay is drawn within +/- this fraction, so failures do not retry in step.
     jitter: float = 0.2
+
+    @property
+    def ready_deadline(self) -> float:
+        """Seconds after a call ended until its recording is no longer waited for."""
+        return self.settings.ready_deadline
 
     def _delay(self, attempts: int, initial: float, maximum: float, rng: random.Random) -> float:
         base = min(initial * 2.0 ** max(attempts, 0), maximum)
@@ -39,9 +42,10 @@ class RetryPolicy:
         self, attempts: int, now: datetime, rng: random.Random | None = None
     ) -> datetime | None:
         """Next try after the ``attempts``-th failure, or None to give up."""
-        if attempts >= self.max_attempts:
+        r = self.settings
+        if attempts >= r.max_attempts:
             return None
-        delay = self._delay(attempts - 1, self.initial, self.maximum, rng or random.Random())  # noqa: S311
+        delay = self._delay(attempts - 1, r.initial, r.maximum, rng or random.Random())  # noqa: S311
         return now + timedelta(seconds=delay)
 
     def after_not_ready(
@@ -49,19 +53,15 @@ class RetryPolicy:
     ) -> datetime | None:
         """Next try for a recording that is not there yet; None once past the deadline
         with at least ``not_ready_min_attempts`` made."""
-        deadline = call_ended + timedelta(seconds=self.ready_deadline)
+        r = self.settings
+        deadline = call_ended + timedelta(seconds=r.ready_deadline)
         rng = rng or random.Random()  # noqa: S311
         if now >= deadline:
-            if attempts >= self.not_ready_min_attempts:
+            if attempts >= r.not_ready_min_attempts:
                 return None
-            delay = self._delay(attempts - 1, self.initial, self.maximum, rng)
+            delay = self._delay(attempts - 1, r.initial, r.maximum, rng)
             return now + timedelta(seconds=delay)
-        delay = self._delay(
-            attempts - 1,
-            self.not_ready_initial,
-            self.not_ready_maximum,
-            rng,
-        )
+        delay = self._delay(attempts - 1, r.not_ready_initial, r.not_ready_maximum, rng)
         return min(now + timedelta(seconds=delay), deadline)
 
     def last_not_ready_attempt_next(
@@ -69,5 +69,5 @@ class RetryPolicy:
     ) -> bool:
         """After ``attempts`` not-ready answers, whether the next try is the last one
         (the moment to ask the provider for a fresh URL by id)."""
-        deadline = call_ended + timedelta(seconds=self.ready_deadline)
-        return attempts + 1 >= self.not_ready_min_attempts and now >= deadline
+        deadline = call_ended + timedelta(seconds=self.settings.ready_deadline)
+        return attempts + 1 >= self.settings.not_ready_min_attempts and now >= deadline

@@ -25,6 +25,11 @@ from archiver.timeutil import split_windows
 
 log = logging.getLogger("archiver.pipeline")
 
+# The polls remember the source's counts per this many seconds of call start time
+# (or the provider's granularity, if coarser); not a setting: a change of it only
+# moves where the polls cut time, never what they find.
+TALLY_STEP = 60.0
+
 
 @dataclass
 class PollReport:
@@ -67,7 +72,7 @@ class Poller:
         self.health = health
         self.metrics = metrics
         self.stats = stats
-        step = max(timedelta(seconds=config.tally_step), source.granularity)
+        step = max(timedelta(seconds=TALLY_STEP), source.granularity)
         self.tally = Tally(step - step % source.granularity)
         self._into: Intake | None = None
         self._stop = asyncio.Event()
@@ -79,7 +84,7 @@ class Poller:
         """Poll every ``poll_interval`` until ``stop``."""
         await run_every(
             lambda: self.poll_once(into, stop),
-            self.config.poll_interval,
+            self.config.run.poll_interval,
             stop,
             producer=Repeating.POLL,
             metrics=self.metrics,
@@ -92,9 +97,9 @@ class Poller:
         provider = self.source.provider.value
         now = self.clock()
         checkpoint = await self.state.get_checkpoint(provider)
-        lookback = timedelta(seconds=self.config.lookback)
+        lookback = timedelta(seconds=self.config.run.lookback)
         grain = self.source.granularity
-        end = _floor(now - timedelta(seconds=self.config.settle), grain)
+        end = _floor(now - timedelta(seconds=self.config.run.settle), grain)
         lo = self.tally.leaf(checkpoint - lookback if checkpoint else now - lookback)
         self.tally.forget_before(lo)
         try:
@@ -124,7 +129,7 @@ class Poller:
             return
         if total == self.tally.remembered(lo, hi):
             return
-        if hi - lo == 1 or total <= self.config.page_size:
+        if hi - lo == 1 or total <= self.config.source.page_size:
             # One page holds it all, or it is one leaf: listing costs what counting would.
             starts, unparsed = await self._list(lo, hi, end)
             if hi - lo == 1:
@@ -161,7 +166,7 @@ class Poller:
         start, stop = self._bounds(lo, hi, end)
         starts: list[datetime] = []
         unparsed = 0
-        size = timedelta(seconds=self.config.window)
+        size = timedelta(seconds=self.config.run.window)
         for a, b in split_windows(start, stop, size, self.source.granularity):
             async for page in self.source.list_window(a, b):
                 self._report.requests += 1

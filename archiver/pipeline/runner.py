@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from archiver.errors import ArchiverError, FatalError, StorageError
 from archiver.manifest.writer import HeadHook
 from archiver.metrics import Metrics
+from archiver.pipeline.context import RunContext
 from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.handling import JobHandler
 from archiver.pipeline.intake import Health, Producer
@@ -78,27 +79,27 @@ class Pipeline:
             state,
             store,
             uuid.uuid4().hex[:12],
-            config.lease,
-            config.abandoned_after,
+            config.run.lease,
+            config.storage.abandoned_after,
             self.clock,
             metrics=self.metrics,
         )
         # Named leases: the leader of run replicas, the manifest's writer, backfill windows.
         self.roles = RoleKeeper(
-            state, self.leases.owner, timedelta(seconds=config.leader_lease), self.clock
+            state, self.leases.owner, timedelta(seconds=config.run.leader_lease), self.clock
         )
         self._wake = asyncio.Event()
         self.flusher = ManifestFlusher(
             state,
             store,
-            interval=config.manifest_interval,
-            max_lines=config.manifest_lines,
+            interval=config.run.manifest_interval,
+            max_lines=config.run.manifest_batch,
             written=self._manifest_written,
             # Called after each chain head written: the trusted timestamp, when configured.
             on_head=on_head,
             roles=self.roles,
         )
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.concurrency)
+        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.run.concurrency)
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -108,19 +109,21 @@ class Pipeline:
         self._fatal: BaseException | None = None
         self._flusher_here = True
         self.handler = JobHandler(
-            source,
-            state,
-            store,
+            RunContext(
+                source,
+                state,
+                store,
+                # Read at each use: a test may set the pipeline's clock after building it.
+                clock=lambda: self.clock(),
+                stats=self.stats,
+                metrics=self.metrics,
+                health=self.health,
+                owner=self.leases.owner,
+            ),
             transferrer,
             retry,
             config,
-            # Read at each use: a test may set the pipeline's clock after building it.
-            clock=lambda: self.clock(),
-            stats=self.stats,
-            metrics=self.metrics,
-            health=self.health,
             line_added=self.flusher.line_added,
-            owner=self.leases.owner,
         )
 
     def stop(self) -> None:
@@ -155,7 +158,7 @@ class Pipeline:
         await self.flusher.flush()
         workers = [
             asyncio.create_task(self._worker(), name=f"transfer-{i}")
-            for i in range(self.config.concurrency)
+            for i in range(self.config.run.concurrency)
         ]
         producer_task = asyncio.create_task(self._produce(producer), name="producer")
         flusher = asyncio.create_task(self._flush_forever(), name="manifest-flusher")
@@ -256,7 +259,7 @@ class Pipeline:
                 if due is None:
                     return
                 idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since >= self.config.max_wait:
+                if time.monotonic() - idle_since >= self.config.run.backfill_max_wait:
                     log.info("stopping: the remaining retries are not due within the wait limit")
                     return
                 wait = min(max((due - self.clock()).total_seconds(), 0.05), 1.0)
@@ -300,7 +303,7 @@ class Pipeline:
         """The daemon: the storage failed this transfer past the client's own retries.
         The recording is not at fault: put it back without counting an attempt, and
         claim nothing new for a while (/readyz shows the storage as unreached)."""
-        pause = self.config.storage_pause
+        pause = self.config.service.probe_interval
         self._paused_until = time.monotonic() + pause
         log.warning("storage unavailable, pausing transfers for %.0fs: %s", pause, exc)
         await self.state.postpone(
@@ -346,7 +349,7 @@ class Pipeline:
         cancelled = False
         if not hard:
             try:
-                await wait_set(self._idle, self.config.grace)
+                await wait_set(self._idle, self.config.run.grace)
             except asyncio.CancelledError:
                 # A second signal during the grace period: stop at once, but still
                 # cancel and await the workers before anything they use is closed.

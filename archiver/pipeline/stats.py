@@ -5,48 +5,36 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from archiver.failures import FailureKind, ListingLimit
+from archiver.settings import (
+    RunSettings,
+    ServiceSettings,
+    Settings,
+    SourceSettings,
+    StorageSettings,
+)
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """How the pipeline runs."""
+    """How the pipeline runs: the settings of what it drives, as they are (no copies,
+    so every default lives in :mod:`archiver.settings` only)."""
 
-    concurrency: int = 16
-    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
-    manifest_lines: int = 1000
-    manifest_interval: float = 10.0
-    # Backfill: how long to keep waiting for retries that are not due yet.
-    max_wait: float = 600.0
-    # Seconds in-flight transfers get to finish after a stop is asked for.
-    grace: float = 20.0
-    # The daemon: seconds between polls, re-read behind the checkpoint, kept behind now.
-    poll_interval: float = 10.0
-    lookback: float = 7200.0
-    settle: float = 0.0
-    window: float = 3600.0
-    # The daemon: after the storage fails a transfer, claim nothing new for this long.
-    storage_pause: float = 15.0
-    # The daemon's polls: counts are remembered per this many seconds of call start
-    # time; a changed range of at most ``page_size`` CDRs is listed rather than halved.
-    tally_step: float = 60.0
-    page_size: int = 100
-    # The daemon's sweep: how often, how far back (the longest call declared), and
-    # how many recordings it asks the source about again by id each time.
-    sweep_interval: float = 600.0
-    longest_call: float = 14400.0
-    sweep_lookups: int = 100
-    # Seconds a claimed job (and this run's storage marker) stays with this
-    # process without a heartbeat; the heartbeat beats three times per lease.
-    lease: float = 120.0
-    # At start, incomplete uploads and temporary files older than this are
-    # abandoned (a younger one may be another process's write in progress).
-    abandoned_after: float = 21600.0
-    # run replicas: seconds the leader role (and the manifest writer's and a backfill
-    # window's) stays with a process that stopped renewing it (renewed every third).
-    leader_lease: float = 30.0
+    # Workers, leases, the daemon's polls and sweep, the manifest's batches.
+    run: RunSettings = field(default_factory=RunSettings)
+    # The provider's time zone (manifest dates) and page size (the polls' counts).
+    source: SourceSettings = field(default_factory=SourceSettings)
+    # When an incomplete upload or temporary file is abandoned.
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    # After the storage fails a transfer, the daemon claims nothing new until about
+    # the next readiness probe (``probe_interval``).
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+
+    @classmethod
+    def of(cls, settings: Settings) -> PipelineConfig:
+        """The pipeline's part of ``settings``."""
+        return cls(settings, settings.source, settings.storage, settings.service)
 
 
 @dataclass

@@ -76,7 +76,7 @@ class Sweeper:
         """Sweep every ``sweep_interval`` until ``stop``."""
         await run_every(
             lambda: self.sweep_once(into, stop),
-            self.config.sweep_interval,
+            self.config.run.sweep_interval,
             stop,
             producer=Repeating.SWEEP,
             metrics=self.metrics,
@@ -85,7 +85,7 @@ class Sweeper:
     async def sweep_once(self, into: Intake, stop: asyncio.Event) -> SweepReport:
         """One sweep: the re-listing, then the lookups by id."""
         report = SweepReport()
-        cfg = self.config
+        cfg = self.config.run
         now = self.clock()
         end = now - timedelta(seconds=cfg.settle)
         inner = now - timedelta(seconds=cfg.lookback)
@@ -123,7 +123,7 @@ class Sweeper:
         report: SweepReport,
     ) -> bool:
         """List [start, end) in full; False if a stop came first."""
-        size = timedelta(seconds=self.config.window)
+        size = timedelta(seconds=self.config.run.window)
         for a, b in split_windows(start, end, size, self.source.granularity):
             async for page in self.source.list_window(a, b):
                 report.requests += 1
@@ -152,7 +152,7 @@ class Sweeper:
     async def _lookups(self, stop: asyncio.Event, now: datetime, report: SweepReport) -> None:
         """Ask the source again, by id, about recordings that may still come."""
         since = now - self.ready_deadline
-        for job in await self.state.recheck_candidates(since, self.config.sweep_lookups):
+        for job in await self.state.recheck_candidates(since, self.config.run.sweep_lookups):
             if stop.is_set():
                 return
             call = job.call

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 from urllib.parse import urljoin
@@ -28,6 +28,7 @@ from archiver.failures import FailureKind
 from archiver.http import redact_url
 from archiver.models import CallRecord
 from archiver.pipeline.hosts import HostPolicy, HostRefusedError, InvalidUrlError, UrlRefusedError
+from archiver.settings import Settings, SourceSettings, StorageSettings, TransferSettings
 from archiver.storage.audio import sniff
 from archiver.storage.base import ObjectExistsError, ObjectStore, Upload, Written
 from archiver.storage.keys import names_cdr, render_key, sibling_key
@@ -73,18 +74,18 @@ class TransferResult:
 
 @dataclass(frozen=True)
 class TransferConfig:
-    """Knobs of the transfer, from the settings."""
+    """What a transfer is told, as the settings say it: the storage's key template
+    and buffering, the bounds on one attempt (``ARCHIVER_TRANSFER__*``), and the
+    provider's time zone (the key's date)."""
 
-    key_template: str
-    tz: ZoneInfo
-    buffer_bound: int
-    part_size: int
-    # Bounds (ARCHIVER_TRANSFER__*): one attempt's time, the slowest rate
-    # accepted over each window (0: none), the largest recording.
-    deadline: float = 1800.0
-    min_throughput: int = 1024
-    throughput_window: float = 60.0
-    max_size: int = 2 * 1024**3
+    storage: StorageSettings
+    limits: TransferSettings = field(default_factory=TransferSettings)
+    tz: ZoneInfo = field(default_factory=lambda: SourceSettings().tz)
+
+    @classmethod
+    def of(cls, settings: Settings) -> TransferConfig:
+        """The transfer's part of ``settings``."""
+        return cls(settings.storage, settings.transfer, settings.source.tz)
 
 
 class _Bad(Exception):
@@ -115,14 +116,14 @@ class Transferrer:
     @property
     def deadline(self) -> float:
         """Seconds one attempt may take (ARCHIVER_TRANSFER__DEADLINE)."""
-        return self._config.deadline
+        return self._config.limits.deadline
 
     async def transfer(self, call: CallRecord) -> TransferResult:
         """One attempt at archiving ``call``'s recording."""
         url = call.recording_url
         if not url:
             return TransferResult(Verdict.FAILED, "no recording URL", kind=FailureKind.NO_URL)
-        deadline = self._config.deadline
+        deadline = self._config.limits.deadline
         try:
             # The whole attempt, headers to stored object: a host that drips or
             # never ends holds a worker this long at most (an upload is aborted).
@@ -138,7 +139,7 @@ class Transferrer:
             except ObjectExistsError:
                 # A transferred call: another CDR with this sip_call_id holds the
                 # key. This recording goes beside it, under a name with its cdr id.
-                if names_cdr(self._config.key_template):
+                if names_cdr(self._config.storage.key_template):
                     raise
                 return await self._transfer(call, url, sibling=True)
         except UrlRefusedError as exc:
@@ -200,10 +201,10 @@ class Transferrer:
         self, call: CallRecord, resp: aiohttp.ClientResponse, sibling: bool
     ) -> Stored:
         expected = resp.content_length
-        limit = self._config.max_size
+        limit = self._config.limits.max_size
         if expected is not None and expected > limit:
             raise _Bad(Verdict.FAILED, FailureKind.TOO_LARGE, _too_large(limit, expected))
-        pace = _Pace(self._config.min_throughput, self._config.throughput_window)
+        pace = _Pace(self._config.limits.min_throughput, self._config.limits.throughput_window)
         digest = hashlib.sha256()
         received = 0
         # Up to buffer_bound the chunks are kept as received and joined once for the
@@ -229,7 +230,7 @@ class Transferrer:
                     chunks.append(chunk)
                     if kind is None and received >= SNIFF_BYTES:
                         kind = _sniff_or_refuse(_head(chunks), resp)
-                    if received <= self._config.buffer_bound:
+                    if received <= self._config.storage.buffer_bound:
                         continue
                     if kind is None:
                         kind = _sniff_or_refuse(_head(chunks), resp)
@@ -240,9 +241,9 @@ class Transferrer:
                     chunks = []
                 else:
                     buffer += chunk
-                while len(buffer) >= self._config.part_size:
-                    await upload.write_part(bytes(buffer[: self._config.part_size]))
-                    del buffer[: self._config.part_size]
+                while len(buffer) >= self._config.storage.part_size:
+                    await upload.write_part(bytes(buffer[: self._config.storage.part_size]))
+                    del buffer[: self._config.storage.part_size]
             if received == 0:
                 raise _Bad(Verdict.RETRY, FailureKind.TRUNCATED, "empty body")
             if expected is not None and received != expected:
@@ -270,7 +271,7 @@ class Transferrer:
                 await asyncio.shield(upload.abort())
 
     def _key(self, call: CallRecord, ext: str, sibling: bool) -> str:
-        key = render_key(self._config.key_template, call, ext, self._config.tz)
+        key = render_key(self._config.storage.key_template, call, ext, self._config.tz)
         return sibling_key(key, call, ext) if sibling else key
 
 

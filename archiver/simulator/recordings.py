@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
-import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -64,7 +63,7 @@ def add_routes(app: web.Application, sim: Simulator) -> None:
             return _forbidden(sim, "missing or malformed expires")
         if not hmac.compare_digest(signature.encode(), sim.sign(name, expires).encode()):
             return _forbidden(sim, "signature does not match")
-        if time.time() >= expires:
+        if sim.clock() >= expires:
             return _forbidden(sim, "request has expired")
         call = _by_filename(sim, name)
         if call is None:

@@ -36,7 +36,12 @@ class Simulator:
     can tell what the client went through.
     """
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(
+        self, config: SimConfig | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        # Seconds since the epoch: when a signed link expires, when a late recording
+        # turns up. A test moves its own clock instead of sleeping until then.
+        self.clock = clock
         # Copies: set_faults and add_calls must not reach back into the caller's objects.
         config = config or SimConfig()
         self.config = dataclasses.replace(config, faults=dataclasses.replace(config.faults))
@@ -152,7 +157,7 @@ class Simulator:
         if call.url_kind == "redirect":
             return f"{base}/r/{call.cdr_id}"
         if call.url_kind == "signed":
-            expires = math.ceil(time.time() + self.config.faults.signed_ttl)
+            expires = math.ceil(self.clock() + self.config.faults.signed_ttl)
             signature = self.sign(call.filename, expires)
             return f"{base}/signed/{call.filename}?expires={expires}&signature={signature}"
         return f"{base}/recordings/{call.filename}"
@@ -210,7 +215,7 @@ class Simulator:
             return True
         if not self.recording_late(call):
             return False
-        now = time.monotonic()
+        now = self.clock()
         first = self._first_request.setdefault(call.cdr_id, now)
         return now - first < self.config.faults.not_ready_seconds
 

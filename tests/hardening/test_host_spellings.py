@@ -25,7 +25,7 @@ from archiver.failures import FailureKind
 from archiver.models import CallRecord, Provider
 from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, guarded_connector
 from archiver.pipeline.transfer import TransferConfig, Transferrer, TransferResult, Verdict
-from archiver.settings import DEFAULT_KEY_TEMPLATE, StorageSettings
+from archiver.settings import StorageSettings
 from archiver.storage import open_store
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -93,7 +93,7 @@ async def transfer(tmp_path: Path, url: str, hosts: list[str]) -> TransferResult
         started_at=datetime(2021, 2, 17, 10, tzinfo=HCM),
         recording_url=url,
     )
-    config = TransferConfig(DEFAULT_KEY_TEMPLATE, HCM, 8 << 20, 5 << 20)
+    config = TransferConfig(StorageSettings(part_size=5 << 20), tz=HCM)
     async with (
         aiohttp.ClientSession(connector=connector) as session,
         open_store(StorageSettings(url=str(tmp_path / "a"))) as store,

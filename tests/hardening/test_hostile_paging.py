@@ -34,7 +34,7 @@ from archiver.pipeline.intake import Health
 from archiver.pipeline.poller import Poller
 from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.sweep import Sweeper
-from archiver.settings import SourceSettings, StateSettings
+from archiver.settings import RunSettings, SourceSettings, StateSettings
 from archiver.simulator.audio import RecordingBytes
 from archiver.sources import make_source
 from archiver.sources.base import CdrSource, Page
@@ -241,7 +241,10 @@ async def test_the_daemon_counts_a_stopped_listing_and_polls_again(tmp_path: Pat
             poller = Poller(
                 source,
                 state,
-                PipelineConfig(lookback=600, settle=0, poll_interval=0.05, page_size=PAGE),
+                PipelineConfig(
+                    RunSettings(lookback=600, settle=0, poll_interval=0.05),
+                    SourceSettings(page_size=PAGE),
+                ),
                 clock=lambda: datetime.now(UTC),
                 health=Health(),
                 metrics=metrics,
@@ -281,7 +284,10 @@ async def test_the_daemon_counts_a_stopped_sweep_by_its_producer(tmp_path: Path)
             sweeper = Sweeper(
                 source,
                 state,
-                PipelineConfig(lookback=600, longest_call=600, sweep_interval=3600, page_size=PAGE),
+                PipelineConfig(
+                    RunSettings(lookback=600, longest_call=600, sweep_interval=3600),
+                    SourceSettings(page_size=PAGE),
+                ),
                 clock=lambda: datetime(2021, 2, 17, 12, tzinfo=UTC),
                 metrics=metrics,
                 ready_deadline=3600,

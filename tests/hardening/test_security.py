@@ -35,7 +35,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from archiver.models import CallRecord, Provider
 from archiver.pipeline.hosts import GuardedResolver, HostPolicy, HostRefusedError
 from archiver.pipeline.transfer import TransferConfig, Transferrer, Verdict
-from archiver.settings import DEFAULT_KEY_TEMPLATE, Settings, StorageSettings
+from archiver.settings import Settings, StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.simulator.audio import RecordingBytes
 from archiver.storage import open_store
@@ -201,7 +201,7 @@ async def transferrer(
     connector = LoopbackOnly(resolver=GuardedResolver(policy, FakeDNS(dns)))
     async with aiohttp.ClientSession(connector=connector) as session:
         yield Transferrer(
-            session, store, policy, TransferConfig(DEFAULT_KEY_TEMPLATE, HCM, 8 << 20, 5 << 20)
+            session, store, policy, TransferConfig(StorageSettings(part_size=5 << 20), tz=HCM)
         )
 
 

@@ -27,7 +27,11 @@ from archiver.models import CallRecord, Provider
 from archiver.pipeline.hosts import HostPolicy, guarded_connector
 from archiver.pipeline.intake import Health
 from archiver.pipeline.transfer import TransferConfig, Transferrer, TransferResult, Verdict
-from archiver.settings import DEFAULT_KEY_TEMPLATE, ServiceSettings, StorageSettings
+from archiver.settings import (
+    ServiceSettings,
+    StorageSettings,
+    TransferSettings,
+)
 from archiver.simulator.audio import RecordingBytes
 from archiver.storage import open_store
 from tests.support.cli import archiver_env, run_cli
@@ -157,7 +161,9 @@ async def transfer_once(tmp_path: Path, url: str, **bounds: Any) -> TransferResu
         started_at=WHEN_DT,
         recording_url=url,
     )
-    config = TransferConfig(DEFAULT_KEY_TEMPLATE, HCM, 65536, 5 << 20, **bounds)
+    config = TransferConfig(
+        StorageSettings(buffer_bound=65536, part_size=5 << 20), TransferSettings(**bounds), HCM
+    )
     async with (
         aiohttp.ClientSession(connector=guarded_connector(policy, limit=2, limit_per_host=2)) as s,
         open_store(StorageSettings(url=str(tmp_path / "a"))) as store,

@@ -63,9 +63,9 @@ async def test_a_late_outcome_leaves_the_job_to_its_new_holder(
             start = sim.config.start
             async for page in rt.source.list_window(start, start + sim.config.span):
                 await rt.state.add_calls(page.records, start)
-            lease = pipeline.run_leases.lease
+            lease = pipeline.leases.lease
             [job] = await rt.state.claim_due(
-                start + sim.config.span, 1, owner=pipeline.run_leases.owner, lease=lease
+                start + sim.config.span, 1, owner=pipeline.leases.owner, lease=lease
             )
             late = OutlivesItsLease(pipeline.handler.transferrer, other, lease)
             pipeline.handler.transferrer = late

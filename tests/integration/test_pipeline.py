@@ -20,6 +20,7 @@ from tests.support.pipeline import (
     backfill,
     make_settings,
 )
+from tests.support.stepped import Skewed
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -127,7 +128,8 @@ async def test_a_full_batch_is_written_without_waiting_for_the_interval(tmp_path
 
 async def test_signed_urls_that_expired_are_refreshed_through_the_source(tmp_path):
     """A backlog listed earlier whose signed links lapsed before their transfer."""
-    sim = Simulator(SimConfig(seed=8, calls=20, faults=Faults(signed_ttl=0.0)))
+    clock = Skewed()
+    sim = Simulator(SimConfig(seed=8, calls=20, faults=Faults(signed_ttl=0.0)), clock=clock)
     storage = StorageSettings(url=str(tmp_path / "archive"))
     async with sim.serve() as base:
         settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"))
@@ -136,7 +138,7 @@ async def test_signed_urls_that_expired_are_refreshed_through_the_source(tmp_pat
             async for page in rt.source.list_window(start, end):
                 await rt.state.add_calls(page.records, datetime.now(UTC))
             await rt.state.mark_window_done("cdr_v2", start, end)
-        await asyncio.sleep(2.1)  # links minted with a 0 s TTL are valid to the next second
+        clock.advance(2.1)  # links minted with a 0 s TTL are valid to the next second
         async with open_runtime(settings) as rt:
             stats = await rt.pipeline.backfill([(start, end)])
             counts = await rt.state.counts()

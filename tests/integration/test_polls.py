@@ -54,7 +54,7 @@ async def test_a_quiet_hour_costs_one_request_per_poll_and_a_late_cdr_is_archive
                     clock.advance(POLL)
                     report = await stepped.turn(poller.poll_once)
                     assert report.new == 0
-                    if n % int(p.config.sweep_interval / POLL) == 0:
+                    if n % int(p.config.run.sweep_interval / POLL) == 0:
                         swept.append(await stepped.turn(sweeper.sweep_once))
                 quiet = sim.stats[list_key] - before
                 # Exactly one count per poll (the lookback's total did not change),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import io
@@ -21,6 +20,7 @@ import aiohttp
 import pytest
 
 from archiver.simulator import Faults, SimCall, SimConfig, Simulator
+from tests.support.stepped import Skewed
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 AUTH = {"Authorization": "Bearer sim-token"}
@@ -44,9 +44,11 @@ EPACIFIC_FIELDS = {
 
 
 @contextlib.asynccontextmanager
-async def running(**config: Any) -> AsyncIterator[tuple[Simulator, str, aiohttp.ClientSession]]:
-    """A simulator served on a free loopback port, and a client session."""
-    sim = Simulator(SimConfig(**config))
+async def running(
+    clock: Skewed | None = None, **config: Any
+) -> AsyncIterator[tuple[Simulator, str, aiohttp.ClientSession]]:
+    """A simulator served on a free loopback port (on ``clock``), and a client session."""
+    sim = Simulator(SimConfig(**config), clock=clock or Skewed())
     async with sim.serve() as base, aiohttp.ClientSession() as session:
         yield sim, base, session
 
@@ -199,7 +201,9 @@ async def test_redirect_leads_to_the_recording() -> None:
 
 
 async def test_signed_url_works_then_expires() -> None:
-    async with running(calls=40, faults=Faults(signed_ttl=2.0), **SMALL) as (sim, base, session):
+    clock = Skewed()
+    faults = Faults(signed_ttl=2.0)
+    async with running(clock, calls=40, faults=faults, **SMALL) as (sim, base, session):
         call = recorded(sim, "signed")
         url = await listed_url(session, base, call)
         assert url.startswith(f"{base}/signed/{call.filename}?expires=")
@@ -209,7 +213,7 @@ async def test_signed_url_works_then_expires() -> None:
         async with session.get(url.replace("signature=", "signature=0")) as resp:
             assert resp.status == 403
         expires = int(parse_qs(urlsplit(url).query)["expires"][0])
-        await asyncio.sleep(max(expires - time.time(), 0) + 0.05)
+        clock.advance(max(expires - clock(), 0) + 0.05)
         async with session.get(url) as resp:
             assert resp.status == 403
         assert sim.stats["signed_rejected"] == 2
@@ -246,15 +250,17 @@ async def test_html_and_503_recording_faults() -> None:
 
 
 async def test_late_recording_404s_until_ready() -> None:
-    # Long enough that the second GET comes well within it on a loaded machine.
-    faults = Faults(not_ready_fraction=1.0, not_ready_seconds=1.5)
-    async with running(calls=20, faults=faults, **SMALL) as (sim, base, session):
+    # Long enough that the second GET comes well within it on a loaded machine;
+    # then the test moves the simulator's clock past it instead of waiting.
+    faults = Faults(not_ready_fraction=1.0, not_ready_seconds=60)
+    clock = Skewed()
+    async with running(clock, calls=20, faults=faults, **SMALL) as (sim, base, session):
         url = f"{base}/recordings/{recorded(sim).filename}"
         async with session.get(url) as resp:
             assert resp.status == 404
         async with session.get(url) as resp:
             assert resp.status == 404
-        await asyncio.sleep(1.55)
+        clock.advance(60.05)
         async with session.get(url) as resp:
             assert resp.status == 200
             await resp.read()

@@ -440,6 +440,7 @@ async def test_local_put_bytes_cancelled_at_any_point_leaves_no_temporary_file(
     import asyncio
     import hashlib
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from archiver.settings import StorageSettings
     from archiver.storage import local, open_store
@@ -454,6 +455,10 @@ async def test_local_put_bytes_cancelled_at_any_point_leaves_no_temporary_file(
 
     data = b"x" * 200_000
     digest = hashlib.sha256(data).hexdigest()
+    # The store's threads run in an executor of the test's own, so the test can wait
+    # for every write a cancelled task started (shutdown waits for each one).
+    threads = ThreadPoolExecutor(max_workers=4)
+    asyncio.get_running_loop().set_default_executor(threads)
     async with open_store(StorageSettings(url=str(tmp_path / "root"))) as store:
         for i in range(16):
             task = asyncio.create_task(
@@ -466,6 +471,6 @@ async def test_local_put_bytes_cancelled_at_any_point_leaves_no_temporary_file(
                 await task
             except asyncio.CancelledError:
                 pass
-        await asyncio.sleep(0.2)  # any thread still running has finished by now
+    threads.shutdown(wait=True)  # every thread the writes started has finished now
     leftovers = [p.name for p in (tmp_path / "root").rglob("*") if ".partial" in p.name]
     assert leftovers == []

@@ -16,7 +16,7 @@ from archiver.failures import FailureKind
 from archiver.models import CallRecord, Provider
 from archiver.pipeline.hosts import GuardedResolver, HostPolicy
 from archiver.pipeline.transfer import TransferConfig, Transferrer, Verdict
-from archiver.settings import DEFAULT_KEY_TEMPLATE, StorageSettings
+from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
@@ -38,7 +38,7 @@ async def transferrer(
             session,
             store,
             policy,
-            TransferConfig(DEFAULT_KEY_TEMPLATE, HCM, buffer_bound, part_size),
+            TransferConfig(StorageSettings(buffer_bound=buffer_bound, part_size=part_size), tz=HCM),
         )
 
 
@@ -264,7 +264,10 @@ async def test_a_value_that_would_enter_a_reserved_folder_fails_that_call_only(
             session,
             store,
             policy,
-            TransferConfig("{extension}/{sip_call_id}.{ext}", HCM, 8 * MiB, 5 * MiB),
+            TransferConfig(
+                StorageSettings(key_template="{extension}/{sip_call_id}.{ext}", part_size=5 * MiB),
+                tz=HCM,
+            ),
         )
         call = CallRecord(
             provider=Provider.CDR_V2,

@@ -1,10 +1,15 @@
 """Driving the daemon's producers in simulated time: a clock the test moves, and a
 producer that polls (and sweeps) only when the test says so. No sleeping, no
-timed assertions: the test counts requests and reads the state."""
+timed assertions: the test counts requests and reads the state.
+
+``Skewed`` is the wall clock plus what the test has moved it by, for a
+simulator whose links expire and recordings turn up in real seconds: the test
+moves time forward instead of sleeping until then."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +32,19 @@ class Clock:
     def advance(self, seconds: float) -> datetime:
         self.now += timedelta(seconds=seconds)
         return self.now
+
+
+@dataclass
+class Skewed:
+    """Seconds since the epoch, ahead of the wall clock by what ``advance`` added."""
+
+    ahead: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+    def advance(self, seconds: float) -> None:
+        self.ahead += seconds
 
 
 @dataclass

@@ -10,6 +10,7 @@ from archiver.models import CallRecord, Direction, Provider
 from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, is_special_address
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.transfer import Verdict, _status_verdict
+from archiver.settings import RetrySettings
 from archiver.storage.base import ObjectProof
 from archiver.storage.layout import manifest_date
 
@@ -77,7 +78,7 @@ def test_untrusted_name_resolving_to_private_is_refused():
 
 
 def test_transient_backoff_grows_and_gives_up():
-    policy = RetryPolicy(initial=2, maximum=60, max_attempts=4, jitter=0)
+    policy = RetryPolicy(RetrySettings(initial=2, maximum=60, max_attempts=4), jitter=0)
     now = datetime(2021, 1, 1, tzinfo=UTC)
     delays = [(policy.after_transient(n, now) - now).total_seconds() for n in (1, 2, 3)]
     assert delays == [2, 4, 8]
@@ -85,7 +86,7 @@ def test_transient_backoff_grows_and_gives_up():
 
 
 def test_jitter_stays_within_bounds():
-    policy = RetryPolicy(initial=10, maximum=100, jitter=0.2)
+    policy = RetryPolicy(RetrySettings(initial=10, maximum=100), jitter=0.2)
     now = datetime(2021, 1, 1, tzinfo=UTC)
     rng = random.Random(1)
     for _ in range(100):
@@ -94,7 +95,9 @@ def test_jitter_stays_within_bounds():
 
 
 def test_not_ready_until_the_deadline_then_never():
-    policy = RetryPolicy(not_ready_initial=30, not_ready_maximum=600, ready_deadline=3600, jitter=0)
+    policy = RetryPolicy(
+        RetrySettings(not_ready_initial=30, not_ready_maximum=600, ready_deadline=3600), jitter=0
+    )
     ended = datetime(2021, 1, 1, tzinfo=UTC)
     assert policy.after_not_ready(1, ended, ended + timedelta(seconds=5)) == ended + timedelta(
         seconds=35
@@ -108,7 +111,8 @@ def test_an_old_call_gets_its_minimum_attempts_before_never():
     # A call ended a year ago: its first 404 is not the end (a replica lagging,
     # a CDN, a moved file); the attempts back off like transient ones.
     policy = RetryPolicy(
-        initial=2, maximum=300, ready_deadline=3600, not_ready_min_attempts=4, jitter=0
+        RetrySettings(initial=2, maximum=300, ready_deadline=3600, not_ready_min_attempts=4),
+        jitter=0,
     )
     ended = datetime(2021, 1, 1, tzinfo=UTC)
     now = ended + timedelta(days=365)

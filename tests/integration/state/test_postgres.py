@@ -50,6 +50,18 @@ async def sql(url: str, statement: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
+async def _until_waiting_on_a_lock(url: str, task: asyncio.Task[object]) -> None:
+    """Until a session of ``url``'s database waits on a lock (the statement under test
+    is blocked where the test wants it), or ``task`` ended without waiting."""
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(60):
+        while not task.done() and not (await sql(url, waiting))[0][0]:
+            await asyncio.sleep(0.01)
+
+
 # -- several processes at once -----------------------------------------------------
 
 
@@ -107,7 +119,7 @@ async def test_release_expired_never_takes_a_lease_renewed_meanwhile(pair) -> No
             after_first_lease + LEASE,
         )
         release = asyncio.create_task(b.release_expired(after_first_lease))
-        await asyncio.sleep(0.3)
+        await _until_waiting_on_a_lock(_url(a), release)
         assert not release.done()  # waiting on the heartbeat's rows, not deciding on old ones
         await tx.commit()
         assert await release == 0
@@ -150,7 +162,8 @@ async def test_a_release_chosen_as_a_deadlock_victim_is_run_again(pair) -> None:
         await tx.start()
         await other.execute("UPDATE calls SET reason = 'held' WHERE id = $1", second)
         release = asyncio.create_task(b.release_expired(T0 + LEASE))
-        await asyncio.sleep(0.3)  # the release holds the first job and waits on the second
+        # The release holds the first job and waits on the second.
+        await _until_waiting_on_a_lock(_url(a), release)
         await other.execute("UPDATE calls SET reason = 'held too' WHERE id = $1", first)
         await tx.commit()
         assert await release == 2
@@ -281,7 +294,7 @@ async def test_a_session_ended_mid_operation_is_state_unavailable(postgres_url: 
         async with blocker.transaction():
             await blocker.execute("LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE")
             waiting = asyncio.create_task(store.set_checkpoint("cdr_v2", T0))
-            await asyncio.sleep(0.3)  # the store's statement waits on the lock
+            await _until_waiting_on_a_lock(postgres_url, waiting)
             await blocker.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks"
                 " WHERE NOT granted AND relation = 'checkpoints'::regclass"
