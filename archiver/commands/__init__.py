@@ -19,6 +19,7 @@ MODULES: dict[str, str] = {
     "backfill": "backfill",
     "run": "run",
     "check": "check",
+    "init-storage": "init_storage",
     "demo": "demo",
     "status": "status",
     "retry": "status",

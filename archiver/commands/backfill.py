@@ -77,6 +77,10 @@ async def archive_range(settings: Settings, since: datetime, until: datetime) ->
         async with open_runtime(settings) as rt:
             signals.target = rt.pipeline.stop
             windows = windows_for(since, until, settings, rt.source.granularity)
+            if await all_listed(rt.state, rt.source.provider.value, windows):
+                # Nothing left to list would ask the provider nothing: a wrong token
+                # would pass unnoticed until the next new range. One request proves it.
+                await rt.source.probe()
             # A re-run of the same range gives its failures another chance (a
             # 404 may have been a lagging replica); `archiver retry` is for the rest.
             again = await rt.state.retry_failed_between(rt.source.provider.value, since, until)
@@ -93,6 +97,14 @@ async def archive_range(settings: Settings, since: datetime, until: datetime) ->
                 with contextlib.suppress(asyncio.CancelledError):
                     await progress
             return await summarize(stats, rt.state, interrupted=rt.pipeline.stop_requested)
+
+
+async def all_listed(state: StateStore, provider: str, windows: list[Window]) -> bool:
+    """True when every window of the range was listed completely by an earlier run."""
+    for start, end in windows:
+        if not await state.is_window_done(provider, start, end):
+            return False
+    return True
 
 
 async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) -> int:

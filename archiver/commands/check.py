@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -21,8 +22,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from archiver.errors import ArchiverError, ConfigError
-from archiver.exits import ExitCode, fail
+from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.exits import ExitCode
 from archiver.http import ApiClient, make_session
 from archiver.models import Provider
 from archiver.settings import Settings, SourceSettings, require_source
@@ -42,6 +43,7 @@ def register(
 # Each part gets this long, whatever its own retries would allow: a dead source
 # must not hide the state of the storage behind minutes of backoff.
 PART_TIMEOUT = 15.0
+CHECK_AREA = "_archiver/check/"
 
 
 @dataclass
@@ -51,16 +53,19 @@ class Findings:
     code: int = ExitCode.OK
     problems: list[str] = field(default_factory=list)
 
-    def problem(self, message: str, code: int) -> None:
-        """Record one problem (all are printed together, on one line, at the end)."""
+    def problem(self, part: str, message: str, code: int) -> None:
+        """Report one problem of ``part`` at once, on its own line of stderr."""
         self.problems.append(message)
         if self.code != ExitCode.USAGE:  # a settings problem decides the exit code
             self.code = code
+        # The parts' lines stay in order on a terminal showing both streams.
+        sys.stdout.flush()
+        print(f"archiver: {part}: {message}", file=sys.stderr, flush=True)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Check every part (settings, source, storage, state), each with a short timeout;
-    what is fine goes to stdout, and every problem found to stderr, on one line."""
+    """Check every part (settings, source, storage, state), each with a short timeout:
+    one line per part, what is fine on stdout, each problem on stderr."""
     if not args.verbose:
         # The report names what failed; each retry's warning would only bury it.
         logging.getLogger("archiver.http").setLevel(logging.ERROR)
@@ -74,8 +79,6 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await _part("state", found, check_postgres_state(settings))
     else:
         _check_state(settings, found)
-    if found.problems:
-        fail(found.code, "; ".join(found.problems))
     return found.code
 
 
@@ -87,12 +90,12 @@ def _check_settings(settings: Settings, found: Findings) -> bool:
     try:
         require_source(settings.source)
     except ConfigError as exc:
-        found.problem(f"configuration error: {exc}", ExitCode.USAGE)
+        found.problem("settings", f"configuration error: {exc}", ExitCode.USAGE)
         source_ready = False
     try:
         validate_settings(settings.model_copy(update={"source": _any_source()}))
     except ConfigError as exc:
-        found.problem(f"configuration error: {exc}", ExitCode.USAGE)
+        found.problem("settings", f"configuration error: {exc}", ExitCode.USAGE)
     if not found.problems:
         print("settings: OK")
     return source_ready
@@ -110,11 +113,11 @@ async def _part(name: str, found: Findings, check: Coroutine[Any, Any, str]) -> 
         async with asyncio.timeout(PART_TIMEOUT):
             print(f"{name}: {await check}")
     except TimeoutError:
-        found.problem(f"the {name} did not answer within {PART_TIMEOUT:.0f} s", ExitCode.FATAL)
+        found.problem(name, f"did not answer within {PART_TIMEOUT:.0f} s", ExitCode.FATAL)
     except ConfigError as exc:
-        found.problem(f"configuration error: {exc}", ExitCode.USAGE)
+        found.problem(name, f"configuration error: {exc}", ExitCode.USAGE)
     except ArchiverError as exc:
-        found.problem(str(exc), ExitCode.FATAL)
+        found.problem(name, str(exc), ExitCode.FATAL)
 
 
 async def _probe_source(settings: Settings) -> str:
@@ -144,13 +147,15 @@ def _check_state(settings: Settings, found: Findings) -> None:
             with contextlib.closing(sqlite3.connect(f"{where.as_uri()}?mode=ro", uri=True)) as db:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
-            found.problem(f"state: {where} is not a usable SQLite database: {exc}", ExitCode.FATAL)
+            found.problem(
+                "state", f"{where} is not a usable SQLite database: {exc}", ExitCode.FATAL
+            )
             return
         print(f"state: OK: {where}")
     elif where.parent.is_dir() and os.access(where.parent, os.W_OK | os.X_OK):
         print(f"state: OK: {where} (created by the first backfill or run)")
     else:
-        found.problem(f"state: cannot create {where}: no such folder, or not writable", 1)
+        found.problem("state", f"cannot create {where}: no such folder, or not writable", 1)
 
 
 async def check_postgres_state(settings: Settings) -> str:
@@ -166,23 +171,62 @@ async def check_postgres_state(settings: Settings) -> str:
 
 
 async def check_storage(settings: Settings) -> str:
-    """Write, read back and delete a small object under ``_archiver/check/``."""
-    from archiver.storage import open_store
+    """The bucket exists (asked before anything is written: some servers create a
+    bucket on the first write), then write, read back and delete a small object
+    under ``_archiver/check/``; a folder made for it is removed again."""
+    from archiver.storage import LocalStore, open_store
 
-    key = f"_archiver/check/{uuid.uuid4().hex}"
+    key = f"{CHECK_AREA}{uuid.uuid4().hex}"
     data = b"archiver check\n"
     digest = hashlib.sha256(data).hexdigest()
     # Few attempts: an error that will not pass (a certificate refused) is named
     # within the part's timeout instead of being retried past it.
     async with open_store(settings.storage, max_attempts=2) as store:
-        await store.put_bytes(key, data, sha256=digest, content_type="text/plain")
+        if isinstance(store, LocalStore):
+            if not store.root.is_dir():
+                return await _no_local_directory(store)
+            made = [
+                f for f in (store.root / "_archiver", store.root / CHECK_AREA) if not f.exists()
+            ]
+        else:
+            await _probe_bucket(store)
+            made = []
         try:
-            got = b"".join([chunk async for chunk in store.read(key)])
-            if got != data:
-                raise ArchiverError(f"storage {store.description}: read back other bytes")
+            await store.put_bytes(key, data, sha256=digest, content_type="text/plain")
+            try:
+                got = b"".join([chunk async for chunk in store.read(key)])
+                if got != data:
+                    raise ArchiverError(f"{store.description}: read back other bytes")
+            finally:
+                await store.delete(key)
         finally:
-            await store.delete(key)
-        return f"OK: {store.description} is reachable and writable"
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):  # not empty: another process's
+                    folder.rmdir()
+        signed = getattr(store, "credentials_source", None)
+        with_keys = f", with {signed}" if signed else ""
+        return f"OK: {store.description} is reachable and writable{with_keys}"
+
+
+async def _probe_bucket(store: Any) -> None:
+    """HeadBucket: names a missing bucket (and how to make it) instead of writing into it."""
+    try:
+        await store.probe()
+    except StorageError as exc:
+        if "does not exist" in str(exc):
+            raise StorageError(f"{exc} (create it with 'archiver init-storage')") from exc
+        raise
+
+
+async def _no_local_directory(store: Any) -> str:
+    """A local directory that does not exist yet: fine if it can be created there."""
+    root = store.root
+    parent = next((p for p in root.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise StorageError(f"{root}: cannot be created: {parent} is not a directory")
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        raise StorageError(f"{root}: does not exist and cannot be created ({parent} not writable)")
+    return f"OK: {root} does not exist yet; 'archiver init-storage' or the first write creates it"
 
 
 async def check_protection(settings: Settings) -> str:

@@ -66,14 +66,25 @@ HELP: dict[str, CommandHelp] = {
     ),
     "check": CommandHelp(
         "The first command on a new deployment: validates the settings, makes one small request "
-        "to the provider, writes, reads back and deletes a small object under _archiver/check/ "
-        "in the storage, and reports the bucket's versioning and Object Lock. Every part is "
-        "checked, each with a short timeout, and every problem is listed in one pass.",
+        "to the provider, asks whether the bucket exists (without creating it), writes, reads "
+        "back and deletes a small object under _archiver/check/ in the storage, names the AWS "
+        "credentials used (never their secret), and reports the bucket's versioning and Object "
+        "Lock. Every part is checked, each with a short timeout: one line per part, each "
+        "problem on stderr. 'archiver init-storage' creates a missing bucket or folder.",
         ("archiver check", "archiver check --env-file site.env"),
         {
             ExitCode.OK: "every check passed",
             ExitCode.FATAL: "a check failed (each failure is one line)",
             ExitCode.USAGE: "bad settings (each named)",
+        },
+    ),
+    "init-storage": CommandHelp(
+        "",
+        ("archiver init-storage", "archiver init-storage --env-file admin.env"),
+        {
+            ExitCode.OK: "the storage is as the archiver wants it (each step says what it did)",
+            ExitCode.FATAL: "a step failed (no rights to create or configure the bucket...)",
+            ExitCode.USAGE: _COMMON[ExitCode.USAGE],
         },
     ),
     "demo": CommandHelp(

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from archiver.errors import ConfigError
+from archiver.settings._aws import AwsCredentials, read_aws_credentials
 from archiver.settings._run import RunSettings
 from archiver.settings._servers import ConsoleSettings, ServiceSettings
 from archiver.settings._source import EPACIFIC_DEFAULT_BASE_URL, SourceSettings, require_source
@@ -22,6 +23,7 @@ from archiver.settings._transfer import RetrySettings, TransferSettings
 from archiver.settings._values import ENV_PREFIX
 
 __all__ = [
+    "AwsCredentials",
     "DEFAULT_KEY_TEMPLATE",
     "ENV_PREFIX",
     "EPACIFIC_DEFAULT_BASE_URL",
@@ -84,9 +86,7 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
     if env_file is not None and not Path(env_file).is_file():
         raise ConfigError(f"--env-file: no such file: {env_file}")
     try:
-        if env_file is not None:
-            return Settings(_env_file=env_file)
-        return Settings()
+        settings = Settings(_env_file=env_file) if env_file is not None else Settings()
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_input=False, include_url=False):
@@ -94,3 +94,6 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
             msg = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"{_variable(loc)}: {msg}")
         raise ConfigError("; ".join(problems)) from None
+    if settings.storage.is_s3:
+        settings.storage.use_credentials(read_aws_credentials(env_file))
+    return settings

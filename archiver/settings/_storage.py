@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, field_validator
 
 from archiver.private_files import DEFAULT_FILE_MODE, MODE_PATTERN, parse_mode
+from archiver.settings._aws import AwsCredentials
 from archiver.settings._values import ENV_PREFIX, http_url
 
 DEFAULT_KEY_TEMPLATE = "recordings/{yyyy}/{mm}/{dd}/{sip_call_id}.{ext}"
@@ -49,6 +50,18 @@ class StorageSettings(BaseModel):
     # At start, incomplete uploads / temporary files older than this many seconds
     # are removed; a younger one may be another process's write in progress.
     abandoned_after: float = Field(default=21600.0, ge=60)
+    # AWS keys or profile read with the settings (see archiver.settings._aws);
+    # private: no ARCHIVER_ variable sets it, and it is never dumped.
+    _aws: AwsCredentials = PrivateAttr(default_factory=AwsCredentials)
+
+    @property
+    def aws(self) -> AwsCredentials:
+        """The AWS credentials read with the settings (empty: botocore's own chain)."""
+        return self._aws
+
+    def use_credentials(self, aws: AwsCredentials) -> None:
+        """Set the AWS credentials the S3 client is given (done once, by load_settings)."""
+        self._aws = aws
 
     @property
     def file_mode_bits(self) -> int:

@@ -46,6 +46,7 @@ from archiver.storage.base import (
 )
 from archiver.storage.keys import validate_key
 from archiver.storage.protection import write_params
+from archiver.storage.s3_credentials import client_credentials, credentials_source
 from archiver.storage.s3_errors import (
     DIGEST_CODES,
     MISSING_CODES,
@@ -92,6 +93,8 @@ class S3Store(S3ObjectLock):
         self._client: Any = None
         self.checksums = ChecksumHeaders(self.description)
         self._bucket_checked = False
+        # Which credentials the client signs with and where they came from (no secret).
+        self.credentials_source: str | None = None
 
     async def __aenter__(self) -> S3Store:
         config = AioConfig(
@@ -118,16 +121,22 @@ class S3Store(S3ObjectLock):
         session.get_component("response_parser_factory").set_parser_defaults(
             timestamp_parser=parse_timestamp
         )
-        self._client = await self._stack.enter_async_context(
-            session.create_client(
-                "s3",
-                region_name=self._settings.region,
-                endpoint_url=self._settings.endpoint_url,
-                # None keeps botocore's default, which honours AWS_CA_BUNDLE.
-                verify=None if self._settings.verify_tls else False,
-                config=config,
+        aws = self._settings.aws
+        try:
+            self._client = await self._stack.enter_async_context(
+                session.create_client(
+                    "s3",
+                    region_name=self._settings.region or aws.region,
+                    endpoint_url=self._settings.endpoint_url,
+                    # None keeps botocore's default, which honours AWS_CA_BUNDLE.
+                    verify=None if self._settings.verify_tls else False,
+                    config=config,
+                    **client_credentials(session, aws),
+                )
             )
-        )
+        except BotoCoreError as exc:  # a profile that does not exist...
+            raise self.error(exc, "open a client") from exc
+        self.credentials_source = await credentials_source(session, aws)
         for operation in ("PutObject", "UploadPart"):
             event = f"before-parameter-build.s3.{operation}"
             self._client.meta.events.unregister(event, convert_body_to_file_like_object)

@@ -32,7 +32,7 @@ async def test_check_with_a_wrong_token_is_one_line(sim, tmp_path):
     assert r.code == 1
     lines = r.err.strip().splitlines()
     assert len(lines) == 1, r.err
-    assert lines[0].startswith("archiver: authentication failed")
+    assert lines[0].startswith("archiver: source: authentication failed")
     assert "not-the-token-xyz" not in r.err + r.out
     assert "Traceback" not in r.err
     assert sim.stats["auth_failures"] == 1

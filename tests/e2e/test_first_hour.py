@@ -343,9 +343,12 @@ async def test_check_reports_a_silent_source_and_a_bad_storage_together(
     )
     r = await run_cli("check", env=env, cwd=tmp_path, timeout=60)
     assert r.code == 1, (r.out, r.err)
-    assert r.err.count("\n") == 1, r.err
-    assert "the source did not answer within 15 s" in r.err
-    assert f"{tmp_path / 'a-file' / 'archive'}" in r.err
+    # One line per part, each naming its part.
+    assert r.err.splitlines() == [
+        "archiver: source: did not answer within 15 s",
+        f"archiver: storage: {tmp_path / 'a-file' / 'archive'}: cannot be created: "
+        f"{tmp_path / 'a-file'} is not a directory",
+    ]
     assert "settings: OK" in r.out
     assert f"state: OK: {tmp_path / 'state.sqlite3'} (created by" in r.out
     assert not (tmp_path / "state.sqlite3").exists()
@@ -359,9 +362,10 @@ async def test_check_reports_bad_settings_with_a_bad_storage(
     del env["ARCHIVER_SOURCE__TOKEN"]
     r = await run_cli("check", env=env, cwd=tmp_path)
     assert r.code == 2, (r.out, r.err)
-    assert r.err.count("\n") == 1, r.err
-    assert "ARCHIVER_SOURCE__TOKEN: required" in r.err
-    assert str(tmp_path / "a-file" / "x") in r.err
+    settings_line, storage_line = r.err.splitlines()
+    assert settings_line.startswith("archiver: settings: configuration error: ")
+    assert "ARCHIVER_SOURCE__TOKEN: required" in settings_line
+    assert storage_line.startswith(f"archiver: storage: {tmp_path / 'a-file' / 'x'}: ")
     assert "settings: OK" not in r.out
 
 
