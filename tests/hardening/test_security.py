@@ -525,8 +525,8 @@ async def test_storage_behind_an_unknown_certificate_is_refused_unless_trusted(
         )
     assert refused.code == 1, refused.err
     assert "Traceback" not in refused.err
-    line = refused.err.strip().splitlines()[-1]
-    assert line.startswith(f"archiver: s3://{bucket}/prefix: cannot ")
+    [line] = [x for x in refused.err.splitlines() if x.startswith("archiver: storage: ")]
+    assert line.startswith(f"archiver: storage: s3://{bucket}/prefix: cannot ")
     assert "certificate verify failed" in line.lower()
     assert through_unverified == 0, "a request got through an unverified connection"
     assert trusted.code == 0, trusted.err
