@@ -44,12 +44,17 @@ def register(
 
     u = sub.add_parser(
         "console-user",
-        help="add, remove or list the console's local accounts",
-        description="Accounts live in ARCHIVER_CONSOLE__USERS_FILE (Argon2 password hashes).",
+        help="add, remove or list the console's local accounts, or change a password",
+        description=(
+            "Accounts live in ARCHIVER_CONSOLE__USERS_FILE (Argon2 password hashes). "
+            "A new password (passwd, or add over an existing account), a removal or "
+            "another role signs the account's sessions out for good, in a running "
+            "console too."
+        ),
     )
     common(u)
-    u.add_argument("action", choices=["add", "remove", "list"])
-    u.add_argument("name", nargs="?", metavar="NAME", help="the account (add, remove)")
+    u.add_argument("action", choices=["add", "passwd", "remove", "list"])
+    u.add_argument("name", nargs="?", metavar="NAME", help="the account (add, passwd, remove)")
     u.add_argument("--role", choices=[r.label for r in Role], default="viewer")
     u.add_argument(
         "--password-stdin",
@@ -109,11 +114,23 @@ async def run_user(args: argparse.Namespace, settings: Settings) -> int:
         write_accounts(path, accounts)
         print(f"removed {name}")
         return 0
+    if args.action == "passwd":
+        current = accounts.get(name)
+        if current is None:
+            raise ConfigError(f"no such user: {name}")
+        accounts[name] = Account(name, current.role, _new_hash(args, no_password=False))
+        write_accounts(path, accounts)
+        print(f"{name}: password changed; its sessions are signed out")
+        return 0
+    replaced = name in accounts
+    accounts[name] = Account(name, Role.parse(args.role), _new_hash(args, args.no_password))
+    write_accounts(path, accounts)
+    print(f"{name}: {args.role}" + ("; its earlier sessions are signed out" if replaced else ""))
+    return 0
+
+
+def _new_hash(args: argparse.Namespace, no_password: bool) -> str:
     try:
-        hashed = PROXY_ONLY if args.no_password else hash_password(_password(args))
+        return PROXY_ONLY if no_password else hash_password(_password(args))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    accounts[name] = Account(name, Role.parse(args.role), hashed)
-    write_accounts(path, accounts)
-    print(f"{name}: {args.role}")
-    return 0

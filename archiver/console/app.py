@@ -1,7 +1,7 @@
 """The console's web application: its state, its security middlewares, the server.
 
 Every response carries the security headers (a strict CSP, no framing, no
-sniffing, no referrer, not cached). Nothing but the sign-in page and its
+sniffing, no referrer to other sites, not cached). Nothing but the sign-in page and its
 static files is served without a session; every request that changes
 something carries the session's CSRF token (a form field or the
 ``X-CSRF-Token`` header).
@@ -23,14 +23,7 @@ from aiohttp import web
 
 from archiver.console import export, media, views
 from archiver.console.auditlog import AuditLog
-from archiver.console.auth import (
-    AccountsFile,
-    LoginLimiter,
-    Session,
-    Sessions,
-    TrustedProxy,
-    same_token,
-)
+from archiver.console.auth import AccountsFile, AmbiguousIdentity, Hashing, TrustedProxy, same_token
 from archiver.console.context import (
     CONSOLE,
     LANG,
@@ -43,8 +36,11 @@ from archiver.console.context import (
     language,
     set_cookie,
 )
+from archiver.console.hardening import SAFE_METHODS, SECURITY_HEADERS, SecureRunner, check_origin
 from archiver.console.index import CallIndex
+from archiver.console.sessions import Session, Sessions
 from archiver.console.tables import SCHEMA
+from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES
 from archiver.errors import ArchiverError, ListenError
 from archiver.index_db import IndexDatabase
@@ -55,18 +51,6 @@ log = logging.getLogger("archiver.console")
 
 CSRF_HEADER = "X-CSRF-Token"
 _PUBLIC = ("/login", "/static/")
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "media-src 'self'; connect-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 @web.middleware
@@ -75,15 +59,15 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        exc.headers.update(_SECURITY_HEADERS)
+        exc.headers.update(SECURITY_HEADERS)
         raise
     except ArchiverError as exc:
         # The storage failed (or refused) under a page: one line, as the CLI says it.
         log.warning("%s %s: %s", request.method, request.path, exc)
         raise web.HTTPServiceUnavailable(
-            text=f"the storage failed: {exc}\n", headers=_SECURITY_HEADERS
+            text=f"the storage failed: {exc}\n", headers=SECURITY_HEADERS
         ) from None
-    for name, value in _SECURITY_HEADERS.items():
+    for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
 
@@ -98,31 +82,32 @@ async def require_session(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
         _keep_language(request, response, lang)
         return response
-    token = request.cookies.get(SESSION_COOKIE)
-    session = console.sessions.get(token)
-    if session is not None and not console.still_valid(session):
-        # Removed or demoted (or promoted): the rights the session was given are
-        # no longer the account's, so it ends now, not when it expires.
-        console.sessions.end(token)
-        session = None
-    new_token = None
-    proxy_user = console.proxy.user(request.remote, request.headers)
-    if proxy_user is not None and (session is None or session.user != proxy_user):
-        # The proxy is the authority on who is at the keyboard: a session of
-        # anyone else is not this request's.
-        role = console.role_of(proxy_user)
-        if role is not None:
-            new_token, session = console.sessions.create(proxy_user, role, "proxy")
+    try:
+        proxy_user = console.proxy.user(request.remote, request.headers)
+    except AmbiguousIdentity:
+        raise web.HTTPBadRequest(text="refused: the identity header came twice\n") from None
+    session: Session | None
+    if proxy_user is not None:
+        # The proxy is the authority on who is at the keyboard, on every request:
+        # no session is kept for it, so a flood of cookieless requests stores nothing.
+        session = await console.proxy_session(proxy_user)
+    else:
+        token = request.cookies.get(SESSION_COOKIE)
+        session = await console.sessions.get(token)
+        if session is not None and not console.still_valid(session):
+            # A new password, a removal or another role: the rights the session was
+            # given are no longer the account's, so it ends now, for good.
+            await console.sessions.end(token)
+            session = None
     if session is None:
         if request.method in ("GET", "HEAD"):
             raise web.HTTPSeeOther("/login")
         raise web.HTTPUnauthorized(text="sign in first\n")
     request[SESSION] = session
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
+    if request.method not in SAFE_METHODS:
+        check_origin(request)
         await _check_csrf(request, session)
     response = await handler(request)
-    if new_token is not None:
-        set_cookie(request, response, SESSION_COOKIE, new_token)
     _keep_language(request, response, lang)
     return response
 
@@ -204,8 +189,9 @@ def open_console(
         store=store,
         calls=CallIndex(db),
         audit_log=AuditLog(db),
-        sessions=Sessions(settings.session_minutes * 60),
-        limiter=LoginLimiter(settings.login_attempts),
+        sessions=Sessions(db, settings.session_minutes * 60),
+        throttle=SignInThrottle(settings.login_attempts),
+        hashing=Hashing(),
         proxy=TrustedProxy(settings.proxy_header, settings.proxy_addresses),
         users=AccountsFile(settings.users_file),
     )
@@ -221,7 +207,7 @@ async def serve(
 ) -> None:
     """Index the storage, then serve the console until SIGINT or SIGTERM."""
     console = open_console(settings, tz, store, rebuild=rebuild)
-    runner = web.AppRunner(make_app(console), access_log=None)
+    runner = SecureRunner(make_app(console), access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

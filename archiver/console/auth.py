@@ -9,22 +9,25 @@ Roles are ordered: each has the rights of the ones below it.
 
 Local accounts live in one file, ``name:role:argon2-hash`` a line, written
 whole to a temporary file and renamed (never half-written), readable by its
-owner only. Sessions are kept in memory: a restart signs everyone out.
+owner only. Sessions are in :mod:`archiver.console.sessions`, failed sign-ins in
+:mod:`archiver.console.throttle`. Argon2 runs in worker threads, a bounded
+number at a time (:class:`Hashing`): a flood of sign-ins slows sign-ins, not
+every page.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import os
 import re
 import secrets
-import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import ip_address, ip_network
 from pathlib import Path
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -33,10 +36,17 @@ from archiver.errors import ConfigError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _HASHER = PasswordHasher()
-LOGIN_WINDOW = 15 * 60.0
-MAX_LIMITER_KEYS = 10_000  # addresses and user names whose failed sign-ins are remembered
+FORWARDED_FOR = "X-Forwarded-For"  # the client's address, believed from a trusted proxy only
 # The hash field of an account that signs in through the proxy only.
 PROXY_ONLY = "-"  # noqa: S105 - a marker, not a password
+
+
+class Headers(Protocol):
+    """What is read of a request's headers (aiohttp's CIMultiDictProxy)."""
+
+    def getall(self, key: str, default: list[str]) -> list[str]:
+        """Every value of ``key``, in order."""
+        ...
 
 
 class Role(IntEnum):
@@ -182,109 +192,39 @@ class PlayGrant:
     expires: float  # time.monotonic()
 
 
-@dataclass
-class Session:
-    """A signed-in browser."""
-
-    user: str
-    role: Role
-    csrf: str
-    expires: float
-    via: str  # "password" or "proxy"
-    grants: dict[str, PlayGrant] = field(default_factory=dict)  # by the grant's token
-
-
-class Sessions:
-    """Sessions by their cookie token, in memory."""
-
-    def __init__(self, lifetime: float) -> None:
-        self.lifetime = lifetime
-        self._by_token: dict[str, Session] = {}
-
-    def create(self, user: str, role: Role, via: str) -> tuple[str, Session]:
-        """A new session and its token (the cookie's value)."""
-        self._expire()
-        token = secrets.token_urlsafe(32)
-        session = Session(
-            user, role, secrets.token_urlsafe(32), time.monotonic() + self.lifetime, via
-        )
-        self._by_token[token] = session
-        return token, session
-
-    def get(self, token: str | None) -> Session | None:
-        """The live session of ``token``, if any."""
-        if not token:
-            return None
-        session = self._by_token.get(token)
-        if session is None or session.expires <= time.monotonic():
-            self._by_token.pop(token, None)
-            return None
-        return session
-
-    def end(self, token: str | None) -> None:
-        """Sign out."""
-        if token:
-            self._by_token.pop(token, None)
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for token in [t for t, s in self._by_token.items() if s.expires <= now]:
-            del self._by_token[token]
-
-
 def same_token(given: str | None, expected: str) -> bool:
     """Constant-time comparison of a CSRF token."""
     return bool(given) and hmac.compare_digest(str(given), expected)
 
 
-class LoginLimiter:
-    """At most ``attempts`` failed sign-ins per user name in a window, and four times
-    that per address: behind a reverse proxy every user shares one address, and one
-    guesser must not lock all of them out.
+class Hashing:
+    """Argon2 off the event loop, at most ``limit`` hashes at once.
+
+    One Argon2 verification costs 64 MiB and tens of milliseconds of CPU: on the
+    event loop, twenty concurrent failed sign-ins stalled every other request for
+    seconds. Here they run in worker threads and wait their turn; ``peak`` is the
+    most that ever ran at once (the tests read it).
     """
 
-    def __init__(
-        self, attempts: int, window: float = LOGIN_WINDOW, max_keys: int = MAX_LIMITER_KEYS
-    ) -> None:
-        self.attempts = attempts
-        self.window = window
-        self.max_keys = max_keys
-        # Least recently failed first: a guesser trying endless names or addresses
-        # pushes out the oldest keys, never grows the map past max_keys.
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+    def __init__(self, limit: int = 2) -> None:
+        self.limit = limit
+        self._slots = asyncio.Semaphore(limit)
+        self.running = 0
+        self.peak = 0
 
-    def _recent(self, key: str) -> int:
-        """How many failures ``key`` has in the window; a key left with none is deleted."""
-        times = self._failures.get(key)
-        if times is None:
-            return 0
-        cutoff = time.monotonic() - self.window
-        while times and times[0] < cutoff:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return len(times)
+    async def check(self, account: Account | None, password: str) -> bool:
+        """:func:`check_password` in a worker thread, within the bound."""
+        async with self._slots:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            try:
+                return await asyncio.to_thread(check_password, account, password)
+            finally:
+                self.running -= 1
 
-    def allowed(self, address: str, user: str) -> bool:
-        """Whether another attempt may be tried now."""
-        return (
-            self._recent(f"addr:{address}") < self.attempts * 4
-            and self._recent(f"user:{user.casefold()}") < self.attempts
-        )
 
-    def failed(self, address: str, user: str) -> None:
-        """Count one failed attempt."""
-        now = time.monotonic()
-        for key in (f"addr:{address}", f"user:{user.casefold()}"):
-            self._recent(key)
-            self._failures.setdefault(key, deque()).append(now)
-            self._failures.move_to_end(key)
-        while len(self._failures) > self.max_keys:
-            self._failures.popitem(last=False)
-
-    def __len__(self) -> int:
-        """How many addresses and user names are remembered."""
-        return len(self._failures)
+class AmbiguousIdentity(ValueError):
+    """The identity header came more than once: which one the proxy meant is unknown."""
 
 
 class TrustedProxy:
@@ -294,17 +234,36 @@ class TrustedProxy:
         self.header = header
         self.networks = [ip_network(a, strict=False) for a in addresses]
 
-    def user(self, remote: str | None, headers: dict[str, str] | object) -> str | None:
-        """The user the proxy vouches for, or None (no header, or not from a proxy address)."""
-        if not self.header or not remote or not self.networks:
-            return None
+    def trusted(self, remote: str | None) -> bool:
+        """Whether ``remote`` is one of the proxy's addresses."""
+        if not remote or not self.networks:
+            return False
         try:
             peer = ip_address(remote)
         except ValueError:
+            return False
+        return any(peer in net for net in self.networks)
+
+    def client_address(self, remote: str | None, headers: Headers) -> str:
+        """The client's address: the one the proxy appended to ``X-Forwarded-For`` when the
+        request comes from the proxy, else the connection's own."""
+        if self.trusted(remote):
+            hops = ",".join(headers.getall(FORWARDED_FOR, [])).split(",")
+            try:
+                return str(ip_address(hops[-1].strip()))
+            except ValueError:
+                pass
+        return remote or "?"
+
+    def user(self, remote: str | None, headers: Headers) -> str | None:
+        """The user the proxy vouches for, or None (no header, or not from a proxy address);
+        AmbiguousIdentity when the header came more than once."""
+        if not self.header or not self.trusted(remote):
             return None
-        if not any(peer in net for net in self.networks):
-            return None
-        value = getattr(headers, "get", lambda _k: None)(self.header)
+        values = headers.getall(self.header, [])
+        if len(values) > 1:
+            raise AmbiguousIdentity(f"{self.header} came {len(values)} times")
+        value = values[0] if values else None
         if not isinstance(value, str) or not value.strip():
             return None
         try:

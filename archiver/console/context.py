@@ -10,7 +10,7 @@ back up (``tests/unit/test_layering.py``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from functools import wraps
 from urllib.parse import urlencode
@@ -18,15 +18,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from archiver.console.auditlog import AuditLog
-from archiver.console.auth import (
-    AccountsFile,
-    LoginLimiter,
-    Role,
-    Session,
-    Sessions,
-    TrustedProxy,
-)
+from archiver.console.auth import AccountsFile, Hashing, Role, TrustedProxy
 from archiver.console.index import CallIndex
+from archiver.console.sessions import Session, Sessions, account_stamp
+from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES, call_time, local_time, translator
 from archiver.settings import ConsoleSettings
 from archiver.storage.base import ObjectStore
@@ -46,22 +41,27 @@ class Console:
     calls: CallIndex
     audit_log: AuditLog
     sessions: Sessions
-    limiter: LoginLimiter
+    throttle: SignInThrottle
+    hashing: Hashing
     proxy: TrustedProxy
     users: AccountsFile
+    exporting: dict[str, int] = field(default_factory=dict)  # exports streaming, per user
 
-    def role_of(self, user: str) -> Role | None:
-        """A proxy-signed-in user's role: the users file's, else the configured one."""
+    async def proxy_session(self, user: str) -> Session:
+        """The session of a request the proxy vouches for ``user`` on: the users file's
+        role for an account there, else the configured one."""
         account = self.users.accounts().get(user)
-        return account.role if account else Role.parse(self.settings.proxy_role)
+        if account is not None:
+            return await self.sessions.proxy_session(user, account.role, account_stamp(account))
+        role = Role.parse(self.settings.proxy_role)
+        return await self.sessions.proxy_session(user, role, f"proxy-role:{role.label}")
 
     def still_valid(self, session: Session) -> bool:
-        """Whether the session's account is still in the users file with the same role
-        (a proxy user without an account: the configured role)."""
-        if session.via == "proxy":
-            return self.role_of(session.user) == session.role
+        """Whether the session's account is still in the users file as it was when signed in:
+        a new password, a removal (and a new account of the same name) or another role
+        ends it."""
         account = self.users.accounts().get(session.user)
-        return account is not None and account.role == session.role
+        return account is not None and account_stamp(account) == session.stamp
 
 
 CONSOLE = web.AppKey("console", Console)

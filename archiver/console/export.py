@@ -103,29 +103,70 @@ async def export(request: web.Request) -> web.StreamResponse:
         )
         lines = "\n".join(f"{cdr}: {why}" for cdr, why in problems.items())
         raise web.HTTPConflict(text=f"refused: some recordings failed their check\n{lines}\n")
-    try:
-        await console.audit_log.record(
-            console.store, user, "export", target, "ok", {"reason": reason, "calls": len(items)}
+    total = sum(item.call.size for item in items)
+    if total > console.settings.export_max_bytes:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=console.settings.export_max_bytes,
+            actual_size=total,
+            text=f"refused: the selection holds {total} bytes of recordings, more than "
+            f"ARCHIVER_CONSOLE__EXPORT_MAX_BYTES ({console.settings.export_max_bytes})\n",
         )
+    if console.exporting.get(user, 0) >= console.settings.exports_per_user:
+        raise web.HTTPTooManyRequests(
+            text="refused: your other export is still streaming; wait for it to finish\n"
+        )
+    details = {"reason": reason, "calls": len(items), "bytes": total}
+    try:
+        await console.audit_log.record(console.store, user, "export", target, "started", details)
     except ArchiverError as exc:
         raise web.HTTPServiceUnavailable(
             text=f"the audit record cannot be written, nothing exported: {exc}\n"
         ) from exc
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    response = web.StreamResponse()
-    response.content_type = "application/zip"
-    response.headers["Content-Disposition"] = f'attachment; filename="archive-export-{stamp}.zip"'
-    await response.prepare(request)
-    await _write_zip(request, response, items)
-    await response.write_eof()
-    return response
+    console.exporting[user] = console.exporting.get(user, 0) + 1
+    sent = _Counted()
+    outcome = "aborted"
+    try:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        response = web.StreamResponse()
+        response.content_type = "application/zip"
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="archive-export-{stamp}.zip"'
+        )
+        await response.prepare(request)
+        await _write_zip(request, response, items, sent)
+        await response.write_eof()
+        outcome = "ok"
+        return response
+    finally:
+        console.exporting[user] -= 1
+        if not console.exporting[user]:
+            del console.exporting[user]
+        # The real outcome: the whole ZIP, or where it stopped (the client went away,
+        # a recording changed under it, the storage failed).
+        final = {**details, "sent_bytes": sent.bytes}
+        final["outcome"] = "complete" if outcome == "ok" else f"aborted at {sent.bytes} bytes"
+        await console.audit_log.record(
+            console.store, user, "export", target, outcome, final, best_effort=True
+        )
+
+
+class _Counted:
+    """Bytes of the ZIP written to the client so far."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
 
 
 async def _write_zip(
-    request: web.Request, response: web.StreamResponse, items: list[IndexedCall]
+    request: web.Request, response: web.StreamResponse, items: list[IndexedCall], sent: _Counted
 ) -> None:
     console = console_of(request)
     sink = _Sink()
+
+    async def send(data: bytes) -> None:
+        await response.write(data)
+        sent.bytes += len(data)
+
     sums: list[str] = []
     with zipfile.ZipFile(cast(IO[bytes], sink), "w") as archive:
         for item in items:
@@ -136,20 +177,20 @@ async def _write_zip(
                 async for chunk in console.store.read(key):
                     digest.update(chunk)
                     entry.write(chunk)
-                    await response.write(sink.take())
+                    await send(sink.take())
             if digest.hexdigest() != item.call.sha256:
                 await console.calls.record_check(item.id, "changed while being exported")
                 raise ConnectionResetError(f"{key} changed while being exported")
-            await response.write(sink.take())
+            await send(sink.take())
             sums.append(f"{item.call.sha256}  {name}\n")
         calls = [item.call for item in items]
         for name, text in (("manifest.csv", to_csv(calls)), ("manifest.json", to_json(calls))):
             data = text.encode("utf-8")
             archive.writestr(_info(name, len(data)), data)
             sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
-            await response.write(sink.take())
+            await send(sink.take())
         archive.writestr(_info("SHA256SUMS", 0), "".join(sums).encode("utf-8"))
-    await response.write(sink.take())
+    await send(sink.take())
 
 
 def add_routes(app: web.Application) -> None:

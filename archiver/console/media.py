@@ -38,6 +38,10 @@ MAX_GRANTS = 100  # per session: the oldest play grants are dropped beyond this
 # How long a Play lets the audio element fetch ranges: long enough to listen and
 # seek, short enough that a grant is not a standing licence for the whole session.
 GRANT_SECONDS = 10 * 60.0
+# A grant streams at most this much per response: enough for the audio element to
+# play and seek, while fetching a whole recording takes many requests (a download
+# needs the exporter role and is audited as one).
+GRANT_RANGE = 1024 * 1024
 
 
 async def reason_of(request: web.Request) -> str:
@@ -221,11 +225,13 @@ async def audio(request: web.Request) -> web.StreamResponse:
     size = item.call.size
     wanted = parse_range(request.headers.get("Range"), size)
     first, last = wanted if wanted is not None else (0, size - 1)
-    response = web.StreamResponse(status=206 if wanted is not None else 200)
+    last = min(last, first + GRANT_RANGE - 1)  # ranges only: never the whole of a long one
+    partial = wanted is not None or last < size - 1
+    response = web.StreamResponse(status=206 if partial else 200)
     response.content_type = _content_type(item)
     response.headers["Accept-Ranges"] = "bytes"
     response.content_length = max(0, last - first + 1)
-    if wanted is not None:
+    if partial:
         response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     await response.prepare(request)
     if size and request.method != "HEAD":

@@ -55,4 +55,18 @@ CREATE TABLE IF NOT EXISTS audit (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+-- Signed-in sessions (archiver.console.sessions): the token only as its SHA-256.
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash BLOB PRIMARY KEY,
+    user TEXT NOT NULL,
+    role INTEGER NOT NULL,
+    stamp TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
+CREATE TABLE IF NOT EXISTS console_secret (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    key BLOB NOT NULL
+);
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -10,7 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from archiver.console.auth import Role, check_password, same_token
+from archiver.console.auth import Role, same_token
 from archiver.console.context import (
     SESSION_COOKIE,
     console_of,
@@ -19,6 +20,7 @@ from archiver.console.context import (
     session_of,
     set_cookie,
 )
+from archiver.console.hardening import check_origin
 from archiver.console.index import COUNT_CAP, CallQuery, IndexedCall
 from archiver.console.media import protection_of
 from archiver.errors import ArchiverError
@@ -60,22 +62,36 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """POST /login: check the form's token, the rate limit, then the password."""
+    """POST /login: the origin, the form's token, the throttle, then the password.
+
+    A pair (user, address) or an address that failed too often is told to wait
+    (429, ``Retry-After``); a user who failed too often from anywhere is slowed
+    (each try waits a few seconds), never locked out: see
+    :mod:`archiver.console.throttle`.
+    """
     console = console_of(request)
+    check_origin(request)
     form = await request.post()
     user = str(form.get("user", ""))[:64]
     password = str(form.get("password", ""))[:1024]
     if not same_token(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")):
         raise web.HTTPForbidden(text="missing or wrong sign-in token: reload the page\n")
-    address = request.remote or "?"
-    if not console.limiter.allowed(address, user):
-        return await login_page(request, "too_many", status=429)
+    address = console.proxy.client_address(request.remote, request.headers)
+    wait = console.throttle.refused_for(address, user)
+    if wait > 0:
+        response = await login_page(request, "too_many", status=429)
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response
+    delay = console.throttle.delay_for(user)
+    if delay > 0:
+        await asyncio.sleep(delay)
     account = console.users.accounts().get(user)
-    if not check_password(account, password) or account is None:
-        console.limiter.failed(address, user)
+    if not await console.hashing.check(account, password) or account is None:
+        console.throttle.failed(address, user)
         return await login_page(request, "bad_login", status=401)
-    console.sessions.end(request.cookies.get(SESSION_COOKIE))
-    token, _ = console.sessions.create(account.name, account.role, "password")
+    console.throttle.succeeded(address, user)
+    await console.sessions.end(request.cookies.get(SESSION_COOKIE))
+    token, _ = await console.sessions.create(account)
     response = web.HTTPSeeOther("/")
     set_cookie(request, response, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_COOKIE, path="/")
@@ -84,7 +100,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """POST /logout."""
-    console_of(request).sessions.end(request.cookies.get(SESSION_COOKIE))
+    await console_of(request).sessions.end(request.cookies.get(SESSION_COOKIE))
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

@@ -52,6 +52,10 @@ class ConsoleSettings(BaseModel):
     page_size: int = Field(default=50, ge=1, le=1000)
     # Calls one export ZIP may hold.
     export_limit: int = Field(default=500, ge=1, le=100_000)
+    # Bytes of recordings one export ZIP may hold (2 GiB).
+    export_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    # Exports one user may have streaming at once.
+    exports_per_user: int = Field(default=1, ge=1, le=100)
     # Seconds between looks for new manifest (and audit) objects.
     refresh_interval: float = Field(default=60.0, gt=0)
     # Failed sign-ins allowed per address and per user name in 15 minutes.

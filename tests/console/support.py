@@ -22,6 +22,7 @@ from aiohttp import web
 
 from archiver.console.app import Console, make_app, open_console, refresh
 from archiver.console.auth import Account, Role, hash_password, write_accounts
+from archiver.console.hardening import SecureRunner
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import parse_manifest
 from archiver.settings import ConsoleSettings, StorageSettings
@@ -36,9 +37,16 @@ USERS = {role.label: role for role in Role}  # one user per role, named after it
 TZ_NAME = "Asia/Ho_Chi_Minh"
 
 
-async def archived_storage(storage: StorageSettings, workdir: Path, calls: int = 6) -> None:
-    """Write an archive of ``calls`` calls (all with a recording) into ``storage``."""
-    sim = Simulator(SimConfig(seed=9, calls=calls, recording_fraction=1.0, max_size=120_000))
+async def archived_storage(
+    storage: StorageSettings, workdir: Path, calls: int = 6, fixed_size: int | None = None
+) -> None:
+    """Write an archive of ``calls`` calls (all with a recording) into ``storage``
+    (recordings of ``fixed_size`` bytes each, if given)."""
+    sim = Simulator(
+        SimConfig(
+            seed=9, calls=calls, recording_fraction=1.0, max_size=120_000, fixed_size=fixed_size
+        )
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     async with sim.serve() as base:
         await backfill(make_settings(sim, base, storage, str(workdir / "state.sqlite3")), sim)
@@ -95,7 +103,7 @@ async def running_console(
     async with open_store(storage, max_connections=8) as store:
         console = open_console(settings, ZoneInfo(TZ_NAME), store)
         await refresh(console)
-        runner = web.AppRunner(make_app(console), access_log=None)
+        runner = SecureRunner(make_app(console), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from archiver.console.auth import (
     PROXY_ONLY,
     Account,
-    LoginLimiter,
+    AmbiguousIdentity,
     Role,
     TrustedProxy,
     check_password,
@@ -20,6 +21,7 @@ from archiver.console.auth import (
 )
 from archiver.console.index import CallQuery
 from archiver.console.media import parse_range
+from archiver.console.throttle import USER_CAP, SignInThrottle
 from archiver.console.words import call_time, local_time, translator
 from archiver.errors import ConfigError
 
@@ -85,31 +87,74 @@ def test_a_damaged_hash_is_a_wrong_password():
     assert not check_password(Account("ana", Role.VIEWER, "$argon2id$garbage"), "anything")
 
 
-def test_sign_in_limits_per_user_and_per_address():
-    limiter = LoginLimiter(attempts=2)
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_guessing_pair_waits_longer_and_longer():
+    clock = Clock()
+    throttle = SignInThrottle(attempts=3, clock=clock)
     for _ in range(2):
-        assert limiter.allowed("10.0.0.1", "ana")
-        limiter.failed("10.0.0.1", "ana")
-    assert not limiter.allowed("10.0.0.2", "ANA")  # the user, from anywhere
-    assert limiter.allowed("10.0.0.1", "bob")  # the address is not blocked yet
-    for name in ("bob", "bob", "cy", "cy", "dan", "dan"):
-        limiter.failed("10.0.0.1", name)
-    assert not limiter.allowed("10.0.0.1", "eve")  # 4 x attempts from one address
-    assert limiter.allowed("10.0.0.9", "eve")
+        assert throttle.refused_for("10.0.0.1", "ana") == 0
+        throttle.failed("10.0.0.1", "ana")
+    assert throttle.refused_for("10.0.0.1", "ana") == 0  # still within the free tries
+    throttle.failed("10.0.0.1", "ana")
+    assert throttle.refused_for("10.0.0.1", "ANA") == 15.0
+    assert throttle.refused_for("10.0.0.2", "ana") == 0  # another address is not refused
+    clock.now += 10.0
+    assert throttle.refused_for("10.0.0.1", "ana") == 5.0
+    clock.now += 5.0
+    throttle.failed("10.0.0.1", "ana")
+    assert throttle.refused_for("10.0.0.1", "ana") == 30.0  # exponential
+    clock.now += 30.0
+    throttle.failed("10.0.0.1", "ana")
+    assert throttle.refused_for("10.0.0.1", "ana") == 60.0
 
 
-def test_the_sign_in_limiter_remembers_a_bounded_number_of_names():
-    limiter = LoginLimiter(attempts=5, max_keys=1000)
+def test_the_real_user_is_slowed_never_locked_out():
+    clock = Clock()
+    throttle = SignInThrottle(attempts=5, clock=clock)
+    for number in range(200):  # a guesser spread over 200 addresses, against one user
+        throttle.failed(f"10.9.{number // 250}.{number % 250}", "ana")
+    # From the real user's own address: not refused, only slowed, and by little.
+    assert throttle.refused_for("192.0.2.7", "ana") == 0
+    assert 0 < throttle.delay_for("ana") <= USER_CAP
+    assert throttle.delay_for("bob") == 0
+    throttle.succeeded("192.0.2.7", "ana")
+    assert throttle.refused_for("192.0.2.7", "ana") == 0
+
+
+def test_one_address_spraying_names_is_refused_others_are_not():
+    clock = Clock()
+    throttle = SignInThrottle(attempts=2, clock=clock)
+    for name in ("bob", "cy", "dan", "eve", "fay", "gus", "hal", "ida"):
+        throttle.failed("10.0.0.1", name)
+    assert throttle.refused_for("10.0.0.1", "zoe") > 0  # 4 x attempts from one address
+    assert throttle.refused_for("10.0.0.9", "zoe") == 0
+    clock.now += 15 * 60 + 1  # the window passes: everything is forgotten
+    assert throttle.refused_for("10.0.0.1", "zoe") == 0
+
+
+def test_the_sign_in_throttle_remembers_a_bounded_number_of_names():
+    throttle = SignInThrottle(attempts=5, max_keys=1000)
     for number in range(5000):  # a guesser asking about names that have never failed
-        assert limiter.allowed(f"10.1.{number // 250}.{number % 250}", f"user{number}")
-    assert len(limiter) == 0  # asking remembers nothing
+        assert throttle.refused_for(f"10.1.{number // 250}.{number % 250}", f"user{number}") == 0
+        assert throttle.delay_for(f"user{number}") == 0
+    assert len(throttle) == 0  # asking remembers nothing
     for number in range(5000):  # and failing with endless distinct names and addresses
-        limiter.failed(f"10.2.{number // 250}.{number % 250}", f"name{number}")
-    assert len(limiter) == 1000
-    for _ in range(5):
-        limiter.failed("10.3.0.1", "ana")
-    assert len(limiter) == 1000  # the least recently failed keys made room
-    assert not limiter.allowed("10.3.0.9", "ana")  # the newest failures are kept and counted
+        throttle.failed(f"10.2.{number // 250}.{number % 250}", f"name{number}")
+    assert len(throttle) == 1000
+    for _ in range(6):
+        throttle.failed("10.3.0.1", "ana")
+    assert len(throttle) == 1000  # the least recently failed keys made room
+    assert throttle.refused_for("10.3.0.1", "ana") > 0  # the newest failures are kept
+    assert throttle.delay_for("ana") > 0
 
 
 @pytest.mark.parametrize(
@@ -127,12 +172,38 @@ def test_the_sign_in_limiter_remembers_a_bounded_number_of_names():
 )
 def test_trusted_proxy(remote, value, expected):
     proxy = TrustedProxy("X-Forwarded-User", ["10.0.0.0/8"])
-    assert proxy.user(remote, {"X-Forwarded-User": value}) == expected
+    assert proxy.user(remote, CIMultiDict({"X-Forwarded-User": value})) == expected
 
 
 def test_no_proxy_configured_trusts_no_header():
-    assert TrustedProxy(None, ["10.0.0.0/8"]).user("10.1.2.3", {"X-Forwarded-User": "a"}) is None
-    assert TrustedProxy("X-User", []).user("10.1.2.3", {"X-User": "a"}) is None
+    one = CIMultiDict({"X-Forwarded-User": "a", "X-User": "a"})
+    assert TrustedProxy(None, ["10.0.0.0/8"]).user("10.1.2.3", one) is None
+    assert TrustedProxy("X-User", []).user("10.1.2.3", one) is None
+
+
+def test_an_identity_header_sent_twice_is_refused_not_guessed():
+    proxy = TrustedProxy("X-User", ["10.0.0.0/8"])
+    twice = CIMultiDict([("X-User", "officer"), ("x-user", "viewer")])
+    with pytest.raises(AmbiguousIdentity):
+        proxy.user("10.1.2.3", twice)
+    assert proxy.user("192.0.2.1", twice) is None  # not from the proxy: not read at all
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "expected"),
+    [
+        ("10.1.2.3", ["192.0.2.7"], "192.0.2.7"),
+        ("10.1.2.3", ["198.51.100.1, 192.0.2.7"], "192.0.2.7"),  # the hop the proxy added
+        ("10.1.2.3", ["198.51.100.1", "192.0.2.7"], "192.0.2.7"),
+        ("10.1.2.3", ["not-an-ip"], "10.1.2.3"),
+        ("10.1.2.3", [], "10.1.2.3"),
+        ("192.0.2.50", ["192.0.2.7"], "192.0.2.50"),  # a client's own header is not believed
+    ],
+)
+def test_the_client_address_comes_from_the_proxy_only(remote, forwarded, expected):
+    proxy = TrustedProxy("X-User", ["10.0.0.0/8"])
+    headers = CIMultiDict([("X-Forwarded-For", value) for value in forwarded])
+    assert proxy.client_address(remote, headers) == expected
 
 
 def test_dates_in_the_calls_zone_and_the_consoles():
