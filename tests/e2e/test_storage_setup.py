@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from archiver.simulator import Simulator
-from tests.seaweed import SeaweedServer, admin_client, empty_and_delete_bucket
 from tests.support.cli import archiver_env, cli_env, run_cli
+from tests.support.seaweed import SeaweedServer, admin_client, empty_and_delete_bucket
 
 pytestmark = pytest.mark.sim(seed=5, calls=3)
 
