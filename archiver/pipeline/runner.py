@@ -128,6 +128,12 @@ class Pipeline:
 
     def stop(self) -> None:
         """Ask for a graceful stop: no new work; in-flight transfers get the grace period."""
+        if not self.stop_requested:
+            # The operator sees the signal was taken, and how long the stop may take.
+            log.info(
+                "stopping: no new work; transfers in flight get up to %.0fs to finish",
+                self.config.run.grace,
+            )
         self.stop_requested = True
         self.stop_event.set()
         self._wake.set()

@@ -15,7 +15,7 @@ import aiohttp
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.support.cli import DAEMON, archiver_env, s3_storage_env, start_cli
+from tests.support.cli import DAEMON, archiver_env, s3_storage_env, start_cli, stderr_until
 from tests.support.pipeline import assert_exactly_once, read_archive
 from tests.support.seaweed import free_ports
 from tests.tcp_proxy import TcpProxy
@@ -232,11 +232,11 @@ async def test_a_second_signal_stops_at_once_without_half_objects(tmp_path):
             return status == 200 and _metric(body, "archiver_transfers_in_flight") >= 1
 
         await _wait_for(in_flight, 30, "transfers in flight")
-        await asyncio.sleep(0.5)
         proc.send_signal(signal.SIGTERM)  # graceful: would wait up to 30 s for the transfers
-        await asyncio.sleep(0.3)
+        said = await stderr_until(proc, "stopping: no new work", 15)
         proc.send_signal(signal.SIGTERM)  # at once
-        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        _, rest = await asyncio.wait_for(proc.communicate(), 15)
+        err = said + rest
     assert proc.returncode == 130, err.decode()[-2000:]
     assert re.search(r"stopped at once: [1-9]\d* transfer\(s\) interrupted", err.decode())
     # No half object is visible: every recording file has exactly its bytes.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,21 @@ async def _until(check: Callable[[], bool | Awaitable[bool]]) -> None:
         if result if isinstance(result, bool) else await result:
             return
         await asyncio.sleep(0.02)
+
+
+def _count_tries(roles: RoleKeeper) -> Counter[str]:
+    """Count, by role, the tries ``roles`` makes to take a role from now on."""
+    tries: Counter[str] = Counter()
+    take = roles.take
+
+    async def counted(role: str) -> bool:
+        try:
+            return await take(role)
+        finally:
+            tries[role] += 1
+
+    roles.take = counted  # type: ignore[method-assign]
+    return tries
 
 
 def _all_archived(rt: Runtime, sim: Simulator) -> Callable[[], Awaitable[bool]]:
@@ -216,7 +232,8 @@ async def test_a_leader_that_loses_the_role_stops_polling_at_once(
                 assert "no longer the leader" in caplog.text
                 stopped_at = to_a.count(LIST)
                 # Three tries to take the role back, all refused: no poll meanwhile.
-                await asyncio.sleep(3 * a.pipeline.roles.renew_every)
+                tries = _count_tries(a.pipeline.roles)
+                await _until(lambda: tries[LEADER] >= 3)
                 assert to_a.count(LIST) == stopped_at
                 # Still a replica: it takes the role again once it is free.
                 with sqlite3.connect(state) as db:

@@ -132,6 +132,20 @@ async def start_cli(
     )
 
 
+async def stderr_until(proc: asyncio.subprocess.Process, text: str, timeout: float) -> bytes:
+    """Read ``proc``'s standard error up to the line that holds ``text`` (the process
+    got as far as saying it); what was read, for the test to keep with the rest."""
+    assert proc.stderr is not None
+    read = b""
+    async with asyncio.timeout(timeout):
+        while text.encode() not in read:
+            line = await proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"the process ended before saying {text!r}: {read[-2000:]!r}")
+            read += line
+    return read
+
+
 async def run_cli(
     *args: str, env: dict[str, str], cwd: Path, timeout: float = 90.0, stdin: bytes | None = None
 ) -> Result:

@@ -65,6 +65,15 @@ class Stepped:
         return await self._done.get()
 
 
+async def poll_until(check: Callable[[], bool], *, within: float = 60.0, what: str = "") -> None:
+    """Wait until ``check()`` is true, looking every 10 ms; AssertionError after ``within`` s
+    (a bound for a machine that is slow, not a measure: no test expects it to pass)."""
+    async with asyncio.timeout(within):
+        while not check():
+            await asyncio.sleep(0.01)
+    assert check(), what
+
+
 async def until(check: Callable[[], Awaitable[bool]]) -> None:
     """Wait for the pipeline's workers to make ``check`` true (the test's timeout bounds it)."""
     while not await check():

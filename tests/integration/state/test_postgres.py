@@ -26,6 +26,7 @@ from tests.integration.state.helpers import T0, TEST_POOL, archived_entry, make_
 from tests.support.cli import archiver_env, run_cli
 from tests.support.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
 from tests.support.seaweed import free_ports
+from tests.support.stepped import poll_until
 
 LEASE = timedelta(seconds=120)
 
@@ -281,7 +282,9 @@ async def test_idle_sessions_the_server_ended_are_replaced(postgres_url: str) ->
     try:
         await store.add_calls([make_call("1")], T0)
         assert await _end_sessions(postgres_url) >= 1
-        await asyncio.sleep(1)  # time for the client to read the server's goodbye (loopback)
+        # Until the client has read the server's goodbye on each of its connections.
+        holders = store._pool._pool._holders
+        await poll_until(lambda: not any(h.is_connected() for h in holders))
         assert (await store.counts())[JobState.PENDING] == 1
     finally:
         await store.close()

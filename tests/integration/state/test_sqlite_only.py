@@ -133,7 +133,7 @@ async def test_a_failed_or_cancelled_transaction_leaves_nothing(tmp_path: Path) 
             async with db.write() as conn:
                 await conn.execute(insert, ("b",))
                 started.set()
-                await asyncio.sleep(3600)
+                await asyncio.Event().wait()  # stuck for ever, until cancelled
 
         task = asyncio.create_task(stuck())
         await started.wait()
