@@ -1,0 +1,65 @@
+"""``archiver console`` from the same image: accounts made with ``console-user`` in the
+image, the index on its volume, signed in over HTTP, the archive's calls found."""
+
+from __future__ import annotations
+
+from tests.console.support import PASSWORD, archived_storage, first_call_id, signed_in
+from tests.container.support import check, http_get, wait_for
+from tests.seaweed import free_ports
+from tests.support.cli import s3_storage_env
+from tests.support.podman import (
+    podman,
+    run_command,
+    stop_command,
+    wait_command,
+    write_env_file,
+)
+
+
+async def test_the_console_runs_from_the_image(
+    image, containers, tmp_path, seaweed, s3_env, s3_settings, make_bucket
+):
+    storage = s3_settings(await make_bucket(), "archive")
+    await archived_storage(storage, tmp_path / "backfill", calls=4)
+    [port] = free_ports(1)
+    env_file = write_env_file(
+        tmp_path / "console.env",
+        {
+            **s3_storage_env(storage, seaweed),
+            "ARCHIVER_CONSOLE__PORT": str(port),
+            # Plain HTTP on loopback in this test; behind TLS in production.
+            "ARCHIVER_CONSOLE__COOKIE_SECURE": "false",
+        },
+    )
+    volume = await containers.volume("console")
+    add_user = run_command(
+        "unused",
+        image,
+        env_file=env_file,
+        volume=volume,
+        args=["console-user", "add", "auditor", "--role", "listener", "--password-stdin"],
+        detach=False,
+    )
+    check(await podman(*add_user, stdin=PASSWORD.encode() + b"\n"), "console-user add")
+
+    name = containers.container("console")
+    check(
+        await podman(*run_command(name, image, env_file=env_file, volume=volume, args=["console"])),
+        "podman run console",
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    async def serving() -> bool:
+        return (await http_get(f"{url}/login"))[0] == 200
+
+    await wait_for(serving, 90, "the console's sign-in page", logs_of=name)
+    async with signed_in(url, "auditor") as http:
+
+        async def indexed() -> bool:
+            async with http.get("/", params={"go": "1"}) as resp:
+                return 'data-id="' in await resp.text()
+
+        await wait_for(indexed, 60, "the archive's calls in the console", logs_of=name)
+        assert await first_call_id(http) > 0
+    check(await podman(*stop_command(name)), "podman stop")
+    assert check(await podman(*wait_command(name)), "podman wait").out.strip() == "0"
