@@ -12,10 +12,10 @@ import aiohttp
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Simulator
-from tests.integration.pipeline_helpers import read_archive
-from tests.seaweed import SeaweedServer
 from tests.support.cli import DAEMON, s3_storage_env, source_env
+from tests.support.pipeline import read_archive
 from tests.support.podman import Done, podman, write_env_file
+from tests.support.seaweed import SeaweedServer
 
 # A daemon quick to poll and retry (seconds, not the production minutes); the
 # grace and everything else as the image ships it.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from tests.console.support import PASSWORD, archived_storage, first_call_id, signed_in
 from tests.container.support import check, http_get, wait_for
-from tests.seaweed import free_ports
 from tests.support.cli import s3_storage_env
 from tests.support.podman import (
     podman,
@@ -14,6 +13,7 @@ from tests.support.podman import (
     wait_command,
     write_env_file,
 )
+from tests.support.seaweed import free_ports
 
 
 async def test_the_console_runs_from_the_image(

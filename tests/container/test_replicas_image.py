@@ -16,9 +16,9 @@ from tests.container.support import (
     metric,
     wait_for,
 )
-from tests.integration.pipeline_helpers import assert_exactly_once
-from tests.seaweed import free_ports
+from tests.support.pipeline import assert_exactly_once
 from tests.support.podman import podman, run_command, stop_command, wait_command
+from tests.support.seaweed import free_ports
 
 
 async def test_two_replica_containers_share_a_postgres_state(

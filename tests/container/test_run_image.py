@@ -19,8 +19,7 @@ from tests.container.support import (
     metric,
     wait_for,
 )
-from tests.integration.pipeline_helpers import assert_exactly_once
-from tests.seaweed import free_ports
+from tests.support.pipeline import assert_exactly_once
 from tests.support.podman import (
     healthcheck_command,
     podman,
@@ -30,6 +29,7 @@ from tests.support.podman import (
     wait_command,
     write_env_file,
 )
+from tests.support.seaweed import free_ports
 
 
 async def _state_files(volume: str) -> list[Path]:
