@@ -22,6 +22,7 @@ from tests.support.podman import (
     image_tag,
     podman,
     require_tools,
+    volume_create_command,
 )
 
 CONTAINER_TEST_TIMEOUT = 600
@@ -74,7 +75,7 @@ class Containers:
     async def volume(self, role: str) -> str:
         """A fresh named volume."""
         name = f"{self.prefix}-{role}"
-        done = await podman("podman", "volume", "create", name)
+        done = await podman(*volume_create_command(name))
         assert done.code == 0, done.err
         self.volumes.append(name)
         return name

@@ -3,9 +3,14 @@ image, the index on its volume, signed in over HTTP, the archive's calls found."
 
 from __future__ import annotations
 
-from tests.console.support import PASSWORD, archived_storage, first_call_id, signed_in
+import re
+
+import aiohttp
+
+from archiver.simulator import SimConfig, Simulator
 from tests.container.support import check, http_get, wait_for
 from tests.support.cli import s3_storage_env
+from tests.support.pipeline import backfill, make_settings
 from tests.support.podman import (
     podman,
     run_command,
@@ -15,12 +20,23 @@ from tests.support.podman import (
 )
 from tests.support.seaweed import free_ports
 
+PASSWORD = "correct horse battery"
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
 
 async def test_the_console_runs_from_the_image(
     image, containers, tmp_path, seaweed, s3_env, s3_settings, make_bucket
 ):
     storage = s3_settings(await make_bucket(), "archive")
-    await archived_storage(storage, tmp_path / "backfill", calls=4)
+    sim = Simulator(SimConfig(seed=9, calls=4, recording_fraction=1.0, max_size=120_000))
+    async with sim.serve() as base:
+        settings = make_settings(sim, base, storage, str(tmp_path / "state.sqlite3"))
+        await backfill(settings, sim)
     [port] = free_ports(1)
     env_file = write_env_file(
         tmp_path / "console.env",
@@ -53,13 +69,20 @@ async def test_the_console_runs_from_the_image(
         return (await http_get(f"{url}/login"))[0] == 200
 
     await wait_for(serving, 90, "the console's sign-in page", logs_of=name)
-    async with signed_in(url, "auditor") as http:
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(url, cookie_jar=jar) as http:
+        async with http.get("/login") as resp:
+            form = {"user": "auditor", "password": PASSWORD, "csrf": _csrf(await resp.text())}
+        async with http.post("/login", data=form, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
 
         async def indexed() -> bool:
             async with http.get("/", params={"go": "1"}) as resp:
-                return 'data-id="' in await resp.text()
+                return resp.status == 200 and 'data-id="' in await resp.text()
 
         await wait_for(indexed, 60, "the archive's calls in the console", logs_of=name)
-        assert await first_call_id(http) > 0
+        async with http.get("/", params={"go": "1"}) as resp:
+            html = await resp.text()
+        assert all(c.sip_call_id in html for c in sim.calls if c.has_recording)
     check(await podman(*stop_command(name)), "podman stop")
     assert check(await podman(*wait_command(name)), "podman wait").out.strip() == "0"

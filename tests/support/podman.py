@@ -173,6 +173,11 @@ def run_command(
     ]
 
 
+def volume_create_command(name: str) -> list[str]:
+    """A named volume (the state's, or the console's)."""
+    return ["podman", "volume", "create", name]
+
+
 def healthcheck_command(name: str) -> list[str]:
     """Run the image's HEALTHCHECK now (no systemd timer runs it here)."""
     return ["podman", "healthcheck", "run", name]
