@@ -23,7 +23,8 @@ from archiver.errors import ArchiverError, ListenError
 from archiver.metrics import Metrics
 from archiver.pipeline.intake import Health
 from archiver.settings import ServiceSettings
-from archiver.state.base import JobState, StateStore
+from archiver.state.base import JobState
+from archiver.state.protocols import Reports
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.service")
@@ -41,7 +42,7 @@ class Service:
         self,
         health: Health,
         metrics: Metrics,
-        state: StateStore,
+        reports: Reports,
         store: ObjectStore,
         settings: ServiceSettings,
         *,
@@ -49,7 +50,7 @@ class Service:
     ) -> None:
         self.health = health
         self.metrics = metrics
-        self.state = state
+        self.reports = reports
         self.store = store
         self.clock = clock
         self.settings = settings
@@ -132,9 +133,9 @@ class Service:
     async def refresh_gauges(self) -> None:
         """Gauges read from the state at scrape time: queue depth and lag."""
         metrics = self.metrics
-        counts = await self.state.counts()
+        counts = await self.reports.counts()
         metrics.queue_depth.set(counts[JobState.PENDING] + counts[JobState.WAITING_READY])
-        oldest = await self.state.oldest_unarchived()
+        oldest = await self.reports.oldest_unarchived()
         now = self.clock()
         metrics.lag.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
 

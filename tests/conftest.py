@@ -172,10 +172,10 @@ def postgres_template(postgres_cluster: PostgresServer) -> str:
     dsn = postgres_cluster.create_database(name)
     migrate = (
         "import asyncio, sys\n"
-        "from archiver.state import PostgresStateStore\n"
+        "from archiver.state import PostgresState\n"
         "from archiver.state.postgres import PoolConfig\n"
         "async def main():\n"
-        "    store = await PostgresStateStore.open(sys.argv[1], PoolConfig(size=1, timeout=60))\n"
+        "    store = await PostgresState.open(sys.argv[1], PoolConfig(size=1, timeout=60))\n"
         "    await store.close()\n"
         "asyncio.run(main())\n"
     )

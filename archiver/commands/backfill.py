@@ -21,7 +21,8 @@ from archiver.pipeline.stats import RunStats
 from archiver.progress import report
 from archiver.settings import Settings, require_source
 from archiver.sources import CdrSource, Page, make_source
-from archiver.state.base import JobState, StateStore
+from archiver.state.base import JobState
+from archiver.state.protocols import Progress, Reports
 from archiver.timeutil import parse_user_time, split_windows
 
 
@@ -77,13 +78,13 @@ async def archive_range(settings: Settings, since: datetime, until: datetime) ->
         async with open_runtime(settings) as rt:
             signals.target = rt.pipeline.stop
             windows = windows_for(since, until, settings, rt.source.granularity)
-            if await all_listed(rt.state, rt.source.provider.value, windows):
+            if await all_listed(rt.state.progress, rt.source.provider.value, windows):
                 # Nothing left to list would ask the provider nothing: a wrong token
                 # would pass unnoticed until the next new range. One request proves it.
                 await rt.source.probe()
             # A re-run of the same range gives its failures another chance (a
             # 404 may have been a lagging replica); `archiver retry` is for the rest.
-            again = await rt.state.retry_failed_between(rt.source.provider.value, since, until)
+            again = await rt.state.jobs.retry_failed_between(rt.source.provider.value, since, until)
             if again:
                 print(
                     f"trying again {again} recording(s) of this range that failed in an "
@@ -96,18 +97,18 @@ async def archive_range(settings: Settings, since: datetime, until: datetime) ->
                 progress.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await progress
-            return await summarize(stats, rt.state, interrupted=rt.pipeline.stop_requested)
+            return await summarize(stats, rt.state.reports, interrupted=rt.pipeline.stop_requested)
 
 
-async def all_listed(state: StateStore, provider: str, windows: list[Window]) -> bool:
+async def all_listed(progress: Progress, provider: str, windows: list[Window]) -> bool:
     """True when every window of the range was listed completely by an earlier run."""
     for start, end in windows:
-        if not await state.is_window_done(provider, start, end):
+        if not await progress.is_window_done(provider, start, end):
             return False
     return True
 
 
-async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) -> int:
+async def summarize(stats: RunStats, reports: Reports, *, interrupted: bool) -> int:
     """Print what the run did; list what is not archived; return the exit code.
 
     0: everything archived (or without a recording). 3: some recordings failed
@@ -115,7 +116,7 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
     that was not due before the run ended, or a window's listing was stopped by
     one of its bounds. 130: stopped by a signal.
     """
-    counts = await state.counts()
+    counts = await reports.counts()
     mib = stats.bytes / (1024 * 1024)
     print(
         f"archived {stats.archived} recording(s) ({mib:.1f} MiB, "
@@ -139,7 +140,7 @@ async def summarize(stats: RunStats, state: StateStore, *, interrupted: bool) ->
         for reason in stats.listing_errors:
             print(f"  {reason}")
         code = ExitCode.FAILED_RECORDINGS
-    failures = await state.failures()
+    failures = await reports.failures()
     if failures:
         kinds = Counter(f.kind for f in failures)
         by_kind = "; ".join(f"{n} x {kind.summary}" for kind, n in kinds.most_common())

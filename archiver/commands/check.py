@@ -166,7 +166,7 @@ async def check_postgres_state(settings: Settings) -> str:
     async with open_state_read_only(settings.state) as state:
         if state is None:
             return f"OK: {where} (its schema is created by the first backfill or run)"
-        await state.counts()
+        await state.reports.counts()
     return f"OK: {where}"
 
 

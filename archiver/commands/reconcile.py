@@ -41,7 +41,7 @@ from archiver.retrieval.reconcile import (
 from archiver.settings import Settings, require_source
 from archiver.sources import Page, make_source
 from archiver.state import open_state_read_only
-from archiver.state.base import StateStore
+from archiver.state.protocols import Reports
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 
@@ -176,12 +176,12 @@ async def state_failures(settings: Settings) -> dict[Identity, str]:
     Opened read-only: a reconcile without --fix writes nothing to the state.
     """
     async with open_state_read_only(settings.state) as state:
-        return {} if state is None else await _failures(state)
+        return {} if state is None else await _failures(state.reports)
 
 
-async def _failures(state: StateStore) -> dict[Identity, str]:
+async def _failures(reports: Reports) -> dict[Identity, str]:
     # The kind first (a value to sort and count by), then the words the state kept.
-    return {(f.provider, f.cdr_id): f"{f.kind.value}: {f.reason}" for f in await state.failures()}
+    return {(f.provider, f.cdr_id): f"{f.kind.value}: {f.reason}" for f in await reports.failures()}
 
 
 async def fix(settings: Settings, calls: list[CallRecord]) -> int:

@@ -40,7 +40,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             if settings.service.enabled:
                 p = rt.pipeline
                 service = Service(
-                    p.health, p.metrics, rt.state, rt.store, settings.service, clock=p.clock
+                    p.health, p.metrics, rt.state.reports, rt.store, settings.service, clock=p.clock
                 )
                 await stack.enter_async_context(service.running())
             log.info(

@@ -21,7 +21,7 @@ from archiver.pipeline.transfer import TransferConfig, Transferrer
 from archiver.settings import Settings, require_source
 from archiver.sources import CdrSource, make_source
 from archiver.state import open_state_store
-from archiver.state.base import StateStore
+from archiver.state.protocols import State
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from archiver.storage.keys import validate_template
@@ -33,7 +33,7 @@ class Runtime:
     """The opened adapters of one command."""
 
     source: CdrSource
-    state: StateStore
+    state: State
     store: ObjectStore
     pipeline: Pipeline
 

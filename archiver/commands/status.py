@@ -45,20 +45,20 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"state:   {where}")
     print(f"storage: {settings.storage.url}{endpoint}")
     async with open_state_store(settings.state) as state:
-        counts = await state.counts()
+        counts = await state.reports.counts()
         print("recordings by state:")
         for job_state, n in counts.items():
             print(f"  {job_state.value:<14} {n}")
         if settings.source.kind is not None:
-            checkpoint = await state.get_checkpoint(settings.source.kind.value)
+            checkpoint = await state.progress.get_checkpoint(settings.source.kind.value)
             shown = checkpoint.isoformat() if checkpoint else "none yet"
             print(f"checkpoint ({settings.source.kind.value}): {shown}")
-        failures = await state.failures(limit=args.failures)
+        failures = await state.reports.failures(limit=args.failures)
         if failures:
             print(f"recent failures (newest first, up to {args.failures}):")
             for f in failures:
                 print(f"  {f.updated_at.isoformat()} {f.sip_call_id}: {f.reason}")
-        next_due = await state.next_due_at()
+        next_due = await state.jobs.next_due_at()
         if next_due is not None:
             print(f"next retry due: {next_due.isoformat()}")
     return 0
@@ -68,6 +68,6 @@ async def retry(args: argparse.Namespace, settings: Settings) -> int:
     """Move every failed recording back to pending."""
     existing_state(settings.state)
     async with open_state_store(settings.state) as state:
-        n = await state.retry_failed()
+        n = await state.jobs.retry_failed()
     print(f"{n} failed recording(s) queued again; run backfill or run to transfer them")
     return 0

@@ -15,7 +15,7 @@ from archiver.metrics import Metrics
 from archiver.pipeline.intake import Health
 from archiver.pipeline.stats import RunStats
 from archiver.sources.base import CdrSource
-from archiver.state.base import StateStore
+from archiver.state.protocols import Outcomes
 from archiver.storage.base import ObjectStore
 
 
@@ -24,7 +24,7 @@ class RunContext:
     """One run's shared parts (read-only: each part keeps its own state)."""
 
     source: CdrSource
-    state: StateStore
+    outcomes: Outcomes  # what the job handler records of each claimed job
     store: ObjectStore
     clock: Callable[[], datetime]
     stats: RunStats

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from archiver.errors import ArchiverError
 from archiver.manifest.writer import HeadHook, flush_manifest
 from archiver.pipeline.role_keeper import LEADER, MANIFEST, RoleKeeper
-from archiver.state.base import StateStore
+from archiver.state.protocols import Batches
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.pipeline")
@@ -37,7 +37,7 @@ class ManifestFlusher:
 
     def __init__(
         self,
-        state: StateStore,
+        batches: Batches,
         store: ObjectStore,
         *,
         interval: float,
@@ -47,7 +47,7 @@ class ManifestFlusher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         roles: RoleKeeper | None = None,
     ) -> None:
-        self.state = state
+        self.batches = batches
         self.store = store
         self.interval = interval
         self.max_lines = max_lines
@@ -106,7 +106,7 @@ class ManifestFlusher:
 
     async def _flush(self) -> None:
         self._written(
-            await flush_manifest(self.state, self.store, self.max_lines, on_head=self._on_head)
+            await flush_manifest(self.batches, self.store, self.max_lines, on_head=self._on_head)
         )
 
     async def run(self, stop: asyncio.Event) -> None:

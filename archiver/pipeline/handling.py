@@ -92,7 +92,7 @@ class JobHandler:
             or fresh.recording_url == job.call.recording_url
         ):
             return None
-        await self.run.state.update_recording_url(job.id, fresh.recording_url)
+        await self.run.outcomes.update_recording_url(job.id, fresh.recording_url)
         self.run.stats.refreshed += 1
         return replace(job.call, recording_url=fresh.recording_url)
 
@@ -111,7 +111,7 @@ class JobHandler:
                 proof=stored.written.proof,
             )
             day = manifest_date(call, self.config.source.tz)
-            if not await self.run.state.mark_archived(job.id, entry, day, owner=self.run.owner):
+            if not await self.run.outcomes.mark_archived(job.id, entry, day, owner=self.run.owner):
                 self._lost(job, "archived")
                 return
             self.run.stats.archived += 1
@@ -136,7 +136,7 @@ class JobHandler:
                     # The link itself may be what is gone (moved, re-signed): the
                     # last try goes to the URL the provider gives for this id now.
                     await self._refresh(job)
-                if await self.run.state.mark_retry(
+                if await self.run.outcomes.mark_retry(
                     job.id, JobState.WAITING_READY, result.reason, due, owner=self.run.owner
                 ):
                     self.run.stats.not_ready += 1
@@ -152,7 +152,7 @@ class JobHandler:
         if result.verdict in (Verdict.RETRY, Verdict.EXPIRED):
             due = self.retry.after_transient(attempts, now, self._rng)
             if due is not None:
-                if not await self.run.state.mark_retry(
+                if not await self.run.outcomes.mark_retry(
                     job.id, JobState.PENDING, result.reason, due, owner=self.run.owner
                 ):
                     self._lost(job, "to be retried")
@@ -172,7 +172,7 @@ class JobHandler:
         await self._give_up(job, _kind(result), result.reason)
 
     async def _give_up(self, job: Job, kind: FailureKind, reason: str) -> None:
-        if not await self.run.state.mark_failed(job.id, reason, kind=kind, owner=self.run.owner):
+        if not await self.run.outcomes.mark_failed(job.id, reason, kind=kind, owner=self.run.owner):
             self._lost(job, "failed")
             return
         self.run.stats.failed += 1

@@ -20,7 +20,7 @@ from archiver.pipeline.poll_counts import Tally
 from archiver.pipeline.repeating import Repeating, run_every
 from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.sources.base import CdrSource
-from archiver.state.base import StateStore
+from archiver.state.protocols import Progress, Reports
 from archiver.timeutil import split_windows
 
 log = logging.getLogger("archiver.pipeline")
@@ -57,7 +57,8 @@ class Poller:
     def __init__(
         self,
         source: CdrSource,
-        state: StateStore,
+        progress: Progress,
+        reports: Reports,
         config: PipelineConfig,
         *,
         clock: Callable[[], datetime],
@@ -66,7 +67,8 @@ class Poller:
         stats: RunStats,
     ) -> None:
         self.source = source
-        self.state = state
+        self.progress = progress
+        self.reports = reports
         self.config = config
         self.clock = clock
         self.health = health
@@ -96,7 +98,7 @@ class Poller:
         started = time.monotonic()
         provider = self.source.provider.value
         now = self.clock()
-        checkpoint = await self.state.get_checkpoint(provider)
+        checkpoint = await self.progress.get_checkpoint(provider)
         lookback = timedelta(seconds=self.config.run.lookback)
         grain = self.source.granularity
         end = _floor(now - timedelta(seconds=self.config.run.settle), grain)
@@ -107,7 +109,7 @@ class Poller:
                 hi = self.tally.leaf(end - grain) + 1
                 total = await self._count(lo, hi, end)
                 await self._resolve(lo, hi, end, total)
-                await self.state.set_checkpoint(provider, end)
+                await self.progress.set_checkpoint(provider, end)
         except _Stopped:
             return self._report
         self._report.complete = True
@@ -184,7 +186,7 @@ class Poller:
         r = self._report
         archived, self._archived = self.stats.archived - self._archived, self.stats.archived
         failed, self._failed = self.stats.failed - self._failed, self.stats.failed
-        oldest = await self.state.oldest_unarchived()
+        oldest = await self.reports.oldest_unarchived()
         lag = max((self.clock() - oldest).total_seconds(), 0.0) if oldest else 0.0
         log.info(
             "poll: %d request(s) in %.1fs, listed %d, new %d, updated %d;"

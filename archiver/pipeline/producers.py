@@ -20,7 +20,7 @@ from archiver.pipeline.intake import Intake
 from archiver.pipeline.role_keeper import RoleKeeper, window_role
 from archiver.pipeline.stats import RunStats
 from archiver.sources.base import CdrSource, Page
-from archiver.state.base import StateStore
+from archiver.state.protocols import Progress
 from archiver.waiting import wait_set
 
 log = logging.getLogger("archiver.pipeline")
@@ -41,13 +41,13 @@ class WindowLister:
     def __init__(
         self,
         source: CdrSource,
-        state: StateStore,
+        progress: Progress,
         windows: Sequence[Window],
         stats: RunStats,
         roles: RoleKeeper | None = None,
     ) -> None:
         self.source = source
-        self.state = state
+        self.progress = progress
         self.windows = windows
         self.stats = stats
         self.roles = roles
@@ -70,7 +70,7 @@ class WindowLister:
         start, end = window
         if stop.is_set():
             return False
-        if await self.state.is_window_done(provider, start, end):
+        if await self.progress.is_window_done(provider, start, end):
             self.stats.windows_skipped += 1
             return True
         if self.roles is None:
@@ -81,7 +81,7 @@ class WindowLister:
             log.debug("window [%s, %s) is being listed by another process", start, end)
             return False
         # Taken, but its last holder may have finished it in the meantime.
-        if await self.state.is_window_done(provider, start, end):
+        if await self.progress.is_window_done(provider, start, end):
             await self.roles.release(role)
             self.stats.windows_skipped += 1
             return True
@@ -108,7 +108,7 @@ class WindowLister:
             self.stats.windows_stopped[exc.limit] += 1
             self.stats.listing_errors.append(str(exc))
             return
-        await self.state.mark_window_done(provider, start, end)
+        await self.progress.mark_window_done(provider, start, end)
         self.stats.windows_done += 1
 
 

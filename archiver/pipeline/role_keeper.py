@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from archiver.pipeline.owner_tokens import holder_is_gone
-from archiver.state.base import StateStore
+from archiver.state.protocols import Roles
 
 log = logging.getLogger("archiver.pipeline")
 
@@ -40,14 +40,14 @@ class RoleKeeper:
 
     def __init__(
         self,
-        state: StateStore,
+        roles: Roles,
         owner: str,
         lease: timedelta,
         clock: Callable[[], datetime],
         *,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.state = state
+        self.roles = roles
         self.owner = owner
         self.lease = lease
         self._clock = clock
@@ -62,23 +62,23 @@ class RoleKeeper:
 
     async def take(self, role: str) -> bool:
         """Take (or renew) ``role``; True when this process holds it now."""
-        if await self.state.hold_role(role, self.owner, self._clock(), self.lease):
+        if await self.roles.hold_role(role, self.owner, self._clock(), self.lease):
             return True
-        holder = await self.state.role_holder(role, self._clock())
+        holder = await self.roles.role_holder(role, self._clock())
         if holder is not None and holder != self.owner:
             self.seen[role] = holder
             if not holder_is_gone(holder):
                 return False
-            await self.state.release_role(role, holder)
-        return await self.state.hold_role(role, self.owner, self._clock(), self.lease)
+            await self.roles.release_role(role, holder)
+        return await self.roles.hold_role(role, self.owner, self._clock(), self.lease)
 
     async def holder(self, role: str) -> str | None:
         """Who holds ``role`` now (this process included), or None."""
-        return await self.state.role_holder(role, self._clock())
+        return await self.roles.role_holder(role, self._clock())
 
     async def release(self, role: str) -> None:
         """Give ``role`` up, if this process holds it."""
-        await self.state.release_role(role, self.owner)
+        await self.roles.release_role(role, self.owner)
 
     async def hold_while(
         self,
@@ -128,7 +128,7 @@ class RoleKeeper:
     async def _renew(self, role: str, within: float) -> bool:
         """One renewal: False when the role was lost, or the state did not answer in time."""
         renewal = asyncio.ensure_future(
-            self.state.hold_role(role, self.owner, self._clock(), self.lease)
+            self.roles.hold_role(role, self.owner, self._clock(), self.lease)
         )
         try:
             await asyncio.wait({renewal}, timeout=within)

@@ -18,7 +18,7 @@ from archiver.errors import ArchiverError
 from archiver.metrics import Metrics
 from archiver.pipeline.owner_tokens import holder_is_gone, mark_live, owner_token
 from archiver.pipeline.storage_binding import StorageBinding
-from archiver.state.base import StateStore
+from archiver.state.protocols import JobLeases, WriterIdentity
 from archiver.storage.base import ObjectStore
 from archiver.waiting import wait_set
 
@@ -30,7 +30,8 @@ class RunLeases:
 
     def __init__(
         self,
-        state: StateStore,
+        leases: JobLeases,
+        identity: WriterIdentity,
         store: ObjectStore,
         run_id: str,
         lease: float,
@@ -41,7 +42,8 @@ class RunLeases:
         self.owner = owner_token(run_id)
         self._metrics = metrics or Metrics()
         self.lease = timedelta(seconds=lease)
-        self._state = state
+        self._leases = leases
+        self._identity = identity
         self._store = store
         self._abandoned_after = timedelta(seconds=abandoned_after)
         self._clock = clock
@@ -53,14 +55,14 @@ class RunLeases:
         mark_live(self.owner, True)
         now = self._clock()
         self._binding = StorageBinding(
-            self._store, await self._state.writer_id(), self.owner, self.lease
+            self._store, await self._identity.writer_id(), self.owner, self.lease
         )
         await self._binding.acquire(now)
-        released = await self._state.release_expired(now)
+        released = await self._leases.release_expired(now)
         # A run killed on this machine a moment ago need not be waited for.
-        for holder in await self._state.lease_holders(now):
+        for holder in await self._leases.lease_holders(now):
             if holder != self.owner and holder_is_gone(holder):
-                released += await self._state.release_transferring(holder)
+                released += await self._leases.release_transferring(holder)
         self._metrics.leases_taken_over.inc(released)
         if released:
             log.info("%d recording(s) left in flight by an ended run are queued again", released)
@@ -88,11 +90,11 @@ class RunLeases:
     async def beat(self) -> None:
         """One heartbeat."""
         now = self._clock()
-        held = await self._state.renew_leases(self.owner, now, self.lease)
+        held = await self._leases.renew_leases(self.owner, now, self.lease)
         self._metrics.leases_held.set(held)
         if self._binding is not None:
             await self._binding.renew(now)
-        released = await self._state.release_expired(now)
+        released = await self._leases.release_expired(now)
         self._metrics.leases_taken_over.inc(released)
         if released:
             log.info("%d recording(s) of a run that stopped beating are queued again", released)
@@ -100,7 +102,7 @@ class RunLeases:
     async def end(self) -> None:
         """Give back what this run claimed and did not finish; remove its marker."""
         mark_live(self.owner, False)
-        await self._state.release_transferring(self.owner)
+        await self._leases.release_transferring(self.owner)
         if self._binding is not None:
             with contextlib.suppress(ArchiverError):
                 await self._binding.release()

@@ -33,7 +33,8 @@ from archiver.pipeline.stats import PipelineConfig, RunStats
 from archiver.pipeline.sweep import Sweeper
 from archiver.pipeline.transfer import Transferrer
 from archiver.sources.base import CdrSource, Page
-from archiver.state.base import AddResult, Job, StateStore
+from archiver.state.base import AddResult, Job
+from archiver.state.protocols import State
 from archiver.storage.base import ObjectStore
 from archiver.waiting import wait_set
 
@@ -51,7 +52,7 @@ class Pipeline:
     def __init__(
         self,
         source: CdrSource,
-        state: StateStore,
+        state: State,
         store: ObjectStore,
         transferrer: Transferrer,
         retry: RetryPolicy,
@@ -76,7 +77,8 @@ class Pipeline:
         # True once someone (a signal, a fatal error) asked the run to stop early.
         self.stop_requested = False
         self.leases = RunLeases(
-            state,
+            state.leases,
+            state.batches,
             store,
             uuid.uuid4().hex[:12],
             config.run.lease,
@@ -86,11 +88,11 @@ class Pipeline:
         )
         # Named leases: the leader of run replicas, the manifest's writer, backfill windows.
         self.roles = RoleKeeper(
-            state, self.leases.owner, timedelta(seconds=config.run.leader_lease), self.clock
+            state.roles, self.leases.owner, timedelta(seconds=config.run.leader_lease), self.clock
         )
         self._wake = asyncio.Event()
         self.flusher = ManifestFlusher(
-            state,
+            state.batches,
             store,
             interval=config.run.manifest_interval,
             max_lines=config.run.manifest_batch,
@@ -111,7 +113,7 @@ class Pipeline:
         self.handler = JobHandler(
             RunContext(
                 source,
-                state,
+                state.outcomes,
                 store,
                 # Read at each use: a test may set the pipeline's clock after building it.
                 clock=lambda: self.clock(),
@@ -141,7 +143,7 @@ class Pipeline:
     async def backfill(self, windows: Sequence[Window]) -> RunStats:
         """List every window, archive every recording, then stop (the backfill's rule)."""
         self.stats.windows_total = len(windows)
-        lister = WindowLister(self.source, self.state, windows, self.stats, self.roles)
+        lister = WindowLister(self.source, self.state.progress, windows, self.stats, self.roles)
         return await self.run(lister, stop_when_idle=True)
 
     async def run(
@@ -186,7 +188,8 @@ class Pipeline:
         """Poll (and sweep) the source forever (until ``stop``), archiving as CDRs arrive."""
         poller = Poller(
             self.source,
-            self.state,
+            self.state.progress,
+            self.state.reports,
             self.config,
             clock=self.clock,
             health=self.health,
@@ -195,7 +198,7 @@ class Pipeline:
         )
         sweeper = Sweeper(
             self.source,
-            self.state,
+            self.state.rechecks,
             self.config,
             clock=self.clock,
             metrics=self.metrics,
@@ -211,7 +214,7 @@ class Pipeline:
     async def take(self, page: Page) -> AddResult:
         """The producers' intake: remember a page of CDRs and wake the dispatcher."""
         calls = page.records
-        result = await self.state.add_calls(calls, self.clock())
+        result = await self.state.jobs.add_calls(calls, self.clock())
         self.stats.listed += len(calls)
         self.stats.new += result.new
         self.metrics.cdrs_seen.inc(result.new)
@@ -248,7 +251,7 @@ class Pipeline:
             if time.monotonic() < self._paused_until:
                 free = 0
             jobs = (
-                await self.state.claim_due(
+                await self.state.jobs.claim_due(
                     self.clock(), free, owner=self.leases.owner, lease=self.leases.lease
                 )
                 if free > 0
@@ -261,7 +264,7 @@ class Pipeline:
                 continue
             wait = 1.0
             if stop_when_idle and producer_task.done() and self._queue.empty() and self._busy == 0:
-                due = await self.state.next_due_at()
+                due = await self.state.jobs.next_due_at()
                 if due is None:
                     return
                 idle_since = idle_since or time.monotonic()
@@ -312,7 +315,7 @@ class Pipeline:
         pause = self.config.service.probe_interval
         self._paused_until = time.monotonic() + pause
         log.warning("storage unavailable, pausing transfers for %.0fs: %s", pause, exc)
-        await self.state.postpone(
+        await self.state.outcomes.postpone(
             job.id,
             f"storage unavailable: {exc}",
             self.clock() + timedelta(seconds=pause),
@@ -373,7 +376,7 @@ class Pipeline:
             flusher.cancel()
         await asyncio.gather(*workers, producer_task, flusher, return_exceptions=True)
         # Whatever was claimed but not finished is queued again (this run's jobs only).
-        await self.state.release_transferring(self.leases.owner)
+        await self.state.leases.release_transferring(self.leases.owner)
         if hard:
             # Stopping at once: one try, no waiting for another process's flush.
             await self.flusher.flush()

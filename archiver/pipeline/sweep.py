@@ -29,7 +29,7 @@ from archiver.pipeline.intake import Intake
 from archiver.pipeline.repeating import Repeating, run_every
 from archiver.pipeline.stats import PipelineConfig
 from archiver.sources.base import CdrSource
-from archiver.state.base import StateStore
+from archiver.state.protocols import Rechecks
 from archiver.timeutil import split_windows
 
 log = logging.getLogger("archiver.pipeline")
@@ -55,7 +55,7 @@ class Sweeper:
     def __init__(
         self,
         source: CdrSource,
-        state: StateStore,
+        rechecks: Rechecks,
         config: PipelineConfig,
         *,
         clock: Callable[[], datetime],
@@ -63,7 +63,7 @@ class Sweeper:
         ready_deadline: float,
     ) -> None:
         self.source = source
-        self.state = state
+        self.rechecks = rechecks
         self.config = config
         self.clock = clock
         self.metrics = metrics
@@ -152,13 +152,13 @@ class Sweeper:
     async def _lookups(self, stop: asyncio.Event, now: datetime, report: SweepReport) -> None:
         """Ask the source again, by id, about recordings that may still come."""
         since = now - self.ready_deadline
-        for job in await self.state.recheck_candidates(since, self.config.run.sweep_lookups):
+        for job in await self.rechecks.recheck_candidates(since, self.config.run.sweep_lookups):
             if stop.is_set():
                 return
             call = job.call
             if call.answered_at is None and not call.billsec:
                 # A call nobody answered has nothing to record: no request for it.
-                await self.state.recheck(job.id, None, now)
+                await self.rechecks.recheck(job.id, None, now)
                 continue
             try:
                 fresh = await self.source.lookup(call.cdr_id)
@@ -169,7 +169,7 @@ class Sweeper:
                 continue
             report.looked_up += 1
             url = fresh.recording_url if fresh is not None else None
-            if await self.state.recheck(job.id, url, now):
+            if await self.rechecks.recheck(job.id, url, now):
                 report.requeued += 1
                 self.metrics.sweep_findings.labels("requeued").inc()
                 log.info(

@@ -1,11 +1,11 @@
-"""What the pipeline remembers between runs: the protocol and its two stores.
+"""What the pipeline remembers between runs: its parts, and the two databases.
 
 SQLite (a file, the default) or PostgreSQL (``ARCHIVER_STATE__URL=postgresql://...``,
-several replicas on one state). Open the store once at the composition root and
-pass it down::
+several replicas on one state). Open the state once at the composition root and
+hand each user the part it needs (:mod:`archiver.state.protocols`)::
 
     async with open_state_store(settings.state) as state:
-        ...
+        handler = JobHandler(state.outcomes, ...)
 """
 
 from __future__ import annotations
@@ -17,29 +17,43 @@ from contextlib import asynccontextmanager
 
 from archiver.errors import ConfigError
 from archiver.settings import ENV_PREFIX, StateSettings
-from archiver.state.base import (
-    AddResult,
-    Failure,
-    Job,
-    JobState,
-    ManifestBatch,
-    StateStore,
-)
-from archiver.state.postgres import PoolConfig, PostgresStateStore
+from archiver.state.base import AddResult, Failure, Job, JobState, ManifestBatch
+from archiver.state.postgres import PoolConfig, PostgresState
 from archiver.state.postgres.connect import Target
-from archiver.state.sqlite import SqliteStateStore
+from archiver.state.protocols import (
+    Batches,
+    JobLeases,
+    JobQueue,
+    Outcomes,
+    Progress,
+    Rechecks,
+    Reports,
+    Roles,
+    State,
+    WriterIdentity,
+)
+from archiver.state.sqlite import SqliteState
 
 log = logging.getLogger("archiver.state")
 
 __all__ = [
     "AddResult",
+    "Batches",
     "Failure",
     "Job",
+    "JobLeases",
+    "JobQueue",
     "JobState",
     "ManifestBatch",
-    "PostgresStateStore",
-    "SqliteStateStore",
-    "StateStore",
+    "Outcomes",
+    "PostgresState",
+    "Progress",
+    "Rechecks",
+    "Reports",
+    "Roles",
+    "SqliteState",
+    "State",
+    "WriterIdentity",
     "describe_state",
     "open_state",
     "open_state_read_only",
@@ -59,7 +73,7 @@ def describe_state(settings: StateSettings) -> str:
     return str(settings.path.absolute())
 
 
-async def open_state(settings: StateSettings) -> StateStore:
+async def open_state(settings: StateSettings) -> State:
     """Open (creating if needed) and migrate the state database; the caller closes it.
 
     Raises ConfigError when the database cannot be used: a bad URL, a file that
@@ -67,10 +81,10 @@ async def open_state(settings: StateSettings) -> StateStore:
     that cannot be reached or refuses us, or a database written by a newer archiver.
     """
     if settings.is_postgres:
-        return await PostgresStateStore.open(settings.url, _pool_config(settings))
+        return await PostgresState.open(settings.url, _pool_config(settings))
     path = settings.path
     try:
-        return await SqliteStateStore.open(path, file_mode=settings.file_mode_bits)
+        return await SqliteState.open(path, file_mode=settings.file_mode_bits)
     except (sqlite3.Error, OSError) as exc:
         # At startup these are about the file the settings name (wrong path,
         # permissions, not a database, locked by a stuck process): say which.
@@ -78,15 +92,15 @@ async def open_state(settings: StateSettings) -> StateStore:
 
 
 @asynccontextmanager
-async def open_state_read_only(settings: StateSettings) -> AsyncIterator[StateStore | None]:
+async def open_state_read_only(settings: StateSettings) -> AsyncIterator[State | None]:
     """The state database for reading only, or None where there is none (a new machine,
     or a PostgreSQL database with no current schema).
 
     Nothing is created or written. ConfigError when it is there but unusable.
     """
-    store: StateStore | None
+    store: State | None
     if settings.is_postgres:
-        store = await PostgresStateStore.open_read_only(settings.url, _pool_config(settings))
+        store = await PostgresState.open_read_only(settings.url, _pool_config(settings))
         where = describe_state(settings)
     else:
         path = settings.path
@@ -95,7 +109,7 @@ async def open_state_read_only(settings: StateSettings) -> AsyncIterator[StateSt
             yield None
             return
         try:
-            store = await SqliteStateStore.open_read_only(path)
+            store = await SqliteState.open_read_only(path)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{ENV_PREFIX}STATE__URL: cannot read {path}: {exc}") from exc
     if store is None:
@@ -109,7 +123,7 @@ async def open_state_read_only(settings: StateSettings) -> AsyncIterator[StateSt
 
 
 @asynccontextmanager
-async def open_state_store(settings: StateSettings) -> AsyncIterator[StateStore]:
+async def open_state_store(settings: StateSettings) -> AsyncIterator[State]:
     """:func:`open_state` as an ``async with`` block that closes the store on exit."""
     store = await open_state(settings)
     try:

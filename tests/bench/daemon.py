@@ -83,7 +83,7 @@ async def requests_leg(rate: int, *, old: bool, workdir: Path) -> dict[str, Any]
             if not old:
                 await sweeper.sweep_once(p, stop)
             before = dict(sim.stats)
-            in_state = sum((await rt.state.counts()).values())
+            in_state = sum((await rt.state.reports.counts()).values())
             first_shown = shown
             started = time.monotonic()
             polls = sweeps = 0
@@ -103,7 +103,7 @@ async def requests_leg(rate: int, *, old: bool, workdir: Path) -> dict[str, Any]
                     sweeps += 1
             listed = sum(sim.stats[k] - before.get(k, 0) for k in ("api:cdr_v2_list",))
             lookups = sim.stats["api:cdr_v2_get"] - before.get("api:cdr_v2_get", 0)
-            added = sum((await rt.state.counts()).values()) - in_state
+            added = sum((await rt.state.reports.counts()).values()) - in_state
             missing = (shown - first_shown) - added
     return {
         "rate_per_hour": rate,

@@ -29,7 +29,7 @@ from archiver.models import CallRecord
 from archiver.simulator import SimConfig, Simulator
 from archiver.simulator.records import default_record
 from archiver.sources.cdr_v2 import parse_record
-from archiver.state.sqlite import SqliteStateStore
+from archiver.state.sqlite import SqliteState
 from tests.bench import measure
 from tests.bench.measure import MIB
 from tests.support.cli import cli_env
@@ -101,7 +101,7 @@ async def fill_and_time(n: int, db: Path) -> dict[str, Any]:
     sample_sips: list[str] = []
     sample_ids: list[str] = []
     rng = random.Random(5)
-    store = await SqliteStateStore.open(db, clock=lambda: now)
+    store = await SqliteState.open(db, clock=lambda: now)
     try:
         # Generate outside the clock: this measures the store, not the fixture.
         generated = time.perf_counter()
@@ -119,7 +119,7 @@ async def fill_and_time(n: int, db: Path) -> dict[str, Any]:
         started = time.perf_counter()
         for page in all_pages:
             t0 = time.perf_counter()
-            new += (await store.add_calls(page, now)).new
+            new += (await store.jobs.add_calls(page, now)).new
             page_times.append(time.perf_counter() - t0)
         insert = time.perf_counter() - started
         assert new == n, f"{new} new of {n}"
@@ -133,7 +133,7 @@ async def fill_and_time(n: int, db: Path) -> dict[str, Any]:
         started = time.perf_counter()
         known = 0
         for page in all_pages:
-            known += (await store.add_calls(page, now)).known
+            known += (await store.jobs.add_calls(page, now)).known
         dedup = time.perf_counter() - started
         assert known == n, f"{known} known of {n}"
         out["dedup_s"] = dedup
@@ -142,25 +142,25 @@ async def fill_and_time(n: int, db: Path) -> dict[str, Any]:
 
         sip_times = [await _timed(_found(store, s)) for s in sample_sips[:2000]]
         id_times = [await _timed(_found(store, s)) for s in sample_ids[:2000]]
-        miss_times = [await _timed(store.find_job("no-such-call")) for _ in range(200)]
+        miss_times = [await _timed(store.reports.find_job("no-such-call")) for _ in range(200)]
         out["lookup_sip_call_id"] = {"n": len(sip_times), **_ms(sip_times)}
         out["lookup_cdr_id"] = {"n": len(id_times), **_ms(id_times)}
         out["lookup_missing"] = {"n": len(miss_times), **_ms(miss_times)}
 
-        claims = [await _timed(store.claim_due(now, 16)) for _ in range(50)]
+        claims = [await _timed(store.jobs.claim_due(now, 16)) for _ in range(50)]
         out["claim_due_16"] = {"n": len(claims), **_ms(claims)}
-        await store.release_transferring()
-        counts = [await _timed(store.counts()) for _ in range(5)]
+        await store.leases.release_transferring()
+        counts = [await _timed(store.reports.counts()) for _ in range(5)]
         out["counts"] = _ms(counts)
-        out["next_due_at"] = _ms([await _timed(store.next_due_at()) for _ in range(5)])
+        out["next_due_at"] = _ms([await _timed(store.jobs.next_due_at()) for _ in range(5)])
     finally:
         await store.close()
     out["db_mib"] = sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / MIB
     return out
 
 
-async def _found(store: SqliteStateStore, ident: str) -> None:
-    if await store.find_job(ident) is None:
+async def _found(store: SqliteState, ident: str) -> None:
+    if await store.reports.find_job(ident) is None:
         raise AssertionError(f"{ident} not found")
 
 

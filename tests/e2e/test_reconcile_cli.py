@@ -221,7 +221,7 @@ async def test_failed_recordings_carry_the_state_reason_and_the_state_is_not_wri
     sim.set_faults(Faults(not_ready_fraction=1.0, not_ready_seconds=3600))
     async with open_runtime(settings) as rt:
         await rt.pipeline.backfill([(start, start + timedelta(minutes=1))])
-        assert (await rt.state.counts())[JobState.FAILED] == 3
+        assert (await rt.state.reports.counts())[JobState.FAILED] == 3
     before = hashlib.sha256(state.read_bytes()).hexdigest()
     env = _env(sim, tmp_path, kind=Provider.CDR_V2, storage=local_storage_env(tmp_path / "archive"))
     result = await run_cli("reconcile", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)

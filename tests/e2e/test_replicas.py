@@ -123,13 +123,13 @@ def _slots(owners: list[str], group: Replicas) -> list[int]:
 async def _holding(state_url: str, group: Replicas) -> list[int]:
     """The replicas that hold claimed recordings now (read from the state)."""
     async with open_state_store(StateSettings(url=state_url)) as state:
-        return _slots(await state.lease_holders(datetime.now(UTC)), group)
+        return _slots(await state.leases.lease_holders(datetime.now(UTC)), group)
 
 
 async def _leading(state_url: str, group: Replicas) -> list[int]:
     """The live replica holding the leader role now, if any (read from the state)."""
     async with open_state_store(StateSettings(url=state_url)) as state:
-        holder = await state.role_holder("leader", datetime.now(UTC))
+        holder = await state.roles.role_holder("leader", datetime.now(UTC))
     return _slots([holder] if holder else [], group)
 
 

@@ -22,9 +22,9 @@ from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord, Direction, Provider
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from archiver.state import SqliteStateStore
-from archiver.state.migrations import MIGRATIONS, migrate
+from archiver.state import SqliteState
 from archiver.state.records import record_json
+from archiver.state.sqlite.migrations import MIGRATIONS, migrate
 from archiver.storage import open_store
 from tests.support.pipeline import backfill, make_settings
 
@@ -77,20 +77,20 @@ def _bytes_on_disk(db: Path) -> bytes:
 
 async def test_no_signed_url_or_raw_payload_stays_in_the_state_file(tmp_path: Path) -> None:
     db = tmp_path / "state.sqlite3"
-    async with await SqliteStateStore.open(db) as store:
-        await store.add_calls([_call(c, c.upper()) for c in ("done", "gone", "wait")], T0)
-        jobs = {job.call.cdr_id: job for job in await store.claim_due(T0, 10)}
-        await store.mark_archived(jobs["done"].id, _info(1), "2021-02-17")
-        await store.mark_failed(
+    async with await SqliteState.open(db) as store:
+        await store.jobs.add_calls([_call(c, c.upper()) for c in ("done", "gone", "wait")], T0)
+        jobs = {job.call.cdr_id: job for job in await store.jobs.claim_due(T0, 10)}
+        await store.outcomes.mark_archived(jobs["done"].id, _info(1), "2021-02-17")
+        await store.outcomes.mark_failed(
             jobs["gone"].id,
             "HTTP 403 from https://rec.example/gone.mp3",
             kind=FailureKind.HTTP_ERROR,
         )
-        await store.mark_retry(
+        await store.outcomes.mark_retry(
             jobs["wait"].id, jobs["wait"].state.PENDING, "HTTP 503", T0 + timedelta(minutes=1)
         )
         # A pending job still has the URL it needs.
-        [waiting] = await store.claim_due(T0 + timedelta(hours=1), 10)
+        [waiting] = await store.jobs.claim_due(T0 + timedelta(hours=1), 10)
         assert waiting.call.recording_url == _call("wait", "WAIT").recording_url
     on_disk = _bytes_on_disk(db)
     for ended in ("DONE", "GONE"):
@@ -119,8 +119,8 @@ async def test_an_old_database_is_scrubbed_on_upgrade(tmp_path: Path) -> None:
     )
     await conn.close()
     assert b"raw-OLD" in db.read_bytes()
-    async with await SqliteStateStore.open(db) as store:
-        found = await store.find_job("old")
+    async with await SqliteState.open(db) as store:
+        found = await store.reports.find_job("old")
         assert found is not None
     on_disk = _bytes_on_disk(db)
     for secret in ("sig-OLD", "pw-OLD", "raw-OLD"):
@@ -159,8 +159,8 @@ async def test_a_backfill_leaves_private_files_and_no_signed_url(
         assert mode == expected, f"{name}: {oct(mode)}"
     assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
     # The -wal and -shm files exist while the database is open: they follow its mode.
-    async with await SqliteStateStore.open(state) as store:
-        await store.add_calls([_call("x", "X")], T0)
+    async with await SqliteState.open(state) as store:
+        await store.jobs.add_calls([_call("x", "X")], T0)
         beside = _modes(state.parent)
         assert {"db.sqlite3-wal", "db.sqlite3-shm"} <= set(beside)
         assert {n: m for n, m in beside.items() if n != "."} == dict.fromkeys(

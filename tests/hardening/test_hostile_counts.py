@@ -81,7 +81,7 @@ async def test_an_untrustworthy_count_loses_nothing(
             poller, sweeper = producers(rt, clock)
             await poller.poll_once(p, stop)
             await sweeper.sweep_once(p, stop)
-            assert sum((await rt.state.counts()).values()) == 20
+            assert sum((await rt.state.reports.counts()).values()) == 20
             for _ in range(3):
                 clock.advance(10)
                 await poller.poll_once(p, stop)
@@ -92,4 +92,4 @@ async def test_an_untrustworthy_count_loses_nothing(
             clock.advance(600)
             swept = await sweeper.sweep_once(p, stop)
             assert found_by_poll + swept.new == 1
-            assert await rt.state.find_job(late.sip_call_id) is not None
+            assert await rt.state.reports.find_job(late.sip_call_id) is not None

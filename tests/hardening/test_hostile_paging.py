@@ -39,7 +39,8 @@ from archiver.simulator.audio import RecordingBytes
 from archiver.sources import make_source
 from archiver.sources.base import CdrSource, Page
 from archiver.state import open_state_store
-from archiver.state.base import AddResult, StateStore
+from archiver.state.base import AddResult
+from archiver.state.protocols import State
 from tests.support.cli import archiver_env, run_cli
 from tests.support.web import serve
 
@@ -213,15 +214,15 @@ def growing_settings(base_url: str) -> SourceSettings:
 class _IntoState:
     """What a producer lists into: the state, straight."""
 
-    def __init__(self, state: StateStore) -> None:
+    def __init__(self, state: State) -> None:
         self._state = state
 
     async def take(self, page: Page) -> AddResult:
-        return await self._state.add_calls(page.records, datetime.now(UTC))
+        return await self._state.jobs.add_calls(page.records, datetime.now(UTC))
 
 
 @asynccontextmanager
-async def _growing_source(url: str, tmp_path: Path) -> AsyncIterator[tuple[CdrSource, StateStore]]:
+async def _growing_source(url: str, tmp_path: Path) -> AsyncIterator[tuple[CdrSource, State]]:
     """A cdr_v2 source on the endless API at ``url`` (max_pages bound) and a fresh state."""
     settings = growing_settings(url)
     async with (
@@ -240,7 +241,8 @@ async def test_the_daemon_counts_a_stopped_listing_and_polls_again(tmp_path: Pat
         async with _growing_source(api.url, tmp_path) as (source, state):
             poller = Poller(
                 source,
-                state,
+                state.progress,
+                state.reports,
                 PipelineConfig(
                     RunSettings(lookback=600, settle=0, poll_interval=0.05),
                     SourceSettings(page_size=PAGE),
@@ -283,7 +285,7 @@ async def test_the_daemon_counts_a_stopped_sweep_by_its_producer(tmp_path: Path)
         async with _growing_source(api.url, tmp_path) as (source, state):
             sweeper = Sweeper(
                 source,
-                state,
+                state.rechecks,
                 PipelineConfig(
                     RunSettings(lookback=600, longest_call=600, sweep_interval=3600),
                     SourceSettings(page_size=PAGE),

@@ -108,7 +108,7 @@ async def test_two_backfills_split_the_windows_and_archive_each_recording_once(
             first, second = await asyncio.gather(
                 a.pipeline.backfill(windows), b.pipeline.backfill(windows)
             )
-            counts = await a.state.counts()
+            counts = await a.state.reports.counts()
     listed_a, listed_b = _windows_listed(to_a), _windows_listed(to_b)
     # Each window listed by one process only, every window by one of them.
     assert listed_a.isdisjoint(listed_b)
@@ -144,12 +144,12 @@ async def test_a_window_a_dead_process_held_is_listed_once_its_lease_ends(tmp_pa
             taken = datetime.now(UTC)
             lease = rt.pipeline.roles.lease
             role = window_role(provider, *windows[0])
-            assert await rt.state.hold_role(role, "dead-1@elsewhere", taken, lease)
+            assert await rt.state.roles.hold_role(role, "dead-1@elsewhere", taken, lease)
             stats = await rt.pipeline.backfill(windows)
             # Not before the dead process's lease ended.
             assert datetime.now(UTC) >= taken + lease
-            assert await rt.state.is_window_done(provider, *windows[0])
-            assert await rt.state.role_holder(role, datetime.now(UTC)) is None
+            assert await rt.state.progress.is_window_done(provider, *windows[0])
+            assert await rt.state.roles.role_holder(role, datetime.now(UTC)) is None
     assert stats.windows_done == 2
     assert len(_windows_listed(proxy)) == 2
     await assert_exactly_once(sim, StorageSettings(url=str(tmp_path / "archive")))
@@ -206,7 +206,9 @@ async def test_a_second_signal_does_not_wait_for_another_writer_of_the_manifest(
         async with _process(sim, proxy, tmp_path, str(tmp_path / "state.sqlite3")) as rt:
             # Another machine's process is writing the manifest, for a long while.
             other = "other-1@elsewhere"
-            assert await rt.state.hold_role(MANIFEST, other, datetime.now(UTC), timedelta(hours=1))
+            assert await rt.state.roles.hold_role(
+                MANIFEST, other, datetime.now(UTC), timedelta(hours=1)
+            )
             windows = [(sim.config.start, sim.config.start + sim.config.span)]
             backfill = asyncio.create_task(rt.pipeline.backfill(windows))
             await _until(lambda: rt.pipeline.stats.archived > 0)
@@ -217,7 +219,7 @@ async def test_a_second_signal_does_not_wait_for_another_writer_of_the_manifest(
             assert rt.pipeline.stats.manifest_lines == 0
             # It stopped at once: it did not wait for the role to come free.
             assert "manifest not written" not in caplog.text
-            assert await rt.state.role_holder(MANIFEST, datetime.now(UTC)) == other
+            assert await rt.state.roles.role_holder(MANIFEST, datetime.now(UTC)) == other
 
 
 async def _until(check: Callable[[], bool]) -> None:

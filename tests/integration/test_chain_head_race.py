@@ -27,7 +27,7 @@ from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.writer import advance_head, flush_manifest, read_head
 from archiver.models import CallRecord, Provider
 from archiver.settings import StorageSettings
-from archiver.state.sqlite import SqliteStateStore
+from archiver.state.sqlite import SqliteState
 from archiver.storage import ObjectStore, open_store
 from archiver.storage.layout import HEAD_NAME, head_key
 from tests.support.cli import cli_env, local_storage_env, run_cli, s3_storage_env
@@ -205,7 +205,7 @@ async def test_a_symlink_planted_at_the_head_or_its_folder_writes_nothing_outsid
     assert (moved / HEAD_NAME).read_bytes() == Head.of(links[1]).to_bytes()
 
 
-async def _archive(state: SqliteStateStore, store: ObjectStore, numbers: range) -> None:
+async def _archive(state: SqliteState, store: ObjectStore, numbers: range) -> None:
     """Store one recording per number and mark its call archived in ``state``."""
     calls = [
         CallRecord(
@@ -217,8 +217,8 @@ async def _archive(state: SqliteStateStore, store: ObjectStore, numbers: range) 
         )
         for n in numbers
     ]
-    await state.add_calls(calls, STARTED)
-    jobs = await state.claim_due(STARTED + timedelta(days=1), len(calls), owner="test")
+    await state.jobs.add_calls(calls, STARTED)
+    jobs = await state.jobs.claim_due(STARTED + timedelta(days=1), len(calls), owner="test")
     for job in jobs:
         call = job.call
         data = b"RIFF" + call.sip_call_id.encode() * 50
@@ -234,7 +234,7 @@ async def _archive(state: SqliteStateStore, store: ObjectStore, numbers: range) 
             archived_at=STARTED,
             proof=written.proof,
         )
-        await state.mark_archived(job.id, entry, "2021-02-17")
+        await state.outcomes.mark_archived(job.id, entry, "2021-02-17")
 
 
 async def test_a_run_and_a_backfill_flushing_one_state_leave_a_chain_verify_proves(
@@ -245,18 +245,18 @@ async def test_a_run_and_a_backfill_flushing_one_state_leave_a_chain_verify_prov
     put the head back on its own link (verify: link 5 past the head, UNPROVEN)."""
     db = tmp_path / "state.sqlite3"
     async with (
-        await SqliteStateStore.open(db) as run_state,
-        await SqliteStateStore.open(db) as backfill_state,
+        await SqliteState.open(db) as run_state,
+        await SqliteState.open(db) as backfill_state,
         open_store(storage["settings"]) as store,
     ):
         await _archive(run_state, store, range(3))
-        await flush_manifest(run_state, store, max_lines=1)
+        await flush_manifest(run_state.batches, store, max_lines=1)
         await _archive(run_state, store, range(3, 4))
         held = HeldAfterHeadRead(store)
-        run = asyncio.create_task(flush_manifest(run_state, held, max_lines=1))  # type: ignore[arg-type]
+        run = asyncio.create_task(flush_manifest(run_state.batches, held, max_lines=1))  # type: ignore[arg-type]
         await held.held.wait()
         await _archive(backfill_state, store, range(4, 5))
-        await flush_manifest(backfill_state, store, max_lines=1)
+        await flush_manifest(backfill_state.batches, store, max_lines=1)
         held.resume.set()
         await run
     env = cli_env({"ARCHIVER_STATE__URL": str(db), **storage["env"]})

@@ -56,14 +56,14 @@ class Daemon:
         """Wait until nothing due in simulated now is left unclaimed or in flight."""
 
         async def idle() -> bool:
-            due = await self.rt.state.next_due_at()
-            counts = await self.rt.state.counts()
+            due = await self.rt.state.jobs.next_due_at()
+            counts = await self.rt.state.reports.counts()
             return (due is None or due > self.clock.now) and counts[JobState.TRANSFERRING] == 0
 
         await until(idle)
 
     async def state_of(self, call: SimCall) -> JobState | None:
-        job = await self.rt.state.find_job(call.sip_call_id)
+        job = await self.rt.state.reports.find_job(call.sip_call_id)
         return job.state if job else None
 
 

@@ -28,8 +28,8 @@ from archiver.retrieval.verify import verify_archive
 from archiver.service import Service
 from archiver.settings import ServiceSettings, StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from archiver.state import JobState, SqliteStateStore
-from archiver.state.batches import decode_time
+from archiver.state import JobState, SqliteState
+from archiver.state.sqlite import decode_time
 from archiver.storage import open_store
 from tests.support.pipeline import assert_exactly_once, make_settings
 from tests.support.proxy import Proxy, reverse_proxy
@@ -114,7 +114,7 @@ def _count_tries(roles: RoleKeeper) -> Counter[str]:
 
 def _all_archived(rt: Runtime, sim: Simulator) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        return (await rt.state.counts())[JobState.ARCHIVED] == len(sim.calls)
+        return (await rt.state.reports.counts())[JobState.ARCHIVED] == len(sim.calls)
 
     return check
 
@@ -165,7 +165,7 @@ async def test_only_the_leader_polls_and_a_follower_transfers(
                 service = Service(
                     b.pipeline.health,
                     b.pipeline.metrics,
-                    b.state,
+                    b.state.reports,
                     b.store,
                     ServiceSettings(),
                     clock=lambda: datetime.now(UTC),
@@ -195,7 +195,7 @@ async def test_a_dead_leader_is_replaced_once_its_lease_ends(
             # The leader is a process of another machine that died after renewing.
             ghost = "a1b2c3-4242@elsewhere"
             renewed = datetime.now(UTC)
-            assert await b.state.hold_role(LEADER, ghost, renewed, timedelta(seconds=LEASE))
+            assert await b.state.roles.hold_role(LEADER, ghost, renewed, timedelta(seconds=LEASE))
             run_b = asyncio.create_task(b.pipeline.daemon())
             try:
                 await _until(lambda: _leading(b))
@@ -249,8 +249,10 @@ async def test_work_under_a_role_stops_before_its_lease_ends_when_the_state_hang
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "state.sqlite3"
-    async with await SqliteStateStore.open(path) as state:
-        keeper = RoleKeeper(state, "me-1@here", timedelta(seconds=LEASE), lambda: datetime.now(UTC))
+    async with await SqliteState.open(path) as state:
+        keeper = RoleKeeper(
+            state.roles, "me-1@here", timedelta(seconds=LEASE), lambda: datetime.now(UTC)
+        )
         assert await keeper.take(LEADER)
         started = asyncio.Event()
         stopped: list[datetime] = []

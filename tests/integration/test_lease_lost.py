@@ -15,7 +15,7 @@ import pytest
 from archiver.commands.runtime import open_runtime
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from archiver.state import SqliteStateStore
+from archiver.state import SqliteState
 from archiver.state.base import JobState
 from tests.support.pipeline import make_settings
 
@@ -26,7 +26,7 @@ class OutlivesItsLease:
     """The real transferrer, during whose transfer the lease runs out and another
     process (a second handle on the state) takes the job back and starts on it."""
 
-    def __init__(self, real: Any, other: SqliteStateStore, lease: timedelta) -> None:
+    def __init__(self, real: Any, other: SqliteState, lease: timedelta) -> None:
         self._real = real
         self._other = other
         self._lease = lease
@@ -35,8 +35,8 @@ class OutlivesItsLease:
     async def transfer(self, call: Any) -> Any:
         result = await self._real.transfer(call)
         later = datetime.now(UTC) + 2 * self._lease
-        assert await self._other.release_expired(later) == 1
-        self.taken += [j.id for j in await self._other.claim_due(later, 1, owner=OTHER)]
+        assert await self._other.leases.release_expired(later) == 1
+        self.taken += [j.id for j in await self._other.jobs.claim_due(later, 1, owner=OTHER)]
         return result
 
 
@@ -57,14 +57,14 @@ async def test_a_late_outcome_leaves_the_job_to_its_new_holder(
         settings = make_settings(sim, base, storage, str(state_path))
         async with (
             open_runtime(settings) as rt,
-            await SqliteStateStore.open(state_path) as other,
+            await SqliteState.open(state_path) as other,
         ):
             pipeline = rt.pipeline
             start = sim.config.start
             async for page in rt.source.list_window(start, start + sim.config.span):
-                await rt.state.add_calls(page.records, start)
+                await rt.state.jobs.add_calls(page.records, start)
             lease = pipeline.leases.lease
-            [job] = await rt.state.claim_due(
+            [job] = await rt.state.jobs.claim_due(
                 start + sim.config.span, 1, owner=pipeline.leases.owner, lease=lease
             )
             late = OutlivesItsLease(pipeline.handler.transferrer, other, lease)
@@ -72,7 +72,7 @@ async def test_a_late_outcome_leaves_the_job_to_its_new_holder(
             with caplog.at_level(logging.WARNING, logger="archiver.pipeline"):
                 await pipeline.handler.handle(job)
             assert late.taken == [job.id]
-            counts = await other.counts()
+            counts = await other.reports.counts()
             assert counts[JobState.TRANSFERRING] == 1, counts
             assert sum(counts.values()) == 1
             assert pipeline.stats.archived == pipeline.stats.retries == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from archiver.metrics import Metrics
 from archiver.pipeline.run_leases import RunLeases
-from archiver.state import SqliteStateStore
+from archiver.state import SqliteState
 from archiver.storage.local import LocalStore
 from tests.integration.state.helpers import T0, make_call
 from tests.support.stepped import Clock
@@ -22,13 +22,13 @@ def sample(metrics: Metrics, name: str) -> float:
 async def test_leases_held_and_taken_over(tmp_path: Path) -> None:
     clock = Clock(T0)
     store = LocalStore(tmp_path / "archive")
-    async with await SqliteStateStore.open(tmp_path / "s.sqlite3") as state:
-        await state.add_calls([make_call(f"c{i}") for i in range(3)], T0)
+    async with await SqliteState.open(tmp_path / "s.sqlite3") as state:
+        await state.jobs.add_calls([make_call(f"c{i}") for i in range(3)], T0)
         first, second = Metrics(), Metrics()
-        a = RunLeases(state, store, "run-a", 60, 600, clock, metrics=first)
-        b = RunLeases(state, store, "run-b", 60, 600, clock, metrics=second)
+        a = RunLeases(state.leases, state.batches, store, "run-a", 60, 600, clock, metrics=first)
+        b = RunLeases(state.leases, state.batches, store, "run-b", 60, 600, clock, metrics=second)
         await a.start()
-        claimed = await state.claim_due(T0, 2, owner=a.owner, lease=a.lease)
+        claimed = await state.jobs.claim_due(T0, 2, owner=a.owner, lease=a.lease)
         assert len(claimed) == 2
         await a.beat()
         assert sample(first, "archiver_leases_held") == 2

@@ -136,12 +136,12 @@ async def test_signed_urls_that_expired_are_refreshed_through_the_source(tmp_pat
         start, end = sim.config.start, sim.config.start + sim.config.span
         async with open_runtime(settings) as rt:
             async for page in rt.source.list_window(start, end):
-                await rt.state.add_calls(page.records, datetime.now(UTC))
-            await rt.state.mark_window_done("cdr_v2", start, end)
+                await rt.state.jobs.add_calls(page.records, datetime.now(UTC))
+            await rt.state.progress.mark_window_done("cdr_v2", start, end)
         clock.advance(2.1)  # links minted with a 0 s TTL are valid to the next second
         async with open_runtime(settings) as rt:
             stats = await rt.pipeline.backfill([(start, end)])
-            counts = await rt.state.counts()
+            counts = await rt.state.reports.counts()
     signed = [c for c in sim.calls if c.has_recording and c.url_kind == "signed"]
     assert signed, "the seed gives no signed URL: pick another"
     assert sim.stats["signed_rejected"] >= len(signed)
@@ -167,8 +167,8 @@ async def test_a_recording_that_never_becomes_ready_fails_with_a_reason(tmp_path
     from archiver.state import open_state_store
 
     async with open_state_store(settings.state) as state:
-        failures = await state.failures()
-        assert await summarize(stats, state, interrupted=False) == 3
+        failures = await state.reports.failures()
+        assert await summarize(stats, state.reports, interrupted=False) == 3
     assert all("recording never became available" in f.reason for f in failures)
     # The kind is a value the run counts, the state keeps and the summary groups by.
     assert {f.kind for f in failures} == {FailureKind.NEVER_AVAILABLE}

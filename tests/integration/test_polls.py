@@ -74,7 +74,7 @@ async def test_a_quiet_hour_costs_one_request_per_poll_and_a_late_cdr_is_archive
                 assert sim.stats[list_key] - before <= 12  # one count, a few halvings, one page
 
                 async def archived() -> bool:
-                    job = await rt.state.find_job(late.sip_call_id)
+                    job = await rt.state.reports.find_job(late.sip_call_id)
                     return job is not None and job.state in (
                         JobState.ARCHIVED,
                         JobState.NO_RECORDING,

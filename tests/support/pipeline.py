@@ -84,11 +84,11 @@ def producers(
     p = rt.pipeline
     return (
         poller(
-            rt.source, rt.state, p.config,
+            rt.source, rt.state.progress, rt.state.reports, p.config,
             clock=clock, health=p.health, metrics=p.metrics, stats=p.stats,
         ),
         Sweeper(
-            rt.source, rt.state, p.config,
+            rt.source, rt.state.rechecks, p.config,
             clock=clock, metrics=p.metrics, ready_deadline=p.retry.ready_deadline,
         ),
     )  # fmt: skip
@@ -102,7 +102,7 @@ async def backfill(settings: Settings, sim: Simulator) -> tuple[RunStats, dict[s
             start, start + sim.config.span, sim.config.span / 4, rt.source.granularity
         )
         stats = await rt.pipeline.backfill(windows)
-        counts = {k.value: v for k, v in (await rt.state.counts()).items()}
+        counts = {k.value: v for k, v in (await rt.state.reports.counts()).items()}
     return stats, counts
 
 

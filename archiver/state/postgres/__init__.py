@@ -4,6 +4,6 @@ Selected by ``ARCHIVER_STATE__URL=postgresql://...`` (or ``postgres://``).
 """
 
 from archiver.state.postgres.connect import PoolConfig
-from archiver.state.postgres.store import PostgresStateStore
+from archiver.state.postgres.store import PostgresState
 
-__all__ = ["PoolConfig", "PostgresStateStore"]
+__all__ = ["PoolConfig", "PostgresState"]

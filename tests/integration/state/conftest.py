@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.state import StateStore
+from archiver.state import State
 from tests.integration.state.helpers import Backend, FakeClock, PostgresBackend, SqliteBackend
 from tests.support.postgres import PostgresServer
 
@@ -53,7 +53,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(backend: Backend, clock: FakeClock) -> AsyncIterator[StateStore]:
+async def store(backend: Backend, clock: FakeClock) -> AsyncIterator[State]:
     """A store on ``backend`` whose clock the test moves."""
     opened = await backend.open(clock)
     try:
@@ -63,7 +63,7 @@ async def store(backend: Backend, clock: FakeClock) -> AsyncIterator[StateStore]
 
 
 @pytest.fixture
-async def two_handles(backend: Backend) -> AsyncIterator[tuple[StateStore, StateStore]]:
+async def two_handles(backend: Backend) -> AsyncIterator[tuple[State, State]]:
     """Two processes' handles on one state (two connections, or two pools)."""
     async with AsyncExitStack() as stack:
         a = await backend.open()

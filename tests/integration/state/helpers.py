@@ -19,7 +19,7 @@ import asyncpg
 
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord, Direction, Provider
-from archiver.state import PostgresStateStore, SqliteStateStore, StateStore
+from archiver.state import PostgresState, SqliteState, State
 from archiver.state.postgres import PoolConfig
 
 T0 = datetime(2021, 2, 17, 3, 0, tzinfo=UTC)
@@ -86,7 +86,7 @@ class Backend(Protocol):
     kind: str
     url: str  # what ARCHIVER_STATE__URL would say
 
-    async def open(self, clock: FakeClock | None = None) -> StateStore:
+    async def open(self, clock: FakeClock | None = None) -> State:
         """A new store (its own connection or pool) on this database."""
         ...
 
@@ -110,10 +110,10 @@ class SqliteBackend:
     def url(self) -> str:
         return str(self.path)
 
-    async def open(self, clock: FakeClock | None = None) -> StateStore:
+    async def open(self, clock: FakeClock | None = None) -> State:
         if clock is None:
-            return await SqliteStateStore.open(self.path)
-        return await SqliteStateStore.open(self.path, clock=clock)
+            return await SqliteState.open(self.path)
+        return await SqliteState.open(self.path, clock=clock)
 
     async def query(self, sql: str) -> list[tuple[object, ...]]:
         conn = sqlite3.connect(self.path)
@@ -139,10 +139,10 @@ class PostgresBackend:
     url: str
     kind: str = "postgres"
 
-    async def open(self, clock: FakeClock | None = None) -> StateStore:
+    async def open(self, clock: FakeClock | None = None) -> State:
         if clock is None:
-            return await PostgresStateStore.open(self.url, TEST_POOL)
-        return await PostgresStateStore.open(self.url, TEST_POOL, clock=clock)
+            return await PostgresState.open(self.url, TEST_POOL)
+        return await PostgresState.open(self.url, TEST_POOL, clock=clock)
 
     async def query(self, sql: str) -> list[tuple[object, ...]]:
         conn = await asyncpg.connect(self.url)
@@ -161,7 +161,7 @@ class PostgresBackend:
 
 
 @asynccontextmanager
-async def reopened(backend: Backend, clock: FakeClock | None = None) -> AsyncIterator[StateStore]:
+async def reopened(backend: Backend, clock: FakeClock | None = None) -> AsyncIterator[State]:
     """A new store on the same database: the process after a restart."""
     state = await backend.open(clock)
     try:

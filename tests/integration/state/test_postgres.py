@@ -19,7 +19,7 @@ from archiver.errors import ConfigError, StateUnavailableError
 from archiver.manifest.chain import Link, sha256_hex
 from archiver.settings import StateSettings
 from archiver.simulator import Simulator
-from archiver.state import JobState, PostgresStateStore, open_state_read_only, open_state_store
+from archiver.state import JobState, PostgresState, open_state_read_only, open_state_store
 from archiver.state.postgres import PoolConfig
 from archiver.state.postgres.migrations import LATEST_VERSION
 from tests.integration.state.helpers import T0, TEST_POOL, archived_entry, make_call
@@ -32,10 +32,10 @@ LEASE = timedelta(seconds=120)
 
 
 @pytest.fixture
-async def pair(postgres_url: str) -> AsyncIterator[tuple[PostgresStateStore, PostgresStateStore]]:
+async def pair(postgres_url: str) -> AsyncIterator[tuple[PostgresState, PostgresState]]:
     """Two processes' stores (two pools) on one database."""
-    a = await PostgresStateStore.open(postgres_url, TEST_POOL)
-    b = await PostgresStateStore.open(postgres_url, TEST_POOL)
+    a = await PostgresState.open(postgres_url, TEST_POOL)
+    b = await PostgresState.open(postgres_url, TEST_POOL)
     try:
         yield a, b
     finally:
@@ -68,9 +68,9 @@ async def _until_waiting_on_a_lock(url: str, task: asyncio.Task[object]) -> None
 
 async def test_concurrent_claims_from_two_pools_never_hand_one_job_to_both(pair) -> None:
     a, b = pair
-    await a.add_calls([make_call(str(i)) for i in range(300)], T0)
+    await a.jobs.add_calls([make_call(str(i)) for i in range(300)], T0)
     claims = [
-        store.claim_due(T0, 9, owner=name, lease=LEASE)
+        store.jobs.claim_due(T0, 9, owner=name, lease=LEASE)
         for _ in range(20)
         for store, name in ((a, "proc-a"), (b, "proc-b"))
     ]
@@ -83,8 +83,8 @@ async def test_concurrent_claims_from_two_pools_never_hand_one_job_to_both(pair)
     assert {r["id"] for r in held if r["lease_owner"] == "proc-a"} == got_a
 
 
-def _url(store: PostgresStateStore) -> str:
-    t = store._pool.target
+def _url(store: PostgresState) -> str:
+    t = store.pool.target
     return f"postgresql://{t.user}@{t.host}:{t.port}/{t.database}"
 
 
@@ -95,19 +95,19 @@ async def test_overlapping_pages_from_two_pools_add_each_call_once(pair) -> None
     for round_ in range(3):
         page = calls[: 100 * (round_ + 1)]
         first, second = await asyncio.gather(
-            a.add_calls(page, T0), b.add_calls(list(reversed(page)), T0)
+            a.jobs.add_calls(page, T0), b.jobs.add_calls(list(reversed(page)), T0)
         )
         assert first.new + second.new == (100 if round_ < 2 else 0)
         assert first.updated == second.updated == 0
-    assert sum((await a.counts()).values()) == 200
+    assert sum((await a.reports.counts()).values()) == 200
 
 
 async def test_release_expired_never_takes_a_lease_renewed_meanwhile(pair) -> None:
     """A heartbeat in flight when another process releases expired leases: the
     release waits for the heartbeat's row and re-reads its end, so the job stays."""
     a, b = pair
-    await a.add_calls([make_call("1"), make_call("2")], T0)
-    held = await a.claim_due(T0, 2, owner="proc-a", lease=LEASE)
+    await a.jobs.add_calls([make_call("1"), make_call("2")], T0)
+    held = await a.jobs.claim_due(T0, 2, owner="proc-a", lease=LEASE)
     assert len(held) == 2
     after_first_lease = T0 + LEASE + timedelta(seconds=1)
     # proc-a's heartbeat, caught between its update and its commit.
@@ -119,34 +119,36 @@ async def test_release_expired_never_takes_a_lease_renewed_meanwhile(pair) -> No
             "UPDATE calls SET lease_until = $1 WHERE lease_owner = 'proc-a'",
             after_first_lease + LEASE,
         )
-        release = asyncio.create_task(b.release_expired(after_first_lease))
+        release = asyncio.create_task(b.leases.release_expired(after_first_lease))
         await _until_waiting_on_a_lock(_url(a), release)
         assert not release.done()  # waiting on the heartbeat's rows, not deciding on old ones
         await tx.commit()
         assert await release == 0
     finally:
         await beat.close()
-    counts = await b.counts()
+    counts = await b.reports.counts()
     assert counts[JobState.TRANSFERRING] == 2
-    assert await b.lease_holders(after_first_lease) == ["proc-a"]
+    assert await b.leases.lease_holders(after_first_lease) == ["proc-a"]
 
 
 async def test_release_expired_leaves_live_leases_while_claims_go_on(pair) -> None:
     a, b = pair
-    await a.add_calls([make_call(str(i)) for i in range(60)], T0)
+    await a.jobs.add_calls([make_call(str(i)) for i in range(60)], T0)
 
     async def claimer() -> int:
         taken = 0
         for _ in range(20):
-            taken += len(await a.claim_due(T0, 3, owner="proc-a", lease=LEASE))
+            taken += len(await a.jobs.claim_due(T0, 3, owner="proc-a", lease=LEASE))
         return taken
 
     async def releaser() -> int:
-        return sum([await b.release_expired(T0 + LEASE - timedelta(seconds=1)) for _ in range(10)])
+        return sum(
+            [await b.leases.release_expired(T0 + LEASE - timedelta(seconds=1)) for _ in range(10)]
+        )
 
     taken, released = await asyncio.gather(claimer(), releaser())
     assert released == 0
-    assert (await a.counts())[JobState.TRANSFERRING] == taken == 60
+    assert (await a.reports.counts())[JobState.TRANSFERRING] == taken == 60
 
 
 async def test_a_release_chosen_as_a_deadlock_victim_is_run_again(pair) -> None:
@@ -154,15 +156,15 @@ async def test_a_release_chosen_as_a_deadlock_victim_is_run_again(pair) -> None:
     the release back (it waited first, so its deadlock check fires first) and the
     store runs it again once the other session is through."""
     a, b = pair
-    await a.add_calls([make_call("1"), make_call("2")], T0)
-    first, second = sorted(j.id for j in await a.claim_due(T0, 2, owner="dead", lease=LEASE))
+    await a.jobs.add_calls([make_call("1"), make_call("2")], T0)
+    first, second = sorted(j.id for j in await a.jobs.claim_due(T0, 2, owner="dead", lease=LEASE))
     other = await asyncpg.connect(_url(a))
     try:
         await other.execute("SET deadlock_timeout = '30s'")  # the store's check fires first
         tx = other.transaction()
         await tx.start()
         await other.execute("UPDATE calls SET reason = 'held' WHERE id = $1", second)
-        release = asyncio.create_task(b.release_expired(T0 + LEASE))
+        release = asyncio.create_task(b.leases.release_expired(T0 + LEASE))
         # The release holds the first job and waits on the second.
         await _until_waiting_on_a_lock(_url(a), release)
         await other.execute("UPDATE calls SET reason = 'held too' WHERE id = $1", first)
@@ -170,32 +172,34 @@ async def test_a_release_chosen_as_a_deadlock_victim_is_run_again(pair) -> None:
         assert await release == 2
     finally:
         await other.close()
-    assert (await b.counts())[JobState.PENDING] == 2
+    assert (await b.reports.counts())[JobState.PENDING] == 2
 
 
 async def test_concurrent_batches_have_distinct_seqs_and_every_line_once(pair) -> None:
     a, b = pair
-    writer = await a.writer_id()
-    assert writer == await b.writer_id()  # one writer per database, whichever replica
+    writer = await a.batches.writer_id()
+    assert writer == await b.batches.writer_id()  # one writer per database, whichever replica
     calls = [make_call(str(i)) for i in range(120)]
-    await a.add_calls(calls, T0)
+    await a.jobs.add_calls(calls, T0)
     lines: set[str] = set()
 
-    async def archive_and_cut(store: PostgresStateStore, name: str) -> None:
-        while jobs := await store.claim_due(T0, 7, owner=name, lease=LEASE):
+    async def archive_and_cut(store: PostgresState, name: str) -> None:
+        while jobs := await store.jobs.claim_due(T0, 7, owner=name, lease=LEASE):
             for job in jobs:
                 entry = archived_entry(job.id)
                 lines.add(entry.to_line())
-                await store.mark_archived(job.id, entry, "2021-02-17")
-            await store.create_manifest_batches(writer, max_lines=5)
+                await store.outcomes.mark_archived(job.id, entry, "2021-02-17")
+            await store.batches.create_manifest_batches(writer, max_lines=5)
 
     await asyncio.gather(
         archive_and_cut(a, "proc-a"),
         archive_and_cut(b, "proc-b"),
-        *(s.create_manifest_batches(writer, 4) for s in (a, b, a, b)),
+        *(s.batches.create_manifest_batches(writer, 4) for s in (a, b, a, b)),
     )
-    await asyncio.gather(a.create_manifest_batches(writer, 5), b.create_manifest_batches(writer, 5))
-    batches = await a.unwritten_manifest_batches()
+    await asyncio.gather(
+        a.batches.create_manifest_batches(writer, 5), b.batches.create_manifest_batches(writer, 5)
+    )
+    batches = await a.batches.unwritten_manifest_batches()
     written = [line for batch in batches for line in batch.content.decode().splitlines()]
     assert len(written) == len(set(written)) == 120
     assert set(written) == lines
@@ -212,10 +216,10 @@ async def test_concurrent_batches_have_distinct_seqs_and_every_line_once(pair) -
 
 async def test_replicas_migrating_at_once_leave_one_schema(postgres_empty_url: str) -> None:
     stores = await asyncio.gather(
-        *(PostgresStateStore.open(postgres_empty_url, TEST_POOL) for _ in range(4))
+        *(PostgresState.open(postgres_empty_url, TEST_POOL) for _ in range(4))
     )
     try:
-        ids = {await s.writer_id() for s in stores}
+        ids = {await s.batches.writer_id() for s in stores}
         assert len(ids) == 1
     finally:
         for s in stores:
@@ -234,7 +238,7 @@ async def test_a_newer_schema_is_refused_and_left_alone(postgres_url: str) -> No
         pass
     await sql(postgres_url, f"UPDATE schema_version SET version = {LATEST_VERSION + 5}")
     with pytest.raises(ConfigError, match=r"schema version \d+, newer than this archiver knows"):
-        await PostgresStateStore.open(postgres_url, TEST_POOL)
+        await PostgresState.open(postgres_url, TEST_POOL)
     with pytest.raises(ConfigError, match="newer"):
         async with open_state_read_only(StateSettings(url=postgres_url)):
             pass
@@ -248,28 +252,28 @@ async def test_read_only_opens_nothing_new_and_refuses_writes(postgres_empty_url
         assert state is None  # an empty database: not migrated (that would be a write)
     assert await sql(postgres_empty_url, "SELECT to_regclass('calls') IS NULL") == [(True,)]
     async with open_state_store(settings) as writable:
-        await writable.add_calls([make_call("1")], T0)
+        await writable.jobs.add_calls([make_call("1")], T0)
     async with open_state_read_only(settings) as state:
         assert state is not None
-        assert (await state.counts())[JobState.PENDING] == 1
+        assert (await state.reports.counts())[JobState.PENDING] == 1
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
-            await state.add_calls([make_call("2")], T0)
+            await state.jobs.add_calls([make_call("2")], T0)
 
 
 # -- connections, deadlines and secrets -----------------------------------------------
 
 
 async def test_a_statement_past_its_deadline_is_state_unavailable(postgres_url: str) -> None:
-    store = await PostgresStateStore.open(postgres_url, PoolConfig(size=2, timeout=0.5))
+    store = await PostgresState.open(postgres_url, PoolConfig(size=2, timeout=0.5))
     blocker = await asyncpg.connect(postgres_url)
     try:
         async with blocker.transaction():
             await blocker.execute("LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE")
             with pytest.raises(StateUnavailableError, match=r"PostgreSQL database test_\w+ on"):
-                await store.set_checkpoint("cdr_v2", T0)
+                await store.progress.set_checkpoint("cdr_v2", T0)
         # The lock gone, the same store works again.
-        await store.set_checkpoint("cdr_v2", T0)
-        assert await store.get_checkpoint("cdr_v2") == T0
+        await store.progress.set_checkpoint("cdr_v2", T0)
+        assert await store.progress.get_checkpoint("cdr_v2") == T0
     finally:
         await blocker.close()
         await store.close()
@@ -278,25 +282,25 @@ async def test_a_statement_past_its_deadline_is_state_unavailable(postgres_url: 
 async def test_idle_sessions_the_server_ended_are_replaced(postgres_url: str) -> None:
     """A server restart, or an administrator ending sessions, while the store is idle:
     the pool has seen its connections close and the next operation opens new ones."""
-    store = await PostgresStateStore.open(postgres_url, TEST_POOL)
+    store = await PostgresState.open(postgres_url, TEST_POOL)
     try:
-        await store.add_calls([make_call("1")], T0)
+        await store.jobs.add_calls([make_call("1")], T0)
         assert await _end_sessions(postgres_url) >= 1
         # Until the client has read the server's goodbye on each of its connections.
-        holders = store._pool._pool._holders
+        holders = store.pool._pool._holders
         await poll_until(lambda: not any(h.is_connected() for h in holders))
-        assert (await store.counts())[JobState.PENDING] == 1
+        assert (await store.reports.counts())[JobState.PENDING] == 1
     finally:
         await store.close()
 
 
 async def test_a_session_ended_mid_operation_is_state_unavailable(postgres_url: str) -> None:
-    store = await PostgresStateStore.open(postgres_url, TEST_POOL)
+    store = await PostgresState.open(postgres_url, TEST_POOL)
     blocker = await asyncpg.connect(postgres_url)
     try:
         async with blocker.transaction():
             await blocker.execute("LOCK TABLE checkpoints IN ACCESS EXCLUSIVE MODE")
-            waiting = asyncio.create_task(store.set_checkpoint("cdr_v2", T0))
+            waiting = asyncio.create_task(store.progress.set_checkpoint("cdr_v2", T0))
             await _until_waiting_on_a_lock(postgres_url, waiting)
             await blocker.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks"
@@ -329,7 +333,7 @@ async def test_the_right_password_opens_the_state(
     database = postgres_url.rsplit("/", 1)[1]
     url = _with_password(postgres_cluster, database, PASSWORD)
     async with open_state_store(StateSettings(url=url)) as state:
-        assert (await state.counts())[JobState.PENDING] == 0
+        assert (await state.reports.counts())[JobState.PENDING] == 0
 
 
 @pytest.mark.parametrize("case", ["wrong password", "no server", "no database", "garbled"])

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from archiver.failures import FailureKind
-from archiver.state import JobState, SqliteStateStore
+from archiver.state import JobState, SqliteState
 from archiver.state.base import Job
-from archiver.state.grouped import GROUP_LIMIT
-from archiver.state.migrations import Database
+from archiver.state.sqlite.database import Database
+from archiver.state.sqlite.grouped import GROUP_LIMIT
 from tests.integration.state.helpers import T0, FakeClock, archived_entry, make_call
 
 CALLS = 64
@@ -29,19 +29,19 @@ OWNER = "w1"
 
 
 @pytest.fixture
-async def opened(tmp_path: Path) -> AsyncIterator[tuple[Database, SqliteStateStore, Path]]:
+async def opened(tmp_path: Path) -> AsyncIterator[tuple[Database, SqliteState, Path]]:
     path = tmp_path / "state.sqlite3"
     db = await Database.open(path)
-    store = SqliteStateStore(db, clock=FakeClock())
+    store = SqliteState(db, clock=FakeClock())
     try:
         yield db, store, path
     finally:
         await store.close()
 
 
-async def claimed(store: SqliteStateStore, n: int = CALLS) -> list[Job]:
-    await store.add_calls([make_call(f"c{i}") for i in range(n)], T0)
-    jobs = await store.claim_due(T0, n, owner=OWNER)
+async def claimed(store: SqliteState, n: int = CALLS) -> list[Job]:
+    await store.jobs.add_calls([make_call(f"c{i}") for i in range(n)], T0)
+    jobs = await store.jobs.claim_due(T0, n, owner=OWNER)
     assert len(jobs) == n
     return jobs
 
@@ -56,14 +56,14 @@ def states(path: Path) -> dict[int, str]:
 
 
 async def test_concurrent_outcomes_share_transactions_and_each_returns_after_its_commit(
-    opened: tuple[Database, SqliteStateStore, Path],
+    opened: tuple[Database, SqliteState, Path],
 ) -> None:
     db, store, path = opened
     jobs = await claimed(store)
     before = db.commits
 
     async def archive(n: int, job: Job) -> int:
-        assert await store.mark_archived(job.id, archived_entry(n), DAY, owner=OWNER)
+        assert await store.outcomes.mark_archived(job.id, archived_entry(n), DAY, owner=OWNER)
         # Returned: its update is committed, visible to another connection.
         assert states(path)[job.id] == "archived"
         return job.id
@@ -72,25 +72,27 @@ async def test_concurrent_outcomes_share_transactions_and_each_returns_after_its
     assert done == [job.id for job in jobs]
     assert 1 <= db.commits - before < CALLS
     # A replay is refused (already archived) by the same grouped path.
-    replays = [store.mark_archived(j.id, archived_entry(0), DAY, owner=OWNER) for j in jobs]
+    replays = [
+        store.outcomes.mark_archived(j.id, archived_entry(0), DAY, owner=OWNER) for j in jobs
+    ]
     assert await asyncio.gather(*replays) == [False] * CALLS
-    assert (await store.counts())[JobState.ARCHIVED] == CALLS
+    assert (await store.reports.counts())[JobState.ARCHIVED] == CALLS
 
 
 async def test_the_four_outcomes_grouped_each_get_their_own_result(
-    opened: tuple[Database, SqliteStateStore, Path],
+    opened: tuple[Database, SqliteState, Path],
 ) -> None:
     db, store, path = opened
     jobs = await claimed(store, 8)
     before = db.commits
     results = await asyncio.gather(
-        store.mark_archived(jobs[0].id, archived_entry(0), DAY, owner=OWNER),
-        store.mark_retry(jobs[1].id, JobState.WAITING_READY, "not yet", T0, owner=OWNER),
-        store.postpone(jobs[2].id, "busy", T0, owner=OWNER),
-        store.mark_failed(jobs[3].id, "gone", kind=FailureKind.HTTP_ERROR, owner=OWNER),
+        store.outcomes.mark_archived(jobs[0].id, archived_entry(0), DAY, owner=OWNER),
+        store.outcomes.mark_retry(jobs[1].id, JobState.WAITING_READY, "not yet", T0, owner=OWNER),
+        store.outcomes.postpone(jobs[2].id, "busy", T0, owner=OWNER),
+        store.outcomes.mark_failed(jobs[3].id, "gone", kind=FailureKind.HTTP_ERROR, owner=OWNER),
         # Another owner's lease: refused, False, the job untouched.
-        store.mark_archived(jobs[4].id, archived_entry(4), DAY, owner="w2"),
-        store.mark_failed(jobs[5].id, "gone", kind=FailureKind.HTTP_ERROR, owner="w2"),
+        store.outcomes.mark_archived(jobs[4].id, archived_entry(4), DAY, owner="w2"),
+        store.outcomes.mark_failed(jobs[5].id, "gone", kind=FailureKind.HTTP_ERROR, owner="w2"),
     )
     assert results == [True, True, True, True, False, False]
     assert db.commits - before == 1
@@ -106,7 +108,7 @@ async def test_the_four_outcomes_grouped_each_get_their_own_result(
 
 
 async def test_a_failing_update_fails_only_its_own_caller(
-    opened: tuple[Database, SqliteStateStore, Path],
+    opened: tuple[Database, SqliteState, Path],
 ) -> None:
     db, store, path = opened
     jobs = await claimed(store)
@@ -122,7 +124,7 @@ async def test_a_failing_update_fails_only_its_own_caller(
     conn.close()
 
     async def archive(job_id: int, day: str = DAY) -> bool:
-        return await store.mark_archived(job_id, archived_entry(job_id), day, owner=OWNER)
+        return await store.outcomes.mark_archived(job_id, archived_entry(job_id), day, owner=OWNER)
 
     calls = [archive(j.id, "2021-2-17" if j.id == bad_date else DAY) for j in jobs]
     results = await asyncio.gather(*calls, archive(unknown), return_exceptions=True)
@@ -144,12 +146,12 @@ async def test_a_failing_update_fails_only_its_own_caller(
 
 
 async def test_cancelled_callers_do_not_break_the_others(
-    opened: tuple[Database, SqliteStateStore, Path],
+    opened: tuple[Database, SqliteState, Path],
 ) -> None:
     db, store, path = opened
     jobs = await claimed(store)
     tasks = [
-        asyncio.create_task(store.mark_archived(j.id, archived_entry(n), DAY, owner=OWNER))
+        asyncio.create_task(store.outcomes.mark_archived(j.id, archived_entry(n), DAY, owner=OWNER))
         for n, j in enumerate(jobs)
     ]
     await asyncio.sleep(0)  # every task has queued its update; none is committed yet
@@ -169,7 +171,7 @@ async def test_cancelled_callers_do_not_break_the_others(
     # Cancelled at every later point too, the queue keeps working.
     for spins in range(1, 6):
         task = asyncio.create_task(
-            store.mark_archived(jobs[spins * 4].id, archived_entry(0), DAY, owner=OWNER)
+            store.outcomes.mark_archived(jobs[spins * 4].id, archived_entry(0), DAY, owner=OWNER)
         )
         for _ in range(spins):
             await asyncio.sleep(0)
@@ -178,17 +180,19 @@ async def test_cancelled_callers_do_not_break_the_others(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     rest = [j for j in jobs if j.id in cancelled][6:]
-    archived = [store.mark_archived(j.id, archived_entry(0), DAY, owner=OWNER) for j in rest]
+    archived = [
+        store.outcomes.mark_archived(j.id, archived_entry(0), DAY, owner=OWNER) for j in rest
+    ]
     assert await asyncio.gather(*archived) == [True] * len(rest)
     seen = states(path)
     assert [seen[j.id] for j in rest] == ["archived"] * len(rest)
 
 
-async def test_a_group_is_bounded(opened: tuple[Database, SqliteStateStore, Path]) -> None:
+async def test_a_group_is_bounded(opened: tuple[Database, SqliteState, Path]) -> None:
     db, store, _ = opened
     jobs = await claimed(store, GROUP_LIMIT + 44)
     before = db.commits
-    calls = [store.mark_archived(j.id, archived_entry(0), DAY, owner=OWNER) for j in jobs]
+    calls = [store.outcomes.mark_archived(j.id, archived_entry(0), DAY, owner=OWNER) for j in jobs]
     assert await asyncio.gather(*calls) == [True] * len(jobs)
     # All queued before the first group began: one full group, then the rest.
     assert db.commits - before == 2

@@ -17,8 +17,9 @@ import pytest
 from archiver.errors import ConfigError
 from archiver.failures import FailureKind
 from archiver.settings import StateSettings
-from archiver.state import JobState, SqliteStateStore, open_state, open_state_store
-from archiver.state.migrations import LATEST_VERSION, MIGRATIONS, Database, migrate, schema_version
+from archiver.state import JobState, SqliteState, open_state, open_state_store
+from archiver.state.sqlite.database import Database
+from archiver.state.sqlite.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def raw_query(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tup
 async def test_open_state_creates_directories_and_uses_wal(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "state.db"
     async with open_state_store(StateSettings(url=f"sqlite:///{path}")) as state:
-        assert await state.counts() == dict.fromkeys(JobState, 0)
+        assert await state.reports.counts() == dict.fromkeys(JobState, 0)
     assert path.is_file()
     assert raw_query(path, "PRAGMA journal_mode") == [("wal",)]
     assert raw_query(path, "SELECT version FROM schema_version") == [(LATEST_VERSION,)]
@@ -52,7 +53,7 @@ async def test_open_state_refuses_a_file_that_is_not_a_database(tmp_path: Path) 
 
 
 async def test_a_newer_schema_is_refused(db_path: Path) -> None:
-    async with await SqliteStateStore.open(db_path):
+    async with await SqliteState.open(db_path):
         pass
     conn = sqlite3.connect(db_path)
     conn.execute("UPDATE schema_version SET version = ?", (LATEST_VERSION + 5,))
@@ -100,8 +101,8 @@ async def test_failures_recorded_before_kinds_get_theirs_from_the_upgrade(tmp_pa
                 " VALUES ('cdr_v2', ?, ?, 't', '{}', 'failed', 't', ?, 't', ?)",
                 (cdr, f"sip-{cdr}", reason, f"2021-02-17T00:00:0{cdr}"),
             )
-    async with await SqliteStateStore.open(path) as state:
-        kinds = {f.cdr_id: f.kind for f in await state.failures()}
+    async with await SqliteState.open(path) as state:
+        kinds = {f.cdr_id: f.kind for f in await state.reports.failures()}
     assert kinds == {
         "1": FailureKind.NEVER_AVAILABLE,
         "2": FailureKind.HOST_NOT_ALLOWED,
@@ -168,7 +169,7 @@ async def test_a_cancellation_during_begin_leaves_no_open_transaction(tmp_path):
 
     async with open_state_store(StateSettings(url=str(tmp_path / "s.sqlite3"))) as store:
         for delay in (0, 0, 0.0001, 0.0005, 0.001):
-            task = asyncio.create_task(store.set_checkpoint("cdr_v2", datetime.now(UTC)))
+            task = asyncio.create_task(store.progress.set_checkpoint("cdr_v2", datetime.now(UTC)))
             if delay:
                 await asyncio.sleep(delay)
             else:
@@ -178,5 +179,5 @@ async def test_a_cancellation_during_begin_leaves_no_open_transaction(tmp_path):
                 await task
             except asyncio.CancelledError:
                 pass
-            await store.set_checkpoint("cdr_v2", datetime.now(UTC))
-        assert await store.get_checkpoint("cdr_v2") is not None
+            await store.progress.set_checkpoint("cdr_v2", datetime.now(UTC))
+        assert await store.progress.get_checkpoint("cdr_v2") is not None

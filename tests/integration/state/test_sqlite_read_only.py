@@ -14,7 +14,7 @@ from archiver.failures import FailureKind
 from archiver.models import CallRecord, Provider
 from archiver.settings import StateSettings
 from archiver.state import open_state_read_only, open_state_store
-from archiver.state.migrations import LATEST_VERSION
+from archiver.state.sqlite.migrations import LATEST_VERSION
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -44,18 +44,18 @@ async def test_reads_failures_and_refuses_writes_leaving_the_file_alone(tmp_path
     path = tmp_path / "state.sqlite3"
     settings = StateSettings(url=str(path))
     async with open_state_store(settings) as writable:
-        await writable.add_calls([_call(1), _call(2)], NOW)
-        job = (await writable.claim_due(NOW, 1))[0]
-        await writable.mark_failed(
+        await writable.jobs.add_calls([_call(1), _call(2)], NOW)
+        job = (await writable.jobs.claim_due(NOW, 1))[0]
+        await writable.outcomes.mark_failed(
             job.id, "404 after the deadline", kind=FailureKind.NEVER_AVAILABLE
         )
     before = _digest(path)
     async with open_state_read_only(settings) as state:
         assert state is not None
-        failures = await state.failures()
+        failures = await state.reports.failures()
         assert [(f.cdr_id, f.reason) for f in failures] == [("c1", "404 after the deadline")]
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            await state.add_calls([_call(3)], NOW)
+            await state.jobs.add_calls([_call(3)], NOW)
     assert _digest(path) == before
 
 

@@ -27,7 +27,8 @@ from typing import Any
 
 import aiosqlite
 
-from archiver.state.migrations import Database
+from archiver.state.queries.jobs import JOB_EXISTS
+from archiver.state.sqlite.database import Database
 
 GROUP_LIMIT = 256  # updates per transaction: bounds how long other writers wait
 
@@ -114,7 +115,7 @@ async def _apply(conn: aiosqlite.Connection, update: _Update) -> bool | KeyError
     cur = await conn.execute(update.sql, update.binds)
     if cur.rowcount > 0:
         return True
-    found = await conn.execute_fetchall("SELECT 1 FROM calls WHERE id = ?", (update.job_id,))
+    found = await conn.execute_fetchall(JOB_EXISTS.sqlite, (update.job_id,))
     return False if list(found) else KeyError(f"no job with id {update.job_id}")
 
 

@@ -1,4 +1,4 @@
-"""The state database file: opening it, its transactions, and its schema's migrations.
+"""The SQLite state's schema and its migrations.
 
 Step N (1-based) takes a database at schema version N-1 to version N. Steps are
 only ever appended: a released step is never edited, because databases in the
@@ -9,19 +9,12 @@ database at the previous version, never half-migrated.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import aiosqlite
 
 from archiver.errors import ConfigError
-from archiver.private_files import ensure_private_file, make_dirs
 
-_BUSY_TIMEOUT_MS = 10_000
 Migration = Sequence[str]  # the SQL statements of one step, run in order
 
 # Version 1: the first release.
@@ -228,129 +221,3 @@ async def migrate(
             )
         if version == latest:
             return version
-
-
-class Database:
-    """One SQLite connection shared by a process's tasks, one operation at a time.
-
-    An ``asyncio.Lock`` makes each operation, and every statement of a
-    transaction, run alone on the connection; otherwise one task's statement
-    could land inside another task's open transaction.
-    """
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        """Wrap an open connection in autocommit mode; prefer :meth:`open`."""
-        self._conn = conn
-        self._lock = asyncio.Lock()
-        self.commits = 0  # write transactions committed: how many updates were grouped
-
-    @classmethod
-    async def open(cls, path: Path, *, file_mode: int = 0o600) -> Database:
-        """Open the file at ``path`` (creating it and its directory), set it up, migrate it.
-
-        A new file and folder get ``file_mode`` (SQLite gives the -wal and -shm
-        files the database file's mode).
-        """
-        make_dirs(path.parent, file_mode)
-        ensure_private_file(path, file_mode)
-        # isolation_level=None: no implicit transactions. ``write`` issues BEGIN
-        # IMMEDIATE, so a write transaction takes the write lock up front instead
-        # of failing later on a lock upgrade.
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            # Another process (``archiver status`` next to the daemon) may hold
-            # the write lock for a moment: wait rather than fail.
-            await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
-            # WAL + NORMAL can lose the last commits on power loss but never
-            # corrupts the file. Without WAL (a file system without shared
-            # memory), NORMAL could corrupt it; FULL cannot.
-            wal = bool(rows) and str(rows[0][0]).lower() == "wal"
-            await conn.execute(f"PRAGMA synchronous = {'NORMAL' if wal else 'FULL'}")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            # Deleted and overwritten content (a signed URL, a raw payload) is
-            # zeroed, not left in free pages of the file.
-            await conn.execute("PRAGMA secure_delete = ON")
-            await migrate(conn, name=str(path))
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(conn)
-
-    @classmethod
-    async def open_read_only(cls, path: Path) -> Database | None:
-        """Open an existing file for reading only, or None when it has no current schema.
-
-        Nothing is created, migrated or written: for commands that only look
-        (``reconcile`` without ``--fix``) next to a running daemon. ConfigError
-        if a newer archiver wrote the file.
-        """
-        uri = f"{(await asyncio.to_thread(path.resolve)).as_uri()}?mode=ro"
-        conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
-        try:
-            await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            version = await schema_version(conn)
-        except BaseException:
-            await conn.close()
-            raise
-        if version != LATEST_VERSION:
-            await conn.close()
-            if version > LATEST_VERSION:
-                raise ConfigError(
-                    f"state database {path} has schema version {version}, "
-                    f"newer than this archiver knows ({LATEST_VERSION}): upgrade the archiver"
-                )
-            return None
-        return cls(conn)
-
-    @contextlib.asynccontextmanager
-    async def write(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """A ``BEGIN IMMEDIATE`` transaction: committed on exit, rolled back on error.
-
-        ``durable``: commit with ``synchronous=FULL``, so the transaction is on
-        disk (power loss included) before the caller acts on it.
-        """
-        async with self._lock:
-            conn = self._conn
-            previous = None
-            if durable:
-                rows = list(await conn.execute_fetchall("PRAGMA synchronous"))
-                previous = int(rows[0][0])
-                await conn.execute("PRAGMA synchronous = FULL")
-            try:
-                try:
-                    # BEGIN is inside: a cancellation while it is awaited still gets
-                    # the rollback below. aiosqlite runs statements in order on one
-                    # thread, so the rollback lands after the BEGIN (or finds no
-                    # transaction, which _rollback ignores).
-                    await conn.execute("BEGIN IMMEDIATE")
-                    yield conn
-                    await conn.execute("COMMIT")
-                    self.commits += 1
-                except BaseException:
-                    # Shielded: a cancelled task must still end its transaction,
-                    # or the next BEGIN would fail. A failed COMMIT lands here too.
-                    await asyncio.shield(self._rollback())
-                    raise
-            finally:
-                if previous is not None:
-                    await asyncio.shield(self._pragma_synchronous(previous))
-
-    async def _rollback(self) -> None:
-        # SQLite may have ended the transaction by itself (disk full, I/O error),
-        # and the original error matters more than "no transaction is active".
-        with contextlib.suppress(sqlite3.OperationalError):
-            await self._conn.execute("ROLLBACK")
-
-    async def _pragma_synchronous(self, level: int) -> None:
-        await self._conn.execute(f"PRAGMA synchronous = {level:d}")
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """The rows of one statement (a single statement reads one consistent snapshot)."""
-        async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, params))
-
-    async def close(self) -> None:
-        """Close the connection (safe to call twice)."""
-        async with self._lock:
-            await self._conn.close()
