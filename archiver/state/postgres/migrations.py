@@ -1,6 +1,6 @@
 """The PostgreSQL state's schema and its versioned migrations.
 
-As in the SQLite store (archiver/state/migrations.py): step N takes a database
+As in the SQLite state (archiver/state/sqlite/migrations.py): step N takes a database
 at schema version N-1 to N, steps are only ever appended, and each step runs in
 one transaction with its version bump. Replicas starting together take a
 session advisory lock first, so only one runs the steps and the others find the
