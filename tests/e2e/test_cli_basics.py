@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import tomllib
+from pathlib import Path
+
 import pytest
 
 from archiver.models import Provider
 from tests.support.cli import archiver_env, cli_env, run_cli
+
+REPO = Path(__file__).parents[2]
 
 
 async def test_check_reports_ok_against_the_simulator(sim, tmp_path):
@@ -88,7 +94,10 @@ async def test_env_file_is_read(sim, tmp_path):
 async def test_version_and_help(tmp_path):
     r = await run_cli("--version", env=cli_env(), cwd=tmp_path)
     assert r.code == 0
-    assert r.out.startswith("archiver ")
+    # One version: pyproject.toml's, as the installed package's metadata and the CLI say it.
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert importlib.metadata.version("archiver") == declared, "reinstall: pip install -e ."
+    assert r.out == f"archiver {declared}\n"
     r = await run_cli("--help", env=cli_env(), cwd=tmp_path)
     assert r.code == 0
     for command in ("backfill", "check", "demo", "status", "retry", "simulate"):
