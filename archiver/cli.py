@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from archiver import __version__
 from archiver.commands import register
-from archiver.errors import ArchiverError, ConfigError
+from archiver.errors import ArchiverError, ConfigError, UsageError
 from archiver.exits import ExitCode, fail, warn
 from archiver.logs import setup_logging
 from archiver.setting_names import unknown_variables, variables_set
@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print one line and exit 2."""
-        self.exit(ExitCode.USAGE, f"archiver: {message} (see '{self.prog} --help')\n")
+        self.exit(ExitCode.USAGE, f"archiver: usage error: {message} (see '{self.prog} --help')\n")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.env_file)
         setup_logging(verbose=args.verbose, fmt=settings.log_format)
         return asyncio.run(handler(args, settings))
+    except UsageError as exc:
+        return fail(ExitCode.USAGE, f"usage error: {exc}")
     except ConfigError as exc:
         return fail(ExitCode.USAGE, f"configuration error: {exc}")
     except ArchiverError as exc:

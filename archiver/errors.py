@@ -2,6 +2,7 @@
 
     ArchiverError
      ├── ConfigError            bad settings or usage: fix and re-run (exit 2)
+     │    ├── UsageError            a command-line mistake (an option's value...)
      │    ├── ListenError           an address to serve on is taken or not ours
      │    └── NoArchiveError        the storage holds no manifest at all: wrong settings?
      ├── FatalError             stop now: retrying cannot help
@@ -35,6 +36,10 @@ class ArchiverError(Exception):
 
 class ConfigError(ArchiverError):
     """Settings or command-line usage that cannot work."""
+
+
+class UsageError(ConfigError):
+    """A command-line mistake: an option or argument that cannot work (shown as "usage error")."""
 
 
 class ListenError(ConfigError):

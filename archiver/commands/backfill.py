@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
-from archiver.errors import ConfigError
+from archiver.errors import UsageError
 from archiver.exits import ExitCode
 from archiver.http import ApiClient, make_session
 from archiver.pipeline.producers import Window
@@ -48,9 +48,9 @@ def time_range(args: argparse.Namespace, settings: Settings) -> tuple[datetime, 
         since = parse_user_time(args.since, tz)
         until = parse_user_time(args.until, tz)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if until <= since:
-        raise ConfigError("--until must be later than --since")
+        raise UsageError("--until must be later than --since")
     return since, until
 
 

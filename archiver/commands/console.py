@@ -21,7 +21,7 @@ from archiver.console.auth import (
     read_accounts,
     write_accounts,
 )
-from archiver.errors import ConfigError
+from archiver.errors import ConfigError, UsageError
 from archiver.settings import Settings
 from archiver.storage import open_store
 
@@ -89,7 +89,7 @@ def _password(args: argparse.Namespace) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
-        raise ConfigError("the two passwords differ")
+        raise UsageError("the two passwords differ")
     return first
 
 
@@ -103,21 +103,21 @@ async def run_user(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{account.name}\t{account.role.label}\t{kind}")
         return 0
     if not args.name:
-        raise ConfigError(f"console-user {args.action}: NAME is required")
+        raise UsageError(f"console-user {args.action}: NAME is required")
     try:
         name = check_name(args.name)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if args.action == "remove":
         if accounts.pop(name, None) is None:
-            raise ConfigError(f"no such user: {name}")
+            raise UsageError(f"no such user: {name}")
         write_accounts(path, accounts)
         print(f"removed {name}")
         return 0
     if args.action == "passwd":
         current = accounts.get(name)
         if current is None:
-            raise ConfigError(f"no such user: {name}")
+            raise UsageError(f"no such user: {name}")
         accounts[name] = Account(name, current.role, _new_hash(args, no_password=False))
         write_accounts(path, accounts)
         print(f"{name}: password changed; its sessions are signed out")

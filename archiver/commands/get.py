@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.commands.finding import find_call
-from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.errors import ArchiverError, StorageError, UsageError
 from archiver.exits import ExitCode, fail
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import require_archive
@@ -85,7 +85,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Find the call, then write it or sign a URL; audit either way."""
     expires = args.expires if args.expires is not None else settings.storage.presign_expiry
     if not 1 <= expires <= 7 * 86400:
-        raise ConfigError("--expires: between 1 and 604800 seconds (7 days)")
+        raise UsageError("--expires: between 1 and 604800 seconds (7 days)")
     action = "url" if args.url else "get"
     async with open_store(settings.storage, max_connections=4) as store:
         await require_archive(store)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from archiver.errors import ArchiverError, ConfigError, StorageError
+from archiver.errors import ArchiverError, StorageError, UsageError
 from archiver.exits import warn
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import list_manifests, require_archive
@@ -71,7 +71,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Search, record the search, print the results."""
     since, until = parse_range(args.since, args.until, settings.source.tz)
     if args.limit is not None and args.limit < 1:
-        raise ConfigError("--limit: at least 1")
+        raise UsageError("--limit: at least 1")
     try:
         query = SearchQuery(
             phone=args.phone,
@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             direction_codes=settings.source.direction_codes,
         )
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     async with open_store(settings.storage, max_connections=16) as store:
         await require_archive(store)
         manifests = await list_manifests(store, since, until, settings.source.tz)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from archiver.errors import ListenError
 from archiver.settings import Settings
@@ -60,15 +61,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 base = await stack.enter_async_context(sim.serve(args.host, args.port))
             except OSError as exc:
                 raise ListenError(args.host, args.port, exc, "--host/--port") from None
-            print(f"Simulated provider listening on {base}", flush=True)
-            print(f"  {len(sim.calls)} calls (seed {args.seed})", flush=True)
-            print(f"  cdr_v2:   base URL {base}  token {config.token}", flush=True)
-            print(
-                f"  epacific: base URL {base}  api_key {config.api_key}  "
-                f"api_secret {config.api_secret}",
-                flush=True,
-            )
-            print(f"  control:  GET {base}/_sim/stats, POST {base}/_sim/faults", flush=True)
+            print(settings_block(sim, base, args), flush=True)
             while not stop.is_set():
                 timeout = args.new_every if args.new_every > 0 else None
                 with contextlib.suppress(TimeoutError):
@@ -76,3 +69,32 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 if not stop.is_set():
                     sim.add_calls(1)
     return 0
+
+
+def settings_block(sim: Any, base: str, args: argparse.Namespace) -> str:
+    """What ``simulate`` prints: the calls it serves (when, in which zone), and a
+    settings block to paste into ``.env`` with the command that archives them."""
+    config = sim.config
+    start = config.start.astimezone(config.tz)
+    end = start + config.span
+    # The backfill's range: whole days around the calls, in the source's zone.
+    since = start.date()
+    until = (end - timedelta(microseconds=1)).date() + timedelta(days=1)
+    arriving = f"; a new one every {args.new_every:g} s" if args.new_every > 0 else ""
+    return (
+        f"Simulated provider listening on {base}\n"
+        f"  {len(sim.calls)} calls (seed {args.seed}), started between "
+        f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} {config.timezone}{arriving}\n"
+        f"  epacific: api_key {config.api_key}  api_secret {config.api_secret}\n"
+        f"  control:  GET {base}/_sim/stats, POST {base}/_sim/faults\n"
+        "\n"
+        "Settings to paste into .env (the cdr_v2 API; for epacific, set the kind to epacific\n"
+        "and give the api_key and api_secret above instead of the token):\n"
+        "\n"
+        "ARCHIVER_SOURCE__KIND=cdr_v2\n"
+        f"ARCHIVER_SOURCE__BASE_URL={base}\n"
+        f"ARCHIVER_SOURCE__TOKEN={config.token}\n"
+        "\n"
+        f"then: archiver check && archiver backfill --since {since} --until {until}"
+        + ("\n  or: archiver run" if args.recent else "")
+    )

@@ -18,7 +18,7 @@ from contextlib import aclosing
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from archiver.errors import ConfigError
+from archiver.errors import UsageError
 from archiver.exits import ExitCode
 from archiver.manifest.reader import in_range, list_manifests, read_manifests, require_archive
 from archiver.manifest.seal import seal
@@ -95,7 +95,7 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
     since, until = parse_range(args.since, args.until, settings.source.tz)
     concurrency = settings.concurrency if args.concurrency is None else args.concurrency
     if not 1 <= concurrency <= 512:
-        raise ConfigError("--concurrency: between 1 and 512")
+        raise UsageError("--concurrency: between 1 and 512")
     async with open_store(settings.storage, max_connections=concurrency + 8) as store:
         await require_archive(store)
         manifests = await list_manifests(store, since, until, settings.source.tz)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, tzinfo
 
-from archiver.errors import ConfigError
+from archiver.errors import UsageError
 from archiver.timeutil import parse_user_time
 
 
@@ -25,7 +25,7 @@ def parse_range(
         start = parse_user_time(since, tz) if since else None
         end = parse_user_time(until, tz) if until else None
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if start is not None and end is not None and end <= start:
-        raise ConfigError("--until must be later than --since")
+        raise UsageError("--until must be later than --since")
     return start, end

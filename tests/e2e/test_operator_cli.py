@@ -3,12 +3,15 @@ the simulator."""
 
 from __future__ import annotations
 
+import asyncio
+import shlex
+import signal
 from pathlib import Path
 
 import pytest
 
 from archiver.simulator import Simulator
-from tests.support.cli import QUICK, archiver_env, run_cli
+from tests.support.cli import QUICK, archiver_env, cli_env, run_cli, start_cli
 
 SINCE, UNTIL = "2021-02-17", "2021-02-18"
 pytestmark = pytest.mark.sim(seed=4, calls=5, recording_fraction=1.0, max_size=40_000)
@@ -30,3 +33,56 @@ async def test_a_wrong_token_on_a_range_already_archived_is_refused(
     again = await run_cli("backfill", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)
     assert again.code == 0, again.err
     assert "listed 0 CDR(s)" in again.out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("backfill", "--since", "2021-13-01", "--until", UNTIL), "usage error: "),
+        (("backfill", "--since", UNTIL, "--until", SINCE), "usage error: --until must be later"),
+        (("search", "--limit", "0"), "usage error: --limit: at least 1"),
+        (("audit", "--since", "yesterday-ish"), "usage error: "),
+        (("backfill", "--sinse", SINCE), "usage error: the following arguments are required"),
+    ],
+)
+async def test_command_line_mistakes_are_usage_errors(
+    sim: Simulator, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    r = await run_cli(*args, env=archiver_env(tmp_path, sim=sim), cwd=tmp_path)
+    assert r.code == 2, (r.out, r.err)
+    [line] = r.err.splitlines()
+    assert line.startswith(f"archiver: {message}"), line
+    assert "configuration error" not in line
+
+
+async def test_the_settings_block_simulate_prints_works_pasted_as_is(tmp_path: Path) -> None:
+    proc = await start_cli("simulate", "--port", "0", "--calls", "7", env=cli_env(), cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        printed: list[str] = []
+        while not printed or not printed[-1].startswith("then: "):
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line, printed
+            printed.append(line.decode().rstrip("\n"))
+        assert "started between 2021-02-17 08:00 and 2021-02-17 14:00 Asia/Ho_Chi_Minh" in (
+            "\n".join(printed)
+        )
+        block = [ln for ln in printed if ln.startswith("ARCHIVER_")]
+        assert [ln.split("=")[0] for ln in block] == [
+            "ARCHIVER_SOURCE__KIND",
+            "ARCHIVER_SOURCE__BASE_URL",
+            "ARCHIVER_SOURCE__TOKEN",
+        ]
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / ".env").write_text("\n".join(block) + "\n")
+        commands = printed[-1].removeprefix("then: ").split(" && ")
+        assert commands[0] == "archiver check"
+        for command in commands:
+            r = await run_cli(*shlex.split(command)[1:], env=cli_env(), cwd=site)
+            assert r.code == 0, (command, r.out, r.err)
+        assert "archived 7 recording(s)" in r.out or "listed 7 CDR(s)" in r.out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0
