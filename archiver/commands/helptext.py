@@ -99,7 +99,7 @@ HELP: dict[str, CommandHelp] = {
         "What the state database says: the state file and the storage it describes, "
         "recordings by state, the checkpoint, the recent failures and the next retry. "
         "Reads only; never creates a state database.",
-        ("archiver status", "archiver status --failures 50"),
+        ("archiver status", "archiver status --failures 50", "archiver status --format json"),
         {ExitCode.OK: "success", ExitCode.USAGE: "bad settings, or no state database there"},
     ),
     "retry": CommandHelp(

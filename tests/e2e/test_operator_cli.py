@@ -4,6 +4,7 @@ the simulator."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
 import signal
 from pathlib import Path
@@ -86,3 +87,23 @@ async def test_the_settings_block_simulate_prints_works_pasted_as_is(tmp_path: P
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0
+
+
+async def test_status_as_json_says_what_the_text_says(sim: Simulator, tmp_path: Path) -> None:
+    env = archiver_env(tmp_path, sim=sim, tuning=QUICK)
+    r = await run_cli("backfill", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    r = await run_cli("status", "--format", "json", env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["state"] == str(tmp_path / "state.sqlite3")
+    assert report["storage"] == str(tmp_path / "archive")
+    assert report["recordings"]["archived"] == 5
+    assert sum(report["recordings"].values()) == 5
+    assert report["provider"] == "cdr_v2"
+    assert report["recent_failures"] == []
+    text = await run_cli("status", env=env, cwd=tmp_path)
+    assert "  archived       5" in text.out
+    bad = await run_cli("status", "--format", "yaml", env=env, cwd=tmp_path)
+    assert bad.code == 2
+    assert bad.err.startswith("archiver: usage error: argument --format")
