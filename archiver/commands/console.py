@@ -22,6 +22,7 @@ from archiver.console.auth import (
     write_accounts,
 )
 from archiver.errors import ConfigError, UsageError
+from archiver.manifest.reader import require_archive
 from archiver.settings import Settings
 from archiver.storage import open_store
 
@@ -74,6 +75,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     from archiver.console.app import serve
 
     async with open_store(settings.storage, max_connections=16) as store:
+        # As verify and search do: an empty or absent storage is most likely a wrong
+        # ARCHIVER_STORAGE__URL, not an archive to serve "0 calls" of.
+        await require_archive(store)
         await serve(
             settings.console,
             settings.source.tz,

@@ -107,3 +107,18 @@ async def test_status_as_json_says_what_the_text_says(sim: Simulator, tmp_path: 
     bad = await run_cli("status", "--format", "yaml", env=env, cwd=tmp_path)
     assert bad.code == 2
     assert bad.err.startswith("archiver: usage error: argument --format")
+
+
+@pytest.mark.parametrize("folder", ["empty", "absent"])
+async def test_the_console_refuses_a_storage_with_no_archive(tmp_path: Path, folder: str) -> None:
+    archive = tmp_path / "archive"
+    if folder == "empty":
+        archive.mkdir()
+    env = cli_env({"ARCHIVER_STORAGE__URL": str(archive), "ARCHIVER_CONSOLE__PORT": "0"})
+    r = await run_cli("console", env=env, cwd=tmp_path, timeout=60)
+    assert r.code == 2, (r.out, r.err)
+    assert r.err.splitlines() == [
+        f"archiver: configuration error: no archive in {archive}: it holds no manifest "
+        "(check ARCHIVER_STORAGE__URL, or archive something first)"
+    ]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == (["archive"] if folder == "empty" else [])
