@@ -14,8 +14,8 @@ import pytest
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
-from tests.integration.test_chain import _legacy_archive as legacy_archive
 from tests.support.cli import archiver_env, local_storage_env, run_cli, s3_storage_env
+from tests.support.legacy import legacy_archive
 from tests.support.seaweed import free_ports
 from tests.support.tsa import LocalTsa, Mode, Pki, make_pki, serve_tsa
 

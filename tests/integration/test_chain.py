@@ -11,15 +11,14 @@ import pytest
 
 from archiver.manifest.reader import list_manifests
 from archiver.manifest.seal import seal
-from archiver.retrieval.index import index_manifest
 from archiver.retrieval.verify import ProblemKind, verify_archive
 from archiver.settings import StorageSettings
 from archiver.storage import ObjectStore, open_store
 from archiver.storage.layout import head_key, link_key
 from tests.support.cli import cli_env, run_cli
+from tests.support.legacy import legacy_archive, legacy_line
 
 UTC_TZ = __import__("datetime").UTC
-WAV = b"RIFF" + bytes(range(256)) * 4
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -38,37 +37,6 @@ async def _settings(storage) -> StorageSettings:
     return await made if hasattr(made, "__await__") else made
 
 
-def _legacy_line(n: int, store: ObjectStore) -> dict:
-    data = WAV + str(n).encode()
-    return {
-        "sip_call_id": f"s{n}",
-        "cdr_id": f"c{n}",
-        "provider": "cdr_v2",
-        "object_key": store.full_key(f"recordings/s{n}.wav"),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-        "call_started_at": "2021-02-17T08:00:00+07:00",
-    }
-
-
-async def _legacy_archive(store: ObjectStore, manifests: int = 3) -> list[str]:
-    """Manifest objects as the archiver wrote them before the chain: no proof, no link."""
-    keys = []
-    for m in range(manifests):
-        lines = [_legacy_line(m * 10 + i, store) for i in range(2)]
-        for line in lines:
-            data = WAV + line["sip_call_id"].removeprefix("s").encode()
-            key = store.relative_key(line["object_key"])
-            await store.put_bytes(key, data, sha256=line["sha256"], content_type="audio/wav")
-        content = "".join(json.dumps(line) + "\n" for line in lines).encode()
-        key = f"manifests/date=2021-02-17/{m + 1:012d}-0123456789ab.jsonl"
-        digest = hashlib.sha256(content).hexdigest()
-        await store.put_bytes(key, content, sha256=digest, content_type="application/x-ndjson")
-        await index_manifest(store, key, content)
-        keys.append(key)
-    return keys
-
-
 async def _verify(store: ObjectStore):
     return await verify_archive(store, await list_manifests(store, None, None, UTC_TZ))
 
@@ -76,7 +44,7 @@ async def _verify(store: ObjectStore):
 async def test_a_legacy_archive_verifies_as_legacy_and_seal_chains_it(storage) -> None:
     settings = await _settings(storage)
     async with open_store(settings) as store:
-        keys = await _legacy_archive(store)
+        keys = await legacy_archive(store)
         before = await _verify(store)
         assert before.ok, [p.line() for p in before.problems]
         assert before.legacy == 6
@@ -110,7 +78,7 @@ async def test_the_chain_catches_a_cut_a_rollback_and_an_unlinked_manifest(
 ) -> None:
     settings = await _settings(storage)
     async with open_store(settings) as store:
-        keys = await _legacy_archive(store)
+        keys = await legacy_archive(store)
         done = await seal(store)
         writer = done.writer
         assert writer is not None
@@ -135,7 +103,7 @@ async def test_the_chain_catches_a_cut_a_rollback_and_an_unlinked_manifest(
             (p.kind, p.where) for p in middle.problems
         }
         # A manifest object with proof lines that no link records.
-        line = {**_legacy_line(99, store), "etag": None, "version_id": None}
+        line = {**legacy_line(99, store), "etag": None, "version_id": None}
         content = (json.dumps(line) + "\n").encode()
         stray = "manifests/date=2021-02-17/000000000099-w0000000000000000.jsonl"
         digest = hashlib.sha256(content).hexdigest()
@@ -151,7 +119,7 @@ async def _noop() -> None:
 async def test_seal_from_the_command_line(tmp_path) -> None:
     settings = StorageSettings(url=str(tmp_path / "archive"))
     async with open_store(settings) as store:
-        await _legacy_archive(store, manifests=2)
+        await legacy_archive(store, manifests=2)
     env = cli_env({"ARCHIVER_STORAGE__URL": settings.url})
     sealed = await run_cli("seal", env=env, cwd=tmp_path)
     assert sealed.code == 0, sealed.err
@@ -169,7 +137,7 @@ async def test_a_link_beside_the_chain_or_past_its_head_is_not_proof(storage) ->
 
     settings = await _settings(storage)
     async with open_store(settings) as store:
-        await _legacy_archive(store)
+        await legacy_archive(store)
         done = await seal(store)
         writer = done.writer
         assert writer is not None
@@ -180,7 +148,7 @@ async def test_a_link_beside_the_chain_or_past_its_head_is_not_proof(storage) ->
 
         async def forge(seq: int, day: str) -> str:
             """A manifest object of proof lines and a link to it after link 1."""
-            line = {**_legacy_line(500 + seq, store), "etag": "e", "version_id": None}
+            line = {**legacy_line(500 + seq, store), "etag": "e", "version_id": None}
             content = (json.dumps(line) + "\n").encode()
             key = f"manifests/date={day}/{seq:012d}-forged.jsonl"
             digest = hashlib.sha256(content).hexdigest()
@@ -203,14 +171,14 @@ async def test_a_fork_below_the_head_is_a_broken_chain(storage) -> None:
 
     settings = await _settings(storage)
     async with open_store(settings) as store:
-        await _legacy_archive(store, manifests=3)
+        await legacy_archive(store, manifests=3)
         writer = (await seal(store)).writer
         assert writer is not None
         head = Head.from_bytes(await _read(store, head_key(writer)))
         assert head.seq == 3
         # Link 3 rewritten? No: a new link numbered 0 beside link 1, reached by no walk.
         first_bytes = await _read(store, link_key(writer, 1))
-        line = {**_legacy_line(600, store), "etag": "e", "version_id": None}
+        line = {**legacy_line(600, store), "etag": "e", "version_id": None}
         content = (json.dumps(line) + "\n").encode()
         key = "manifests/date=2021-02-17/000000000600-forged.jsonl"
         await store.put_bytes(
