@@ -11,6 +11,8 @@
   the exactly-once check, for tests that drive the pipeline in process.
 - :mod:`tests.support.stepped`: the injected clock (``Clock``) and ``until``,
   for tests that wait on a condition instead of a fixed time.
+- :mod:`tests.support.legacy`: an archive as written before the manifest chain
+  (what ``archiver seal`` is for).
 - :mod:`tests.support.web`: a throwaway aiohttp server on a free loopback port.
 - :mod:`tests.support.tsa`: a local RFC 3161 time-stamping authority (OpenSSL's
   ``ts -reply`` behind such a server) and the test PKI it signs with.
