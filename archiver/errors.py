@@ -8,6 +8,7 @@
      ├── FatalError             stop now: retrying cannot help
      │    ├── AuthenticationError   the provider refused our credentials
      │    ├── StorageError          the storage refused or cannot be reached
+     │    │    └── PlantedLinkError     a local key's folder is a symbolic link
      │    ├── StateUnavailableError the state database went away or passed its deadline
      │    └── PagingError           the provider's paging went wrong (repeated page...)
      │         └── ListingLimitError  a bound on a listing was hit (body, rows, pages, time)
@@ -65,6 +66,20 @@ class AuthenticationError(FatalError):
 
 class StorageError(FatalError):
     """The storage cannot be reached, or refuses what we ask."""
+
+
+class PlantedLinkError(StorageError):
+    """A folder on the way to a local key is a symbolic link (planted: the archiver makes none).
+
+    Fatal for a write; ``verify`` and ``get`` report it as a problem of that key.
+    """
+
+    def __init__(self, where: str, key: str, folder: str) -> None:
+        super().__init__(
+            f"{where}: refusing {key}: {folder} is a symbolic link "
+            "(the local store follows none inside its directory)"
+        )
+        self.folder = folder
 
 
 class StateUnavailableError(FatalError):

@@ -5,18 +5,31 @@ The console's index (:mod:`archiver.console.tables`) and ``get``'s id index
 lines, audit records): deleting the file loses nothing, the next start
 rebuilds it. One connection, one statement at a time (a lock), off the event
 loop. Each index brings its own tables; both may share one file.
+
+It holds phone numbers and customer ids: the file is created 0600 in a folder
+created 0700 (SQLite gives its -wal and -shm files the database file's mode),
+and a file an older version left readable by others is made 0600 on open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from archiver.private_files import ensure_private_file, make_dirs
+
 T = TypeVar("T")
+log = logging.getLogger("archiver.index")
+INDEX_FILE_MODE = 0o600
+_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 class IndexDatabase:
@@ -27,6 +40,8 @@ class IndexDatabase:
 
     def __init__(self, path: Path, schema: str) -> None:
         self.path = path
+        if str(path) != ":memory:":
+            _private(path)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -56,3 +71,25 @@ class IndexDatabase:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return cls(path, schema)
+
+
+def _private(path: Path) -> None:
+    """Create the index file (and its missing folders) private; tighten an existing one.
+
+    An existing file readable by others (made 0644 by an older version) is
+    made 0600, with its -wal and -shm files: it holds phone numbers. Nothing
+    is done where the file is not ours to change (a read-only folder, another
+    owner): SQLite then opens it as it is, or says why not.
+    """
+    try:
+        make_dirs(path.parent, INDEX_FILE_MODE)
+        ensure_private_file(path, INDEX_FILE_MODE)
+    except OSError:
+        return
+    for suffix in _SIDE_FILES:
+        side = Path(f"{path}{suffix}")
+        with contextlib.suppress(OSError):
+            st = os.lstat(side)
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+                os.chmod(side, INDEX_FILE_MODE)
+                log.warning("the local index %s was readable by others: made 0600", side)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from archiver.index_db import IndexDatabase
@@ -28,8 +29,10 @@ from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import decoded_lines, line_ids, read_object
 from archiver.manifest.supersede import SUPERSEDE_PREFIX, parse_record_key
 from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
-from archiver.retrieval.index import confirm_linked, normalize_id, resolve
+from archiver.retrieval.index import choose, has_line, lookup, normalize_id
 from archiver.retrieval.local_index import SCHEMA, IdIndex
+from archiver.retrieval.orphans import OrphanRule, no_recording_without_line
+from archiver.retrieval.proof import ChainProver
 from archiver.storage import ObjectStore
 from archiver.storage.layout import (
     CHAIN_PREFIX,
@@ -54,32 +57,102 @@ def _open(path: Path) -> IndexDatabase:
         return IndexDatabase(Path(":memory:"), SCHEMA)
 
 
+@dataclass(frozen=True, slots=True)
+class Located:
+    """The call an id names, proven in the chain; ``refused``: other lines with the id that
+    are not (forged beside the chain, or cut from it), each with why."""
+
+    call: ManifestEntry
+    refused: list[str] = field(default_factory=list)
+
+
 async def find_call(
     store: ObjectStore, index_path: Path, ident: str, provider: str | None = None
 ) -> ManifestEntry:
-    """The archived call ``ident`` names, checked against its manifest object.
+    """The archived call ``ident`` names, proven in the chain (see :func:`locate`)."""
+    return (await locate(store, index_path, ident, provider)).call
 
-    ``index_path`` is the local index's file (created if missing). Raises
-    CallNotFoundError, AmbiguousIdError or IntegrityError as
-    :func:`archiver.retrieval.index.resolve` does.
+
+async def locate(
+    store: ObjectStore,
+    index_path: Path,
+    ident: str,
+    provider: str | None = None,
+    *,
+    orphans: OrphanRule | None = None,
+) -> Located:
+    """The archived call ``ident`` names, its manifest object proven in the chain.
+
+    ``index_path`` is the local index's file (created if missing). Every line
+    with the id is held to the chain (:class:`ChainProver`): a line outside it
+    (a forgery reusing a real call's id, a batch cut from the chain) never
+    hides the genuine call; it is served when it alone is proven, and the
+    others are listed in ``Located.refused``. Raises AmbiguousIdError when
+    several proven lines answer, IntegrityError when only unproven ones do,
+    and CallNotFoundError when none does; before that, with ``orphans``, a
+    recording of that id still in the storage with no line, older than the
+    rule's bound, raises IntegrityError (CUT): its line was cut or never written.
     """
     keys = await _manifests_of(store, index_path, ident)
-    indexed: list[ManifestEntry] = []
     contents: dict[str, bytes] = {}
+    refused: list[IntegrityError] = []
+    candidates: list[ManifestEntry] = []
     for key in keys:
-        contents[key] = await _read_manifest(store, key, ident)
-        indexed += lines_with(key, contents[key], ident)
-    try:
-        return await resolve(store, ident, provider, indexed, contents)
-    except CallNotFoundError:
-        if not indexed:
-            # The index names them but none has the line: unless each is the object
-            # its chain link records (then the hash merely collided), the manifest
-            # was changed after it was indexed, and the line may have been removed.
-            for key, content in contents.items():
-                await confirm_linked(store, key, content)
-        await _no_manifest_missing(store)
-        raise
+        try:
+            contents[key] = await _read_manifest(store, key, ident)
+        except IntegrityError as exc:
+            refused.append(exc)
+            continue
+        candidates += lines_with(key, contents[key], ident)
+    for call in await lookup(store, ident):  # pointer objects of older archives
+        key = call.manifest_key or ""
+        if key not in contents:
+            try:
+                contents[key] = await _read_manifest(store, key, ident)
+            except IntegrityError as exc:
+                refused.append(exc)
+                continue
+        candidates.append(call)
+    prover = ChainProver(store)
+    proven: dict[tuple[str, str, str], ManifestEntry] = {}
+    wanted = normalize_id(ident)
+    for call in candidates:
+        if provider is not None and call.provider != provider:
+            continue
+        if wanted not in (normalize_id(call.sip_call_id), normalize_id(call.cdr_id)):
+            continue
+        key = call.manifest_key or ""
+        try:
+            await _prove_line(prover, call, key, contents[key])
+        except IntegrityError as exc:
+            refused.append(IntegrityError(exc.kind, f"{call.describe()} in {key}: {exc}"))
+            continue
+        proven.setdefault((call.provider, call.cdr_id, call.sha256), call)
+    if proven:
+        call = choose(ident, proven.values(), provider)
+        return Located(call, [str(exc) for exc in refused])
+    if refused:
+        raise refused[0]
+    # The index names them but none has the line: unless each is the object its
+    # chain proves (then the hash merely collided), the manifest was changed after
+    # it was indexed, and the line may have been removed.
+    for key, content in contents.items():
+        await prover.prove(key, content)
+    await _no_manifest_missing(store)
+    if orphans is not None:
+        await no_recording_without_line(store, ident, orphans)
+    raise CallNotFoundError(f"no archived call with id {ident!r}")
+
+
+async def _prove_line(prover: ChainProver, call: ManifestEntry, key: str, content: bytes) -> None:
+    """IntegrityError unless ``content`` has exactly this line and the chain proves it."""
+    if not has_line(content, call.fields):
+        raise IntegrityError(
+            IntegrityKind.INDEX_MISMATCH,
+            f"an index pointer for {call.sip_call_id} (cdr {call.cdr_id}) does not "
+            f"match its manifest object {key}",
+        )
+    await prover.prove(key, content)
 
 
 async def _manifests_of(store: ObjectStore, index_path: Path, ident: str) -> list[str]:
@@ -115,10 +188,18 @@ async def _read_manifest(store: ObjectStore, manifest_key: str, ident: str) -> b
     try:
         return await read_object(store, manifest_key)
     except KeyError:
+        pass
+    parsed = parse_manifest_key(manifest_key)
+    if parsed is not None and await store.head(link_key(parsed.writer, parsed.seq)) is None:
         raise IntegrityError(
-            IntegrityKind.MISSING,
-            f"manifest object {manifest_key} (indexed as holding {ident}) is missing",
-        ) from None
+            IntegrityKind.CUT,
+            f"the line of {ident} was cut: manifest object {manifest_key} (indexed here as "
+            "holding it) and its chain link are gone; run archiver verify",
+        )
+    raise IntegrityError(
+        IntegrityKind.MISSING,
+        f"manifest object {manifest_key} (indexed as holding {ident}) is missing",
+    )
 
 
 def lines_with(manifest_key: str, content: bytes, ident: str) -> list[ManifestEntry]:

@@ -6,8 +6,10 @@ From the storage alone (no state database): the local index of the manifests
 manifest object; the recording is verified against
 it before it is handed over. Every attempt leaves an audit record.
 
-Exit codes: 0 done; 2 bad usage, or an id naming several calls; 4 no such
-call; 5 the object is missing or not the manifest's bytes (no file written).
+Exit codes: 0 done; 2 bad usage, or an id naming several calls proven in the
+chain; 4 no such call; 5 the object is missing or not the manifest's bytes (no
+file written), the line is outside the proven chain, or the call's line was cut
+(its recording is stored, no proven line names it).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from archiver.commands.finding import find_call
-from archiver.errors import ArchiverError, StorageError, UsageError
+from archiver.commands.finding import locate
+from archiver.errors import ArchiverError, PlantedLinkError, StorageError, UsageError
 from archiver.exits import ExitCode, fail
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import require_archive
@@ -27,6 +29,7 @@ from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
 from archiver.retrieval.fetch import Fetched, fetch_to_file, presigned_url
+from archiver.retrieval.orphans import OrphanRule
 from archiver.settings import Settings
 from archiver.storage import ObjectStore, open_store
 
@@ -90,8 +93,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with open_store(settings.storage, max_connections=4) as store:
         await require_archive(store)
         audit = AuditTrail(store, settings.operator)
+        rule = OrphanRule.of(
+            settings.storage.key_template, settings.manifest_interval, settings.orphan_margin
+        )
         try:
-            call = await find_call(store, settings.console.index_path, args.id, args.provider)
+            located = await locate(
+                store, settings.console.index_path, args.id, args.provider, orphans=rule
+            )
         except CallNotFoundError as exc:
             await audit.record_best_effort(action, call_target(args.id), "not_found")
             return fail(ExitCode.NOT_FOUND, str(exc))
@@ -101,10 +109,24 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         except IntegrityError as exc:
             await audit.record_best_effort(action, call_target(args.id), exc.kind.value)
             return fail(ExitCode.CORRUPT, str(exc))
+        call = located.call
         target = call_target(args.id, call)
-        if args.url:
-            return await _url(store, audit, call, target, expires)
-        return await _get(store, audit, call, target, Path(args.output), args.force)
+        if located.refused:
+            # A forged line reusing the id (or one cut from the chain) never hides the
+            # genuine call: it is served, and the others are named.
+            target["refused_lines"] = located.refused
+            for why in located.refused:
+                print(
+                    f"archiver: warning: not served, outside the proven chain: {why}",
+                    file=sys.stderr,
+                )
+        try:
+            if args.url:
+                return await _url(store, audit, call, target, expires)
+            return await _get(store, audit, call, target, Path(args.output), args.force)
+        except PlantedLinkError as exc:
+            await audit.record_best_effort(action, target, "symlink")
+            return fail(ExitCode.CORRUPT, str(exc))
 
 
 async def _url(
@@ -124,6 +146,14 @@ async def _url(
     details |= _version_details(signed.version_id, signed.replaced)
     await _record_or_refuse(audit, "url", target, details)
     _warn_replaced(signed.version_id, signed.replaced, "the URL names")
+    if signed.version_id is None:
+        print(
+            "archiver: warning: this URL names no version (the bucket keeps none, or the "
+            "line recorded none): it serves whatever is stored under the key when it is "
+            f"used, not necessarily the bytes verified now (SHA-256 {call.sha256}); check "
+            "what it serves against that, or use -o",
+            file=sys.stderr,
+        )
     print(signed.url)
     return 0
 

@@ -27,6 +27,7 @@ from archiver.manifest.writer import read_head
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.index import write_pointers
 from archiver.retrieval.options import add_range, parse_range
+from archiver.retrieval.orphans import OrphanRule
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.verify import VerifyReport, verify_archive
 from archiver.settings import Settings, TimestampSettings
@@ -111,6 +112,11 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
                 rehash=not args.no_rehash,
                 concurrency=concurrency,
                 on_progress=on_progress,
+                orphans=OrphanRule.of(
+                    settings.storage.key_template,
+                    settings.manifest_interval,
+                    settings.orphan_margin,
+                ),
             )
         stamps = await _check_stamps(store, settings.timestamp, report)
         if not manifests and report.ok:

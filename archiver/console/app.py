@@ -44,6 +44,7 @@ from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES
 from archiver.errors import ArchiverError, ListenError
 from archiver.index_db import IndexDatabase
+from archiver.retrieval.proof import ChainProver
 from archiver.settings import ConsoleSettings
 from archiver.storage.base import ObjectStore
 
@@ -194,6 +195,7 @@ def open_console(
         hashing=Hashing(),
         proxy=TrustedProxy(settings.proxy_header, settings.proxy_addresses),
         users=AccountsFile(settings.users_file),
+        prover=ChainProver(store),
     )
 
 

@@ -23,6 +23,7 @@ from archiver.console.index import CallIndex
 from archiver.console.sessions import Session, Sessions, account_stamp
 from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES, call_time, local_time, translator
+from archiver.retrieval.proof import ChainProver
 from archiver.settings import ConsoleSettings
 from archiver.storage.base import ObjectStore
 
@@ -45,6 +46,7 @@ class Console:
     hashing: Hashing
     proxy: TrustedProxy
     users: AccountsFile
+    prover: ChainProver  # proves a line's manifest object in the chain before it is served
     exporting: dict[str, int] = field(default_factory=dict)  # exports streaming, per user
 
     async def proxy_session(self, user: str) -> Session:

@@ -87,8 +87,9 @@ async def export(request: web.Request) -> web.StreamResponse:
     user = session_of(request).user
     target = {"calls": [f"{i.call.provider}:{i.call.cdr_id}" for i in items]}
     problems = {}
-    for item in items:
-        problem = await check_recording(console, item)
+    contents: dict[str, bytes] = {}  # each manifest object read once for the selection
+    for item in sorted(items, key=lambda i: i.call.manifest_key or ""):
+        problem = await check_recording(console, item, contents)
         if problem is not None:
             problems[item.call.cdr_id] = problem
     if problems:

@@ -1,5 +1,8 @@
 """Listening, downloading and holding one recording, each after a check against its line.
 
+A line is proven before its recording is served: its manifest object must be
+the one its chain link records, on the chain walked back from the writer's
+head, as ``get`` and ``verify`` prove it (a refusal is audited "refused").
 A recording is checked before it is served: its size and SHA-256 against the
 manifest line (the storage's stored checksum where it keeps one, else the
 bytes re-read and hashed: :func:`archiver.retrieval.verify.check_entry`). One
@@ -27,7 +30,10 @@ from archiver.console.auth import PlayGrant, Role
 from archiver.console.context import Console, console_of, needs, session_of
 from archiver.console.index import IndexedCall
 from archiver.errors import ArchiverError
+from archiver.manifest.reader import read_object
+from archiver.retrieval.errors import IntegrityError
 from archiver.retrieval.fetch import archived_version, mismatch
+from archiver.retrieval.index import has_line
 from archiver.retrieval.verify import ProblemKind, VerifyReport, check_entry
 from archiver.storage.base import LockingStore, ObjectStore, VersionedStore
 
@@ -72,15 +78,50 @@ def target_of(item: IndexedCall) -> dict[str, Any]:
     }
 
 
-async def check_recording(console: Console, item: IndexedCall) -> str | None:
-    """Why the recording is not its manifest line's, or None; remembered in the index."""
-    # Against the proof recorded at write time; an object the storage keeps no
-    # checksum of (a local file) is read back and hashed.
-    problem = await check_entry(console.store, item.call, False, VerifyReport())
-    if problem is not None and problem.kind is ProblemKind.ALTERED:
-        # Replaced: read it to say whether its bytes are still the archived ones.
-        problem = await check_entry(console.store, item.call, True, VerifyReport())
-    reason = problem.line() if problem else None
+async def prove_line(
+    console: Console, item: IndexedCall, contents: dict[str, bytes] | None = None
+) -> str | None:
+    """Why the call's line is not proven by the chain, or None.
+
+    The manifest object named is read (``contents`` keeps the last one read, for
+    a selection taken in manifest order), must
+    hold exactly this line, and must be the object its chain link records, on
+    the chain walked back from the writer's head (:class:`ChainProver`): a line
+    edited to match a tampered recording, or one in a manifest object planted
+    beside the chain or cut from it, is refused as ``get`` refuses it.
+    """
+    key = item.call.manifest_key or ""
+    cache = {} if contents is None else contents
+    try:
+        if key not in cache:
+            cache.clear()  # one manifest object held at a time: memory stays bounded
+            cache[key] = await read_object(console.store, key)
+        if not has_line(cache[key], item.call.fields):
+            return f"OUT-OF-CHAIN {key}: the manifest object no longer holds this line"
+        await console.prover.prove(key, cache[key])
+    except KeyError:
+        return f"OUT-OF-CHAIN {key}: the manifest object is gone (cut from the archive?)"
+    except IntegrityError as exc:
+        return f"OUT-OF-CHAIN {key}: {exc}"
+    return None
+
+
+async def check_recording(
+    console: Console, item: IndexedCall, contents: dict[str, bytes] | None = None
+) -> str | None:
+    """Why the recording may not be served, or None; remembered in the index.
+
+    First its line, proven in the chain (:func:`prove_line`); then the recording
+    against the line's proof recorded at write time (an object the storage keeps
+    no checksum of, a local file, is read back and hashed).
+    """
+    reason = await prove_line(console, item, contents)
+    if reason is None:
+        problem = await check_entry(console.store, item.call, False, VerifyReport())
+        if problem is not None and problem.kind is ProblemKind.ALTERED:
+            # Replaced: read it to say whether its bytes are still the archived ones.
+            problem = await check_entry(console.store, item.call, True, VerifyReport())
+        reason = problem.line() if problem else None
     await console.calls.record_check(item.id, reason)
     return reason
 

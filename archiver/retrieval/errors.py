@@ -29,6 +29,8 @@ class IntegrityKind(StrEnum):
     MISSING = "missing"  # the object (or the manifest object) is not in the storage
     CORRUPT = "corrupt"  # the bytes are not the ones the manifest records
     INDEX_MISMATCH = "index_mismatch"  # the id index disagrees with the manifest
+    OUT_OF_CHAIN = "out_of_chain"  # the line's manifest object is not proven by the chain
+    CUT = "cut"  # the line's batch was cut from the chain (or its recording has no line)
 
 
 class IntegrityError(ArchiverError):

@@ -241,7 +241,7 @@ async def confirm_in_manifest(
                 IntegrityKind.MISSING,
                 f"manifest object {call.manifest_key} (recording {call.sip_call_id}) is missing",
             ) from None
-    if not _has_line(content, call.fields):
+    if not has_line(content, call.fields):
         raise IntegrityError(
             IntegrityKind.INDEX_MISMATCH,
             f"the index entry for {call.sip_call_id} (cdr {call.cdr_id}) does not match "
@@ -251,7 +251,7 @@ async def confirm_in_manifest(
         await confirm_linked(store, call.manifest_key, content)
 
 
-def _has_line(content: bytes, fields: Mapping[str, object]) -> bool:
+def has_line(content: bytes, fields: Mapping[str, object]) -> bool:
     """Whether a line of ``content`` decodes to exactly ``fields`` (pure). Decoding is
     enough: ``fields`` came from a line that passed ManifestEntry's checks, and so would
     an equal one; the rest of the object's lines are not validated for one lookup."""

@@ -24,6 +24,8 @@ class ProblemKind(StrEnum):
     INDEX = "index"  # an id-index pointer that does not match the manifest
     DUPLICATE = "duplicate"  # a second call line of one call (provider, cdr id)
     SUPERSEDE = "supersede"  # a supersede record that names no duplicate of its call
+    SYMLINK = "symlink"  # a local folder on the way to the object is a symbolic link
+    ORPHAN = "orphan"  # a stored recording no manifest line names (older than the flush bound)
     TIMESTAMP = "timestamp"  # a chain head's trusted timestamp that does not verify
 
 

@@ -37,12 +37,14 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 
+from archiver.errors import PlantedLinkError
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import date_span, in_range, read_manifests
 from archiver.retrieval.chain_audit import ChainAudit, audit_chains
 from archiver.retrieval.duplicates import CallLines, read_records
 from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
+from archiver.retrieval.orphans import OrphanRule, OrphanScan
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 
@@ -66,6 +68,8 @@ class VerifyReport:
     unchained: int = 0  # legacy manifest objects under no chain
     pointers: int = 0  # id-index pointers cross-checked
     superseded: int = 0  # call lines a supersede record (archiver dedupe) sets aside
+    recordings_listed: int | None = None  # None: no orphan scan (a range was asked)
+    waiting: int = 0  # recordings with no line yet, too young to be orphans
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -97,6 +101,12 @@ class VerifyReport:
         )
         if self.superseded:
             text += f"; {self.superseded} duplicate call line(s) superseded (archiver dedupe)"
+        if self.recordings_listed is None:
+            text += "; orphans: not looked for (a range: verify the whole archive)"
+        else:
+            text += f"; orphans: {self.recordings_listed} recording(s) listed"
+            if self.waiting:
+                text += f", {self.waiting} recording(s) with no line yet (within the flush bound)"
         if self.unchained:
             text += (
                 f"; {self.unchained} legacy manifest object(s) under no chain "
@@ -205,6 +215,17 @@ async def check_entry(
 ) -> Problem | None:
     """Check one entry's object; updates ``report``'s counters, returns a problem or None."""
     try:
+        return await _check_entry(store, call, deep, report, rehash)
+    except PlantedLinkError as exc:
+        # A planted symbolic link on the way: a problem of this key, not a stop.
+        detail = f"{exc.folder} is a symbolic link (the archiver makes none): not followed"
+        return Problem(ProblemKind.SYMLINK, call.object_key, detail, call)
+
+
+async def _check_entry(
+    store: ObjectStore, call: ManifestEntry, deep: bool, report: VerifyReport, rehash: bool
+) -> Problem | None:
+    try:
         key = store.relative_key(call.object_key)
     except ValueError:
         return Problem(
@@ -275,17 +296,22 @@ async def verify_archive(
     rehash: bool = True,
     concurrency: int = 16,
     on_progress: Callable[[VerifyReport], None] | None = None,
+    orphans: OrphanRule | None = None,
 ) -> VerifyReport:
     """Check every entry of ``manifests`` (calls started in [since, until)), the chain, the index.
 
     At most ``concurrency`` objects are checked at once; the queue between the
-    manifest reader and the checkers is bounded, so memory stays small.
+    manifest reader and the checkers is bounded, so memory stays small. With
+    ``orphans`` and the whole archive asked, every recording listed that no
+    line names is reported once older than the rule's bound (ORPHAN).
     """
     report = VerifyReport(manifests=len(manifests))
     chains: ChainAudit = await audit_chains(store)
     report.problems += chains.problems
     expected = ExpectedPointers()
     lines = CallLines()
+    whole = since is None and until is None
+    scan = OrphanScan(orphans) if orphans is not None and whole else None
     seen: set[str] = set()
     queue: asyncio.Queue[ManifestEntry | None] = asyncio.Queue(maxsize=concurrency * 4)
     workers = max(1, concurrency)
@@ -307,6 +333,8 @@ async def verify_archive(
                     where = f"{bad.manifest_key} line {bad.line_number}"
                     report.problems.append(Problem(ProblemKind.BAD_LINE, where, bad.reason))
                 for call, number in zip(manifest.calls, manifest.numbers, strict=True):
+                    if scan is not None:
+                        scan.add(store, call)
                     if in_range(call, since, until):
                         lines.add(call, (manifest.key, number))
                         expected.add(call)
@@ -334,7 +362,9 @@ async def verify_archive(
         raise failed.exceptions[0] from None
     first, last = date_span(since, until, tz or UTC)
     report.problems += await chains.unseen(store, seen, first, last)
-    whole = since is None and until is None
+    if scan is not None:
+        report.problems += await scan.problems(store)
+        report.recordings_listed, report.waiting = scan.listed, scan.waiting
     records = await read_records(store, chains.links)
     duplicates, report.superseded = lines.duplicates(records.supersessions, whole=whole)
     report.problems += records.problems + duplicates

@@ -31,6 +31,9 @@ class RunSettings(BaseModel):
     # manifest_interval seconds (counted from the first line since the last write).
     manifest_batch: int = Field(default=1000, ge=1, le=100_000)
     manifest_interval: float = Field(default=10.0, gt=0)
+    # verify, get: a recording no manifest line names is an orphan (its line cut, or
+    # never written) once older than manifest_interval plus this many seconds.
+    orphan_margin: float = Field(default=300.0, ge=0)
     # Backfill: how long to wait, after listing, for retries that are not due yet.
     backfill_max_wait: float = Field(default=600.0, ge=0)
     # run: polls stay this many seconds behind now. 0 by default: a CDR written

@@ -90,6 +90,8 @@ class StoredObject:
     sha256: str | None = None
     content_type: str | None = None
     proof: ObjectProof = ObjectProof()
+    # When it was stored (a listing's LastModified, a file's mtime); None when not known.
+    modified: datetime | None = None
 
 
 class ObjectExistsError(Exception):

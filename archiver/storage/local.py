@@ -30,13 +30,13 @@ import os
 import stat
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import aiofiles
 
-from archiver.errors import RetriableError, StorageError
+from archiver.errors import PlantedLinkError, RetriableError, StorageError
 from archiver.private_files import DEFAULT_FILE_MODE, fsync_dir, make_dirs, parse_mode
 from archiver.storage.audio import CONTENT_TYPES
 from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject, Tagged, Written
@@ -118,10 +118,7 @@ class LocalStore:
             except (FileNotFoundError, NotADirectoryError):
                 return  # created by us, without following anything, when written
             if stat.S_ISLNK(st.st_mode):
-                raise StorageError(
-                    f"{self.description}: refusing {key}: {current} is a symbolic link "
-                    "(the local store follows none inside its directory)"
-                )
+                raise PlantedLinkError(self.description, key, str(current))
 
     @contextmanager
     def _os_errors(self, action: str, key: str) -> Iterator[None]:
@@ -287,7 +284,7 @@ class LocalStore:
             yield obj
 
     async def _walk(self, directory: Path, rel: str, prefix: str) -> AsyncIterator[StoredObject]:
-        for name, is_dir, size in await asyncio.to_thread(scan_sorted, directory):
+        for name, is_dir, size, mtime in await asyncio.to_thread(scan_sorted, directory):
             key = rel + name
             if is_dir:
                 sub = key + "/"
@@ -295,7 +292,8 @@ class LocalStore:
                     async for obj in self._walk(directory / name, sub, prefix):
                         yield obj
             elif key.startswith(prefix):
-                yield StoredObject(key, key, size, None, _content_type(key))
+                modified = datetime.fromtimestamp(mtime, UTC)
+                yield StoredObject(key, key, size, None, _content_type(key), modified=modified)
 
     async def delete(self, key: str) -> None:
         """Remove the file; nothing happens if it is absent."""

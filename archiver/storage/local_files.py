@@ -48,21 +48,22 @@ def unlink_quiet(path: Path) -> None:
         pass
 
 
-def scan_sorted(directory: Path) -> list[tuple[str, bool, int]]:
-    """(name, is_dir, size) of a directory's entries, in the order of the keys they hold.
+def scan_sorted(directory: Path) -> list[tuple[str, bool, int, float]]:
+    """(name, is_dir, size, mtime) of a directory's entries, in the order of the keys they hold.
 
     A directory sorts as ``name/``, so ``a.txt`` (``.`` < ``/``) comes before
     the keys in ``a/``: a depth-first walk then yields keys in plain string
     order, the order S3 lists them in.
     """
-    entries: list[tuple[str, bool, int]] = []
+    entries: list[tuple[str, bool, int, float]] = []
     try:
         with os.scandir(directory) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
-                    entries.append((entry.name, True, 0))
+                    entries.append((entry.name, True, 0, 0.0))
                 elif entry.is_file(follow_symlinks=False) and not is_hidden(entry.name):
-                    entries.append((entry.name, False, entry.stat().st_size))
+                    st = entry.stat(follow_symlinks=False)
+                    entries.append((entry.name, False, st.st_size, st.st_mtime))
     except (FileNotFoundError, NotADirectoryError):
         return []
     entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])

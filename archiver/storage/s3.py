@@ -419,8 +419,13 @@ class S3Store(S3ObjectLock):
                 for item in page.get("Contents", []):
                     full = str(item["Key"])
                     etag = str(item.get("ETag") or "").strip('"') or None
+                    modified = item.get("LastModified")
                     yield StoredObject(
-                        full[len(self._prefix) :], full, int(item["Size"]), proof=ObjectProof(etag)
+                        full[len(self._prefix) :],
+                        full,
+                        int(item["Size"]),
+                        proof=ObjectProof(etag),
+                        modified=modified if isinstance(modified, datetime) else None,
                     )
 
     async def delete(self, key: str) -> None:

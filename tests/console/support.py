@@ -38,10 +38,15 @@ TZ_NAME = "Asia/Ho_Chi_Minh"
 
 
 async def archived_storage(
-    storage: StorageSettings, workdir: Path, calls: int = 6, fixed_size: int | None = None
+    storage: StorageSettings,
+    workdir: Path,
+    calls: int = 6,
+    fixed_size: int | None = None,
+    **overrides: Any,
 ) -> None:
     """Write an archive of ``calls`` calls (all with a recording) into ``storage``
-    (recordings of ``fixed_size`` bytes each, if given)."""
+    (recordings of ``fixed_size`` bytes each, if given; ``overrides``: settings of the
+    backfill, such as ``manifest_batch``)."""
     sim = Simulator(
         SimConfig(
             seed=9, calls=calls, recording_fraction=1.0, max_size=120_000, fixed_size=fixed_size
@@ -49,7 +54,8 @@ async def archived_storage(
     )
     workdir.mkdir(parents=True, exist_ok=True)
     async with sim.serve() as base:
-        await backfill(make_settings(sim, base, storage, str(workdir / "state.sqlite3")), sim)
+        settings = make_settings(sim, base, storage, str(workdir / "state.sqlite3"), **overrides)
+        await backfill(settings, sim)
 
 
 async def manifest_calls(store: ObjectStore) -> list[ManifestEntry]:

@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 
 from archiver.console.auth import Role
+from archiver.manifest.seal import seal
+from archiver.storage import open_store
 from tests.console.support import (
     PASSWORD,
     audit_records,
@@ -256,6 +258,9 @@ async def test_path_traversal_in_ids_and_manifest_keys(local_archive, tmp_path):
     }
     evil = root / "manifests/date=2021-02-17/evil.jsonl"
     evil.write_text(json.dumps(line) + "\n")
+    # Sealed into the chain: even a chained line must not lead outside the storage.
+    async with open_store(local_archive) as store:
+        assert (await seal(store)).sealed == 1
     async with running_console(local_archive, tmp_path) as console:
         async with signed_in(console.url, "officer") as http:
             for path in (

@@ -1,0 +1,203 @@
+"""Proving a manifest object is in the chain before a line of it is served.
+
+``get``, ``hold`` and the console serve a line only from a manifest object
+that :class:`ChainProver` proves as ``verify`` would: a link records the
+object's key and exact SHA-256, and that link is reached by walking back from
+its writer's head, each step checked against the SHA-256 the next link
+records of it. A manifest object with no link (planted beside the chain), a
+link beside the chain, or a link past the head (its batch cut from the
+chain) is refused. A legacy object (named before the chain) is proven by the
+``archiver seal`` link that records it, or refused as out of the chain.
+
+The links proven are kept (writer, seq -> the link's SHA-256 and its
+predecessor), so a console proving one play after another reads each link
+once: a later walk uses a kept link only where the link it comes from, itself
+proven, records that very SHA-256. Each proof still reads the head, so a head
+moved back (a truncation) is seen at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from archiver.manifest.chain import Head, Link, sha256_hex
+from archiver.manifest.reader import read_object
+from archiver.retrieval.errors import IntegrityError, IntegrityKind
+from archiver.storage.base import ObjectStore
+from archiver.storage.layout import (
+    CHAIN_PREFIX,
+    head_key,
+    link_key,
+    parse_chain_key,
+    parse_manifest_key,
+)
+
+# Links read at once while walking a chain, and at most per walk read ahead.
+_CONCURRENCY = 16
+_READ_AHEAD = 1024
+SEAL_WRITER_PREFIX = "seal-"
+
+
+@dataclass(frozen=True, slots=True)
+class _Proven:
+    sha256: str
+    prev_seq: int | None
+    prev_sha256: str | None
+
+
+def _out(kind: IntegrityKind, text: str) -> IntegrityError:
+    return IntegrityError(kind, text)
+
+
+class ChainProver:
+    """Proves manifest objects against their writer's chain, walked from its head."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._proven: dict[tuple[str, int], _Proven] = {}
+        self._sealed: dict[str, tuple[str, int]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def prove(self, manifest_key: str, content: bytes) -> Link:
+        """The link that proves ``content`` is the manifest object ``manifest_key`` as the
+        chain records it; IntegrityError (OUT_OF_CHAIN, CUT or CORRUPT) otherwise."""
+        async with self._lock:  # one walk at a time: the second uses the first's links
+            return await self._prove(manifest_key, content)
+
+    async def _prove(self, manifest_key: str, content: bytes) -> Link:
+        parsed = parse_manifest_key(manifest_key)
+        if parsed is not None:
+            writer, seq = parsed.writer, parsed.seq
+        else:
+            sealed = (await self._seal_links()).get(manifest_key)
+            if sealed is None:
+                raise _out(
+                    IntegrityKind.OUT_OF_CHAIN,
+                    f"manifest object {manifest_key} is in no chain: no link records it "
+                    "(written before the chain and never sealed, or planted); not served",
+                )
+            writer, seq = sealed
+        where = link_key(writer, seq)
+        try:
+            raw = await read_object(self._store, where)
+            link = Link.from_bytes(raw)
+        except KeyError:
+            raise _out(
+                IntegrityKind.OUT_OF_CHAIN,
+                f"manifest object {manifest_key} is in no chain: its link {where} is missing "
+                "(planted beside the chain, or its batch was cut from it); not served",
+            ) from None
+        except ValueError as exc:
+            raise _out(IntegrityKind.CORRUPT, f"chain link {where} is unreadable: {exc}") from None
+        if (link.writer, link.seq, link.manifest_key) != (writer, seq, manifest_key):
+            raise _out(
+                IntegrityKind.OUT_OF_CHAIN,
+                f"chain link {where} records {link.manifest_key}, not {manifest_key}; not served",
+            )
+        if link.manifest_sha256 != sha256_hex(content):
+            raise _out(
+                IntegrityKind.CORRUPT,
+                f"manifest object {manifest_key} was altered: its SHA-256 is not the one its "
+                f"chain link {where} records; not served",
+            )
+        await self._on_chain(writer, seq, sha256_hex(raw))
+        return link
+
+    async def _on_chain(self, writer: str, seq: int, link_sha: str) -> None:
+        """IntegrityError unless the walk back from ``writer``'s head reaches link ``seq``
+        with SHA-256 ``link_sha``."""
+        try:
+            head = Head.from_bytes(await read_object(self._store, head_key(writer)))
+        except KeyError:
+            raise _out(
+                IntegrityKind.CUT,
+                f"the chain of writer {writer} has no head: link {seq} is not proven; "
+                "not served (run archiver verify)",
+            ) from None
+        except ValueError as exc:
+            raise _out(IntegrityKind.CORRUPT, f"the head of writer {writer}: {exc}") from None
+        if head.seq < seq:
+            raise _out(
+                IntegrityKind.CUT,
+                f"link {seq} of writer {writer} is past its chain's head (link {head.seq}): "
+                "its batch was cut from the chain, or the link was planted; not served "
+                "(run archiver verify)",
+            )
+        current: tuple[int, str] | None = (head.seq, head.link_sha256)
+        fetched: dict[int, bytes | None] = {}
+        while current is not None and current[0] >= seq:
+            at, sha = current
+            if at == seq:
+                if sha == link_sha:
+                    return
+                break
+            kept = self._proven.get((writer, at))
+            if kept is None or kept.sha256 != sha:
+                kept = await self._step(writer, at, sha, seq, fetched)
+            current = None if kept.prev_seq is None else (kept.prev_seq, kept.prev_sha256 or "")
+        raise _out(
+            IntegrityKind.OUT_OF_CHAIN,
+            f"link {seq} of writer {writer} is not on the chain walked back from its head "
+            f"(link {head.seq}): a link beside the chain; not served (run archiver verify)",
+        )
+
+    async def _step(
+        self, writer: str, at: int, sha: str, lowest: int, fetched: dict[int, bytes | None]
+    ) -> _Proven:
+        """Link ``at``, checked against the SHA-256 its successor (or the head) records."""
+        if at not in fetched:
+            # Read ahead: the links below ``at`` the walk will most likely need next.
+            wanted = [s for s in range(at, max(lowest, at - _READ_AHEAD) - 1, -1)]
+            wanted = [s for s in wanted if (writer, s) not in self._proven or s == at]
+            fetched |= await self._read_links(writer, wanted)
+        raw = fetched.get(at)
+        if raw is None:
+            raise _out(
+                IntegrityKind.CUT,
+                f"chain link {link_key(writer, at)} is missing: the chain of writer {writer} "
+                "is cut; not served (run archiver verify)",
+            )
+        if sha256_hex(raw) != sha:
+            raise _out(
+                IntegrityKind.CORRUPT,
+                f"chain link {link_key(writer, at)} was altered: its SHA-256 is not the one "
+                "the chain records; not served (run archiver verify)",
+            )
+        try:
+            link = Link.from_bytes(raw)
+        except ValueError as exc:
+            raise _out(IntegrityKind.CORRUPT, f"chain link {link_key(writer, at)}: {exc}") from None
+        proven = _Proven(sha, link.prev_seq, link.prev_sha256)
+        self._proven[(writer, at)] = proven
+        return proven
+
+    async def _read_links(self, writer: str, seqs: list[int]) -> dict[int, bytes | None]:
+        semaphore = asyncio.Semaphore(_CONCURRENCY)
+
+        async def one(seq: int) -> tuple[int, bytes | None]:
+            async with semaphore:
+                try:
+                    return seq, await read_object(self._store, link_key(writer, seq))
+                except KeyError:
+                    return seq, None
+
+        return dict(await asyncio.gather(*(one(seq) for seq in seqs)))
+
+    async def _seal_links(self) -> dict[str, tuple[str, int]]:
+        """Legacy manifest key -> the seal link recording it (listed and read once)."""
+        if self._sealed is None:
+            keys = []
+            async for obj in self._store.list(CHAIN_PREFIX + SEAL_WRITER_PREFIX):
+                parsed = parse_chain_key(obj.key)
+                if parsed is not None and parsed[1] is not None:
+                    keys.append(obj.key)
+            sealed: dict[str, tuple[str, int]] = {}
+            for key in keys:
+                try:
+                    link = Link.from_bytes(await read_object(self._store, key))
+                except (KeyError, ValueError):
+                    continue  # verify reports a broken link; it proves nothing here
+                sealed.setdefault(link.manifest_key, (link.writer, link.seq))
+            self._sealed = sealed
+        return self._sealed

@@ -1,0 +1,172 @@
+"""Issue 20's read side, as an auditor meets it: ``get`` and ``verify`` run as subprocesses on
+an archive an insider has worked on (SeaweedFS and a local directory).
+
+- a batch cut from the chain (its manifest object and link deleted, the head moved back):
+  ``get`` of one of its calls exits 5 saying the line was cut, whether or not the local
+  index knew the call, and ``verify`` names each recording left with no line (ORPHAN);
+- a recording with no line stored a moment ago is not yet an orphan;
+- a forged line reusing a real call's cdr id never hides the real call;
+- ``get --url`` with no version to pin warns that the URL serves whatever is stored;
+- the local index is created 0600 in a 0700 folder, whatever the umask;
+- a symlinked day folder is reported (exit 5), not a crash (exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from archiver.manifest.chain import sha256_hex
+from tests.e2e.readside_support import KINDS, Insider, several_batches
+from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.slow
+NOW = {"ARCHIVER_ORPHAN_MARGIN": "0"}  # a recording with no line is an orphan at once
+
+
+@pytest.fixture(params=KINDS)
+async def archive(request, tmp_path, make_bucket, s3_settings, seaweed) -> Insider:
+    kind = request.param
+    return await several_batches(kind, tmp_path, make_bucket, s3_settings, seaweed)
+
+
+async def _cli(archive: Insider, tmp_path: Path, *args: str, **extra: str):
+    return await run_cli(*args, env={**archive.env, **extra}, cwd=tmp_path)
+
+
+async def test_get_of_a_cut_call_exits_5_and_verify_names_its_orphans(archive, tmp_path):
+    lines = await archive.lines()
+    kept = lines[0]
+    # A machine that indexed the archive before the cut (its local index knows the call).
+    warm = await _cli(archive, tmp_path, "get", kept["cdr_id"], "-o", str(tmp_path / "a.wav"))
+    assert warm.code == 0, warm.err
+    _, cut = await archive.truncate()
+    assert cut
+    assert kept["_manifest"] != cut[0]["_manifest"]
+    victim = cut[0]
+
+    known = await _cli(archive, tmp_path, "get", victim["sip_call_id"], "--url", **NOW)
+    assert known.code == 5, (known.out, known.err)
+    assert "cut" in known.err
+    assert victim["_manifest"] in known.err
+
+    cold_env = {"ARCHIVER_CONSOLE__INDEX_PATH": str(tmp_path / "cold.sqlite3")}
+    cold = await _cli(archive, tmp_path, "get", victim["sip_call_id"], "--url", **NOW, **cold_env)
+    assert cold.code == 5, (cold.out, cold.err)
+    assert "cut" in cold.err
+    assert victim["object_key"] in cold.err
+    assert not list(tmp_path.glob("*.partial"))
+
+    # With the default margin the recordings are too young to be called orphans.
+    young = await _cli(archive, tmp_path, "get", victim["sip_call_id"], "--url", **cold_env)
+    assert young.code == 4, (young.out, young.err)
+    assert "not written yet" in young.err or "yet" in young.err
+
+    verify = await _cli(archive, tmp_path, "verify", **NOW)
+    assert verify.code == 5, verify.out
+    orphans = [row for row in verify.out.splitlines() if row.startswith("ORPHAN ")]
+    keys = {str(line["object_key"]).removeprefix(_prefix(archive)) for line in cut}
+    assert {row.split()[1].rstrip(":") for row in orphans} == keys, verify.out
+
+    # The archive's other calls are still served.
+    other = await _cli(archive, tmp_path, "get", kept["cdr_id"], "-o", str(tmp_path / "b.wav"))
+    assert other.code == 0, other.err
+
+
+def _prefix(archive: Insider) -> str:
+    if archive.server is None:
+        return ""
+    return archive.storage.bucket_and_prefix[1].rstrip("/") + "/"
+
+
+async def test_a_recording_stored_a_moment_ago_is_not_yet_an_orphan(archive, tmp_path):
+    # As a run leaves it between the upload and its manifest line.
+    await archive.put("recordings/2021/02/17/in-flight-call.wav", b"RIFF" + b"\0" * 60)
+    verify = await _cli(archive, tmp_path, "verify")
+    assert verify.code == 0, verify.out
+    assert "ORPHAN" not in verify.out
+    assert "1 recording(s) with no line yet" in verify.out
+    late = await _cli(archive, tmp_path, "verify", **NOW)
+    assert late.code == 5
+    assert "ORPHAN recordings/2021/02/17/in-flight-call.wav:" in late.out
+
+
+async def test_a_forged_line_reusing_a_cdr_id_never_hides_the_real_call(archive, tmp_path):
+    real = (await archive.lines())[0]
+    planted = b"RIFF-planted-recording"
+    forged = {
+        **{k: v for k, v in real.items() if k != "_manifest"},
+        "sip_call_id": "forged-sip-id",
+        "object_key": str(real["object_key"]).replace(real["sip_call_id"], "forged-sip-id"),
+        "sha256": sha256_hex(planted),
+        "size": len(planted),
+        "etag": None,
+        "checksum_sha256": None,
+    }
+    await archive.put(str(forged["object_key"]).removeprefix(_prefix(archive)), planted)
+    forged_key = "manifests/date=2021-02-17/000000000900-wforger00000001.jsonl"
+    await archive.put(forged_key, (json.dumps(forged) + "\n").encode())
+
+    out = tmp_path / "real.wav"
+    got = await _cli(archive, tmp_path, "get", real["cdr_id"], "-o", str(out))
+    assert got.code == 0, got.err
+    assert sha256_hex(out.read_bytes()) == real["sha256"]
+    assert forged_key in got.err
+    assert "outside the proven chain" in got.err
+
+    # The forged line alone (by its own sip_call_id) is refused.
+    alone = await _cli(archive, tmp_path, "get", "forged-sip-id", "-o", str(tmp_path / "f.wav"))
+    assert alone.code == 5, (alone.out, alone.err)
+    assert forged_key in alone.err
+    assert not (tmp_path / "f.wav").exists()
+
+
+async def test_get_url_with_no_version_warns_it_serves_what_is_stored(archive, tmp_path):
+    line = (await archive.lines())[0]
+    got = await _cli(archive, tmp_path, "get", line["sip_call_id"], "--url")
+    assert got.code == 0, got.err
+    assert "serves whatever is stored" in got.err
+    assert got.out.strip()
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("archive", ["local"], indirect=True)
+async def test_the_local_index_is_private(archive, tmp_path, umask_022):
+    line = (await archive.lines())[0]
+    got = await _cli(archive, tmp_path, "get", line["cdr_id"], "-o", str(tmp_path / "x.wav"))
+    assert got.code == 0, got.err
+    index = Path(archive.env["ARCHIVER_CONSOLE__INDEX_PATH"])
+    assert stat.S_IMODE(index.parent.stat().st_mode) == 0o700
+    files = [p for p in index.parent.iterdir()]
+    assert index in files
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+@pytest.mark.parametrize("archive", ["local"], indirect=True)
+async def test_a_symlinked_day_folder_is_reported_not_a_crash(archive, tmp_path):
+    day = archive.path("recordings/2021/02/17")
+    moved = tmp_path / "elsewhere"
+    day.rename(moved)
+    day.symlink_to(moved, target_is_directory=True)
+    verify = await _cli(archive, tmp_path, "verify")
+    assert verify.code == 5, (verify.out, verify.err)
+    rows = [row for row in verify.out.splitlines() if row.startswith("SYMLINK recordings/")]
+    assert len(rows) == len(await archive.lines())
+    assert "is a symbolic link" in rows[0]
+    line = (await archive.lines())[0]
+    got = await _cli(archive, tmp_path, "get", line["cdr_id"], "-o", str(tmp_path / "y.wav"))
+    assert got.code == 5, (got.out, got.err)
+    assert "symbolic link" in got.err
