@@ -135,7 +135,7 @@ async def advance_head(store: ObjectStore, link_bytes: bytes) -> Head | None:
 async def flush_manifest(
     state: BatchQueue,
     store: ObjectStore,
-    max_lines: int = 1000,
+    max_lines: int,
     on_head: HeadHook | None = None,
 ) -> int:
     """Batch every archived-but-unlisted recording and write every unwritten batch.
