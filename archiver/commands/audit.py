@@ -16,9 +16,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from archiver.commands.time_range import add_range, parse_range
 from archiver.manifest.reader import require_archive
 from archiver.retrieval.audit import AuditQuery, audit_csv, read_trail
-from archiver.retrieval.options import add_range, parse_range
 from archiver.settings import Settings
 from archiver.storage import open_store
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from archiver.commands.time_range import add_range, parse_range
 from archiver.errors import ArchiverError, StorageError, UsageError
 from archiver.exits import warn
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import list_manifests, require_archive
 from archiver.models import Direction
 from archiver.retrieval.audit import AuditTrail
-from archiver.retrieval.options import add_range, parse_range
 from archiver.retrieval.search import (
     TABLE_COLUMNS,
     SearchQuery,

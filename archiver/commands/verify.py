@@ -18,6 +18,7 @@ from contextlib import aclosing
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from archiver.commands.time_range import add_range, parse_range
 from archiver.errors import UsageError
 from archiver.exits import ExitCode
 from archiver.manifest.reader import in_range, list_manifests, read_manifests, require_archive
@@ -26,7 +27,6 @@ from archiver.manifest.stamps import HeadStamp, check_head_stamps, stamp_head
 from archiver.manifest.writer import read_head
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.index import write_pointers
-from archiver.retrieval.options import add_range, parse_range
 from archiver.retrieval.orphans import OrphanRule
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.verify import VerifyReport, verify_archive

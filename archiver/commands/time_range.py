@@ -1,4 +1,4 @@
-"""What the retrieval commands share: their time-range options."""
+"""The ``--since``/``--until`` options the reading commands share (verify, search, audit)."""
 
 from __future__ import annotations
 
