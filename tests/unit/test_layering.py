@@ -227,3 +227,12 @@ def test_one_fail_and_retrieval_never_prints() -> None:
             and node.func.id == "print"
         ]
         assert calls == [], path
+
+
+def test_only_the_cli_and_the_commands_read_a_command_line() -> None:
+    reading = sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if "argparse" in _imports(path)
+    )
+    assert [p for p in reading if p != "cli.py" and not p.startswith("commands/")] == []
