@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import yaml
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Simulator
 from tests.support.cli import DAEMON, s3_storage_env, source_env
 from tests.support.pipeline import read_archive
-from tests.support.podman import Done, podman, write_env_file
+from tests.support.podman import REPO, Done, podman, write_env_file
 from tests.support.seaweed import SeaweedServer
 
 # A daemon quick to poll and retry (seconds, not the production minutes); the
@@ -99,3 +100,11 @@ def check(done: Done, what: str) -> Done:
     """Assert a podman command succeeded, with its output in the message."""
     assert done.code == 0, f"{what}: exit {done.code}\n{done.out}\n{done.err}"
     return done
+
+
+def compose_health(service: str) -> list[str]:
+    """The command of docker/compose.yaml's health check of ``service`` (after "CMD")."""
+    compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
+    test = compose["services"][service]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    return list(test[1:])

@@ -8,7 +8,7 @@ import re
 import aiohttp
 
 from archiver.simulator import SimConfig, Simulator
-from tests.container.support import check, http_get, wait_for
+from tests.container.support import check, compose_health, http_get, wait_for
 from tests.support.cli import s3_storage_env
 from tests.support.pipeline import backfill, make_settings
 from tests.support.podman import (
@@ -69,6 +69,8 @@ async def test_the_console_runs_from_the_image(
         return (await http_get(f"{url}/login"))[0] == 200
 
     await wait_for(serving, 90, "the console's sign-in page", logs_of=name)
+    # docker/compose.yaml's health check of its console service, in this container.
+    check(await podman("podman", "exec", name, *compose_health("console")), "compose's check")
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(url, cookie_jar=jar) as http:
         async with http.get("/login") as resp:

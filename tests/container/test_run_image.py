@@ -13,6 +13,7 @@ from archiver.simulator import Faults, SimConfig, Simulator
 from tests.container.support import (
     archived_ids,
     check,
+    compose_health,
     container_env,
     expected_ids,
     http_get,
@@ -85,6 +86,8 @@ async def test_the_image_archives_stops_on_sigterm_and_resumes(
         assert (await http_get(f"{service}/healthz"))[0] == 200
         # The image's own HEALTHCHECK, run by podman inside the container.
         check(await podman(*healthcheck_command(name)), "podman healthcheck run")
+        # ...and compose's, run in the same container.
+        check(await podman("podman", "exec", name, *compose_health("archiver")), "compose's")
         status, body = await http_get(f"{service}/metrics")
         assert status == 200
         assert metric(body, "archiver_recordings_archived_total") == len(expected_ids(sim))

@@ -53,7 +53,7 @@ def settings_of(monkeypatch, tmp_path):
 def test_the_default_profile_is_unchanged_and_the_replicas_need_their_profile():
     services = _services()
     default = sorted(name for name, s in services.items() if "profiles" not in s)
-    assert default == ["archiver", "minio", "minio-init"]
+    assert default == ["archiver", "console", "minio", "minio-init"]
     for name in ("postgres", *REPLICAS):
         assert services[name]["profiles"] == ["replicas"], name
 

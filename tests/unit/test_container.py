@@ -22,6 +22,7 @@ from aiohttp import web
 from dotenv import dotenv_values
 
 from archiver.cli import build_parser
+from archiver.commands import console as console_command
 from archiver.commands import run as run_command
 from archiver.commands import simulate as simulate_command
 from archiver.pipeline.hosts import HostPolicy
@@ -175,3 +176,72 @@ def test_compose_simulator_command_is_a_valid_archiver_command():
     assert args.handler is simulate_command.run
     assert args.host == "0.0.0.0"
     assert args.recent
+
+
+def _health_command(service: str) -> list[str]:
+    test = _compose()["services"][service]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    return list(test[1:])
+
+
+def test_every_compose_service_has_a_health_check_but_the_one_shot_job():
+    services = _compose()["services"]
+    for name, service in services.items():
+        if name == "minio-init":
+            # A job that runs once: the others wait for it to complete, not to be healthy.
+            assert "healthcheck" not in service
+            waits = [s["depends_on"].get(name) for s in services.values() if "depends_on" in s]
+            assert {"condition": "service_completed_successfully"} in waits
+            continue
+        check = service["healthcheck"]
+        assert check["test"][0] == "CMD", name
+        assert check.get("retries", 3) >= 1, name
+
+
+def test_compose_runs_the_console_from_the_image_on_its_own_volume(clean_env):
+    services = _compose()["services"]
+    console = services["console"]
+    assert console["image"] == services["archiver"]["image"]
+    args = build_parser().parse_args(console["command"])
+    assert args.handler is console_command.run
+    # The image listens on the console's port; compose publishes that port.
+    env = _env_from_dockerfile()
+    for key, value in {**env, **_archiver_env_file()}.items():
+        clean_env.setenv(key, value)
+    settings = load_settings()
+    assert settings.console.host == "0.0.0.0"
+    assert console["ports"] == [f"{settings.console.port}:{settings.console.port}"]
+    assert settings.storage.is_s3
+    [volume] = console["volumes"]
+    assert volume.split(":") == ["console-data", str(Path(settings.state.path).parent)]
+    assert "console-data" in _compose()["volumes"]
+    assert console["depends_on"]["archiver"] == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "variable"),
+    [
+        ("archiver", "/healthz", "ARCHIVER_SERVICE__PORT"),
+        ("replica-1", "/healthz", "ARCHIVER_SERVICE__PORT"),
+        ("replica-2", "/healthz", "ARCHIVER_SERVICE__PORT"),
+        ("console", "/login", "ARCHIVER_CONSOLE__PORT"),
+    ],
+)
+@pytest.mark.parametrize(("status", "code"), [(200, 0), (503, 1)])
+async def test_the_compose_health_checks_ask_the_right_path_on_the_set_port(
+    service, path, variable, status, code
+):
+    async def answer(_: web.Request) -> web.Response:
+        return web.json_response({"status": "x"}, status=status)
+
+    async with serve({path: answer}) as server:
+        command = _health_command(service)
+        assert command[0] == "python3"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *command[1:],
+            env={**os.environ, variable: str(server.port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert await proc.wait() == code
