@@ -7,7 +7,11 @@ one line; then the totals per day. Exit 0 when nothing is missing, 5 otherwise,
 1 (one line) when the provider fails mid-listing: never a false "complete".
 
 ``--fix`` archives the missing recordings at once, through the same pipeline
-as the backfill, then reports again: what it archived is ``FIXED``.
+as the backfill, then reports again: what it archived is ``FIXED``. A missing
+call the state believes archived (its line lost: a batch cut from the chain)
+is not archived again by the pipeline: its kept line is re-proven against the
+stored object and written again under a chain of its own
+(:mod:`archiver.retrieval.repair`), or reported FAILED with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from archiver.errors import ArchiverError
 from archiver.exits import ExitCode
 from archiver.http import ApiClient, make_session
 from archiver.logs import redact
+from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import in_range, list_manifests, read_manifests, require_archive
 from archiver.models import CallRecord
 from archiver.pipeline.producers import GivenCalls
@@ -38,6 +43,7 @@ from archiver.retrieval.reconcile import (
     to_json,
     to_lines,
 )
+from archiver.retrieval.repair import line_of, repair_lines
 from archiver.settings import Settings, require_source
 from archiver.sources import Page, make_source
 from archiver.state import open_state_read_only
@@ -114,10 +120,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             raise
         code = 0
         if args.fix and report.to_fix:
-            code = await fix(settings, report.to_fix)
+            to_archive, refused = await relined(settings, store, report.to_fix)
+            if to_archive:
+                code = await fix(settings, to_archive)
             archived, _ = await archived_in_range(store, since, until, settings.source.tz)
             now = {i for i in _identities(report.to_fix) if i in archived}
-            report = rec.report(await state_failures(settings), archived_now=now)
+            report = rec.report({**await state_failures(settings), **refused}, archived_now=now)
         _print(report, args.format, fix=args.fix)
         result = "complete" if report.complete else "incomplete"
         await audit.record_best_effort("reconcile", target, result, report.totals())
@@ -182,6 +190,47 @@ async def state_failures(settings: Settings) -> dict[Identity, str]:
 async def _failures(reports: Reports) -> dict[Identity, str]:
     # The kind first (a value to sort and count by), then the words the state kept.
     return {(f.provider, f.cdr_id): f"{f.kind.value}: {f.reason}" for f in await reports.failures()}
+
+
+async def relined(
+    settings: Settings, store: ObjectStore, calls: list[CallRecord]
+) -> tuple[list[CallRecord], dict[Identity, str]]:
+    """The missing calls the state believes archived: their kept lines re-proven against
+    the stored objects and written again (:mod:`archiver.retrieval.repair`); says what it
+    did. Returns the calls left to archive, and why each refused one could not be
+    re-lined (the report's FAILED reason)."""
+    lines: dict[Identity, ManifestEntry] = {}
+    async with open_state_read_only(settings.state) as state:
+        if state is not None:
+            for call in calls:
+                text = await state.reports.archived_line(call.provider.value, call.cdr_id)
+                if text is not None:
+                    lines[(call.provider.value, call.cdr_id)] = line_of(text)
+    rest = [c for c in calls if (c.provider.value, c.cdr_id) not in lines]
+    if not lines:
+        return rest, {}
+    done = await repair_lines(store, list(lines.values()), settings.source.tz)
+    print(
+        f"--fix: {len(lines)} missing recording(s) the state believes archived "
+        "(their manifest lines are gone): re-proving each stored object",
+        file=sys.stderr,
+    )
+    for key, entries in done.written.items():
+        print(
+            f"--fix: re-proved {len(entries)} stored object(s) and wrote their line(s) "
+            f"again in {key} (chain {done.writer})",
+            file=sys.stderr,
+        )
+    refused: dict[Identity, str] = {}
+    for entry, why in done.refused:
+        reason = (
+            f"the state believes it archived as {entry.object_key}, but the stored object "
+            f"is not re-proven ({why}): not re-lined; archive it again after checking "
+            "the storage (archiver verify)"
+        )
+        refused[entry.identity] = reason
+        print(f"--fix: {entry.describe()}: {reason}", file=sys.stderr)
+    return rest, refused
 
 
 async def fix(settings: Settings, calls: list[CallRecord]) -> int:

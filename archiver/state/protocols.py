@@ -209,6 +209,11 @@ class Reports(Protocol):
         """A job by cdr_id or sip_call_id (any provider), or None. Surrounding
         whitespace is ignored; of several matches, the call that started last."""
 
+    async def archived_line(self, provider: str, cdr_id: str) -> str | None:
+        """The manifest line (its JSON text) the state keeps of an archived call, or
+        None when the call is not archived here (``reconcile --fix`` writes it again
+        when the manifest lost it)."""
+
 
 class State(Protocol):
     """An open state database: its parts, and closing it."""

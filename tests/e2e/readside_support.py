@@ -38,6 +38,10 @@ class Insider:
         bucket, prefix = self.storage.bucket_and_prefix
         return bucket, (prefix.rstrip("/") + "/" if prefix else "")
 
+    def relative(self, object_key: str) -> str:
+        """A manifest line's ``object_key`` as a key under the storage's root."""
+        return object_key.removeprefix(self._bucket_prefix[1]) if self.server else object_key
+
     def path(self, key: str) -> Path:
         return Path(self.storage.url) / key
 
@@ -105,10 +109,17 @@ class Insider:
 
 
 async def several_batches(
-    kind: str, tmp_path: Path, make_bucket: Any, s3_settings: Any, server: SeaweedServer | None
+    kind: str,
+    tmp_path: Path,
+    make_bucket: Any,
+    s3_settings: Any,
+    server: SeaweedServer | None,
+    served: Simulator | None = None,
 ) -> Insider:
-    """Six calls archived two lines per manifest object (so three links), on ``kind``."""
-    sim = Simulator(SimConfig(seed=20, calls=6, recording_fraction=1.0, max_size=40_000))
+    """Six calls archived two lines per manifest object (so three links), on ``kind``;
+    from ``served`` (a simulator being served) if given. The builder's state stays in
+    ``tmp_path/builder/state.sqlite3``."""
+    sim = served or Simulator(SimConfig(seed=20, calls=6, recording_fraction=1.0, max_size=40_000))
     if kind == "local":
         storage = StorageSettings(url=str(tmp_path / "archive"))
         env: dict[str, str] = {"ARCHIVER_STORAGE__URL": storage.url}
@@ -119,11 +130,17 @@ async def several_batches(
         env = s3_storage_env(storage, server)
     builder = tmp_path / "builder"
     builder.mkdir()
-    async with sim.serve() as base:
+    if served is not None:
         settings = make_settings(
-            sim, base, storage, str(builder / "state.sqlite3"), manifest_batch=2
+            sim, sim.base_url, storage, str(builder / "state.sqlite3"), manifest_batch=2
         )
         await backfill(settings, sim)
+    else:
+        async with sim.serve() as base:
+            settings = make_settings(
+                sim, base, storage, str(builder / "state.sqlite3"), manifest_batch=2
+            )
+            await backfill(settings, sim)
     fresh = tmp_path / "fresh"
     fresh.mkdir(exist_ok=True)
     env |= {

@@ -87,3 +87,8 @@ class PostgresReports:
             return None
         rows = await _rows(self._pool, jobs.FIND_JOB.postgres, ident)
         return job_from_row(rows[0]) if rows else None
+
+    async def archived_line(self, provider: str, cdr_id: str) -> str | None:
+        """See :meth:`archiver.state.protocols.Reports.archived_line`."""
+        rows = await _rows(self._pool, jobs.ARCHIVED_LINE.postgres, provider, cdr_id)
+        return str(rows[0][0]) if rows else None

@@ -145,3 +145,9 @@ FIND_JOB = same(
     "SELECT id, record_json, recording_url, state, attempts, first_seen_at FROM calls"
     " WHERE cdr_id = $1 OR sip_call_id = $1 ORDER BY started_at DESC, id DESC LIMIT 1"
 )
+
+# The manifest line kept of an archived call ($1 provider, $2 cdr id).
+ARCHIVED_LINE = same(
+    "SELECT manifest_line FROM calls WHERE provider = $1 AND cdr_id = $2"
+    " AND state = 'archived' AND manifest_line IS NOT NULL"
+)

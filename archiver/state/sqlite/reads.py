@@ -79,3 +79,8 @@ class SqliteReports:
             return None
         rows = await self._db.fetch(jobs.FIND_JOB.sqlite, (ident,))
         return job_from_row(rows[0]) if rows else None
+
+    async def archived_line(self, provider: str, cdr_id: str) -> str | None:
+        """See :meth:`archiver.state.protocols.Reports.archived_line`."""
+        rows = await self._db.fetch(jobs.ARCHIVED_LINE.sqlite, (provider, cdr_id))
+        return str(rows[0][0]) if rows else None

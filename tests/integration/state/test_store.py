@@ -9,6 +9,7 @@ tested in test_sqlite_only.py and test_postgres.py.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archiver.failures import FailureKind
+from archiver.manifest.entry import ManifestEntry
 from archiver.models import Provider
 from archiver.state import JobState, State
 from archiver.state.postgres.migrations import LATEST_VERSION as PG_LATEST
@@ -303,6 +305,20 @@ async def test_retry_failed_requeues_with_attempts_reset(
 
 
 # -- lookups ---------------------------------------------------------------------
+
+
+async def test_the_line_of_an_archived_call_is_kept(store: State) -> None:
+    # reconcile --fix writes it again when the manifest lost it (issue 20).
+    await store.jobs.add_calls([make_call("a"), make_call("p")], T0)
+    jobs = {job.call.cdr_id: job for job in await store.jobs.claim_due(T0, 10)}
+    entry = archived_entry(1)
+    await store.outcomes.mark_archived(jobs["a"].id, entry, "2021-02-17")
+    provider = jobs["a"].call.provider.value
+    kept = await store.reports.archived_line(provider, "a")
+    assert kept is not None
+    assert ManifestEntry.from_line(json.loads(kept)) == entry
+    assert await store.reports.archived_line(provider, "p") is None  # not archived
+    assert await store.reports.archived_line(provider, "nope") is None
 
 
 async def test_find_job_by_either_id(store: State) -> None:
