@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import urlencode
@@ -21,7 +21,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from archiver.console import export, media, views
+from archiver.console import export, media, saved, views
 from archiver.console.auditlog import AuditLog
 from archiver.console.auth import AccountsFile, AmbiguousIdentity, Hashing, TrustedProxy, same_token
 from archiver.console.context import (
@@ -34,14 +34,15 @@ from archiver.console.context import (
     Handler,
     console_of,
     language,
+    page_context,
     set_cookie,
 )
 from archiver.console.hardening import SAFE_METHODS, SECURITY_HEADERS, SecureRunner, check_origin
 from archiver.console.index import CallIndex
 from archiver.console.sessions import Session, Sessions
-from archiver.console.tables import SCHEMA
+from archiver.console.tables import SCHEMA, outdated
 from archiver.console.throttle import SignInThrottle
-from archiver.console.words import LANGUAGES
+from archiver.console.words import LANGUAGES, translator
 from archiver.errors import ArchiverError, ListenError
 from archiver.index_db import IndexDatabase
 from archiver.retrieval.proof import ChainProver
@@ -60,16 +61,49 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        exc.headers.update(SECURITY_HEADERS)
-        raise
+        if exc.status >= 400 and "text/html" in request.headers.get("Accept", ""):
+            response = _error_page(request, exc.status, exc.text or "", exc.headers)
+        else:
+            exc.headers.update(SECURITY_HEADERS)
+            raise
     except ArchiverError as exc:
         # The storage failed (or refused) under a page: one line, as the CLI says it.
         log.warning("%s %s: %s", request.method, request.path, exc)
-        raise web.HTTPServiceUnavailable(
-            text=f"the storage failed: {exc}\n", headers=SECURITY_HEADERS
-        ) from None
+        detail = f"the storage failed: {exc}\n"
+        if "text/html" in request.headers.get("Accept", ""):
+            response = _error_page(request, 503, detail, {})
+        else:
+            raise web.HTTPServiceUnavailable(text=detail, headers=SECURITY_HEADERS) from None
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    return response
+
+
+def _error_page(
+    request: web.Request, status: int, detail: str, headers: Mapping[str, str]
+) -> web.Response:
+    """An error as a page in the reader's language (a browser asked for HTML): the
+    status's meaning in words, the detail as the server said it."""
+    lang = request.get(LANG) or language(request)
+    t = translator(lang)
+    key = f"error_{status}"
+    message = t(key) if key != t(key) else t("error_other")
+    response = aiohttp_jinja2.render_template(
+        "error.html",
+        request,
+        {
+            **page_context(request),
+            "t": t,
+            "lang": lang,
+            "status": status,
+            "message": message,
+            "detail": detail.strip(),
+        },
+        status=status,
+    )
+    for name in ("Retry-After", "Content-Range", "Location"):
+        if name in headers:
+            response.headers[name] = headers[name]
     return response
 
 
@@ -138,6 +172,12 @@ def _pager(form: dict[str, str], number: int) -> str:
     )
 
 
+def _sorted_by(form: dict[str, str], order: str) -> str:
+    """The query string of the same search sorted by ``order``, from its first page."""
+    kept = {k: v for k, v in form.items() if k not in ("page", "lang", "sort")}
+    return urlencode({**kept, "go": "1", "sort": order})
+
+
 def make_app(console: Console) -> web.Application:
     """The web application over ``console``."""
     app = web.Application(
@@ -151,9 +191,11 @@ def make_app(console: Console) -> web.Application:
         autoescape=jinja2.select_autoescape(default=True),
     )
     env.filters["pager"] = _pager
+    env.filters["sorted_by"] = _sorted_by
     views.add_routes(app)
     media.add_routes(app)
     export.add_routes(app)
+    saved.add_routes(app)
     app.router.add_static("/static/", here / "static", show_index=False, follow_symlinks=False)
     return app
 
@@ -178,7 +220,9 @@ async def _keep_fresh(console: Console) -> None:
 def open_console(
     settings: ConsoleSettings, tz: tzinfo, store: ObjectStore, *, rebuild: bool = False
 ) -> Console:
-    """The console's state over ``store``, its index file opened (emptied if ``rebuild``)."""
+    """The console's state over ``store``, its index file opened (emptied if ``rebuild``,
+    or if it was made by an older console)."""
+    rebuild = rebuild or outdated(settings.index_path)
     db = (
         IndexDatabase.fresh(settings.index_path, SCHEMA)
         if rebuild

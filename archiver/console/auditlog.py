@@ -88,14 +88,17 @@ class AuditLog:
             )
         return len(rows)
 
-    async def search(self, wanted: AuditQuery, limit: int = AUDIT_PAGE) -> list[dict[str, Any]]:
-        """Matching records, newest first (at most ``limit``)."""
+    async def search(
+        self, wanted: AuditQuery, limit: int = AUDIT_PAGE, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Matching records, newest first (at most ``limit``, after ``offset``)."""
         where, params = audit_where(wanted)
 
         def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(
-                f"SELECT record FROM audit WHERE {where} ORDER BY at DESC, key DESC LIMIT ?",  # noqa: S608
-                [*params, limit],
+                f"SELECT record FROM audit WHERE {where} "  # noqa: S608
+                "ORDER BY at DESC, key DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
             ).fetchall()
             return [json.loads(str(r[0])) for r in rows]
 

@@ -29,6 +29,7 @@ from archiver.console.auth import Role
 from archiver.console.context import console_of, needs, session_of
 from archiver.console.index import IndexedCall
 from archiver.console.media import check_recording, file_name, reason_of
+from archiver.console.views import query_of
 from archiver.errors import ArchiverError
 from archiver.retrieval.search import to_csv, to_json
 
@@ -79,7 +80,23 @@ async def export(request: web.Request) -> web.StreamResponse:
     """POST /export: the selected calls (ids=...) as a streamed ZIP, checked and audited."""
     console = console_of(request)
     form = await request.post()
-    ids = _selected([str(v) for v in form.getall("ids", [])], console.settings.export_limit)
+    limit = console.settings.export_limit
+    if form.get("all") == "1":
+        # "Export all N results": the search the page shows (its criteria in the URL),
+        # the whole of it or nothing.
+        found, total = await console.calls.search(query_of(request), 0, limit + 1)
+        if total > limit:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=limit,
+                actual_size=total,
+                text=f"refused: the search finds {total} calls, more than "
+                f"ARCHIVER_CONSOLE__EXPORT_LIMIT ({limit}): narrow it\n",
+            )
+        if not found:
+            raise web.HTTPBadRequest(text="the search finds no call\n")
+        ids = [item.id for item in found]
+    else:
+        ids = _selected([str(v) for v in form.getall("ids", [])], limit)
     reason = await reason_of(request)
     items = await console.calls.many(ids)
     if len(items) != len(ids):

@@ -31,6 +31,10 @@ COUNT_CAP = 10_000
 _COMMIT_EVERY = 50
 
 
+ORDERS = ("newest", "oldest", "longest", "shortest")
+INTEGRITY = ("intact", "damaged", "unchecked")
+
+
 @dataclass(frozen=True, slots=True)
 class CallQuery:
     """What the search form asks; every given criterion must match."""
@@ -42,13 +46,25 @@ class CallQuery:
     ident: str | None = None  # a sip_call_id or a cdr id
     since: datetime | None = None
     until: datetime | None = None
+    min_seconds: int | None = None  # talk time (billsec), inclusive
+    max_seconds: int | None = None
+    status: str | None = None  # the call's outcome as the provider wrote it
+    customer: str | None = None
+    integrity: str | None = None  # intact, damaged or unchecked (the console's last check)
+    # Time of day, seconds after local midnight, [day_from, day_to); ``utc_offset``
+    # is the console's zone's offset in seconds.
+    day_from: int | None = None
+    day_to: int | None = None
+    utc_offset: int = 0
+    order: str = "newest"
 
     def plan(self) -> tuple[str, str, list[object], str]:
         """FROM, WHERE, parameters and ORDER BY of the search (pure).
 
         A phone number or an agent drives the search from ``terms`` (its
-        newest matches first, straight off the index); anything else from
-        ``calls`` and its own indexes. The other criteria filter the rows met.
+        newest, or oldest, matches first, straight off the index); anything
+        else from ``calls`` and its own indexes. The other criteria filter the
+        rows met. Sorting by talk time walks ``calls_billsec``.
         """
         parts: list[str] = []
         params: list[object] = []
@@ -60,15 +76,26 @@ class CallQuery:
         if self.phone and self.agent:
             parts.append("(c.agent_cf = ? OR c.agent_name_cf = ?)")
             params += [self.agent.strip().casefold()] * 2
-        if self.extension:
-            parts.append("c.extension = ?")
-            params.append(self.extension.strip())
-        if self.direction:
-            parts.append("c.direction = ?")
-            params.append(self.direction)
+        for clause, value in (
+            ("c.extension = ?", self.extension.strip() if self.extension else None),
+            ("c.direction = ?", self.direction),
+            ("c.billsec >= ?", self.min_seconds),
+            ("c.billsec <= ?", self.max_seconds),
+            ("c.status = ?", self.status.strip().casefold() if self.status else None),
+            ("c.customer = ?", self.customer.strip() if self.customer else None),
+        ):
+            if value is not None and value != "":
+                parts.append(clause)
+                params.append(value)
         if self.ident:
             parts.append("(c.sip_call_id = ? OR c.cdr_id = ?)")
             params += [normalize_id(self.ident)] * 2
+        if self.integrity == "intact":
+            parts.append("c.checked_at IS NOT NULL AND c.problem IS NULL")
+        elif self.integrity == "damaged":
+            parts.append("c.problem IS NOT NULL")
+        elif self.integrity == "unchecked":
+            parts.append("c.checked_at IS NULL")
         time_column = "t.started" if term else "c.started"
         if self.since is not None:
             parts.append(f"{time_column} >= ?")
@@ -76,20 +103,28 @@ class CallQuery:
         if self.until is not None:
             parts.append(f"{time_column} < ?")
             params.append(int(self.until.timestamp()))
+        if self.day_from is not None or self.day_to is not None:
+            parts.append("((c.started + ?) % 86400) >= ? AND ((c.started + ?) % 86400) < ?")
+            params += [self.utc_offset, self.day_from or 0, self.utc_offset, self.day_to or 86400]
+        down = "ASC" if self.order in ("oldest", "shortest") else "DESC"
+        if self.order in ("longest", "shortest"):
+            order = f"c.billsec {down}, c.started {down}, c.id {down}"
+        elif term is None:
+            order = f"c.started {down}, c.id {down}"
+        else:
+            order = f"t.started {down}, t.call_id {down}"
         if term is None:
-            return "calls c", " AND ".join(parts) or "1", params, "c.started DESC, c.id DESC"
+            return "calls c", " AND ".join(parts) or "1", params, order
         where = " AND ".join(["t.kind = ?", "t.value = ?", *parts])
-        return (
-            "terms t JOIN calls c ON c.id = t.call_id",
-            where,
-            [*term, *params],
-            "t.started DESC, t.call_id DESC",
-        )
+        return "terms t JOIN calls c ON c.id = t.call_id", where, [*term, *params], order
 
     def describe(self) -> dict[str, str]:
         """The criteria given, for the audit record."""
-        out = {k: str(getattr(self, k)) for k in ("phone", "extension", "agent", "direction")}
+        names = ("phone", "extension", "agent", "direction", "status", "customer", "integrity")
+        out = {k: str(getattr(self, k)) for k in names}
         out["id"] = str(self.ident)
+        for name in ("min_seconds", "max_seconds", "day_from", "day_to"):
+            out[name] = str(getattr(self, name))
         out = {k: v for k, v in out.items() if v not in ("None", "")}
         for name in ("since", "until"):
             moment = getattr(self, name)
@@ -133,6 +168,7 @@ def _row_values(call: source.ManifestEntry) -> tuple[object, ...]:
         return value.strip().casefold() if value else None
 
     started = call.call_started_at
+    billsec = f.get("billsec")
     return (
         call.provider,
         call.cdr_id,
@@ -147,13 +183,16 @@ def _row_values(call: source.ManifestEntry) -> tuple[object, ...]:
         folded("agent_name"),
         json.dumps(dict(f), ensure_ascii=False, separators=(",", ":")),
         call.manifest_key or "",
+        billsec if isinstance(billsec, int) and not isinstance(billsec, bool) else None,
+        folded("status"),
+        (text("customer_id") or "").strip() or None,
     )
 
 
 _INSERT = (
     "INSERT OR IGNORE INTO calls (provider, cdr_id, sip_call_id, sha256, started, direction, "
-    "from_key, to_key, extension, agent_cf, agent_name_cf, line, manifest_key) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "from_key, to_key, extension, agent_cf, agent_name_cf, line, manifest_key, billsec, "
+    "status, customer) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 # A call's terms, derived in SQL from its row (one statement per column for all the
 # rows a commit adds, not one per call); the primary key drops a number that is

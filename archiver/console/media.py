@@ -50,13 +50,47 @@ GRANT_SECONDS = 10 * 60.0
 GRANT_RANGE = 1024 * 1024
 
 
-async def reason_of(request: web.Request) -> str:
-    """The reason the form gives; 400 when the console requires one and it is empty."""
+REASON_MINUTES = 30.0  # one reason covers a call's play, download and hold for this long
+MAX_REASONS = 200  # per session: the oldest remembered reasons are dropped beyond this
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why ``reason`` is no reason (too short, only punctuation), or None."""
+    if len(reason) < 4 or sum(ch.isalnum() for ch in reason) < 3:
+        return "a reason says why: at least 4 characters, 3 of them letters or digits"
+    return None
+
+
+def remembered_reason(request: web.Request, call_id: int) -> str:
+    """The reason given for this call during this visit, if it has not lapsed."""
+    entry = session_of(request).reasons.get(call_id)
+    return entry[0] if entry is not None and entry[1] > time.monotonic() else ""
+
+
+async def reason_of(request: web.Request, call_id: int | None = None) -> str:
+    """The reason the form gives, or the one given for ``call_id`` earlier in this visit;
+    400 when the console requires one and there is none, or it is no reason."""
+    mode = console_of(request).settings.reason
+    if mode == "off":
+        return ""
     form = await request.post()
-    reason = str(form.get("reason", "")).strip()[:500]
-    if console_of(request).settings.reason == "required" and not reason:
-        raise web.HTTPBadRequest(text="a reason is required\n")
-    return reason if console_of(request).settings.reason != "off" else ""
+    reason = " ".join(str(form.get("reason", "")).split())[:500]
+    if not reason and call_id is not None:
+        reason = remembered_reason(request, call_id)
+    if not reason:
+        if mode == "required":
+            raise web.HTTPBadRequest(text="a reason is required\n")
+        return ""
+    problem = reason_problem(reason)
+    if problem is not None:
+        raise web.HTTPBadRequest(text=f"{problem}\n")
+    if call_id is not None:
+        reasons = session_of(request).reasons
+        reasons[call_id] = (reason, time.monotonic() + REASON_MINUTES * 60)
+        reasons.move_to_end(call_id)
+        while len(reasons) > MAX_REASONS:
+            reasons.popitem(last=False)
+    return reason
 
 
 async def call_of(request: web.Request) -> IndexedCall:
@@ -151,7 +185,7 @@ async def play(request: web.Request) -> web.StreamResponse:
     """POST /calls/{id}/play: check, audit, and give the audio element its grant."""
     console = console_of(request)
     item = await call_of(request)
-    reason = await reason_of(request)
+    reason = await reason_of(request, item.id)
     problem = await check_recording(console, item)
     if problem is not None:
         await _audit(request, "play", item, "refused", reason=reason, problem=problem)
@@ -293,7 +327,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     """
     console = console_of(request)
     item = await call_of(request)
-    reason = await reason_of(request)
+    reason = await reason_of(request, item.id)
     problem = await check_recording(console, item)
     if problem is not None:
         await _audit(request, "download", item, "refused", reason=reason, problem=problem)
@@ -352,7 +386,7 @@ async def hold(request: web.Request) -> web.StreamResponse:
     """POST /calls/{id}/hold: legal hold on (on=1) or off (on=0) the archived version."""
     console = console_of(request)
     item = await call_of(request)
-    reason = await reason_of(request)
+    reason = await reason_of(request, item.id)
     on = (await request.post()).get("on") == "1"
     action = "hold-on" if on else "hold-off"
     store = console.store

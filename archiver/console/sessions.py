@@ -55,6 +55,9 @@ class Session:
     key: str  # what play grants are kept under: the token's hash, or "proxy:<user>"
     stamp: str = ""
     grants: OrderedDict[str, PlayGrant] = field(default_factory=OrderedDict)
+    # The reason given on a call's page, by call id, with when it lapses (time.monotonic):
+    # one reason covers play, download and hold of that call during the visit.
+    reasons: OrderedDict[int, tuple[str, float]] = field(default_factory=OrderedDict)
 
 
 def _digest(token: str) -> bytes:
@@ -67,7 +70,7 @@ class Sessions:
     def __init__(self, db: IndexDatabase, lifetime: float) -> None:
         self.db = db
         self.lifetime = lifetime
-        self._grants: OrderedDict[str, OrderedDict[str, PlayGrant]] = OrderedDict()
+        self._memory: OrderedDict[str, _Memory] = OrderedDict()
         self._secret: bytes | None = None
 
     async def create(self, account: Account) -> tuple[str, Session]:
@@ -93,8 +96,17 @@ class Sessions:
 
         await self.db.run(insert)
         key = _digest(token).hex()
+        memory = self._memory_of(key)
         return token, Session(
-            account.name, account.role, csrf, expires, "password", key, stamp, self._grants_of(key)
+            account.name,
+            account.role,
+            csrf,
+            expires,
+            "password",
+            key,
+            stamp,
+            memory.grants,
+            memory.reasons,
         )
 
     async def get(self, token: str | None) -> Session | None:
@@ -118,8 +130,9 @@ class Sessions:
             await self.end(token)
             return None
         key = digest.hex()
+        memory = self._memory_of(key)
         return Session(
-            user, Role(role), csrf, expires, "password", key, stamp, self._grants_of(key)
+            user, Role(role), csrf, expires, "password", key, stamp, memory.grants, memory.reasons
         )
 
     async def end(self, token: str | None) -> None:
@@ -133,7 +146,7 @@ class Sessions:
                 conn.execute("DELETE FROM sessions WHERE token_hash = ?", (digest,))
 
         await self.db.run(delete)
-        self._grants.pop(digest.hex(), None)
+        self._memory.pop(digest.hex(), None)
 
     async def count(self) -> int:
         """How many session rows the file holds (expired ones not yet purged included)."""
@@ -150,7 +163,10 @@ class Sessions:
         secret = self._secret or await self._load_secret()
         csrf = hmac.new(secret, f"proxy\0{user}\0{stamp}".encode(), hashlib.sha256).hexdigest()
         key = f"proxy:{user}"
-        return Session(user, role, csrf, float("inf"), "proxy", key, stamp, self._grants_of(key))
+        memory = self._memory_of(key)
+        return Session(
+            user, role, csrf, float("inf"), "proxy", key, stamp, memory.grants, memory.reasons
+        )
 
     async def _load_secret(self) -> bytes:
         fresh = secrets.token_bytes(32)
@@ -165,12 +181,20 @@ class Sessions:
         self._secret = await self.db.run(load)
         return self._secret
 
-    def _grants_of(self, key: str) -> OrderedDict[str, PlayGrant]:
-        grants = self._grants.get(key)
-        if grants is None:
-            grants = self._grants[key] = OrderedDict()
-            while len(self._grants) > MAX_GRANT_SESSIONS:
-                self._grants.popitem(last=False)
+    def _memory_of(self, key: str) -> _Memory:
+        memory = self._memory.get(key)
+        if memory is None:
+            memory = self._memory[key] = _Memory()
+            while len(self._memory) > MAX_GRANT_SESSIONS:
+                self._memory.popitem(last=False)
         else:
-            self._grants.move_to_end(key)
-        return grants
+            self._memory.move_to_end(key)
+        return memory
+
+
+@dataclass
+class _Memory:
+    """What a session keeps in this process only: play grants and reasons given."""
+
+    grants: OrderedDict[str, PlayGrant] = field(default_factory=OrderedDict)
+    reasons: OrderedDict[int, tuple[str, float]] = field(default_factory=OrderedDict)

@@ -6,6 +6,9 @@ records. Deleting the file loses nothing; the next start rebuilds it.
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS manifests (
     key TEXT PRIMARY KEY,
@@ -29,6 +32,9 @@ CREATE TABLE IF NOT EXISTS calls (
     manifest_key TEXT NOT NULL,
     checked_at TEXT,
     problem TEXT,
+    billsec INTEGER,
+    status TEXT,
+    customer TEXT,
     UNIQUE (provider, cdr_id, sha256)
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started);
@@ -36,6 +42,15 @@ CREATE INDEX IF NOT EXISTS calls_extension ON calls (extension, started);
 CREATE INDEX IF NOT EXISTS calls_direction ON calls (direction, started);
 CREATE INDEX IF NOT EXISTS calls_sip ON calls (sip_call_id);
 CREATE INDEX IF NOT EXISTS calls_cdr ON calls (cdr_id);
+CREATE INDEX IF NOT EXISTS calls_billsec ON calls (billsec, started);
+CREATE INDEX IF NOT EXISTS calls_customer ON calls (customer, started);
+-- A user's saved searches (the search form's query string, by name).
+CREATE TABLE IF NOT EXISTS saved_searches (
+    user TEXT NOT NULL,
+    name TEXT NOT NULL,
+    query TEXT NOT NULL,
+    PRIMARY KEY (user, name)
+);
 -- A call's phone numbers (kind 'p': caller and callee) and agent (kind 'a': id
 -- and name), one row each, in (value, time) order: the newest page of a number
 -- that half the archive shares (the hotline) is a walk down one index, not a sort.
@@ -70,3 +85,18 @@ CREATE TABLE IF NOT EXISTS console_secret (
     key BLOB NOT NULL
 );
 """
+
+
+def outdated(path: Path) -> bool:
+    """Whether the index file at ``path`` was made before the calls table had its review
+    columns (duration, outcome, customer): such a cache is rebuilt, not migrated."""
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(path)
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+    except sqlite3.Error:
+        return False  # not ours: opening it says so, one line
+    finally:
+        conn.close()
+    return bool(columns) and "customer" not in columns

@@ -7,6 +7,7 @@ import re
 import secrets
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -21,8 +22,10 @@ from archiver.console.context import (
     set_cookie,
 )
 from archiver.console.hardening import check_origin
-from archiver.console.index import COUNT_CAP, CallQuery, IndexedCall
-from archiver.console.media import protection_of
+from archiver.console.index import COUNT_CAP, INTEGRITY, ORDERS, CallQuery, IndexedCall
+from archiver.console.media import protection_of, remembered_reason
+from archiver.console.saved import saved_searches
+from archiver.console.summaries import summary_of
 from archiver.errors import ArchiverError
 from archiver.models import Direction
 from archiver.retrieval.audit import AuditQuery, audit_csv
@@ -128,21 +131,67 @@ def _text(request: web.Request, name: str, limit: int = 200) -> str | None:
     return value or None
 
 
+PAGE_SIZES = (5, 10, 25, 50, 100, 200)
+
+
+def _number(request: web.Request, name: str, low: int, high: int) -> int | None:
+    value = request.query.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise web.HTTPBadRequest(text=f"{name}: a whole number from {low} to {high}\n")
+    return int(value)
+
+
+def _clock(request: web.Request, name: str) -> int | None:
+    """A typed time of day (HH:MM) as seconds after midnight."""
+    value = request.query.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        moment = time.fromisoformat(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name}: a time of day (HH:MM)\n") from None
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
+
+
+def _choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    value = _text(request, name)
+    if value is not None and value not in choices:
+        raise web.HTTPBadRequest(text=f"{name}: one of {', '.join(choices)}\n")
+    return value
+
+
 def query_of(request: web.Request) -> CallQuery:
     """The search form's criteria; 400 for a bad value."""
     tz = console_of(request).tz
-    direction = _text(request, "direction")
-    if direction is not None and direction not in {d.value for d in Direction}:
-        raise web.HTTPBadRequest(text="direction: inbound, outbound or internal\n")
+    offset = datetime.now(tz).utcoffset()
     return CallQuery(
         phone=_text(request, "phone"),
         extension=_text(request, "extension"),
         agent=_text(request, "agent"),
-        direction=direction,
+        direction=_choice(request, "direction", tuple(d.value for d in Direction)),
         ident=_text(request, "id", 500),
         since=parse_day(request.query.get("from"), tz),
         until=parse_day(request.query.get("to"), tz, end=True),
+        min_seconds=_number(request, "min_seconds", 0, 10**7),
+        max_seconds=_number(request, "max_seconds", 0, 10**7),
+        status=_text(request, "outcome"),
+        customer=_text(request, "customer"),
+        integrity=_choice(request, "integrity", INTEGRITY),
+        day_from=_clock(request, "time_from"),
+        day_to=_clock(request, "time_to"),
+        utc_offset=int(offset.total_seconds()) if offset is not None else 0,
+        order=_choice(request, "sort", ORDERS) or "newest",
     )
+
+
+def page_size(request: web.Request) -> int:
+    """?size= (one of PAGE_SIZES), else the configured page size."""
+    size = _number(request, "size", 1, 1000)
+    if size is not None and size not in PAGE_SIZES:
+        raise web.HTTPBadRequest(text=f"size: one of {', '.join(map(str, PAGE_SIZES))}\n")
+    return size or console_of(request).settings.page_size
 
 
 async def search_page(request: web.Request) -> web.StreamResponse:
@@ -150,11 +199,8 @@ async def search_page(request: web.Request) -> web.StreamResponse:
     console = console_of(request)
     session = session_of(request)
     query = query_of(request)
-    try:
-        number = max(1, min(int(request.query.get("page", "1")), 10_000))
-    except ValueError:
-        raise web.HTTPBadRequest(text="page: a number\n") from None
-    size = console.settings.page_size
+    number = _number(request, "page", 1, 10_000) or 1
+    size = page_size(request)
     asked = bool(query.describe()) or "go" in request.query
     calls: list[IndexedCall] = []
     total = 0
@@ -173,6 +219,7 @@ async def search_page(request: web.Request) -> web.StreamResponse:
             raise web.HTTPServiceUnavailable(
                 text=f"the audit record cannot be written, no results shown: {exc}\n"
             ) from exc
+    form = dict(request.query)
     return page(
         request,
         "search.html",
@@ -181,10 +228,17 @@ async def search_page(request: web.Request) -> web.StreamResponse:
         total=total,
         more=total > COUNT_CAP,
         number=number,
+        pages=max(1, -(-min(total, COUNT_CAP) // size)),
+        size=size,
+        sizes=PAGE_SIZES,
+        order=query.order,
         has_next=total > number * size,
-        form=dict(request.query),
+        form=form,
+        query_string=urlencode({k: v for k, v in form.items() if k not in ("page", "lang")}),
         directions=[d.value for d in Direction],
+        integrities=INTEGRITY,
         export_limit=console.settings.export_limit,
+        saved=await saved_searches(console, session.user),
     )
 
 
@@ -198,7 +252,12 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     if session_of(request).role >= Role.OFFICER:
         protection = await protection_of(console.store, item.call)
     return page(
-        request, "call.html", item=item, fields=dict(item.call.fields), protection=protection
+        request,
+        "call.html",
+        item=item,
+        fields=dict(item.call.fields),
+        protection=protection,
+        reason_value=remembered_reason(request, item.id),
     )
 
 
@@ -213,13 +272,28 @@ def _audit_filter(request: web.Request) -> AuditQuery:
     )
 
 
+AUDIT_PAGE_SIZE = 100
+
+
 @needs(Role.OFFICER)
 async def audit_page(request: web.Request) -> web.StreamResponse:
-    """GET /audit: the latest matching records."""
+    """GET /audit: a page of the matching records, newest first, each target summarised."""
     console = console_of(request)
     await console.audit_log.refresh(console.store)
-    records = await console.audit_log.search(_audit_filter(request))
-    return page(request, "audit.html", records=records, form=dict(request.query))
+    number = _number(request, "page", 1, 100_000) or 1
+    records = await console.audit_log.search(
+        _audit_filter(request), AUDIT_PAGE_SIZE + 1, (number - 1) * AUDIT_PAGE_SIZE
+    )
+    shown = records[:AUDIT_PAGE_SIZE]
+    summaries = [await summary_of(console, r.get("target")) for r in shown]
+    return page(
+        request,
+        "audit.html",
+        records=list(zip(shown, summaries, strict=True)),
+        number=number,
+        has_next=len(records) > AUDIT_PAGE_SIZE,
+        form=dict(request.query),
+    )
 
 
 @needs(Role.OFFICER)

@@ -9,8 +9,10 @@ browser does (the form's token, the cookies).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -163,3 +165,14 @@ async def first_call_id(http: Any, **query: str) -> int:
     assert marker in html, "no result"
     start = html.index(marker) + len(marker)
     return int(html[start : html.index('"', start)])
+
+
+async def export_records(store: ObjectStore, count: int) -> list[dict[str, Any]]:
+    """The export audit records, once there are ``count`` (written as the handler ends,
+    which may be just after the client has read its last byte)."""
+    deadline = time.monotonic() + 60
+    while True:
+        records = [r for r in await audit_records(store) if r["action"] == "export"]
+        if len(records) >= count or time.monotonic() > deadline:
+            return records
+        await asyncio.sleep(0.05)

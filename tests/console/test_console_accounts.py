@@ -23,7 +23,7 @@ async def test_a_demoted_or_removed_user_is_signed_out(local_archive, tmp_path):
                     del accounts["exporter"]
                     write_accounts(users, accounts)
 
-                    data = {"csrf": listener.csrf, "reason": "r"}
+                    data = {"csrf": listener.csrf, "reason": "case 17 review"}
                     async with listener.post(f"/calls/{call_id}/play", data=data) as resp:
                         assert resp.status == 401  # the listener's session is over
                     async with listener.get("/", allow_redirects=False) as resp:
@@ -36,6 +36,6 @@ async def test_a_demoted_or_removed_user_is_signed_out(local_archive, tmp_path):
                         assert resp.status == 200  # an unchanged account is not touched
         # Signed in again, the demoted user has the new role's rights only.
         async with signed_in(console.url, "listener") as listener:
-            data = {"csrf": listener.csrf, "reason": "r"}
+            data = {"csrf": listener.csrf, "reason": "case 17 review"}
             async with listener.post(f"/calls/{call_id}/play", data=data) as resp:
                 assert resp.status == 403

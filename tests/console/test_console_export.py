@@ -67,7 +67,7 @@ async def test_download_and_export_zip(local_archive, tmp_path):
 async def test_export_refuses_bad_and_oversized_selections(local_archive, tmp_path):
     async with running_console(local_archive, tmp_path, export_limit=2) as console:
         async with signed_in(console.url, "exporter") as http:
-            base = {"csrf": http.csrf, "reason": "r"}
+            base = {"csrf": http.csrf, "reason": "case 17 review"}
             for ids, status in (
                 (["1", "2", "3"], 413),
                 (["../1"], 400),

@@ -115,7 +115,7 @@ async def test_every_change_needs_the_csrf_token(local_archive, tmp_path):
                 assert resp.status == 200
             headers = {"X-CSRF-Token": http.csrf}
             async with http.post(
-                f"/calls/{call_id}/play", data={"reason": "r"}, headers=headers
+                f"/calls/{call_id}/play", data={"reason": "case 17 review"}, headers=headers
             ) as resp:
                 assert resp.status == 200
 
@@ -163,18 +163,23 @@ async def test_roles_limit_what_each_user_may_do(local_archive, tmp_path):
                 assert resp.status == 200
                 assert 'id="play-button"' not in page
             async with http.post(
-                f"/calls/{call_id}/play", data={"csrf": http.csrf, "reason": "r"}
+                f"/calls/{call_id}/play", data={"csrf": http.csrf, "reason": "case 17 review"}
             ) as resp:
                 assert resp.status == 403
             async with http.get("/audit") as resp:
                 assert resp.status == 403
         async with signed_in(console.url, "listener") as http:
             for path in (f"/calls/{call_id}/download", "/export", f"/calls/{call_id}/hold"):
-                data = {"csrf": http.csrf, "reason": "r", "ids": str(call_id), "on": "1"}
+                data = {
+                    "csrf": http.csrf,
+                    "reason": "case 17 review",
+                    "ids": str(call_id),
+                    "on": "1",
+                }
                 async with http.post(path, data=data) as resp:
                     assert resp.status == 403, path
         async with signed_in(console.url, "exporter") as http:
-            data = {"csrf": http.csrf, "reason": "r", "on": "1"}
+            data = {"csrf": http.csrf, "reason": "case 17 review", "on": "1"}
             async with http.post(f"/calls/{call_id}/hold", data=data) as resp:
                 assert resp.status == 403
             async with http.get("/audit.csv") as resp:
@@ -275,7 +280,7 @@ async def test_path_traversal_in_ids_and_manifest_keys(local_archive, tmp_path):
                     assert resp.status in (403, 404), path
                     assert b"not yours" not in await resp.read()
             call_id = await first_call_id(http, id="evil-1")
-            data = {"csrf": http.csrf, "reason": "r"}
+            data = {"csrf": http.csrf, "reason": "case 17 review"}
             async with http.post(f"/calls/{call_id}/play", data=data) as resp:
                 assert resp.status == 409
                 assert "MISSING" in (await resp.json())["error"]
@@ -314,7 +319,7 @@ async def test_audit_page_filters_and_exports(local_archive, tmp_path):
         async with signed_in(console.url, "listener") as http:
             call_id = await first_call_id(http)
             async with http.post(
-                f"/calls/{call_id}/play", data={"csrf": http.csrf, "reason": "why"}
+                f"/calls/{call_id}/play", data={"csrf": http.csrf, "reason": "complaint 42"}
             ) as resp:
                 assert resp.status == 200
         async with signed_in(console.url, "officer") as http:
@@ -322,7 +327,7 @@ async def test_audit_page_filters_and_exports(local_archive, tmp_path):
                 page = await resp.text()
             assert page.count('class="audit-row"') == 1
             assert "listener" in page
-            assert "why" in page
+            assert "complaint 42" in page
             async with http.get("/audit.csv", params={"operator": "listener"}) as resp:
                 rows = list(csv.DictReader(io.StringIO(await resp.text())))
             assert [r["action"] for r in rows] == ["play", "search"]
@@ -365,7 +370,7 @@ async def test_an_overwritten_recording_on_s3_is_refused(
                 await client.put_object(
                     Bucket=bucket, Key=item.call.object_key, Body=b"x" * item.call.size
                 )
-            data = {"csrf": http.csrf, "reason": "r"}
+            data = {"csrf": http.csrf, "reason": "case 17 review"}
             async with http.post(f"/calls/{call_id}/play", data=data) as resp:
                 assert resp.status == 409
                 assert "CORRUPT" in (await resp.json())["error"]

@@ -27,9 +27,9 @@ from archiver.settings import StorageSettings
 from tests.console.support import (
     PASSWORD,
     archived_storage,
-    audit_records,
     console_user,
     csrf_of,
+    export_records,
     first_call_id,
     running_console,
     signed_in,
@@ -336,17 +336,6 @@ async def test_a_play_grant_streams_ranges_of_at_most_a_mib(big_archive, tmp_pat
                 )
             async with http.get(src, headers={"Range": "bytes=-100"}) as resp:
                 assert len(await resp.read()) == 100
-
-
-async def export_records(store, count: int) -> list[dict]:
-    """The export audit records, once there are ``count`` (written as the handler ends,
-    which may be just after the client has read its last byte)."""
-    deadline = time.monotonic() + 60
-    while True:
-        records = [r for r in await audit_records(store) if r["action"] == "export"]
-        if len(records) >= count or time.monotonic() > deadline:
-            return records
-        await asyncio.sleep(0.05)
 
 
 async def test_exports_are_capped_in_bytes_and_per_user_and_audited_as_they_ended(

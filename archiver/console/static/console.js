@@ -8,6 +8,14 @@ document.addEventListener("DOMContentLoaded", function () {
       document.querySelectorAll("input.pick").forEach(function (box) { box.checked = all.checked; });
     });
   }
+  // One reason per visit: what is typed in one reason field fills the others
+  // (play, download, hold of the same call); the server remembers it too.
+  var reasons = document.querySelectorAll("input.reason-input");
+  reasons.forEach(function (field) {
+    field.addEventListener("input", function () {
+      reasons.forEach(function (other) { if (other !== field) { other.value = field.value; } });
+    });
+  });
   var form = document.getElementById("play-form");
   if (!form) { return; }
   var player = document.getElementById("player");
