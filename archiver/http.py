@@ -218,15 +218,20 @@ class ApiClient:
         # redirect leaves the origin, so a bodiless GET may follow them.)
         has_body = json_body is not None or form is not None
         try:
-            async with self._session.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                data=form,
-                headers=headers,
-                allow_redirects=not has_body,
-            ) as resp:
+            # The whole request (connect, send, answer, body) has a deadline of its
+            # own: sock_read alone lets a server trickle a byte a minute for ever.
+            async with (
+                asyncio.timeout(self._settings.request_timeout),
+                self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    data=form,
+                    headers=headers,
+                    allow_redirects=not has_body,
+                ) as resp,
+            ):
                 if resp.status >= 400:
                     raise error_for_status(resp.status, endpoint, resp.headers.get("Retry-After"))
                 if 300 <= resp.status < 400:

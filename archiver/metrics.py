@@ -60,6 +60,23 @@ class Metrics:
             "Age of the oldest recording not yet archived (0 when none)",
             registry=r,
         )
+        # Availability of what the run depends on, and transfers about to time out:
+        # what the alert rules (deploy/) read.
+        self.storage_available = Gauge(
+            "archiver_storage_available",
+            "1 while the storage's last readiness probe succeeded, else 0",
+            registry=r,
+        )
+        self.state_available = Gauge(
+            "archiver_state_available",
+            "1 while the state store's last operation succeeded, else 0",
+            registry=r,
+        )
+        self.transfers_near_deadline = Gauge(
+            "archiver_transfers_near_deadline",
+            "Transfers in flight for more than 80% of ARCHIVER_TRANSFER__DEADLINE",
+            registry=r,
+        )
         self.last_poll = Gauge(
             "archiver_last_successful_poll_timestamp_seconds",
             "Unix time of the last poll of the source that completed",

@@ -2,8 +2,14 @@
 
 - /healthz: the event loop answers, the pipeline's loop has moved recently, and
   no transfer has outlived its deadline.
-- /readyz: the source was polled and the storage reached recently.
+- /readyz: the source was polled recently, and the storage's last probe
+  answered (and recently): readiness follows the probe, failing from the first
+  probe that fails.
 - /metrics: Prometheus text format.
+
+Beside the endpoints, a watch (every probe interval, also when the endpoints
+are off) refreshes the gauges and warns when the lag passes
+``ARCHIVER_LAG_WARNING``, saying what the run waits for (archiver/lag.py).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from archiver.errors import ArchiverError, ListenError
+from archiver.lag import LagWatch, Waiting
 from archiver.metrics import Metrics
 from archiver.pipeline.intake import Health
 from archiver.settings import ServiceSettings
@@ -47,6 +54,7 @@ class Service:
         settings: ServiceSettings,
         *,
         clock: Callable[[], datetime],
+        lag_warning: float = 300.0,
     ) -> None:
         self.health = health
         self.metrics = metrics
@@ -57,6 +65,11 @@ class Service:
         self.started = time.time()
         self.last_storage_ok: float | None = None
         self.storage_error: str | None = None
+        self.state_error: str | None = None
+        # Recordings due (pending) and not yet made available, at the last refresh.
+        self.queued = 0
+        self.not_ready = 0
+        self.lag_watch = LagWatch(lag_warning, monotonic=time.monotonic)
 
     # -- probes ------------------------------------------------------------------------
 
@@ -66,17 +79,47 @@ class Service:
         try:
             await asyncio.wait_for(self.store.probe(), timeout=timeout)
         except (ArchiverError, TimeoutError) as exc:
-            self.storage_error = str(exc) or "timed out"
+            self.storage_error = str(exc) or f"no answer within {timeout:g}s"
+            self.metrics.storage_available.set(0)
             log.warning("storage probe failed: %s", self.storage_error)
             return
+        if self.storage_error is not None:
+            log.info("storage probe answered again: %s", self.store.description)
         self.last_storage_ok = time.time()
         self.storage_error = None
+        self.metrics.storage_available.set(1)
 
     async def probe_storage_forever(self) -> None:
         """Probe the storage every ``probe_interval`` seconds."""
         while True:
             await self.probe_storage_once()
             await asyncio.sleep(self.settings.probe_interval)
+
+    async def watch_forever(self) -> None:
+        """Every ``probe_interval`` seconds: refresh the gauges, warn about the lag."""
+        while True:
+            lag = await self.refresh_gauges()
+            if lag is not None:
+                self.lag_watch.check(lag, self.waiting)
+            await asyncio.sleep(self.settings.probe_interval)
+
+    def waiting(self) -> Waiting:
+        """What the run depends on, as last seen (for the lag warning)."""
+        source = self.health.last_source_ok
+        since = source if source is not None else self.started
+        silent = time.time() - since
+        return Waiting(
+            storage_error=self.storage_error,
+            state_error=self.state_error,
+            source_silent_for=None
+            if self.health.follower or silent <= self.settings.ready_timeout
+            else silent,
+            in_flight=self.health.in_flight(),
+            oldest_transfer=self.health.oldest_transfer(),
+            near_deadline=self.health.near_deadline(),
+            queued=self.queued,
+            not_ready=self.not_ready,
+        )
 
     # -- endpoints ---------------------------------------------------------------------
 
@@ -102,14 +145,15 @@ class Service:
         limit = self.settings.ready_timeout
         source = self.health.last_source_ok
         storage = self.last_storage_ok
+        # The last probe decides: a storage that stopped answering makes the
+        # service unready from its first failed probe, not ready_timeout later.
+        storage_ok = self.storage_error is None and storage and now - storage <= limit
         detail = {
             # A follower does not poll: the leader's readiness covers the source.
             "source": "ok"
             if self.health.follower or (source and now - source <= limit)
             else "not reached recently",
-            "storage": "ok"
-            if storage and now - storage <= limit
-            else (self.storage_error or "not reached recently"),
+            "storage": "ok" if storage_ok else (self.storage_error or "not reached recently"),
         }
         return all(v == "ok" for v in detail.values()), detail
 
@@ -130,14 +174,28 @@ class Service:
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 
-    async def refresh_gauges(self) -> None:
-        """Gauges read from the state at scrape time: queue depth and lag."""
+    async def refresh_gauges(self) -> float | None:
+        """Gauges read at scrape time (queue depth, lag, transfers near their deadline,
+        the state's availability); returns the lag, or None when the state is away."""
         metrics = self.metrics
-        counts = await self.reports.counts()
-        metrics.queue_depth.set(counts[JobState.PENDING] + counts[JobState.WAITING_READY])
-        oldest = await self.reports.oldest_unarchived()
+        metrics.transfers_near_deadline.set(self.health.near_deadline())
+        try:
+            counts = await self.reports.counts()
+            oldest = await self.reports.oldest_unarchived()
+        except ArchiverError as exc:
+            # The state's own outage handling (reconnects, its bound) is the state
+            # store's; here it only makes the gauge, and the lag warning, say so.
+            self.state_error = str(exc)
+            metrics.state_available.set(0)
+            return None
+        self.state_error = None
+        metrics.state_available.set(1)
+        self.queued, self.not_ready = counts[JobState.PENDING], counts[JobState.WAITING_READY]
+        metrics.queue_depth.set(self.queued + self.not_ready)
         now = self.clock()
-        metrics.lag.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
+        lag = max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
+        metrics.lag.set(lag)
+        return lag
 
     def app(self) -> web.Application:
         """The aiohttp application."""
@@ -162,11 +220,25 @@ class Service:
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}"
         log.info("serving /healthz, /readyz and /metrics on %s", url)
-        prober = asyncio.create_task(self.probe_storage_forever(), name="storage-probe")
         try:
-            yield url
+            async with self.watching():
+                yield url
         finally:
-            prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await prober
             await runner.cleanup()
+
+    @asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        """Run the storage probe and the watch (gauges, lag warning) while the block runs;
+        without the endpoints when they are turned off."""
+        tasks = [
+            asyncio.create_task(self.probe_storage_forever(), name="storage-probe"),
+            asyncio.create_task(self.watch_forever(), name="lag-watch"),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -37,12 +37,19 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     with StopSignals() as signals:
         async with open_runtime(settings) as rt, contextlib.AsyncExitStack() as stack:
             signals.target = rt.pipeline.stop
-            if settings.service.enabled:
-                p = rt.pipeline
-                service = Service(
-                    p.health, p.metrics, rt.state.reports, rt.store, settings.service, clock=p.clock
-                )
-                await stack.enter_async_context(service.running())
+            p = rt.pipeline
+            service = Service(
+                p.health,
+                p.metrics,
+                rt.state.reports,
+                rt.store,
+                settings.service,
+                clock=p.clock,
+                lag_warning=settings.lag_warning,
+            )
+            # Without the endpoints, the storage probe and the lag warning still run.
+            watch = service.running() if settings.service.enabled else service.watching()
+            await stack.enter_async_context(watch)
             log.info(
                 "archiver run: polling %s every %ss (lookback %ss)",
                 settings.source.kind.value if settings.source.kind else "?",

@@ -93,6 +93,17 @@ class Health:
             return 0.0
         return self.monotonic() - min(self._transfers.values())
 
+    def in_flight(self) -> int:
+        """Transfers under way."""
+        return len(self._transfers)
+
+    def near_deadline(self, fraction: float = 0.8) -> int:
+        """Transfers in flight for more than ``fraction`` of their deadline (0 without one)."""
+        if self.transfer_deadline is None:
+            return 0
+        bound = self.monotonic() - fraction * self.transfer_deadline
+        return sum(1 for started in self._transfers.values() if started < bound)
+
     def beat(self) -> None:
         """The pipeline's loop moved."""
         self.heartbeat = self.monotonic()

@@ -46,3 +46,7 @@ class RunSettings(BaseModel):
     sweep_interval: float = Field(default=600.0, gt=0)
     longest_call: float = Field(default=14400.0, ge=0)
     sweep_lookups: int = Field(default=100, ge=0, le=10_000)
+    # run: a warning (at most once a minute, at once when its cause changes) while
+    # the lag, the age of the oldest recording not yet archived, passes this many
+    # seconds; it says what the run waits for. The alert rules use the same threshold.
+    lag_warning: float = Field(default=300.0, gt=0)

@@ -30,6 +30,9 @@ class SourceSettings(BaseModel):
     rate_limit: float = Field(default=10.0, ge=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0)
+    # Seconds one API request may take in all (connect, send, answer, body): a
+    # server that trickles its answer costs this, then a retry.
+    request_timeout: float = Field(default=120.0, gt=0)
     # Attempts per API request before a transient failure is given up.
     max_attempts: int = Field(default=6, ge=1, le=50)
     # Longest wait between two attempts, and the cap on a server's Retry-After.

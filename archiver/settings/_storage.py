@@ -30,6 +30,14 @@ class StorageSettings(BaseModel):
     # go up as a multipart upload, part by part as they arrive.
     buffer_bound: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=5 * 1024**3)
     part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
+    # Each storage request (each attempt, each part of an upload): seconds to
+    # connect; seconds of silence while its answer is awaited or read; and a
+    # whole-request deadline of connect + read timeouts plus the body's size at
+    # ``min_throughput`` bytes per second (a hung upload is an error in seconds
+    # or minutes, not at the transfer's deadline; a large part may still be slow).
+    connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    read_timeout: float = Field(default=30.0, gt=0, le=3600)
+    min_throughput: int = Field(default=64 * 1024, ge=1024)
     # TLS certificate checks towards the storage; turn off only for test endpoints.
     verify_tls: bool = True
     # S3 Object Lock applied at write time to recordings, manifests and audit

@@ -29,7 +29,6 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.handlers import convert_body_to_file_like_object
@@ -46,6 +45,7 @@ from archiver.storage.base import (
 )
 from archiver.storage.keys import validate_key
 from archiver.storage.protection import write_params
+from archiver.storage.s3_config import client_config
 from archiver.storage.s3_credentials import client_credentials, credentials_source
 from archiver.storage.s3_errors import (
     DIGEST_CODES,
@@ -97,25 +97,8 @@ class S3Store(S3ObjectLock):
         self.credentials_source: str | None = None
 
     async def __aenter__(self) -> S3Store:
-        config = AioConfig(
-            # No second SHA-256 of every body for SigV4 (botocore would add one on
-            # plain-http endpoints): integrity rests on the x-amz-checksum-sha256
-            # (or Content-MD5) header, which is signed and which the server checks.
-            s3={
-                "addressing_style": self._settings.addressing_style,
-                "payload_signing_enabled": False,
-            },
-            # SigV4 presigned URLs: SigV2 is refused by newer AWS regions.
-            signature_version="s3v4",
-            retries={"mode": "standard", "max_attempts": self._max_attempts},
-            max_pool_connections=self._max_connections,
-            connect_timeout=10,
-            read_timeout=60,
-            # Checksums are sent explicitly; botocore must add no CRC32 of its own
-            # nor ask for checksums on GET (the MD5 fallback is for endpoints that
-            # refuse them; readers check the manifest's SHA-256 themselves).
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
+        config = client_config(
+            self._settings, max_attempts=self._max_attempts, max_connections=self._max_connections
         )
         session = get_session()
         session.get_component("response_parser_factory").set_parser_defaults(

@@ -1,0 +1,95 @@
+"""The run's lag warning: past ``ARCHIVER_LAG_WARNING``, one line (at most once a
+minute) with the lag and what the run is waiting for.
+
+The lag (the age of the oldest recording not yet archived) grows for one of a
+few reasons: the storage, the state or the provider is away, or nothing is
+failing and the work is simply not done yet (transfers in flight, recordings
+the provider has not made available). The line names the first that holds,
+so the operator knows where to look without reading the whole log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("archiver.service")
+
+# Seconds between two warnings while the lag stays past the threshold.
+WARN_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What the run's progress depends on, as the service last saw it."""
+
+    storage_error: str | None = None
+    """The storage probe's last failure (None: it answered)."""
+    state_error: str | None = None
+    """The state's last failure (None: it answered)."""
+    source_silent_for: float | None = None
+    """Seconds since a listing of the source last completed, when too long (else None)."""
+    in_flight: int = 0
+    oldest_transfer: float = 0.0
+    near_deadline: int = 0
+    queued: int = 0
+    not_ready: int = 0
+
+    def reason(self) -> str:
+        """What the run is waiting for, in a few words (the first cause that holds)."""
+        if self.storage_error is not None:
+            return f"waiting for the storage (its probe fails: {self.storage_error})"
+        if self.state_error is not None:
+            return f"waiting for the state database ({self.state_error})"
+        if self.source_silent_for is not None:
+            return (
+                f"waiting for the provider (no listing completed for {self.source_silent_for:.0f}s)"
+            )
+        if self.near_deadline:
+            return (
+                f"waiting for {self.near_deadline} transfer(s) near their deadline "
+                f"(oldest in flight {self.oldest_transfer:.0f}s): slow recording host or storage"
+            )
+        if self.in_flight or self.queued:
+            return (
+                f"nothing failing: {self.in_flight} transfer(s) in flight, {self.queued} queued;"
+                " the run is slower than the calls arrive (see ARCHIVER_CONCURRENCY)"
+            )
+        if self.not_ready:
+            return (
+                f"waiting for the provider to make {self.not_ready} recording(s) available "
+                "(retried as they become ready)"
+            )
+        return "nothing failing and nothing queued: retries are not due yet"
+
+
+class LagWatch:
+    """Warns when the lag passes ``threshold`` seconds (rate-limited), and says once
+    when it is back under."""
+
+    def __init__(self, threshold: float, *, monotonic: Callable[[], float]) -> None:
+        self.threshold = threshold
+        self._monotonic = monotonic
+        self._last_warning: float | None = None
+        self._over = False
+
+    def check(self, lag: float, waiting: Callable[[], Waiting]) -> str | None:
+        """Log (and return) the warning when one is due; ``waiting`` is asked only then."""
+        if lag <= self.threshold:
+            if self._over:
+                log.info("lag back under ARCHIVER_LAG_WARNING (%.0fs): %.0fs", self.threshold, lag)
+            self._over = False
+            self._last_warning = None
+            return None
+        now = self._monotonic()
+        self._over = True
+        if self._last_warning is not None and now - self._last_warning < WARN_EVERY:
+            return None
+        self._last_warning = now
+        line = (
+            f"lag {lag:.0f}s is past ARCHIVER_LAG_WARNING ({self.threshold:.0f}s): "
+            f"{waiting().reason()}"
+        )
+        log.warning("%s", line)
+        return line
