@@ -55,6 +55,10 @@ from archiver.storage.local_files import (
     write_new_file,
 )
 
+# The probe calls a disk with less free space than this full: the next
+# recording would not fit (readiness turns false until space returns).
+MIN_FREE = 1024 * 1024
+
 
 def _content_type(key: str) -> str | None:
     ext = PurePosixPath(key).suffix.removeprefix(".").lower()
@@ -309,15 +313,25 @@ class LocalStore:
         """The root is (or can be made) a directory we may write in (StorageError if not)."""
         root = self._root
 
-        def usable() -> bool:
+        def usable() -> str | None:
             try:
                 make_dirs(root, self._mode)
-            except OSError:
-                return False
-            return root.is_dir() and os.access(root, os.W_OK | os.X_OK)
+                space = os.statvfs(root)
+            except OSError as exc:
+                return exc.strerror or "not a writable directory"
+            # As root, access() ignores file modes but not a read-only mount.
+            if space.f_flag & os.ST_RDONLY:
+                return "read-only file system"
+            if not (root.is_dir() and os.access(root, os.W_OK | os.X_OK)):
+                return "not a writable directory"
+            free = space.f_bavail * space.f_frsize
+            if free < MIN_FREE:
+                return f"no space left on the device ({free} bytes free)"
+            return None
 
-        if not await asyncio.to_thread(usable):
-            raise StorageError(f"{self.description}: not a writable directory")
+        problem = await asyncio.to_thread(usable)
+        if problem is not None:
+            raise StorageError(f"{self.description}: {problem}")
 
     async def cleanup_incomplete(self, older_than: datetime | None = None) -> int:
         """Remove the ``.partial`` files a crash left behind; returns how many.

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal
 
 from tests.bench import throughput
-from tests.hardening.s3proxy import FaultProxy, S3Request
+from tests.support.faultproxy import FaultProxy, S3Request
 
 
 @contextlib.contextmanager

@@ -416,27 +416,22 @@ async def test_a_storage_failure_is_one_line_not_a_crash(local_archive, tmp_path
 async def test_storage_gone_under_a_page_is_503_in_one_line(
     tmp_path, make_bucket, s3_settings, seaweed
 ):
-    from urllib.parse import urlsplit
 
     from tests.console.support import archived_storage
-    from tests.tcp_proxy import TcpProxy
+    from tests.support.faultproxy import FaultProxy
 
     storage = s3_settings(await make_bucket(object_lock=True))
     await archived_storage(storage, tmp_path / "builder", calls=2)
-    endpoint = urlsplit(seaweed.endpoint_url)
-    proxy = TcpProxy(endpoint.hostname, endpoint.port)
-    await proxy.start()
-    through = storage.model_copy(update={"endpoint_url": f"http://127.0.0.1:{proxy.port}"})
-    try:
+    proxy = FaultProxy(seaweed.endpoint_url, requests=False)
+    async with proxy.serve() as endpoint:
+        through = storage.model_copy(update={"endpoint_url": endpoint})
         async with running_console(through, tmp_path) as console:
             async with signed_in(console.url, "officer") as http:
                 call_id = await first_call_id(http)
-                proxy.set_up(False)
+                await proxy.add_toxic("down", "reset")
                 async with http.get(f"/calls/{call_id}") as resp:
                     assert resp.status == 503
                     assert resp.headers["X-Frame-Options"] == "DENY"
                     text = await resp.text()
                 assert text.startswith("the storage failed: ")
                 assert len(text.strip().splitlines()) == 1
-    finally:
-        await proxy.stop()

@@ -16,9 +16,9 @@ import aiohttp
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
 from tests.support.cli import DAEMON, archiver_env, s3_storage_env, start_cli, stderr_until
+from tests.support.faultproxy import FaultProxy
 from tests.support.pipeline import assert_exactly_once, read_archive
 from tests.support.seaweed import free_ports
-from tests.tcp_proxy import TcpProxy
 
 # A daemon polling every 0.5 s, quick to retry, probing its readiness every 0.3 s.
 TUNING = {
@@ -122,9 +122,7 @@ async def test_readyz_follows_the_storage_and_the_daemon_outlives_an_outage(
     tmp_path, make_bucket, s3_env, s3_settings, seaweed
 ):
     bucket = await make_bucket()
-    host, port_s = seaweed.endpoint_url.removeprefix("http://").split(":")
-    proxy = TcpProxy(host, int(port_s))
-    await proxy.start()
+    proxy = FaultProxy(seaweed.endpoint_url, requests=False)
     sim = Simulator(
         SimConfig(
             seed=1,
@@ -136,74 +134,71 @@ async def test_readyz_follows_the_storage_and_the_daemon_outlives_an_outage(
     )
     port = free_ports(1)[0]
     service = f"http://127.0.0.1:{port}"
-    try:
-        async with sim.serve() as base:
-            env = _env(
-                sim,
-                base,
-                tmp_path,
-                port,
-                **s3_storage_env(
-                    StorageSettings(url=f"s3://{bucket}/p"),
-                    s3_env,
-                    endpoint=f"http://127.0.0.1:{proxy.port}",
-                ),
-            )
-            proc = await start_cli("run", env=env, cwd=tmp_path)
-            lines: list[str] = []
+    async with proxy.serve() as endpoint, sim.serve() as base:
+        env = _env(
+            sim,
+            base,
+            tmp_path,
+            port,
+            **s3_storage_env(
+                StorageSettings(url=f"s3://{bucket}/p"),
+                s3_env,
+                endpoint=endpoint,
+            ),
+        )
+        proc = await start_cli("run", env=env, cwd=tmp_path)
+        lines: list[str] = []
 
-            async def collect() -> None:
-                assert proc.stderr is not None
-                while line := await proc.stderr.readline():
-                    lines.append(line.decode())
+        async def collect() -> None:
+            assert proc.stderr is not None
+            while line := await proc.stderr.readline():
+                lines.append(line.decode())
 
-            reader = asyncio.create_task(collect())
-            try:
+        reader = asyncio.create_task(collect())
+        try:
 
-                async def ready() -> bool:
-                    try:
-                        return (await _get(f"{service}/readyz"))[0] == 200
-                    except aiohttp.ClientError:
-                        return False
+            async def ready() -> bool:
+                try:
+                    return (await _get(f"{service}/readyz"))[0] == 200
+                except aiohttp.ClientError:
+                    return False
 
-                async def unready() -> bool:
-                    return (await _get(f"{service}/readyz"))[0] == 503
+            async def unready() -> bool:
+                return (await _get(f"{service}/readyz"))[0] == 503
 
-                await _wait_for(ready, 20, "ready")
-                proxy.set_up(False)
-                await _wait_for(unready, 20, "unready while the storage is away")
-                status, body = await _get(f"{service}/readyz")
-                assert '"storage"' in body
-                # Calls keep arriving while the storage is away: the daemon must
-                # survive the failed transfers and archive them once it is back.
-                sim.add_calls(3)
+            await _wait_for(ready, 20, "ready")
+            await proxy.add_toxic("down", "reset")
+            await _wait_for(unready, 20, "unready while the storage is away")
+            status, body = await _get(f"{service}/readyz")
+            assert '"storage"' in body
+            # Calls keep arriving while the storage is away: the daemon must
+            # survive the failed transfers and archive them once it is back.
+            sim.add_calls(3)
 
-                async def paused() -> bool:
-                    return any("storage unavailable, pausing" in line for line in lines)
+            async def paused() -> bool:
+                return any("storage unavailable, pausing" in line for line in lines)
 
-                # Past the storage client's own retries: the daemon's fallback must act.
-                await _wait_for(paused, 60, "a transfer failing on the storage")
-                assert proc.returncode is None, "the daemon died with the storage"
-                assert (await _get(f"{service}/healthz"))[0] == 200  # alive, just not ready
-                proxy.set_up(True)
-                await _wait_for(ready, 30, "ready again")
-                storage = s3_settings(bucket, "p")
+            # Past the storage client's own retries: the daemon's fallback must act.
+            await _wait_for(paused, 60, "a transfer failing on the storage")
+            assert proc.returncode is None, "the daemon died with the storage"
+            assert (await _get(f"{service}/healthz"))[0] == 200  # alive, just not ready
+            await proxy.remove_toxic("down")
+            await _wait_for(ready, 30, "ready again")
+            storage = s3_settings(bucket, "p")
 
-                async def archived_all() -> bool:
-                    want = {c.sip_call_id for c in sim.calls if c.has_recording}
-                    lines = (await read_archive(storage)).lines
-                    return {line["sip_call_id"] for line in lines} >= want
+            async def archived_all() -> bool:
+                want = {c.sip_call_id for c in sim.calls if c.has_recording}
+                lines = (await read_archive(storage)).lines
+                return {line["sip_call_id"] for line in lines} >= want
 
-                await _wait_for(archived_all, 40, "the calls that arrived during the outage")
-            finally:
-                with contextlib.suppress(ProcessLookupError):  # it may have died
-                    proc.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(proc.wait(), 30)
-                await reader
-            assert proc.returncode == 0, "".join(lines)[-2000:]
+            await _wait_for(archived_all, 40, "the calls that arrived during the outage")
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # it may have died
+                proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+            await reader
+        assert proc.returncode == 0, "".join(lines)[-2000:]
         await assert_exactly_once(sim, s3_settings(bucket, "p"))
-    finally:
-        await proxy.stop()
 
 
 async def test_a_second_signal_stops_at_once_without_half_objects(tmp_path):

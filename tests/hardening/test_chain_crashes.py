@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from archiver.simulator import SimConfig, Simulator
-from tests.hardening.s3proxy import FaultProxy, S3Request
 from tests.hardening.test_crashes import Stage, Trap
 from tests.support.cli import archiver_env, run_cli, s3_storage_env, start_cli
+from tests.support.faultproxy import FaultProxy, S3Request
 from tests.support.pipeline import assert_exactly_once
 from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 

@@ -25,7 +25,6 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import Faults, SimConfig, Simulator
-from tests.hardening.s3proxy import FaultProxy, S3Request
 from tests.hardening.watcher import Watcher, expected_objects, s3_lister
 from tests.support.cli import (
     archiver_env,
@@ -34,6 +33,7 @@ from tests.support.cli import (
     s3_storage_env,
     start_cli,
 )
+from tests.support.faultproxy import FaultProxy, S3Request
 from tests.support.pipeline import assert_exactly_once
 from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 

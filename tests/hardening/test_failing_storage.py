@@ -18,8 +18,8 @@ from archiver.errors import StorageError
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import PutOutcome, open_store
-from tests.hardening.s3proxy import FaultProxy, ProxyFaults, S3Request
 from tests.hardening.watcher import Watcher, expected_objects, s3_lister
+from tests.support.faultproxy import FaultProxy, ProxyFaults, S3Request
 from tests.support.pipeline import assert_exactly_once, backfill, make_settings
 from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from archiver.simulator import SimConfig, Simulator
-from tests.hardening.s3proxy import FaultProxy
+from tests.support.faultproxy import FaultProxy
 from tests.support.pipeline import assert_exactly_once, backfill, make_settings
 from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer
 

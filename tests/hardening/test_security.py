@@ -40,8 +40,8 @@ from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.simulator.audio import RecordingBytes
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
-from tests.hardening.s3proxy import FaultProxy
 from tests.support.cli import cli_env, run_cli, s3_storage_env
+from tests.support.faultproxy import FaultProxy
 from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 from tests.support.web import serve
 

@@ -1,7 +1,7 @@
-"""A fault-injecting HTTP proxy in front of an S3 endpoint (SeaweedFS in the tests).
+"""The request layer of the fault proxy (tests/support/faultproxy.py): S3 faults.
 
-The archiver's S3 client is pointed at the proxy instead of the server. Each
-request is forwarded byte for byte (the Host header too, so SigV4 signatures
+Behind the proxy's connection-level toxics, each S3 request is forwarded byte
+for byte (the Host header too, so SigV4 signatures
 still match), unless the dice, drawn from a seeded generator, pick a fault:
 
 - ``slow_down``: 503 ``SlowDown``, the answer S3 gives a client it throttles;
@@ -115,8 +115,9 @@ class ProxyFaults:
 
 
 @dataclass
-class FaultProxy:
-    """The proxy: ``async with proxy.serve() as url`` gives the endpoint to use."""
+class S3Layer:
+    """The request layer: ``async with layer.serve() as url`` listens on a free port
+    (the fault proxy's connections are forwarded there)."""
 
     upstream: str
     faults: ProxyFaults = field(default_factory=ProxyFaults)
