@@ -32,7 +32,7 @@ LEVELS: list[frozenset[str]] = [
     frozenset({"manifest"}),
     frozenset({"timestamping"}),
     frozenset({"sources", "storage"}),
-    frozenset({"http", "metrics", "setting_names", "exits", "index_db"}),
+    frozenset({"http", "metrics", "lag", "setting_names", "exits", "index_db"}),
     frozenset({"settings", "logs"}),
     frozenset({"errors", "models", "private_files", "waiting", "timeutil"}),
     frozenset({"failures", "archiver"}),
