@@ -19,7 +19,11 @@ THE_THING_TESTED = {
     # A worker thread that gets to run late, as on a busy machine.
     ("integration/test_storage.py", "late_write"),
     # The fault proxy's cut: half a body reaches the storage, then the connection drops.
-    ("hardening/s3proxy.py", "body"),
+    ("support/s3faults.py", "body"),
+    # The fault proxy's ``slow`` toxic: the delay is the fault it injects.
+    ("support/faultproxy.py", "_slow"),
+    # A fault scenario's outage: how long the fault lasts is the scenario's parameter.
+    ("faults/harness.py", "hold"),
 }
 
 
