@@ -195,16 +195,19 @@ def _subject(response: TimeStampResponse) -> str:
 
 
 def verify_token(
-    token: bytes,
-    data: bytes,
-    anchors: list[x509.Certificate],
-    *,
-    nonce: int | None = None,
+    token: bytes, data: bytes, anchors: list[x509.Certificate], *, nonce: int | None = None
 ) -> Timestamp:
     """Check ``token`` against ``data`` and the trusted ``anchors``; its contents if valid.
 
     Raises TimestampInvalidError, one line saying what is wrong.
     """
+    return verify_token_digest(token, hashlib.sha256(data).digest(), anchors, nonce=nonce)
+
+
+def verify_token_digest(
+    token: bytes, digest: bytes, anchors: list[x509.Certificate], *, nonce: int | None = None
+) -> Timestamp:
+    """:func:`verify_token` for bytes known by their SHA-256 ``digest``."""
     try:
         response = decode_timestamp_response(token)
     except ValueError:
@@ -216,7 +219,6 @@ def verify_token(
         texts = "; ".join(response.status_string) or "no reason given"
         raise TimestampInvalidError(f"the TSA refused: status {response.status} ({texts})")
     info = response.tst_info
-    digest = hashlib.sha256(data).digest()
     if info.message_imprint.hash_algorithm != _SHA256 or info.message_imprint.message != digest:
         raise TimestampInvalidError("it stamps other bytes (its message imprint differs)")
     if nonce is not None and info.nonce != nonce:

@@ -137,20 +137,46 @@ HELP: dict[str, CommandHelp] = {
             "archiver verify",
             "archiver verify --since 2025-01-01 --until 2025-02-01 --deep",
             "archiver verify --no-rehash",
+            "archiver verify --witness /audit/checkpoints --witness-key audit.pub",
         ),
         {
             **_COMMON,
             ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE,
             ExitCode.CORRUPT: "not everything was proven intact: objects missing, altered, "
-            "corrupt or unproven, manifest objects missing, altered, hidden or out of the "
-            "chain, a call with two call lines (DUPLICATE: archiver dedupe), index pointers "
+            "corrupt or unproven, legacy lines (not proven), manifest objects missing, "
+            "altered, hidden or out of the chain, a call with two call lines (DUPLICATE: "
+            "archiver dedupe), the chain rewritten behind a witnessed checkpoint, a token "
+            "missing or invalid, a writer unregistered, index pointers "
             "wrong (each listed)",
         },
     ),
     "seal": CommandHelp(
         "",
-        ("archiver seal",),
-        {**_COMMON, ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE},
+        ("archiver seal", "archiver seal --key /audit/witness.key"),
+        {
+            **_COMMON,
+            ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE,
+            ExitCode.CORRUPT: "legacy objects appeared after the archive was sealed: "
+            "listed OUT-OF-CHAIN, not sealed",
+        },
+    ),
+    "witness": CommandHelp(
+        "An auditor's commands. keygen makes a witness key (keep it off the archive's "
+        "machines); checkpoint reads the manifest chain, checks it extends every checkpoint "
+        "already kept at PLACE and that every writer is registered, then cosigns a new "
+        "checkpoint and writes it there; register registers a writer (a new deployment, a new "
+        "state database after a loss, a seal). verify --witness PLACE --witness-key VKEY "
+        "then proves the chain was not rewritten behind any of them.",
+        (
+            "archiver witness keygen --name audit.example.com/calls --out audit.key",
+            "archiver witness register --key audit.key",
+            "archiver witness checkpoint --key audit.key --to s3://audit-bucket/checkpoints",
+        ),
+        {
+            **_COMMON,
+            ExitCode.CORRUPT: "checkpoint: the chain is broken, rewritten behind an earlier "
+            "checkpoint, or has an unregistered writer: nothing was signed",
+        },
     ),
     "dedupe": CommandHelp(
         "",

@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import aclosing
+from datetime import UTC, datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,17 +25,23 @@ from archiver.errors import UsageError
 from archiver.exits import ExitCode
 from archiver.manifest.reader import in_range, list_manifests, read_manifests, require_archive
 from archiver.manifest.seal import seal
-from archiver.manifest.stamps import HeadStamp, check_head_stamps, stamp_head
+from archiver.manifest.stamps import stamp_head
 from archiver.manifest.writer import read_head
+from archiver.retrieval.assurance import assurance_line
 from archiver.retrieval.audit import AuditTrail
+from archiver.retrieval.history_audit import audit_history
 from archiver.retrieval.index import write_pointers
 from archiver.retrieval.orphans import OrphanRule
-from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.stamp_audit import StampReport, audit_stamps
 from archiver.retrieval.verify import VerifyReport, verify_archive
+from archiver.retrieval.witness_audit import WitnessReport, audit_witnesses
 from archiver.settings import Settings, TimestampSettings
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
-from archiver.timestamping import TokenState, open_stamper, verify_anchors
+from archiver.timestamping import open_stamper, verify_anchors
+from archiver.witness.checkpoint import ChainState
+from archiver.witness.keys import load_signer, load_verifiers
+from archiver.witness.registry import register_writer
 
 log = logging.getLogger("archiver.verify")
 
@@ -64,6 +72,20 @@ def register(
         "(local files, legacy multipart uploads)",
     )
     p.add_argument(
+        "--witness",
+        action="append",
+        metavar="PLACE",
+        help="a witnessed checkpoint file, or a folder or s3:// prefix of them (repeatable): "
+        "the chain must extend every one (needs --witness-key)",
+    )
+    p.add_argument(
+        "--witness-key",
+        action="append",
+        metavar="VKEY",
+        help="a trusted witness verifier key, or a file of them (repeatable); with it every "
+        "writer must be registered",
+    )
+    p.add_argument(
         "--concurrency",
         type=int,
         metavar="N",
@@ -88,6 +110,11 @@ def register(
         "prove none of them goes missing or is altered from now on.",
     )
     common(s)
+    s.add_argument(
+        "--key",
+        type=Path,
+        help="a witness key file: register the seal's chain with it (archiver witness register)",
+    )
     s.set_defaults(handler=seal_command)
 
 
@@ -119,14 +146,36 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
                 ),
             )
         stamps = await _check_stamps(store, settings.timestamp, report)
+        witnesses = await _check_witnesses(store, args, settings, report)
+        history = await audit_history(
+            store,
+            report.chains.state if report.chains else ChainState(),
+            settings.storage.object_lock_mode,
+        )
+        report.problems += history.problems
+        # One line per thing wrong: the same key and kind found by two checks is said once.
+        unique = {(p.kind, p.where, p.detail): p for p in report.problems}
+        report.problems = sorted(unique.values(), key=lambda p: (p.where, p.kind.value))
         if not manifests and report.ok:
             print(f"no manifest objects in {store.description} for this range: nothing to verify")
             return 0
         for problem in report.problems:
             print(problem.line())
-        for stamp in stamps:
+        for stamp in stamps.writers:
             print(stamp.line())
+        print(witnesses.line())
         print(report.summary())
+        print(
+            assurance_line(
+                s3=settings.storage.is_s3,
+                versioning=history.versioning,
+                lock_mode=history.object_lock,
+                tokens_checked=stamps.checked if stamps.checked or stamps.writers else None,
+                checkpoints=witnesses.checkpoints,
+                newest=witnesses.latest,
+                registration=bool(witnesses.keys),
+            )
+        )
         # Best effort: a read-only auditor's credentials may not write records.
         await AuditTrail(store, settings.operator).record_best_effort(
             "verify",
@@ -139,23 +188,38 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
             "ok" if report.ok else "problems",
             {"checked": report.checked, "problems": len(report.problems)},
         )
-    return 0 if report.ok else ExitCode.CORRUPT
+    # "Nothing found wrong, but not all proven" is not "intact": exit 5 too (the contract).
+    return 0 if report.proven else ExitCode.CORRUPT
+
+
+async def _check_witnesses(
+    store: ObjectStore, args: argparse.Namespace, settings: Settings, report: VerifyReport
+) -> WitnessReport:
+    """The chain against the witnessed checkpoints, and the writers' registrations."""
+    verifiers = load_verifiers(args.witness_key)
+    places: list[str] = args.witness or []
+    if places and not verifiers:
+        raise UsageError("--witness: give the witness's verifier key with --witness-key")
+    chains = report.chains
+    if chains is None:
+        return WitnessReport()
+    found = await audit_witnesses(
+        store, chains.state, chains.writer_ids, places, verifiers, settings.storage
+    )
+    report.problems += found.problems
+    return found
 
 
 async def _check_stamps(
     store: ObjectStore, settings: TimestampSettings, report: VerifyReport
-) -> list[HeadStamp]:
-    """Each chain head's trusted timestamp, when timestamps are configured; an invalid
-    token is a problem of the report (exit 5), a missing one only a line."""
-    if settings.url is None and settings.ca_bundle is None:
-        return []
-    stamps = await check_head_stamps(store, verify_anchors(settings))
-    for stamp in stamps:
-        if stamp.check.state is TokenState.INVALID:
-            report.problems.append(
-                Problem(ProblemKind.TIMESTAMP, stamp.check.key, stamp.check.reason or "invalid")
-            )
-    return [s for s in stamps if s.check.state is not TokenState.INVALID]
+) -> StampReport:
+    """Every link's trusted timestamp from each writer's first stamped link on, when
+    timestamps are configured; each problem goes into the report (exit 5)."""
+    if report.chains is None or (settings.url is None and settings.ca_bundle is None):
+        return StampReport()
+    found = await audit_stamps(store, report.chains, verify_anchors(settings), report.archived)
+    report.problems += found.problems
+    return found
 
 
 @contextlib.contextmanager
@@ -203,6 +267,7 @@ def _progress() -> Iterator[Callable[[VerifyReport], None]]:
 
 async def seal_command(args: argparse.Namespace, settings: Settings) -> int:
     """Seal the unchained legacy manifest objects; say what was done."""
+    signer = load_signer(args.key) if args.key is not None else None
     async with (
         open_store(settings.storage, max_connections=16) as store,
         open_stamper(settings.timestamp) as stamper,
@@ -214,6 +279,10 @@ async def seal_command(args: argparse.Namespace, settings: Settings) -> int:
             stamped = await stamp_head(store, stamper, head)
             if stamped is not None:
                 print(f"time-stamped the sealed chain at {stamped.describe_time()}")
+        if signer is not None and done.writer is not None:
+            origin = "".join("_" if c.isspace() else c for c in settings.storage.url)
+            key, _ = await register_writer(store, signer, origin, done.writer, datetime.now(UTC))
+            print(f"registered the sealed chain {done.writer} ({key})")
     if done.writer is None:
         print(f"nothing to seal: {done.chained} manifest object(s) already under a chain")
     else:
@@ -221,12 +290,17 @@ async def seal_command(args: argparse.Namespace, settings: Settings) -> int:
             f"sealed {done.sealed} manifest object(s) under chain {done.writer}; "
             f"{done.chained} already under a chain"
         )
+    for key in done.refused:
+        print(
+            f"OUT-OF-CHAIN {key}: a legacy-format manifest object that appeared after the "
+            f"archive was sealed ({', '.join(done.sealed_by)}): planted history, not sealed"
+        )
     for key in done.skipped:
         print(
             f"not sealed: {key} has lines with proof but no chain link (run the archiver "
             "that wrote it again, or see archiver verify)"
         )
-    return 0
+    return ExitCode.CORRUPT if done.refused else 0
 
 
 async def reindex(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,13 @@ seal stopped half-way leaves a valid, shorter chain and running it again seals
 the rest. No manifest object is rewritten: the links only record their
 SHA-256. A manifest object with proof lines but no link is not sealed: its
 writer links it when it runs again, and ``verify`` reports it until then.
+
+An archive is sealed once: the seal's chain is the record of the legacy objects
+it holds. Once a ``seal-*`` chain exists, no archiver writes legacy lines any
+more, so a legacy object that appears later is planted history: a later seal
+refuses it (``verify`` reports it OUT-OF-CHAIN) instead of vouching for it.
+The seal's writer, like any other, counts only once registered with a witness
+key (``archiver witness register``).
 """
 
 from __future__ import annotations
@@ -35,15 +42,23 @@ class Sealed:
     sealed: int  # manifest objects linked now
     chained: int  # manifest objects already under a chain
     skipped: list[str]  # manifest objects with proof lines but no link (left to their writer)
+    refused: list[str]  # legacy objects that appeared after the archive was sealed
+    sealed_by: list[str]  # the seal chains already there
 
 
-async def chained_manifests(store: ObjectStore) -> set[str]:
-    """The manifest keys some link records (one listing, one read per link)."""
+SEAL_PREFIX = "seal-"
+
+
+async def chained_manifests(store: ObjectStore, seals: set[str] | None = None) -> set[str]:
+    """The manifest keys some link records (one listing, one read per link); the
+    seal writers found are added to ``seals``."""
     keys: set[str] = set()
     async for obj in store.list(CHAIN_PREFIX):
         parsed = parse_chain_key(obj.key)
         if parsed is None or parsed[1] is None:
             continue
+        if seals is not None and parsed[0].startswith(SEAL_PREFIX):
+            seals.add(parsed[0])
         try:
             keys.add(Link.from_bytes(await read_object(store, obj.key)).manifest_key)
         except (KeyError, ValueError):
@@ -53,7 +68,8 @@ async def chained_manifests(store: ObjectStore) -> set[str]:
 
 async def seal(store: ObjectStore) -> Sealed:
     """Link every unchained legacy manifest object; see the module docstring."""
-    chained = await chained_manifests(store)
+    seals: set[str] = set()
+    chained = await chained_manifests(store, seals)
     candidates = sorted(
         [
             obj.key
@@ -61,9 +77,10 @@ async def seal(store: ObjectStore) -> Sealed:
             if partition_date(obj.key) is not None and obj.key not in chained
         ]
     )
-    writer = f"seal-{secrets.token_hex(6)}"
+    writer = f"{SEAL_PREFIX}{secrets.token_hex(6)}"
     previous: tuple[int, str] | None = None
     skipped: list[str] = []
+    refused: list[str] = []
     sealed = 0
     for key in candidates:
         try:
@@ -74,6 +91,9 @@ async def seal(store: ObjectStore) -> Sealed:
         if any(not call.legacy for call in manifest.calls):
             skipped.append(key)
             continue
+        if seals:
+            refused.append(key)
+            continue
         lines = len(manifest.calls) + len(manifest.bad_lines)
         link = next_link(writer, sealed + 1, key, content, lines, previous)
         data = link.to_bytes()
@@ -83,4 +103,4 @@ async def seal(store: ObjectStore) -> Sealed:
         await advance_head(store, data)
         previous = (link.seq, sha256_hex(data))
         sealed += 1
-    return Sealed(writer if sealed else None, sealed, len(chained), skipped)
+    return Sealed(writer if sealed else None, sealed, len(chained), skipped, refused, sorted(seals))

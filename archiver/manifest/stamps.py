@@ -6,10 +6,10 @@ beside the link, ``_archiver/chain/<writer>/<seq>.tsr``, written once. As every
 link names its predecessor by SHA-256, a token of the head's link dates the
 whole chain up to it: every manifest object it links existed by then.
 
-``verify`` checks the token of each writer's head link. A head without a token
-(the TSA was down when it moved) is reported as missing; the next head that
-writer writes is stamped in its turn. The TSA client and the token checks are
-:mod:`archiver.timestamping`'s.
+So every link gets a token of its own: ``verify`` checks each one from a
+writer's first stamped link on (:mod:`archiver.retrieval.stamp_audit`). A
+head the TSA could not stamp is stamped at the writer's next write, before the
+new head. The TSA client and the token checks are :mod:`archiver.timestamping`'s.
 """
 
 from __future__ import annotations
@@ -28,6 +28,29 @@ from archiver.timestamping import Stamper, Timestamp, TokenCheck, check_stored, 
 
 log = logging.getLogger("archiver.manifest")
 
+# Heads left unstamped while the authority is down, stamped at the next write: a
+# bound on memory (an outage longer than this many writes leaves the oldest
+# UNPROVEN in verify).
+PENDING_BOUND = 1000
+
+
+async def _stamp(store: ObjectStore, stamper: Stamper, head: Head) -> Timestamp | bool:
+    """The token, or False when the authority failed (worth another try), or True when
+    there is nothing to stamp (the link is gone or is not the one the head names)."""
+    try:
+        data = await read_object(store, link_key(head.writer, head.seq))
+    except KeyError:
+        log.warning("chain head of writer %s not time-stamped: its link is gone", head.writer)
+        return True
+    if sha256_hex(data) != head.link_sha256:
+        log.warning(
+            "chain head of writer %s not time-stamped: its link is not the one it names",
+            head.writer,
+        )
+        return True
+    stamp = await stamp_and_store(store, stamper, data, stamp_key(head.writer, head.seq))
+    return False if stamp is None else stamp
+
 
 async def stamp_head(store: ObjectStore, stamper: Stamper, head: Head) -> Timestamp | None:
     """Time-stamp the link ``head`` names and store the token beside it; None if not done.
@@ -35,25 +58,27 @@ async def stamp_head(store: ObjectStore, stamper: Stamper, head: Head) -> Timest
     Never raises for the TSA or for a link that is not the head's: the archive
     goes on, and ``verify`` reports the token missing.
     """
-    try:
-        data = await read_object(store, link_key(head.writer, head.seq))
-    except KeyError:
-        log.warning("chain head of writer %s not time-stamped: its link is gone", head.writer)
-        return None
-    if sha256_hex(data) != head.link_sha256:
-        log.warning(
-            "chain head of writer %s not time-stamped: its link is not the one it names",
-            head.writer,
-        )
-        return None
-    return await stamp_and_store(store, stamper, data, stamp_key(head.writer, head.seq))
+    stamp = await _stamp(store, stamper, head)
+    return stamp if isinstance(stamp, Timestamp) else None
 
 
 def head_stamper(stamper: Stamper) -> HeadHook:
-    """The writer's hook that time-stamps each new head."""
+    """The writer's hook that time-stamps each new head.
+
+    A head the authority could not stamp is kept, in memory, and stamped first
+    at the next head (so the tokens stay in the chain's order): ``verify``
+    reports it UNPROVEN until then. At most :data:`PENDING_BOUND` are kept.
+    """
+    pending: list[Head] = []
 
     async def on_head(store: ObjectStore, head: Head) -> None:
-        await stamp_head(store, stamper, head)
+        while pending:
+            if await _stamp(store, stamper, pending[0]) is False:
+                break
+            pending.pop(0)
+        if pending or await _stamp(store, stamper, head) is False:
+            pending.append(head)
+            del pending[:-PENDING_BOUND]
 
     return on_head
 

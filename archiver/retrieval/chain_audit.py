@@ -27,6 +27,7 @@ from archiver.storage.layout import (
     parse_chain_key,
     partition_date,
 )
+from archiver.witness.checkpoint import ChainState
 
 
 @dataclass
@@ -37,14 +38,24 @@ class ChainAudit:
     links: dict[str, Link] = field(default_factory=dict)  # by manifest key
     problems: list[Problem] = field(default_factory=list)
     unchained: int = 0  # legacy manifest objects under no chain (archiver seal)
+    state: ChainState = field(default_factory=ChainState)  # heads and walks, for witnesses
+    writer_ids: set[str] = field(default_factory=set)  # every writer with a link or a head
 
     def check_manifest(self, manifest: Manifest) -> Problem | None:
         """The manifest object against its link; None if it matches (or is legacy, unchained)."""
         link = self.links.get(manifest.key)
         if link is None:
             if manifest.calls and all(call.legacy for call in manifest.calls):
+                # Legacy lines are valid only where a seal recorded them: one that
+                # appears later is planted history (or an archive never sealed).
                 self.unchained += 1
-                return None
+                return Problem(
+                    ProblemKind.OUT_OF_CHAIN,
+                    manifest.key,
+                    "a legacy-format manifest object (no proof fields) that no seal recorded: "
+                    "planted, or an archive not yet sealed since upgrading (run archiver seal "
+                    "once, see docs/upgrading.md)",
+                )
             return Problem(
                 ProblemKind.OUT_OF_CHAIN,
                 manifest.key,
@@ -115,7 +126,8 @@ async def audit_chains(store: ObjectStore) -> ChainAudit:
             heads.add(writer)
         else:
             by_writer.setdefault(writer, set()).add(seq)
-    audit.writers = len(by_writer.keys() | heads)
+    audit.writer_ids = by_writer.keys() | heads
+    audit.writers = len(audit.writer_ids)
     for writer in sorted(by_writer.keys() | heads):
         await _audit_writer(store, audit, writer, by_writer.get(writer, set()), writer in heads)
     return audit
@@ -185,6 +197,19 @@ async def _audit_writer(
     _off_the_walk(audit, writer, links, head)
 
 
+def _vouched(
+    walk: dict[int, str], links: dict[int, tuple[Link, str]], head: Head
+) -> dict[int, str]:
+    vouched: dict[int, str] = {}
+    expected: str | None = head.link_sha256
+    for seq in sorted(walk, reverse=True):
+        if walk[seq] != expected:
+            break
+        vouched[seq] = walk[seq]
+        expected = links[seq][0].prev_sha256
+    return vouched
+
+
 def _off_the_walk(
     audit: ChainAudit, writer: str, links: dict[int, tuple[Link, str]], head: Head
 ) -> None:
@@ -197,9 +222,15 @@ def _off_the_walk(
     """
     on_walk: set[int] = set()
     seq: int | None = head.seq
+    walk: dict[int, str] = {}
     while seq is not None and seq in links and seq not in on_walk:
         on_walk.add(seq)
+        walk[seq] = links[seq][1]
         seq = links[seq][0].prev_seq
+    audit.state.heads[writer] = (head.seq, head.link_sha256)
+    # A link is on the walk only if its successor vouches for its bytes (checked above);
+    # the head's own link only if it is the one the head names.
+    audit.state.walks[writer] = _vouched(walk, links, head)
     for seq, (link, _) in sorted(links.items()):
         if seq in on_walk:
             continue

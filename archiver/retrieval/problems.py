@@ -26,7 +26,11 @@ class ProblemKind(StrEnum):
     SUPERSEDE = "supersede"  # a supersede record that names no duplicate of its call
     SYMLINK = "symlink"  # a local folder on the way to the object is a symbolic link
     ORPHAN = "orphan"  # a stored recording no manifest line names (older than the flush bound)
-    TIMESTAMP = "timestamp"  # a chain head's trusted timestamp that does not verify
+    TIMESTAMP = "timestamp"  # a link's trusted timestamp missing after the first, or invalid
+    CHAIN_REWRITTEN = "chain-rewritten"  # the chain does not extend a witnessed checkpoint,
+    # or its version history shows a link, head or manifest object rewritten or removed
+    WITNESS = "witness"  # a witnessed checkpoint that does not verify, or two inconsistent ones
+    UNREGISTERED = "unregistered-writer"  # a writer no witness key registered
 
 
 @dataclass(frozen=True, slots=True)

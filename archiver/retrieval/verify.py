@@ -71,17 +71,24 @@ class VerifyReport:
     recordings_listed: int | None = None  # None: no orphan scan (a range was asked)
     waiting: int = 0  # recordings with no line yet, too young to be orphans
     problems: list[Problem] = field(default_factory=list)
+    chains: ChainAudit | None = None  # the chain as walked (for witnesses and tokens)
+    archived: dict[str, datetime] = field(default_factory=dict)  # latest archived_at, by manifest
 
     @property
     def ok(self) -> bool:
-        """True when everything was proven and nothing is wrong."""
+        """True when nothing is wrong (see :attr:`proven` for "all intact")."""
         return not self.problems
+
+    @property
+    def proven(self) -> bool:
+        """True when everything was proven intact: nothing wrong, no legacy line."""
+        return self.ok and not self.legacy
 
     def summary(self) -> str:
         """One paragraph for the end of the run; "all intact" only when all was proven."""
         if not self.ok:
             verdict = f"{len(self.problems)} problem(s)"
-        elif self.legacy or self.unchained:
+        elif self.legacy:
             # Legacy lines are checked by size and stored checksum only: not proven.
             verdict = "nothing found wrong, but not all proven (legacy lines below)"
         else:
@@ -326,6 +333,9 @@ async def verify_archive(
                 report.manifests_read += 1
                 if not manifest.missing:
                     seen.add(manifest.key)
+                    times = [t for c in manifest.calls if (t := c.archived_at) is not None]
+                    if times:
+                        report.archived[manifest.key] = max(times)
                     chained = chains.check_manifest(manifest)
                     if chained is not None:
                         report.problems.append(chained)
@@ -370,6 +380,7 @@ async def verify_archive(
     report.problems += records.problems + duplicates
     index_problems, report.pointers = await expected.audit(store, whole=whole)
     report.problems += index_problems
+    report.chains = chains
     report.writers, report.links, report.unchained = (
         chains.writers,
         len(chains.links),

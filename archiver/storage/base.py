@@ -254,6 +254,9 @@ class VersionedStore(Protocol):
     async def versions(self, key: str) -> list[ObjectVersion]:
         """Every version of ``key``, delete markers included, oldest first."""
 
+    def all_versions(self, prefix: str) -> AsyncIterator[tuple[str, ObjectVersion]]:
+        """Every version and delete marker of every key under ``prefix``: (key, version)."""
+
     async def head_version(self, key: str, version_id: str) -> StoredObject | None:
         """One version's size, stored SHA-256 and proof; None if absent or a delete marker."""
 

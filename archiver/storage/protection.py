@@ -3,8 +3,8 @@
 Which objects get what:
 
 - **Object Lock retention** (mode + retain-until = write time + retention
-  days): the evidence, i.e. recordings, manifest objects, their chain links
-  and audit records.
+  days): the evidence, i.e. recordings, manifest objects, their chain (links,
+  tokens, every version of the heads) and audit records.
   Not the rest of ``_archiver/`` (index pointers can be rebuilt from the
   manifests; ``check`` objects are deleted again), so nothing the archiver must
   remove is ever locked.
@@ -22,19 +22,21 @@ from typing import Any
 from archiver.errors import ConfigError
 from archiver.settings import ENV_PREFIX, StorageSettings
 from archiver.storage.base import BucketProtection
-from archiver.storage.layout import ARCHIVER_PREFIX, CHAIN_PREFIX, HEAD_NAME, MANIFEST_PREFIX
+from archiver.storage.layout import ARCHIVER_PREFIX, CHAIN_PREFIX, MANIFEST_PREFIX
 
 AUDIT_AREA = "_archiver/audit/"
 
 
 def is_evidence(key: str) -> bool:
-    """True for a key retention must protect: recordings, manifests, chain links, audit records.
+    """True for a key retention must protect: recordings, manifests, the chain (links,
+    tokens, heads), audit records.
 
-    A chain head is not: it is overwritten as the chain grows (in a versioned
-    bucket each head stays as a version).
+    A chain head is overwritten as the chain grows, but in a versioned bucket each
+    head stays as a version: locked, that history (heads only move forward) is
+    evidence ``verify`` reads, which no one can delete before its retention ends.
     """
     if key.startswith(CHAIN_PREFIX):
-        return not key.endswith("/" + HEAD_NAME)
+        return True
     return not key.startswith(ARCHIVER_PREFIX) or key.startswith(AUDIT_AREA)
 
 

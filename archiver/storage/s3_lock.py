@@ -31,11 +31,14 @@ class S3ObjectLock:
 
     if TYPE_CHECKING:
         _bucket: str
+        _prefix: str
 
         @property
         def client(self) -> Any: ...
 
         def full_key(self, key: str) -> str: ...
+
+        def relative_key(self, full_key: str) -> str: ...
 
         def errors(self, action: str) -> AbstractContextManager[None]: ...
 
@@ -129,6 +132,17 @@ class S3ObjectLock:
                     if item["Key"] == full:
                         found.append(_version_of(item, delete_marker=True))
         return sorted(found, key=lambda v: v.last_modified or datetime.min.replace(tzinfo=UTC))
+
+    async def all_versions(self, prefix: str) -> AsyncIterator[tuple[str, ObjectVersion]]:
+        """Every version and delete marker of every key under ``prefix``: (key, version),
+        a page (1,000) at a time, in the listing's order (each key's newest first)."""
+        paginator = self.client.get_paginator("list_object_versions")
+        with self.errors(f"list the versions under {prefix}"):
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix + prefix):
+                for item in page.get("Versions", []):
+                    yield self.relative_key(item["Key"]), _version_of(item, delete_marker=False)
+                for item in page.get("DeleteMarkers", []):
+                    yield self.relative_key(item["Key"]), _version_of(item, delete_marker=True)
 
     async def head_version(self, key: str, version_id: str) -> StoredObject | None:
         """Size, stored SHA-256 and proof of one version; None if absent or a delete marker."""

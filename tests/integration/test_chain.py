@@ -46,7 +46,10 @@ async def test_a_legacy_archive_verifies_as_legacy_and_seal_chains_it(storage) -
     async with open_store(settings) as store:
         keys = await legacy_archive(store)
         before = await _verify(store)
-        assert before.ok, [p.line() for p in before.problems]
+        # Issue 20: a legacy object no seal recorded is planted history until sealed.
+        assert {(p.kind, p.where) for p in before.problems} == {
+            (ProblemKind.OUT_OF_CHAIN, key) for key in keys
+        }
         assert before.legacy == 6
         assert before.unchained == 3
         assert "legacy lines 6 (size and stored checksum only)" in before.summary()
@@ -57,6 +60,7 @@ async def test_a_legacy_archive_verifies_as_legacy_and_seal_chains_it(storage) -
         assert done.writer is not None
         after = await _verify(store)
         assert after.ok, [p.line() for p in after.problems]
+        assert not after.proven  # legacy lines: checked, not proven
         assert (after.links, after.unchained, after.writers) == (3, 0, 1)
         again = await seal(store)
         assert (again.writer, again.sealed, again.chained) == (None, 0, 3)
@@ -125,7 +129,9 @@ async def test_seal_from_the_command_line(tmp_path) -> None:
     assert sealed.code == 0, sealed.err
     assert sealed.out.startswith("sealed 2 manifest object(s) under chain seal-")
     verified = await run_cli("verify", env=env, cwd=tmp_path)
-    assert verified.code == 0, verified.out + verified.err
+    # Legacy lines are not proven: exit 5, as the contract says (issue 20 changed it from 0).
+    assert verified.code == 5, verified.out + verified.err
+    assert "nothing found wrong, but not all proven" in verified.out
     assert "chain: 2 manifest object(s) linked by 1 writer(s)" in verified.out
     assert "re-hashed 4" in verified.out  # a local file keeps no checksum: read back
 

@@ -29,7 +29,7 @@ LEVELS: list[frozenset[str]] = [
     frozenset({"service", "progress"}),
     frozenset({"pipeline", "console"}),
     frozenset({"retrieval", "state"}),
-    frozenset({"manifest"}),
+    frozenset({"manifest", "witness"}),
     frozenset({"timestamping"}),
     frozenset({"sources", "storage"}),
     frozenset({"http", "metrics", "lag", "setting_names", "exits", "index_db"}),

@@ -94,7 +94,8 @@ def test_chain_keys() -> None:
 
 def test_links_and_chain_heads_are_evidence_or_not() -> None:
     assert is_evidence("_archiver/chain/w1/000000000003.json")
-    assert not is_evidence("_archiver/chain/w1/head.json")  # overwritten as the chain grows
+    # Issue 20: each version of a head is kept locked too (verify reads the head's history).
+    assert is_evidence("_archiver/chain/w1/head.json")
     assert not is_evidence("_archiver/ids/aa/x/y.json")
     assert is_evidence("manifests/date=2021-02-17/1-w.jsonl")
 
