@@ -31,9 +31,9 @@ from archiver.witness.checkpoint import Checkpoint
 from archiver.witness.note import Signer, sign_note
 from archiver.witness.place import checkpoint_name, write_checkpoint
 from archiver.witness.registry import register_writer
-from tests.integration.pipeline_helpers import backfill, make_settings
-from tests.seaweed import SeaweedServer, admin_client
 from tests.support.cli import Result, cli_env, local_storage_env, run_cli, s3_storage_env
+from tests.support.pipeline import backfill, make_settings
+from tests.support.seaweed import SeaweedServer, admin_client
 from tests.support.tsa import Pki, make_pki, serve_tsa
 
 STORAGES = ["local", "plain", "versioned", "locked"]

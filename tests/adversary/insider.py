@@ -19,7 +19,7 @@ from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import CHAIN_PREFIX, head_key, link_key, parse_chain_key, stamp_key
 from tests.adversary.conftest import Target
-from tests.seaweed import SeaweedServer, admin_client
+from tests.support.seaweed import SeaweedServer, admin_client
 
 
 class Insider:

@@ -92,3 +92,25 @@ async def test_an_unstamped_head_is_reported_missing(tmp_path, pki):
     (found,) = await check_head_stamps(store, load_anchors(pki.ca_cert))
     assert found.check.state is TokenState.MISSING
     assert found.check.key.endswith(stamp_key(WRITER, 3))
+
+
+async def test_a_head_the_tsa_could_not_stamp_is_stamped_at_the_next_write(tmp_path, pki):
+    from archiver.manifest.stamps import head_stamper
+    from archiver.timestamping import verify_token
+    from tests.support.tsa import Mode
+
+    store = LocalStore(tmp_path / "archive")
+    links = await _chain(store, 3)
+    async with serve_tsa(pki) as (server, url), aiohttp.ClientSession() as session:
+        settings = TimestampSettings(url=url, ca_bundle=pki.ca_cert)
+        hook = head_stamper(Stamper(session, settings, load_anchors(pki.ca_cert)))
+        server.mode = Mode.ERROR_500
+        await hook(store, Head.of(links[1]))
+        assert await store.head(stamp_key(WRITER, 2)) is None  # UNPROVEN until the next write
+        server.mode = Mode.OK
+        await hook(store, Head.of(links[2]))
+    tokens = []
+    for seq in (2, 3):
+        token = b"".join([c async for c in store.read(stamp_key(WRITER, seq))])
+        tokens.append(verify_token(token, links[seq - 1], load_anchors(pki.ca_cert)))
+    assert tokens[0].gen_time <= tokens[1].gen_time  # stamped first: the chain's order

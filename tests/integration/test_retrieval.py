@@ -218,8 +218,12 @@ async def test_a_corrupt_object_in_a_bucket_without_versions_is_refused(
         with pytest.raises(IntegrityError, match="corrupt: "):
             await presigned_url(store, call, 60)
         report = await verify_archive(store, await list_manifests(store, None, None, HCM))
-        assert [p.kind for p in report.problems] == [ProblemKind.CORRUPT]
-        assert "still holds" not in report.problems[0].detail
+        # Issue 20: a legacy manifest object no seal recorded is OUT-OF-CHAIN besides.
+        assert [(p.kind, p.where) for p in report.problems] == [
+            (ProblemKind.OUT_OF_CHAIN, manifest_key),
+            (ProblemKind.CORRUPT, "recordings/s1.wav"),
+        ]
+        assert "still holds" not in report.problems[1].detail
 
 
 async def test_check_reports_the_lock_and_refuses_retention_a_bucket_cannot_honour(
