@@ -290,6 +290,11 @@ async def seal_command(args: argparse.Namespace, settings: Settings) -> int:
             f"sealed {done.sealed} manifest object(s) under chain {done.writer}; "
             f"{done.chained} already under a chain"
         )
+    if done.recorded:
+        print(
+            "recorded the archive's seal: the legacy manifest objects sealed now or before "
+            "are the only ones any later seal will chain"
+        )
     for key in done.refused:
         print(
             f"OUT-OF-CHAIN {key}: a legacy-format manifest object that appeared after the "

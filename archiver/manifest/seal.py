@@ -8,16 +8,21 @@ the rest. No manifest object is rewritten: the links only record their
 SHA-256. A manifest object with proof lines but no link is not sealed: its
 writer links it when it runs again, and ``verify`` reports it until then.
 
-An archive is sealed once: the seal's chain is the record of the legacy objects
-it holds. Once a ``seal-*`` chain exists, no archiver writes legacy lines any
-more, so a legacy object that appears later is planted history: a later seal
-refuses it (``verify`` reports it OUT-OF-CHAIN) instead of vouching for it.
-The seal's writer, like any other, counts only once registered with a witness
-key (``archiver witness register``).
+An archive is sealed once: before linking anything, the first seal records
+the set of legacy objects it vouches for in ``_archiver/chain/<seal>/sealed.json``
+(written once, under retention like the links; the objects earlier seals
+linked included, so an archive sealed before records existed is recorded by
+running ``seal`` once more). No archiver writes legacy lines any more, so a
+legacy object that no record names is planted history: a later seal refuses
+it (``verify`` reports it OUT-OF-CHAIN) instead of vouching for it; one a
+record names but no link (a seal stopped half-way) is linked by the next.
+The seal's writer, like any other, counts only once registered with a
+witness key (``archiver witness register``).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -44,21 +49,24 @@ class Sealed:
     skipped: list[str]  # manifest objects with proof lines but no link (left to their writer)
     refused: list[str]  # legacy objects that appeared after the archive was sealed
     sealed_by: list[str]  # the seal chains already there
+    recorded: bool = False  # this seal wrote the archive's seal record (first seal, upgrade)
 
 
 SEAL_PREFIX = "seal-"
+RECORD_NAME = "sealed.json"
 
 
 async def chained_manifests(store: ObjectStore, seals: set[str] | None = None) -> set[str]:
     """The manifest keys some link records (one listing, one read per link); the
-    seal writers found are added to ``seals``."""
+    seal writers found (with a link or a record) are added to ``seals``."""
     keys: set[str] = set()
     async for obj in store.list(CHAIN_PREFIX):
+        writer = obj.key[len(CHAIN_PREFIX) :].partition("/")[0]
+        if seals is not None and writer.startswith(SEAL_PREFIX):
+            seals.add(writer)
         parsed = parse_chain_key(obj.key)
         if parsed is None or parsed[1] is None:
             continue
-        if seals is not None and parsed[0].startswith(SEAL_PREFIX):
-            seals.add(parsed[0])
         try:
             keys.add(Link.from_bytes(await read_object(store, obj.key)).manifest_key)
         except (KeyError, ValueError):
@@ -66,10 +74,43 @@ async def chained_manifests(store: ObjectStore, seals: set[str] | None = None) -
     return keys
 
 
+def record_key(writer: str) -> str:
+    """Where a seal records the set of manifest objects it seals."""
+    return f"{CHAIN_PREFIX}{writer}/{RECORD_NAME}"
+
+
+async def recorded(store: ObjectStore, seals: set[str]) -> tuple[set[str], bool]:
+    """The manifest keys the seals' records name, and whether any record exists."""
+    keys: set[str] = set()
+    found = False
+    for writer in sorted(seals):
+        try:
+            body = json.loads(await read_object(store, record_key(writer)))
+        except (KeyError, ValueError):
+            continue  # a seal from before records (or a damaged one): not a record
+        if isinstance(body, dict) and isinstance(body.get("objects"), list):
+            found = True
+            keys.update(str(o.get("key")) for o in body["objects"] if isinstance(o, dict))
+    return keys, found
+
+
+async def _legacy(store: ObjectStore, key: str) -> tuple[bytes, int] | None:
+    """The bytes and line count of a manifest object whose lines are all legacy."""
+    try:
+        content = await read_object(store, key)
+    except KeyError:
+        return None
+    manifest = parse_manifest(key, content)
+    if any(not call.legacy for call in manifest.calls):
+        return None
+    return content, len(manifest.calls) + len(manifest.bad_lines)
+
+
 async def seal(store: ObjectStore) -> Sealed:
     """Link every unchained legacy manifest object; see the module docstring."""
     seals: set[str] = set()
     chained = await chained_manifests(store, seals)
+    known, has_record = await recorded(store, seals)
     candidates = sorted(
         [
             obj.key
@@ -78,23 +119,29 @@ async def seal(store: ObjectStore) -> Sealed:
         ]
     )
     writer = f"{SEAL_PREFIX}{secrets.token_hex(6)}"
-    previous: tuple[int, str] | None = None
     skipped: list[str] = []
     refused: list[str] = []
-    sealed = 0
+    todo: list[tuple[str, bytes, int]] = []
     for key in candidates:
-        try:
-            content = await read_object(store, key)
-        except KeyError:
-            continue
-        manifest = parse_manifest(key, content)
-        if any(not call.legacy for call in manifest.calls):
+        found = await _legacy(store, key)
+        if found is None:
             skipped.append(key)
-            continue
-        if seals:
-            refused.append(key)
-            continue
-        lines = len(manifest.calls) + len(manifest.bad_lines)
+        elif has_record and key not in known:
+            refused.append(key)  # appeared after the archive was sealed
+        else:
+            todo.append((key, *found))
+    if not has_record:
+        # The first seal (or the upgrade of one made before records): it records every
+        # legacy object it vouches for, those earlier seals linked included.
+        objects = [{"key": k, "sha256": sha256_hex(c)} for k, c, _ in todo]
+        objects += [{"key": k} for k in sorted(chained - {k for k, _, _ in todo})]
+        data = json.dumps({"format": 1, "writer": writer, "objects": objects}).encode()
+        await store.put_bytes(
+            record_key(writer), data, sha256=sha256_hex(data), content_type=CHAIN_CONTENT_TYPE
+        )
+    previous: tuple[int, str] | None = None
+    sealed = 0
+    for key, content, lines in todo:
         link = next_link(writer, sealed + 1, key, content, lines, previous)
         data = link.to_bytes()
         await store.put_bytes(
@@ -103,4 +150,12 @@ async def seal(store: ObjectStore) -> Sealed:
         await advance_head(store, data)
         previous = (link.seq, sha256_hex(data))
         sealed += 1
-    return Sealed(writer if sealed else None, sealed, len(chained), skipped, refused, sorted(seals))
+    return Sealed(
+        writer if sealed else None,
+        sealed,
+        len(chained),
+        skipped,
+        refused,
+        sorted(seals),
+        recorded=not has_record,
+    )

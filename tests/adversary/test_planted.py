@@ -4,6 +4,7 @@ and a seal that refuses legacy objects appearing after the archive was sealed.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from archiver.manifest.chain import Head, next_link
@@ -12,7 +13,6 @@ from archiver.storage import open_store
 from archiver.storage.layout import head_key
 from tests.adversary.conftest import Target
 from tests.adversary.insider import insider
-from tests.integration.test_chain import _legacy_archive as legacy_archive
 from tests.support.cli import cli_env, run_cli
 
 AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 40
@@ -20,8 +20,6 @@ AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 40
 
 def _legacy_line(object_key: str) -> bytes:
     """A line of the format before proof was recorded: no etag, no checksum."""
-    import hashlib
-
     line = {
         "sip_call_id": "planted-1",
         "cdr_id": "planted-cdr-1",
@@ -74,8 +72,17 @@ async def test_an_unregistered_writer_is_reported(target: Target, seaweed):
 
 async def test_a_seal_refuses_legacy_objects_planted_after_the_archive_was_sealed(tmp_path):
     settings = StorageSettings(url=str(tmp_path / "archive"))
-    async with open_store(settings) as store:
-        await legacy_archive(store, manifests=2)
+    async with open_store(settings) as store:  # an archive written before the chain
+        for n in (1, 2):
+            key = f"recordings/2021/02/17/old-{n}.mp3"
+            await store.put_bytes(
+                key, AUDIO, sha256=hashlib.sha256(AUDIO).hexdigest(), content_type="audio/mpeg"
+            )
+            line = _legacy_line(key)
+            manifest = f"manifests/date=2021-02-17/{n:012d}-run0000000000.jsonl"
+            await store.put_bytes(
+                manifest, line, sha256=hashlib.sha256(line).hexdigest(), content_type="x"
+            )
     env = cli_env({"ARCHIVER_STORAGE__URL": settings.url})
     first = await run_cli("seal", env=env, cwd=tmp_path)
     assert first.code == 0, first.out + first.err
