@@ -4,6 +4,7 @@ build context holds only what .dockerignore lets through."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,33 @@ def _allowed_files() -> set[str]:
 
 
 async def test_the_build_context_is_only_what_the_image_needs(base_image, tmp_path):
-    # A checkout after the docs' own commands: a virtual environment, state, an archive.
-    assert (REPO / ".venv").is_dir(), "the test expects the checkout's .venv to be there"
-    probe = build(image_tag("archiver-context"), "tests/container/context/Dockerfile", base_image)
+    # Strays as a checkout holds them after the docs' own commands (a venv, a state
+    # database, an .env with secrets, bytecode inside the package): unique names,
+    # removed afterwards, so that a developer's own files are never touched.
+    tag = uuid.uuid4().hex[:8]
+    strays = [
+        REPO / f".venv-probe-{tag}" / "lib.py",
+        REPO / f"archiver-state-probe-{tag}.sqlite3",
+        REPO / f".env-probe-{tag}",
+        REPO / "archiver" / f"__pycache__-probe-{tag}" / "__pycache__" / "x.pyc",
+        REPO / "archiver" / f"probe-{tag}.pyc",
+    ]
+    made: list[Path] = []
+    try:
+        for path in strays:
+            for parent in reversed(path.relative_to(REPO).parents):
+                if not (REPO / parent).exists():
+                    (REPO / parent).mkdir()
+                    made.append(REPO / parent)
+            path.write_text("stray")
+            made.append(path)
+        allowed = _allowed_files()
+        probe = build(
+            image_tag("archiver-context"), "tests/container/context/Dockerfile", base_image
+        )
+    finally:
+        for path in reversed(made):
+            path.rmdir() if path.is_dir() else path.unlink()
     env_file = str(tmp_path / "empty.env")
     Path(env_file).touch()
     listing = check(
@@ -53,4 +78,5 @@ async def test_the_build_context_is_only_what_the_image_needs(base_image, tmp_pa
         "find /context",
     )
     sent = {line.removeprefix("/context/") for line in listing.out.split()}
-    assert sent == _allowed_files()
+    assert sent == allowed
+    assert not any("probe" in name for name in sent)
