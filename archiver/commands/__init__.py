@@ -36,6 +36,7 @@ MODULES: dict[str, str] = {
     "console": "console",
     "console-user": "console",
     "audit": "audit",
+    "case": "case",
 }
 
 

@@ -178,6 +178,20 @@ HELP: dict[str, CommandHelp] = {
             "checkpoint, or has an unregistered writer: nothing was signed",
         },
     ),
+    "case": CommandHelp(
+        "",
+        (
+            "archiver case open --reference 'KN-2026-118' --reason 'customer complaint'",
+            "archiver case add C-20261204-1a2b3c4d 7a1f@pbx 10231",
+            "archiver case export C-20261204-1a2b3c4d -o kn-2026-118.zip",
+        ),
+        {
+            **_COMMON,
+            ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE,
+            ExitCode.NOT_FOUND: "no such case, or no such call",
+            ExitCode.CORRUPT: "a recording or its manifest is not proven: no package written",
+        },
+    ),
     "dedupe": CommandHelp(
         "",
         ("archiver dedupe", "archiver verify"),

@@ -34,7 +34,7 @@ LEVELS: list[frozenset[str]] = [
     frozenset({"sources", "storage"}),
     frozenset({"http", "metrics", "lag", "setting_names", "exits", "index_db"}),
     frozenset({"settings", "logs"}),
-    frozenset({"errors", "models", "private_files", "waiting", "timeutil"}),
+    frozenset({"errors", "models", "private_files", "waiting", "timeutil", "verify_package"}),
     frozenset({"failures", "archiver"}),
 ]
 # Apart from the levels: only ``commands`` starts it, and it uses nothing of the
