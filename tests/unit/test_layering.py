@@ -9,6 +9,7 @@ new package must be given one here, and a new arrow up fails a test.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -236,3 +237,11 @@ def test_only_the_cli_and_the_commands_read_a_command_line() -> None:
         if "argparse" in _imports(path)
     )
     assert [p for p in reading if p != "cli.py" and not p.startswith("commands/")] == []
+
+
+def test_the_architecture_page_draws_these_levels() -> None:
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = page.split("## Package levels", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+    drawn = [frozenset(re.findall(r"`(\w+)`", row[2])) for row in rows]
+    assert drawn == [level for level in LEVELS if level != {"__main__"}]
