@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 from rich.console import Console
@@ -32,10 +33,13 @@ def register(
         "audit",
         help="read the audit trail: who retrieved, searched or held what, and when",
         description="List the audit records under _archiver/audit/ in the storage, oldest "
-        "first: every get, get --url, search, hold change and verify. Needs only the storage.",
+        "first: every get, get --url, search, hold change and verify. Needs only the storage. "
+        "Times are UTC, shown and filtered alike: a record shown at 2025-01-31T23:10:00Z is "
+        "selected by --since 2025-01-31 --until 2025-02-01 (a time with an offset, such as "
+        "2025-02-01T06:10+07:00, is taken as given).",
     )
     common(p)
-    add_range(p, "records of retrievals made")
+    add_range(p, "only records written", zone="UTC when without an offset, as the trail shows")
     p.add_argument("--action", metavar="ACTION", help="only this action (get, url, search...)")
     p.add_argument("--operator", metavar="NAME", help="only this operator (any case)")
     p.add_argument(
@@ -49,7 +53,9 @@ def register(
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Read the trail, print the records that match."""
-    since, until = parse_range(args.since, args.until, settings.source.tz)
+    # The trail's times are UTC (as shown): a naive --since/--until is UTC too, whatever
+    # the source's zone, so that the day a record shows is the day that selects it.
+    since, until = parse_range(args.since, args.until, UTC)
     query = AuditQuery(since, until, args.action, args.operator)
     async with open_store(settings.storage, max_connections=8) as store:
         await require_archive(store)

@@ -56,7 +56,7 @@ def register(
         help="inbound, outbound, local, or the provider's numeric code (e.g. 2); codes "
         "match by meaning too when ARCHIVER_SOURCE__DIRECTION_CODES says what they mean",
     )
-    add_range(p, "search")
+    add_range(p, "search calls started")
     p.add_argument(
         "--format",
         choices=["table", "json", "csv"],

@@ -9,10 +9,18 @@ from archiver.errors import UsageError
 from archiver.timeutil import parse_user_time
 
 
-def add_range(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--since`` and ``--until`` (both optional)."""
+def add_range(
+    parser: argparse.ArgumentParser,
+    what: str,
+    *,
+    zone: str = "a date or datetime without an offset is in the source's time zone",
+) -> None:
+    """``--since`` and ``--until`` (both optional): ``what`` is what they select
+    ("verify calls started"), ``zone`` how a time without an offset is read."""
     parser.add_argument(
-        "--since", metavar="T", help=f"{what} calls started at or after T (date or ISO datetime)"
+        "--since",
+        metavar="T",
+        help=f"{what} at or after T: a date or an ISO 8601 datetime ({zone})",
     )
     parser.add_argument("--until", metavar="T", help="... and before T (exclusive)")
 

@@ -59,7 +59,7 @@ def register(
         "manifest object missing, altered, hidden or out of the chain, is listed.",
     )
     common(p)
-    add_range(p, "verify")
+    add_range(p, "verify calls started")
     p.add_argument(
         "--deep",
         action="store_true",
@@ -100,7 +100,7 @@ def register(
         "the manifests (ARCHIVER_CONSOLE__INDEX_PATH); pointers present are checked.",
     )
     common(r)
-    add_range(r, "index")
+    add_range(r, "index calls started")
     r.set_defaults(handler=reindex)
     s = sub.add_parser(
         "seal",

@@ -7,6 +7,7 @@ import asyncio
 import json
 import shlex
 import signal
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,41 @@ async def test_the_console_refuses_a_storage_with_no_archive(tmp_path: Path, fol
         "(check ARCHIVER_STORAGE__URL, or archive something first)"
     ]
     assert sorted(p.name for p in tmp_path.rglob("*")) == (["archive"] if folder == "empty" else [])
+
+
+async def test_audit_times_are_shown_and_filtered_in_utc(sim: Simulator, tmp_path: Path) -> None:
+    # The source's zone is UTC+7: a naive time read in it would miss every record by 7 hours.
+    env = archiver_env(tmp_path, sim=sim, tuning=QUICK, ARCHIVER_SOURCE__TIMEZONE="Asia/Bangkok")
+    r = await run_cli("backfill", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    r = await run_cli("search", "--since", SINCE, env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    r = await run_cli("audit", "--format", "json", env=env, cwd=tmp_path)
+    [record] = json.loads(r.out)
+    shown = str(record["at"])
+    assert shown.endswith("Z"), shown
+    at = datetime.fromisoformat(shown.replace("Z", "+00:00"))
+    # The minute and the day the record shows select it, written as shown, without an offset.
+    minute = at.replace(second=0, microsecond=0, tzinfo=None)
+    for since, until in (
+        (minute, minute + timedelta(minutes=1)),
+        (minute.date(), minute.date() + timedelta(days=1)),
+    ):
+        r = await run_cli(
+            "audit",
+            "--format",
+            "json",
+            "--since",
+            since.isoformat(),
+            "--until",
+            until.isoformat(),
+            env=env,
+            cwd=tmp_path,
+        )
+        assert r.code == 0, r.err
+        assert [x["at"] for x in json.loads(r.out)] == [shown], (since, until)
+    table = await run_cli("audit", env=env, cwd=tmp_path)
+    assert shown in table.out
+    helped = await run_cli("audit", "--help", env=env, cwd=tmp_path)
+    assert "Times are UTC, shown and filtered alike" in helped.out
+    assert "records of retrievals made calls" not in helped.out
