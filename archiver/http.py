@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -166,6 +167,9 @@ class ApiClient:
         self._sleep = sleep or asyncio.sleep
         self.requests = 0
         self.retries = 0
+        # Since when requests fail (monotonic), and how many attempts failed since.
+        self._failing_since: float | None = None
+        self._failures = 0
 
     async def request_json(
         self,
@@ -187,13 +191,44 @@ class ApiClient:
             reraise=True,
             before_sleep=self._log_retry,
         )
+        try:
+            body = await self._retried(
+                retrying, method, url, endpoint, params, json_body, form, headers
+            )
+        except RetriableError:
+            self._failed()
+            raise
+        self._answered(endpoint)
+        return body
+
+    async def _retried(self, retrying: AsyncRetrying, *args: Any) -> Any:
         async for attempt in retrying:
             with attempt:
-                return await self._once(method, url, endpoint, params, json_body, form, headers)
+                return await self._once(*args)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _failed(self) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+        self._failures += 1
+
+    def _answered(self, endpoint: str) -> None:
+        """After a fault: one line saying the provider answers again (the warnings
+        during the fault are summarised, see archiver.logs.RepeatFilter)."""
+        if self._failing_since is None:
+            return
+        lasted = time.monotonic() - self._failing_since
+        log.info(
+            "%s answers again, after %d failed attempt(s) over %.0f s",
+            endpoint,
+            self._failures,
+            lasted,
+        )
+        self._failing_since, self._failures = None, 0
 
     def _log_retry(self, retry_state: RetryCallState) -> None:
         self.retries += 1
+        self._failed()
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0

@@ -18,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from archiver.logs import through_live_display
 from archiver.pipeline.stats import RunStats
 
 log = logging.getLogger("archiver.progress")
@@ -54,16 +55,19 @@ async def _plain(stats: RunStats, interval: float) -> None:
 
 async def _rich(stats: RunStats) -> None:
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
+    with (
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as bar,
+        through_live_display(bar.console),
+    ):
         windows = bar.add_task("windows", total=stats.windows_total or None, detail="")
         recordings = bar.add_task("recordings", total=None, detail="")
         update: Callable[[TaskID, RunStats], None] = _updater(bar, windows, recordings)

@@ -82,7 +82,8 @@ class Leadership:
             finished = await self.roles.hold_while(LEADER, self.tasks.run(into, stop))
         finally:
             self._leading(False)
-            if not finished:
+            # A stop gives the role up on purpose: nothing to tell the operator.
+            if not finished and not stop.is_set():
                 log.info("no longer the leader: polls, sweeps and manifest writes stopped here")
         return finished
 

@@ -4,16 +4,25 @@ the simulator."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
+import pty
+import re
 import shlex
 import signal
-from datetime import datetime, timedelta
+import struct
+import subprocess
+import sys
+import termios
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from archiver.simulator import Simulator
-from tests.support.cli import QUICK, archiver_env, cli_env, run_cli, start_cli
+from archiver.simulator import Faults, SimConfig, Simulator
+from tests.support.cli import DAEMON, QUICK, archiver_env, cli_env, run_cli, start_cli
 
 SINCE, UNTIL = "2021-02-17", "2021-02-18"
 pytestmark = pytest.mark.sim(seed=4, calls=5, recording_fraction=1.0, max_size=40_000)
@@ -161,3 +170,112 @@ async def test_audit_times_are_shown_and_filtered_in_utc(sim: Simulator, tmp_pat
     helped = await run_cli("audit", "--help", env=env, cwd=tmp_path)
     assert "Times are UTC, shown and filtered alike" in helped.out
     assert "records of retrievals made calls" not in helped.out
+
+
+async def _read_log(proc: asyncio.subprocess.Process, seen: list[dict[str, str]]) -> None:
+    """Collect ``run``'s JSON log lines into ``seen`` until its stderr closes."""
+    assert proc.stderr is not None
+    while raw := await proc.stderr.readline():
+        seen.append(json.loads(raw))
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until true, within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"no {what} within {timeout:.0f} s") from None
+
+
+async def test_a_provider_outage_is_a_few_lines_and_a_normal_stop_is_quiet(
+    tmp_path: Path,
+) -> None:
+    now = datetime.now(UTC)
+    sim = Simulator(
+        SimConfig(seed=2, calls=3, start=now - timedelta(minutes=30), span=timedelta(minutes=20))
+    )
+    async with sim.serve():
+        env = archiver_env(
+            tmp_path,
+            sim=sim,
+            tuning={**QUICK, **DAEMON},
+            ARCHIVER_POLL_INTERVAL="0.2",
+            ARCHIVER_SOURCE__MAX_ATTEMPTS="3",
+            ARCHIVER_SERVICE__ENABLED="false",
+        )
+        proc = await start_cli("run", env=env, cwd=tmp_path)
+        seen: list[dict[str, str]] = []
+        reader = asyncio.create_task(_read_log(proc, seen))
+        try:
+            await _until(lambda: any("poll: " in x["message"] for x in seen), "a first poll")
+            before = len(seen)
+            sim.set_faults(Faults(api_5xx=1.0))
+            failed_from = sim.stats["api_requests"]
+            # Every API request fails until 60 of them have (about 20 polls' worth).
+            await _until(lambda: sim.stats["api_requests"] - failed_from >= 60, "60 failures")
+            during = seen[before:]
+            sim.set_faults(Faults())
+            await _until(lambda: "answers again" in seen[-1]["message"], "the recovery line")
+            recovered = seen[-1]["message"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 60)
+            await asyncio.wait_for(reader, 10)
+    assert proc.returncode == 0
+    complaints = [x["message"] for x in during if x["level"] in ("warning", "error")]
+    # The old code logged each retry and each failed poll: 60 lines and more here.
+    assert 1 <= len(complaints) <= 12, complaints
+    assert recovered.startswith("GET "), recovered
+    assert "failed attempt(s) over" in recovered, recovered
+    assert all("no longer the leader" not in x["message"] for x in seen), seen[-5:]
+    assert seen[-1]["message"].startswith("stopped: "), seen[-5:]
+
+
+def _run_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdout and stderr (80 columns); its output."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    proc = subprocess.Popen(  # noqa: S603 (our own command line)
+        [sys.executable, "-m", "archiver", *args],
+        env=env | {"TERM": "xterm", "COLUMNS": "80"},
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    out = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    return proc.wait(timeout=120), out.decode(errors="replace")
+
+
+async def test_log_lines_print_whole_above_the_progress_bar(sim: Simulator, tmp_path: Path) -> None:
+    env = archiver_env(
+        tmp_path,
+        sim=sim,
+        tuning=QUICK,
+        ARCHIVER_MANIFEST_BATCH="1",
+        ARCHIVER_LOG_FORMAT="text",
+    )
+    args = ["backfill", "--since", SINCE, "--until", UNTIL]
+    code, out = await asyncio.to_thread(_run_on_a_terminal, args, env, tmp_path)
+    assert code == 0, out
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    # What each line of the terminal finally shows (a bar's redraws end in \r).
+    shown = [line.split("\r")[-1] for line in re.split(r"\r?\n", plain)]
+    manifest_lines = [line for line in shown if "INFO archiver.manifest: manifest " in line]
+    assert len(manifest_lines) == 5, shown
+    for line in manifest_lines:
+        # Longer than the terminal, yet one line: never cut at 80 columns by the bar's redraw.
+        assert len(line) > 80, line
+        assert line.endswith("1 lines (created)"), line
