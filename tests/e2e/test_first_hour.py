@@ -55,7 +55,9 @@ async def test_a_misspelled_kind_names_the_misspelling(sim: Simulator, tmp_path:
     assert "ARCHIVER_SOURCE__KNID (environment)" in r.err
     assert "did you mean ARCHIVER_SOURCE__KIND?" in r.err
     assert "ARCHIVER_CONCURENCY (.env)" in r.err
-    assert lines[-1].startswith("archiver: configuration error: ARCHIVER_SOURCE__KIND: required")
+    assert lines[-1].startswith(
+        "archiver: settings: configuration error: ARCHIVER_SOURCE__KIND: required"
+    )
     assert "Traceback" not in r.err
 
 

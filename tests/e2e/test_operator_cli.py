@@ -217,8 +217,11 @@ async def test_a_provider_outage_is_a_few_lines_and_a_normal_stop_is_quiet(
             await _until(lambda: sim.stats["api_requests"] - failed_from >= 60, "60 failures")
             during = seen[before:]
             sim.set_faults(Faults())
-            await _until(lambda: "answers again" in seen[-1]["message"], "the recovery line")
-            recovered = seen[-1]["message"]
+            await _until(
+                lambda: any("answers again" in x["message"] for x in seen[before:]),
+                "recovery line",
+            )
+            [recovered] = [x["message"] for x in seen[before:] if "answers again" in x["message"]]
         finally:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 60)
