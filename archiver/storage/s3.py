@@ -15,7 +15,9 @@ the ``sha256`` metadata either way.
 Beside this module: :mod:`~archiver.storage.s3_errors` (what an error answer
 means), :mod:`~archiver.storage.s3_proof` (checksums sent, proof read back),
 :mod:`~archiver.storage.s3_upload` (multipart uploads and their clean-up),
-:mod:`~archiver.storage.s3_lock` (Object Lock and versions).
+:mod:`~archiver.storage.s3_lock` (Object Lock and versions),
+:mod:`~archiver.storage.s3_client` (how the client is made),
+:mod:`~archiver.storage.s3_existing` (a key already taken: the same bytes or not).
 """
 
 from __future__ import annotations
@@ -29,15 +31,11 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.handlers import convert_body_to_file_like_object
 
 from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
 from archiver.storage.base import (
-    ObjectExistsError,
-    ObjectProof,
     PutOutcome,
     StoredObject,
     Tagged,
@@ -45,8 +43,7 @@ from archiver.storage.base import (
 )
 from archiver.storage.keys import validate_key
 from archiver.storage.protection import write_params
-from archiver.storage.s3_config import client_config
-from archiver.storage.s3_credentials import client_credentials, credentials_source
+from archiver.storage.s3_client import open_client
 from archiver.storage.s3_errors import (
     DIGEST_CODES,
     MISSING_CODES,
@@ -55,11 +52,12 @@ from archiver.storage.s3_errors import (
     http_status,
     is_conflict,
 )
+from archiver.storage.s3_existing import compare_existing
 from archiver.storage.s3_lock import S3ObjectLock
 from archiver.storage.s3_proof import (
     SHA256_METADATA,
     ChecksumHeaders,
-    parse_timestamp,
+    listed_object,
     proof_from,
     stored_object,
 )
@@ -67,7 +65,6 @@ from archiver.storage.s3_upload import (
     S3Upload,
     abort_incomplete,
     abort_lost_uploads,
-    file_like_when_large,
 )
 
 log = logging.getLogger("archiver.storage")
@@ -97,33 +94,15 @@ class S3Store(S3ObjectLock):
         self.credentials_source: str | None = None
 
     async def __aenter__(self) -> S3Store:
-        config = client_config(
-            self._settings, max_attempts=self._max_attempts, max_connections=self._max_connections
-        )
-        session = get_session()
-        session.get_component("response_parser_factory").set_parser_defaults(
-            timestamp_parser=parse_timestamp
-        )
-        aws = self._settings.aws
         try:
-            self._client = await self._stack.enter_async_context(
-                session.create_client(
-                    "s3",
-                    region_name=self._settings.region or aws.region,
-                    endpoint_url=self._settings.endpoint_url,
-                    # None keeps botocore's default, which honours AWS_CA_BUNDLE.
-                    verify=None if self._settings.verify_tls else False,
-                    config=config,
-                    **client_credentials(session, aws),
-                )
+            self._client, self.credentials_source = await open_client(
+                self._settings,
+                self._stack,
+                max_attempts=self._max_attempts,
+                max_connections=self._max_connections,
             )
         except BotoCoreError as exc:  # a profile that does not exist...
             raise self.error(exc, "open a client") from exc
-        self.credentials_source = await credentials_source(session, aws)
-        for operation in ("PutObject", "UploadPart"):
-            event = f"before-parameter-build.s3.{operation}"
-            self._client.meta.events.unregister(event, convert_body_to_file_like_object)
-            self._client.meta.events.register(event, file_like_when_large)
         return self
 
     async def __aexit__(
@@ -243,32 +222,7 @@ class S3Store(S3ObjectLock):
 
     async def compare_existing(self, key: str, sha256: str) -> Written:
         """After a refused conditional write: ALREADY_PRESENT (with proof) or ObjectExistsError."""
-        obj = await self.head(key)
-        existing = None if obj is None else await self._sha256_of(obj)
-        if obj is None or existing is None:
-            # 409 ConditionalRequestConflict: another write to the key is in flight.
-            raise RetriableError(f"{self.description}: {key}: a concurrent write is in progress")
-        if existing == sha256.lower():
-            return Written(PutOutcome.ALREADY_PRESENT, obj.proof)
-        raise ObjectExistsError(key, existing)
-
-    async def _sha256_of(self, obj: StoredObject) -> str | None:
-        """The stored object's SHA-256: the server's full-object checksum, else by reading it.
-
-        Read back when the object is pinned by a version (the bytes read are
-        the ones the proof describes), else the current object.
-        """
-        if obj.sha256 is not None:
-            return obj.sha256
-        digest = hashlib.sha256()
-        version = obj.proof.version_id
-        chunks = self.read_version(obj.key, version) if version else self.read(obj.key)
-        try:
-            async for chunk in chunks:
-                digest.update(chunk)
-        except KeyError:
-            return None
-        return digest.hexdigest()
+        return await compare_existing(self, key, sha256)
 
     async def read_tagged(self, key: str) -> Tagged | None:
         """GetObject of a small object: its bytes and ETag (its tag); None if absent."""
@@ -400,16 +354,7 @@ class S3Store(S3ObjectLock):
         with self.errors(f"list {prefix or 'objects'}"):
             async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix + prefix):
                 for item in page.get("Contents", []):
-                    full = str(item["Key"])
-                    etag = str(item.get("ETag") or "").strip('"') or None
-                    modified = item.get("LastModified")
-                    yield StoredObject(
-                        full[len(self._prefix) :],
-                        full,
-                        int(item["Size"]),
-                        proof=ObjectProof(etag),
-                        modified=modified if isinstance(modified, datetime) else None,
-                    )
+                    yield listed_object(item, self._prefix)
 
     async def delete(self, key: str) -> None:
         """DeleteObject (nothing happens if absent)."""

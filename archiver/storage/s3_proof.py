@@ -105,6 +105,20 @@ def stored_object(key: str, full_key: str, response: Mapping[str, Any]) -> Store
     )
 
 
+def listed_object(item: Mapping[str, Any], prefix: str) -> StoredObject:
+    """A ListObjectsV2 entry under ``prefix`` as a StoredObject (size and ETag, no checksum)."""
+    full = str(item["Key"])
+    etag = str(item.get("ETag") or "").strip('"') or None
+    modified = item.get("LastModified")
+    return StoredObject(
+        full[len(prefix) :],
+        full,
+        int(item["Size"]),
+        proof=ObjectProof(etag),
+        modified=modified if isinstance(modified, datetime) else None,
+    )
+
+
 class ChecksumHeaders:
     """The integrity header each write carries: ``x-amz-checksum-sha256``, which the
     server verifies, until the endpoint refuses it; then ``Content-MD5`` (a warning
