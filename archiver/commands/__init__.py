@@ -32,6 +32,7 @@ MODULES: dict[str, str] = {
     "witness": "witness",
     "reconcile": "reconcile",
     "search": "search",
+    "export": "export",
     "hold": "hold",
     "console": "console",
     "console-user": "console",

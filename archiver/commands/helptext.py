@@ -246,6 +246,22 @@ HELP: dict[str, CommandHelp] = {
         ("archiver console-user add alice --role officer", "archiver console-user list"),
         {ExitCode.OK: "success", ExitCode.USAGE: _COMMON[ExitCode.USAGE]},
     ),
+    "export": CommandHelp(
+        "",
+        (
+            "archiver export 0b4c1e9f-7a21@pbx 1002 -o two-calls.zip --reason 'case 12'",
+            "archiver export --search --phone 0901234567 --since 2025-01-01 -o case.zip",
+        ),
+        {
+            ExitCode.OK: "the ZIP is written, every recording verified",
+            ExitCode.FATAL: _COMMON[ExitCode.FATAL],
+            ExitCode.USAGE: _COMMON[ExitCode.USAGE]
+            + "; more calls or bytes than the export limits; an ambiguous id"
+            + _NO_ARCHIVE,
+            ExitCode.NOT_FOUND: "an ID names no archived call",
+            ExitCode.CORRUPT: "a recording or its line failed its check: nothing written",
+        },
+    ),
     "audit": CommandHelp(
         "",
         (

@@ -1,4 +1,5 @@
-"""The export: a selection of calls as one ZIP, streamed as it is written.
+"""The export: a selection of calls as one ZIP, streamed as it is written
+(the ZIP itself: :mod:`archiver.retrieval.zip_export`, shared with ``archiver export``).
 
 The ZIP holds ``recordings/<id>-<name>``, ``manifest.csv`` and
 ``manifest.json`` (the calls' manifest lines, as ``archiver search`` exports
@@ -18,10 +19,7 @@ no central directory, so no tool reads it as complete).
 
 from __future__ import annotations
 
-import hashlib
-import zipfile
 from datetime import UTC, datetime
-from typing import IO, cast
 
 from aiohttp import web
 
@@ -31,26 +29,7 @@ from archiver.console.index import IndexedCall
 from archiver.console.media import check_recording, file_name, reason_of
 from archiver.console.views import query_of
 from archiver.errors import ArchiverError
-from archiver.retrieval.search import to_csv, to_json
-
-
-class _Sink:
-    """A write-only file for zipfile whose bytes the response takes after each write."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing to do: the response takes the bytes."""
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
+from archiver.retrieval.zip_export import ChangedError, write_export
 
 
 def _selected(form_ids: list[str], limit: int) -> list[int]:
@@ -65,14 +44,6 @@ def _selected(form_ids: list[str], limit: int) -> list[int]:
     if len(ids) > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(ids))
     return ids
-
-
-def _info(name: str, size: int) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
-    info.compress_type = zipfile.ZIP_STORED
-    info.file_size = size  # known up front: zipfile picks ZIP64 itself when it is needed
-    info.external_attr = 0o644 << 16
-    return info
 
 
 @needs(Role.EXPORTER)
@@ -179,36 +150,18 @@ async def _write_zip(
     request: web.Request, response: web.StreamResponse, items: list[IndexedCall], sent: _Counted
 ) -> None:
     console = console_of(request)
-    sink = _Sink()
 
     async def send(data: bytes) -> None:
         await response.write(data)
         sent.bytes += len(data)
 
-    sums: list[str] = []
-    with zipfile.ZipFile(cast(IO[bytes], sink), "w") as archive:
-        for item in items:
-            name = f"recordings/{item.id}-{file_name(item)}"
-            digest = hashlib.sha256()
-            key = console.store.relative_key(item.call.object_key)
-            with archive.open(_info(name, item.call.size), "w") as entry:
-                async for chunk in console.store.read(key):
-                    digest.update(chunk)
-                    entry.write(chunk)
-                    await send(sink.take())
-            if digest.hexdigest() != item.call.sha256:
-                await console.calls.record_check(item.id, "changed while being exported")
-                raise ConnectionResetError(f"{key} changed while being exported")
-            await send(sink.take())
-            sums.append(f"{item.call.sha256}  {name}\n")
-        calls = [item.call for item in items]
-        for name, text in (("manifest.csv", to_csv(calls)), ("manifest.json", to_json(calls))):
-            data = text.encode("utf-8")
-            archive.writestr(_info(name, len(data)), data)
-            sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
-            await send(sink.take())
-        archive.writestr(_info("SHA256SUMS", 0), "".join(sums).encode("utf-8"))
-    await send(sink.take())
+    by_call = {id(item.call): item for item in items}
+    selection = [(f"{item.id}-{file_name(item)}", item.call) for item in items]
+    try:
+        await write_export(console.store, selection, send)
+    except ChangedError as exc:
+        await console.calls.record_check(by_call[id(exc.call)].id, "changed while being exported")
+        raise ConnectionResetError(str(exc)) from exc
 
 
 def add_routes(app: web.Application) -> None:
