@@ -84,8 +84,15 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             store,
             rebuild=args.rebuild_index,
             ready=lambda url: print(f"archiver console: serving on {url}", flush=True),
+            tsa_ca=_ca(settings),
         )
     return 0
+
+
+def _ca(settings: Settings) -> bytes | None:
+    """The timestamp authority's CA certificate(s), put into evidence packages."""
+    path = settings.timestamp.ca_bundle
+    return None if path is None else path.read_bytes()
 
 
 def _password(args: argparse.Namespace) -> str:

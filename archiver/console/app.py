@@ -21,7 +21,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from archiver.console import export, media, saved, views
+from archiver.console import cases, export, media, saved, views
 from archiver.console.auditlog import AuditLog
 from archiver.console.auth import AccountsFile, AmbiguousIdentity, Hashing, TrustedProxy, same_token
 from archiver.console.context import (
@@ -196,6 +196,7 @@ def make_app(console: Console) -> web.Application:
     media.add_routes(app)
     export.add_routes(app)
     saved.add_routes(app)
+    cases.add_routes(app)
     app.router.add_static("/static/", here / "static", show_index=False, follow_symlinks=False)
     return app
 
@@ -218,7 +219,12 @@ async def _keep_fresh(console: Console) -> None:
 
 
 def open_console(
-    settings: ConsoleSettings, tz: tzinfo, store: ObjectStore, *, rebuild: bool = False
+    settings: ConsoleSettings,
+    tz: tzinfo,
+    store: ObjectStore,
+    *,
+    rebuild: bool = False,
+    tsa_ca: bytes | None = None,
 ) -> Console:
     """The console's state over ``store``, its index file opened (emptied if ``rebuild``,
     or if it was made by an older console)."""
@@ -240,6 +246,7 @@ def open_console(
         proxy=TrustedProxy(settings.proxy_header, settings.proxy_addresses),
         users=AccountsFile(settings.users_file),
         prover=ChainProver(store),
+        tsa_ca=tsa_ca,
     )
 
 
@@ -250,9 +257,10 @@ async def serve(
     *,
     rebuild: bool = False,
     ready: Callable[[str], None] | None = None,
+    tsa_ca: bytes | None = None,
 ) -> None:
     """Index the storage, then serve the console until SIGINT or SIGTERM."""
-    console = open_console(settings, tz, store, rebuild=rebuild)
+    console = open_console(settings, tz, store, rebuild=rebuild, tsa_ca=tsa_ca)
     runner = SecureRunner(make_app(console), access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

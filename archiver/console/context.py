@@ -23,6 +23,7 @@ from archiver.console.index import CallIndex
 from archiver.console.sessions import Session, Sessions, account_stamp
 from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES, call_time, local_time, translator
+from archiver.retrieval.cases import Case
 from archiver.retrieval.proof import ChainProver
 from archiver.settings import ConsoleSettings
 from archiver.storage.base import ObjectStore
@@ -48,6 +49,8 @@ class Console:
     users: AccountsFile
     prover: ChainProver  # proves a line's manifest object in the chain before it is served
     exporting: dict[str, int] = field(default_factory=dict)  # exports streaming, per user
+    tsa_ca: bytes | None = None  # the timestamp authority's CA, for evidence packages
+    case_cache: tuple[float, list[Case]] | None = None  # (when listed, the cases)
 
     async def proxy_session(self, user: str) -> Session:
         """The session of a request the proxy vouches for ``user`` on: the users file's

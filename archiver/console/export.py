@@ -26,7 +26,8 @@ from aiohttp import web
 from archiver.console.auth import Role
 from archiver.console.context import console_of, needs, session_of
 from archiver.console.index import IndexedCall
-from archiver.console.media import check_recording, file_name, reason_of
+from archiver.console.media import check_recording, file_name
+from archiver.console.reasons import reason_of
 from archiver.console.views import query_of
 from archiver.errors import ArchiverError
 from archiver.retrieval.zip_export import ChangedError, write_export

@@ -285,6 +285,16 @@ class CallIndex:
         )
         return None if row is None else _indexed(row)
 
+    async def find(self, provider: str, cdr_id: str) -> int | None:
+        """The index id of the call (provider, cdr id), if indexed."""
+        row = await self.db.run(
+            lambda c: c.execute(
+                "SELECT id FROM calls WHERE cdr_id = ? AND provider = ? ORDER BY id LIMIT 1",
+                (cdr_id, provider),
+            ).fetchone()
+        )
+        return None if row is None else int(row[0])
+
     async def many(self, ids: Sequence[int]) -> list[IndexedCall]:
         """Calls by id, in the order given (unknown ids left out)."""
         found: dict[int, IndexedCall] = {}

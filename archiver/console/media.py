@@ -29,6 +29,7 @@ from aiohttp import web
 from archiver.console.auth import PlayGrant, Role
 from archiver.console.context import Console, console_of, needs, session_of
 from archiver.console.index import IndexedCall
+from archiver.console.reasons import reason_of
 from archiver.errors import ArchiverError
 from archiver.manifest.reader import read_object
 from archiver.retrieval.errors import IntegrityError
@@ -48,49 +49,6 @@ GRANT_SECONDS = 10 * 60.0
 # play and seek, while fetching a whole recording takes many requests (a download
 # needs the exporter role and is audited as one).
 GRANT_RANGE = 1024 * 1024
-
-
-REASON_MINUTES = 30.0  # one reason covers a call's play, download and hold for this long
-MAX_REASONS = 200  # per session: the oldest remembered reasons are dropped beyond this
-
-
-def reason_problem(reason: str) -> str | None:
-    """Why ``reason`` is no reason (too short, only punctuation), or None."""
-    if len(reason) < 4 or sum(ch.isalnum() for ch in reason) < 3:
-        return "a reason says why: at least 4 characters, 3 of them letters or digits"
-    return None
-
-
-def remembered_reason(request: web.Request, call_id: int) -> str:
-    """The reason given for this call during this visit, if it has not lapsed."""
-    entry = session_of(request).reasons.get(call_id)
-    return entry[0] if entry is not None and entry[1] > time.monotonic() else ""
-
-
-async def reason_of(request: web.Request, call_id: int | None = None) -> str:
-    """The reason the form gives, or the one given for ``call_id`` earlier in this visit;
-    400 when the console requires one and there is none, or it is no reason."""
-    mode = console_of(request).settings.reason
-    if mode == "off":
-        return ""
-    form = await request.post()
-    reason = " ".join(str(form.get("reason", "")).split())[:500]
-    if not reason and call_id is not None:
-        reason = remembered_reason(request, call_id)
-    if not reason:
-        if mode == "required":
-            raise web.HTTPBadRequest(text="a reason is required\n")
-        return ""
-    problem = reason_problem(reason)
-    if problem is not None:
-        raise web.HTTPBadRequest(text=f"{problem}\n")
-    if call_id is not None:
-        reasons = session_of(request).reasons
-        reasons[call_id] = (reason, time.monotonic() + REASON_MINUTES * 60)
-        reasons.move_to_end(call_id)
-        while len(reasons) > MAX_REASONS:
-            reasons.popitem(last=False)
-    return reason
 
 
 async def call_of(request: web.Request) -> IndexedCall:

@@ -21,13 +21,7 @@ class Summary:
 
 
 async def _call_link(console: Console, provider: str, cdr_id: str) -> tuple[str, int | None]:
-    ident = await console.calls.db.run(
-        lambda c: c.execute(
-            "SELECT id FROM calls WHERE cdr_id = ? AND provider = ? ORDER BY id LIMIT 1",
-            (cdr_id, provider),
-        ).fetchone()
-    )
-    return f"{provider}:{cdr_id}", None if ident is None else int(ident[0])
+    return f"{provider}:{cdr_id}", await console.calls.find(provider, cdr_id)
 
 
 async def summary_of(console: Console, target: Any) -> Summary:

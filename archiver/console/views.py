@@ -13,6 +13,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from archiver.console.auth import Role, same_token
+from archiver.console.case_list import cases_of
 from archiver.console.context import (
     SESSION_COOKIE,
     console_of,
@@ -23,7 +24,8 @@ from archiver.console.context import (
 )
 from archiver.console.hardening import check_origin
 from archiver.console.index import COUNT_CAP, INTEGRITY, ORDERS, CallQuery, IndexedCall
-from archiver.console.media import protection_of, remembered_reason
+from archiver.console.media import protection_of
+from archiver.console.reasons import remembered_reason
 from archiver.console.saved import saved_searches
 from archiver.console.summaries import summary_of
 from archiver.errors import ArchiverError
@@ -239,6 +241,7 @@ async def search_page(request: web.Request) -> web.StreamResponse:
         integrities=INTEGRITY,
         export_limit=console.settings.export_limit,
         saved=await saved_searches(console, session.user),
+        cases=await cases_of(console, session) if session.role >= Role.EXPORTER and calls else [],
     )
 
 
@@ -258,6 +261,9 @@ async def call_page(request: web.Request) -> web.StreamResponse:
         fields=dict(item.call.fields),
         protection=protection,
         reason_value=remembered_reason(request, item.id),
+        cases=await cases_of(console, session_of(request))
+        if session_of(request).role >= Role.EXPORTER
+        else [],
     )
 
 

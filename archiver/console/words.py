@@ -133,6 +133,17 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "error_other": {"en": "The request failed.", "vi": "Yêu cầu thất bại."},
     "detail": {"en": "Detail", "vi": "Chi tiết"},
+    "cases": {"en": "Cases", "vi": "Hồ sơ vụ việc"},
+    "case": {"en": "Case", "vi": "Hồ sơ"},
+    "case_reference": {"en": "Reference", "vi": "Số tham chiếu"},
+    "case_open": {"en": "Open a case", "vi": "Mở hồ sơ"},
+    "no_cases": {"en": "No case yet.", "vi": "Chưa có hồ sơ nào."},
+    "case_empty": {"en": "No call in this case yet.", "vi": "Hồ sơ chưa có cuộc gọi nào."},
+    "add_to_case": {"en": "Add selected to case", "vi": "Thêm cuộc gọi đã chọn vào hồ sơ"},
+    "evidence_package": {"en": "Evidence package (ZIP)", "vi": "Gói chứng cứ (ZIP)"},
+    "history": {"en": "History", "vi": "Lịch sử"},
+    "no_case": {"en": "(no case)", "vi": "(không thuộc hồ sơ)"},
+    "not_indexed": {"en": "not indexed yet", "vi": "chưa được lập chỉ mục"},
 }
 
 

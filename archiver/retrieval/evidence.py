@@ -201,17 +201,17 @@ def _index_html(case: Mapping[str, Any], calls: list[dict[str, Any]]) -> str:
     )
 
 
-async def write_package(
-    store: ObjectStore,
-    calls: Sequence[ManifestEntry],
-    case: Mapping[str, Any],
-    send: Send,
-    *,
-    tsa_ca: bytes | None = None,
-) -> int:
-    """Stream the evidence package of ``calls`` (each with its ``manifest_key``) to ``send``;
-    the number of recordings. IntegrityError before the first byte when a manifest object
-    is not proven, or while writing when a recording is not its line's."""
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """The manifest objects of a package's calls, proven, and the chains up to their heads."""
+
+    manifests: dict[str, bytes]
+    chains: Chains
+
+
+async def gather_proof(store: ObjectStore, calls: Sequence[ManifestEntry]) -> Proof:
+    """Read and prove every manifest object ``calls`` come from, and collect their chains;
+    IntegrityError when one is not proven (nothing is written before this succeeds)."""
     if not calls:
         raise ValueError("an evidence package needs at least one call")
     manifests: dict[str, bytes] = {}
@@ -220,9 +220,31 @@ async def write_package(
     for call in calls:
         key = call.manifest_key or ""
         if key not in manifests:
-            manifests[key] = await read_object(store, key)
+            try:
+                manifests[key] = await read_object(store, key)
+            except KeyError:
+                raise IntegrityError(
+                    IntegrityKind.MISSING, f"manifest object {key} is missing"
+                ) from None
             links.append(await prover.prove(key, manifests[key]))
-    chains = await collect_chains(store, links)
+    return Proof(manifests, await collect_chains(store, links))
+
+
+async def write_package(
+    store: ObjectStore,
+    calls: Sequence[ManifestEntry],
+    case: Mapping[str, Any],
+    send: Send,
+    *,
+    tsa_ca: bytes | None = None,
+    proof: Proof | None = None,
+) -> int:
+    """Stream the evidence package of ``calls`` (each with its ``manifest_key``) to ``send``;
+    the number of recordings. IntegrityError before the first byte when a manifest object
+    is not proven (``proof`` gathered first, if not given), or while writing when a
+    recording is not its line's."""
+    proof = proof or await gather_proof(store, calls)
+    manifests, chains = proof.manifests, proof.chains
     sink = _Sink()
     sums: list[str] = []
     index: list[dict[str, Any]] = []

@@ -167,12 +167,14 @@ async def first_call_id(http: Any, **query: str) -> int:
     return int(html[start : html.index('"', start)])
 
 
-async def export_records(store: ObjectStore, count: int) -> list[dict[str, Any]]:
+async def export_records(
+    store: ObjectStore, count: int, action: str = "export"
+) -> list[dict[str, Any]]:
     """The export audit records, once there are ``count`` (written as the handler ends,
     which may be just after the client has read its last byte)."""
     deadline = time.monotonic() + 60
     while True:
-        records = [r for r in await audit_records(store) if r["action"] == "export"]
+        records = [r for r in await audit_records(store) if r["action"] == action]
         if len(records) >= count or time.monotonic() > deadline:
             return records
         await asyncio.sleep(0.05)

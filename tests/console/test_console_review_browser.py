@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -196,3 +198,59 @@ async def test_the_review_workflow_in_a_browser_with_no_serious_accessibility_pr
 
         problems = await asyncio.to_thread(drive)
     assert {page: found for page, found in problems.items() if found} == {}
+
+
+def _case_story(driver: WebDriver, url: str, downloads: Path) -> list[str]:
+    _sign_in(driver, url, "exporter")
+    driver.find_element(By.ID, "nav-cases").click()
+    _wait(driver, lambda d: d.find_elements(By.ID, "case-form"))
+    problems = axe_problems(driver)
+    driver.find_element(By.ID, "case-reference").send_keys("KN-2026-118")
+    driver.find_element(By.ID, "case-reason").send_keys("customer complaint")
+    driver.find_element(By.ID, "case-open").click()
+    _wait(driver, lambda d: d.find_elements(By.ID, "case-title"))
+    assert "KN-2026-118" in driver.find_element(By.ID, "case-title").text
+    driver.get(url + "/?go=1&lang=en")
+    _wait(driver, lambda d: d.find_elements(By.ID, "case-select"))
+    picks = driver.find_elements(By.CSS_SELECTOR, "input.pick")[:3]
+    for box in picks:
+        box.click()
+    driver.find_element(By.ID, "add-to-case-button").click()
+    _wait(driver, lambda d: d.find_elements(By.ID, "case-calls"))
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#case-calls a.case-call")) == 3
+    problems += axe_problems(driver)
+    before = set(os.listdir(downloads))
+    driver.find_element(By.ID, "package-button").click()
+    deadline = time.monotonic() + WAIT
+    zips: list[Path] = []
+    while time.monotonic() < deadline and not zips:
+        new = [n for n in os.listdir(downloads) if n not in before]
+        zips = [downloads / n for n in new if n.endswith(".zip")]
+        time.sleep(0.1)
+    assert zips, os.listdir(downloads)
+    folder = downloads / "package"
+    zipfile.ZipFile(zips[0]).extractall(folder)
+    checker = subprocess.run(
+        [sys.executable, "-I", "verify_package.py"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checker.returncode == 0, checker.stdout + checker.stderr
+    assert len(list(folder.glob("recordings/*"))) == 3
+    return problems
+
+
+async def test_a_case_from_creation_to_its_evidence_package_in_a_browser(local_archive, tmp_path):
+    assert browser.available(), "apt-get install chromium chromium-driver (.ci/run does)"
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    async with running_console(local_archive, tmp_path) as console:
+
+        def drive() -> list[str]:
+            with browser.chromium(tmp_path / "profile", downloads) as driver:
+                return _case_story(driver, console.url.replace("127.0.0.1", "localhost"), downloads)
+
+        problems = await asyncio.to_thread(drive)
+    assert problems == []
