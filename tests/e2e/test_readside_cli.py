@@ -119,6 +119,7 @@ async def test_a_forged_line_reusing_a_cdr_id_never_hides_the_real_call(archive,
     assert not (tmp_path / "f.wav").exists()
 
 
+@pytest.mark.parametrize("archive", ["s3"], indirect=True)
 async def test_get_url_with_no_version_warns_it_serves_what_is_stored(archive, tmp_path):
     line = (await archive.lines())[0]
     got = await _cli(archive, tmp_path, "get", line["sip_call_id"], "--url")
