@@ -28,6 +28,7 @@ from archiver.index_db import IndexDatabase
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import decoded_lines, line_ids, read_object
 from archiver.manifest.supersede import SUPERSEDE_PREFIX, parse_record_key
+from archiver.retrieval import proven_links
 from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
 from archiver.retrieval.index import choose, has_line, lookup, normalize_id
 from archiver.retrieval.local_index import SCHEMA, IdIndex
@@ -64,6 +65,16 @@ class Located:
 
     call: ManifestEntry
     refused: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What the index and the pointers give for an id: manifest objects read (by key),
+    the lines with the id, and why some could not be read."""
+
+    contents: dict[str, bytes]
+    candidates: list[ManifestEntry]
+    refused: list[IntegrityError]
 
 
 async def find_call(
@@ -113,7 +124,24 @@ async def locate(
                 refused.append(exc)
                 continue
         candidates.append(call)
-    prover = ChainProver(store)
+    prover = ChainProver(store, await proven_links.load(index_path))
+    try:
+        found = _Found(contents, candidates, refused)
+        return await _proven_one(store, prover, ident, provider, orphans, found)
+    finally:
+        await proven_links.save(index_path, prover.added())
+
+
+async def _proven_one(
+    store: ObjectStore,
+    prover: ChainProver,
+    ident: str,
+    provider: str | None,
+    orphans: OrphanRule | None,
+    found: _Found,
+) -> Located:
+    """The one line found the chain proves, or why none (see :func:`locate`)."""
+    contents, candidates, refused = found.contents, found.candidates, found.refused
     proven: dict[tuple[str, str, str], ManifestEntry] = {}
     wanted = normalize_id(ident)
     for call in candidates:

@@ -11,14 +11,16 @@ chain) is refused. A legacy object (named before the chain) is proven by the
 
 The links proven are kept (writer, seq -> the link's SHA-256 and its
 predecessor), so a console proving one play after another reads each link
-once: a later walk uses a kept link only where the link it comes from, itself
-proven, records that very SHA-256. Each proof still reads the head, so a head
-moved back (a truncation) is seen at once.
+once, and ``get`` keeps them in its local index for the next command
+(:mod:`archiver.retrieval.proven_links`): a later walk uses a kept link only
+where the link it comes from, itself proven, records that very SHA-256. Each
+proof still reads the head, so a head moved back (a truncation) is seen at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from archiver.manifest.chain import Head, Link, sha256_hex
@@ -40,10 +42,16 @@ SEAL_WRITER_PREFIX = "seal-"
 
 
 @dataclass(frozen=True, slots=True)
-class _Proven:
+class ProvenLink:
+    """A link proven reachable from its writer's head: its SHA-256 and what it records of
+    its predecessor."""
+
     sha256: str
     prev_seq: int | None
     prev_sha256: str | None
+
+
+_Proven = ProvenLink
 
 
 def _out(kind: IntegrityKind, text: str) -> IntegrityError:
@@ -53,9 +61,14 @@ def _out(kind: IntegrityKind, text: str) -> IntegrityError:
 class ChainProver:
     """Proves manifest objects against their writer's chain, walked from its head."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(
+        self, store: ObjectStore, kept: Mapping[tuple[str, int], ProvenLink] | None = None
+    ) -> None:
+        """``kept``: links an earlier walk proved (``get`` keeps them in its local index,
+        outside the storage's reach), used as this walk's own are."""
         self._store = store
-        self._proven: dict[tuple[str, int], _Proven] = {}
+        self._proven: dict[tuple[str, int], _Proven] = dict(kept or {})
+        self._added: set[tuple[str, int]] = set()
         self._sealed: dict[str, tuple[str, int]] | None = None
         self._lock = asyncio.Lock()
 
@@ -170,7 +183,12 @@ class ChainProver:
             raise _out(IntegrityKind.CORRUPT, f"chain link {link_key(writer, at)}: {exc}") from None
         proven = _Proven(sha, link.prev_seq, link.prev_sha256)
         self._proven[(writer, at)] = proven
+        self._added.add((writer, at))
         return proven
+
+    def added(self) -> dict[tuple[str, int], ProvenLink]:
+        """The links this prover proved itself (to keep for the next one)."""
+        return {key: self._proven[key] for key in self._added}
 
     async def _read_links(self, writer: str, seqs: list[int]) -> dict[int, bytes | None]:
         semaphore = asyncio.Semaphore(_CONCURRENCY)
