@@ -231,10 +231,19 @@ async def test_the_default_verify_and_get_catch_it(
         "get", target["sip_call_id"], "-o", str(out / "r.wav"), env=archive.env, cwd=archive.fresh
     )
     pinned = kind in ("s3-versioned", "s3-locked") and kinds.startswith("ALTERED")
+    forged = scenario == "pointer-wrong-line"
     if pinned:
         # The recorded version is intact: get serves it, and says the current object is not.
         assert got.code == 0, got.err
         assert "the current object is not the archived recording" in got.err
+        digest = hashlib.sha256((out / "r.wav").read_bytes()).hexdigest()
+        assert digest == target["sha256"]
+    elif forged:
+        # A forged pointer never hides the genuine call (issue 20): the line the chain
+        # proves is served, verified, and the pointer is named as not served.
+        assert got.code == 0, got.err
+        assert "not served" in got.err
+        assert "does not match its manifest object" in got.err
         digest = hashlib.sha256((out / "r.wav").read_bytes()).hexdigest()
         assert digest == target["sha256"]
     else:
@@ -244,6 +253,10 @@ async def test_the_default_verify_and_get_catch_it(
     if pinned:
         assert url.code == 0, url.err
         assert "versionId=" in url.out
+    elif forged:
+        assert url.code == 0, url.err
+        assert "does not match its manifest object" in url.err
+        assert url.out.strip()
     else:
         assert url.code == 5, (url.code, url.out, url.err)
         assert url.out == ""
