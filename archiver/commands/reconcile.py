@@ -22,7 +22,8 @@ import sys
 import time
 from collections.abc import Callable, Collection
 from contextlib import aclosing
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 
 from archiver.commands.backfill import list_range, time_range
 from archiver.errors import ArchiverError
@@ -50,6 +51,9 @@ from archiver.state import open_state_read_only
 from archiver.state.protocols import Reports
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
+from archiver.witness.keys import load_signer
+from archiver.witness.note import Signer
+from archiver.witness.registry import register_writer
 
 log = logging.getLogger("archiver.reconcile")
 
@@ -86,6 +90,12 @@ def register(
         "json: one document; csv: one table, a row per finding then per day",
     )
     p.add_argument("--fix", action="store_true", help=FIX_HELP)
+    p.add_argument(
+        "--key",
+        type=Path,
+        help="--fix: a witness key file: register the chain the repaired lines are written "
+        "under with it (archiver witness register)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -120,7 +130,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             raise
         code = 0
         if args.fix and report.to_fix:
-            to_archive, refused = await relined(settings, store, report.to_fix)
+            signer = load_signer(args.key) if args.key is not None else None
+            to_archive, refused = await relined(settings, store, report.to_fix, signer)
             if to_archive:
                 code = await fix(settings, to_archive)
             archived, _ = await archived_in_range(store, since, until, settings.source.tz)
@@ -193,7 +204,7 @@ async def _failures(reports: Reports) -> dict[Identity, str]:
 
 
 async def relined(
-    settings: Settings, store: ObjectStore, calls: list[CallRecord]
+    settings: Settings, store: ObjectStore, calls: list[CallRecord], signer: Signer | None = None
 ) -> tuple[list[CallRecord], dict[Identity, str]]:
     """The missing calls the state believes archived: their kept lines re-proven against
     the stored objects and written again (:mod:`archiver.retrieval.repair`); says what it
@@ -219,6 +230,16 @@ async def relined(
         print(
             f"--fix: re-proved {len(entries)} stored object(s) and wrote their line(s) "
             f"again in {key} (chain {done.writer})",
+            file=sys.stderr,
+        )
+    if done.writer is not None and signer is not None:
+        origin = "".join("_" if c.isspace() else c for c in settings.storage.url)
+        key, _ = await register_writer(store, signer, origin, done.writer, datetime.now(UTC))
+        print(f"--fix: registered the repair chain {done.writer} ({key})", file=sys.stderr)
+    elif done.writer is not None:
+        print(
+            f"--fix: with witnessed checkpoints, register chain {done.writer}: archiver "
+            f"witness register --key KEY --writer {done.writer}",
             file=sys.stderr,
         )
     refused: dict[Identity, str] = {}
