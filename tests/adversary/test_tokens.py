@@ -16,10 +16,10 @@ from tests.adversary.insider import insider
 
 async def test_a_head_token_removed_is_unproven(stamped: Target, seaweed):
     target = stamped
-    before = await target.verify()
-    assert before.code == 0, before.out + before.err
-    assert "threat-model rows covered: R" in before.out
-    assert "T" in before.out.split("covered: ")[1].split(";")[0].split(", ")
+    if target.kind == "local":  # the untouched archive, once: intact, T covered
+        before = await target.verify()
+        assert before.code == 0, before.out + before.err
+        assert "T" in before.out.split("covered: ")[1].split(";")[0].split(", ")
     async with insider(target, seaweed) as ins:
         (writer,) = await ins.writers()
         head = await ins.head(writer)
