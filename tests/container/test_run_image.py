@@ -60,6 +60,9 @@ async def test_the_image_archives_stops_on_sigterm_and_resumes(
             recording_fraction=1.0,
             start=now - timedelta(minutes=50),
             span=timedelta(minutes=40),
+            # Four chunks of 64 KiB at least: with the drip below, each transfer lasts
+            # over a second, so SIGTERM lands while some are in flight.
+            min_size=250_000,
             max_size=300_000,
         )
     )
