@@ -9,9 +9,11 @@ write once the socket buffers are full, and nothing ends it: a PutObject or
 an UploadPart of a few megabytes stayed stuck until the transfer's own
 30-minute deadline.
 
-Each attempt therefore also gets a deadline of its own: the connect and read
-timeouts, plus the body's size at a minimum throughput (a large part may be
-slow; it may not stall). Past it, the attempt ends as botocore's
+Each attempt therefore gets two more bounds: while its body is sent, the body
+must move (no ``read_timeout`` seconds without a byte taken: a stalled upload
+ends as soon as a silent answer would); and in all, the connect and read
+timeouts plus the body's size at a minimum throughput (a large part may be
+slow, not endless). Past either, the attempt ends as botocore's
 ``ReadTimeoutError``, which botocore retries like any other timeout: a hung
 endpoint costs one timeout and a retry.
 """
@@ -19,6 +21,8 @@ endpoint costs one timeout and a retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -58,13 +62,39 @@ def deadline_session(*, connect: float, read: float, min_throughput: int) -> typ
                 read=read,
                 min_throughput=min_throughput,
             )
+            sending = asyncio.ensure_future(super().send(request))
             try:
                 async with asyncio.timeout(limit):
-                    return await super().send(request)
+                    return await _unless_stalled(sending, request.body, stall=read)
             except TimeoutError as exc:
                 raise ReadTimeoutError(endpoint_url=request.url, error=exc) from None
+            finally:
+                if not sending.done():
+                    sending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await sending
 
     return DeadlineSession
+
+
+async def _unless_stalled(sending: asyncio.Future[Any], body: object, *, stall: float) -> Any:
+    """``sending``'s result; TimeoutError once a file-like body has not moved for
+    ``stall`` seconds (aiohttp reads it a chunk at a time as the socket takes it,
+    so its position is the upload's progress; past its end, the wait for the
+    answer is what sock_read bounds as well)."""
+    if not (isinstance(body, io.IOBase) and body.seekable()):
+        return await sending
+    loop = asyncio.get_running_loop()
+    moved_at, position = loop.time(), -1
+    while True:
+        done, _ = await asyncio.wait({sending}, timeout=min(1.0, stall / 4))
+        if done:
+            return sending.result()
+        now, at = loop.time(), body.tell()
+        if at != position:
+            moved_at, position = now, at
+        elif now - moved_at > stall:
+            raise TimeoutError
 
 
 def client_config(

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from archiver.settings import StorageSettings
+from tests.faults import harness
 from tests.faults.harness import (
-    SHOWS_WITHIN,
     FaultRun,
     Figures,
     fault_run,
@@ -36,8 +36,10 @@ BIG = 9 * 1024 * 1024
 
 
 async def _first_calls(run: FaultRun, storage: StorageSettings) -> None:
-    await run.wait(run.ready, SHOWS_WITHIN, "ready")
-    await run.wait(lambda: run.all_archived(storage), SHOWS_WITHIN, "the first calls archived")
+    await run.wait(run.ready, harness.SHOWS_WITHIN, "ready")
+    await run.wait(
+        lambda: run.all_archived(storage), harness.SHOWS_WITHIN, "the first calls archived"
+    )
 
 
 async def _metric_is(run: FaultRun, name: str, value: float) -> bool:
@@ -71,15 +73,15 @@ async def storage_fault(
             started = time.monotonic()
             await proxy.add_toxic("outage", kind)
             sim.add_calls(3)
-            await run.wait(run.unready, SHOWS_WITHIN, "unready while the storage is away")
+            await run.wait(run.unready, harness.SHOWS_WITHIN, "unready while the storage is away")
             await run.wait(
                 lambda: _metric_is(run, "archiver_storage_available", 0),
-                SHOWS_WITHIN,
+                harness.SHOWS_WITHIN,
                 "archiver_storage_available 0",
             )
             await run.wait(
                 _saw(run, r"past ARCHIVER_LAG_WARNING.*waiting for the storage"),
-                SHOWS_WITHIN,
+                harness.SHOWS_WITHIN,
                 "the lag warning naming the storage",
             )
             if kind == "hang":
@@ -108,7 +110,7 @@ async def provider_fault(kind: Kind, *, tmp_path: Path, outage: float) -> Figure
             started = time.monotonic()
             await proxy.add_toxic("outage", kind)
             sim.add_calls(3)
-            await run.wait(run.unready, SHOWS_WITHIN, "unready while the provider is away")
+            await run.wait(run.unready, harness.SHOWS_WITHIN, "unready while the provider is away")
             status, body = await run.get("/readyz")
             assert '"source": "not reached recently"' in body, body
             await hold(started, outage)
@@ -190,21 +192,21 @@ async def disk_fault(kind: str, *, tmp_path: Path, outage: float) -> Figures:
             else:
                 read_only(root, True)
                 sim.add_calls(4)
-            await run.wait(run.unready, SHOWS_WITHIN, f"unready with the disk {kind}")
+            await run.wait(run.unready, harness.SHOWS_WITHIN, f"unready with the disk {kind}")
             await run.wait(
                 lambda: _metric_is(run, "archiver_storage_available", 0),
-                SHOWS_WITHIN,
+                harness.SHOWS_WITHIN,
                 "archiver_storage_available 0",
             )
             await run.wait(
                 _saw(run, r"past ARCHIVER_LAG_WARNING.*waiting for the storage"),
-                SHOWS_WITHIN,
+                harness.SHOWS_WITHIN,
                 "the lag warning naming the storage",
             )
             reason = "No space left on device" if kind == "full" else "Read-only file system"
             await run.wait(
                 _saw(run, rf"storage unavailable.*cannot write recordings/.*{reason}"),
-                SHOWS_WITHIN,
+                harness.SHOWS_WITHIN,
                 "a line naming the recording that could not be written",
             )
             assert partial_files(root) == [], "a failed write left a temporary file"

@@ -27,7 +27,7 @@ from tests.support.web import serve
 
 # Larger than the loopback socket buffers: the write itself blocks on a hung peer.
 BIG = 12 * 1024 * 1024
-HANG_GUARD = 90.0
+HANG_GUARD = 60.0
 
 
 async def test_a_hung_storage_fails_an_upload_within_its_deadline_then_it_works(
@@ -43,7 +43,9 @@ async def test_a_hung_storage_fails_an_upload_within_its_deadline_then_it_works(
             endpoint_url=endpoint,
             connect_timeout=1,
             read_timeout=1,
-            min_throughput=4 * 1024 * 1024,
+            # A whole-request deadline of 2 + 12 MiB at 64 KiB/s = 194 s: the
+            # stalled body must end the attempt long before, at the read timeout.
+            min_throughput=64 * 1024,
             buffer_bound=16 * 1024 * 1024,
         )
         async with open_store(settings, max_attempts=2) as store:
