@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.bench.servers import use_code
-from tests.faults import harness
-from tests.faults.harness import Figures
+from tests.support import fault_run as harness
+from tests.support.fault_run import Figures
 from tests.support.seaweed import SeaweedProcess, SeaweedServer, admin_client
 
 RESULTS = Path(__file__).parent / "results"
@@ -51,7 +51,7 @@ async def _bucket(server: SeaweedServer) -> str:
 
 
 async def _one(name: str, server: SeaweedServer, work: Path, outage: float) -> Figures:
-    from tests.faults import scenarios
+    from tests.support import fault_scenarios as scenarios
 
     tmp = work / name
     tmp.mkdir()

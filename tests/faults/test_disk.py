@@ -16,8 +16,8 @@ import os
 
 import pytest
 
-from tests.faults.harness import OUTAGE
-from tests.faults.scenarios import disk_fault
+from tests.support.fault_run import OUTAGE
+from tests.support.fault_scenarios import disk_fault
 
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.harness import OUTAGE
-from tests.faults.scenarios import provider_fault
+from tests.support.fault_run import OUTAGE
+from tests.support.fault_scenarios import provider_fault
 
 
 @pytest.mark.parametrize("kind", ["refuse", "hang"])

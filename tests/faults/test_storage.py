@@ -11,8 +11,8 @@ timeout (a large one until the transfer's 30-minute deadline), past the bound.
 
 from __future__ import annotations
 
-from tests.faults.harness import OUTAGE
-from tests.faults.scenarios import BIG, storage_fault
+from tests.support.fault_run import OUTAGE
+from tests.support.fault_scenarios import BIG, storage_fault
 from tests.support.seaweed import MakeBucket, SeaweedServer
 
 

@@ -23,7 +23,7 @@ THE_THING_TESTED = {
     # The fault proxy's ``slow`` toxic: the delay is the fault it injects.
     ("support/faultproxy.py", "_slow"),
     # A fault scenario's outage: how long the fault lasts is the scenario's parameter.
-    ("faults/harness.py", "hold"),
+    ("support/fault_run.py", "hold"),
 }
 
 

@@ -1,4 +1,4 @@
-"""The fault scenarios, each a function of the outage's length: the CI tests run
+"""The fault scenarios of tests/faults/, each a function of the outage's length: the CI tests run
 them short, the bench (tests/bench/faults.py) runs them 40 seconds long.
 
 Storage faults act on SeaweedFS through the fault proxy (tests/support/faultproxy.py);
@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from archiver.settings import StorageSettings
-from tests.faults import harness
-from tests.faults.harness import (
+from tests.support import fault_run as harness
+from tests.support.cli import local_storage_env, s3_storage_env
+from tests.support.fault_run import (
     FaultRun,
     Figures,
     fault_run,
@@ -26,7 +27,6 @@ from tests.faults.harness import (
     recover_and_check,
     verify_exactly_once,
 )
-from tests.support.cli import local_storage_env, s3_storage_env
 from tests.support.faultproxy import FaultProxy, Kind
 from tests.support.seaweed import SeaweedServer
 

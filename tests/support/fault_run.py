@@ -1,6 +1,6 @@
 """``archiver run`` as a subprocess under one injected fault, and what it must do.
 
-Every scenario (tests/faults/scenarios.py) goes the same way:
+Every scenario (tests/support/fault_scenarios.py) goes the same way:
 
 1. the run starts against the simulator and a storage (SeaweedFS behind the
    fault proxy, or a local folder) and archives the first calls;
