@@ -20,7 +20,6 @@ from tests.support.fault_run import OUTAGE
 from tests.support.fault_scenarios import disk_fault
 
 
-
 @pytest.mark.parametrize("kind", ["full", "read-only"])
 async def test_local_disk(tmp_path, kind):
     if os.geteuid() != 0:
