@@ -8,7 +8,8 @@ an archive an insider has worked on (SeaweedFS and a local directory).
 - a forged line reusing a real call's cdr id never hides the real call;
 - ``get --url`` with no version to pin warns that the URL serves whatever is stored;
 - the local index is created 0600 in a 0700 folder, whatever the umask;
-- a symlinked day folder is reported (exit 5), not a crash (exit 1).
+- a symlinked day folder is reported (exit 5), not a crash (exit 1);
+- the orphan scan costs listing pages (counted at the wire), not a request per recording.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from pathlib import Path
 import pytest
 
 from archiver.manifest.chain import sha256_hex
+from archiver.simulator import SimConfig, Simulator
 from tests.e2e.readside_support import KINDS, Insider, several_batches
-from tests.support.cli import run_cli
+from tests.support.cli import cli_env, run_cli, s3_storage_env
+from tests.support.faultproxy import FaultProxy
+from tests.support.pipeline import backfill, make_settings
 
 pytestmark = pytest.mark.slow
 NOW = {"ARCHIVER_ORPHAN_MARGIN": "0"}  # a recording with no line is an orphan at once
@@ -165,3 +169,32 @@ async def test_a_symlinked_day_folder_is_reported_not_a_crash(archive, tmp_path)
     got = await _cli(archive, tmp_path, "get", line["cdr_id"], "-o", str(tmp_path / "y.wav"))
     assert got.code == 5, (got.out, got.err)
     assert "symbolic link" in got.err
+
+
+async def test_the_orphan_scan_costs_listing_pages_not_a_request_per_recording(
+    tmp_path, make_bucket, s3_settings, seaweed
+):
+    """verify stays at about one storage request per recording (its HEAD): the orphan scan
+    adds one listing page per thousand recordings, no HEAD or GET."""
+
+    sim = Simulator(
+        SimConfig(seed=30, calls=150, recording_fraction=1.0, min_size=2_000, max_size=4_000)
+    )
+    storage = s3_settings(await make_bucket())
+    async with sim.serve() as base:
+        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"))
+        _, counts = await backfill(settings, sim)
+    archived = counts["archived"]
+    proxy = FaultProxy(seaweed.endpoint_url)
+    async with proxy.serve() as endpoint:
+        env = {
+            **s3_storage_env(storage, seaweed, endpoint),
+            "ARCHIVER_STATE__URL": str(tmp_path / "fresh.sqlite3"),
+        }
+        verify = await run_cli("verify", env=cli_env(env), cwd=tmp_path)
+    assert verify.code == 0, verify.out + verify.err
+    assert f"orphans: {archived} recording(s) listed" in verify.out
+    ops = {k: v for k, v in proxy.stats.items() if k.startswith("op:")}
+    print(f"\nverify: {proxy.stats['requests']} requests for {archived} recordings: {ops}")
+    assert ops.get("op:HeadObject", 0) <= archived + 5, ops  # one per recording
+    assert proxy.stats["requests"] <= archived * 1.05 + 20, ops
