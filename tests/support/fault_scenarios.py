@@ -220,3 +220,43 @@ async def disk_fault(kind: str, *, tmp_path: Path, outage: float) -> Figures:
         assert partial_files(root) == [], "a temporary file left behind"
         await verify_exactly_once(run, storage, tmp_path)
     return figures
+
+
+async def state_disk_full(*, tmp_path: Path, outage: float) -> Figures:
+    """The SQLite state's disk fills up (a 2 MiB tmpfs and a file filling it) while
+    calls arrive; then the file is removed."""
+    figures = Figures("state disk full", outage)
+    sim = make_sim(calls=2, size=40_000)
+    root = tmp_path / "archive"
+    storage = StorageSettings(url=str(root))
+    with tmpfs(tmp_path / "state-disk", "2m") as disk:
+        filler = disk / "filler"
+        async with (
+            sim.serve() as base,
+            fault_run(
+                sim,
+                base,
+                tmp_path,
+                local_storage_env(root),
+                ARCHIVER_STATE__URL=str(disk / "state.sqlite3"),
+            ) as run,
+        ):
+            await _first_calls(run, storage)
+            started = time.monotonic()
+            # Fill what is left of the disk: SQLite's next write finds no room.
+            with contextlib.suppress(OSError), filler.open("wb") as f:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            sim.add_calls(4)
+            await run.wait(
+                _saw(run, r"(?i)disk is full|No space left"),
+                harness.SHOWS_WITHIN,
+                "a line saying the state's disk is full",
+            )
+            await hold(started, outage)
+            filler.unlink()
+            await recover_and_check(run, storage, figures, time.monotonic())
+            assert run.alive()
+        await verify_exactly_once(run, storage, tmp_path)
+    return figures
