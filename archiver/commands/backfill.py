@@ -121,6 +121,7 @@ async def summarize(stats: RunStats, reports: Reports, *, interrupted: bool) -> 
     print(
         f"archived {stats.archived} recording(s) ({mib:.1f} MiB, "
         f"{stats.already_present} already in storage) in {stats.elapsed:.1f}s; "
+        f"{stats.adopted} already in the archive (not archived again); "
         f"listed {stats.listed} CDR(s), {stats.new_without_recording} without a recording, "
         f"{stats.bad_records} unreadable CDR(s) skipped; {stats.manifest_lines} manifest line(s)"
     )

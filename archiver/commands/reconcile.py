@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Collection
 from contextlib import aclosing
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from archiver.commands.backfill import list_range, time_range
@@ -262,6 +262,10 @@ async def fix(settings: Settings, calls: list[CallRecord]) -> int:
     with StopSignals() as signals:
         async with open_runtime(settings) as rt:
             signals.target = rt.pipeline.stop
+            if calls:
+                # The archive is asked about these calls' partitions before any is archived.
+                started = [c.started_at for c in calls]
+                rt.pipeline.span = (min(started), max(started) + timedelta(seconds=1))
             await rt.pipeline.run(GivenCalls(calls), stop_when_idle=True)
             if rt.pipeline.stop_requested:
                 print("stopped before the end: run the same command again", file=sys.stderr)

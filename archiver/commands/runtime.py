@@ -13,6 +13,7 @@ import aiohttp
 from archiver.errors import ConfigError
 from archiver.http import ApiClient, make_session
 from archiver.manifest.stamps import head_stamper
+from archiver.pipeline.adoption import ArchiveGuard, open_index
 from archiver.pipeline.hosts import HostPolicy, guarded_connector
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.runner import Pipeline
@@ -74,6 +75,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             policy,
             TransferConfig.of(settings),
         )
+        # The archive is asked before a call line is written (the state is only a cache).
+        guard = ArchiveGuard(
+            store, state.outcomes, state.batches, open_index(settings.console.index_path)
+        )
         pipeline = Pipeline(
             source,
             state,
@@ -82,8 +87,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             RetryPolicy(settings.retry),
             PipelineConfig.of(settings),
             on_head=head_stamper(stamper) if stamper is not None else None,
+            guard=guard,
         )
-        yield Runtime(source, state, store, pipeline)
+        try:
+            yield Runtime(source, state, store, pipeline)
+        finally:
+            guard.close()
 
 
 class StopSignals:

@@ -137,6 +137,7 @@ async def flush_manifest(
     store: ObjectStore,
     max_lines: int,
     on_head: HeadHook | None = None,
+    on_written: Callable[[str, bytes], Awaitable[None]] | None = None,
 ) -> int:
     """Batch every archived-but-unlisted recording and write every unwritten batch.
 
@@ -152,6 +153,9 @@ async def flush_manifest(
             sha256=sha256_hex(batch.content),
             content_type=MANIFEST_CONTENT_TYPE,
         )
+        if on_written is not None:
+            # The local index of the manifests learns it from its bytes (no read back).
+            await on_written(batch.key, batch.content)
         if batch.link is not None:
             link = Link.from_bytes(batch.link)
             await store.put_bytes(

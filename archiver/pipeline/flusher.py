@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from archiver.errors import ArchiverError
 from archiver.manifest.writer import HeadHook, flush_manifest
+from archiver.pipeline.adoption import ArchiveGuard
 from archiver.pipeline.role_keeper import LEADER, MANIFEST, RoleKeeper
 from archiver.state.protocols import Batches
 from archiver.storage.base import ObjectStore
@@ -46,6 +47,7 @@ class ManifestFlusher:
         on_head: HeadHook | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         roles: RoleKeeper | None = None,
+        guard: ArchiveGuard | None = None,
     ) -> None:
         self.batches = batches
         self.store = store
@@ -57,6 +59,8 @@ class ManifestFlusher:
         self._sleep = sleep
         # None: this process is the only writer (no role is taken).
         self._roles = roles
+        # Asks the archive, just before a batch is cut, whether its calls have a line.
+        self._guard = guard
         # The run leader: flush every interval, for the lines other replicas archive.
         self.watch_others = False
         self._waiting = 0  # lines archived since the last flush started
@@ -105,8 +109,18 @@ class ManifestFlusher:
             await asyncio.sleep(min(roles.renew_every, 1.0))
 
     async def _flush(self) -> None:
+        guard = self._guard
+        if guard is not None:
+            adopted = await guard.before_cut()
+            self._waiting = max(self._waiting - adopted, 0)
         self._written(
-            await flush_manifest(self.batches, self.store, self.max_lines, on_head=self._on_head)
+            await flush_manifest(
+                self.batches,
+                self.store,
+                self.max_lines,
+                on_head=self._on_head,
+                on_written=guard.wrote if guard is not None else None,
+            )
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -18,6 +18,7 @@ from archiver.errors import ArchiverError, FatalError
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord
+from archiver.pipeline.adoption import ArchiveGuard
 from archiver.pipeline.context import RunContext
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.stats import PipelineConfig
@@ -40,17 +41,21 @@ class JobHandler:
         config: PipelineConfig,
         *,
         line_added: Callable[[], None],
+        guard: ArchiveGuard | None = None,
     ) -> None:
         self.run = run
         self.transferrer = transferrer
         self.retry = retry
         self.config = config
         self._line_added = line_added
+        self._guard = guard
         self._rng = random.Random()  # noqa: S311 - jitter only
 
     async def handle(self, job: Job) -> None:
         """Transfer one claimed job and record in the state what came of it."""
         call = job.call
+        if await self._adopted(job):
+            return
         if not call.recording_url:
             # The state erases a URL once its job ends (a signed link is a
             # credential); a failed job queued again asks the source for a fresh one.
@@ -71,6 +76,21 @@ class JobHandler:
         if result.verdict is Verdict.ARCHIVED:
             self.run.metrics.transfer_seconds.observe(time.monotonic() - started)
         await self._record(job, call, result)
+
+    async def _adopted(self, job: Job) -> bool:
+        """True when the archive already holds a call line of this call: the job is then
+        marked archived with that line (no download, no upload, no second line)."""
+        if self._guard is None:
+            return False
+        found = await self._guard.known(job.call)
+        if found is None:
+            return False
+        day = manifest_date(job.call, self.config.source.tz)
+        if await self._guard.adopt(job.id, found, day, owner=self.run.owner):
+            self.run.stats.adopted += 1
+        else:
+            self._lost(job, "archived")
+        return True
 
     async def _refresh(self, job: Job) -> CallRecord | None:
         """A fresh recording URL through the source (signed links expire)."""

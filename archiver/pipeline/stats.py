@@ -53,6 +53,8 @@ class RunStats:
     bad_records: int = 0
     archived: int = 0
     already_present: int = 0
+    # Found in the archive (a line by any writer) and adopted into the state, not archived again.
+    adopted: int = 0
     bytes: int = 0
     retries: int = 0
     not_ready: int = 0

@@ -59,6 +59,16 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingLine:
+    """An archived call whose manifest line waits for a batch."""
+
+    job_id: int
+    provider: str
+    cdr_id: str
+    manifest_date: str  # YYYY-MM-DD: the partition its batch goes to
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestBatch:
     """A manifest object to write: name and content fixed before the write."""
 

@@ -22,7 +22,15 @@ from typing import Protocol
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord
-from archiver.state.base import DEFAULT_LEASE, AddResult, Failure, Job, JobState, ManifestBatch
+from archiver.state.base import (
+    DEFAULT_LEASE,
+    AddResult,
+    Failure,
+    Job,
+    JobState,
+    ManifestBatch,
+    WaitingLine,
+)
 
 
 class JobQueue(Protocol):
@@ -99,6 +107,13 @@ class Outcomes(Protocol):
 
     async def update_recording_url(self, job_id: int, url: str) -> None:
         """A fresh URL (e.g. a signed link refreshed through the source)."""
+
+    async def adopt(
+        self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
+    ) -> bool:
+        """The archive already holds ``entry``, a call line of this job's call written by
+        another writer (a lost or new state): the job is archived with that line and is
+        never cut into a batch of this state. No attempt is counted. Idempotent."""
 
 
 class Rechecks(Protocol):
@@ -190,6 +205,14 @@ class Batches(WriterIdentity, Protocol):
     async def mark_manifest_written(self, batch_id: int) -> None:
         """The batch's object is in the storage (its content may be dropped now).
         Idempotent; KeyError for an id no batch has."""
+
+    async def waiting_lines(self) -> list[WaitingLine]:
+        """The archived calls whose lines are not in a batch yet, in job order."""
+
+    async def set_aside(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> bool:
+        """A waiting line whose call the archive now holds (``entry``, written by another
+        writer since): kept out of every batch, the archive's line recorded instead.
+        False when the line is no longer waiting (already cut into a batch)."""
 
 
 class Reports(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -89,4 +89,21 @@ def stored_batch(row: Sequence[Any]) -> ManifestBatch:
         content=bytes(row[2]),
         line_count=int(row[3]),
         link=None if row[4] is None else bytes(row[4]),
+    )
+
+
+def line_values(
+    entry: ManifestEntry, manifest_date: str, encode: Callable[[datetime], Any]
+) -> tuple[Any, ...]:
+    """What an archived call's row keeps of its line, in the binds' order ($3 to $9 of
+    ``MARK_ARCHIVED`` and the adoption's updates); ``encode`` stores a time."""
+    line, archived_at = archived_line(entry, manifest_date)
+    return (
+        entry.object_key,
+        entry.sha256,
+        entry.size,
+        entry.content_type,
+        encode(archived_at),
+        line,
+        manifest_date,
     )

@@ -16,10 +16,12 @@ from datetime import datetime
 import asyncpg
 
 from archiver.manifest.chain import Link, next_link, sha256_hex
-from archiver.state.base import ManifestBatch
-from archiver.state.postgres.connect import Pool, changed
+from archiver.manifest.entry import ManifestEntry
+from archiver.state.base import ManifestBatch, WaitingLine
+from archiver.state.postgres.connect import Pool, changed, utc
+from archiver.state.queries import adoption
 from archiver.state.queries import batches as sql
-from archiver.state.records import stored_batch
+from archiver.state.records import line_values, stored_batch
 from archiver.storage.layout import WRITER_ID, manifest_key
 
 # The advisory lock key of "cutting manifest batches" ("manifest").
@@ -75,6 +77,21 @@ class PostgresBatches:
         async with self._pool.connection() as conn:
             rows = await conn.fetch(sql.UNWRITTEN.postgres)
         return [stored_batch(tuple(r)) for r in rows]
+
+    async def waiting_lines(self) -> list[WaitingLine]:
+        """See :meth:`archiver.state.protocols.Batches.waiting_lines`."""
+        async with self._pool.connection() as conn:
+            rows = await conn.fetch(adoption.WAITING_LINES.postgres)
+        return [WaitingLine(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    async def set_aside(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> bool:
+        """See :meth:`archiver.state.protocols.Batches.set_aside`."""
+        now = self._clock()
+        values = line_values(entry, manifest_date, utc)
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(adoption.ENSURE_ADOPTED_BATCH.postgres, now)
+            status = await conn.execute(adoption.SET_ASIDE.postgres, job_id, now, *values)
+        return changed(status) > 0
 
     async def mark_manifest_written(self, batch_id: int) -> None:
         """See :meth:`archiver.state.protocols.Batches.mark_manifest_written`."""

@@ -12,9 +12,9 @@ from archiver.models import CallRecord
 from archiver.state.base import DEFAULT_LEASE, AddResult, Job, JobState
 from archiver.state.postgres.connect import Pool, changed, utc
 from archiver.state.postgres.intake import add_calls
-from archiver.state.queries import Sql, owned
+from archiver.state.queries import Sql, adoption, owned
 from archiver.state.queries import jobs as sql
-from archiver.state.records import archived_line, check_retry_state, stored_job
+from archiver.state.records import archived_line, check_retry_state, line_values, stored_job
 
 Clock = Callable[[], datetime]
 
@@ -84,6 +84,7 @@ class PostgresOutcomes:
         """Outcomes on ``pool``; ``clock`` stamps them."""
         self._pool = pool
         self._clock = clock
+        self._adopted_batch = False  # batch 0 known to exist (see queries/adoption.py)
 
     async def mark_archived(
         self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
@@ -100,6 +101,17 @@ class PostgresOutcomes:
             manifest_date,
         )
         return await self._update(sql.MARK_ARCHIVED, job_id, values, owner)
+
+    async def adopt(
+        self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
+    ) -> bool:
+        """See :meth:`archiver.state.protocols.Outcomes.adopt`."""
+        if not self._adopted_batch:
+            async with self._pool.connection() as conn:
+                await conn.execute(adoption.ENSURE_ADOPTED_BATCH.postgres, self._clock())
+            self._adopted_batch = True
+        values = line_values(entry, manifest_date, utc)
+        return await self._update(adoption.ADOPT, job_id, values, owner)
 
     async def mark_retry(
         self,

@@ -13,9 +13,11 @@ from datetime import datetime
 import aiosqlite
 
 from archiver.manifest.chain import Link, next_link, sha256_hex
-from archiver.state.base import ManifestBatch
+from archiver.manifest.entry import ManifestEntry
+from archiver.state.base import ManifestBatch, WaitingLine
+from archiver.state.queries import adoption
 from archiver.state.queries import batches as sql
-from archiver.state.records import stored_batch
+from archiver.state.records import line_values, stored_batch
 from archiver.state.sqlite.database import Database, encode_time
 from archiver.storage.layout import WRITER_ID, manifest_key
 
@@ -79,6 +81,20 @@ class SqliteBatches:
                 found = await db.execute_fetchall(sql.BATCH_EXISTS.sqlite, (batch_id,))
                 if not list(found):
                     raise KeyError(f"no manifest batch with id {batch_id}")
+
+    async def waiting_lines(self) -> list[WaitingLine]:
+        """See :meth:`archiver.state.protocols.Batches.waiting_lines`."""
+        rows = await self._db.fetch(adoption.WAITING_LINES.sqlite)
+        return [WaitingLine(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    async def set_aside(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> bool:
+        """See :meth:`archiver.state.protocols.Batches.set_aside`."""
+        now = encode_time(self._clock())
+        values = line_values(entry, manifest_date, encode_time)
+        async with self._db.write() as db:
+            await db.execute(adoption.ENSURE_ADOPTED_BATCH.sqlite, (now,))
+            cur = await db.execute(adoption.SET_ASIDE.sqlite, (job_id, now, *values))
+            return cur.rowcount > 0
 
 
 async def _chain_link(

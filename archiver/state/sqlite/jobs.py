@@ -15,9 +15,15 @@ from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord
 from archiver.state.base import DEFAULT_LEASE, AddResult, Job, JobState
-from archiver.state.queries import Sql, owned
+from archiver.state.queries import Sql, adoption, owned
 from archiver.state.queries import jobs as sql
-from archiver.state.records import archived_line, check_retry_state, record_json, stored_job
+from archiver.state.records import (
+    archived_line,
+    check_retry_state,
+    line_values,
+    record_json,
+    stored_job,
+)
 from archiver.state.sqlite.database import Database, decode_time, encode_time
 from archiver.state.sqlite.grouped import GroupedUpdates
 
@@ -112,7 +118,9 @@ class SqliteOutcomes:
     def __init__(self, db: Database, clock: Clock) -> None:
         """Outcomes on ``db``, grouped into shared commits; ``clock`` stamps them."""
         self._clock = clock
+        self._db = db
         self._updates = GroupedUpdates(db)
+        self._adopted_batch = False  # batch 0 known to exist (see queries/adoption.py)
 
     async def mark_archived(
         self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
@@ -129,6 +137,19 @@ class SqliteOutcomes:
             manifest_date,
         )
         return await self._update(sql.MARK_ARCHIVED, job_id, values, owner)
+
+    async def adopt(
+        self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
+    ) -> bool:
+        """See :meth:`archiver.state.protocols.Outcomes.adopt`."""
+        if not self._adopted_batch:
+            async with self._db.write() as db:
+                await db.execute(
+                    adoption.ENSURE_ADOPTED_BATCH.sqlite, (encode_time(self._clock()),)
+                )
+            self._adopted_batch = True
+        values = line_values(entry, manifest_date, encode_time)
+        return await self._update(adoption.ADOPT, job_id, values, owner)
 
     async def mark_retry(
         self,
