@@ -12,13 +12,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from archiver.manifest.reader import require_archive
+from archiver.manifest.stamps import stamp_head
 from archiver.manifest.supersede import SUPERSEDE_PREFIX
+from archiver.manifest.writer import read_head
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.duplicates import dedupe, where
 from archiver.settings import Settings
 from archiver.storage import open_store
+from archiver.timestamping import open_stamper
+from archiver.witness.keys import load_signer
+from archiver.witness.registry import register_writer
 
 
 def register(
@@ -35,14 +41,31 @@ def register(
         "rewritten or removed; verify then reports those lines as superseded.",
     )
     common(p)
+    p.add_argument(
+        "--key",
+        type=Path,
+        help="a witness key file: register the records' chain with it (archiver witness register)",
+    )
     p.set_defaults(handler=dedupe_command)
 
 
 async def dedupe_command(args: argparse.Namespace, settings: Settings) -> int:
     """Supersede every duplicate call line; say what was done."""
-    async with open_store(settings.storage, max_connections=16) as store:
+    signer = load_signer(args.key) if args.key is not None else None
+    async with (
+        open_store(settings.storage, max_connections=16) as store,
+        open_stamper(settings.timestamp) as stamper,
+    ):
         await require_archive(store)
         done = await dedupe(store, datetime.now(UTC))
+        # Like a seal's chain: time-stamped and registered when the deployment does so.
+        head = await read_head(store, done.writer) if done.writer is not None else None
+        if stamper is not None and head is not None:
+            await stamp_head(store, stamper, head)
+        if signer is not None and done.writer is not None:
+            origin = "".join("_" if c.isspace() else c for c in settings.storage.url)
+            key, _ = await register_writer(store, signer, origin, done.writer, datetime.now(UTC))
+            print(f"registered the records' chain {done.writer} ({key})")
         for record in done.written:
             print(
                 f"superseded {where(record.superseded)} by {where(record.kept)} "

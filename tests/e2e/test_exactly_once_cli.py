@@ -15,7 +15,7 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.hardening.s3proxy import FaultProxy
+from tests.support.faultproxy import FaultProxy
 from tests.support.cli import QUICK, archiver_env, cli_env, run_cli, s3_storage_env
 from tests.support.pipeline import assert_exactly_once, read_archive
 
