@@ -96,11 +96,14 @@ class ArchivedCalls:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
+        self.reads += 1
         try:
             content = await read_object(self._store, key)
         except KeyError:
-            content = b""  # gone since it was indexed: it holds no line now
-        self.reads += 1
+            # Not in this storage (gone, or indexed from another storage the index file
+            # also saw): it holds no line here, and is not looked for again.
+            await self._ids.forget(key)
+            content = b""
         lines: dict[Identity, ManifestEntry] = {}
         for call in parse_manifest(key, content).calls:
             lines.setdefault(call.identity, call)

@@ -114,26 +114,33 @@ def _against_link(key: str, content: bytes, link: Link | None) -> Problem | None
 class CallLines:
     """The call lines read so far, by call: the first line of each, and every further one."""
 
-    first: dict[Identity, Location] = field(default_factory=dict)
+    # The first line read of each call (the same entry the index cross-check keeps).
+    first: dict[Identity, tuple[Location, ManifestEntry]] = field(default_factory=dict)
     further: list[tuple[Identity, Location, ManifestEntry]] = field(default_factory=list)
 
     def add(self, call: ManifestEntry, location: Location) -> None:
         """Remember one call line."""
-        first = self.first.setdefault(call.identity, location)
-        if first != location:
+        first = self.first.setdefault(call.identity, (location, call))
+        if first[0] != location:
             self.further.append((call.identity, location, call))
 
     def duplicates(
         self, records: Iterable[Supersession], *, whole: bool
     ) -> tuple[list[Problem], int]:
-        """DUPLICATE problems for each line of a call beyond its one standing line, and
-        how many lines records supersede. ``whole``: every line was read, so a record
-        naming no duplicate read is a problem too."""
+        """DUPLICATE problems for each line of a call beyond its one standing line (the
+        earliest archived, as dedupe keeps it), and how many lines records supersede.
+        ``whole``: every line was read, so a record naming no duplicate read is a problem
+        too."""
         lines: dict[Identity, list[Location]] = {}
         entries: dict[Location, ManifestEntry] = {}
         for identity, location, entry in self.further:
-            lines.setdefault(identity, [self.first[identity]]).append(location)
+            first, first_entry = self.first[identity]
+            lines.setdefault(identity, [first]).append(location)
+            entries[first] = first_entry
             entries[location] = entry
+        for held in lines.values():
+            # Read order is arrival order: the report names lines in a stable one.
+            held.sort(key=lambda loc: _order(entries[loc], loc))
         applied: set[Location] = set()
         problems: list[Problem] = []
         for record in records:
@@ -169,6 +176,12 @@ class CallLines:
                     )
                 )
         return problems, superseded
+
+
+def _order(entry: ManifestEntry, location: Location) -> tuple[bool, float, Location]:
+    """Earliest archived first, then by manifest key and line; no readable archived_at last."""
+    moment = entry.archived_at
+    return (moment is None, moment.timestamp() if moment else 0.0, location)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,11 @@ class IdIndex:
         hashes = sorted({id_hash(i) for i in manifest_ids(content)})
         await self.db.run(partial(_store, batch=[(key, hashes)]))
 
+    async def forget(self, key: str) -> None:
+        """Drop a manifest object the storage does not have (an index file that also saw
+        another storage): it is not looked for again."""
+        await self.db.run(partial(_forget, key=key))
+
     async def manifests_of(self, ident: str) -> list[str]:
         """The keys of the manifest objects that may hold a line with id ``ident``."""
         wanted = id_hash(normalize_id(ident))
@@ -143,6 +148,20 @@ def _known(conn: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
         rows = conn.execute(f"SELECT key FROM id_manifests WHERE key IN ({marks})", chunk)  # noqa: S608 - placeholders only
         known.update(str(key) for (key,) in rows)
     return known
+
+
+def _forget(conn: sqlite3.Connection, key: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "DELETE FROM id_hashes WHERE manifest IN (SELECT id FROM id_manifests WHERE key = ?)",
+            (key,),
+        )
+        conn.execute("DELETE FROM id_manifests WHERE key = ?", (key,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _store(conn: sqlite3.Connection, batch: Sequence[tuple[str, Iterable[int]]]) -> None:

@@ -45,6 +45,11 @@ async def _read(store: ObjectStore, key: str) -> bytes:
     return b"".join([chunk async for chunk in store.read(key)])
 
 
+def relined(line: bytes, **changes: object) -> bytes:
+    """The manifest line ``line`` with ``changes`` (compact JSON, as the writer writes)."""
+    return json.dumps({**json.loads(line), **changes}, separators=(",", ":")).encode()
+
+
 async def write_second_writer(store: ObjectStore, lines: list[bytes], writer: str) -> str:
     """What flush_manifest does for a new state's first batch: the manifest object,
     its chain link, the head. Returns the manifest key."""
@@ -80,7 +85,8 @@ async def test_duplicates_are_reported_then_superseded_by_a_chained_record(
     async with open_store(storage) as store:
         [original] = [o.key async for o in store.list("manifests/")]
         lines = [line for line in (await _read(store, original)).split(b"\n") if line]
-        twice = lines[:3]
+        # A second state archives the same calls later: the same lines, archived again.
+        twice = [relined(line, archived_at="2099-01-01T00:00:00Z") for line in lines[:3]]
         second = await write_second_writer(store, twice, "wsecondstate01")
         before = {o.key: o.sha256 async for o in store.list("")}
 

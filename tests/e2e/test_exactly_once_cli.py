@@ -15,8 +15,8 @@ import pytest
 
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
-from tests.support.faultproxy import FaultProxy
 from tests.support.cli import QUICK, archiver_env, cli_env, run_cli, s3_storage_env
+from tests.support.faultproxy import FaultProxy
 from tests.support.pipeline import assert_exactly_once, read_archive
 
 SINCE = "2021-02-17 08:00"

@@ -88,7 +88,7 @@ async def test_a_line_written_by_another_writer_before_the_cut_is_set_aside(
             store, "wother", [line(1, writer="other"), line(3, writer="other"), line(2, "epacific")]
         )
         assert await guard.before_cut() == 2
-        written = await flush_manifest(state.batches, store, on_written=guard.wrote)
+        written = await flush_manifest(state.batches, store, 1000, on_written=guard.wrote)
         assert written == 2
         keys = [o.key async for o in store.list("manifests/")]
         mine = next(k for k in keys if k != theirs)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -16,6 +18,7 @@ from archiver.pipeline.poller import Poller
 from archiver.pipeline.stats import RunStats
 from archiver.pipeline.sweep import Sweeper
 from archiver.settings import (
+    ConsoleSettings,
     RetrySettings,
     Settings,
     SourceSettings,
@@ -70,6 +73,12 @@ def make_settings(
         "backfill_max_wait": 30,
         "grace": 5,
     }
+    if "console" not in overrides:
+        # The local index of the manifests beside the state (or in a fresh folder for a
+        # PostgreSQL state), never a file in the working directory shared by every test.
+        local = not state_path.startswith(("postgres://", "postgresql://"))
+        where = Path(state_path).parent if local else Path(tempfile.mkdtemp(prefix="index-"))
+        values["console"] = ConsoleSettings(index_path=where / "archiver-index.sqlite3")
     values.update(overrides)
     return Settings.model_validate(values)
 
