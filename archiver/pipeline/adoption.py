@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -57,6 +57,11 @@ T = TypeVar("T")
 log = logging.getLogger("archiver.pipeline")
 
 MEMORY = Path(":memory:")
+
+
+def lookback_span(now: datetime, lookback: float) -> tuple[datetime, datetime]:
+    """The start times the daemon may archive: its lookback, to a day ahead (pure)."""
+    return now - timedelta(seconds=lookback), now + timedelta(days=1)
 
 
 def open_index(path: Path) -> IndexDatabase:
@@ -83,10 +88,13 @@ class ArchiveGuard:
         self.calls = ArchivedCalls(store, db)
         self._span: tuple[date, date] | None = None
 
-    async def start(self, since: datetime, until: datetime, tz: tzinfo) -> None:
+    async def start(self, span: tuple[datetime, datetime] | None, tz: tzinfo) -> None:
         """Bring the index up to date over the partitions that may hold calls started in
-        [since, until) (one day wider each side: an archive written with another zone)."""
-        self._span = date_span(since, until, tz)
+        ``span`` [since, until) (one day wider each side: an archive written with another
+        zone); None: nothing to bring up to date (each lookup asks the index as it is)."""
+        if span is None:
+            return
+        self._span = date_span(*span, tz)
         added = await self._safely(lambda: self.calls.refresh(*self._whole()))
         log.info("local index of the manifests: %d manifest object(s) read", added)
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from archiver.errors import ArchiverError, FatalError, StorageError
 from archiver.manifest.writer import HeadHook
 from archiver.metrics import Metrics
-from archiver.pipeline.adoption import ArchiveGuard
+from archiver.pipeline.adoption import ArchiveGuard, lookback_span
 from archiver.pipeline.context import RunContext
 from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.handling import JobHandler
@@ -104,10 +104,9 @@ class Pipeline:
             roles=self.roles,
             guard=guard,
         )
-        # Asks the archive before a call line is written (None: the state alone decides).
+        # Asks the archive before a call line is written, its index first brought up to
+        # date over the partitions of ``span`` (the start times this run may archive).
         self.guard = guard
-        # The calls' start times this run may archive: the archive's index is
-        # brought up to date over their partitions before any work.
         self.span: tuple[datetime, datetime] | None = None
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.run.concurrency)
         self._busy = 0
@@ -152,8 +151,7 @@ class Pipeline:
     async def backfill(self, windows: Sequence[Window]) -> RunStats:
         """List every window, archive every recording, then stop (the backfill's rule)."""
         self.stats.windows_total = len(windows)
-        if windows:
-            self.span = (min(w[0] for w in windows), max(w[1] for w in windows))
+        self.span = (min(w[0] for w in windows), max(w[1] for w in windows)) if windows else None
         lister = WindowLister(self.source, self.state.progress, windows, self.stats, self.roles)
         return await self.run(lister, stop_when_idle=True)
 
@@ -165,9 +163,8 @@ class Pipeline:
         self._survive_storage_errors = not stop_when_idle
         self._flusher_here = flusher
         await self.leases.start()
-        if self.guard is not None and self.span is not None:
-            # After the running marker is ours: no other state's process writes meanwhile.
-            await self.guard.start(*self.span, self.config.source.tz)
+        if self.guard is not None:  # the running marker is ours: no other state writes
+            await self.guard.start(self.span, self.config.source.tz)
         heartbeat = asyncio.create_task(self.leases.beat_forever(self.stop_event), name="heartbeat")
         try:
             return await self._run(producer, stop_when_idle)
@@ -220,8 +217,7 @@ class Pipeline:
         )
         # Every replica transfers; only the leader polls, sweeps and writes the manifest.
         self.flusher.watch_others = True
-        now = self.clock()
-        self.span = (now - timedelta(seconds=self.config.run.lookback), now + timedelta(days=1))
+        self.span = lookback_span(self.clock(), self.config.run.lookback)
         leadership = Leadership(
             self.roles, [poller, sweeper], self.flusher, health=self.health, metrics=self.metrics
         )

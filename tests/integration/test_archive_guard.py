@@ -76,7 +76,7 @@ async def test_a_line_written_by_another_writer_before_the_cut_is_set_aside(
         guard = ArchiveGuard(
             store, state.outcomes, state.batches, IndexDatabase(tmp_path / "i.db", SCHEMA)
         )
-        await guard.start(T0, T0.replace(hour=4), UTC)
+        await guard.start((T0, T0.replace(hour=4)), UTC)
         await state.jobs.add_calls([call(n) for n in range(4)], T0)
         jobs = await state.jobs.claim_due(T0, 4, owner="me")
         for n, job in enumerate(jobs):
@@ -117,7 +117,7 @@ async def test_an_index_file_held_by_another_process_falls_back_to_memory(
         await holder.run(lambda c: c.execute("BEGIN EXCLUSIVE"))
         guard = ArchiveGuard(store, state.outcomes, state.batches, open_index(path))
         try:
-            await guard.start(T0, T0.replace(hour=4), UTC)
+            await guard.start((T0, T0.replace(hour=4)), UTC)
             found = await guard.known(call(5))
             assert found is not None
             assert found.fields["writer"] == "other"
