@@ -182,10 +182,12 @@ class Service:
         try:
             counts = await self.reports.counts()
             oldest = await self.reports.oldest_unarchived()
-        except ArchiverError as exc:
+        except Exception as exc:  # noqa: BLE001 - reported: the gauge, the lag warning
             # The state's own outage handling (reconnects, its bound) is the state
             # store's; here it only makes the gauge, and the lag warning, say so.
-            self.state_error = str(exc)
+            # Any error: a driver's own (sqlite3's "disk is full") must not end the
+            # watch, nor turn /metrics into a 500.
+            self.state_error = str(exc) or type(exc).__name__
             metrics.state_available.set(0)
             return None
         self.state_error = None
