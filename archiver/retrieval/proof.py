@@ -83,7 +83,11 @@ class ChainProver:
         if parsed is not None:
             writer, seq = parsed.writer, parsed.seq
         else:
+            read_before = self._sealed is not None
             sealed = (await self._seal_links()).get(manifest_key)
+            if sealed is None and read_before:
+                # Sealed since the seal links were read (a console runs for weeks).
+                sealed = (await self._seal_links(again=True)).get(manifest_key)
             if sealed is None:
                 raise _out(
                     IntegrityKind.OUT_OF_CHAIN,
@@ -202,9 +206,10 @@ class ChainProver:
 
         return dict(await asyncio.gather(*(one(seq) for seq in seqs)))
 
-    async def _seal_links(self) -> dict[str, tuple[str, int]]:
-        """Legacy manifest key -> the seal link recording it (listed and read once)."""
-        if self._sealed is None:
+    async def _seal_links(self, *, again: bool = False) -> dict[str, tuple[str, int]]:
+        """Legacy manifest key -> the seal link recording it (listed and read once, or
+        ``again``)."""
+        if self._sealed is None or again:
             keys = []
             async for obj in self._store.list(CHAIN_PREFIX + SEAL_WRITER_PREFIX):
                 parsed = parse_chain_key(obj.key)
