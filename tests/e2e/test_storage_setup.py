@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,12 @@ from botocore.exceptions import ClientError
 
 from archiver.simulator import Simulator
 from tests.support.cli import archiver_env, cli_env, run_cli
-from tests.support.seaweed import SeaweedServer, admin_client, empty_and_delete_bucket
+from tests.support.seaweed import (
+    SeaweedProcess,
+    SeaweedServer,
+    admin_client,
+    empty_and_delete_bucket,
+)
 
 pytestmark = pytest.mark.sim(seed=5, calls=3)
 
@@ -259,3 +265,27 @@ async def test_init_storage_on_a_file_is_one_line(sim: Simulator, tmp_path: Path
     r = await run_cli("init-storage", env=env, cwd=tmp_path)
     assert r.code == 1
     assert r.err.strip() == f"archiver: {tmp_path / 'a-file'}: exists and is not a directory"
+
+
+@pytest.fixture(scope="module")
+def creating_seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """A SeaweedFS as it comes: it creates a bucket on the first write into it."""
+    process = SeaweedProcess(tmp_path_factory.mktemp("seaweed-creating"), auto_create_buckets=True)
+    server = process.start()
+    try:
+        yield server
+    finally:
+        process.stop()
+
+
+async def test_check_on_a_server_that_creates_buckets_names_the_misspelled_one(
+    sim: Simulator, creating_seaweed: SeaweedServer, tmp_path: Path
+) -> None:
+    misspelled = f"op-{uuid.uuid4().hex[:12]}"
+    (tmp_path / ".env").write_text(s3_settings_block(creating_seaweed, misspelled))
+    r = await run_cli("check", env=no_aws_env(tmp_path, sim), cwd=tmp_path)
+    # The old check wrote its probe, which made the bucket, and said "writable".
+    assert r.code == 1, r.out
+    assert "is reachable and writable" not in r.out
+    assert f"bucket {misspelled!r} does not exist" in r.err
+    assert not await bucket_exists(creating_seaweed, misspelled)

@@ -100,8 +100,11 @@ def _answers(url: str) -> bool:
 class SeaweedProcess:
     """One ``weed mini`` process with its data under ``workdir``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, auto_create_buckets: bool = False) -> None:
         self.workdir = workdir
+        # SeaweedFS's default creates a bucket on its first write; the tests' server
+        # does not (a missing bucket must stay missing), unless asked to be the default.
+        self.auto_create_buckets = auto_create_buckets
         self.log_path = workdir / "weed.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -164,7 +167,7 @@ class SeaweedProcess:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             # A missing bucket must stay missing (the tests check its error).
-            "-s3.autoCreateBucket=false",
+            f"-s3.autoCreateBucket={str(self.auto_create_buckets).lower()}",
             # Unix sockets default to /tmp/seaweedfs-*-<port>.sock, left behind.
             f"-s3.localSocket={self.workdir / 's3.sock'}",
             f"-filer.localSocket={self.workdir / 'filer.sock'}",
