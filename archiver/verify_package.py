@@ -13,6 +13,12 @@ that a third party can check the package without the archiver. It checks:
    writer's head included in the package (each link's ``prev_sha256`` is the
    SHA-256 of the link before it).
 
+5. where the package carries a witnessed checkpoint (``checkpoints/*.note``, a
+   C2SP signed note of every writer's head, cosigned by an auditor's key kept
+   outside the archive): the chain passes through it, and, with the
+   ``cryptography`` package installed and the witness's verifier key
+   (``witness.vkey``), its Ed25519 cosignature verifies.
+
 The trusted timestamps (``chain/<writer>/<seq>.tsr``) are checked with OpenSSL,
 as VERIFY.txt shows. Exit status 0: everything checked holds; 1: something does
 not (each problem on its own line); 2: not an evidence package.
@@ -20,8 +26,10 @@ not (each problem on its own line); 2: not an evidence package.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,6 +109,70 @@ def check_calls(root: Path, calls: list[dict[str, Any]], problems: list[str]) ->
     return manifests
 
 
+def _note_parts(data: bytes) -> tuple[str, list[str]]:
+    text, sep, signatures = data.decode("utf-8").rpartition("\n\n")
+    if not sep:
+        raise ValueError("not a signed note")
+    return text + "\n", [s for s in signatures.split("\n") if s]
+
+
+def _cosigned(text: str, signatures: list[str], vkey: str) -> bool | None:
+    """Whether the witness key ``vkey`` cosigned ``text``; None without ``cryptography``."""
+    try:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:
+        return None
+    name, hexid, material = vkey.strip().split("+", 2)
+    public = base64.b64decode(material)[1:]
+    for line in signatures:
+        _, signer, b64 = line.split(" ", 2)
+        raw = base64.b64decode(b64)
+        if signer != name or raw[:4] != bytes.fromhex(hexid) or len(raw) != 76:
+            continue
+        (stamp,) = struct.unpack(">Q", raw[4:12])
+        message = f"cosignature/v1\ntime {stamp}\n{text}".encode()
+        try:
+            Ed25519PublicKey.from_public_bytes(public).verify(raw[12:], message)
+        except InvalidSignature:
+            return False
+        return True
+    return False
+
+
+def check_checkpoints(root: Path, problems: list[str], notes: list[str]) -> None:
+    """Each witnessed checkpoint: its root, the chain through it, its cosignature."""
+    vkey_path = root / "witness.vkey"
+    vkey = vkey_path.read_text("ascii") if vkey_path.is_file() else None
+    for path in sorted(root.glob("checkpoints/*.note")):
+        name = path.relative_to(root).as_posix()
+        try:
+            text, signatures = _note_parts(path.read_bytes())
+            lines = text.split("\n")[:-1]
+            extension = "".join(f"{line}\n" for line in lines[3:])
+            digest = hashlib.sha256(extension.encode()).digest()
+            if base64.b64encode(digest).decode() != lines[2]:
+                problems.append(f"{name}: its root is not the SHA-256 of its writer lines")
+                continue
+            heads = [line.split(" ") for line in lines[3:]]
+        except (ValueError, IndexError, UnicodeDecodeError):
+            problems.append(f"{name}: not a checkpoint note")
+            continue
+        for writer, seq, sha in heads:
+            link = root / "chain" / writer / f"{int(seq):012d}.json"
+            if link.is_file() and _sha256(link) != sha:
+                problems.append(f"{name}: the chain of {writer} does not pass through it")
+            elif link.is_file():
+                notes.append(f"{name}: the chain of {writer} passes through link {int(seq)}")
+        signed = None if vkey is None else _cosigned(text, signatures, vkey)
+        if signed is False:
+            problems.append(f"{name}: not cosigned by the key in witness.vkey")
+        elif signed is None:
+            notes.append(f"{name}: cosignature not checked (no witness.vkey, or no cryptography)")
+        else:
+            notes.append(f"{name}: cosigned by {vkey.split('+')[0] if vkey else ''}")
+
+
 def check_chain(root: Path, manifests: set[str], problems: list[str]) -> int:
     """Each manifest object against its link, each link reached from its writer's head."""
     links: dict[tuple[str, int], tuple[dict[str, Any], str]] = {}
@@ -170,6 +242,10 @@ def main(argv: list[str]) -> int:
     check_sums(root, problems)
     manifests = check_calls(root, calls, problems)
     walked = check_chain(root, manifests, problems)
+    notes: list[str] = []
+    check_checkpoints(root, problems, notes)
+    for note in notes:
+        print(note)
     for problem in problems:
         print(f"FAILED {problem}")
     if problems:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +34,11 @@ from archiver.manifest.reader import require_archive
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.cases import Case, add_calls, list_cases, load_case, open_case
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
-from archiver.retrieval.evidence import write_package
+from archiver.retrieval.evidence import Proof, covering, gather_proof, write_package
 from archiver.settings import Settings
 from archiver.storage import ObjectStore, open_store
+from archiver.witness.keys import load_verifiers
+from archiver.witness.place import read_checkpoints, read_note
 
 
 def register(
@@ -59,6 +62,18 @@ def register(
     p.add_argument("-o", "--output", metavar="FILE", help="export: the ZIP to write")
     p.add_argument("--force", action="store_true", help="export: replace FILE if it exists")
     p.add_argument("--format", choices=["table", "json"], default="table", help="list")
+    p.add_argument(
+        "--witness",
+        metavar="PLACE",
+        help="export: where the auditor's witnessed checkpoints are (a folder, a file, an "
+        "s3:// prefix); the newest one the calls' chains pass through goes into the package",
+    )
+    p.add_argument(
+        "--witness-key",
+        action="append",
+        metavar="KEY",
+        help="export: the witness's verifier key (NAME+ID+BASE64, or a file of them)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -96,7 +111,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.action == "add":
             return await _add(store, settings, audit, found, args.ids)
-        return await _export(store, settings, audit, found, _target(args.output, args.force))
+        target = _target(args.output, args.force)
+        if args.witness and not args.witness_key:
+            raise UsageError("case export --witness needs --witness-key (the witness's key)")
+        return await _export(store, settings, audit, found, target, args)
 
 
 async def _add(
@@ -124,6 +142,26 @@ async def _add(
     return 0
 
 
+async def _witnessed(
+    settings: Settings, proof: Proof, place: str, keys: list[str]
+) -> dict[str, bytes]:
+    """The newest witnessed checkpoint the package's chains pass through, and the key."""
+    verifiers = load_verifiers(keys)
+    found = await read_checkpoints(place, settings.storage, verifiers)
+    for checkpoint in reversed(found.checkpoints):
+        if covering(checkpoint, proof.chains):
+            note = await read_note(place, settings.storage, checkpoint.name)
+            vkey = "".join(f"{v.vkey()}\n" for v in verifiers)
+            return {f"checkpoints/{checkpoint.name}": note, "witness.vkey": vkey.encode()}
+    print(
+        "archiver: warning: no witnessed checkpoint at --witness covers these calls' links: "
+        "the package proves them up to the head only (run archiver witness checkpoint, then "
+        "export again)",
+        file=sys.stderr,
+    )
+    return {}
+
+
 def _target(output: str | None, force: bool) -> Path:
     if not output:
         raise UsageError("case export: -o FILE.zip is required")
@@ -145,6 +183,7 @@ async def _export(
     audit: AuditTrail,
     case: Case,
     target: Path,
+    args: argparse.Namespace,
 ) -> int:
     if not case.calls:
         raise UsageError(f"case {case.id} holds no call yet: nothing to export")
@@ -164,6 +203,14 @@ async def _export(
         "packaged_by": audit.operator,
         "packaged_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    try:
+        proof = await gather_proof(store, calls)
+    except IntegrityError as exc:
+        await audit.record_best_effort("case-export", {"case": case.id}, exc.kind.value)
+        return fail(ExitCode.CORRUPT, str(exc))
+    extra: dict[str, bytes] = {}
+    if args.witness:
+        extra = await _witnessed(settings, proof, args.witness, args.witness_key)
     tmp = target.with_name(f".{target.name}.partial")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -172,7 +219,9 @@ async def _export(
             async def send(data: bytes) -> None:
                 out.write(data)
 
-            count = await write_package(store, calls, header, send, tsa_ca=_ca(settings))
+            count = await write_package(
+                store, calls, header, send, tsa_ca=_ca(settings), proof=proof, extra=extra
+            )
         tmp.replace(target)
     except IntegrityError as exc:
         tmp.unlink(missing_ok=True)

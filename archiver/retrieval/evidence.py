@@ -40,6 +40,7 @@ from archiver.retrieval.errors import IntegrityError, IntegrityKind
 from archiver.retrieval.proof import ChainProver
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import head_key, link_key, stamp_key
+from archiver.witness.checkpoint import Checkpoint
 
 FORMAT = 1
 MAX_LINKS = 20_000  # links one package may carry per writer (from its oldest call to the head)
@@ -132,7 +133,18 @@ async def collect_chains(store: ObjectStore, links: Sequence[Link]) -> Chains:
     return Chains(heads, found, stamps)
 
 
-def _verify_text(chains: Chains, has_ca: bool) -> str:
+def covering(checkpoint: Checkpoint, chains: Chains) -> bool:
+    """Whether the package's chains pass through ``checkpoint``: for each of its writers,
+    the checkpoint names a link the package holds, with that link's SHA-256."""
+    for writer in chains.heads:
+        named = checkpoint.heads.get(writer)
+        raw = None if named is None else chains.links.get((writer, named[0]))
+        if named is None or raw is None or sha256_hex(raw) != named[1]:
+            return False
+    return True
+
+
+def _verify_text(chains: Chains, has_ca: bool, witnessed: bool = False) -> str:
     lines = [
         "How to check this evidence package without the archiver",
         "",
@@ -143,6 +155,15 @@ def _verify_text(chains: Chains, has_ca: bool) -> str:
         "   object the one its chain link records, and the links an unbroken hash",
         "   chain up to the writer's head (Python 3.8 or newer, standard library only):",
         "     python3 verify_package.py",
+    ]
+    if witnessed:
+        lines += [
+            "   It also checks that the chain passes through the witnessed checkpoint in",
+            "   checkpoints/, and, with the `cryptography` package installed",
+            "   (pip install cryptography), that the witness key in witness.vkey cosigned",
+            "   it. Compare witness.vkey with the key the auditor keeps outside the archive.",
+        ]
+    lines += [
         "",
         "3. The trusted timestamps (RFC 3161) of the links, with OpenSSL:",
     ]
@@ -238,6 +259,7 @@ async def write_package(
     *,
     tsa_ca: bytes | None = None,
     proof: Proof | None = None,
+    extra: Mapping[str, bytes] | None = None,
 ) -> int:
     """Stream the evidence package of ``calls`` (each with its ``manifest_key``) to ``send``;
     the number of recordings. IntegrityError before the first byte when a manifest object
@@ -293,12 +315,15 @@ async def write_package(
             await small(f"chain/{writer}/head.json", raw)
         if tsa_ca is not None:
             await small("tsa-ca.pem", tsa_ca)
+        for name, data in sorted((extra or {}).items()):
+            await small(name, data)
         body = {"format": FORMAT, "calls": index}
         await small("calls.json", json.dumps(body, ensure_ascii=False, indent=1).encode())
         await small("case.json", json.dumps(dict(case), ensure_ascii=False, indent=1).encode())
         await small("verify_package.py", verifier_source())
         await small("index.html", _index_html(case, index).encode())
-        await small("VERIFY.txt", _verify_text(chains, tsa_ca is not None).encode())
+        witnessed = any(name.startswith("checkpoints/") for name in extra or {})
+        await small("VERIFY.txt", _verify_text(chains, tsa_ca is not None, witnessed).encode())
         archive.writestr(_info("SHA256SUMS", 0), "".join(sums).encode())
     await send(sink.take())
     return len(calls)

@@ -120,6 +120,16 @@ async def read_checkpoints(
     return found
 
 
+async def read_note(place: str, storage: StorageSettings, name: str) -> bytes:
+    """The bytes of the checkpoint ``name`` read from ``place`` (to hand it on, as it is)."""
+    if await asyncio.to_thread(_kind, place) == "file":
+        return await asyncio.to_thread(Path(place).read_bytes)
+    if not place.startswith("s3://"):
+        return await asyncio.to_thread((Path(place) / name).read_bytes)
+    async with open_store(_settings(place, storage), max_connections=1) as store:
+        return await _read_small(store, name)
+
+
 async def write_checkpoint(place: str, storage: StorageSettings, name: str, note: str) -> str:
     """Write a signed checkpoint at ``place`` under ``name``, never over another; its
     full name."""

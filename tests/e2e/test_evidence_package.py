@@ -10,6 +10,7 @@ token. One altered byte (a recording, a manifest object, a chain link) fails it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import shlex
@@ -205,3 +206,79 @@ def _resum(folder: Path) -> None:
         _, name = line.split("  ", 1)
         lines.append(f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n")
     (folder / "SHA256SUMS").write_text("".join(lines))
+
+
+async def test_a_package_carries_the_witnessed_checkpoint_its_chain_passes_through(
+    tmp_path, sim, bare_python
+):
+    env = archiver_env(
+        tmp_path, sim=sim, storage=local_storage_env(tmp_path / "archive"), tuning=TUNING
+    )
+    key, place = tmp_path / "audit" / "witness.key", tmp_path / "audit" / "checkpoints"
+    key.parent.mkdir()
+    made = await run_cli(
+        "witness",
+        "keygen",
+        "--name",
+        "audit.example/calls",
+        "--out",
+        str(key),
+        env=env,
+        cwd=tmp_path,
+    )
+    assert made.code == 0, made.err
+    run = await run_cli(
+        "backfill", "--since", "2021-02-17", "--until", "2021-02-18", env=env, cwd=tmp_path
+    )
+    assert run.code == 0, run.err
+    for args in (
+        ["register", "--key", str(key)],
+        ["checkpoint", "--key", str(key), "--to", str(place)],
+    ):
+        done = await run_cli("witness", *args, env=env, cwd=tmp_path)
+        assert done.code == 0, done.err
+    opened = await run_cli(
+        "case", "open", "--reference", "INSP-9", "--reason", "inspection", env=env, cwd=tmp_path
+    )
+    case_id = opened.out.strip()
+    first = next(c for c in sim.calls if c.has_recording)
+    assert (await run_cli("case", "add", case_id, first.cdr_id, env=env, cwd=tmp_path)).code == 0
+    package = tmp_path / "inspection.zip"
+    exported = await run_cli(
+        "case",
+        "export",
+        case_id,
+        "-o",
+        str(package),
+        "--witness",
+        str(place),
+        "--witness-key",
+        f"{key}.pub",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert exported.code == 0, exported.err
+    folder = tmp_path / "unpacked"
+    zipfile.ZipFile(package).extractall(folder)
+    assert list(folder.glob("checkpoints/*.note"))
+    assert (folder / "witness.vkey").read_text().startswith("audit.example/calls+")
+    assert await asyncio.to_thread(check_package, folder, bare_python) == []
+    # With cryptography (this test's own Python has it), the cosignature is checked too.
+    checked = _run([sys.executable, "-I", "verify_package.py"], folder)
+    assert checked.returncode == 0, checked.stdout
+    assert "cosigned by audit.example/calls" in checked.stdout
+    assert "passes through link" in checked.stdout
+    # A checkpoint edited to name another link, its root made to agree, fails.
+    note = next(folder.glob("checkpoints/*.note"))
+    text, _, signatures = note.read_text().rpartition("\n\n")
+    lines = text.split("\n")
+    writer, seq, _ = lines[3].split(" ")
+    lines[3] = f"{writer} {seq} {'0' * 64}"
+    extension = "".join(f"{line}\n" for line in lines[3:])
+    lines[2] = base64.b64encode(hashlib.sha256(extension.encode()).digest()).decode()
+    note.write_text("\n".join(lines) + "\n\n" + signatures)
+    _resum(folder)
+    failures = await asyncio.to_thread(check_package, folder, bare_python)
+    assert any("does not pass through it" in f for f in failures), failures
+    forged = _run([sys.executable, "-I", "verify_package.py"], folder)
+    assert "not cosigned by the key in witness.vkey" in forged.stdout
