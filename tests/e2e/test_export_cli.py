@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from archiver.simulator import Simulator
-from tests.support.cli import QUICK, archiver_env, run_cli
+from tests.support.cli import QUICK, archiver_env, run_cli, s3_storage_env
+from tests.support.seaweed import MakeBucket, S3Settings, SeaweedServer, admin_client
 
 SINCE, UNTIL = "2021-02-17", "2021-02-18"
 pytestmark = pytest.mark.sim(seed=8, calls=5, recording_fraction=1.0, max_size=40_000)
@@ -134,3 +135,44 @@ async def test_export_is_bounded_refuses_an_altered_recording_and_keeps_files(
     assert "refused: some recordings failed their check" in r.err
     assert not out.exists()
     assert ("export", "refused") in await audit(env, tmp_path)
+
+
+async def test_export_from_a_versioned_bucket_reads_the_pinned_version_and_refuses_a_replaced_one(
+    sim: Simulator,
+    s3_settings: S3Settings,
+    make_bucket: MakeBucket,
+    seaweed: SeaweedServer,
+    tmp_path: Path,
+) -> None:
+    bucket = await make_bucket()
+    storage = s3_settings(bucket)
+    async with admin_client(seaweed) as client:
+        await client.put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
+    env = archiver_env(tmp_path, sim=sim, tuning=QUICK, storage=s3_storage_env(storage, seaweed))
+    r = await run_cli("backfill", "--since", SINCE, "--until", UNTIL, env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    call = sim.calls[0]
+    r = await run_cli("search", "--format", "json", env=env, cwd=tmp_path)
+    [line] = [x for x in json.loads(r.out) if x["cdr_id"] == call.cdr_id]
+    assert line["version_id"]  # the line pins the version it wrote
+    out = tmp_path / "one.zip"
+    r = await run_cli("export", call.cdr_id, "-o", str(out), env=env, cwd=tmp_path)
+    assert r.code == 0, r.err
+    [exported] = check_zip(out, 1)
+    assert exported["sha256"] == line["sha256"]
+    # Someone overwrites the recording: refused, as the console refuses it (get serves
+    # the archived version with a warning; an export is a bundle of evidence).
+    key = (
+        f"prefix/{line['object_key']}"
+        if not line["object_key"].startswith("prefix/")
+        else line["object_key"]
+    )
+    async with admin_client(seaweed) as client:
+        await client.put_object(Bucket=bucket, Key=key, Body=b"not the call")
+    again = tmp_path / "again.zip"
+    r = await run_cli("export", call.cdr_id, "-o", str(again), env=env, cwd=tmp_path)
+    assert r.code == 5, (r.out, r.err)
+    assert "still holds the archived bytes" in r.err
+    assert not again.exists()
