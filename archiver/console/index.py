@@ -32,6 +32,13 @@ _COMMIT_EVERY = 50
 
 
 ORDERS = ("newest", "oldest", "longest", "shortest")
+_LAST_HOLD = (
+    "(SELECT a.action FROM audit a WHERE a.action IN ('hold-on', 'hold-off') "
+    "AND a.result = 'ok' AND json_extract(a.record, '$.target.cdr_id') = c.cdr_id "
+    "AND json_extract(a.record, '$.target.provider') = c.provider "
+    "ORDER BY a.at DESC, a.key DESC LIMIT 1)"
+)
+_HELD, _NOT_HELD = f"{_LAST_HOLD} = 'hold-on'", f"{_LAST_HOLD} IS NOT 'hold-on'"
 INTEGRITY = ("intact", "damaged", "unchecked")
 
 
@@ -51,6 +58,7 @@ class CallQuery:
     status: str | None = None  # the call's outcome as the provider wrote it
     customer: str | None = None
     integrity: str | None = None  # intact, damaged or unchecked (the console's last check)
+    hold: str | None = None  # "on" or "off": the legal hold as the audit trail last records it
     # Time of day, seconds after local midnight, [day_from, day_to); ``utc_offset``
     # is the console's zone's offset in seconds.
     day_from: int | None = None
@@ -96,6 +104,10 @@ class CallQuery:
             parts.append("c.problem IS NOT NULL")
         elif self.integrity == "unchecked":
             parts.append("c.checked_at IS NULL")
+        if self.hold in ("on", "off"):
+            # The last successful hold-on or hold-off of the call in the audit trail (the
+            # console's and `archiver hold`'s): few records, found through audit_action.
+            parts.append(_HELD if self.hold == "on" else _NOT_HELD)
         time_column = "t.started" if term else "c.started"
         if self.since is not None:
             parts.append(f"{time_column} >= ?")
@@ -120,7 +132,16 @@ class CallQuery:
 
     def describe(self) -> dict[str, str]:
         """The criteria given, for the audit record."""
-        names = ("phone", "extension", "agent", "direction", "status", "customer", "integrity")
+        names = (
+            "phone",
+            "extension",
+            "agent",
+            "direction",
+            "status",
+            "customer",
+            "integrity",
+            "hold",
+        )
         out = {k: str(getattr(self, k)) for k in names}
         out["id"] = str(self.ident)
         for name in ("min_seconds", "max_seconds", "day_from", "day_to"):

@@ -31,6 +31,7 @@ SEARCH_FIELDS = (
     "outcome",
     "customer",
     "integrity",
+    "hold",
     "sort",
     "size",
 )

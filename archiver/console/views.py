@@ -181,6 +181,7 @@ def query_of(request: web.Request) -> CallQuery:
         status=_text(request, "outcome"),
         customer=_text(request, "customer"),
         integrity=_choice(request, "integrity", INTEGRITY),
+        hold=_choice(request, "hold", ("on", "off")),
         day_from=_clock(request, "time_from"),
         day_to=_clock(request, "time_to"),
         utc_offset=int(offset.total_seconds()) if offset is not None else 0,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from archiver.console.saved import MAX_SAVED, clean_query
+from archiver.retrieval.audit import AuditTrail
 from tests.console.support import (
     TZ_NAME,
     audit_records,
@@ -93,7 +94,24 @@ async def test_filters_for_time_of_day_talk_outcome_customer_and_integrity(local
             await console.console.calls.record_check(every[1], None)
             assert await ids_of(http, integrity="damaged") == [every[0]]
             assert await ids_of(http, integrity="intact") == [every[1]]
-            for bad in ({"time_from": "25:00"}, {"min_seconds": "-1"}, {"integrity": "fine"}):
+            # The legal hold as the audit trail last records it (console or `archiver hold`).
+            held = await console.console.calls.get(every[2])
+            trail = AuditTrail(console.store, "officer")
+            target = {"provider": held.call.provider, "cdr_id": held.call.cdr_id}
+            await trail.record("hold-on", target, "ok", {})
+            await trail.record("hold-off", target, "failed", {})  # a failure changes nothing
+            await console.console.audit_log.refresh(console.store)
+            assert await ids_of(http, hold="on") == [every[2]]
+            assert every[2] not in await ids_of(http, size="100", hold="off")
+            await trail.record("hold-off", target, "ok", {})
+            await console.console.audit_log.refresh(console.store)
+            assert await ids_of(http, hold="on") == []
+            for bad in (
+                {"time_from": "25:00"},
+                {"min_seconds": "-1"},
+                {"integrity": "fine"},
+                {"hold": "maybe"},
+            ):
                 async with http.get("/", params={"go": "1", **bad}) as resp:
                     assert resp.status == 400, bad
         searches = [r for r in await audit_records(console.store) if r["action"] == "search"]
