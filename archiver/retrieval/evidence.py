@@ -29,7 +29,6 @@ import json
 import zipfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
 
@@ -38,6 +37,7 @@ from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import read_object
 from archiver.retrieval.errors import IntegrityError, IntegrityKind
 from archiver.retrieval.proof import ChainProver
+from archiver.retrieval.zip_export import ZipSink, entry_info
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import head_key, link_key, stamp_key
 from archiver.witness.checkpoint import Checkpoint
@@ -48,25 +48,6 @@ VERIFIER = Path(__file__).parents[1] / "verify_package.py"  # a leaf: no import 
 Send = Callable[[bytes], Awaitable[None]]
 
 
-class _Sink:
-    """A write-only file for zipfile whose bytes are taken after each write."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing to do: the bytes are taken."""
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
-
-
 @dataclass(frozen=True, slots=True)
 class Chains:
     """What proves the manifests: per writer, its head and the links up to it."""
@@ -74,14 +55,6 @@ class Chains:
     heads: dict[str, bytes]
     links: dict[tuple[str, int], bytes]
     stamps: dict[tuple[str, int], bytes]
-
-
-def _info(name: str, size: int) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
-    info.compress_type = zipfile.ZIP_STORED
-    info.file_size = size
-    info.external_attr = 0o644 << 16
-    return info
 
 
 def _file_name(number: int, call: ManifestEntry) -> str:
@@ -267,20 +240,20 @@ async def write_package(
     recording is not its line's."""
     proof = proof or await gather_proof(store, calls)
     manifests, chains = proof.manifests, proof.chains
-    sink = _Sink()
+    sink = ZipSink()
     sums: list[str] = []
     index: list[dict[str, Any]] = []
     with zipfile.ZipFile(cast(IO[bytes], sink), "w") as archive:
 
         async def small(name: str, data: bytes) -> None:
-            archive.writestr(_info(name, len(data)), data)
+            archive.writestr(entry_info(name, len(data)), data)
             sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
             await send(sink.take())
 
         for number, call in enumerate(calls, 1):
             name = _file_name(number, call)
             digest = hashlib.sha256()
-            with archive.open(_info(name, call.size), "w") as entry:
+            with archive.open(entry_info(name, call.size), "w") as entry:
                 async for chunk in store.read(store.relative_key(call.object_key)):
                     digest.update(chunk)
                     entry.write(chunk)
@@ -324,6 +297,6 @@ async def write_package(
         await small("index.html", _index_html(case, index).encode())
         witnessed = any(name.startswith("checkpoints/") for name in extra or {})
         await small("VERIFY.txt", _verify_text(chains, tsa_ca is not None, witnessed).encode())
-        archive.writestr(_info("SHA256SUMS", 0), "".join(sums).encode())
+        archive.writestr(entry_info("SHA256SUMS", 0), "".join(sums).encode())
     await send(sink.take())
     return len(calls)
