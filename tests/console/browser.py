@@ -8,13 +8,18 @@ selenium-manager has nothing to look up, and SE_OFFLINE forbids it to try.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -61,3 +66,33 @@ def chromium(profile: Path, downloads: Path) -> Iterator[webdriver.Chrome]:
         yield driver
     finally:
         driver.quit()
+
+
+WAIT = 30  # seconds any one browser step may take on a loaded machine
+
+
+def wait_for(
+    driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = WAIT
+) -> Any:
+    """What ``condition`` returns once truthy; AssertionError naming the page after ``timeout``."""
+    try:
+        # A form post reloads the page: an element read while it reloads is stale, not wrong.
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(lambda d: condition(d))
+    except TimeoutException:
+        text = driver.find_element(By.TAG_NAME, "body").text
+        raise AssertionError(f"waited {timeout}s at {driver.current_url}: {text[:2000]}") from None
+
+
+def sign_in(driver: WebDriver, url: str, user: str, password: str) -> None:
+    """Sign in through the form, in English."""
+    driver.get(url + "/login?lang=en")
+    driver.find_element(By.ID, "user").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "sign-in").click()
+    wait_for(driver, lambda d: d.find_elements(By.ID, "who"))
+    assert driver.find_element(By.ID, "who").text.startswith(user)

@@ -18,10 +18,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 from archiver.retrieval.search import phone_key
 from archiver.storage import open_store
@@ -35,26 +33,11 @@ SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")  # a directory: save the REA
 
 
 def _wait(driver: WebDriver, condition, timeout: float = WAIT):
-    try:
-        # A form post reloads the page: an element read while it reloads is stale, not wrong.
-        return WebDriverWait(
-            driver,
-            timeout,
-            poll_frequency=0.1,
-            ignored_exceptions=(StaleElementReferenceException,),
-        ).until(lambda d: condition(d))
-    except TimeoutException:
-        text = driver.find_element(By.TAG_NAME, "body").text
-        raise AssertionError(f"waited {timeout}s at {driver.current_url}: {text[:2000]}") from None
+    return browser.wait_for(driver, condition, timeout)
 
 
 def _sign_in(driver: WebDriver, url: str, user: str) -> None:
-    driver.get(url + "/login?lang=en")
-    driver.find_element(By.ID, "user").send_keys(user)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "sign-in").click()
-    _wait(driver, lambda d: d.find_elements(By.ID, "who"))
-    assert driver.find_element(By.ID, "who").text.startswith(user)
+    browser.sign_in(driver, url, user, PASSWORD)
 
 
 def _sign_out(driver: WebDriver) -> None:

@@ -17,10 +17,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from tests.console import browser
 from tests.console.support import PASSWORD, running_console
@@ -31,16 +30,7 @@ AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def _wait(driver: WebDriver, condition, timeout: float = WAIT):
-    try:
-        return WebDriverWait(
-            driver,
-            timeout,
-            poll_frequency=0.1,
-            ignored_exceptions=(StaleElementReferenceException,),
-        ).until(lambda d: condition(d))
-    except TimeoutException:
-        text = driver.find_element(By.TAG_NAME, "body").text
-        raise AssertionError(f"waited {timeout}s at {driver.current_url}: {text[:1500]}") from None
+    return browser.wait_for(driver, condition, timeout)
 
 
 def axe_problems(driver: WebDriver) -> list[str]:
@@ -61,11 +51,7 @@ def axe_problems(driver: WebDriver) -> list[str]:
 
 
 def _sign_in(driver: WebDriver, url: str, user: str) -> None:
-    driver.get(url + "/login?lang=en")
-    driver.find_element(By.ID, "user").send_keys(user)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "sign-in").click()
-    _wait(driver, lambda d: d.find_elements(By.ID, "who"))
+    browser.sign_in(driver, url, user, PASSWORD)
 
 
 def _durations(driver: WebDriver) -> list[int]:
