@@ -1,10 +1,11 @@
 """The daemon's HTTP endpoints: /healthz, /readyz and /metrics (aiohttp web).
 
-- /healthz: the event loop answers, the pipeline's loop has moved recently, and
-  no transfer has outlived its deadline.
+- /healthz: the event loop answers, the pipeline's loop has moved recently (or
+  waits for the state database, which is away: ARCHIVER_STATE__OUTAGE bounds
+  that wait), and no transfer has outlived its deadline.
 - /readyz: the source was polled recently, and the storage's last probe
   answered (and recently): readiness follows the probe, failing from the first
-  probe that fails.
+  probe that fails; and the state database answers.
 - /metrics: Prometheus text format.
 
 Beside the endpoints, a watch (every probe interval, also when the endpoints
@@ -31,6 +32,7 @@ from archiver.metrics import Metrics
 from archiver.pipeline.intake import Health
 from archiver.settings import ServiceSettings
 from archiver.state.base import JobState
+from archiver.state.outage import Availability
 from archiver.state.protocols import Reports
 from archiver.storage.base import ObjectStore
 
@@ -55,6 +57,7 @@ class Service:
         *,
         clock: Callable[[], datetime],
         lag_warning: float = 300.0,
+        availability: Availability | None = None,
     ) -> None:
         self.health = health
         self.metrics = metrics
@@ -66,6 +69,9 @@ class Service:
         self.last_storage_ok: float | None = None
         self.storage_error: str | None = None
         self.state_error: str | None = None
+        # Whether the state database answers, as its operations see it (None: not
+        # followed here; the gauge then follows the scrape's own reads).
+        self.availability = availability
         # Recordings due (pending) and not yet made available, at the last refresh.
         self.queued = 0
         self.not_ready = 0
@@ -126,7 +132,9 @@ class Service:
     def healthy(self) -> tuple[bool, str]:
         """Alive and not stuck."""
         age = self.health.monotonic() - self.health.heartbeat
-        if age > self.settings.stuck_after:
+        if age > self.settings.stuck_after and self._state_answers():
+            # While the state is away the loop waits for it by design: not stuck
+            # (readiness says so; past ARCHIVER_STATE__OUTAGE the run ends).
             return False, f"pipeline loop has not moved for {age:.0f}s"
         deadline = self.health.transfer_deadline
         oldest = self.health.oldest_transfer()
@@ -155,6 +163,8 @@ class Service:
             else "not reached recently",
             "storage": "ok" if storage_ok else (self.storage_error or "not reached recently"),
         }
+        if self.availability is not None:
+            detail["state"] = "ok" if self.availability.available else self._state_away()
         return all(v == "ok" for v in detail.values()), detail
 
     async def _healthz(self, _: web.Request) -> web.Response:
@@ -179,14 +189,21 @@ class Service:
         the state's availability); returns the lag, or None when the state is away."""
         metrics = self.metrics
         metrics.transfers_near_deadline.set(self.health.near_deadline())
+        if not self._state_answers():
+            # A read would wait for the state (its operations ride the outage out):
+            # the scrape and the lag watch must not.
+            self.state_error = self._state_away()
+            metrics.state_available.set(0)
+            return None
         try:
-            counts = await self.reports.counts()
-            oldest = await self.reports.oldest_unarchived()
+            async with asyncio.timeout(max(self.settings.probe_interval, 5.0)):
+                counts = await self.reports.counts()
+                oldest = await self.reports.oldest_unarchived()
         except Exception as exc:  # noqa: BLE001 - reported: the gauge, the lag warning
             # The state's own outage handling (reconnects, its bound) is the state
             # store's; here it only makes the gauge, and the lag warning, say so.
             # Any error: a driver's own (sqlite3's "disk is full") must not end the
-            # watch, nor turn /metrics into a 500.
+            # watch, nor turn /metrics into a 500; a read not answered in time neither.
             self.state_error = str(exc) or type(exc).__name__
             metrics.state_available.set(0)
             return None
@@ -198,6 +215,14 @@ class Service:
         lag = max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
         metrics.lag.set(lag)
         return lag
+
+    def _state_answers(self) -> bool:
+        return self.availability is None or self.availability.available
+
+    def _state_away(self) -> str:
+        assert self.availability is not None
+        away = self.availability
+        return f"unreachable for {away.down_for():.0f}s: {away.reason}"
 
     def app(self) -> web.Application:
         """The aiohttp application."""

@@ -46,6 +46,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 settings.service,
                 clock=p.clock,
                 lag_warning=settings.lag_warning,
+                availability=rt.state.availability,
             )
             # Without the endpoints, the storage probe and the lag warning still run.
             watch = service.running() if settings.service.enabled else service.watching()

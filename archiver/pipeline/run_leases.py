@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, StateUnavailableError
 from archiver.metrics import Metrics
 from archiver.pipeline.owner_tokens import holder_is_gone, mark_live, owner_token
 from archiver.pipeline.storage_binding import StorageBinding
@@ -83,6 +83,10 @@ class RunLeases:
                 return
             try:
                 await self.beat()
+            except StateUnavailableError:
+                # Past ARCHIVER_STATE__OUTAGE: the run ends on this error, said once
+                # by whichever part of it meets it next.
+                return
             except ArchiverError as exc:
                 # A storage hiccup: the next beat, well inside the lease, tries again.
                 log.warning("heartbeat failed, retrying: %s", exc)

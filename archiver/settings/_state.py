@@ -25,6 +25,11 @@ class StateSettings(BaseModel):
     # PostgreSQL only: seconds to connect, to wait for a pooled connection, and
     # for any one statement, before the operation fails.
     timeout: float = Field(default=30.0, gt=0, le=3600)
+    # Seconds an outage of the state database is ridden out: a PostgreSQL restart
+    # or failover, a network blip, an SQLite file on a full or read-only disk.
+    # Operations wait and try again (each attempt within ``timeout``); past this,
+    # ``run`` exits 1. Counted from the outage's first failure.
+    outage: float = Field(default=300.0, ge=0, le=86400)
 
     @property
     def file_mode_bits(self) -> int:

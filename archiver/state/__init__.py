@@ -62,7 +62,7 @@ __all__ = [
 
 
 def _pool_config(settings: StateSettings) -> PoolConfig:
-    return PoolConfig(size=settings.pool_size, timeout=settings.timeout)
+    return PoolConfig(size=settings.pool_size, timeout=settings.timeout, outage=settings.outage)
 
 
 def describe_state(settings: StateSettings) -> str:
@@ -84,7 +84,9 @@ async def open_state(settings: StateSettings) -> State:
         return await PostgresState.open(settings.url, _pool_config(settings))
     path = settings.path
     try:
-        return await SqliteState.open(path, file_mode=settings.file_mode_bits)
+        return await SqliteState.open(
+            path, file_mode=settings.file_mode_bits, outage=settings.outage
+        )
     except (sqlite3.Error, OSError) as exc:
         # At startup these are about the file the settings name (wrong path,
         # permissions, not a database, locked by a stuck process): say which.

@@ -31,6 +31,7 @@ from archiver.state.base import (
     ManifestBatch,
     WaitingLine,
 )
+from archiver.state.outage import Availability
 
 
 class JobQueue(Protocol):
@@ -272,6 +273,10 @@ class State(Protocol):
     @property
     def reports(self) -> Reports:
         """Reads for people and probes."""
+
+    @property
+    def availability(self) -> Availability:
+        """Whether the database answers now (readiness, ``archiver_state_available``)."""
 
     async def close(self) -> None:
         """Close the database (safe to call twice)."""

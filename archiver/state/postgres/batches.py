@@ -21,6 +21,7 @@ from archiver.state.base import ManifestBatch, WaitingLine
 from archiver.state.postgres.connect import Pool, changed, utc
 from archiver.state.queries import adoption
 from archiver.state.queries import batches as sql
+from archiver.state.queries import jobs as sql_jobs
 from archiver.state.records import line_values, stored_batch
 from archiver.storage.layout import WRITER_ID, manifest_key
 
@@ -41,8 +42,7 @@ class PostgresBatches:
 
     async def writer_id(self) -> str:
         """See :meth:`archiver.state.protocols.WriterIdentity.writer_id` (one per database)."""
-        async with self._pool.connection() as conn:
-            return str(await conn.fetchval(sql.WRITER_ID.postgres))
+        return str(await self._pool.fetchval(sql.WRITER_ID.postgres))
 
     async def create_manifest_batches(self, writer: str, max_lines: int) -> int:
         """See :meth:`archiver.state.protocols.Batches.create_manifest_batches`.
@@ -54,10 +54,12 @@ class PostgresBatches:
             raise ValueError(f"writer must be a plain token of up to 64 characters: {writer!r}")
         if max_lines < 1:
             raise ValueError(f"max_lines must be at least 1, not {max_lines}")
-        created = 0
         now = self._clock()
-        async with self._pool.transaction() as conn:
+
+        # Repeatable: a cut that committed left no archived line unbatched.
+        async def cut(conn: asyncpg.Connection) -> int:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", BATCH_LOCK)
+            created = 0
             while True:
                 day = await conn.fetchval(sql.NEXT_DAY.postgres)
                 if day is None:
@@ -72,34 +74,47 @@ class PostgresBatches:
                 await conn.execute(sql.FILL_BATCH.postgres, batch_id, content, len(lines), link)
                 created += 1
 
+        return await self._pool.run(cut, transaction=True)
+
     async def unwritten_manifest_batches(self) -> list[ManifestBatch]:
         """See :meth:`archiver.state.protocols.Batches.unwritten_manifest_batches`."""
-        async with self._pool.connection() as conn:
-            rows = await conn.fetch(sql.UNWRITTEN.postgres)
+        rows = await self._pool.fetch(sql.UNWRITTEN.postgres)
         return [stored_batch(tuple(r)) for r in rows]
 
     async def waiting_lines(self) -> list[WaitingLine]:
         """See :meth:`archiver.state.protocols.Batches.waiting_lines`."""
-        async with self._pool.connection() as conn:
-            rows = await conn.fetch(adoption.WAITING_LINES.postgres)
+        rows = await self._pool.fetch(adoption.WAITING_LINES.postgres)
         return [WaitingLine(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     async def set_aside(self, job_id: int, entry: ManifestEntry, manifest_date: str) -> bool:
         """See :meth:`archiver.state.protocols.Batches.set_aside`."""
         now = self._clock()
         values = line_values(entry, manifest_date, utc)
-        async with self._pool.connection() as conn, conn.transaction():
+
+        async def set_aside(conn: asyncpg.Connection) -> bool:
             await conn.execute(adoption.ENSURE_ADOPTED_BATCH.postgres, now)
             status = await conn.execute(adoption.SET_ASIDE.postgres, job_id, now, *values)
-        return changed(status) > 0
+            return changed(status) > 0
+
+        async def resolve(conn: asyncpg.Connection) -> bool | None:
+            # After a broken connection: the line carries this call's stamp if it committed.
+            found = await conn.fetchval(sql_jobs.UPDATED.postgres, job_id, now)
+            return True if found else None
+
+        return await self._pool.run(set_aside, transaction=True, resolve=resolve)
 
     async def mark_manifest_written(self, batch_id: int) -> None:
         """See :meth:`archiver.state.protocols.Batches.mark_manifest_written`."""
-        async with self._pool.connection() as conn:
-            status = await conn.execute(sql.MARK_WRITTEN.postgres, batch_id, self._clock())
+        now = self._clock()
+
+        async def mark(conn: asyncpg.Connection) -> None:
+            # Repeatable: a batch already marked is left as it is.
+            status = await conn.execute(sql.MARK_WRITTEN.postgres, batch_id, now)
             if not changed(status):
                 if await conn.fetchval(sql.BATCH_EXISTS.postgres, batch_id) is None:
                     raise KeyError(f"no manifest batch with id {batch_id}")
+
+        await self._pool.run(mark)
 
 
 async def _chain_link(

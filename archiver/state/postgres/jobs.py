@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
+
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord
@@ -32,6 +34,7 @@ class PostgresJobs:
         """The queue on ``pool``; ``clock`` stamps re-queued jobs."""
         self._pool = pool
         self._clock = clock
+        self._last_stamp: datetime | None = None
 
     async def add_calls(self, calls: Sequence[CallRecord], now: datetime) -> AddResult:
         """See :meth:`archiver.state.protocols.JobQueue.add_calls`.
@@ -52,18 +55,32 @@ class PostgresJobs:
         """
         if limit <= 0:
             return []
-        async with self._pool.connection() as conn:
-            rows = await conn.fetch(
-                sql.CLAIM_DUE.postgres, utc(now), limit, owner, utc(now + lease)
-            )
+        stamp = self._stamp(utc(now))
+        binds = (utc(now), limit, owner, utc(now + lease), stamp)
+
+        async def claim(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(sql.CLAIM_DUE.postgres, *binds))
+
+        async def claimed(conn: asyncpg.Connection) -> list[Any] | None:
+            # The connection broke before the answer: the jobs the claim took, if
+            # it committed, carry its stamp (none found: it did not, or took none).
+            return list(await conn.fetch(sql.CLAIMED.postgres, owner, stamp)) or None
+
+        rows = await self._pool.run(claim, resolve=claimed)
         # RETURNING gives no order guarantee: restore "oldest due first".
         ordered = sorted(rows, key=lambda r: (r[0], r[1]))
         return [job_from_row(r[1:]) for r in ordered]
 
+    def _stamp(self, now: datetime) -> datetime:
+        """``now``, or just after the last claim's stamp: each claim's own."""
+        if self._last_stamp is not None and now <= self._last_stamp:
+            now = self._last_stamp + timedelta(microseconds=1)
+        self._last_stamp = now
+        return now
+
     async def next_due_at(self) -> datetime | None:
         """See :meth:`archiver.state.protocols.JobQueue.next_due_at`."""
-        async with self._pool.connection() as conn:
-            value: datetime | None = await conn.fetchval(sql.NEXT_DUE_AT.postgres)
+        value: datetime | None = await self._pool.fetchval(sql.NEXT_DUE_AT.postgres)
         return value
 
     async def retry_failed(self) -> int:
@@ -107,8 +124,8 @@ class PostgresOutcomes:
     ) -> bool:
         """See :meth:`archiver.state.protocols.Outcomes.adopt`."""
         if not self._adopted_batch:
-            async with self._pool.connection() as conn:
-                await conn.execute(adoption.ENSURE_ADOPTED_BATCH.postgres, self._clock())
+            # Repeatable: ON CONFLICT DO NOTHING.
+            await self._pool.count(adoption.ENSURE_ADOPTED_BATCH.postgres, self._clock())
             self._adopted_batch = True
         values = line_values(entry, manifest_date, utc)
         return await self._update(adoption.ADOPT, job_id, values, owner)
@@ -147,16 +164,28 @@ class PostgresOutcomes:
         self, statement: Sql, job_id: int, values: Sequence[Any], owner: str | None
     ) -> bool:
         """Run one job's update (binds: the id, now, ``values``, then the owner if any)."""
-        binds = (job_id, self._clock(), *values)
+        stamp = self._clock()
+        binds = (job_id, stamp, *values)
+        check: tuple[Any, ...] = (job_id, stamp)
         if owner is not None:
             statement = owned(statement, len(binds) + 1)
             binds = (*binds, owner)
-        async with self._pool.connection() as conn:
+            check = (*check, owner)
+        committed = sql.UPDATED if owner is None else sql.UPDATED_OWNED
+
+        async def update(conn: asyncpg.Connection) -> bool:
             status = await conn.execute(statement.postgres, *binds)
             if not changed(status):
                 if await conn.fetchval(sql.JOB_EXISTS.postgres, job_id) is None:
                     raise KeyError(f"no job with id {job_id}")
             return changed(status) > 0
+
+        async def resolve(conn: asyncpg.Connection) -> bool | None:
+            # After a broken connection: the job carries this update's stamp if it
+            # committed (True); otherwise the update runs again (its guard holds).
+            return True if await conn.fetchval(committed.postgres, *check) else None
+
+        return await self._pool.run(update, resolve=resolve)
 
 
 class PostgresRechecks:
@@ -171,15 +200,18 @@ class PostgresRechecks:
         if limit <= 0:
             return []
         kinds = (str(FailureKind.NEVER_AVAILABLE), str(FailureKind.NO_URL))
-        async with self._pool.connection() as conn:
-            rows = await conn.fetch(sql.RECHECK_CANDIDATES.postgres, utc(since), limit, *kinds)
+        rows = await self._pool.fetch(sql.RECHECK_CANDIDATES.postgres, utc(since), limit, *kinds)
         return [job_from_row(r) for r in rows]
 
     async def recheck(self, job_id: int, url: str | None, now: datetime) -> bool:
         """See :meth:`archiver.state.protocols.Rechecks.recheck`."""
         ts = utc(now)
-        async with self._pool.transaction() as conn:
+
+        async def recheck(conn: asyncpg.Connection) -> bool:
             if changed(await conn.execute(sql.RECHECK_NEW_URL.postgres, job_id, url or None, ts)):
                 return True
             await conn.execute(sql.RECHECK_LATER.postgres, job_id, ts)
-        return False
+            return False
+
+        # Repeatable: once the new URL is in, a second run changes nothing.
+        return await self._pool.run(recheck, transaction=True)

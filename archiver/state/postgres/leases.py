@@ -40,8 +40,7 @@ class PostgresLeases:
 
     async def lease_holders(self, now: datetime) -> list[str]:
         """See :meth:`archiver.state.protocols.JobLeases.lease_holders`."""
-        async with self._pool.connection() as conn:
-            rows = await conn.fetch(sql.LEASE_HOLDERS.postgres, utc(now))
+        rows = await self._pool.fetch(sql.LEASE_HOLDERS.postgres, utc(now))
         return sorted(str(r[0]) for r in rows)
 
 
@@ -56,10 +55,10 @@ class PostgresRoles:
         """See :meth:`archiver.state.protocols.Roles.hold_role`."""
         if not owner:
             raise ValueError("hold_role: the owner must be named")
-        async with self._pool.connection() as conn:
-            held = await conn.fetchval(
-                sql.HOLD_ROLE.postgres, role, owner, utc(now + lease), utc(now)
-            )
+        # Repeatable: a second run finds the row the owner's and renews it again.
+        held = await self._pool.fetchval(
+            sql.HOLD_ROLE.postgres, role, owner, utc(now + lease), utc(now)
+        )
         return held is not None
 
     async def release_role(self, role: str, owner: str) -> None:
@@ -68,6 +67,5 @@ class PostgresRoles:
 
     async def role_holder(self, role: str, now: datetime) -> str | None:
         """See :meth:`archiver.state.protocols.Roles.role_holder`."""
-        async with self._pool.connection() as conn:
-            holder = await conn.fetchval(sql.ROLE_HOLDER.postgres, role, utc(now))
+        holder = await self._pool.fetchval(sql.ROLE_HOLDER.postgres, role, utc(now))
         return None if holder is None else str(holder)

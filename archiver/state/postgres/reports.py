@@ -16,13 +16,11 @@ Clock = Callable[[], datetime]
 
 
 async def _value(pool: Pool, sql: str, *args: object) -> Any:
-    async with pool.connection() as conn:
-        return await conn.fetchval(sql, *args)
+    return await pool.fetchval(sql, *args)
 
 
 async def _rows(pool: Pool, sql: str, *args: object) -> list[Any]:
-    async with pool.connection() as conn:
-        return list(await conn.fetch(sql, *args))
+    return await pool.fetch(sql, *args)
 
 
 class PostgresProgress:

@@ -36,6 +36,7 @@ class PostgresState:
     def __init__(self, pool: Pool, *, clock: Clock = _system_clock) -> None:
         """The parts over an open pool on a migrated database; prefer :meth:`open`."""
         self.pool = pool
+        self.availability = pool.availability
         self.jobs = PostgresJobs(pool, clock)
         self.outcomes = PostgresOutcomes(pool, clock)
         self.rechecks = PostgresRechecks(pool)

@@ -62,20 +62,27 @@ UPDATE_PAGE = (
 
 
 # One statement: the selection and the state change cannot interleave with
-# another claim. $1 now, $2 the limit, $3 the owner, $4 the lease's end.
+# another claim. $1 now, $2 the limit, $3 the owner, $4 the lease's end, $5 the
+# claim's own stamp (updated_at): what finds its jobs again when the connection
+# broke before the answer came (see CLAIMED).
 CLAIM_DUE = Sql(
-    sqlite="UPDATE calls SET state = 'transferring', updated_at = ?1,"
+    sqlite="UPDATE calls SET state = 'transferring', updated_at = ?5,"
     " lease_owner = ?3, lease_until = ?4"
     " WHERE id IN (SELECT id FROM calls INDEXED BY calls_due"
     " WHERE state IN ('pending', 'waiting_ready') AND next_attempt_at <= ?1"
     " ORDER BY next_attempt_at, id LIMIT ?2)"
     " RETURNING next_attempt_at, id, record_json, recording_url, state, attempts, first_seen_at",
-    postgres="UPDATE calls SET state = 'transferring', updated_at = $1,"
+    postgres="UPDATE calls SET state = 'transferring', updated_at = $5,"
     " lease_owner = $3, lease_until = $4"
     " WHERE id IN (SELECT id FROM calls"
     " WHERE state IN ('pending', 'waiting_ready') AND next_attempt_at <= $1"
     " ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
     " RETURNING next_attempt_at, id, record_json, recording_url, state, attempts, first_seen_at",
+)
+# The jobs one claim took ($1 the owner, $2 the claim's stamp), if it committed.
+CLAIMED = same(
+    "SELECT next_attempt_at, id, record_json, recording_url, state, attempts, first_seen_at"
+    " FROM calls WHERE state = 'transferring' AND lease_owner = $1 AND updated_at = $2"
 )
 NEXT_DUE_AT = Sql(
     sqlite="SELECT min(next_attempt_at) FROM calls INDEXED BY calls_due"
@@ -116,6 +123,10 @@ UPDATE_URL = same(
     "UPDATE calls SET recording_url = $3, updated_at = $2 WHERE id = $1 AND state != 'archived'"
 )
 JOB_EXISTS = same("SELECT 1 FROM calls WHERE id = $1")
+# Whether an outcome update committed: the job carries its stamp ($2), and is
+# still the owner's ($3, when the update named one).
+UPDATED = same("SELECT 1 FROM calls WHERE id = $1 AND updated_at = $2")
+UPDATED_OWNED = same(UPDATED.postgres + " AND lease_owner = $3")
 
 # $1 since, $2 the limit, $3 and $4 the failure kinds that may still change.
 RECHECK_CANDIDATES = same(

@@ -49,9 +49,10 @@ class SqliteBatches:
             raise ValueError(f"writer must be a plain token of up to 64 characters: {writer!r}")
         if max_lines < 1:
             raise ValueError(f"max_lines must be at least 1, not {max_lines}")
-        created = 0
         ts = encode_time(self._clock())
-        async with self._db.write(durable=True) as db:
+
+        async def cut(db: aiosqlite.Connection) -> int:
+            created = 0
             while True:
                 head = list(await db.execute_fetchall(sql.NEXT_DAY.sqlite))
                 if not head:
@@ -69,18 +70,25 @@ class SqliteBatches:
                 await db.execute(sql.FILL_BATCH.sqlite, (batch_id, content, len(lines), link))
                 created += 1
 
+        # Rolled back whole when it fails: cutting again is safe.
+        return await self._db.transact(cut, durable=True)
+
     async def unwritten_manifest_batches(self) -> list[ManifestBatch]:
         """See :meth:`archiver.state.protocols.Batches.unwritten_manifest_batches`."""
         return [stored_batch(r) for r in await self._db.fetch(sql.UNWRITTEN.sqlite)]
 
     async def mark_manifest_written(self, batch_id: int) -> None:
         """See :meth:`archiver.state.protocols.Batches.mark_manifest_written`."""
-        async with self._db.write() as db:
-            cur = await db.execute(sql.MARK_WRITTEN.sqlite, (batch_id, encode_time(self._clock())))
+        now = encode_time(self._clock())
+
+        async def mark(db: aiosqlite.Connection) -> None:
+            cur = await db.execute(sql.MARK_WRITTEN.sqlite, (batch_id, now))
             if cur.rowcount == 0:
                 found = await db.execute_fetchall(sql.BATCH_EXISTS.sqlite, (batch_id,))
                 if not list(found):
                     raise KeyError(f"no manifest batch with id {batch_id}")
+
+        await self._db.transact(mark)
 
     async def waiting_lines(self) -> list[WaitingLine]:
         """See :meth:`archiver.state.protocols.Batches.waiting_lines`."""
@@ -91,10 +99,13 @@ class SqliteBatches:
         """See :meth:`archiver.state.protocols.Batches.set_aside`."""
         now = encode_time(self._clock())
         values = line_values(entry, manifest_date, encode_time)
-        async with self._db.write() as db:
+
+        async def set_aside(db: aiosqlite.Connection) -> bool:
             await db.execute(adoption.ENSURE_ADOPTED_BATCH.sqlite, (now,))
             cur = await db.execute(adoption.SET_ASIDE.sqlite, (job_id, now, *values))
             return cur.rowcount > 0
+
+        return await self._db.transact(set_aside)
 
 
 async def _chain_link(

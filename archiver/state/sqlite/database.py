@@ -1,22 +1,60 @@
-"""The state's SQLite file: one connection, its transactions, and the stored time format."""
+"""The state's SQLite file: one connection, its transactions, and the stored time format.
+
+A full disk, a file system turned read-only, an I/O error or a lock held too
+long fail a transaction whole (SQLite rolls it back: nothing half-written);
+:meth:`Database.transact` and :meth:`Database.fetch` run it again, with
+backoff, until the file can be used or the outage bound passes (see
+:mod:`archiver.state.outage`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from archiver.errors import ConfigError
 from archiver.private_files import ensure_private_file, make_dirs
+from archiver.state.outage import Availability
 from archiver.state.sqlite.migrations import LATEST_VERSION, migrate, schema_version
 
 _BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
+
+# What a file that cannot be used for now fails with: the disk full, the file
+# system read-only, an I/O error, the file gone or locked. Space returning, a
+# remount or the lock's holder ending cures each; a constraint or a bug does not.
+_AWAY_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
+
+
+def transient(exc: BaseException, *, read_only: bool = False) -> str | None:
+    """Why ``exc`` means the file cannot be used for now (one line), or None.
+
+    On a database opened read-only on purpose, "read-only" is a misuse, not an outage.
+    """
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in _AWAY_CODES:
+        return None
+    if read_only and code & 0xFF == sqlite3.SQLITE_READONLY:
+        return None
+    return f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)}: {exc}"
 
 
 def encode_time(value: datetime) -> str:
@@ -39,14 +77,26 @@ class Database:
     could land inside another task's open transaction.
     """
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        """Wrap an open connection in autocommit mode; prefer :meth:`open`."""
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        where: str = "SQLite database",
+        outage: float = 0.0,
+        read_only: bool = False,
+    ) -> None:
+        """Wrap an open connection in autocommit mode; prefer :meth:`open`.
+
+        ``outage``: seconds an unusable file is waited for (0: fail at once).
+        """
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._read_only = read_only
+        self.availability = Availability(where, outage)
         self.commits = 0  # write transactions committed: how many updates were grouped
 
     @classmethod
-    async def open(cls, path: Path, *, file_mode: int = 0o600) -> Database:
+    async def open(cls, path: Path, *, file_mode: int = 0o600, outage: float = 0.0) -> Database:
         """Open the file at ``path`` (creating it and its directory), set it up, migrate it.
 
         A new file and folder get ``file_mode`` (SQLite gives the -wal and -shm
@@ -76,7 +126,7 @@ class Database:
         except BaseException:
             await conn.close()
             raise
-        return cls(conn)
+        return cls(conn, where=f"SQLite database {path}", outage=outage)
 
     @classmethod
     async def open_read_only(cls, path: Path) -> Database | None:
@@ -102,7 +152,7 @@ class Database:
                     f"newer than this archiver knows ({LATEST_VERSION}): upgrade the archiver"
                 )
             return None
-        return cls(conn)
+        return cls(conn, where=f"SQLite database {path}", read_only=True)
 
     @contextlib.asynccontextmanager
     async def write(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
@@ -147,9 +197,32 @@ class Database:
         await self._conn.execute(f"PRAGMA synchronous = {level:d}")
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """The rows of one statement (a single statement reads one consistent snapshot)."""
-        async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, params))
+        """The rows of one statement (a single statement reads one consistent snapshot),
+        read again while the file cannot be used, up to the outage bound."""
+
+        async def read() -> list[sqlite3.Row]:
+            async with self._lock:
+                return list(await self._conn.execute_fetchall(sql, params))
+
+        return await self.ride(read)
+
+    async def transact(
+        self, op: Callable[[aiosqlite.Connection], Awaitable[T]], *, durable: bool = False
+    ) -> T:
+        """``await op(conn)`` in one :meth:`write` transaction, run again (whole: a
+        failed one was rolled back) while the file cannot be used, up to the bound."""
+
+        async def once() -> T:
+            async with self.write(durable=durable) as conn:
+                return await op(conn)
+
+        return await self.ride(once)
+
+    async def ride(self, op: Callable[[], Awaitable[T]]) -> T:
+        """``await op()`` (work on this database, safe to repeat) through an outage."""
+        return await self.availability.ride(
+            op, transient=lambda exc: transient(exc, read_only=self._read_only)
+        )
 
     async def close(self) -> None:
         """Close the connection (safe to call twice)."""

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiosqlite
+
 from archiver.failures import FailureKind
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord
@@ -61,17 +63,20 @@ class SqliteJobs:
             )
             for c in calls
         ]
-        async with self._db.write() as db:
+        with_url = [r for r in rows if r[5] is not None]
+
+        async def add(db: aiosqlite.Connection) -> AddResult:
             # Two passes tell "new" from "updated" exactly: the insert ignores
             # known calls, then the update touches only those whose URL changed.
             # Both walk the page in order, so a CDR repeated inside one page
             # behaves as if the pages had come one by one.
             cur = await db.executemany(sql.INSERT_CALL.sqlite, [(*r, ts) for r in rows])
             new = cur.rowcount
-            with_url = [r for r in rows if r[5] is not None]
             cur = await db.executemany(sql.UPDATE_CALL.sqlite, [(*r[:6], ts) for r in with_url])
             updated = cur.rowcount if with_url else 0
-        return AddResult(new=new, updated=updated, known=len(calls) - new - updated)
+            return AddResult(new=new, updated=updated, known=len(calls) - new - updated)
+
+        return await self._db.transact(add)
 
     async def claim_due(
         self, now: datetime, limit: int, *, owner: str = "", lease: timedelta = DEFAULT_LEASE
@@ -82,10 +87,14 @@ class SqliteJobs:
         """
         if limit <= 0:
             return []
-        async with self._db.write() as db:
-            rows = await db.execute_fetchall(
-                sql.CLAIM_DUE.sqlite, (encode_time(now), limit, owner, encode_time(now + lease))
-            )
+        ts = encode_time(now)
+        binds = (ts, limit, owner, encode_time(now + lease), ts)
+
+        async def claim(db: aiosqlite.Connection) -> list[Any]:
+            return list(await db.execute_fetchall(sql.CLAIM_DUE.sqlite, binds))
+
+        # A failed transaction is rolled back whole: repeating the claim is safe.
+        rows = await self._db.transact(claim)
         # RETURNING gives no order guarantee: restore "oldest due first".
         ordered = sorted(rows, key=lambda r: (r[0], r[1]))
         return [job_from_row(r[1:]) for r in ordered]
@@ -107,9 +116,17 @@ class SqliteJobs:
         )
 
     async def _count(self, statement: Sql, *binds: object) -> int:
-        async with self._db.write() as db:
-            cur = await db.execute(statement.sqlite, binds)
-            return cur.rowcount
+        return await count_rows(self._db, statement, binds)
+
+
+async def count_rows(db: Database, statement: Sql, binds: Sequence[object]) -> int:
+    """Run one statement in its own transaction; how many rows it changed."""
+
+    async def execute(conn: aiosqlite.Connection) -> int:
+        cur = await conn.execute(statement.sqlite, binds)
+        return cur.rowcount
+
+    return await db.transact(execute)
 
 
 class SqliteOutcomes:
@@ -117,6 +134,7 @@ class SqliteOutcomes:
 
     def __init__(self, db: Database, clock: Clock) -> None:
         """Outcomes on ``db``, grouped into shared commits; ``clock`` stamps them."""
+        self._db = db
         self._clock = clock
         self._db = db
         self._updates = GroupedUpdates(db)
@@ -143,10 +161,8 @@ class SqliteOutcomes:
     ) -> bool:
         """See :meth:`archiver.state.protocols.Outcomes.adopt`."""
         if not self._adopted_batch:
-            async with self._db.write() as db:
-                await db.execute(
-                    adoption.ENSURE_ADOPTED_BATCH.sqlite, (encode_time(self._clock()),)
-                )
+            now = encode_time(self._clock())
+            await count_rows(self._db, adoption.ENSURE_ADOPTED_BATCH, (now,))
             self._adopted_batch = True
         values = line_values(entry, manifest_date, encode_time)
         return await self._update(adoption.ADOPT, job_id, values, owner)
@@ -190,8 +206,9 @@ class SqliteOutcomes:
         if owner is not None:
             statement = owned(statement, len(binds) + 1)
             binds = (*binds, owner)
-        # Grouped with the other updates queued meanwhile into one transaction.
-        return await self._updates.run(job_id, statement.sqlite, binds)
+        # Grouped with the other updates queued meanwhile into one transaction;
+        # a group that failed was rolled back, so the update is run again whole.
+        return await self._db.ride(lambda: self._updates.run(job_id, statement.sqlite, binds))
 
 
 class SqliteRechecks:
@@ -214,9 +231,12 @@ class SqliteRechecks:
     async def recheck(self, job_id: int, url: str | None, now: datetime) -> bool:
         """See :meth:`archiver.state.protocols.Rechecks.recheck`."""
         ts = encode_time(now)
-        async with self._db.write() as db:
+
+        async def recheck(db: aiosqlite.Connection) -> bool:
             cur = await db.execute(sql.RECHECK_NEW_URL.sqlite, (job_id, url or None, ts))
             if cur.rowcount:
                 return True
             await db.execute(sql.RECHECK_LATER.sqlite, (job_id, ts))
-        return False
+            return False
+
+        return await self._db.transact(recheck)

@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import aiosqlite
+
 from archiver.state.queries import Sql
 from archiver.state.queries import leases as sql
 from archiver.state.sqlite.database import Database, encode_time
+from archiver.state.sqlite.jobs import count_rows
 
 Clock = Callable[[], datetime]
 
@@ -46,9 +49,7 @@ class SqliteLeases:
         return sorted(str(r[0]) for r in rows)
 
     async def _count(self, statement: Sql, *binds: object) -> int:
-        async with self._db.write() as db:
-            cur = await db.execute(statement.sqlite, binds)
-            return cur.rowcount
+        return await count_rows(self._db, statement, binds)
 
 
 class SqliteRoles:
@@ -66,16 +67,16 @@ class SqliteRoles:
         """See :meth:`archiver.state.protocols.Roles.hold_role`."""
         if not owner:
             raise ValueError("hold_role: the owner must be named")
-        async with self._db.write() as db:
-            rows = await db.execute_fetchall(
-                sql.HOLD_ROLE.sqlite, (role, owner, encode_time(now + lease), encode_time(now))
-            )
-        return bool(list(rows))
+        binds = (role, owner, encode_time(now + lease), encode_time(now))
+
+        async def hold(db: aiosqlite.Connection) -> bool:
+            return bool(list(await db.execute_fetchall(sql.HOLD_ROLE.sqlite, binds)))
+
+        return await self._db.transact(hold)
 
     async def release_role(self, role: str, owner: str) -> None:
         """See :meth:`archiver.state.protocols.Roles.release_role`."""
-        async with self._db.write() as db:
-            await db.execute(sql.RELEASE_ROLE.sqlite, (role, owner))
+        await count_rows(self._db, sql.RELEASE_ROLE, (role, owner))
 
     async def role_holder(self, role: str, now: datetime) -> str | None:
         """See :meth:`archiver.state.protocols.Roles.role_holder`."""

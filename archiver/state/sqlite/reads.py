@@ -9,7 +9,7 @@ from archiver.state.base import Failure, Job, JobState
 from archiver.state.queries import jobs, progress
 from archiver.state.records import stored_kind
 from archiver.state.sqlite.database import Database, decode_time, encode_time
-from archiver.state.sqlite.jobs import job_from_row
+from archiver.state.sqlite.jobs import count_rows, job_from_row
 
 Clock = Callable[[], datetime]
 
@@ -30,8 +30,7 @@ class SqliteProgress:
     async def mark_window_done(self, provider: str, start: datetime, end: datetime) -> None:
         """See :meth:`archiver.state.protocols.Progress.mark_window_done`."""
         binds = (str(provider), encode_time(start), encode_time(end), encode_time(self._clock()))
-        async with self._db.write() as db:
-            await db.execute(progress.MARK_WINDOW_DONE.sqlite, binds)
+        await count_rows(self._db, progress.MARK_WINDOW_DONE, binds)
 
     async def get_checkpoint(self, provider: str) -> datetime | None:
         """See :meth:`archiver.state.protocols.Progress.get_checkpoint`."""
@@ -40,8 +39,7 @@ class SqliteProgress:
 
     async def set_checkpoint(self, provider: str, value: datetime) -> None:
         """See :meth:`archiver.state.protocols.Progress.set_checkpoint`."""
-        async with self._db.write() as db:
-            await db.execute(progress.SET_CHECKPOINT.sqlite, (str(provider), encode_time(value)))
+        await count_rows(self._db, progress.SET_CHECKPOINT, (str(provider), encode_time(value)))
 
 
 class SqliteReports:

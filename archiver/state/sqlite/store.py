@@ -42,6 +42,7 @@ class SqliteState:
     def __init__(self, db: Database, *, clock: Clock = _system_clock) -> None:
         """The parts over an open, migrated database; prefer :meth:`open`."""
         self.db = db
+        self.availability = db.availability
         self.jobs = SqliteJobs(db, clock)
         self.outcomes = SqliteOutcomes(db, clock)
         self.rechecks = SqliteRechecks(db)
@@ -53,14 +54,20 @@ class SqliteState:
 
     @classmethod
     async def open(
-        cls, path: Path, *, clock: Clock = _system_clock, file_mode: int = 0o600
+        cls,
+        path: Path,
+        *,
+        clock: Clock = _system_clock,
+        file_mode: int = 0o600,
+        outage: float = 0.0,
     ) -> SqliteState:
         """Open (creating it and its directory if needed) and migrate the database at ``path``.
 
-        A new file and folder get ``file_mode``. Raises ConfigError if the file
-        was written by a newer archiver.
+        A new file and folder get ``file_mode``. ``outage``: seconds a file that
+        cannot be used (full or read-only disk) is waited for. Raises ConfigError
+        if the file was written by a newer archiver.
         """
-        return cls(await Database.open(path, file_mode=file_mode), clock=clock)
+        return cls(await Database.open(path, file_mode=file_mode, outage=outage), clock=clock)
 
     @classmethod
     async def open_read_only(cls, path: Path) -> SqliteState | None:
