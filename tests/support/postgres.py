@@ -160,6 +160,7 @@ class PostgresCluster:
             os.chown(self.workdir, owner.pw_uid, owner.pw_gid)
             self._as_user = ["runuser", "-u", SUPERUSER, "--"]
         self._server: PostgresServer | None = None
+        self._options = ""  # the server options of the first start, for a restart
 
     def _run(self, *args: str, timeout: float = 120) -> None:
         result = subprocess.run(  # noqa: S603 (our own argument list)
@@ -211,10 +212,22 @@ class PostgresCluster:
                     raise
                 time.sleep(0.2)
                 continue
+            self._options = " ".join((*_SERVER_OPTIONS, f"-p {port}", f"-k {self.workdir}"))
             self._server = PostgresServer("127.0.0.1", port, self.workdir, self.bindir)
             self._server.psql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
             return self._server
         raise AssertionError("unreachable")
+
+    def pg_ctl(self, action: str, mode: str = "fast") -> None:
+        """``pg_ctl stop`` or ``restart`` with shutdown ``mode`` (``fast``: sessions are
+        ended, ``immediate``: the server is killed and recovers at its next start),
+        or ``start`` again on the same port, waiting for the server each time."""
+        command = [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60"]
+        if action in ("stop", "restart"):
+            command += ["-m", mode]
+        if action in ("start", "restart"):
+            command += ["-l", str(self.log_path), "-o", self._options]
+        self._run(*command, action)
 
     def _log(self, tail: int = 40) -> str:
         try:
