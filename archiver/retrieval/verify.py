@@ -46,6 +46,7 @@ from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
 from archiver.retrieval.orphans import OrphanRule, OrphanScan
 from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.tombstones import read_tombstones
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "check_entry", "verify_archive"]
@@ -68,6 +69,7 @@ class VerifyReport:
     unchained: int = 0  # legacy manifest objects under no chain
     pointers: int = 0  # id-index pointers cross-checked
     superseded: int = 0  # call lines a supersede record (archiver dedupe) sets aside
+    disposed: int = 0  # recordings gone under a proven tombstone (archiver dispose): DISPOSED
     recordings_listed: int | None = None  # None: no orphan scan (a range was asked)
     waiting: int = 0  # recordings with no line yet, too young to be orphans
     problems: list[Problem] = field(default_factory=list)
@@ -108,6 +110,8 @@ class VerifyReport:
         )
         if self.superseded:
             text += f"; {self.superseded} duplicate call line(s) superseded (archiver dedupe)"
+        if self.disposed:
+            text += f"; DISPOSED {self.disposed} recording(s) (chained tombstones)"
         if self.recordings_listed is None:
             text += "; orphans: not looked for (a range: verify the whole archive)"
         else:
@@ -315,6 +319,8 @@ async def verify_archive(
     report = VerifyReport(manifests=len(manifests))
     chains: ChainAudit = await audit_chains(store)
     report.problems += chains.problems
+    tombstones = await read_tombstones(store, chains.links)
+    report.problems += tombstones.problems
     expected = ExpectedPointers()
     lines = CallLines()
     whole = since is None and until is None
@@ -358,6 +364,8 @@ async def verify_archive(
         while (call := await queue.get()) is not None:
             problem = await check_entry(store, call, deep, report, rehash)
             report.checked += 1
+            if problem and problem.kind is ProblemKind.MISSING and tombstones.of(call):
+                report.disposed, problem = report.disposed + 1, None  # disposed, not lost
             if problem is not None:
                 report.problems.append(await _with_archived_version(store, problem))
             progressed()

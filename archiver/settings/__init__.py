@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from archiver.errors import ConfigError
 from archiver.settings._aws import AwsCredentials, read_aws_credentials
+from archiver.settings._retention import RetentionSettings
 from archiver.settings._run import RunSettings
 from archiver.settings._servers import ConsoleSettings, ServiceSettings
 from archiver.settings._source import EPACIFIC_DEFAULT_BASE_URL, SourceSettings, require_source
@@ -28,6 +29,7 @@ __all__ = [
     "ENV_PREFIX",
     "EPACIFIC_DEFAULT_BASE_URL",
     "ConsoleSettings",
+    "RetentionSettings",
     "RetrySettings",
     "RunSettings",
     "ServiceSettings",
@@ -72,6 +74,7 @@ class Settings(RunSettings, BaseSettings):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     timestamp: TimestampSettings = Field(default_factory=TimestampSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:

@@ -267,3 +267,6 @@ class VersionedStore(Protocol):
 
     async def version_url(self, key: str, version_id: str, expires: int) -> str:
         """A presigned GET URL to one version."""
+
+    async def delete_version(self, key: str, version_id: str) -> None:
+        """Remove one version or delete marker for good (``dispose``); a lock refuses it."""

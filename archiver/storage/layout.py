@@ -27,6 +27,8 @@ from archiver.models import CallRecord
 MANIFEST_PREFIX = "manifests/"
 ARCHIVER_PREFIX = "_archiver/"
 CHAIN_PREFIX = "_archiver/chain/"
+# Tombstones of disposed recordings (archiver.manifest.tombstone): evidence, locked.
+TOMBSTONE_PREFIX = "_archiver/tombstones/"
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
 CHAIN_CONTENT_TYPE = "application/json"
 HEAD_NAME = "head.json"

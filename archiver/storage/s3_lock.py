@@ -118,6 +118,14 @@ class S3ObjectLock:
                     raise KeyError(key) from None
                 raise
 
+    async def delete_version(self, key: str, version_id: str) -> None:
+        """DeleteObject of one version (or delete marker), never bypassing a lock: a
+        locked or held version makes the storage refuse (StorageError)."""
+        with self.errors(f"delete version {version_id} of {key}"):
+            await self.client.delete_object(
+                Bucket=self._bucket, Key=self.full_key(key), VersionId=version_id
+            )
+
     async def versions(self, key: str) -> list[ObjectVersion]:
         """Every version of ``key``, delete markers included, oldest first."""
         full = self.full_key(key)

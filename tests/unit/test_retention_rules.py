@@ -1,0 +1,163 @@
+"""The retention schedule's pure rules: matching, periods, the default rule, bad files."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver.errors import ConfigError
+from archiver.manifest.retention import DEFAULT_RULE, load_schedule, parse_schedule
+
+SCHEDULE = """
+[[rule]]
+name = "complaints"
+days = 3650
+direction = "inbound"
+number = ["0903 123 456"]
+
+[[rule]]
+name = "sales"
+days = 30
+extension = ["101", 102]
+started_before = "2026-06-01T00:00:00+07:00"
+"""
+
+START = "2026-01-10T09:00:00+07:00"
+
+
+def _line(**fields):
+    base = {
+        "provider": "cdr_v2",
+        "direction": "outbound",
+        "extension": "200",
+        "agent": "a1",
+        "from_number": "0281111111",
+        "to_number": "0909999999",
+        "call_started_at": START,
+        "archived_at": "2026-01-10T02:05:00Z",
+    }
+    return base | fields
+
+
+@pytest.fixture
+def schedule():
+    return parse_schedule(SCHEDULE, json_format=False, default_days=365, where="rules.toml")
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule", "days"),
+    [
+        ({"direction": "inbound", "from_number": "+84 903-123-456"}, "complaints", 3650),
+        ({"direction": "INBOUND", "to_number": "84903123456"}, "complaints", 3650),
+        ({"direction": "inbound", "to_number": "0084903123456"}, "complaints", 3650),
+        ({"direction": "outbound", "to_number": "0903123456"}, DEFAULT_RULE, 365),
+        ({"direction": "inbound"}, DEFAULT_RULE, 365),
+        ({"extension": "101"}, "sales", 30),
+        ({"extension": "102"}, "sales", 30),
+        ({"extension": "103"}, DEFAULT_RULE, 365),
+        # started_before is exclusive, compared as instants whatever the zone.
+        ({"extension": "101", "call_started_at": "2026-05-31T17:00:00+00:00"}, DEFAULT_RULE, 365),
+        ({"extension": "101", "call_started_at": "2026-05-31T16:59:59+00:00"}, "sales", 30),
+        # A time rule never matches a line with no readable start.
+        ({"extension": "101", "call_started_at": None}, DEFAULT_RULE, 365),
+        # First matching rule wins.
+        (
+            {"extension": "101", "direction": "inbound", "from_number": "0903123456"},
+            "complaints",
+            3650,
+        ),
+    ],
+)
+def test_rule_matching(schedule, fields, rule, days):
+    line = _line(**fields)
+    due = schedule.due(line)
+    assert due.rule == rule
+    start = datetime.fromisoformat(line["call_started_at"] or line["archived_at"])
+    assert due.ends == start + timedelta(days=days)
+
+
+def test_the_period_runs_from_the_call_start_and_due_by_is_inclusive(schedule):
+    due = schedule.due(_line(extension="101"))
+    end = datetime(2026, 2, 9, 2, 0, tzinfo=UTC)
+    assert due.ends == end
+    assert due.due_by(end)
+    assert not due.due_by(end - timedelta(seconds=1))
+
+
+def test_without_a_default_an_unmatched_line_is_never_due():
+    schedule = parse_schedule(SCHEDULE, json_format=False, default_days=0, where="r")
+    due = schedule.due(_line())
+    assert due.ends is None
+    assert not due.due_by(datetime(9999, 1, 1, tzinfo=UTC))
+    assert schedule.due(_line(extension="101")).rule == "sales"
+
+
+def test_no_rules_file_is_the_default_rule(tmp_path):
+    assert load_schedule(None, 0).due(_line()).ends is None
+    assert load_schedule(None, 10).due(_line()).rule == DEFAULT_RULE
+
+
+def test_json_and_toml_files(tmp_path):
+    (tmp_path / "r.json").write_text('{"rule": [{"name": "x", "days": 1, "agent": "a1"}]}')
+    assert load_schedule(tmp_path / "r.json", 0).due(_line()).rule == "x"
+    (tmp_path / "r.toml").write_text(SCHEDULE)
+    assert load_schedule(tmp_path / "r.toml", 0).due(_line(extension="102")).rule == "sales"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[rule]]\nname='a'\n", "days"),
+        ("[[rule]]\nname='a'\ndays=0\n", "days"),
+        ("[[rule]]\nname='a'\ndays=true\n", "days"),
+        ("[[rule]]\nname='a'\ndays=99999\n", "days"),
+        ("[[rule]]\nname='default'\ndays=1\n", "name"),
+        ("[[rule]]\nname=''\ndays=1\n", "name"),
+        ("[[rule]]\nname='a\\nb'\ndays=1\n", "name"),
+        ("[[rule]]\nname='a'\ndays=1\ncolour='red'\n", "unknown field"),
+        ("[[rule]]\nname='a'\ndays=1\nnumber='abc'\n", "no digit"),
+        ("[[rule]]\nname='a'\ndays=1\nextension=[]\n", "extension"),
+        ("[[rule]]\nname='a'\ndays=1\nagent={x=1}\n", "agent"),
+        ("[[rule]]\nname='a'\ndays=1\nstarted_before='yesterday'\n", "started_before"),
+        ("[[rule]]\nname='a'\ndays=1\nstarted_after='2026-01-01T00:00:00'\n", "started_after"),
+        ("[[rule]]\nname='a'\ndays=1\n[[rule]]\nname='a'\ndays=2\n", "share a name"),
+        ("rule = 3\n", "list"),
+        ("other = 1\n", "only a list"),
+        ("this is not toml", "not TOML"),
+    ],
+)
+def test_bad_rules_are_one_clear_error(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_schedule(text, json_format=False, default_days=0, where="rules.toml")
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="rules file"):
+        load_schedule(tmp_path / "absent.toml", 0)
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (300 * 1024))
+    with pytest.raises(ConfigError, match="larger"):
+        load_schedule(big, 0)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_schedule(binary, 0)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ConfigError, match="not JSON"):
+        load_schedule(tmp_path / "bad.json", 0)
+
+
+def test_toml_datetimes_are_taken_as_times():
+    text = "[[rule]]\nname='a'\ndays=1\nstarted_after=2026-01-01T00:00:00+07:00\n"
+    schedule = parse_schedule(text, json_format=False, default_days=0, where="r")
+    assert schedule.rules[0].started_after == datetime(2025, 12, 31, 17, tzinfo=UTC)
+
+
+def test_the_same_phone_key_as_search():
+    from archiver.manifest.retention import phone_key as ours
+    from archiver.retrieval.search import phone_key as theirs
+
+    for number in ["+84 903 123 456", "0084903123456", "84903123456", "101", "(028) 3822-1111"]:
+        assert ours(number) == theirs(number)
+
+
