@@ -29,6 +29,7 @@ MODULES: dict[str, str] = {
     "reindex": "verify",
     "seal": "verify",
     "dedupe": "dedupe",
+    "dispose": "dispose",
     "witness": "witness",
     "reconcile": "reconcile",
     "search": "search",

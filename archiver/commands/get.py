@@ -9,7 +9,8 @@ it before it is handed over. Every attempt leaves an audit record.
 Exit codes: 0 done; 2 bad usage, or an id naming several calls proven in the
 chain; 4 no such call; 5 the object is missing or not the manifest's bytes (no
 file written), the line is outside the proven chain, or the call's line was cut
-(its recording is stored, no proven line names it).
+(its recording is stored, no proven line names it). A recording gone under a
+proven tombstone (``archiver dispose``) is "disposed on D under rule R": exit 4.
 """
 
 from __future__ import annotations
@@ -27,9 +28,15 @@ from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import require_archive
 from archiver.models import Provider
 from archiver.retrieval.audit import AuditTrail
-from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
+from archiver.retrieval.errors import (
+    AmbiguousIdError,
+    CallNotFoundError,
+    IntegrityError,
+    IntegrityKind,
+)
 from archiver.retrieval.fetch import Fetched, fetch_to_file, presigned_url
 from archiver.retrieval.orphans import OrphanRule
+from archiver.retrieval.tombstones import read_tombstones
 from archiver.settings import Settings
 from archiver.storage import ObjectStore, open_store
 
@@ -139,8 +146,7 @@ async def _url(
     try:
         signed = await presigned_url(store, call, expires)
     except IntegrityError as exc:
-        await audit.record_best_effort("url", target, exc.kind.value)
-        return fail(ExitCode.CORRUPT, str(exc))
+        return await _refused(store, audit, "url", call, target, exc)
     # The URL itself is a bearer secret: the record keeps its lifetime, not the URL.
     details: dict[str, Any] = {"expires_seconds": expires}
     details |= _version_details(signed.version_id, signed.replaced)
@@ -174,14 +180,36 @@ async def _get(
     try:
         fetched = await fetch_to_file(store, call, output, publish, overwrite=force)
     except IntegrityError as exc:
-        await audit.record_best_effort("get", target, exc.kind.value)
-        return fail(ExitCode.CORRUPT, str(exc))
+        return await _refused(store, audit, "get", call, target, exc)
     _warn_replaced(fetched.version_id, fetched.replaced, "wrote")
     print(
         f"{fetched.path}: {fetched.size} bytes, SHA-256 {fetched.sha256} "
         f"verified against {call.manifest_key}"
     )
     return 0
+
+
+async def _refused(
+    store: ObjectStore,
+    audit: AuditTrail,
+    action: str,
+    call: ManifestEntry,
+    target: dict[str, Any],
+    exc: IntegrityError,
+) -> int:
+    """A missing recording disposed of under a proven tombstone is not found (4),
+    said as such; any other integrity failure is 5."""
+    if exc.kind is IntegrityKind.MISSING:
+        stone = (await read_tombstones(store)).of(call)
+        if stone is not None:
+            await audit.record_best_effort(action, target, "disposed", {"rule": stone.rule})
+            return fail(
+                ExitCode.NOT_FOUND,
+                f"{call.describe()} was disposed on {stone.disposed_day} under rule "
+                f"{stone.rule} ({stone.reason}, approved by {stone.approved_by})",
+            )
+    await audit.record_best_effort(action, target, exc.kind.value)
+    return fail(ExitCode.CORRUPT, str(exc))
 
 
 def _version_details(version_id: str | None, replaced: str | None) -> dict[str, Any]:

@@ -197,6 +197,33 @@ HELP: dict[str, CommandHelp] = {
         ("archiver dedupe", "archiver verify"),
         {**_COMMON, ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE},
     ),
+    "dispose": CommandHelp(
+        "",
+        (
+            "archiver dispose --dry-run",
+            "archiver dispose --as-of 2026-12-31 --approved-by 'Records officer' "
+            "--certificate dispose-2026-12.csv",
+        ),
+        {
+            **_COMMON,
+            ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE,
+            ExitCode.FAILED_RECORDINGS: "some recordings due could not be deleted (named)",
+        },
+    ),
+    "subject": CommandHelp(
+        "",
+        (
+            "archiver subject --phone '+84 903 123 456'",
+            "archiver subject --phone 0903123456 --export subject.zip",
+            "archiver subject --phone 0903123456 --erase --approved-by 'DPO'",
+        ),
+        {
+            **_COMMON,
+            ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE,
+            ExitCode.FAILED_RECORDINGS: "--erase: some erasable recordings could not be deleted",
+            ExitCode.CORRUPT: "--export: a recording is not proven: no package written",
+        },
+    ),
     "reindex": CommandHelp(
         "",
         ("archiver reindex", "archiver reindex --since 2021-02-17 --until 2021-02-18"),

@@ -45,6 +45,7 @@ from archiver.retrieval.reconcile import (
     to_lines,
 )
 from archiver.retrieval.repair import line_of, repair_lines
+from archiver.retrieval.tombstones import read_tombstones
 from archiver.settings import Settings, require_source
 from archiver.sources import Page, make_source
 from archiver.state import open_state_read_only
@@ -138,8 +139,21 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             now = {i for i in _identities(report.to_fix) if i in archived}
             report = rec.report({**await state_failures(settings), **refused}, archived_now=now)
         _print(report, args.format, fix=args.fix)
+        # Disposed calls (archiver dispose) keep their line: archived, then disposed of.
+        gone = {s.identity for s in (await read_tombstones(store)).stones.values()}
+        disposed = 0
+        if gone:  # the manifest is read again only where something was disposed of
+            archived, _ = await archived_in_range(store, since, until, settings.source.tz)
+            disposed = len(gone & set(archived))
+        if disposed:
+            print(
+                f"disposed: {disposed} archived call(s) of the range were disposed of "
+                "(tombstones; archiver verify counts them DISPOSED)",
+                file=sys.stderr,
+            )
         result = "complete" if report.complete else "incomplete"
-        await audit.record_best_effort("reconcile", target, result, report.totals())
+        totals = report.totals() | {"disposed": disposed}
+        await audit.record_best_effort("reconcile", target, result, totals)
     if code:
         return code
     return ExitCode.OK if report.complete else ExitCode.CORRUPT

@@ -30,7 +30,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,10 +75,14 @@ class Rule:
     started_after: datetime | None = None
     started_before: datetime | None = None
 
-    def matches(self, line: Mapping[str, Any]) -> bool:
-        """True when every condition holds for the manifest line ``line``."""
+    def matches(self, line: Mapping[str, Any], codes: Mapping[str, str] | None = None) -> bool:
+        """True when every condition holds for the manifest line ``line``; ``codes`` says
+        what a provider's numeric direction means (``ARCHIVER_SOURCE__DIRECTION_CODES``)."""
         for name, accepted in self.conditions:
-            if name in NUMBER_FIELDS:
+            if name == "direction":
+                if not _directions(line, codes or {}) & accepted:
+                    return False
+            elif name in NUMBER_FIELDS:
                 sides = ("from_number", "to_number") if name == "number" else (name,)
                 values = {phone_key(str(line.get(side) or "")) for side in sides}
                 if not values & accepted:
@@ -94,6 +98,17 @@ class Rule:
             if self.started_before is not None and started >= self.started_before:
                 return False
         return True
+
+
+def _directions(line: Mapping[str, Any], codes: Mapping[str, str]) -> set[str]:
+    """The line's direction as a rule compares it: the normalized one, else what its
+    numeric code means, and the raw code itself (a rule may name ``"2"``)."""
+    raw = str(line.get("direction_raw") or "").strip()
+    found = {str(line.get("direction") or "").strip().casefold(), raw.casefold()}
+    if raw in codes:
+        found.add(str(codes[raw]).casefold())
+    found.discard("")
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +129,12 @@ class Schedule:
 
     rules: tuple[Rule, ...] = ()
     default_days: int | None = None
+    direction_codes: Mapping[str, str] = field(default_factory=dict)
 
     def rule_for(self, line: Mapping[str, Any]) -> Rule | None:
         """The first rule matching ``line``, else the default rule, else None."""
         for rule in self.rules:
-            if rule.matches(line):
+            if rule.matches(line, self.direction_codes):
                 return rule
         if self.default_days:
             return Rule(DEFAULT_RULE, self.default_days)
@@ -193,14 +209,23 @@ def parse_rule(data: object, where: str) -> Rule:
         for field in (*TEXT_FIELDS, *NUMBER_FIELDS)
         if field in data
     )
-    after = _time("started_after", data["started_after"], where) if "started_after" in data else None
+    after = (
+        _time("started_after", data["started_after"], where) if "started_after" in data else None
+    )
     before = (
         _time("started_before", data["started_before"], where) if "started_before" in data else None
     )
     return Rule(name, days, conditions, after, before)
 
 
-def parse_schedule(text: str, *, json_format: bool, default_days: int, where: str) -> Schedule:
+def parse_schedule(
+    text: str,
+    *,
+    json_format: bool,
+    default_days: int,
+    where: str,
+    direction_codes: Mapping[str, str] | None = None,
+) -> Schedule:
     """A schedule from a file's text (TOML, or JSON: ``{"rule": [...]}``); ConfigError if bad."""
     try:
         data: object = json.loads(text) if json_format else tomllib.loads(text)
@@ -215,13 +240,15 @@ def parse_schedule(text: str, *, json_format: bool, default_days: int, where: st
     names = [rule.name for rule in rules]
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: two rules share a name")
-    return Schedule(rules, default_days or None)
+    return Schedule(rules, default_days or None, dict(direction_codes or {}))
 
 
-def load_schedule(path: Path | None, default_days: int) -> Schedule:
+def load_schedule(
+    path: Path | None, default_days: int, direction_codes: Mapping[str, str] | None = None
+) -> Schedule:
     """The schedule of ``path`` (TOML; JSON if it ends in .json), or the default rule alone."""
     if path is None:
-        return Schedule((), default_days or None)
+        return Schedule((), default_days or None, dict(direction_codes or {}))
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
@@ -234,5 +261,9 @@ def load_schedule(path: Path | None, default_days: int) -> Schedule:
     except UnicodeDecodeError:
         raise ConfigError(f"retention rules file {path}: not UTF-8") from None
     return parse_schedule(
-        text, json_format=path.suffix.lower() == ".json", default_days=default_days, where=str(path)
+        text,
+        json_format=path.suffix.lower() == ".json",
+        default_days=default_days,
+        where=str(path),
+        direction_codes=direction_codes,
     )

@@ -1,7 +1,6 @@
 """The retention schedule's pure rules: matching, periods, the default rule, bad files."""
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -161,3 +160,20 @@ def test_the_same_phone_key_as_search():
         assert ours(number) == theirs(number)
 
 
+@pytest.mark.parametrize(
+    ("direction", "raw", "codes", "matched"),
+    [
+        ("inbound", None, {}, True),
+        (None, "1", {"1": "inbound"}, True),
+        (None, "2", {"1": "inbound"}, False),
+        (None, "1", {}, False),
+        (None, "inbound", {}, True),
+    ],
+)
+def test_direction_from_the_providers_codes(direction, raw, codes, matched):
+    text = "[[rule]]\nname='in'\ndays=1\ndirection='inbound'\n"
+    schedule = parse_schedule(
+        text, json_format=False, default_days=0, where="r", direction_codes=codes
+    )
+    line = _line(direction=direction, direction_raw=raw)
+    assert (schedule.due(line).rule == "in") is matched
