@@ -73,14 +73,23 @@ async def test_a_backfill_with_the_state_lost_adopts_what_the_archive_holds(
         assert requests <= BUDGET * recordings, f"{requests} requests for {recordings}: {ops}"
 
 
-async def test_the_demo_twice_keeps_one_call_line_per_recording(tmp_path: Path) -> None:
-    env = cli_env({"ARCHIVER_MANIFEST_INTERVAL": "0.2"})
+@pytest.mark.parametrize("where", ["local", "s3"])
+async def test_the_demo_twice_keeps_one_call_line_per_recording(
+    where: str, tmp_path: Path, make_bucket, s3_settings, seaweed
+) -> None:
+    if where == "s3":
+        storage = s3_settings(await make_bucket())
+        storage_env = s3_storage_env(storage, seaweed)
+    else:
+        storage = StorageSettings(url=str(tmp_path / "archive"))
+        storage_env = {}  # the demo's default: ./archive
+    env = cli_env({"ARCHIVER_MANIFEST_INTERVAL": "0.2", **storage_env})
     for _ in range(2):
         done = await run_cli("demo", "--calls", "20", env=env, cwd=tmp_path)
         assert done.code == 0, done.out + done.err
-    storage = StorageSettings(url=str(tmp_path / "archive"))
     lines = (await read_archive(storage)).lines
     calls = {(line["provider"], line["cdr_id"]) for line in lines}
     assert len(lines) == len(calls), f"{len(lines)} call lines for {len(calls)} calls"
+    assert f"{len(lines)} already in the archive" in done.out, done.out
     verified = await run_cli("verify", env=env, cwd=tmp_path)
     assert verified.code == 0, verified.out + verified.err
