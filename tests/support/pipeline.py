@@ -74,11 +74,10 @@ def make_settings(
         "grace": 5,
     }
     if "console" not in overrides:
-        # The local index of the manifests beside the state (or in a fresh folder for a
-        # PostgreSQL state), never a file in the working directory shared by every test.
-        local = not state_path.startswith(("postgres://", "postgresql://"))
-        where = Path(state_path).parent if local else Path(tempfile.mkdtemp(prefix="index-"))
-        values["console"] = ConsoleSettings(index_path=where / "archiver-index.sqlite3")
+        # The local index of the manifests in a folder of its own (a test may list the
+        # state's), never a file in the working directory shared by every test.
+        where = Path(tempfile.mkdtemp(prefix="archiver-index-"))
+        values["console"] = ConsoleSettings(index_path=where / "index.sqlite3")
     values.update(overrides)
     return Settings.model_validate(values)
 
