@@ -169,7 +169,8 @@ async def _proven_one(
     await _no_manifest_missing(store)
     if orphans is not None:
         await no_recording_without_line(store, ident, orphans)
-    raise CallNotFoundError(f"no archived call with id {ident!r}")
+    where = f" from provider {provider}" if provider else ""
+    raise CallNotFoundError(f"no archived call with id {ident!r}{where}")
 
 
 async def _prove_line(prover: ChainProver, call: ManifestEntry, key: str, content: bytes) -> None:
