@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.errors import ConfigError
+from archiver.models import CallRecord
 
 DEFAULT_RULE = "default"
 # Rules read at most: a schedule is a page of policy, not a data set.
@@ -149,6 +150,20 @@ class Schedule:
         if start is None:
             return Due(rule.name, None)
         return Due(rule.name, start + timedelta(days=rule.days))
+
+
+def call_fields(call: CallRecord) -> dict[str, Any]:
+    """What a rule reads of a call about to be archived: its manifest line's fields (pure)."""
+    return {
+        "provider": call.provider.value,
+        "direction": call.direction.value if call.direction else None,
+        "direction_raw": call.direction_raw,
+        "extension": call.extension,
+        "agent": call.agent,
+        "from_number": call.from_number,
+        "to_number": call.to_number,
+        "call_started_at": call.started_at.isoformat(),
+    }
 
 
 def started_at(line: Mapping[str, Any]) -> datetime | None:

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 from urllib.parse import urljoin
@@ -26,6 +27,7 @@ import aiohttp
 from archiver.errors import RetriableError, SkippableError
 from archiver.failures import FailureKind
 from archiver.http import redact_url
+from archiver.manifest.retention import Schedule, call_fields, load_schedule
 from archiver.models import CallRecord
 from archiver.pipeline.hosts import HostPolicy, HostRefusedError, InvalidUrlError, UrlRefusedError
 from archiver.settings import Settings, SourceSettings, StorageSettings, TransferSettings
@@ -81,11 +83,28 @@ class TransferConfig:
     storage: StorageSettings
     limits: TransferSettings = field(default_factory=TransferSettings)
     tz: ZoneInfo = field(default_factory=lambda: SourceSettings().tz)
+    # The retention schedule, where recordings are locked (ARCHIVER_STORAGE__OBJECT_LOCK_MODE):
+    # each one's Object Lock date is its rule's end.
+    schedule: Schedule | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> TransferConfig:
-        """The transfer's part of ``settings``."""
-        return cls(settings.storage, settings.transfer, settings.source.tz)
+        """The transfer's part of ``settings`` (the schedule read when locks are asked)."""
+        schedule = None
+        if settings.storage.object_lock_mode is not None:
+            codes = {
+                code: str(meaning) for code, meaning in settings.source.direction_codes.items()
+            }
+            schedule = load_schedule(
+                settings.retention.rules_file, settings.storage.retention_days, codes
+            )
+        return cls(settings.storage, settings.transfer, settings.source.tz, schedule)
+
+    def retain_until(self, call: CallRecord) -> datetime | None:
+        """The Object Lock date of ``call``'s recording from its rule; None: the default."""
+        if self.schedule is None:
+            return None
+        return self.schedule.due(call_fields(call)).ends
 
 
 class _Bad(Exception):
@@ -235,7 +254,9 @@ class Transferrer:
                     if kind is None:
                         kind = _sniff_or_refuse(_head(chunks), resp)
                     upload = await self._store.start_upload(
-                        self._key(call, kind[1], sibling), content_type=kind[0]
+                        self._key(call, kind[1], sibling),
+                        content_type=kind[0],
+                        retain_until=self._config.retain_until(call),
                     )
                     buffer = bytearray(b"".join(chunks))
                     chunks = []
@@ -263,7 +284,13 @@ class Transferrer:
                 upload = None
             else:
                 body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                written = await self._store.put_bytes(key, body, sha256=sha, content_type=kind[0])
+                written = await self._store.put_bytes(
+                    key,
+                    body,
+                    sha256=sha,
+                    content_type=kind[0],
+                    retain_until=self._config.retain_until(call),
+                )
             return Stored(key, sha, received, kind[0], written)
         finally:
             if upload is not None:

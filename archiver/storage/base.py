@@ -13,6 +13,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+# A write's optional extras, named so that every store's signature stays on one line.
+Meta = Mapping[str, str] | None
+LockDate = datetime | None
+
 
 class PutOutcome(StrEnum):
     """What a write did."""
@@ -143,12 +147,15 @@ class ObjectStore(Protocol):
         sha256: str,
         content_type: str,
         metadata: Mapping[str, str] | None = None,
+        retain_until: datetime | None = None,
     ) -> Written:
         """Write a whole object in one request, only if absent (conditional write).
 
         ``sha256`` (hex) is the caller's digest of ``data``; the storage checks it
         (S3: ``x-amz-checksum-sha256``). An object already there with the same
         SHA-256 gives ALREADY_PRESENT; with another, ObjectExistsError.
+        ``retain_until``: a recording's Object Lock date from its retention rule
+        (where the settings ask for a lock mode), instead of the default span.
         """
 
     async def read_tagged(self, key: str) -> Tagged | None:
@@ -168,7 +175,12 @@ class ObjectStore(Protocol):
         """
 
     async def start_upload(
-        self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
+        self,
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        retain_until: datetime | None = None,
     ) -> Upload:
         """Begin a multipart upload (S3) or a hidden temporary file (local)."""
 

@@ -174,12 +174,10 @@ class LocalStore:
         sha256: str,
         content_type: str,
         metadata: Mapping[str, str] | None = None,
+        retain_until: datetime | None = None,
     ) -> Written:
-        """Write ``data`` under ``key`` only if absent; see the module docstring.
-
-        ``content_type`` and ``metadata`` are not kept: a file has no place for
-        them (the manifest holds what matters).
-        """
+        """Write ``data`` under ``key`` only if absent (see the module docstring); a file
+        keeps no content type, metadata or lock date (the manifest holds what matters)."""
         final = self._path(key)
         _check_digest(key, hashlib.sha256(data).hexdigest(), sha256)
         tmp = temp_path(final)
@@ -224,7 +222,12 @@ class LocalStore:
             return await asyncio.to_thread(swap_file, final, data, self._mode, expected)
 
     async def start_upload(
-        self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
+        self,
+        key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        retain_until: datetime | None = None,
     ) -> LocalUpload:
         """Open the hidden temporary file the parts are appended to."""
         final = self._path(key)

@@ -52,10 +52,20 @@ def retain_until(settings: StorageSettings, now: datetime) -> datetime | None:
     return now + timedelta(days=settings.retention_days)
 
 
-def write_params(settings: StorageSettings, key: str, now: datetime) -> dict[str, Any]:
-    """The PutObject / CreateMultipartUpload parameters for ``key`` written at ``now``."""
+# A rule's date already past (a backfill of old calls) still locks the object this
+# long: S3 takes only a future date, and verify gets its day before a disposal.
+LEAST_LOCK = timedelta(days=1)
+
+
+def write_params(
+    settings: StorageSettings, key: str, now: datetime, rule_until: datetime | None = None
+) -> dict[str, Any]:
+    """The PutObject / CreateMultipartUpload parameters for ``key`` written at ``now``;
+    ``rule_until`` (a recording's retention rule's end) replaces the default span."""
     params: dict[str, Any] = {}
     until = retain_until(settings, now)
+    if until is not None and rule_until is not None:
+        until = max(rule_until, now + LEAST_LOCK)
     if until is not None and is_evidence(key):
         params["ObjectLockMode"] = settings.object_lock_mode
         params["ObjectLockRetainUntilDate"] = until

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -36,6 +36,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from archiver.errors import RetriableError, StorageError
 from archiver.settings import StorageSettings
 from archiver.storage.base import (
+    LockDate,
+    Meta,
     PutOutcome,
     StoredObject,
     Tagged,
@@ -178,7 +180,8 @@ class S3Store(S3ObjectLock):
         *,
         sha256: str,
         content_type: str,
-        metadata: Mapping[str, str] | None = None,
+        metadata: Meta = None,
+        retain_until: LockDate = None,
     ) -> Written:
         """PutObject with If-None-Match and the SHA-256 checksum; see the module docstring."""
         sha256 = sha256.lower()
@@ -190,7 +193,7 @@ class S3Store(S3ObjectLock):
             "Metadata": {**(metadata or {}), SHA256_METADATA: sha256},
             "IfNoneMatch": "*",
             # Retention, encryption, storage class: set at write time, as the settings ask.
-            **write_params(self._settings, key, datetime.now(UTC)),
+            **write_params(self._settings, key, datetime.now(UTC), retain_until),
         }
         if not self.checksums.sha256:
             actual = hashlib.sha256(data).hexdigest()
@@ -203,7 +206,12 @@ class S3Store(S3ObjectLock):
             except ClientError as exc:
                 if self.checksums.refused(exc):
                     return await self.put_bytes(
-                        key, data, sha256=sha256, content_type=content_type, metadata=metadata
+                        key,
+                        data,
+                        sha256=sha256,
+                        content_type=content_type,
+                        metadata=metadata,
+                        retain_until=retain_until,
                     )
                 if is_conflict(exc):
                     return await self.compare_existing(key, sha256)
@@ -268,7 +276,7 @@ class S3Store(S3ObjectLock):
         return True
 
     async def start_upload(
-        self, key: str, *, content_type: str, metadata: Mapping[str, str] | None = None
+        self, key: str, *, content_type: str, metadata: Meta = None, retain_until: LockDate = None
     ) -> S3Upload:
         """CreateMultipartUpload with SHA-256 part checksums."""
         params: dict[str, Any] = {
@@ -276,7 +284,7 @@ class S3Store(S3ObjectLock):
             "Key": self.full_key(key),
             "ContentType": content_type,
             "Metadata": dict(metadata or {}),
-            **write_params(self._settings, key, datetime.now(UTC)),
+            **write_params(self._settings, key, datetime.now(UTC), retain_until),
         }
         if self.checksums.sha256:
             params["ChecksumAlgorithm"] = "SHA256"
@@ -286,7 +294,7 @@ class S3Store(S3ObjectLock):
             except ClientError as exc:
                 if self.checksums.refused(exc):
                     return await self.start_upload(
-                        key, content_type=content_type, metadata=metadata
+                        key, content_type=content_type, metadata=metadata, retain_until=retain_until
                     )
                 raise
         upload_id = str(resp["UploadId"])

@@ -177,3 +177,45 @@ def test_direction_from_the_providers_codes(direction, raw, codes, matched):
     )
     line = _line(direction=direction, direction_raw=raw)
     assert (schedule.due(line).rule == "in") is matched
+
+
+def test_a_recordings_lock_follows_its_rule_and_never_ends_within_a_day():
+    from archiver.settings import StorageSettings
+    from archiver.storage.protection import write_params
+
+    storage = StorageSettings(url="s3://b/p", object_lock_mode="COMPLIANCE", retention_days=30)
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    key = "recordings/2026/12/04/x.wav"
+    assert write_params(storage, key, now)["ObjectLockRetainUntilDate"] == now + timedelta(days=30)
+    later = now + timedelta(days=3650)
+    assert write_params(storage, key, now, later)["ObjectLockRetainUntilDate"] == later
+    past = now - timedelta(days=5)
+    assert write_params(storage, key, now, past)["ObjectLockRetainUntilDate"] == now + timedelta(
+        days=1
+    )
+    # Without a lock mode nothing is locked, whatever the rule says.
+    unlocked = StorageSettings(url="s3://b/p")
+    assert "ObjectLockRetainUntilDate" not in write_params(unlocked, key, now, later)
+    # Tombstones are evidence: locked like the chain.
+    assert "ObjectLockMode" in write_params(
+        storage, "_archiver/tombstones/000000000001-d.jsonl", now
+    )
+
+
+def test_the_rule_reads_a_call_as_its_manifest_line_will_say_it():
+    from archiver.manifest.retention import call_fields
+    from archiver.models import CallRecord, Direction, Provider
+
+    call = CallRecord(
+        provider=Provider.CDR_V2,
+        cdr_id="c",
+        sip_call_id="s",
+        started_at=datetime.fromisoformat(START),
+        direction=Direction.INBOUND,
+        from_number="+84 903 123 456",
+        extension="101",
+    )
+    schedule = parse_schedule(SCHEDULE, json_format=False, default_days=365, where="r")
+    due = schedule.due(call_fields(call))
+    assert due.rule == "complaints"
+    assert due.ends == datetime.fromisoformat(START) + timedelta(days=3650)
