@@ -128,6 +128,11 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+# ``extra=EACH`` on a warning that must never be summarised away (each is an item
+# lost, not one more sign of a fault going on).
+EACH: dict[str, object] = {"each": True}
+
+
 @dataclass
 class _Repeats:
     """One warning's repeats: since when it is seen, when it was last shown, how many hidden."""
@@ -145,7 +150,8 @@ class RepeatFilter(logging.Filter):
     "The same" is the same logger, message and non-numeric arguments: a retry's
     wait and attempt number change, its error does not. One quiet for ``forget``
     seconds starts again (shown at once). Bounded: at most ``MAX_KEYS`` kinds are
-    remembered. Records with a traceback always pass.
+    remembered. Records with a traceback, and those logged with ``extra=EACH``,
+    always pass.
     """
 
     MAX_KEYS = 256
@@ -164,10 +170,12 @@ class RepeatFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Pass the first of a kind and a summary every ``every`` seconds; hide the rest."""
-        if record.levelno < logging.WARNING or record.exc_info:
+        if record.levelno < logging.WARNING or record.exc_info or getattr(record, "each", False):
             return True
         args = record.args if isinstance(record.args, tuple) else ()
         kept = tuple(str(a) for a in args if not isinstance(a, int | float))
+        # A line about another recording (its context fields) is another line.
+        kept += tuple(str(getattr(record, name, "")) for name in CONTEXT_FIELDS)
         key = (record.name, str(record.msg), kept)
         now = self.clock()
         seen = self._seen.get(key)

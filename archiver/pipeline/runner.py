@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from archiver.errors import ArchiverError, FatalError, StorageError
+from archiver.logs import EACH
 from archiver.manifest.writer import HeadHook
 from archiver.metrics import Metrics
 from archiver.pipeline.adoption import ArchiveGuard, lookback_span
@@ -235,7 +236,8 @@ class Pipeline:
         self.stats.new_without_recording += sum(1 for c in calls if not c.has_recording)
         for reason in page.skipped:
             self.stats.bad_records += 1
-            log.warning("skipped a CDR the provider sent: %s", reason)
+            # Each one is a CDR lost to the archive: never summarised away (EACH).
+            log.warning("skipped a CDR the provider sent: %s", reason, extra=EACH)
         self._wake.set()
         return result
 

@@ -95,3 +95,21 @@ def test_half_a_key_pair_is_refused_naming_no_value(tmp_path: Path, text: str) -
         read_aws_credentials(env_file, environ={})
     assert "AKIAKEYVALUE" not in str(caught.value)
     assert "secretvalue" not in str(caught.value)
+
+
+def test_a_warning_logged_with_each_is_never_hidden() -> None:
+    repeats = RepeatFilter(clock=Clock())
+    for _ in range(3):
+        r = record("skipped a CDR the provider sent: %s", "missing id")
+        r.each = True
+        assert repeats.filter(r)
+
+
+def test_the_same_words_about_another_recording_are_another_line() -> None:
+    repeats = RepeatFilter(clock=Clock())
+    shown = []
+    for call in ("a@x", "b@x", "a@x"):
+        r = record("recording not ready yet")
+        r.sip_call_id = call
+        shown.append(repeats.filter(r))
+    assert shown == [True, True, False]
