@@ -236,8 +236,7 @@ class Pipeline:
         self.stats.new_without_recording += sum(1 for c in calls if not c.has_recording)
         for reason in page.skipped:
             self.stats.bad_records += 1
-            # Each one is a CDR lost to the archive: never summarised away (EACH).
-            log.warning("skipped a CDR the provider sent: %s", reason, extra=EACH)
+            log.warning("skipped a CDR the provider sent: %s", reason, extra=EACH)  # each one
         self._wake.set()
         return result
 
