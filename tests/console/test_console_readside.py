@@ -9,7 +9,9 @@ given, audited "refused"), never 200. Last, Chromium shows the refusal.
   manifest object rewritten: its chain link no longer records it;
 - a manifest object planted beside the chain, naming a planted recording;
 - the newest batch cut from the chain (its link deleted, the head moved back),
-  its manifest object left behind.
+  its manifest object left behind;
+- on SeaweedFS, the recording overwritten and its line edited to the new object's
+  SHA-256, ETag and checksum.
 """
 
 from __future__ import annotations
@@ -183,3 +185,35 @@ async def test_the_refusal_shows_in_the_browser(local_archive, tmp_path):
     assert "no link records it" in shown or "link" in shown
     plays = [r for r in await audit_records(console.store) if r["action"] == "play"]
     assert [r["result"] for r in plays] == ["refused"]
+
+
+async def test_a_consistent_line_edit_on_s3_is_refused(tmp_path, make_bucket, s3_settings, seaweed):
+    """On SeaweedFS: the recording overwritten and its line edited to the new object's
+    SHA-256, size, ETag and checksum (all a verify of the line alone would check)."""
+    import base64
+
+    from tests.console.support import archived_storage
+    from tests.support.seaweed import admin_client
+
+    bucket = await make_bucket()
+    storage = s3_settings(bucket)
+    await archived_storage(storage, tmp_path / "builder", calls=2)
+    prefix = storage.bucket_and_prefix[1].rstrip("/") + "/"
+    async with admin_client(seaweed) as client:
+        listed = await client.list_objects_v2(Bucket=bucket, Prefix=prefix + "manifests/")
+        (key,) = [o["Key"] for o in listed["Contents"]]
+        got = await client.get_object(Bucket=bucket, Key=key)
+        async with got["Body"] as body:
+            rows = [json.loads(raw) for raw in (await body.read()).splitlines()]
+        row = rows[0]
+        forged = b"RIFF" + b"\x01" * (row["size"] - 4)
+        put = await client.put_object(
+            Bucket=bucket, Key=row["object_key"], Body=forged, ChecksumAlgorithm="SHA256"
+        )
+        row["sha256"] = hashlib.sha256(forged).hexdigest()
+        row["etag"] = put["ETag"].strip('"')
+        row["checksum_sha256"] = base64.b64encode(hashlib.sha256(forged).digest()).decode()
+        edited = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        await client.put_object(Bucket=bucket, Key=key, Body=edited)
+    error = await _refused_everywhere(storage, tmp_path, str(row["sip_call_id"]))
+    assert "altered" in error
