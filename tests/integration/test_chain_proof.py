@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from archiver.manifest.chain import Head, Link, next_link, sha256_hex
+from archiver.manifest.seal import seal
 from archiver.retrieval import proven_links
 from archiver.retrieval.errors import IntegrityError, IntegrityKind
 from archiver.retrieval.proof import ChainProver, ProvenLink
@@ -163,3 +164,21 @@ async def test_a_kept_link_that_no_longer_matches_is_walked_again(root, tmp_path
         await ChainProver(store, kept).prove(
             links[-2].manifest_key, (root / links[-2].manifest_key).read_bytes()
         )
+
+
+async def test_a_legacy_object_is_proven_by_its_seal_even_one_sealed_later(root):
+    _, links = _chain(root)
+    row = json.loads((root / links[0].manifest_key).read_text().splitlines()[0])
+    for proof in ("etag", "version_id", "checksum_sha256", "checksum_type"):
+        row.pop(proof, None)
+    legacy = "manifests/date=2021-02-17/run-legacy-1.jsonl"
+    content = (json.dumps(row) + "\n").encode()
+    _write(root, legacy, content)
+    async with open_store(StorageSettings(url=str(root))) as store:
+        prover = ChainProver(store)  # as the console keeps one for its life
+        with pytest.raises(IntegrityError, match="no link records it") as caught:
+            await prover.prove(legacy, content)
+        assert caught.value.kind is IntegrityKind.OUT_OF_CHAIN
+        assert (await seal(store)).sealed == 1
+        link = await prover.prove(legacy, content)
+        assert link.writer.startswith("seal-")
