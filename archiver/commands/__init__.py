@@ -30,6 +30,7 @@ MODULES: dict[str, str] = {
     "seal": "verify",
     "dedupe": "dedupe",
     "dispose": "dispose",
+    "subject": "subject",
     "witness": "witness",
     "reconcile": "reconcile",
     "search": "search",

@@ -6,6 +6,7 @@ A *schedule* is an ordered list of rules read from a small TOML or JSON file
     [[rule]]
     name = "complaints"          # shown in tombstones, certificates and get
     days = 3650
+    legal = true                 # a legal obligation: an erasure request waits for its end
     direction = "inbound"        # every field given must match (AND)
     extension = ["101", "102"]   # a list: any of its values
     number = "0903 123 456"      # either side of the call, any spelling
@@ -22,6 +23,11 @@ retention; a line no rule matches falls to the *default rule*
 a recording is never due. A recording's retention runs from its call's start
 (``call_started_at``; ``archived_at`` when the line has none). A legal hold
 outranks every rule: ``archiver dispose`` never deletes a held object.
+
+A rule marked ``legal = true`` is a legal obligation to keep (a sector rule):
+a data subject's erasure request (``archiver subject --erase``) is refused
+until it ends. Any other rule is the archive's own purpose, which an erasure
+request ends early.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from archiver.errors import ConfigError
 from archiver.models import CallRecord
 
 DEFAULT_RULE = "default"
+# What a line no rule matches (and no default rule) is kept under: forever.
+NO_RULE = "none"
 # Rules read at most: a schedule is a page of policy, not a data set.
 MAX_RULES = 200
 MAX_FILE_BYTES = 256 * 1024
@@ -49,7 +57,7 @@ COUNTRY_CODE = "84"
 TEXT_FIELDS = ("direction", "extension", "agent", "provider")
 NUMBER_FIELDS = ("number", "from_number", "to_number")
 TIME_FIELDS = ("started_after", "started_before")
-_KNOWN = {"name", "days", *TEXT_FIELDS, *NUMBER_FIELDS, *TIME_FIELDS}
+_KNOWN = {"name", "days", "legal", *TEXT_FIELDS, *NUMBER_FIELDS, *TIME_FIELDS}
 
 
 def phone_key(number: str) -> str:
@@ -75,6 +83,7 @@ class Rule:
     conditions: tuple[tuple[str, frozenset[str]], ...] = ()
     started_after: datetime | None = None
     started_before: datetime | None = None
+    legal: bool = False  # a legal obligation to keep: erasure waits for its end
 
     def matches(self, line: Mapping[str, Any], codes: Mapping[str, str] | None = None) -> bool:
         """True when every condition holds for the manifest line ``line``; ``codes`` says
@@ -118,6 +127,7 @@ class Due:
 
     rule: str
     ends: datetime | None
+    legal: bool = False  # the rule is a legal obligation to keep
 
     def due_by(self, moment: datetime) -> bool:
         """True when the retention ended at or before ``moment``."""
@@ -145,11 +155,11 @@ class Schedule:
         """The line's rule and the end of its retention."""
         rule = self.rule_for(line)
         if rule is None:
-            return Due("none (no rule and no default retention)", None)
+            return Due(NO_RULE, None)
         start = started_at(line) or _moment(line.get("archived_at"))
         if start is None:
-            return Due(rule.name, None)
-        return Due(rule.name, start + timedelta(days=rule.days))
+            return Due(rule.name, None, rule.legal)
+        return Due(rule.name, start + timedelta(days=rule.days), rule.legal)
 
 
 def call_fields(call: CallRecord) -> dict[str, Any]:
@@ -230,7 +240,10 @@ def parse_rule(data: object, where: str) -> Rule:
     before = (
         _time("started_before", data["started_before"], where) if "started_before" in data else None
     )
-    return Rule(name, days, conditions, after, before)
+    legal = data.get("legal", False)
+    if not isinstance(legal, bool):
+        raise ConfigError(f"{where} ({name}): legal must be true or false")
+    return Rule(name, days, conditions, after, before, legal)
 
 
 def parse_schedule(

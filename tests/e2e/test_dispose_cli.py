@@ -11,6 +11,8 @@ two (named, with the reason) and removes every version of the third.
 from __future__ import annotations
 
 import json
+import zipfile
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,6 +67,13 @@ async def archived(request, tmp_path, make_bucket, s3_settings, s3_env):
 
 def _keys(out: str, verb: str) -> set[str]:
     return {line.split()[1] for line in out.splitlines() if line.startswith(f"{verb}: ")}
+
+
+async def _manifest_lines(storage: StorageSettings) -> list[dict]:
+    async with open_store(storage) as store:
+        keys = [o.key async for o in store.list("manifests/")]
+        data = [b"".join([c async for c in store.read(k)]) for k in keys]
+    return [json.loads(line) for blob in data for line in blob.splitlines() if line.strip()]
 
 
 async def _audit(storage: StorageSettings, action: str) -> list[dict]:
@@ -242,3 +251,114 @@ async def _tamper_then_check(storage, s3_env, cli, undisposed_key: str) -> None:
     assert missing.code == 5
     assert "MISSING" in missing.out.upper()
     assert undisposed_key.split("/")[-1] in missing.out
+
+
+SUBJECT_RULES = """
+[[rule]]
+name = "bank-outbound"
+days = 36500
+legal = true
+direction = "outbound"
+
+[[rule]]
+name = "service"
+days = 36500
+"""
+
+
+async def test_a_subject_request_finds_exports_and_erases_what_it_may(archived, s3_env):
+    sim, storage, env, work = archived
+    (work / "rules.toml").write_text(SUBJECT_RULES)
+
+    async def cli(*args: str):
+        return await run_cli(*args, env=env, cwd=work)
+
+    def key_of(call) -> str:
+        prefix = storage.bucket_and_prefix[1] if storage.is_s3 else ""
+        return f"{prefix}recordings/{call.started_at:%Y/%m/%d}/{call.sip_call_id}.{call.fmt}"
+
+    # What the manifest says of each call's numbers (a provider may leave one side out).
+    lines = await _manifest_lines(storage)
+    by_id = {c.sip_call_id: c for c in sim.calls}
+
+    def calls_of(n: str) -> list:
+        return [
+            by_id[ln["sip_call_id"]] for ln in lines if n in (ln["from_number"], ln["to_number"])
+        ]
+
+    # The number of most calls (a service number here), asked as "1900-1919"; and a
+    # landline of several calls asked with +84 and spaces instead of its leading 0.
+    numbers = Counter(n for ln in lines for n in (ln["from_number"], ln["to_number"]) if n)
+    number = max(numbers, key=lambda n: (numbers[n], n))
+    mine = calls_of(number)
+    legal = [c for c in mine if c.direction == "outbound"]
+    erasable = [c for c in mine if c.direction != "outbound"]
+    assert legal, "the seed must give the number a call a legal rule keeps"
+    assert len(erasable) >= 2, "the seed must give the number erasable calls"
+    spelled = f"{number[:4]}-{number[4:]}"
+    landline = next(n for n, k in numbers.most_common() if n.startswith("0") and k > 1)
+    spelled_landline = "+84 " + " ".join([landline[1:3], landline[3:7], landline[7:]])
+    theirs = {c.sip_call_id for c in calls_of(landline)}
+    held = erasable[0]
+    if storage.is_s3:
+        async with admin_client(s3_env) as admin:
+            await admin.put_object_legal_hold(
+                Bucket=storage.bucket_and_prefix[0], Key=key_of(held), LegalHold={"Status": "ON"}
+            )
+    try:
+        report = await cli("subject", "--phone", spelled, "--format", "json")
+        assert report.code == 0, report.err
+        rows = json.loads(report.out)
+        assert {r["sip_call_id"] for r in rows} == {c.sip_call_id for c in mine}
+        assert {r["state"] for r in rows} == {"archived"}
+        other = await cli("subject", "--phone", spelled_landline, "--format", "json")
+        assert {r["sip_call_id"] for r in json.loads(other.out)} == theirs
+
+        exported = await cli("subject", "--phone", spelled, "--export", "subject.zip")
+        assert exported.code == 0, exported.err
+        with zipfile.ZipFile(work / "subject.zip") as archive:
+            sums = archive.read("SHA256SUMS").decode()
+        assert {line.split()[0] for line in sums.splitlines() if "recordings/" in line} == {
+            c.sha256() for c in mine
+        }
+
+        refused = await cli("subject", "--phone", spelled, "--erase")
+        assert refused.code == 2
+        assert "--approved-by" in refused.err
+
+        erased = await cli(
+            "subject", "--phone", spelled, "--erase", "--approved-by", "DPO", "--format", "json"
+        )
+        assert erased.code == 0, erased.err
+        states = {r["object_key"]: r["state"] for r in json.loads(erased.out)}
+        for call in legal:
+            assert states[key_of(call)].startswith("refused: rule bank-outbound (a legal"), states
+        gone = [c for c in erasable if not (storage.is_s3 and c is held)]
+        for call in gone:
+            assert states[key_of(call)] == "erased"
+        if storage.is_s3:
+            assert states[key_of(held)].startswith("refused: legal hold")
+
+        verified = await cli("verify")
+        assert verified.code == 0, verified.out + verified.err
+        assert f"DISPOSED {len(gone)} recording(s)" in verified.out
+        after = await cli("subject", "--phone", number, "--format", "json")
+        states = {r["object_key"]: r["state"] for r in json.loads(after.out)}
+        assert all("(erasure)" in states[key_of(c)] for c in gone)
+        got = await cli("get", gone[0].cdr_id, "-o", str(work / "x"))
+        assert got.code == 4
+        assert "under rule service (erasure" in got.err
+    finally:
+        if storage.is_s3:
+            async with admin_client(s3_env) as admin:
+                await admin.put_object_legal_hold(
+                    Bucket=storage.bucket_and_prefix[0],
+                    Key=key_of(held),
+                    LegalHold={"Status": "OFF"},
+                )
+    records = await _audit(storage, "subject")
+    assert len(records) == 5
+    assert {r["result"] for r in records} == {"ok"}
+    erasures = [r for r in records if r["details"]["erase"]]
+    assert [r["details"]["approved_by"] for r in erasures] == ["DPO"]
+    assert len(await _audit(storage, "export")) == 2  # started, ok

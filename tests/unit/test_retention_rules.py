@@ -219,3 +219,14 @@ def test_the_rule_reads_a_call_as_its_manifest_line_will_say_it():
     due = schedule.due(call_fields(call))
     assert due.rule == "complaints"
     assert due.ends == datetime.fromisoformat(START) + timedelta(days=3650)
+
+
+def test_a_legal_rule_says_so_and_legal_must_be_a_boolean():
+    text = "[[rule]]\nname='bank'\ndays=10\nlegal=true\n[[rule]]\nname='x'\ndays=1\n"
+    schedule = parse_schedule(text, json_format=False, default_days=5, where="r")
+    assert schedule.due(_line()).legal
+    assert not parse_schedule("", json_format=False, default_days=5, where="r").due(_line()).legal
+    with pytest.raises(ConfigError, match="legal"):
+        parse_schedule(
+            "[[rule]]\nname='a'\ndays=1\nlegal='yes'\n", json_format=False, default_days=0, where="r"
+        )
