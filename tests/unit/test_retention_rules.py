@@ -226,7 +226,6 @@ def test_a_legal_rule_says_so_and_legal_must_be_a_boolean():
     schedule = parse_schedule(text, json_format=False, default_days=5, where="r")
     assert schedule.due(_line()).legal
     assert not parse_schedule("", json_format=False, default_days=5, where="r").due(_line()).legal
+    text = "[[rule]]\nname='a'\ndays=1\nlegal='yes'\n"
     with pytest.raises(ConfigError, match="legal"):
-        parse_schedule(
-            "[[rule]]\nname='a'\ndays=1\nlegal='yes'\n", json_format=False, default_days=0, where="r"
-        )
+        parse_schedule(text, json_format=False, default_days=0, where="r")
