@@ -362,3 +362,34 @@ async def test_a_subject_request_finds_exports_and_erases_what_it_may(archived, 
     erasures = [r for r in records if r["details"]["erase"]]
     assert [r["details"]["approved_by"] for r in erasures] == ["DPO"]
     assert len(await _audit(storage, "export")) == 2  # started, ok
+
+
+@pytest.mark.parametrize(
+    ("args", "rules", "message"),
+    [
+        (["dispose", "--as-of", "yesterday", "--dry-run"], None, "usage error"),
+        (["dispose", "--dry-run"], "[[rule]]\nname='x'\n", "days must be"),
+        (["dispose", "--dry-run"], "not toml at all", "not TOML"),
+        (["dispose", "--approved-by", " "], None, "--approved-by"),
+        (["dispose", "--approved-by", "A\tB"], None, "--approved-by"),
+        (["dispose", "--approved-by", "A", "--certificate", "c.txt"], None, ".csv or .json"),
+        (["dispose", "--approved-by", "A", "--certificate", "no/such/c.csv"], None, "no such"),
+        (["subject", "--phone", "abc"], None, "no digits"),
+        (["subject", "--phone", "0903123456", "--erase"], None, "--approved-by"),
+        (["subject", "--phone", "0903123456", "--approved-by", "A"], None, "only with --erase"),
+        (["subject", "--phone", "0903123456", "--export", "."], None, "--export"),
+        (["subject"], None, "--phone"),
+        (["dispose", "--dry-run"], "", "no archive"),
+    ],
+)
+async def test_bad_requests_are_one_line_and_exit_2(tmp_path, args, rules, message):
+    """Every bad input: one line naming it, exit 2, nothing written anywhere."""
+    env = {"ARCHIVER_STORAGE__URL": str(tmp_path / "archive")}
+    if rules is not None:
+        (tmp_path / "rules.toml").write_text(rules)
+        env["ARCHIVER_RETENTION__RULES_FILE"] = str(tmp_path / "rules.toml")
+    result = await run_cli(*args, env=cli_env(env), cwd=tmp_path)
+    assert result.code == 2, result.out + result.err
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert not (tmp_path / "archive").exists()
