@@ -27,7 +27,7 @@ import aiohttp
 import psutil
 
 from archiver.settings import StorageSettings
-from tests.console.support import archived_storage, csrf_of, running_console, signed_in
+from tests.support.console import archived_storage, csrf_of, running_console, signed_in
 
 
 async def _search_times(http: aiohttp.ClientSession, times: int) -> list[float]:

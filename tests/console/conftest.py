@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archiver.settings import StorageSettings
-from tests.console.support import archived_storage
+from tests.support.console import archived_storage
 
 
 @pytest.fixture(scope="session")

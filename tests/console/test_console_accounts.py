@@ -7,7 +7,7 @@ another role ends its sessions at their next request, not when they expire.
 from __future__ import annotations
 
 from archiver.console.auth import Account, Role, read_accounts, write_accounts
-from tests.console.support import first_call_id, running_console, signed_in
+from tests.support.console import first_call_id, running_console, signed_in
 
 
 async def test_a_demoted_or_removed_user_is_signed_out(local_archive, tmp_path):

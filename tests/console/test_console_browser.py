@@ -24,8 +24,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from archiver.retrieval.search import phone_key
 from archiver.storage import open_store
 from tests.console import browser
-from tests.console.support import PASSWORD, archived_storage, console_user, manifest_calls
 from tests.support.cli import cli_env, s3_storage_env, start_cli
+from tests.support.console import PASSWORD, archived_storage, console_user, manifest_calls
 from tests.support.seaweed import admin_client, free_ports
 
 WAIT = 30  # seconds any one browser step may take on a loaded machine

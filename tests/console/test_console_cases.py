@@ -12,7 +12,7 @@ import zipfile
 
 import aiohttp
 
-from tests.console.support import (
+from tests.support.console import (
     audit_records,
     export_records,
     first_call_id,

@@ -6,8 +6,8 @@ import asyncio
 import signal
 import urllib.request
 
-from tests.console.support import console_user
 from tests.support.cli import cli_env, local_storage_env, run_cli, start_cli
+from tests.support.console import console_user
 from tests.support.seaweed import free_ports
 
 

@@ -13,7 +13,7 @@ import aiohttp
 
 from archiver.manifest.seal import seal
 from archiver.storage import open_store
-from tests.console.support import (
+from tests.support.console import (
     audit_records,
     first_call_id,
     manifest_calls,

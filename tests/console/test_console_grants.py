@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from archiver.console import media
-from tests.console.support import archived_storage, first_call_id, running_console, signed_in
+from tests.support.console import archived_storage, first_call_id, running_console, signed_in
 from tests.support.seaweed import admin_client
 
 

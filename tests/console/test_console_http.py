@@ -18,7 +18,7 @@ import pytest
 from archiver.console.auth import Role
 from archiver.manifest.seal import seal
 from archiver.storage import open_store
-from tests.console.support import (
+from tests.support.console import (
     PASSWORD,
     audit_records,
     csrf_of,
@@ -356,7 +356,7 @@ async def test_the_reason_can_be_optional_or_off(local_archive, tmp_path, mode):
 async def test_an_overwritten_recording_on_s3_is_refused(
     tmp_path, make_bucket, s3_settings, seaweed
 ):
-    from tests.console.support import archived_storage
+    from tests.support.console import archived_storage
     from tests.support.seaweed import admin_client
 
     bucket = await make_bucket()
@@ -417,7 +417,7 @@ async def test_storage_gone_under_a_page_is_503_in_one_line(
     tmp_path, make_bucket, s3_settings, seaweed
 ):
 
-    from tests.console.support import archived_storage
+    from tests.support.console import archived_storage
     from tests.support.faultproxy import FaultProxy
 
     storage = s3_settings(await make_bucket(object_lock=True))

@@ -10,7 +10,7 @@ from archiver.console.tables import SCHEMA
 from archiver.index_db import IndexDatabase
 from archiver.retrieval.search import phone_key
 from archiver.storage import open_store
-from tests.console.support import manifest_calls
+from tests.support.console import manifest_calls
 
 
 def _manifests(root: Path) -> list[Path]:

@@ -28,7 +28,7 @@ from archiver.manifest.chain import Head, Link
 from archiver.settings import StorageSettings
 from archiver.storage.layout import head_key, link_key
 from tests.console import browser
-from tests.console.support import (
+from tests.support.console import (
     audit_records,
     first_call_id,
     running_console,
@@ -192,7 +192,7 @@ async def test_a_consistent_line_edit_on_s3_is_refused(tmp_path, make_bucket, s3
     SHA-256, size, ETag and checksum (all a verify of the line alone would check)."""
     import base64
 
-    from tests.console.support import archived_storage
+    from tests.support.console import archived_storage
     from tests.support.seaweed import admin_client
 
     bucket = await make_bucket()

@@ -14,7 +14,7 @@ import aiohttp
 
 from archiver.console.saved import MAX_SAVED, clean_query
 from archiver.retrieval.audit import AuditTrail
-from tests.console.support import (
+from tests.support.console import (
     TZ_NAME,
     audit_records,
     export_records,

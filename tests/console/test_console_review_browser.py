@@ -22,7 +22,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from tests.console import browser
-from tests.console.support import PASSWORD, running_console
+from tests.support.console import PASSWORD, running_console
 
 pytestmark = pytest.mark.timeout(400)
 WAIT = 30

@@ -24,7 +24,8 @@ from archiver.console.sessions import Sessions
 from archiver.console.tables import SCHEMA
 from archiver.index_db import IndexDatabase
 from archiver.settings import StorageSettings
-from tests.console.support import (
+from tests.support.cli import cli_env
+from tests.support.console import (
     PASSWORD,
     archived_storage,
     console_user,
@@ -34,7 +35,6 @@ from tests.console.support import (
     running_console,
     signed_in,
 )
-from tests.support.cli import cli_env
 
 pytestmark = pytest.mark.timeout(300)
 
