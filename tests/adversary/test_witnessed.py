@@ -35,3 +35,43 @@ async def test_a_truncation_behind_a_witnessed_checkpoint_is_caught(target: Targ
     assert check.code == 5, check.out + check.err
     lines = [line for line in check.out.splitlines() if line.startswith("CHAIN-REWRITTEN")]
     assert any(cut.key in line and "truncated" in line for line in lines), check.out
+
+
+async def test_history_added_after_the_newest_checkpoint_is_a_named_limit(
+    tmp_path, seaweed, make_bucket, s3_settings
+):
+    """A forged batch appended after the newest checkpoint, by someone with the storage's
+    keys: the chain still extends every checkpoint, so verify passes, and its assurance
+    line says up to when the witness vouches."""
+    import hashlib
+    import json
+
+    from archiver.manifest.chain import Head, next_link
+    from archiver.storage.layout import head_key, manifest_key
+    from tests.adversary.conftest import make_target
+
+    target = await make_target("local", tmp_path, seaweed, make_bucket, s3_settings)
+    await target.make_witness()
+    async with insider(target, seaweed) as ins:
+        (writer,) = await ins.writers()
+        head = await ins.head(writer)
+        audio = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 20
+        key = "recordings/2021/02/17/forged-after.mp3"
+        await ins.put(key, audio)
+        real = json.loads((await ins.get((await ins.link(writer, 1)).manifest_key)).splitlines()[0])
+        line = real | {
+            "sip_call_id": "forged-after",
+            "cdr_id": "forged-after-cdr",
+            "object_key": key,
+            "sha256": hashlib.sha256(audio).hexdigest(),
+            "size": len(audio),
+        }
+        content = (json.dumps(line) + "\n").encode()
+        forged = manifest_key("2021-02-17", head.seq + 1, writer)
+        await ins.put(forged, content)
+        link = next_link(writer, head.seq + 1, forged, content, 1, (head.seq, head.link_sha256))
+        await ins.put(link.key, link.to_bytes())
+        await ins.put(head_key(writer), Head.of(link.to_bytes()).to_bytes())
+    check = await target.verify(witness=True)
+    assert check.code == 0, check.out + check.err
+    assert "W (up to 20" in check.out  # what the witness vouches for ends at its newest
