@@ -35,6 +35,7 @@ from archiver.manifest.reader import read_object
 from archiver.retrieval.errors import IntegrityError
 from archiver.retrieval.fetch import archived_version, mismatch
 from archiver.retrieval.index import has_line
+from archiver.retrieval.tombstones import read_tombstones
 from archiver.retrieval.verify import ProblemKind, VerifyReport, check_entry
 from archiver.storage.base import LockingStore, ObjectStore, VersionedStore
 
@@ -114,6 +115,14 @@ async def check_recording(
             # Replaced: read it to say whether its bytes are still the archived ones.
             problem = await check_entry(console.store, item.call, True, VerifyReport())
         reason = problem.line() if problem else None
+        if problem is not None and problem.kind is ProblemKind.MISSING:
+            # Gone under a proven tombstone (archiver dispose, subject --erase): say so.
+            stone = (await read_tombstones(console.store)).of(item.call)
+            if stone is not None:
+                reason = (
+                    f"DISPOSED {item.call.object_key}: disposed on {stone.disposed_day} under "
+                    f"rule {stone.rule} ({stone.reason}, approved by {stone.approved_by})"
+                )
     await console.calls.record_check(item.id, reason)
     return reason
 

@@ -20,7 +20,9 @@ A *schedule* is an ordered list of rules read from a small TOML or JSON file
 The first rule whose every condition matches a manifest line gives its
 retention; a line no rule matches falls to the *default rule*
 (``ARCHIVER_STORAGE__RETENTION_DAYS`` days when above 0); with no default, such
-a recording is never due. A recording's retention runs from its call's start
+a recording is never due; a top-level ``default_days = N`` in the file sets the
+default rule instead (a local folder has no Object Lock, hence no retention
+days). A recording's retention runs from its call's start
 (``call_started_at``; ``archived_at`` when the line has none). A legal hold
 outranks every rule: ``archiver dispose`` never deletes a held object.
 
@@ -259,8 +261,13 @@ def parse_schedule(
         data: object = json.loads(text) if json_format else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{where}: not {'JSON' if json_format else 'TOML'}: {exc}") from None
-    if not isinstance(data, dict) or set(data) - {"rule"}:
-        raise ConfigError(f"{where}: expected only a list of rules under 'rule'")
+    if not isinstance(data, dict) or set(data) - {"rule", "default_days"}:
+        raise ConfigError(f"{where}: expected only default_days and a list of rules under 'rule'")
+    if "default_days" in data:
+        days = data["default_days"]
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 36500:
+            raise ConfigError(f"{where}: default_days must be a whole number from 0 to 36500")
+        default_days = days
     raw = data.get("rule", [])
     if not isinstance(raw, list) or len(raw) > MAX_RULES:
         raise ConfigError(f"{where}: 'rule' must be a list of at most {MAX_RULES} rules")

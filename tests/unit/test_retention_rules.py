@@ -121,7 +121,7 @@ def test_json_and_toml_files(tmp_path):
         ("[[rule]]\nname='a'\ndays=1\nstarted_after='2026-01-01T00:00:00'\n", "started_after"),
         ("[[rule]]\nname='a'\ndays=1\n[[rule]]\nname='a'\ndays=2\n", "share a name"),
         ("rule = 3\n", "list"),
-        ("other = 1\n", "only a list"),
+        ("other = 1\n", "expected only"),
         ("this is not toml", "not TOML"),
     ],
 )
@@ -229,3 +229,14 @@ def test_a_legal_rule_says_so_and_legal_must_be_a_boolean():
     text = "[[rule]]\nname='a'\ndays=1\nlegal='yes'\n"
     with pytest.raises(ConfigError, match="legal"):
         parse_schedule(text, json_format=False, default_days=0, where="r")
+
+
+def test_the_file_may_set_the_default_rule():
+    schedule = parse_schedule("default_days = 30\n", json_format=False, default_days=365, where="r")
+    assert schedule.due(_line()).rule == DEFAULT_RULE
+    assert schedule.due(_line()).ends == datetime.fromisoformat(START) + timedelta(days=30)
+    none = parse_schedule("default_days = 0\n", json_format=False, default_days=365, where="r")
+    assert none.due(_line()).ends is None
+    for bad in ("default_days = -1\n", "default_days = 'x'\n", "default_days = true\n"):
+        with pytest.raises(ConfigError, match="default_days"):
+            parse_schedule(bad, json_format=False, default_days=0, where="r")
