@@ -73,6 +73,7 @@ class Target:
         self.key.parent.mkdir(mode=0o700, exist_ok=True)
         self.signer = Signer.generate("audit.example/calls")
         self.key.write_text(self.signer.to_text() + "\n")
+        self.key.chmod(0o600)
         self.vkey = self.signer.verifier.vkey()
         now = datetime.now(UTC)
         async with open_store(self.storage) as store:

@@ -87,9 +87,14 @@ async def test_bad_keys_and_places_are_one_line_errors(tmp_path, seaweed, make_b
     assert "exists already" in again.err
     bad = tmp_path / "bad.key"
     bad.write_text("PRIVATE+KEY+x+00000000+AAAA\n")
+    bad.chmod(0o600)
+    shared = tmp_path / "shared.key"
+    shared.write_text(target.key.read_text())
+    shared.chmod(0o644)
     for args, message in [
         (["witness", "register", "--key", str(bad)], "not an Ed25519 witness key"),
         (["witness", "register", "--key", str(tmp_path / "none")], "cannot read it"),
+        (["witness", "register", "--key", str(shared)], "readable or writable by others"),
         (["verify", "--witness", str(tmp_path)], "give the witness's verifier key"),
         (["verify", "--witness-key", "not-a-key"], "--witness-key not-a-key"),
         (["verify", "--witness", str(tmp_path / "nowhere"), "--witness-key", target.vkey],

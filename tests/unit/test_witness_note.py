@@ -112,3 +112,26 @@ def test_two_checkpoints_that_cannot_both_be_true_conflict():
     assert conflicts(older, Checkpoint("o", {"w1": (3, SHA[5])}, name="b"))
     assert conflicts(older, Checkpoint("o", {"w1": (2, SHA[2])}, name="b"))
     assert conflicts(older, Checkpoint("o", {}, name="b"))
+
+
+def test_a_key_file_others_may_read_or_a_huge_one_is_refused(tmp_path):
+    from archiver.errors import UsageError
+    from archiver.witness.keys import load_signer, load_verifiers
+
+    signer = Signer.generate("a.example/k")
+    path = tmp_path / "witness.key"
+    path.write_text(signer.to_text() + "\n")
+    path.chmod(0o600)
+    assert load_signer(path).verifier == signer.verifier
+    path.chmod(0o640)
+    with pytest.raises(UsageError, match="readable or writable by others") as refused:
+        load_signer(path)
+    assert signer.to_text() not in str(refused.value)
+    huge = tmp_path / "huge.key"
+    huge.write_bytes(b"x" * 100_000)
+    huge.chmod(0o600)
+    with pytest.raises(UsageError, match="not a witness key file"):
+        load_signer(huge)
+    vkeys = tmp_path / "keys.pub"
+    vkeys.write_text(signer.verifier.vkey() + "\n")
+    assert load_verifiers([str(vkeys), signer.verifier.vkey()]) == [signer.verifier] * 2
