@@ -97,7 +97,8 @@ class VerifyReport:
             verdict = "all intact"
         unproven = sum(1 for p in self.problems if p.kind is ProblemKind.UNPROVEN)
         text = (
-            f"verified {self.checked} object(s) from {self.manifests_read} manifest object(s): "
+            f"verified {self.checked - self.disposed} object(s) "
+            f"from {self.manifests_read} manifest object(s): "
             f"{verdict}; proven by the storage's checksum {self.by_checksum}, "
             f"re-hashed {self.rehashed} ({self.bytes_read / 1024**2:.1f} MiB read), "
             f"unproven {unproven}"

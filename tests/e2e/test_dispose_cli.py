@@ -164,6 +164,9 @@ async def test_dispose_keeps_held_and_locked_and_leaves_proof(archived, s3_env):
         verified = await cli("verify")
         assert verified.code == 0, verified.out + verified.err
         assert f"DISPOSED {len(disposed)} recording(s)" in verified.out
+        # Only the recordings still stored count as verified.
+        standing = len(await _manifest_lines(storage)) - len(disposed)
+        assert f"verified {standing} object(s)" in verified.out
 
         gone = next(c for c in due if key_of(c) in disposed)
         got = await cli("get", gone.cdr_id, "-o", str(work / "x"))
