@@ -377,3 +377,31 @@ async def test_a_full_disk_under_the_sqlite_state_pauses_the_run_until_space_ret
     await assert_exactly_once(sim, storage)
     verified = await run_cli("verify", env=env, cwd=tmp_path)
     assert verified.code == 0, verified.out + verified.err
+
+
+async def test_a_read_only_disk_under_the_sqlite_state_is_refused_in_one_line(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """A state on a file system mounted read-only (a volume remounted after errors):
+    ``run`` refuses at its start in one line naming the file, and writes nothing."""
+    from archiver.state import SqliteState  # the state made before the disk turns read-only
+
+    path = small_disk / "state.sqlite3"
+    async with await SqliteState.open(path) as made:
+        await made.progress.set_checkpoint("cdr_v2", datetime.now(UTC))
+    before = {p.name: p.read_bytes() for p in small_disk.iterdir()}
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        sim = _sim()
+        async with sim.serve() as base:
+            env = archiver_env(tmp_path, base=base, sim=sim, tuning=TUNING)
+            env["ARCHIVER_STATE__URL"] = str(path)
+            result = await run_cli("run", env=env, cwd=tmp_path)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    assert f"ARCHIVER_STATE__URL: cannot open {path}" in lines[0]
+    assert {p.name: p.read_bytes() for p in small_disk.iterdir()} == before
