@@ -55,6 +55,7 @@ from archiver.storage.s3_errors import (
     is_conflict,
 )
 from archiver.storage.s3_existing import compare_existing
+from archiver.storage.s3_lean import LeanPut, LeanTaken
 from archiver.storage.s3_lock import S3ObjectLock
 from archiver.storage.s3_proof import (
     SHA256_METADATA,
@@ -90,6 +91,7 @@ class S3Store(S3ObjectLock):
         self._max_connections = max_connections
         self._stack = AsyncExitStack()
         self._client: Any = None
+        self._lean: LeanPut | None = None
         self.checksums = ChecksumHeaders(self.description)
         self._bucket_checked = False
         # Which credentials the client signs with and where they came from (no secret).
@@ -103,6 +105,8 @@ class S3Store(S3ObjectLock):
                 max_attempts=self._max_attempts,
                 max_connections=self._max_connections,
             )
+            if self._settings.lean_put:
+                self._lean = await LeanPut.open(self._client, self._bucket)
         except BotoCoreError as exc:  # a profile that does not exist...
             raise self.error(exc, "open a client") from exc
         return self
@@ -113,7 +117,7 @@ class S3Store(S3ObjectLock):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._client = None
+        self._client = self._lean = None
         await self._stack.aclose()
 
     @property
@@ -200,9 +204,13 @@ class S3Store(S3ObjectLock):
             if actual != sha256:
                 raise RetriableError(f"{key}: SHA-256 mismatch ({actual} != {sha256})")
         params.update(self.checksums.for_body(data, bytes.fromhex(sha256)))
+        try:  # the same request without botocore's request path; None: the full client's
+            resp = await self._lean.put(params["Key"], data, params) if self._lean else None
+        except LeanTaken:
+            return await self.compare_existing(key, sha256)
         with self.errors(f"write {key}"):
             try:
-                resp = await self.client.put_object(**params)
+                resp = resp or await self.client.put_object(**params)
             except ClientError as exc:
                 if self.checksums.refused(exc):
                     return await self.put_bytes(

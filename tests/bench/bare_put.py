@@ -5,11 +5,15 @@ client. Two shapes:
 
 - ``bare``: ``put_object(Bucket, Key, Body)`` on an aiobotocore client with its
   defaults (which add a CRC32 checksum, and sign the payload on plain http).
-- ``archiver``: the archiver's own :class:`~archiver.storage.s3.S3Store`
+- ``archiver``, ``archiver-full``: the archiver's own :class:`~archiver.storage.s3.S3Store`
   ``put_bytes`` (SHA-256 computed here as the transfer does while streaming,
   sent as the checksum the storage verifies, conditional write, metadata), on
   the client the archiver opens. The archiver minus the download, the listing
-  and the state: what its storage path costs by itself.
+  and the state: what its storage path costs by itself. ``archiver`` takes the
+  lean PutObject (storage/s3_lean.py), ``archiver-full`` the full client only.
+
+``--loop uvloop`` runs the loop on uvloop (where installed); botocore's CRT
+extras (awscrt) are used where installed unless BOTO_DISABLE_CRT=true.
 
 Run as a process of its own, like the archiver, so both pay the same start-up.
 Credentials come from the standard AWS variables. Prints one JSON line.
@@ -66,7 +70,10 @@ async def bare(args: argparse.Namespace) -> float:
 
 async def shaped(args: argparse.Namespace) -> float:
     settings = StorageSettings(
-        url=f"s3://{args.bucket}", endpoint_url=args.endpoint, addressing_style="path"
+        url=f"s3://{args.bucket}",
+        endpoint_url=args.endpoint,
+        addressing_style="path",
+        lean_put=args.shape == "archiver",
     )
     # As the archiver opens it: a pool of twice the concurrency (runtime.open_runtime).
     async with S3Store(settings, max_connections=args.concurrency * 2) as store:
@@ -86,10 +93,16 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--shape", choices=("bare", "archiver"), default="bare")
+    parser.add_argument("--shape", choices=("bare", "archiver", "archiver-full"), default="bare")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     loop = bare if args.shape == "bare" else shaped
-    elapsed = asyncio.run(loop(args))
+    if args.loop == "uvloop":
+        import uvloop  # the bench's own extra: measured, not a dependency of the archiver
+
+        elapsed = uvloop.run(loop(args))
+    else:
+        elapsed = asyncio.run(loop(args))
     print(json.dumps({"count": args.count, "size": args.size, "elapsed": elapsed}), flush=True)
 
 

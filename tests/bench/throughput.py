@@ -120,11 +120,38 @@ def run_put_shaped(s: Setup, rep: int) -> LegRun:
     return run_put(s, rep, "archiver")
 
 
+# The hot path's options (issue 25 item 4), each the archiver's storage path alone
+# (bare_put's "archiver" shapes): the full client or the lean PutObject, on asyncio
+# or uvloop, with botocore's CRT extras (awscrt) or without, as today's install.
+HOT_PATH: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
+    "put-full": ("archiver-full", (), {"BOTO_DISABLE_CRT": "true"}),
+    "put-full-crt": ("archiver-full", (), {"BOTO_DISABLE_CRT": "false"}),
+    "put-full-uvloop": ("archiver-full", ("--loop", "uvloop"), {"BOTO_DISABLE_CRT": "true"}),
+    "put-lean": ("archiver", (), {"BOTO_DISABLE_CRT": "true"}),
+    "put-lean-crt": ("archiver", (), {"BOTO_DISABLE_CRT": "false"}),
+    "put-lean-uvloop": ("archiver", ("--loop", "uvloop"), {"BOTO_DISABLE_CRT": "true"}),
+}
+
+
+def run_hot_path(s: Setup, rep: int, leg: str) -> LegRun:
+    """One of :data:`HOT_PATH`'s legs."""
+    shape, extra, env = HOT_PATH[leg]
+    prefix = f"{s.tag}{leg}-{rep}/"
+    command = [
+        *servers.bare_put_command(s.server, prefix, s.sim.calls, s.sim.size, s.concurrency, shape),
+        *extra,
+    ]
+    run = _measured(s, f"{s.tag}{leg}-{rep}", command, {**servers.bare_env(s.server), **env})
+    inner = float(json.loads(run.result.stdout.strip().splitlines()[-1])["elapsed"])
+    return _leg(s, leg, rep, run, prefix, inner)
+
+
 _RUNNERS: dict[str, Callable[[Setup, int], LegRun]] = {
     "archiver": run_archiver,
     "rclone": run_rclone,
     "put": run_put,
     "put-shaped": run_put_shaped,
+    **{leg: (lambda s, rep, leg=leg: run_hot_path(s, rep, leg)) for leg in HOT_PATH},  # type: ignore[misc]
 }
 
 
