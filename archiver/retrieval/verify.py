@@ -46,6 +46,7 @@ from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
 from archiver.retrieval.orphans import OrphanRule, OrphanScan
 from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.sampling import Sample
 from archiver.retrieval.tombstones import read_tombstones
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 
@@ -309,6 +310,7 @@ async def verify_archive(
     concurrency: int = 16,
     on_progress: Callable[[VerifyReport], None] | None = None,
     orphans: OrphanRule | None = None,
+    sample: Sample | None = None,
 ) -> VerifyReport:
     """Check every entry of ``manifests`` (calls started in [since, until)), the chain, the index.
 
@@ -356,8 +358,11 @@ async def verify_archive(
                         lines.add(call, (manifest.key, number))
                         expected.add(call)
                         report.entries += 1
-                        await queue.put(call)
+                        for chosen in sample.offer(call) if sample else (call,):
+                            await queue.put(chosen)
                 progressed()
+        for chosen in sample.rest() if sample else ():
+            await queue.put(chosen)
         for _ in range(workers):
             await queue.put(None)
 
