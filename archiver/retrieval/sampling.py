@@ -18,6 +18,7 @@ without replacement), e.g. 0 bad of 300 sampled: under 1.0% at 95%.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import heapq
 import math
@@ -189,3 +190,31 @@ def _binomial_cdf(k: int, n: int, p: float) -> float:
 def _percent(share: float) -> str:
     value = share * 100
     return f"{value:.2g}%" if value < 1 else f"{value:.1f}%"
+
+
+class SampledQueue(asyncio.Queue[ManifestEntry | None]):
+    """verify's queue of lines to check, through a sample (every line without one).
+
+    ``put(line)`` enqueues the lines the sample takes for it; the first
+    ``put(None)`` (the end of the lines) enqueues a count sample's chosen lines
+    before the end marker, so the checkers see every chosen line.
+    """
+
+    def __init__(self, sample: Sample | None, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self._sample = sample
+        self._ended = False
+
+    async def put(self, item: ManifestEntry | None) -> None:
+        """Enqueue ``item`` as the sample says; see the class docstring."""
+        if self._sample is None:
+            return await super().put(item)
+        if item is not None:
+            chosen = self._sample.offer(item)
+        else:
+            chosen = [] if self._ended else self._sample.rest()
+            self._ended = True
+        for line in chosen:
+            await super().put(line)
+        if item is None:
+            await super().put(None)

@@ -46,7 +46,7 @@ from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
 from archiver.retrieval.orphans import OrphanRule, OrphanScan
 from archiver.retrieval.problems import Problem, ProblemKind
-from archiver.retrieval.sampling import Sample
+from archiver.retrieval.sampling import Sample, SampledQueue
 from archiver.retrieval.tombstones import read_tombstones
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 
@@ -329,7 +329,7 @@ async def verify_archive(
     whole = since is None and until is None
     scan = OrphanScan(orphans) if orphans is not None and whole else None
     seen: set[str] = set()
-    queue: asyncio.Queue[ManifestEntry | None] = asyncio.Queue(maxsize=concurrency * 4)
+    queue: asyncio.Queue[ManifestEntry | None] = SampledQueue(sample, maxsize=concurrency * 4)
     workers = max(1, concurrency)
 
     def progressed() -> None:
@@ -358,11 +358,8 @@ async def verify_archive(
                         lines.add(call, (manifest.key, number))
                         expected.add(call)
                         report.entries += 1
-                        for chosen in sample.offer(call) if sample else (call,):
-                            await queue.put(chosen)
+                        await queue.put(call)
                 progressed()
-        for chosen in sample.rest() if sample else ():
-            await queue.put(chosen)
         for _ in range(workers):
             await queue.put(None)
 
@@ -395,10 +392,7 @@ async def verify_archive(
     index_problems, report.pointers = await expected.audit(store, whole=whole)
     report.problems += index_problems
     report.chains = chains
-    report.writers, report.links, report.unchained = (
-        chains.writers,
-        len(chains.links),
-        chains.unchained,
-    )
+    report.writers, report.unchained = chains.writers, chains.unchained
+    report.links = len(chains.links)
     report.problems.sort(key=lambda p: (p.where, p.kind.value))
     return report
