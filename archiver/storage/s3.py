@@ -61,7 +61,7 @@ from archiver.storage.s3_proof import (
     SHA256_METADATA,
     ChecksumHeaders,
     listed_object,
-    proof_from,
+    proof_as_sent,
     stored_object,
 )
 from archiver.storage.s3_upload import (
@@ -105,8 +105,7 @@ class S3Store(S3ObjectLock):
                 max_attempts=self._max_attempts,
                 max_connections=self._max_connections,
             )
-            if self._settings.lean_put:
-                self._lean = await LeanPut.open(self._client, self._bucket)
+            self._lean = await LeanPut.open(self._client, self._bucket, self._settings.lean_put)
         except BotoCoreError as exc:  # a profile that does not exist...
             raise self.error(exc, "open a client") from exc
         return self
@@ -226,14 +225,7 @@ class S3Store(S3ObjectLock):
                 if error_code(exc) in DIGEST_CODES:
                     raise self.digest_error(key, exc) from exc
                 raise
-        proof = proof_from(resp)
-        if proof.checksum_sha256 is not None and proof.checksum_sha256 != params.get(
-            "ChecksumSHA256", proof.checksum_sha256
-        ):
-            raise RetriableError(
-                f"{self.description}: {key}: the storage reports checksum "
-                f"{proof.checksum_sha256}, not the one sent"
-            )
+        proof = proof_as_sent(resp, params.get("ChecksumSHA256"), f"{self.description}: {key}")
         return Written(PutOutcome.CREATED, proof)
 
     async def compare_existing(self, key: str, sha256: str) -> Written:

@@ -81,8 +81,11 @@ class LeanPut:
         self._signer = AUTH_TYPE_MAPS["s3v4"]
 
     @classmethod
-    async def open(cls, client: Any, bucket: str) -> LeanPut | None:
-        """The lean path of ``client`` for ``bucket``, or None where it does not apply."""
+    async def open(cls, client: Any, bucket: str, enabled: bool = True) -> LeanPut | None:
+        """The lean path of ``client`` for ``bucket``, or None where it does not apply
+        (or is not ``enabled``: ARCHIVER_STORAGE__LEAN_PUT=false)."""
+        if not enabled:
+            return None
         http = getattr(getattr(client, "_endpoint", None), "http_session", None)
         signer = getattr(client, "_request_signer", None)
         if http is None or signer is None or getattr(signer, "_credentials", None) is None:

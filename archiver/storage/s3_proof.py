@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
+from archiver.errors import RetriableError
 from archiver.storage.base import ObjectProof, StoredObject
 from archiver.storage.s3_errors import error_code, rejects_checksum
 
@@ -72,6 +73,17 @@ def proof_from(response: Mapping[str, Any]) -> ObjectProof:
         checksum_sha256=str(checksum) if checksum else None,
         checksum_type=str(kind) if checksum else None,
     )
+
+
+def proof_as_sent(response: Mapping[str, Any], sent: str | None, where: str) -> ObjectProof:
+    """The proof of a PutObject answer; RetriableError when the server reports a
+    checksum other than the one ``sent`` (the object is not the bytes we sent)."""
+    proof = proof_from(response)
+    if proof.checksum_sha256 is not None and sent is not None and proof.checksum_sha256 != sent:
+        raise RetriableError(
+            f"{where}: the storage reports checksum {proof.checksum_sha256}, not the one sent"
+        )
+    return proof
 
 
 def sha256_from_head(response: Mapping[str, Any]) -> str | None:
