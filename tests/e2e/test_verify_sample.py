@@ -20,7 +20,9 @@ CALLS = 24
 @pytest.fixture
 async def archive(tmp_path: Path) -> tuple[Simulator, StorageSettings, dict[str, str], Path]:
     """A local archive of CALLS recordings, and a fresh machine's environment."""
-    sim = Simulator(SimConfig(seed=25, calls=CALLS, recording_fraction=1.0, min_size=4_000, max_size=20_000))
+    sim = Simulator(
+        SimConfig(seed=25, calls=CALLS, recording_fraction=1.0, min_size=4_000, max_size=20_000)
+    )
     storage = StorageSettings(url=str(tmp_path / "archive"))
     builder = tmp_path / "builder"
     builder.mkdir()
