@@ -29,13 +29,14 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from archiver.errors import ArchiverError, ConfigError
+from archiver.errors import ArchiverError, ConfigError, StorageError
 from archiver.pipeline.owner_tokens import holder_is_gone
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.pipeline")
 
 PREFIX = "_archiver/running/"
+MARKER_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -120,9 +121,19 @@ class StorageBinding:
             }
         ).encode()
         digest = hashlib.sha256(body).hexdigest()
-        await self._store.put_bytes(
-            marker.key, body, sha256=digest, content_type="application/json"
-        )
+        for attempt in range(1, MARKER_ATTEMPTS + 1):
+            try:
+                await self._store.put_bytes(
+                    marker.key, body, sha256=digest, content_type="application/json"
+                )
+                break
+            except StorageError:
+                # Two processes starting at once may each list before the other's marker
+                # is there, and a local store's crash clean-up of the one that thinks it
+                # is alone removes the other's temporary file mid-write. The write is the
+                # same bytes again (a second one finds them present), so it is tried again.
+                if attempt == MARKER_ATTEMPTS:
+                    raise
         self._mine = marker
         return marker
 
