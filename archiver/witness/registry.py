@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from archiver.storage.base import ObjectExistsError, ObjectStore
+from archiver.storage.base import ObjectExistsError, ObjectStore, PutOutcome
 from archiver.storage.layout import ARCHIVER_PREFIX, WRITER_ID
 from archiver.witness.note import MAX_NOTE_BYTES, NoteError, Signer, Verifier, open_note, sign_note
 
@@ -80,7 +80,7 @@ async def register_writer(
     key = registration_key(writer)
     data = sign_note(registration_text(origin, writer), signer, when).encode()
     try:
-        await store.put_bytes(
+        written = await store.put_bytes(
             key, data, sha256=hashlib.sha256(data).hexdigest(), content_type="text/plain"
         )
     except ObjectExistsError:
@@ -88,4 +88,5 @@ async def register_writer(
         if why is not None:
             raise NoteError(f"{store.full_key(key)} exists and is not valid: {why}") from None
         return store.full_key(key), False
-    return store.full_key(key), True
+    # The same note again (registered twice in one second): nothing new was written.
+    return store.full_key(key), written.outcome is PutOutcome.CREATED
