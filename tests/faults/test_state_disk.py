@@ -1,11 +1,10 @@
 """The SQLite state's disk fills up while ``archiver run`` archives: the run must say
 so in one line, stay up, and archive everything once when space returns.
 
-Today (archiver/state/sqlite) ``sqlite3.OperationalError: database or disk is
-full`` ends the run with a traceback. Riding it out is the state's work (issue
-22 item 1, the `state` engineer: reconnect, retry, readiness false meanwhile);
-this test is its acceptance, strict xfail until then: once it passes, remove
-the mark.
+Before issue 22 item 1, ``sqlite3.OperationalError: database or disk is full``
+ended the run with a traceback; the state now rides it out (archiver/state/outage.py:
+the failed transaction was rolled back whole and is run again once space returns;
+readiness false meanwhile). This test is that work's acceptance.
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ from tests.support.fault_run import OUTAGE
 from tests.support.fault_scenarios import state_disk_full
 
 
-@pytest.mark.xfail(
-    reason="issue 22 item 1 (state): a full SQLite disk ends the run today", strict=True
-)
 async def test_sqlite_state_disk_full(tmp_path):
     if os.geteuid() != 0:
         pytest.fail("the disk faults mount a tmpfs: run the tests as root")
