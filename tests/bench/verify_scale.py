@@ -1,6 +1,7 @@
 """``archiver verify`` (no ``--deep``) over a large archive: requests per object, wall time.
 
-``python -m tests.bench.verify_scale --calls N --storage s3|local [--size BYTES]``
+``python -m tests.bench.verify_scale --calls N --storage s3|local [--size BYTES]
+[--sample N|P% ...]``
 
 Builds an archive of N recordings (``--size`` random bytes each, a WAV
 header in front) through the archiver's own store, so every line carries the
@@ -10,7 +11,9 @@ the id index (two pointers per recording). ``s3`` starts a throwaway SeaweedFS
 on loopback; ``local`` writes into a temporary directory. Then it runs the
 default verify in-process, counting every S3 request by operation (botocore's
 ``before-send`` event), and prints one JSON line: the build time, verify's wall
-time, its requests by operation and per object, and what it proved.
+time, its requests by operation and per object, and what it proved. Each
+``--sample`` adds a sampled verify of the same archive (``verify --sample``,
+seed ``bench``) after the full one: its wall time, requests and sample line.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from archiver.manifest.reader import list_manifests
 from archiver.manifest.writer import advance_head
 from archiver.models import CallRecord, Provider
 from archiver.retrieval.index import pointer_body, pointer_keys
+from archiver.retrieval.sampling import Sample
 from archiver.retrieval.verify import verify_archive
 from archiver.settings import StorageSettings
 from archiver.storage import LocalStore, ObjectProof, ObjectStore, open_store
@@ -121,11 +125,9 @@ async def build(store: ObjectStore, calls: int, size: int, concurrency: int = 32
     return manifests
 
 
-async def measure(settings: StorageSettings, calls: int, size: int) -> dict[str, Any]:
-    async with open_store(settings, max_connections=64) as store:
-        t0 = time.monotonic()
-        manifests = await build(store, calls, size)
-        built = time.monotonic() - t0
+async def _verify(
+    settings: StorageSettings, sample: Sample | None
+) -> tuple[Any, float, Counter[str]]:
     requests: Counter[str] = Counter()
     async with open_store(settings, max_connections=24) as store:
         client = getattr(store, "client", None)
@@ -137,11 +139,36 @@ async def measure(settings: StorageSettings, calls: int, size: int) -> dict[str,
             client.meta.events.register("before-call.s3.*", count)
         t0 = time.monotonic()
         listed = await list_manifests(store, None, None, UTC)
-        report = await verify_archive(store, listed, tz=UTC, concurrency=16)
+        report = await verify_archive(store, listed, tz=UTC, concurrency=16, sample=sample)
         wall = time.monotonic() - t0
     assert report.ok, [p.line() for p in report.problems[:5]]
+    return report, wall, requests
+
+
+async def measure(
+    settings: StorageSettings, calls: int, size: int, samples: list[str] | None = None
+) -> dict[str, Any]:
+    async with open_store(settings, max_connections=64) as store:
+        t0 = time.monotonic()
+        manifests = await build(store, calls, size)
+        built = time.monotonic() - t0
+    report, wall, requests = await _verify(settings, None)
+    sampled = []
+    for spec in samples or []:
+        sample = Sample.parse(spec, "bench")
+        part, part_wall, part_requests = await _verify(settings, sample)
+        sampled.append(
+            {
+                "sample": spec,
+                "wall_s": round(part_wall, 1),
+                "requests": dict(part_requests),
+                "requests_total": sum(part_requests.values()),
+                "line": sample.line(part.checked, part.entries, sample.bad(part.problems)),
+            }
+        )
     total = sum(requests.values())
     return {
+        "sampled": sampled,
         "storage": "s3" if settings.is_s3 else "local",
         "recordings": calls,
         "recording_bytes": size,
@@ -164,7 +191,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="verify-bench-") as tmp:
         if args.storage == "local":
             return await measure(
-                StorageSettings(url=str(Path(tmp) / "archive")), args.calls, args.size
+                StorageSettings(url=str(Path(tmp) / "archive")), args.calls, args.size, args.sample
             )
         process = SeaweedProcess(Path(tmp))
         server = process.start()
@@ -180,7 +207,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             settings = StorageSettings(
                 url="s3://bench/verify", endpoint_url=server.endpoint_url, addressing_style="path"
             )
-            return await measure(settings, args.calls, args.size)
+            return await measure(settings, args.calls, args.size, args.sample)
         finally:
             process.stop()
 
@@ -190,6 +217,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--storage", choices=["s3", "local"], required=True)
     parser.add_argument("--size", type=int, default=16 * 1024)
+    parser.add_argument("--sample", action="append", help="also a sampled verify (repeatable)")
     print(json.dumps(asyncio.run(main_async(parser.parse_args()))), flush=True)
 
 
