@@ -1,7 +1,7 @@
 """``archiver verify`` (no ``--deep``) over a large archive: requests per object, wall time.
 
 ``python -m tests.bench.verify_scale --calls N --storage s3|local [--size BYTES]
-[--sample N|P% ...]``
+[--sample N|P% ...] [--days D --batch B]``
 
 Builds an archive of N recordings (``--size`` random bytes each, a WAV
 header in front) through the archiver's own store, so every line carries the
@@ -14,6 +14,10 @@ default verify in-process, counting every S3 request by operation (botocore's
 time, its requests by operation and per object, and what it proved. Each
 ``--sample`` adds a sampled verify of the same archive (``verify --sample``,
 seed ``bench``) after the full one: its wall time, requests and sample line.
+``--days D`` spreads the calls evenly over D days (each batch in its day's
+partition) and adds a verify of the middle day (``--since/--until``);
+``--batch B`` writes B lines per manifest object (the service's shape: about
+4; a backfill's: 1,000).
 """
 
 from __future__ import annotations
@@ -43,9 +47,12 @@ from archiver.storage import LocalStore, ObjectProof, ObjectStore, open_store
 from archiver.storage.layout import manifest_key
 from tests.support.seaweed import SeaweedProcess, admin_client
 
-BATCH = 1000
+BATCH = [1000]  # lines per manifest object (--batch)
 WRITER = "wbench00000000001"
 START = datetime(2021, 2, 17, 1, 0, tzinfo=UTC)
+
+
+SPACING = [1.0]  # seconds between two calls' starts (--days sets it)
 
 
 def _call(n: int) -> CallRecord:
@@ -53,7 +60,7 @@ def _call(n: int) -> CallRecord:
         provider=Provider.CDR_V2,
         cdr_id=f"cdr-{n:08d}",
         sip_call_id=f"{n:08d}-bench@pbx.example.vn",
-        started_at=START + timedelta(seconds=n),
+        started_at=START + timedelta(seconds=n * SPACING[0]),
     )
 
 
@@ -75,7 +82,7 @@ async def _put(store: ObjectStore, key: str, data: bytes) -> ObjectProof:
 async def _recording(store: ObjectStore, n: int, size: int) -> ManifestEntry:
     data = b"RIFF" + os.urandom(size - 4)
     digest = hashlib.sha256(data).hexdigest()
-    key = f"recordings/2021/02/17/{n:08d}-bench.wav"
+    key = f"recordings/{_call(n).started_at:%Y/%m/%d}/{n:08d}-bench.wav"
     proof = await _put(store, key, data)
     return ManifestEntry.build(
         _call(n),
@@ -98,10 +105,11 @@ async def build(store: ObjectStore, calls: int, size: int, concurrency: int = 32
         async with semaphore:
             return await _recording(store, n, size)
 
-    for first in range(0, calls, BATCH):
-        entries = await asyncio.gather(*(one(n) for n in range(first, min(first + BATCH, calls))))
+    for first in range(0, calls, BATCH[0]):
+        last = min(first + BATCH[0], calls)
+        entries = await asyncio.gather(*(one(n) for n in range(first, last)))
         manifests += 1
-        key = manifest_key("2021-02-17", manifests, WRITER)
+        key = manifest_key(f"{_call(first).started_at:%Y-%m-%d}", manifests, WRITER)
         content = "".join(e.to_line() + "\n" for e in entries).encode()
         await store.put_bytes(
             key, content, sha256=sha256_hex(content), content_type="application/x-ndjson"
@@ -126,7 +134,7 @@ async def build(store: ObjectStore, calls: int, size: int, concurrency: int = 32
 
 
 async def _verify(
-    settings: StorageSettings, sample: Sample | None
+    settings: StorageSettings, sample: Sample | None, day: datetime | None = None
 ) -> tuple[Any, float, Counter[str]]:
     requests: Counter[str] = Counter()
     async with open_store(settings, max_connections=24) as store:
@@ -138,15 +146,22 @@ async def _verify(
 
             client.meta.events.register("before-call.s3.*", count)
         t0 = time.monotonic()
-        listed = await list_manifests(store, None, None, UTC)
-        report = await verify_archive(store, listed, tz=UTC, concurrency=16, sample=sample)
+        until = day + timedelta(days=1) if day is not None else None
+        listed = await list_manifests(store, day, until, UTC)
+        report = await verify_archive(
+            store, listed, since=day, until=until, tz=UTC, concurrency=16, sample=sample
+        )
         wall = time.monotonic() - t0
     assert report.ok, [p.line() for p in report.problems[:5]]
     return report, wall, requests
 
 
 async def measure(
-    settings: StorageSettings, calls: int, size: int, samples: list[str] | None = None
+    settings: StorageSettings,
+    calls: int,
+    size: int,
+    samples: list[str] | None = None,
+    days: int = 1,
 ) -> dict[str, Any]:
     async with open_store(settings, max_connections=64) as store:
         t0 = time.monotonic()
@@ -166,8 +181,21 @@ async def measure(
                 "line": sample.line(part.checked, part.entries, sample.bad(part.problems)),
             }
         )
+    one_day: dict[str, Any] = {}
+    if days > 1:
+        day = START.replace(hour=0) + timedelta(days=days // 2)
+        part, part_wall, part_requests = await _verify(settings, None, day)
+        one_day = {
+            "day": f"{day:%Y-%m-%d}",
+            "wall_s": round(part_wall, 1),
+            "checked": part.checked,
+            "manifests_read": part.manifests_read,
+            "requests": dict(part_requests),
+            "requests_total": sum(part_requests.values()),
+        }
     total = sum(requests.values())
     return {
+        "one_day": one_day,
         "sampled": sampled,
         "storage": "s3" if settings.is_s3 else "local",
         "recordings": calls,
@@ -191,7 +219,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="verify-bench-") as tmp:
         if args.storage == "local":
             return await measure(
-                StorageSettings(url=str(Path(tmp) / "archive")), args.calls, args.size, args.sample
+                StorageSettings(url=str(Path(tmp) / "archive")),
+                args.calls,
+                args.size,
+                args.sample,
+                args.days,
             )
         process = SeaweedProcess(Path(tmp))
         server = process.start()
@@ -207,7 +239,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             settings = StorageSettings(
                 url="s3://bench/verify", endpoint_url=server.endpoint_url, addressing_style="path"
             )
-            return await measure(settings, args.calls, args.size, args.sample)
+            return await measure(settings, args.calls, args.size, args.sample, args.days)
         finally:
             process.stop()
 
@@ -218,7 +250,12 @@ def main() -> None:
     parser.add_argument("--storage", choices=["s3", "local"], required=True)
     parser.add_argument("--size", type=int, default=16 * 1024)
     parser.add_argument("--sample", action="append", help="also a sampled verify (repeatable)")
-    print(json.dumps(asyncio.run(main_async(parser.parse_args()))), flush=True)
+    parser.add_argument("--days", type=int, default=1, help="days the calls spread over")
+    parser.add_argument("--batch", type=int, default=1000, help="lines per manifest object")
+    args = parser.parse_args()
+    BATCH[0] = args.batch
+    SPACING[0] = args.days * 86400 / max(args.calls, 1)
+    print(json.dumps(asyncio.run(main_async(args))), flush=True)
 
 
 if __name__ == "__main__":
