@@ -187,3 +187,26 @@ async def test_keys_that_need_quoting_land_under_the_same_key(
         await _put(store, key, data)
         listed = [o.key async for o in store.list("2026/12/04/")]
         assert listed == [key]
+
+
+async def test_a_body_over_one_mib_and_a_store_with_the_lean_put_off_use_the_full_client(
+    make_bucket: MakeBucket, s3_settings: S3Settings
+) -> None:
+    bucket = await make_bucket()
+    small, large = os.urandom(8 * 1024), os.urandom(1024 * 1024 + 1)
+    operations: list[str] = []
+    for lean_put, data, through_botocore in (
+        (True, small, False),
+        (True, large, True),
+        (False, small, True),
+    ):
+        async with _store(s3_settings(bucket, lean_put=lean_put)) as store:
+            operations.clear()
+            store.client.meta.events.register(
+                "before-call.s3.PutObject", lambda **kw: operations.append("PutObject")
+            )
+            key = f"r/{lean_put}-{len(data)}.wav"
+            written = await _put(store, key, data)
+            assert written.outcome == PutOutcome.CREATED
+            assert operations == (["PutObject"] if through_botocore else [])
+            assert b"".join([c async for c in store.read(key)]) == data
