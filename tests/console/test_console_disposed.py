@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.console.support import audit_records, first_call_id, running_console, signed_in
 from tests.support.cli import cli_env, run_cli
+from tests.support.console import audit_records, first_call_id, running_console, signed_in
 
 
 async def test_a_disposed_call_says_so(local_archive, tmp_path):
