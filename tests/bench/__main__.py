@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--legs",
         default=",".join(throughput.LEGS),
-        help=f"throughput legs (default {','.join(throughput.LEGS)})",
+        help=f"throughput legs (default {','.join(throughput.LEGS)}; the hot path's options, "
+        f"the storage path alone: {','.join(throughput.HOT_PATH)})",
     )
     p.add_argument(
         "--compare",
