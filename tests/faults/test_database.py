@@ -69,8 +69,9 @@ def _figures(**figures: object) -> None:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[PostgresCluster, PostgresServer]]:
-    """A PostgreSQL cluster this module may stop and start."""
-    own = PostgresCluster()
+    """A PostgreSQL cluster this module may stop and start, durable as a production one
+    (an immediate stop must not lose a commit the server acknowledged)."""
+    own = PostgresCluster(durable=True)
     server = own.start()
     try:
         yield own, server

@@ -147,8 +147,17 @@ class PostgresServer:
 class PostgresCluster:
     """One ``initdb``'d cluster under a fresh temporary directory, started by ``pg_ctl``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: every acknowledged commit survives a crash of the server (its
+        WAL written before the answer, ``synchronous_commit=on``). The fast default
+        loses the last commits at ``pg_ctl stop -m immediate``, which a production
+        server (``synchronous_commit`` on by default) never does: a test that crashes
+        the server under the archiver needs a durable cluster."""
         self.bindir = find_bindir()
+        self._server_options = tuple(
+            "-c synchronous_commit=on" if durable and o.startswith("-c synchronous_commit") else o
+            for o in _SERVER_OPTIONS
+        )
         # Not pytest's tmp_path: /tmp/pytest-of-root is 0700, which the postgres
         # user could not enter.
         self.workdir = Path(tempfile.mkdtemp(prefix="archiver-pg-"))
@@ -204,7 +213,7 @@ class PostgresCluster:
                     "-t",
                     "60",
                     "-o",
-                    " ".join((*_SERVER_OPTIONS, f"-p {port}", f"-k {self.workdir}")),
+                    " ".join((*self._server_options, f"-p {port}", f"-k {self.workdir}")),
                     "start",
                 )
             except RuntimeError:
@@ -212,7 +221,7 @@ class PostgresCluster:
                     raise
                 time.sleep(0.2)
                 continue
-            self._options = " ".join((*_SERVER_OPTIONS, f"-p {port}", f"-k {self.workdir}"))
+            self._options = " ".join((*self._server_options, f"-p {port}", f"-k {self.workdir}"))
             self._server = PostgresServer("127.0.0.1", port, self.workdir, self.bindir)
             self._server.psql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
             return self._server
