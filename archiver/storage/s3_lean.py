@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from botocore.auth import AUTH_TYPE_MAPS, _host_from_url
+from botocore.auth import AUTH_TYPE_MAPS
 from botocore.awsrequest import AWSRequest
 from botocore.serialize import create_serializer
 
@@ -144,8 +144,8 @@ class LeanPut:
         headers = self.headers_for(params)
         url = self._base + quote(key, safe="/~")
         headers["Content-Length"] = str(len(body))
-        # Signed and sent, as the full client does (the signer's own rule for the value).
-        headers["Host"] = _host_from_url(url)
+        # No Host header of our own, as the full client sets none: the signer signs the
+        # URL's host (botocore's _host_from_url rule) and aiohttp sends the same value.
         request = AWSRequest(method="PUT", url=url, headers=headers, data=body)
         request.context.update(self._context)
         credentials = await self._client._request_signer._credentials.get_frozen_credentials()
