@@ -136,7 +136,6 @@ class SqliteOutcomes:
         """Outcomes on ``db``, grouped into shared commits; ``clock`` stamps them."""
         self._db = db
         self._clock = clock
-        self._db = db
         self._updates = GroupedUpdates(db)
         self._adopted_batch = False  # batch 0 known to exist (see queries/adoption.py)
 
