@@ -43,6 +43,26 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _key_fields(
+    text: str, *, malformed: str, not_base64: str, wrong_type: str
+) -> tuple[str, str, int, bytes]:
+    """NAME+KEYID+BASE64(0x04 || 32 bytes): the name, the id as written and as a number,
+    and the 32 key bytes; NoteError with the caller's words (never quoting the key)."""
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        raise NoteError(malformed)
+    name, hexid, material = parts
+    _check_name(name)
+    try:
+        raw = base64.b64decode(material, validate=True)
+        wanted = int(hexid, 16)
+    except (binascii.Error, ValueError):
+        raise NoteError(not_base64) from None
+    if len(raw) != 33 or raw[0] != COSIGNATURE:
+        raise NoteError(wrong_type)
+    return name, hexid, wanted, raw[1:]
+
+
 def key_id(name: str, public: bytes) -> int:
     """The 32-bit key id of a cosigner key (C2SP: SHA-256 of name, newline, type, key)."""
     digest = hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE]) + public).digest()
@@ -73,19 +93,13 @@ class Verifier:
     @classmethod
     def parse(cls, text: str) -> Verifier:
         """Read a verifier key; NoteError if it is not one."""
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("a witness verifier key is NAME+KEYID+BASE64")
-        name, hexid, material = parts
-        _check_name(name)
-        try:
-            raw = base64.b64decode(material, validate=True)
-            wanted = int(hexid, 16)
-        except (binascii.Error, ValueError):
-            raise NoteError("a witness verifier key is NAME+KEYID+BASE64") from None
-        if len(raw) != 33 or raw[0] != COSIGNATURE:
-            raise NoteError("the witness verifier key is not an Ed25519 cosigner key (type 0x04)")
-        verifier = cls(name, raw[1:])
+        name, hexid, wanted, key = _key_fields(
+            text.strip(),
+            malformed="a witness verifier key is NAME+KEYID+BASE64",
+            not_base64="a witness verifier key is NAME+KEYID+BASE64",
+            wrong_type="the witness verifier key is not an Ed25519 cosigner key (type 0x04)",
+        )
+        verifier = cls(name, key)
         if verifier.id != wanted or len(hexid) != 8:
             raise NoteError("the witness verifier key's id does not match its key")
         return verifier
@@ -120,19 +134,13 @@ class Signer:
         text = text.strip()
         if not text.startswith(_PRIVATE_PREFIX):
             raise NoteError("not a witness key file (it must start with PRIVATE+KEY+)")
-        parts = text[len(_PRIVATE_PREFIX) :].split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("not a witness key file (PRIVATE+KEY+NAME+KEYID+BASE64)")
-        name, hexid, material = parts
-        _check_name(name)
-        try:
-            raw = base64.b64decode(material, validate=True)
-            wanted = int(hexid, 16)
-        except (binascii.Error, ValueError):
-            raise NoteError("not a witness key file (its key is not base64)") from None
-        if len(raw) != 33 or raw[0] != COSIGNATURE:
-            raise NoteError("not an Ed25519 witness key (type 0x04)")
-        signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
+        name, _, wanted, key = _key_fields(
+            text[len(_PRIVATE_PREFIX) :],
+            malformed="not a witness key file (PRIVATE+KEY+NAME+KEYID+BASE64)",
+            not_base64="not a witness key file (its key is not base64)",
+            wrong_type="not an Ed25519 witness key (type 0x04)",
+        )
+        signer = cls(name, Ed25519PrivateKey.from_private_bytes(key))
         if signer.verifier.id != wanted:
             raise NoteError("the witness key file is damaged (its id does not match its key)")
         return signer
