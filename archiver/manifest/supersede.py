@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from archiver.manifest.chain import next_link, sha256_hex
 from archiver.manifest.writer import advance_head
@@ -37,6 +37,8 @@ from archiver.storage.layout import (
     WRITER_ID,
 )
 from archiver.timeutil import utc_text
+
+R = TypeVar("R")
 
 SUPERSEDE_PREFIX = f"{ARCHIVER_PREFIX}supersede/"
 RECORD_TYPE = "supersede"
@@ -116,19 +118,27 @@ def record_key(writer: str, seq: int) -> str:
     return f"{SUPERSEDE_PREFIX}{seq:012d}-{writer}.jsonl"
 
 
-def parse_records(key: str, content: bytes) -> tuple[list[Supersession], list[str]]:
-    """The records of one object and a reason for each line that is not one (pure)."""
-    found: list[Supersession] = []
+def parse_record_lines(
+    key: str, content: bytes, build: Callable[[Any, str], R]
+) -> tuple[list[R], list[str]]:
+    """The chained records of one JSON Lines object (supersede records, tombstones), each
+    made by ``build(json, key)``, and a reason for each line that is not one (pure)."""
+    found: list[R] = []
     bad: list[str] = []
     for number, raw in enumerate(content.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
-            found.append(Supersession.from_line(json.loads(raw), key))
+            found.append(build(json.loads(raw), key))
         except (ValueError, UnicodeDecodeError) as exc:
             reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
             bad.append(f"{key} line {number}: {reason}")
     return found, bad
+
+
+def parse_records(key: str, content: bytes) -> tuple[list[Supersession], list[str]]:
+    """The records of one object and a reason for each line that is not one (pure)."""
+    return parse_record_lines(key, content, Supersession.from_line)
 
 
 async def write_records(

@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from archiver.manifest.chain import next_link, sha256_hex
+from archiver.manifest.supersede import parse_record_lines
 from archiver.manifest.writer import advance_head
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import (
@@ -158,17 +159,7 @@ def parse_tombstone_key(key: str) -> tuple[str, int] | None:
 
 def parse_tombstones(key: str, content: bytes) -> tuple[list[Tombstone], list[str]]:
     """The tombstones of one object and a reason for each line that is not one (pure)."""
-    found: list[Tombstone] = []
-    bad: list[str] = []
-    for number, raw in enumerate(content.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            found.append(Tombstone.from_line(json.loads(raw), key))
-        except (ValueError, UnicodeDecodeError) as exc:
-            reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            bad.append(f"{key} line {number}: {reason}")
-    return found, bad
+    return parse_record_lines(key, content, Tombstone.from_line)
 
 
 async def write_tombstones(
