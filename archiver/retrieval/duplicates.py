@@ -16,7 +16,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from archiver.manifest.chain import Link, sha256_hex
+from archiver.manifest.chain import Link
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import read_manifests, read_objects
 from archiver.manifest.supersede import (
@@ -26,7 +26,7 @@ from archiver.manifest.supersede import (
     parse_records,
     write_records,
 )
-from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.problems import Problem, ProblemKind, records_against_link
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import MANIFEST_PREFIX
 
@@ -92,22 +92,7 @@ async def read_records(store: ObjectStore, links: Mapping[str, Link] | None = No
 
 
 def _against_link(key: str, content: bytes, link: Link | None) -> Problem | None:
-    if link is None:
-        return Problem(
-            ProblemKind.OUT_OF_CHAIN,
-            key,
-            "no chain link records this supersede record object: its records are not applied",
-        )
-    sha = sha256_hex(content)
-    if (sha, len(content)) != (link.manifest_sha256, link.manifest_size):
-        return Problem(
-            ProblemKind.MANIFEST_ALTERED,
-            key,
-            f"{len(content)} bytes with SHA-256 {sha}; link {link.key} records "
-            f"{link.manifest_size} bytes with SHA-256 {link.manifest_sha256}: "
-            "its records are not applied",
-        )
-    return None
+    return records_against_link(key, content, link, "supersede record", "records")
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from archiver.manifest.chain import Link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
 
 
@@ -46,3 +47,26 @@ class Problem:
         """One line for the report: kind, key, the call's ids, what is wrong."""
         ident = f" {self.call.describe()}" if self.call else ""
         return f"{self.kind.value.upper()} {self.where}{ident}: {self.detail}"
+
+
+def records_against_link(
+    key: str, content: bytes, link: Link | None, kind: str, records: str
+) -> Problem | None:
+    """A chained record object (``kind``: "supersede record", "tombstone") against the link
+    recording it (pure); None when it matches. ``records`` names what is not applied."""
+    if link is None:
+        return Problem(
+            ProblemKind.OUT_OF_CHAIN,
+            key,
+            f"no chain link records this {kind} object: its {records} are not applied",
+        )
+    sha = sha256_hex(content)
+    if (sha, len(content)) != (link.manifest_sha256, link.manifest_size):
+        return Problem(
+            ProblemKind.MANIFEST_ALTERED,
+            key,
+            f"{len(content)} bytes with SHA-256 {sha}; link {link.key} records "
+            f"{link.manifest_size} bytes with SHA-256 {link.manifest_sha256}: "
+            f"its {records} are not applied",
+        )
+    return None

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from archiver.manifest.chain import Link, sha256_hex
+from archiver.manifest.chain import Link
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import read_object, read_objects
 from archiver.manifest.tombstone import Tombstone, parse_tombstone_key, parse_tombstones
-from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.problems import Problem, ProblemKind, records_against_link
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import TOMBSTONE_PREFIX, link_key
 
@@ -45,23 +45,7 @@ class Tombstones:
 
 
 def _against_link(key: str, content: bytes, link: Link | None) -> Problem | None:
-    """A tombstone object against the link recording it (pure); None if it matches."""
-    if link is None:
-        return Problem(
-            ProblemKind.OUT_OF_CHAIN,
-            key,
-            "no chain link records this tombstone object: its tombstones are not applied",
-        )
-    sha = sha256_hex(content)
-    if (sha, len(content)) != (link.manifest_sha256, link.manifest_size):
-        return Problem(
-            ProblemKind.MANIFEST_ALTERED,
-            key,
-            f"{len(content)} bytes with SHA-256 {sha}; link {link.key} records "
-            f"{link.manifest_size} bytes with SHA-256 {link.manifest_sha256}: "
-            "its tombstones are not applied",
-        )
-    return None
+    return records_against_link(key, content, link, "tombstone", "tombstones")
 
 
 async def read_tombstones(
