@@ -98,7 +98,32 @@ def _check_settings(settings: Settings, found: Findings) -> bool:
         found.problem("settings", f"configuration error: {exc}", ExitCode.USAGE)
     if not found.problems:
         print("settings: OK")
+    _check_retention(settings, found)
     return source_ready
+
+
+def _check_retention(settings: Settings, found: Findings) -> None:
+    """The retention schedule, read as ``dispose`` and ``run`` read it: a bad rules file
+    is a settings problem (exit 2), found now rather than at the first disposition."""
+    from archiver.manifest.retention import load_schedule
+
+    codes = {code: str(meaning) for code, meaning in settings.source.direction_codes.items()}
+    try:
+        schedule = load_schedule(
+            settings.retention.rules_file, settings.storage.retention_days, codes
+        )
+    except ConfigError as exc:
+        found.problem("retention", f"configuration error: {exc}", ExitCode.USAGE)
+        return
+    days = schedule.default_days
+    default = (
+        f"default rule {days} day(s)"
+        if days
+        else "no default rule (a recording no rule matches is kept)"
+    )
+    source = settings.retention.rules_file
+    where = f" from {source}" if source is not None else " (ARCHIVER_RETENTION__RULES_FILE unset)"
+    print(f"retention: OK: {len(schedule.rules)} rule(s){where}, {default}")
 
 
 def _any_source() -> SourceSettings:
