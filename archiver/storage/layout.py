@@ -6,6 +6,9 @@
     _archiver/chain/<writer>/<seq:012>.json             its link (written once)
     _archiver/chain/<writer>/head.json                  the writer's latest link
     _archiver/chain/<writer>/<seq:012>.tsr              a trusted timestamp of that link
+    _archiver/rollups/<writer>/<n:012>.entries.jsonl    rollup n: the links (and tokens) it covers
+    _archiver/rollups/<writer>/<n:012>.jsonl            ... the covered manifest objects' bytes
+    _archiver/rollups/<writer>/<n:012>.json             ... its record (written last)
 
 ``seq`` is the batch's number in its writer's state store and ``writer`` the
 writer id kept there, so a manifest key names its own link. Manifests written
@@ -29,6 +32,8 @@ ARCHIVER_PREFIX = "_archiver/"
 CHAIN_PREFIX = "_archiver/chain/"
 # Tombstones of disposed recordings (archiver.manifest.tombstone): evidence, locked.
 TOMBSTONE_PREFIX = "_archiver/tombstones/"
+# Rollups (archiver.manifest.rollup): a run of a writer's chain copied into three objects.
+ROLLUP_PREFIX = "_archiver/rollups/"
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
 CHAIN_CONTENT_TYPE = "application/json"
 HEAD_NAME = "head.json"
@@ -122,3 +127,63 @@ def parse_chain_key(key: str) -> tuple[str, int | None] | None:
     if ext != "json" or not dot or not (stem.isascii() and stem.isdigit()):
         return None
     return writer, int(stem)
+
+
+# The three objects of one rollup, by the end of their name (longest first: ".jsonl"
+# also ends ".entries.jsonl").
+ROLLUP_RECORD = "record"
+ROLLUP_ENTRIES = "entries"
+ROLLUP_DATA = "data"
+_ROLLUP_SUFFIXES = (
+    (".entries.jsonl", ROLLUP_ENTRIES),
+    (".jsonl", ROLLUP_DATA),
+    (".json", ROLLUP_RECORD),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupKey:
+    """A rollup object's key, taken apart: its writer, its number, which part it is."""
+
+    writer: str
+    n: int
+    part: str  # ROLLUP_RECORD, ROLLUP_ENTRIES or ROLLUP_DATA
+
+
+def _rollup_stem(writer: str, n: int) -> str:
+    if not WRITER_ID.fullmatch(writer):
+        raise ValueError(f"a writer id must be a plain token of up to 64 characters: {writer!r}")
+    if n < 1:
+        raise ValueError(f"a rollup number starts at 1: {n}")
+    return f"{ROLLUP_PREFIX}{writer}/{n:012d}"
+
+
+def rollup_key(writer: str, n: int) -> str:
+    """The key of rollup ``n``'s record (written last: the rollup's commit point)."""
+    return _rollup_stem(writer, n) + ".json"
+
+
+def rollup_entries_key(writer: str, n: int) -> str:
+    """The key of rollup ``n``'s entries (the covered links and tokens; written first)."""
+    return _rollup_stem(writer, n) + ".entries.jsonl"
+
+
+def rollup_data_key(writer: str, n: int) -> str:
+    """The key of rollup ``n``'s lines (the covered manifest objects' bytes, concatenated)."""
+    return _rollup_stem(writer, n) + ".jsonl"
+
+
+def parse_rollup_key(key: str) -> RollupKey | None:
+    """The parts of a rollup object's key, or None for a key that is not one."""
+    if not key.startswith(ROLLUP_PREFIX):
+        return None
+    writer, slash, name = key[len(ROLLUP_PREFIX) :].partition("/")
+    if not slash or not WRITER_ID.fullmatch(writer):
+        return None
+    for suffix, part in _ROLLUP_SUFFIXES:
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            if len(stem) == 12 and stem.isascii() and stem.isdigit() and int(stem) >= 1:
+                return RollupKey(writer, int(stem), part)
+            return None
+    return None

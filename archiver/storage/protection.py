@@ -4,7 +4,7 @@ Which objects get what:
 
 - **Object Lock retention** (mode + retain-until = write time + retention
   days): the evidence, i.e. recordings, manifest objects, their chain (links,
-  tokens, every version of the heads), tombstones and audit records.
+  tokens, every version of the heads), rollups, tombstones and audit records.
   Not the rest of ``_archiver/`` (index pointers can be rebuilt from the
   manifests; ``check`` objects are deleted again), so nothing the archiver must
   remove is ever locked.
@@ -22,7 +22,13 @@ from typing import Any
 from archiver.errors import ConfigError
 from archiver.settings import ENV_PREFIX, StorageSettings
 from archiver.storage.base import BucketProtection
-from archiver.storage.layout import ARCHIVER_PREFIX, CHAIN_PREFIX, MANIFEST_PREFIX, TOMBSTONE_PREFIX
+from archiver.storage.layout import (
+    ARCHIVER_PREFIX,
+    CHAIN_PREFIX,
+    MANIFEST_PREFIX,
+    ROLLUP_PREFIX,
+    TOMBSTONE_PREFIX,
+)
 
 AUDIT_AREA = "_archiver/audit/"
 
@@ -35,7 +41,7 @@ def is_evidence(key: str) -> bool:
     head stays as a version: locked, that history (heads only move forward) is
     evidence ``verify`` reads, which no one can delete before its retention ends.
     """
-    if key.startswith((CHAIN_PREFIX, TOMBSTONE_PREFIX)):
+    if key.startswith((CHAIN_PREFIX, TOMBSTONE_PREFIX, ROLLUP_PREFIX)):
         return True
     return not key.startswith(ARCHIVER_PREFIX) or key.startswith(AUDIT_AREA)
 
