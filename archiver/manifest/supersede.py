@@ -27,13 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from archiver.manifest.chain import next_link, sha256_hex
-from archiver.manifest.writer import advance_head
+from archiver.manifest.writer import append_chained
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import (
     ARCHIVER_PREFIX,
-    CHAIN_CONTENT_TYPE,
-    MANIFEST_CONTENT_TYPE,
     WRITER_ID,
 )
 from archiver.timeutil import utc_text
@@ -165,16 +162,7 @@ async def write_records(
     for seq, chunk in enumerate(_chunks(stamped, RECORDS_PER_OBJECT), start=1):
         key = record_key(writer, seq)
         content = "".join(r.to_line() + "\n" for r in chunk).encode()
-        await store.put_bytes(
-            key, content, sha256=sha256_hex(content), content_type=MANIFEST_CONTENT_TYPE
-        )
-        link = next_link(writer, seq, key, content, len(chunk), previous)
-        data = link.to_bytes()
-        await store.put_bytes(
-            link.key, data, sha256=sha256_hex(data), content_type=CHAIN_CONTENT_TYPE
-        )
-        await advance_head(store, data)
-        previous = (seq, sha256_hex(data))
+        previous = await append_chained(store, writer, seq, key, content, len(chunk), previous)
         keys.append(key)
     return writer, keys
 

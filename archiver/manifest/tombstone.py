@@ -30,13 +30,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from archiver.manifest.chain import next_link, sha256_hex
 from archiver.manifest.supersede import parse_record_lines
-from archiver.manifest.writer import advance_head
+from archiver.manifest.writer import append_chained
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import (
-    CHAIN_CONTENT_TYPE,
-    MANIFEST_CONTENT_TYPE,
     TOMBSTONE_PREFIX,
     WRITER_ID,
 )
@@ -183,15 +180,6 @@ async def write_tombstones(
             for s in stones[start : start + RECORDS_PER_OBJECT]
         ]
         content = "".join(s.to_line() + "\n" for s in chunk).encode()
-        await store.put_bytes(
-            key, content, sha256=sha256_hex(content), content_type=MANIFEST_CONTENT_TYPE
-        )
-        link = next_link(writer, seq, key, content, len(chunk), previous)
-        data = link.to_bytes()
-        await store.put_bytes(
-            link.key, data, sha256=sha256_hex(data), content_type=CHAIN_CONTENT_TYPE
-        )
-        await advance_head(store, data)
-        previous = (seq, sha256_hex(data))
+        previous = await append_chained(store, writer, seq, key, content, len(chunk), previous)
         written += chunk
     return writer, written

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from archiver.errors import RetriableError
-from archiver.manifest.chain import Head, Link, sha256_hex
+from archiver.manifest.chain import Head, Link, next_link, sha256_hex
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import CHAIN_CONTENT_TYPE, MANIFEST_CONTENT_TYPE, head_key
 
@@ -130,6 +130,34 @@ async def advance_head(store: ObjectStore, link_bytes: bytes) -> Head | None:
         f"{store.description}: {key} changed {HEAD_ATTEMPTS} times while link {head.seq} "
         "was being made the head; the next flush tries again"
     )
+
+
+async def append_chained(
+    store: ObjectStore,
+    writer: str,
+    seq: int,
+    key: str,
+    content: bytes,
+    lines: int,
+    previous: tuple[int, str] | None,
+) -> tuple[int, str]:
+    """Write one record object of a chain that has no state behind it, then its link and head.
+
+    The object first, then its link, then the head moves over it: stopped
+    half-way, the chain is valid and shorter. Used by the writers that make a
+    chain of their own in one go (supersede records, tombstones, repairs).
+    Returns (seq, the link's SHA-256): the ``previous`` of the next call.
+    """
+    await store.put_bytes(
+        key, content, sha256=sha256_hex(content), content_type=MANIFEST_CONTENT_TYPE
+    )
+    data = next_link(writer, seq, key, content, lines, previous).to_bytes()
+    link_sha = sha256_hex(data)
+    await store.put_bytes(
+        Link.from_bytes(data).key, data, sha256=link_sha, content_type=CHAIN_CONTENT_TYPE
+    )
+    await advance_head(store, data)
+    return seq, link_sha
 
 
 async def flush_manifest(

@@ -19,14 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
-from archiver.manifest.chain import next_link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.writer import advance_head
+from archiver.manifest.writer import append_chained
 from archiver.retrieval.verify import VerifyReport, check_entry
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import (
-    CHAIN_CONTENT_TYPE,
-    MANIFEST_CONTENT_TYPE,
     manifest_key,
 )
 
@@ -71,16 +68,7 @@ async def repair_lines(store: ObjectStore, lines: Sequence[ManifestEntry], tz: t
     for seq, (day, entries) in enumerate(sorted(proven.items()), start=1):
         key = manifest_key(day, seq, writer)
         content = "".join(entry.to_line() + "\n" for entry in entries).encode()
-        await store.put_bytes(
-            key, content, sha256=sha256_hex(content), content_type=MANIFEST_CONTENT_TYPE
-        )
-        link = next_link(writer, seq, key, content, len(entries), previous)
-        data = link.to_bytes()
-        await store.put_bytes(
-            link.key, data, sha256=sha256_hex(data), content_type=CHAIN_CONTENT_TYPE
-        )
-        await advance_head(store, data)
-        previous = (seq, sha256_hex(data))
+        previous = await append_chained(store, writer, seq, key, content, len(entries), previous)
         done.written[key] = entries
     done.writer = writer
     return done
