@@ -16,7 +16,7 @@ from archiver.state.postgres.connect import Pool, changed, utc
 from archiver.state.postgres.intake import add_calls
 from archiver.state.queries import Sql, adoption, owned
 from archiver.state.queries import jobs as sql
-from archiver.state.records import archived_line, check_retry_state, line_values, stored_job
+from archiver.state.records import check_retry_state, line_values, stored_job
 
 Clock = Callable[[], datetime]
 
@@ -107,16 +107,7 @@ class PostgresOutcomes:
         self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
     ) -> bool:
         """See :meth:`archiver.state.protocols.Outcomes.mark_archived`."""
-        line, archived_at = archived_line(entry, manifest_date)
-        values = (
-            entry.object_key,
-            entry.sha256,
-            entry.size,
-            entry.content_type,
-            utc(archived_at),
-            line,
-            manifest_date,
-        )
+        values = line_values(entry, manifest_date, utc)
         return await self._update(sql.MARK_ARCHIVED, job_id, values, owner)
 
     async def adopt(

@@ -20,7 +20,6 @@ from archiver.state.base import DEFAULT_LEASE, AddResult, Job, JobState
 from archiver.state.queries import Sql, adoption, owned
 from archiver.state.queries import jobs as sql
 from archiver.state.records import (
-    archived_line,
     check_retry_state,
     line_values,
     record_json,
@@ -143,16 +142,7 @@ class SqliteOutcomes:
         self, job_id: int, entry: ManifestEntry, manifest_date: str, *, owner: str | None = None
     ) -> bool:
         """See :meth:`archiver.state.protocols.Outcomes.mark_archived`."""
-        line, archived_at = archived_line(entry, manifest_date)
-        values = (
-            entry.object_key,
-            entry.sha256,
-            entry.size,
-            entry.content_type,
-            encode_time(archived_at),
-            line,
-            manifest_date,
-        )
+        values = line_values(entry, manifest_date, encode_time)
         return await self._update(sql.MARK_ARCHIVED, job_id, values, owner)
 
     async def adopt(
