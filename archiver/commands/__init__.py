@@ -28,6 +28,7 @@ MODULES: dict[str, str] = {
     "verify": "verify",
     "reindex": "verify",
     "seal": "verify",
+    "rollup": "rollup",
     "dedupe": "dedupe",
     "dispose": "dispose",
     "subject": "subject",

@@ -150,6 +150,24 @@ HELP: dict[str, CommandHelp] = {
             "wrong (each listed)",
         },
     ),
+    "rollup": CommandHelp(
+        "Copy each writer's small manifest objects, with their chain links and timestamp "
+        "tokens, into rollups under _archiver/rollups/<writer>/ (at most 5,000 objects or "
+        "64 MiB each), from its last rollup to its chain head, so that verify, get, search and "
+        "DuckDB/Athena read a few large objects instead of one per flush. Nothing is "
+        "rewritten or deleted. A chain that does not walk cleanly from its head is never "
+        "rolled up. An unfinished rollup (a crash) is finished first. The run leader does "
+        "this by itself (ARCHIVER_ROLLUP_OBJECTS, ARCHIVER_ROLLUP_AGE).",
+        ("archiver rollup", "archiver rollup --dry-run"),
+        {
+            ExitCode.OK: "done, or nothing due",
+            ExitCode.FATAL: _COMMON[ExitCode.FATAL],
+            ExitCode.USAGE: _COMMON[ExitCode.USAGE] + _NO_ARCHIVE,
+            ExitCode.CORRUPT: "a writer's chain does not walk cleanly from its head (a link or "
+            "manifest object missing or altered, or a planted rollup object): that writer is "
+            "not rolled up, the break is named (run archiver verify)",
+        },
+    ),
     "seal": CommandHelp(
         "",
         ("archiver seal", "archiver seal --key /audit/witness.key"),
