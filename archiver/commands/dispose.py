@@ -212,7 +212,9 @@ async def report(
             f"{stone.size} bytes, rule {stone.rule}"
         )
     for key, why in outcome.failed:
-        print(f"failed: {key}: {why}")
+        # Its tombstone was written first (a crash never leaves a deletion without its
+        # record): it stays pending, disposed nowhere, until a run deletes the recording.
+        print(f"failed: {key}: {why} (still stored; the next run deletes it)")
     details: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "approved_by": approver,

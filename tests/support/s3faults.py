@@ -11,7 +11,9 @@ still match), unless the dice, drawn from a seeded generator, pick a fault:
 - ``drop_response``: the whole request reaches the storage and is carried out,
   then the connection is cut before the answer: the client cannot know it worked;
 - ``cut_upstream``: half the body is sent on to the storage, then both
-  connections are cut: the storage sees an upload die mid-body.
+  connections are cut: the storage sees an upload die mid-body;
+- ``denied``: 403 ``AccessDenied``, as a bucket policy refusing the operation
+  answers (not retried: the client gives up at once).
 
 ``hold`` lets a test stop chosen requests at a chosen moment (before or after
 the storage carried them out): the crash tests kill the archiver right there.
@@ -34,7 +36,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-FAULTS = ("slow_down", "internal", "drop_request", "drop_response", "cut_upstream")
+# "denied" last: a rate of 0 draws nothing, so the others meet the faults they always did.
+FAULTS = ("slow_down", "internal", "drop_request", "drop_response", "cut_upstream", "denied")
 
 # Never forwarded: they describe one connection, not the request.
 _HOP_BY_HOP = frozenset(
@@ -97,7 +100,7 @@ def operation(method: str, path: str, query: dict[str, list[str]]) -> tuple[str,
     }.get(method, method), key
 
 
-Fault = Literal["slow_down", "internal", "drop_request", "drop_response", "cut_upstream"]
+Fault = Literal["slow_down", "internal", "drop_request", "drop_response", "cut_upstream", "denied"]
 Hold = Callable[[S3Request, Literal["before", "after"]], Awaitable[None]]
 
 
@@ -110,6 +113,7 @@ class ProxyFaults:
     drop_request: float = 0.0
     drop_response: float = 0.0
     cut_upstream: float = 0.0
+    denied: float = 0.0
     only: Callable[[S3Request], bool] | None = None
     """Which requests may fail (default: every one)."""
 
@@ -204,6 +208,9 @@ class S3Layer:
         if fault == "internal":
             await request.read()
             return _error(500, "InternalError", "We encountered an internal error.", request.path)
+        if fault == "denied":
+            await request.read()
+            return _error(403, "AccessDenied", "Access Denied", request.path)
         if fault == "drop_request":
             await request.content.read(max(size // 2, 1))
             return _cut(request)
