@@ -31,6 +31,7 @@ from archiver.commands.finding import find_call
 from archiver.errors import UsageError
 from archiver.exits import ExitCode, fail
 from archiver.manifest.reader import require_archive
+from archiver.privacy.lines import opener_of
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.cases import Case, add_calls, list_cases, load_case, open_case
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
@@ -219,8 +220,12 @@ async def _export(
             async def send(data: bytes) -> None:
                 out.write(data)
 
+            # The package's index shows sealed numbers opened (ARCHIVER_PRIVACY__KEYS);
+            # its manifest objects are the archive's, as written.
+            opener = opener_of(settings.privacy)
+            opened = [opener.entry(call) for call in calls]
             count = await write_package(
-                store, calls, header, send, tsa_ca=_ca(settings), proof=proof, extra=extra
+                store, opened, header, send, tsa_ca=_ca(settings), proof=proof, extra=extra
             )
         tmp.replace(target)
     except IntegrityError as exc:

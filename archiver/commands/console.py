@@ -73,6 +73,7 @@ def register(
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until stopped."""
     from archiver.console.app import serve
+    from archiver.privacy.lines import opener_of
 
     async with open_store(settings.storage, max_connections=16) as store:
         # As verify and search do: an empty or absent storage is most likely a wrong
@@ -85,6 +86,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             rebuild=args.rebuild_index,
             ready=lambda url: print(f"archiver console: serving on {url}", flush=True),
             tsa_ca=_ca(settings),
+            opener=opener_of(settings.privacy),
         )
     return 0
 

@@ -31,6 +31,7 @@ from archiver.manifest.retention import Due, load_schedule
 from archiver.manifest.stamps import stamp_head
 from archiver.manifest.tombstone import Tombstone
 from archiver.manifest.writer import read_head
+from archiver.privacy.lines import opener_of
 from archiver.private_files import create_new
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.disposition import Outcome, Plan, candidates, execute, plan
@@ -168,8 +169,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         {code: str(meaning) for code, meaning in settings.source.direction_codes.items()},
     )
 
+    # A sealed line's numbers (ARCHIVER_PRIVACY__KEYS) opened, for the rules that name numbers.
+    opener = opener_of(settings.privacy)
+
     def due(call: ManifestEntry) -> Due | None:
-        found = schedule.due(call.fields)
+        found = schedule.due(opener.fields(call.fields))
         return found if found.due_by(as_of) else None
 
     async with open_store(settings.storage, max_connections=8) as store:

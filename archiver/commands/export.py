@@ -27,6 +27,7 @@ from archiver.exits import ExitCode, fail
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import list_manifests, require_archive
 from archiver.models import Provider
+from archiver.privacy.lines import Opener, opener_of
 from archiver.private_files import create_new, fsync_dir
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
@@ -87,7 +88,7 @@ def _output(args: argparse.Namespace) -> Path:
     return output
 
 
-def _query(args: argparse.Namespace, settings: Settings) -> SearchQuery | None:
+def _query(args: argparse.Namespace, settings: Settings, opener: Opener) -> SearchQuery | None:
     criteria = [f"--{name}" for name in _CRITERIA if getattr(args, name) is not None]
     if args.search == bool(args.ids):
         raise UsageError("name the calls: IDs, or --search with criteria (not both)")
@@ -107,6 +108,7 @@ def _query(args: argparse.Namespace, settings: Settings) -> SearchQuery | None:
             since=since,
             until=until,
             direction_codes=settings.source.direction_codes,
+            phone_hashes=opener.query_hashes(args.phone),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -115,7 +117,10 @@ def _query(args: argparse.Namespace, settings: Settings) -> SearchQuery | None:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Select, prove, check, then write the ZIP; audit each outcome."""
     output = _output(args)
-    query = _query(args, settings)
+    # Sealed numbers (ARCHIVER_PRIVACY__KEYS) found by keyed hash, opened in the ZIP's
+    # manifest.csv/json where their keys exist ("[erased]" otherwise).
+    opener = opener_of(settings.privacy)
+    query = _query(args, settings, opener)
     limit = settings.console.export_limit
     async with open_store(settings.storage, max_connections=8) as store:
         await require_archive(store)
@@ -155,7 +160,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"the audit record cannot be written, nothing exported: {exc}"
             ) from exc
         try:
-            size = await _write(store, calls, output, args.force)
+            opened = [opener.entry(call) for call in calls]
+            size = await _write(store, opened, output, args.force)
         except BaseException as exc:
             await audit.record_best_effort("export", target, "aborted", details)
             if isinstance(exc, IntegrityError):

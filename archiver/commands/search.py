@@ -21,6 +21,7 @@ from archiver.exits import warn
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import list_manifests, require_archive
 from archiver.models import Direction
+from archiver.privacy.lines import opener_of
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.search import (
     TABLE_COLUMNS,
@@ -72,6 +73,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     since, until = parse_range(args.since, args.until, settings.source.tz)
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit: at least 1")
+    # Sealed lines (ARCHIVER_PRIVACY__KEYS) are found by the number's keyed hash, and
+    # their numbers opened where the subject's key still exists ("[erased]" otherwise).
+    opener = opener_of(settings.privacy)
     try:
         query = SearchQuery(
             phone=args.phone,
@@ -81,6 +85,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             since=since,
             until=until,
             direction_codes=settings.source.direction_codes,
+            phone_hashes=opener.query_hashes(args.phone),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -89,6 +94,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         manifests = await list_manifests(store, since, until, settings.source.tz)
         unknown: Counter[str] = Counter()
         calls, bad = await search(store, manifests, query, args.limit, unknown)
+        calls = [opener.entry(call) for call in calls]
         try:
             await AuditTrail(store, settings.operator).record(
                 "search",

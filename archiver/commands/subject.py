@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from archiver.errors import UsageError
 from archiver.exits import ExitCode
 from archiver.manifest.reader import list_manifests, read_manifests, require_archive
 from archiver.manifest.retention import Due, load_schedule
+from archiver.privacy.erasure import shred
+from archiver.privacy.lines import Opener, opener_of
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.disposition import Candidate, Outcome, Plan, execute, plan
 from archiver.retrieval.duplicates import read_records
@@ -62,9 +65,10 @@ def register(
 
 
 async def subject_calls(
-    store: ObjectStore, settings: Settings, query: SearchQuery
+    store: ObjectStore, settings: Settings, query: SearchQuery, opener: Opener | None = None
 ) -> AsyncIterator[tuple[Candidate, Due]]:
-    """Each standing call line of the subject's number, with what its rule says."""
+    """Each standing call line of the subject's number, with what its rule says (a
+    sealed line's rule read from its numbers as ``opener`` opens them)."""
     schedule = load_schedule(
         settings.retention.rules_file,
         settings.storage.retention_days,
@@ -77,12 +81,12 @@ async def subject_calls(
             for call, number in zip(manifest.calls, manifest.numbers, strict=True):
                 if (manifest.key, number) in superseded or not query.matches(call):
                     continue
-                due = schedule.due(call.fields)
+                due = schedule.due(opener.fields(call.fields) if opener else call.fields)
                 yield Candidate(call, number, due), due
 
 
-def _row(candidate: Candidate, state: str) -> dict[str, Any]:
-    call = candidate.call
+def _row(candidate: Candidate, state: str, opener: Opener) -> dict[str, Any]:
+    call = opener.entry(candidate.call)
     return {
         "call_started_at": call.fields.get("call_started_at"),
         "provider": call.provider,
@@ -106,8 +110,14 @@ def _stored_state(candidate: Candidate, stones: Tombstones) -> str:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """Find, report, then export and/or erase; audit the request and its outcome."""
     since, until = parse_range(args.since, args.until, settings.source.tz)
+    opener = opener_of(settings.privacy)
     try:
-        query = SearchQuery(phone=args.phone, since=since, until=until)
+        query = SearchQuery(
+            phone=args.phone,
+            since=since,
+            until=until,
+            phone_hashes=opener.query_hashes(args.phone),
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     approver = approver_of(args.approved_by) if args.erase else None
@@ -119,14 +129,18 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     async with open_store(settings.storage, max_connections=8) as store:
         await require_archive(store)
         audit = AuditTrail(store, settings.operator)
-        target = {"phone": args.phone, **query.describe(), "reason": args.reason}
+        # With a key place, the request is recorded by the number's keyed hash only.
+        target = {**query.describe(), "reason": args.reason}
         stones = await read_tombstones(store)
-        found = [c async for c, _ in subject_calls(store, settings, query)]
+        found = [c async for c, _ in subject_calls(store, settings, query, opener)]
         rows = {
-            (c.call.object_key, c.call.sha256): _row(c, _stored_state(c, stones)) for c in found
+            (c.call.object_key, c.call.sha256): _row(c, _stored_state(c, stones), opener)
+            for c in found
         }
         code = 0
         outcome: Outcome | None = None
+        subject_key = ""
+
         if args.erase:
             assert approver is not None
             outcome, refused = await _erase(store, stones, found, approver, now)
@@ -142,6 +156,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                         row["state"] = f"failed: {why}"
             await finish_chain(store, settings, outcome.writer, args.key)
             code = ExitCode.FAILED_RECORDINGS if outcome.failed else 0
+            subject_key = shred(
+                opener,
+                query.phone_hashes,
+                ranged=since is not None or until is not None,
+                kept=len(refused) + len(outcome.failed),
+            )
         details = {
             "calls": len(rows),
             "erase": args.erase,
@@ -150,9 +170,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 {k: r[k] for k in ("cdr_id", "object_key", "state")} for r in rows.values()
             ],
             "tombstone_chain": outcome.writer if outcome else None,
+            "subject_key": subject_key if args.erase else None,
         }
         await audit.record("subject", target, "failed" if code else "ok", details)
     _print(list(rows.values()), args.format)
+    if args.erase:
+        print(f"subject key: {subject_key}", file=sys.stderr)
     if args.export and code == 0:
         code = await _export(args, settings, [r for r in rows.values() if r["state"] == "archived"])
     return code

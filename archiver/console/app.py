@@ -45,6 +45,7 @@ from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES, translator
 from archiver.errors import ArchiverError, ListenError
 from archiver.index_db import IndexDatabase
+from archiver.privacy.lines import Opener
 from archiver.retrieval.proof import ChainProver
 from archiver.settings import ConsoleSettings
 from archiver.storage.base import ObjectStore
@@ -225,6 +226,7 @@ def open_console(
     *,
     rebuild: bool = False,
     tsa_ca: bytes | None = None,
+    opener: Opener | None = None,
 ) -> Console:
     """The console's state over ``store``, its index file opened (emptied if ``rebuild``,
     or if it was made by an older console)."""
@@ -238,7 +240,7 @@ def open_console(
         settings=settings,
         tz=tz,
         store=store,
-        calls=CallIndex(db),
+        calls=CallIndex(db, opener),
         audit_log=AuditLog(db),
         sessions=Sessions(db, settings.session_minutes * 60),
         throttle=SignInThrottle(settings.login_attempts),
@@ -258,9 +260,11 @@ async def serve(
     rebuild: bool = False,
     ready: Callable[[str], None] | None = None,
     tsa_ca: bytes | None = None,
+    opener: Opener | None = None,
 ) -> None:
-    """Index the storage, then serve the console until SIGINT or SIGTERM."""
-    console = open_console(settings, tz, store, rebuild=rebuild, tsa_ca=tsa_ca)
+    """Index the storage, then serve the console until SIGINT or SIGTERM (``opener``:
+    sealed phone numbers opened from ARCHIVER_PRIVACY__KEYS)."""
+    console = open_console(settings, tz, store, rebuild=rebuild, tsa_ca=tsa_ca, opener=opener)
     runner = SecureRunner(make_app(console), access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,12 +13,13 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 
 from archiver.console import source
 from archiver.index_db import IndexDatabase
+from archiver.privacy.lines import Opener, is_sealed
 from archiver.retrieval.index import normalize_id
 from archiver.retrieval.search import phone_key
 from archiver.storage.base import ObjectStore, StoredObject
@@ -65,6 +66,8 @@ class CallQuery:
     day_to: int | None = None
     utc_offset: int = 0
     order: str = "newest"
+    # The keyed hash of ``phone`` (ARCHIVER_PRIVACY__KEYS): its sealed lines' term.
+    phone_hashes: frozenset[str] = frozenset()
 
     def plan(self) -> tuple[str, str, list[object], str]:
         """FROM, WHERE, parameters and ORDER BY of the search (pure).
@@ -76,9 +79,9 @@ class CallQuery:
         """
         parts: list[str] = []
         params: list[object] = []
-        term: tuple[str, str] | None = None
+        term: tuple[str, ...] | None = None
         if self.phone:
-            term = ("p", phone_key(self.phone))
+            term = ("p", phone_key(self.phone), *(_HASHED + h for h in sorted(self.phone_hashes)))
         elif self.agent:
             term = ("a", self.agent.strip().casefold())
         if self.phone and self.agent:
@@ -127,7 +130,9 @@ class CallQuery:
             order = f"t.started {down}, t.call_id {down}"
         if term is None:
             return "calls c", " AND ".join(parts) or "1", params, order
-        where = " AND ".join(["t.kind = ?", "t.value = ?", *parts])
+        marks = ",".join("?" * (len(term) - 1))
+        values = "t.value = ?" if len(term) == 2 else f"t.value IN ({marks})"
+        where = " AND ".join(["t.kind = ?", values, *parts])
         return "terms t JOIN calls c ON c.id = t.call_id", where, [*term, *params], order
 
     def describe(self) -> dict[str, str]:
@@ -181,6 +186,10 @@ def _row_values(call: source.ManifestEntry) -> tuple[object, ...]:
         return None if value in (None, "") else str(value)
 
     def phone(name: str) -> str | None:
+        if is_sealed(f):
+            # A sealed line's term is its keyed hash: the index holds no number to erase.
+            digest = text(f"{name}_hash")
+            return _HASHED + digest if digest else None
         value = text(name)
         return phone_key(value) if value else None
 
@@ -231,6 +240,8 @@ _TERMS_FROM = [
 
 
 _COLUMNS = "id, line, manifest_key, checked_at, problem"
+# A phone term that is a keyed hash, not digits (no phone_key starts with it).
+_HASHED = "#"
 
 
 def _indexed(row: sqlite3.Row | tuple[object, ...]) -> IndexedCall:
@@ -246,8 +257,15 @@ def _indexed(row: sqlite3.Row | tuple[object, ...]) -> IndexedCall:
 class CallIndex:
     """Search and look up archived calls from the index; keep it up to date."""
 
-    def __init__(self, db: IndexDatabase) -> None:
+    def __init__(self, db: IndexDatabase, opener: Opener | None = None) -> None:
         self.db = db
+        # Opens sealed numbers for the pages, and finds them by keyed hash.
+        self.opener = opener or Opener(None)
+
+    def _opened(self, item: IndexedCall) -> IndexedCall:
+        if not is_sealed(item.call.fields):
+            return item
+        return replace(item, call=self.opener.entry(item.call))
 
     async def refresh(self, store: ObjectStore, concurrency: int = 8) -> Refreshed:
         """Index every manifest object not indexed yet."""
@@ -278,6 +296,8 @@ class CallIndex:
         self, query: CallQuery, offset: int, limit: int
     ) -> tuple[list[IndexedCall], int]:
         """A page of matching calls, newest first, and how many match (capped at COUNT_CAP+1)."""
+        if query.phone:
+            query = replace(query, phone_hashes=self.opener.query_hashes(query.phone))
         source_, where, params, order = query.plan()
         # Fixed fragments of plan(); every value is a parameter.
         page = f"SELECT c.id, c.line, c.manifest_key, c.checked_at, c.problem FROM {source_} "  # noqa: S608
@@ -292,7 +312,7 @@ class CallIndex:
         def run(conn: sqlite3.Connection) -> tuple[list[IndexedCall], int]:
             rows = conn.execute(page, [*params, limit, offset]).fetchall()
             (total,) = conn.execute(count, [*params, COUNT_CAP + 1]).fetchone()
-            return [_indexed(r) for r in rows], int(total)
+            return [self._opened(_indexed(r)) for r in rows], int(total)
 
         return await self.db.run(run)
 
@@ -304,7 +324,7 @@ class CallIndex:
                 (call_id,),
             ).fetchone()
         )
-        return None if row is None else _indexed(row)
+        return None if row is None else self._opened(_indexed(row))
 
     async def find(self, provider: str, cdr_id: str) -> int | None:
         """The index id of the call (provider, cdr id), if indexed."""
@@ -322,7 +342,7 @@ class CallIndex:
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             rows = await self.db.run(partial(_by_ids, ids=chunk))
-            found |= {item.id: item for item in map(_indexed, rows)}
+            found |= {item.id: self._opened(item) for item in map(_indexed, rows)}
         return [found[i] for i in ids if i in found]
 
     async def record_check(self, call_id: int, problem: str | None) -> None:

@@ -8,6 +8,7 @@ expired, or a job queued again without one, gets a fresh URL through the source.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -23,6 +24,7 @@ from archiver.pipeline.context import RunContext
 from archiver.pipeline.policy import RetryPolicy
 from archiver.pipeline.stats import PipelineConfig
 from archiver.pipeline.transfer import Transferrer, TransferResult, Verdict
+from archiver.privacy.lines import sealer_of
 from archiver.state.base import Job, JobState
 from archiver.storage.base import PutOutcome
 from archiver.storage.layout import manifest_date
@@ -50,6 +52,9 @@ class JobHandler:
         self._line_added = line_added
         self._guard = guard
         self._rng = random.Random()  # noqa: S311 - jitter only
+        # ARCHIVER_PRIVACY__KEYS: numbers sealed before the line reaches the state or
+        # the manifest (checked here, at start-up: a bad key place stops the run).
+        self._sealer = sealer_of(config.privacy)
 
     async def handle(self, job: Job) -> None:
         """Transfer one claimed job and record in the state what came of it."""
@@ -130,6 +135,9 @@ class JobHandler:
                 archived_at=now,
                 proof=stored.written.proof,
             )
+            if self._sealer is not None:
+                # A few small local files (the key of a number seen first is created).
+                entry = await asyncio.to_thread(self._sealer.seal_entry, entry)
             day = manifest_date(call, self.config.source.tz)
             if not await self.run.outcomes.mark_archived(job.id, entry, day, owner=self.run.owner):
                 self._lost(job, "archived")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from archiver.failures import FailureKind, ListingLimit
 from archiver.settings import (
+    PrivacySettings,
     RunSettings,
     ServiceSettings,
     Settings,
@@ -30,11 +31,13 @@ class PipelineConfig:
     # After the storage fails a transfer, the daemon claims nothing new until about
     # the next readiness probe (``probe_interval``).
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    # Where the keys of sealed phone numbers are (unset: new lines keep numbers plain).
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @classmethod
     def of(cls, settings: Settings) -> PipelineConfig:
         """The pipeline's part of ``settings``."""
-        return cls(settings, settings.source, settings.storage, settings.service)
+        return cls(settings, settings.source, settings.storage, settings.service, settings.privacy)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from archiver.errors import ConfigError
 from archiver.settings._aws import AwsCredentials, read_aws_credentials
+from archiver.settings._privacy import PrivacySettings
 from archiver.settings._retention import RetentionSettings
 from archiver.settings._run import RunSettings
 from archiver.settings._servers import ConsoleSettings, ServiceSettings
@@ -29,6 +30,7 @@ __all__ = [
     "ENV_PREFIX",
     "EPACIFIC_DEFAULT_BASE_URL",
     "ConsoleSettings",
+    "PrivacySettings",
     "RetentionSettings",
     "RetrySettings",
     "RunSettings",
@@ -75,6 +77,7 @@ class Settings(RunSettings, BaseSettings):
     timestamp: TimestampSettings = Field(default_factory=TimestampSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:

@@ -30,6 +30,7 @@ LEVELS: list[frozenset[str]] = [
     frozenset({"service", "progress"}),
     frozenset({"pipeline", "console"}),
     frozenset({"retrieval", "state"}),
+    frozenset({"privacy"}),
     frozenset({"manifest", "witness"}),
     frozenset({"timestamping"}),
     frozenset({"sources", "storage"}),
