@@ -162,6 +162,15 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 ranged=since is not None or until is not None,
                 kept=len(refused) + len(outcome.failed),
             )
+            if subject_key == "destroyed":
+                # The report too shows the number as the archive now holds it: erased.
+                for c in found:
+                    opened = opener.entry(c.call).fields
+                    row = rows[(c.call.object_key, c.call.sha256)]
+                    row["from_number"], row["to_number"] = (
+                        opened.get("from_number"),
+                        opened.get("to_number"),
+                    )
         details = {
             "calls": len(rows),
             "erase": args.erase,
