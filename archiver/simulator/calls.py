@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import random
@@ -204,6 +205,18 @@ def make_call(config: SimConfig, index: int, started_at: datetime) -> SimCall:
 
 def initial_calls(config: SimConfig) -> list[SimCall]:
     """The ``config.calls`` first calls, spread over the span, sorted by start."""
+    return list(iter_calls(config))
+
+
+def iter_calls(
+    config: SimConfig, since: datetime | None = None, until: datetime | None = None
+) -> Iterator[SimCall]:
+    """The calls of :func:`initial_calls`, one at a time in listing order, only those
+    started in [``since``, ``until``) when given.
+
+    Made one at a time, so a benchmark can write or serve millions of them (or a
+    month of them) without holding them all; the same calls, in the same order.
+    """
     start = config.start
     if start.tzinfo is None:
         start = start.replace(tzinfo=config.tz)
@@ -212,8 +225,28 @@ def initial_calls(config: SimConfig) -> list[SimCall]:
     rng = random.Random(f"sim-times:{config.seed}")
     # Whole seconds: the APIs print seconds, so a call's time survives the round trip.
     offsets = sorted(rng.randrange(span_seconds) for _ in range(config.calls))
-    calls = [make_call(config, i, start + timedelta(seconds=s)) for i, s in enumerate(offsets)]
-    return sorted(calls, key=call_order)
+    low = 0 if since is None else max(0, int((since - start).total_seconds()) - 1)
+    high = span_seconds if until is None else int((until - start).total_seconds()) + 1
+    first = bisect.bisect_left(offsets, low)
+    same_second: list[SimCall] = []
+    for index in range(first, len(offsets)):
+        offset = offsets[index]
+        if offset > high:
+            break
+        call = make_call(config, index, start + timedelta(seconds=offset))
+        if same_second and call.started_at != same_second[0].started_at:
+            yield from _within(sorted(same_second, key=call_order), since, until)
+            same_second = []
+        same_second.append(call)
+    yield from _within(sorted(same_second, key=call_order), since, until)
+
+
+def _within(calls: list[SimCall], since: datetime | None, until: datetime | None) -> list[SimCall]:
+    return [
+        c
+        for c in calls
+        if (since is None or c.started_at >= since) and (until is None or c.started_at < until)
+    ]
 
 
 def call_order(call: SimCall) -> tuple[datetime, str]:

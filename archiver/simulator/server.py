@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from archiver.simulator import cdr_v2, epacific, recordings
-from archiver.simulator.calls import SimCall, call_order, initial_calls, make_call
+from archiver.simulator.calls import SimCall, call_order, initial_calls, iter_calls, make_call
 from archiver.simulator.config import Faults, SimConfig
 from archiver.simulator.records import json_response
 
@@ -37,7 +37,11 @@ class Simulator:
     """
 
     def __init__(
-        self, config: SimConfig | None = None, *, clock: Callable[[], float] = time.time
+        self,
+        config: SimConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        window: tuple[datetime, datetime] | None = None,
     ) -> None:
         # Seconds since the epoch: when a signed link expires, when a late recording
         # turns up. A test moves its own clock instead of sleeping until then.
@@ -45,7 +49,10 @@ class Simulator:
         # Copies: set_faults and add_calls must not reach back into the caller's objects.
         config = config or SimConfig()
         self.config = dataclasses.replace(config, faults=dataclasses.replace(config.faults))
-        self.calls: list[SimCall] = initial_calls(self.config)
+        # A window serves only the calls started in it (a month of a five-year bench).
+        self.calls: list[SimCall] = (
+            initial_calls(self.config) if window is None else list(iter_calls(self.config, *window))
+        )
         self._starts = [c.started_at for c in self.calls]  # for bisect, as calls are sorted
         self.stats: collections.Counter[str] = collections.Counter()
         self.base_url = ""
