@@ -1,4 +1,4 @@
-"""The generator of archives in the service's shape (tests/bench/shape) writes archives the
+"""The generator of archives in the service's shape (tests/support/shape) writes archives the
 product accepts: ``archiver verify`` proves every line, and ``archiver reconcile`` against
 the simulator finds every call of a day archived. A few hundred calls; the big runs are
 on demand (docs/development.md)."""
@@ -12,9 +12,9 @@ from pathlib import Path
 from archiver.settings import StorageSettings
 from archiver.simulator import Simulator
 from archiver.storage import open_store
-from tests.bench.shape.generate import generate
-from tests.bench.shape.plan import START, Shape, sim_config
 from tests.support.cli import cli_env, run_cli, source_env
+from tests.support.shape.generate import generate
+from tests.support.shape.plan import START, Shape, sim_config
 
 # Six days of 100 calls: two service writers, a backfilled outage day, leader changes.
 SHAPE = Shape(calls=600, per_day=100, legacy=0)

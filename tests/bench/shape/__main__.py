@@ -22,8 +22,8 @@ from typing import Any
 
 from archiver.settings import StorageSettings
 from archiver.storage import open_store
-from tests.bench.shape.generate import generate
-from tests.bench.shape.plan import Shape
+from tests.support.shape.generate import generate
+from tests.support.shape.plan import Shape
 
 PREFIX = "shape"
 

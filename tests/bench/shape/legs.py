@@ -34,11 +34,11 @@ from archiver.settings import StorageSettings
 from tests.bench import measure
 from tests.bench.measure import MIB
 from tests.bench.servers import use_code
-from tests.bench.shape.plan import START, Shape, sim_config
 from tests.bench.shape.samples import sample_calls
 from tests.support.cli import cli_env, s3_storage_env
 from tests.support.proxy import Proxy, reverse_proxy
 from tests.support.seaweed import SeaweedProcess, admin_client
+from tests.support.shape.plan import START, Shape, sim_config
 
 BUCKET = "bench"
 PREFIX = "shape"

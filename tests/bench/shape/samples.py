@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from archiver.simulator.calls import iter_calls
-from tests.bench.shape.plan import Shape, cdr_record, sim_config
+from tests.support.shape.plan import Shape, cdr_record, sim_config
 
 
 def sample_calls(shape: Shape, around: datetime, count: int) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 ``python -m tests.bench.shape.sim --calls N --seed S --per-day D --since T --until T``
 prints one JSON line once listening (base_url, token, calls, start_s) and serves
-until SIGTERM. The calls are those of :func:`tests.bench.shape.plan.sim_config`:
+until SIGTERM. The calls are those of :func:`tests.support.shape.plan.sim_config`:
 the same ids the generated archive holds.
 """
 
@@ -16,7 +16,7 @@ import time
 from datetime import datetime
 
 from archiver.simulator import Simulator
-from tests.bench.shape.plan import Shape, sim_config
+from tests.support.shape.plan import Shape, sim_config
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""Writing the archive of :mod:`tests.bench.shape.plan` straight to a storage, no audio fetched.
+"""Writing the archive of :mod:`tests.support.shape.plan` straight to a storage, no audio fetched.
 
 Each recording is a small object (a real WAV or MP3 header, then a few hundred
 bytes fixed by the call) stored under the key the default key template gives;
@@ -44,7 +44,7 @@ from archiver.storage.layout import (
     link_key,
     manifest_key,
 )
-from tests.bench.shape.plan import TZ, Batch, Shape, batches
+from tests.support.shape.plan import TZ, Batch, Shape, batches
 
 IN_FLIGHT = 64  # batches whose recordings or chain objects are being written at once
 
