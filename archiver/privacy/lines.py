@@ -11,6 +11,7 @@ without) the key place has plain numbers and is read as it is.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,9 @@ NO_KEYS = "[sealed: no key place]"
 UNREADABLE = "[sealed copy damaged]"
 # Subject keys a reader keeps at once: a few MB; the cache starts again past it.
 _CACHE_MAX = 65_536
+# How long a reader trusts a key it read: a long-running console shows a number erased
+# by another process (archiver subject --erase) at most this long afterwards.
+KEY_CACHE_SECONDS = 30.0
 
 
 def _aad(fields: Mapping[str, Any], side: str) -> bytes:
@@ -82,7 +86,7 @@ class Opener:
 
     def __init__(self, place: KeyPlace | None) -> None:
         self.place = place
-        self._keys: dict[str, bytes | None] = {}
+        self._keys: dict[str, tuple[float, bytes | None]] = {}
 
     def query_hashes(self, phone: str | None) -> frozenset[str]:
         """The keyed hash of a searched number in any spelling (empty: no search key)."""
@@ -114,14 +118,18 @@ class Opener:
     def _open(self, digest: str, sealed: str, aad: bytes) -> str:
         if self.place is None:
             return NO_KEYS
-        try:
-            if digest not in self._keys:
-                if len(self._keys) >= _CACHE_MAX:
-                    self._keys.clear()
-                self._keys[digest] = self.place.subject_key(digest, create=False)
-            key = self._keys[digest]
-        except ValueError:  # not a keyed hash: a damaged or hostile line
-            return UNREADABLE
+        now = time.monotonic()
+        cached = self._keys.get(digest)
+        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
+            key = cached[1]
+        else:
+            try:
+                key = self.place.subject_key(digest, create=False)
+            except ValueError:  # not a keyed hash: a damaged or hostile line
+                return UNREADABLE
+            if len(self._keys) >= _CACHE_MAX:
+                self._keys.clear()
+            self._keys[digest] = (now, key)
         if key is None:
             return ERASED
         try:

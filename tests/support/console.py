@@ -27,6 +27,7 @@ from archiver.console.auth import Account, Role, hash_password, write_accounts
 from archiver.console.hardening import SecureRunner
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import parse_manifest
+from archiver.privacy.lines import Opener
 from archiver.settings import ConsoleSettings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
@@ -92,9 +93,10 @@ class Running:
 
 @asynccontextmanager
 async def running_console(
-    storage: StorageSettings, workdir: Path, **overrides: Any
+    storage: StorageSettings, workdir: Path, opener: Opener | None = None, **overrides: Any
 ) -> AsyncIterator[Running]:
-    """The console over ``storage`` on 127.0.0.1, one user per role."""
+    """The console over ``storage`` on 127.0.0.1, one user per role (``opener``: sealed
+    phone numbers opened from a key place)."""
     from zoneinfo import ZoneInfo
 
     users = workdir / "users"
@@ -109,7 +111,7 @@ async def running_console(
     }
     settings = ConsoleSettings.model_validate(fields)
     async with open_store(storage, max_connections=8) as store:
-        console = open_console(settings, ZoneInfo(TZ_NAME), store)
+        console = open_console(settings, ZoneInfo(TZ_NAME), store, opener=opener)
         await refresh(console)
         runner = SecureRunner(make_app(console), access_log=None)
         await runner.setup()
