@@ -179,6 +179,8 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
             print(problem.line())
         for stamp in stamps.writers:
             print(stamp.line())
+        if report.chains is not None and (rolled := report.chains.rollups.note()):
+            print(rolled)
         print(witnesses.line())
         summary = report.summary()
         if sample is not None:

@@ -60,6 +60,8 @@ __all__ = [
     "RollupRecord",
     "build_rollup",
     "chain_problems",
+    "EntriesCheck",
+    "check_entries",
     "check_rollup",
     "covered_objects",
     "date_span",
@@ -241,23 +243,32 @@ def _record_against_entries(
     return wrong
 
 
-def check_rollup(
-    record_bytes: bytes, entries_bytes: bytes, data_bytes: bytes, key: str | None = None
-) -> RollupCheck:
-    """A rollup from its three parts' bytes: its covered objects, each checked, or its problems.
+@dataclass
+class EntriesCheck:
+    """A rollup's record and entries checked against each other (not its lines)."""
 
-    Checked: the record (against its ``key`` when given), the SHA-256 and size
-    of the entries and the lines it records, the entries' links chaining to
-    each other and to the record's ``prev_seq/prev_sha256`` and ``end_sha256``,
-    the counts and dates, and each object's slice against its link's
-    ``manifest_sha256``. Not checked here: that the run is on the writer's
-    chain (the caller walks the chain), and the tokens (they need the CA).
-    """
+    record: RollupRecord | None
+    entries: list[RollupEntry]
+    problems: list[RollupProblem]
+
+    @property
+    def ok(self) -> bool:
+        """True when the record and its entries agree."""
+        return not self.problems and self.record is not None
+
+
+def check_entries(
+    record_bytes: bytes, entries_bytes: bytes, key: str | None = None
+) -> EntriesCheck:
+    """A rollup's record (against its ``key`` when given) and its entries (pure): the
+    entries' SHA-256 and size, their links chaining to each other and to the record's
+    ``prev_seq/prev_sha256`` and ``end_sha256``, the counts, sizes and dates."""
     problems: list[RollupProblem] = []
     try:
         record = RollupRecord.from_bytes(record_bytes)
     except ValueError as exc:
-        return RollupCheck(None, [], [RollupProblem(key or "rollup record", f"unreadable: {exc}")])
+        where = key or "rollup record"
+        return EntriesCheck(None, [], [RollupProblem(where, f"unreadable: {exc}")])
     where = record.key
     if key is not None and key != where:
         problems.append(RollupProblem(key, f"the record says it is {where}"))
@@ -268,34 +279,56 @@ def check_rollup(
     ):
         if getattr(record, name) != wanted:
             problems.append(RollupProblem(where, f"its {name} is {getattr(record, name)}"))
-    for what, part_key, data, sha, size in (
-        ("entries", record.entries_key, entries_bytes, record.entries_sha256, record.entries_size),
-        ("lines", record.data_key, data_bytes, record.data_sha256, record.data_size),
-    ):
-        if (sha256_hex(data), len(data)) != (sha, size):
-            problems.append(
-                RollupProblem(
-                    part_key,
-                    f"{len(data)} bytes with SHA-256 {sha256_hex(data)}; the record {where} "
-                    f"records {size} bytes with SHA-256 {sha} for its {what}",
-                )
+    sha = sha256_hex(entries_bytes)
+    if (sha, len(entries_bytes)) != (record.entries_sha256, record.entries_size):
+        problems.append(
+            RollupProblem(
+                record.entries_key,
+                f"{len(entries_bytes)} bytes with SHA-256 {sha}; the record {where} records "
+                f"{record.entries_size} bytes with SHA-256 {record.entries_sha256}",
             )
+        )
     if problems:
-        return RollupCheck(record, [], problems)
+        return EntriesCheck(record, [], problems)
     try:
         entries = parse_entries(entries_bytes)
     except ValueError as exc:
-        return RollupCheck(record, [], [RollupProblem(record.entries_key, str(exc))])
+        return EntriesCheck(record, [], [RollupProblem(record.entries_key, str(exc))])
     if not entries:
-        return RollupCheck(record, [], [RollupProblem(record.entries_key, "no entries")])
+        return EntriesCheck(record, [], [RollupProblem(record.entries_key, "no entries")])
     wrong = chain_problems(entries, record.writer)
     if wrong:
-        return RollupCheck(record, [], [RollupProblem(record.entries_key, w) for w in wrong])
+        return EntriesCheck(record, [], [RollupProblem(record.entries_key, w) for w in wrong])
     links = [Link.from_bytes(entry.link) for entry in entries]
     wrong = _record_against_entries(record, links, entries)
     if wrong:
-        return RollupCheck(record, [], [RollupProblem(where, w) for w in wrong])
-    objects = covered_objects(entries, data_bytes)  # sizes add up: data_size checked above
+        return EntriesCheck(record, [], [RollupProblem(where, w) for w in wrong])
+    return EntriesCheck(record, entries, [])
+
+
+def check_rollup(
+    record_bytes: bytes, entries_bytes: bytes, data_bytes: bytes, key: str | None = None
+) -> RollupCheck:
+    """A rollup from its three parts' bytes: its covered objects, each checked, or its problems.
+
+    Checked: everything :func:`check_entries` checks, the SHA-256 and size of
+    the lines the record records, and each object's slice against its link's
+    ``manifest_sha256``. Not checked here: that the run is on the writer's
+    chain (the caller walks the chain), and the tokens (they need the CA).
+    """
+    checked = check_entries(record_bytes, entries_bytes, key)
+    record = checked.record
+    if record is None or checked.problems:
+        return RollupCheck(record, [], checked.problems)
+    sha = sha256_hex(data_bytes)
+    if (sha, len(data_bytes)) != (record.data_sha256, record.data_size):
+        detail = (
+            f"{len(data_bytes)} bytes with SHA-256 {sha}; the record {key or record.key} "
+            f"records {record.data_size} bytes with SHA-256 {record.data_sha256}"
+        )
+        return RollupCheck(record, [], [RollupProblem(record.data_key, detail)])
+    problems = []
+    objects = covered_objects(checked.entries, data_bytes)  # the sizes add up: checked above
     for obj in objects:
         digest = sha256_hex(obj.manifest_bytes)
         if digest != obj.link.manifest_sha256:

@@ -7,19 +7,24 @@ chain with that link's SHA-256. The result maps each chained manifest key to
 its link, so that every manifest object read can be checked against it, and
 every link whose manifest object was not found is reported (missing, or
 hidden behind a delete marker in a versioned bucket).
+
+A link a checked rollup holds is taken from the rollup when the listing proves
+the stored link is that copy (:mod:`archiver.retrieval.rollup_audit`), and
+read otherwise; either way the walk checks the same bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 from archiver.manifest.chain import Head, Link, sha256_hex
 from archiver.manifest.reader import Manifest, read_object
 from archiver.retrieval.problems import Problem, ProblemKind
-from archiver.storage.base import ObjectStore, VersionedStore
+from archiver.retrieval.rollup_audit import RollupAudit, audit_rollups, links_to_read
+from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 from archiver.storage.layout import (
     CHAIN_PREFIX,
     head_key,
@@ -40,6 +45,14 @@ class ChainAudit:
     unchained: int = 0  # legacy manifest objects under no chain (archiver seal)
     state: ChainState = field(default_factory=ChainState)  # heads and walks, for witnesses
     writer_ids: set[str] = field(default_factory=set)  # every writer with a link or a head
+    rollups: RollupAudit = field(default_factory=RollupAudit)  # checked, on the walk
+
+    def read_manifests(
+        self, store: ObjectStore, objects: Sequence[StoredObject]
+    ) -> AsyncGenerator[Manifest, None]:
+        """The manifest objects listed, parsed: from checked rollups where the listing
+        proves them, else read (see :mod:`archiver.retrieval.rollup_audit`)."""
+        return self.rollups.read_manifests(store, objects, self.links)
 
     def check_manifest(self, manifest: Manifest) -> Problem | None:
         """The manifest object against its link; None if it matches (or is legacy, unchained)."""
@@ -74,8 +87,9 @@ class ChainAudit:
     async def unseen(
         self, store: ObjectStore, seen: set[str], first: date, last: date
     ) -> list[Problem]:
-        """The chained manifest objects of partitions [first, last] that were not read."""
-        problems = []
+        """The chained manifest objects of partitions [first, last] that were not read, and
+        the rollups that did not check out while the manifest objects were read."""
+        problems = self.rollups.take_problems()
         for key, link in sorted(self.links.items()):
             day = partition_date(key)
             if key in seen or day is None or not first <= day <= last:
@@ -113,9 +127,10 @@ async def _read_all(store: ObjectStore, keys: Iterable[str]) -> dict[str, bytes 
 
 
 async def audit_chains(store: ObjectStore) -> ChainAudit:
-    """Read and check every writer's chain (one listing, one read per link and head)."""
-    audit = ChainAudit()
-    by_writer: dict[str, set[int]] = {}
+    """Read and check every writer's chain (one listing, one read per link and head, but
+    for the links a checked rollup holds and the listing proves)."""
+    audit = ChainAudit(rollups=await audit_rollups(store))
+    by_writer: dict[str, dict[int, StoredObject]] = {}
     heads: set[str] = set()
     async for obj in store.list(CHAIN_PREFIX):
         parsed = parse_chain_key(obj.key)
@@ -125,21 +140,31 @@ async def audit_chains(store: ObjectStore) -> ChainAudit:
         if seq is None:
             heads.add(writer)
         else:
-            by_writer.setdefault(writer, set()).add(seq)
+            by_writer.setdefault(writer, {})[seq] = obj
     audit.writer_ids = by_writer.keys() | heads
     audit.writers = len(audit.writer_ids)
     for writer in sorted(by_writer.keys() | heads):
-        await _audit_writer(store, audit, writer, by_writer.get(writer, set()), writer in heads)
+        await _audit_writer(store, audit, writer, by_writer.get(writer, {}), writer in heads)
+    audit.rollups.on_walk(audit.state.walks)
+    # Those of the manifests' reading come with unseen().
+    audit.problems += audit.rollups.take_problems()
     return audit
 
 
 async def _audit_writer(
-    store: ObjectStore, audit: ChainAudit, writer: str, seqs: set[int], has_head: bool
+    store: ObjectStore,
+    audit: ChainAudit,
+    writer: str,
+    listed: dict[int, StoredObject],
+    has_head: bool,
 ) -> None:
     def broken(where: str, detail: str) -> None:
         audit.problems.append(Problem(ProblemKind.CHAIN_BROKEN, where, detail))
 
-    raw = await _read_all(store, [link_key(writer, seq) for seq in sorted(seqs)])
+    seqs = set(listed)
+    proven, unread = links_to_read(listed.items(), audit.rollups.links.get(writer, {}))
+    raw = await _read_all(store, [link_key(writer, seq) for seq in sorted(unread)])
+    raw.update({link_key(writer, seq): data for seq, data in proven.items()})
     links: dict[int, tuple[Link, str]] = {}
     for seq in sorted(seqs):
         data = raw.get(link_key(writer, seq))

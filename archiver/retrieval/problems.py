@@ -32,6 +32,7 @@ class ProblemKind(StrEnum):
     # or its version history shows a link, head or manifest object rewritten or removed
     WITNESS = "witness"  # a witnessed checkpoint that does not verify, or two inconsistent ones
     UNREGISTERED = "unregistered-writer"  # a writer no witness key registered
+    ROLLUP = "rollup"  # a rollup whose parts disagree with each other or with the chain
 
 
 @dataclass(frozen=True, slots=True)

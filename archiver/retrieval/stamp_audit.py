@@ -7,6 +7,8 @@ walking a writer's chain from its first stamped link on:
 - a link without a token is ``UNPROVEN`` (the authority was down and no later
   write of this writer has stamped it yet; or the token was removed);
 - a token that does not verify (other bytes, another CA, altered) is ``TIMESTAMP``;
+- a token a checked rollup holds is taken from it when the listing proves the
+  stored token is that copy (:mod:`archiver.retrieval.rollup_audit`), else read;
 - a token dated before the token of an earlier link, or before the
   ``archived_at`` of a line its manifest object holds (beyond :data:`SKEW`), is
   ``TIMESTAMP``: a token replaced by a later one, or lines dated after the fact.
@@ -29,7 +31,8 @@ from cryptography import x509
 from archiver.errors import TimestampInvalidError
 from archiver.retrieval.chain_audit import ChainAudit
 from archiver.retrieval.problems import Problem, ProblemKind
-from archiver.storage.base import ObjectStore
+from archiver.retrieval.rollup_audit import listed_as
+from archiver.storage.base import ObjectStore, StoredObject
 from archiver.storage.layout import CHAIN_PREFIX, stamp_key
 from archiver.timestamping import STAMP_SUFFIX, Timestamp, read_token, verify_token_digest
 
@@ -89,13 +92,13 @@ class StampReport:
         return sum(w.checked for w in self.writers)
 
 
-async def _tokens(store: ObjectStore) -> set[tuple[str, int]]:
-    found = set()
+async def _tokens(store: ObjectStore) -> dict[tuple[str, int], StoredObject]:
+    found = {}
     async for obj in store.list(CHAIN_PREFIX):
         writer, _, name = obj.key[len(CHAIN_PREFIX) :].partition("/")
         stem = name.removesuffix(STAMP_SUFFIX)
         if name.endswith(STAMP_SUFFIX) and stem.isascii() and stem.isdigit():
-            found.add((writer, int(stem)))
+            found[writer, int(stem)] = obj
     return found
 
 
@@ -137,7 +140,17 @@ async def audit_stamps(
         first = stamped[0]
         stamps.unstamped_before = seqs.index(first)
         later = [seq for seq in seqs if seq >= first]
-        raw = await _read_tokens(store, [stamp_key(writer, s) for s in stamped])
+        # A token a checked rollup holds is not read when the listing proves it is that copy.
+        copies = await chains.rollups.token_copies(store, writer)
+        report.problems += chains.rollups.take_problems()
+        proven = {
+            stamp_key(writer, s): copies[s]
+            for s in stamped
+            if s in copies and listed_as(present[writer, s], copies[s])
+        }
+        unread = [stamp_key(writer, s) for s in stamped if stamp_key(writer, s) not in proven]
+        raw = await _read_tokens(store, unread)
+        raw.update(proven)
         previous: Timestamp | None = None
         for seq in later:
             key = stamp_key(writer, seq)

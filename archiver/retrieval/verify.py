@@ -39,7 +39,7 @@ from datetime import UTC, datetime, tzinfo
 
 from archiver.errors import PlantedLinkError
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.reader import date_span, in_range, read_manifests
+from archiver.manifest.reader import date_span, in_range
 from archiver.retrieval.chain_audit import ChainAudit, audit_chains
 from archiver.retrieval.duplicates import CallLines, read_records
 from archiver.retrieval.fetch import archived_version
@@ -337,7 +337,7 @@ async def verify_archive(
             on_progress(report)
 
     async def produce() -> None:
-        async with aclosing(read_manifests(store, manifests)) as reader:
+        async with aclosing(chains.read_manifests(store, manifests)) as reader:
             async for manifest in reader:
                 report.manifests_read += 1
                 if not manifest.missing:

@@ -31,6 +31,11 @@ class RunSettings(BaseModel):
     # manifest_interval seconds (counted from the first line since the last write).
     manifest_batch: int = Field(default=1000, ge=1, le=100_000)
     manifest_interval: float = Field(default=10.0, gt=0)
+    # run: the leader rolls its writer's small manifest objects up (archiver rollup), off
+    # the hot path, once this many were written since its last rollup, or every this many
+    # seconds; 0 turns either trigger off.
+    rollup_objects: int = Field(default=1000, ge=0, le=1_000_000)
+    rollup_age: float = Field(default=86400.0, ge=0)
     # verify, get: a recording no manifest line names is an orphan (its line cut, or
     # never written) once older than manifest_interval plus this many seconds.
     orphan_margin: float = Field(default=300.0, ge=0)

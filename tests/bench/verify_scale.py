@@ -17,7 +17,9 @@ seed ``bench``) after the full one: its wall time, requests and sample line.
 ``--days D`` spreads the calls evenly over D days (each batch in its day's
 partition) and adds a verify of the middle day (``--since/--until``);
 ``--batch B`` writes B lines per manifest object (the service's shape: about
-4; a backfill's: 1,000).
+4; a backfill's: 1,000). ``--rollup`` runs ``archiver rollup``'s writer
+(:class:`~archiver.manifest.rollup_write.RollupWriter`) over the archive before
+verifying, and reports its wall time.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 from archiver.manifest.chain import next_link, sha256_hex
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import list_manifests
+from archiver.manifest.rollup_write import RollupWriter
 from archiver.manifest.writer import advance_head
 from archiver.models import CallRecord, Provider
 from archiver.retrieval.index import pointer_body, pointer_keys
@@ -162,11 +165,17 @@ async def measure(
     size: int,
     samples: list[str] | None = None,
     days: int = 1,
+    rollup: bool = False,
 ) -> dict[str, Any]:
+    rolled: dict[str, Any] = {}
     async with open_store(settings, max_connections=64) as store:
         t0 = time.monotonic()
         manifests = await build(store, calls, size)
         built = time.monotonic() - t0
+        if rollup:
+            t0 = time.monotonic()
+            done = await RollupWriter(store, WRITER, now=lambda: datetime.now(UTC)).run()
+            rolled = {"rollups": len(done.records), "wall_s": round(time.monotonic() - t0, 1)}
     report, wall, requests = await _verify(settings, None)
     sampled = []
     for spec in samples or []:
@@ -195,6 +204,7 @@ async def measure(
         }
     total = sum(requests.values())
     return {
+        "rollup": rolled,
         "one_day": one_day,
         "sampled": sampled,
         "storage": "s3" if settings.is_s3 else "local",
@@ -224,6 +234,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 args.size,
                 args.sample,
                 args.days,
+                args.rollup,
             )
         process = SeaweedProcess(Path(tmp))
         server = process.start()
@@ -239,7 +250,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             settings = StorageSettings(
                 url="s3://bench/verify", endpoint_url=server.endpoint_url, addressing_style="path"
             )
-            return await measure(settings, args.calls, args.size, args.sample, args.days)
+            return await measure(
+                settings, args.calls, args.size, args.sample, args.days, args.rollup
+            )
         finally:
             process.stop()
 
@@ -252,6 +265,7 @@ def main() -> None:
     parser.add_argument("--sample", action="append", help="also a sampled verify (repeatable)")
     parser.add_argument("--days", type=int, default=1, help="days the calls spread over")
     parser.add_argument("--batch", type=int, default=1000, help="lines per manifest object")
+    parser.add_argument("--rollup", action="store_true", help="roll the archive up first")
     args = parser.parse_args()
     BATCH[0] = args.batch
     SPACING[0] = args.days * 86400 / max(args.calls, 1)
