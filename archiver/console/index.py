@@ -152,6 +152,10 @@ class CallQuery:
         for name in ("min_seconds", "max_seconds", "day_from", "day_to"):
             out[name] = str(getattr(self, name))
         out = {k: v for k, v in out.items() if v not in ("None", "")}
+        if self.phone and self.phone_hashes:
+            # With a key place the audit trail names the number by keyed hash only.
+            del out["phone"]
+            out["phone_hash"] = ",".join(sorted(self.phone_hashes))
         for name in ("since", "until"):
             moment = getattr(self, name)
             if moment is not None:
@@ -262,6 +266,12 @@ class CallIndex:
         # Opens sealed numbers for the pages, and finds them by keyed hash.
         self.opener = opener or Opener(None)
 
+    def hashed(self, query: CallQuery) -> CallQuery:
+        """``query`` with the keyed hash of its phone number (ARCHIVER_PRIVACY__KEYS)."""
+        if not query.phone or query.phone_hashes:
+            return query
+        return replace(query, phone_hashes=self.opener.query_hashes(query.phone))
+
     def _opened(self, item: IndexedCall) -> IndexedCall:
         if not is_sealed(item.call.fields):
             return item
@@ -296,9 +306,7 @@ class CallIndex:
         self, query: CallQuery, offset: int, limit: int
     ) -> tuple[list[IndexedCall], int]:
         """A page of matching calls, newest first, and how many match (capped at COUNT_CAP+1)."""
-        if query.phone:
-            query = replace(query, phone_hashes=self.opener.query_hashes(query.phone))
-        source_, where, params, order = query.plan()
+        source_, where, params, order = self.hashed(query).plan()
         # Fixed fragments of plan(); every value is a parameter.
         page = f"SELECT c.id, c.line, c.manifest_key, c.checked_at, c.problem FROM {source_} "  # noqa: S608
         page += f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"

@@ -201,7 +201,7 @@ async def search_page(request: web.Request) -> web.StreamResponse:
     """GET /: the search form and, when asked, a page of results (the search is audited)."""
     console = console_of(request)
     session = session_of(request)
-    query = query_of(request)
+    query = console.calls.hashed(query_of(request))  # audited by keyed hash, with keys
     number = _number(request, "page", 1, 10_000) or 1
     size = page_size(request)
     asked = bool(query.describe()) or "go" in request.query

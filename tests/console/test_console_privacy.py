@@ -9,7 +9,13 @@ from archiver.privacy.keyplace import KeyPlace
 from archiver.privacy.lines import ERASED, Opener
 from archiver.retrieval.search import phone_key
 from archiver.settings import PrivacySettings, StorageSettings
-from tests.support.console import archived_storage, manifest_calls, running_console, signed_in
+from tests.support.console import (
+    archived_storage,
+    audit_records,
+    manifest_calls,
+    running_console,
+    signed_in,
+)
 
 
 async def test_the_console_finds_sealed_numbers_and_shows_them_erased(tmp_path):
@@ -53,6 +59,11 @@ async def test_the_console_finds_sealed_numbers_and_shows_them_erased(tmp_path):
             assert number not in html
             assert key[1:] not in html
             assert ERASED in html
+        searches = [r for r in await audit_records(console.store) if r["action"] == "search"]
+        assert len(searches) == 4
+        for record in searches:
+            assert "phone" not in record["target"]["query"], "audited by keyed hash only"
+            assert record["target"]["query"]["phone_hash"] == keyed_hash(search, key)
 
 
 async def manifest_calls_of(storage: StorageSettings):
