@@ -190,10 +190,8 @@ def _row_values(call: source.ManifestEntry) -> tuple[object, ...]:
         return None if value in (None, "") else str(value)
 
     def phone(name: str) -> str | None:
-        if is_sealed(f):
-            # A sealed line's term is its keyed hash: the index holds no number to erase.
-            digest = text(f"{name}_hash")
-            return _HASHED + digest if digest else None
+        if is_sealed(f):  # its term is its keyed hash: the index holds no number to erase
+            return _HASHED + digest if (digest := text(f"{name}_hash")) else None
         value = text(name)
         return phone_key(value) if value else None
 
@@ -263,8 +261,7 @@ class CallIndex:
 
     def __init__(self, db: IndexDatabase, opener: Opener | None = None) -> None:
         self.db = db
-        # Opens sealed numbers for the pages, and finds them by keyed hash.
-        self.opener = opener or Opener(None)
+        self.opener = opener or Opener(None)  # opens sealed numbers, finds their hashes
 
     def hashed(self, query: CallQuery) -> CallQuery:
         """``query`` with the keyed hash of its phone number (ARCHIVER_PRIVACY__KEYS)."""
