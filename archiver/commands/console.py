@@ -23,6 +23,7 @@ from archiver.console.auth import (
 )
 from archiver.errors import ConfigError, UsageError
 from archiver.manifest.reader import require_archive
+from archiver.manifest.retention import load_schedule
 from archiver.settings import Settings
 from archiver.storage import open_store
 
@@ -75,6 +76,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     from archiver.console.app import serve
     from archiver.privacy.lines import opener_of
 
+    # Read before anything is served: a bad rules file is a settings error (exit 2).
+    schedule = load_schedule(
+        settings.retention.rules_file,
+        settings.storage.retention_days,
+        {code: str(meaning) for code, meaning in settings.source.direction_codes.items()},
+    )
     async with open_store(settings.storage, max_connections=16) as store:
         # As verify and search do: an empty or absent storage is most likely a wrong
         # ARCHIVER_STORAGE__URL, not an archive to serve "0 calls" of.
@@ -87,6 +94,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             ready=lambda url: print(f"archiver console: serving on {url}", flush=True),
             tsa_ca=_ca(settings),
             opener=opener_of(settings.privacy),
+            schedule=schedule,
+            timestamp=settings.timestamp,
         )
     return 0
 

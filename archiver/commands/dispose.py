@@ -25,21 +25,17 @@ from typing import Any
 from archiver.commands.time_range import parse_range
 from archiver.errors import UsageError
 from archiver.exits import ExitCode
-from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import require_archive
-from archiver.manifest.retention import Due, load_schedule
-from archiver.manifest.stamps import stamp_head
+from archiver.manifest.retention import load_schedule
 from archiver.manifest.tombstone import Tombstone
-from archiver.manifest.writer import read_head
 from archiver.privacy.lines import opener_of
 from archiver.private_files import create_new
 from archiver.retrieval.audit import AuditTrail
-from archiver.retrieval.disposition import Outcome, Plan, candidates, execute, plan
-from archiver.retrieval.tombstones import read_tombstones
+from archiver.retrieval.disposal import certificate_details, stamp_chain, survey
+from archiver.retrieval.disposition import Outcome, Plan, execute
 from archiver.settings import Settings
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
-from archiver.timestamping import open_stamper
 from archiver.witness.keys import load_signer
 from archiver.witness.registry import register_writer
 
@@ -130,10 +126,7 @@ async def finish_chain(
     """Stamp and register the tombstones' chain, as dedupe and seal do theirs."""
     if writer is None:
         return
-    async with open_stamper(settings.timestamp) as stamper:
-        head = await read_head(store, writer)
-        if stamper is not None and head is not None:
-            await stamp_head(store, stamper, head)
+    await stamp_chain(store, settings.timestamp, writer)
     if key is not None:
         signer = load_signer(key)
         origin = "".join("_" if c.isspace() else c for c in settings.storage.url)
@@ -172,15 +165,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     # A sealed line's numbers (ARCHIVER_PRIVACY__KEYS) opened, for the rules that name numbers.
     opener = opener_of(settings.privacy)
 
-    def due(call: ManifestEntry) -> Due | None:
-        found = schedule.due(opener.fields(call.fields))
-        return found if found.due_by(as_of) else None
-
     async with open_store(settings.storage, max_connections=8) as store:
         await require_archive(store)
         audit = AuditTrail(store, settings.operator)
-        tombstones = await read_tombstones(store)
-        found = await plan(store, tombstones, candidates(store, due), now)
+        found = (await survey(store, schedule, as_of, now, opener=opener)).found
         if args.dry_run:
             print_plan(found, "due")
             print(
@@ -219,18 +207,7 @@ async def report(
         # Its tombstone was written first (a crash never leaves a deletion without its
         # record): it stays pending, disposed nowhere, until a run deletes the recording.
         print(f"failed: {key}: {why} (still stored; the next run deletes it)")
-    details: dict[str, Any] = {
-        "as_of": as_of.isoformat(),
-        "approved_by": approver,
-        "tombstone_chain": outcome.writer,
-        "disposed": [json.loads(s.to_line()) for s in outcome.disposed],
-        "bytes": sum(s.size for s in outcome.disposed),
-        "kept": [
-            {"object_key": c.call.object_key, "cdr_id": c.call.cdr_id, "reason": why}
-            for c, why in found.kept
-        ],
-        "failed": [{"object_key": k, "reason": why} for k, why in outcome.failed],
-    }
+    details: dict[str, Any] = certificate_details(outcome, found, as_of, approver)
     result = "failed" if outcome.failed else "ok"
     key = await audit.record("dispose", {"as_of": as_of.isoformat()}, result, details)
     if args.certificate is not None:

@@ -21,7 +21,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from archiver.console import cases, export, media, saved, views
+from archiver.console import cases, disposition, export, media, saved, views
 from archiver.console.auditlog import AuditLog
 from archiver.console.auth import AccountsFile, AmbiguousIdentity, Hashing, TrustedProxy, same_token
 from archiver.console.context import (
@@ -45,9 +45,10 @@ from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES, translator
 from archiver.errors import ArchiverError, ListenError
 from archiver.index_db import IndexDatabase
+from archiver.manifest.retention import Schedule
 from archiver.privacy.lines import Opener
 from archiver.retrieval.proof import ChainProver
-from archiver.settings import ConsoleSettings
+from archiver.settings import ConsoleSettings, TimestampSettings
 from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.console")
@@ -198,6 +199,7 @@ def make_app(console: Console) -> web.Application:
     export.add_routes(app)
     saved.add_routes(app)
     cases.add_routes(app)
+    disposition.add_routes(app)
     app.router.add_static("/static/", here / "static", show_index=False, follow_symlinks=False)
     return app
 
@@ -227,9 +229,12 @@ def open_console(
     rebuild: bool = False,
     tsa_ca: bytes | None = None,
     opener: Opener | None = None,
+    schedule: Schedule | None = None,
+    timestamp: TimestampSettings | None = None,
 ) -> Console:
     """The console's state over ``store``, its index file opened (emptied if ``rebuild``,
-    or if it was made by an older console)."""
+    or if it was made by an older console); ``schedule``: the retention rules the
+    disposition screen reads (none: nothing is ever due)."""
     rebuild = rebuild or outdated(settings.index_path)
     db = (
         IndexDatabase.fresh(settings.index_path, SCHEMA)
@@ -249,6 +254,8 @@ def open_console(
         users=AccountsFile(settings.users_file),
         prover=ChainProver(store),
         tsa_ca=tsa_ca,
+        schedule=schedule or Schedule(),
+        timestamp=timestamp or TimestampSettings(),
     )
 
 
@@ -261,10 +268,22 @@ async def serve(
     ready: Callable[[str], None] | None = None,
     tsa_ca: bytes | None = None,
     opener: Opener | None = None,
+    schedule: Schedule | None = None,
+    timestamp: TimestampSettings | None = None,
 ) -> None:
     """Index the storage, then serve the console until SIGINT or SIGTERM (``opener``:
-    sealed phone numbers opened from ARCHIVER_PRIVACY__KEYS)."""
-    console = open_console(settings, tz, store, rebuild=rebuild, tsa_ca=tsa_ca, opener=opener)
+    sealed phone numbers opened from ARCHIVER_PRIVACY__KEYS; ``schedule``: the retention
+    rules; ``timestamp``: the TSA that stamps the tombstones' chain)."""
+    console = open_console(
+        settings,
+        tz,
+        store,
+        rebuild=rebuild,
+        tsa_ca=tsa_ca,
+        opener=opener,
+        schedule=schedule,
+        timestamp=timestamp,
+    )
     runner = SecureRunner(make_app(console), access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

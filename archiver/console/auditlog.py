@@ -114,8 +114,8 @@ class AuditLog:
         details: Mapping[str, Any],
         *,
         best_effort: bool = False,
-    ) -> None:
-        """Write one record as ``user``, then index it.
+    ) -> str | None:
+        """Write one record as ``user``, then index it; its key (None: best effort).
 
         A record that must exist before anything is served raises the store's
         error. ``best_effort``, for the record of a failure (its own reason is the
@@ -126,7 +126,8 @@ class AuditLog:
         details = {**details, "via": "console"}
         if best_effort:
             await trail.record_best_effort(action, target, result, details)
-            return
+            return None
         key = await trail.record(action, target, result, details)
         # Only the record's own day is listed again: the whole trail may be long.
         await self.refresh(store, key.rsplit("/", 1)[0] + "/")
+        return key

@@ -9,6 +9,7 @@ back up (``tests/unit/test_layering.py``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -23,9 +24,10 @@ from archiver.console.index import CallIndex
 from archiver.console.sessions import Session, Sessions, account_stamp
 from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES, call_time, local_time, translator
+from archiver.manifest.retention import Schedule
 from archiver.retrieval.cases import Case
 from archiver.retrieval.proof import ChainProver
-from archiver.settings import ConsoleSettings
+from archiver.settings import ConsoleSettings, TimestampSettings
 from archiver.storage.base import ObjectStore
 
 SESSION_COOKIE = "archiver_console"
@@ -51,6 +53,12 @@ class Console:
     exporting: dict[str, int] = field(default_factory=dict)  # exports streaming, per user
     tsa_ca: bytes | None = None  # the timestamp authority's CA, for evidence packages
     case_cache: tuple[float, list[Case]] | None = None  # (when listed, the cases)
+    # The retention schedule (ARCHIVER_RETENTION__RULES_FILE) the disposition screen reads;
+    # the default one keeps everything (nothing is ever due).
+    schedule: Schedule = field(default_factory=Schedule)
+    timestamp: TimestampSettings = field(default_factory=TimestampSettings)  # stamps tombstones
+    # One survey or disposition at a time: each reads every manifest, and a run deletes.
+    disposal_busy: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def proxy_session(self, user: str) -> Session:
         """The session of a request the proxy vouches for ``user`` on: the users file's

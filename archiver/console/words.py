@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
+from archiver.console.words_disposition import DISPOSITION_WORDS
+
 LANGUAGES = ("vi", "en")
 
 WORDS: dict[str, dict[str, str]] = {
@@ -144,6 +146,7 @@ WORDS: dict[str, dict[str, str]] = {
     "history": {"en": "History", "vi": "Lịch sử"},
     "no_case": {"en": "(no case)", "vi": "(không thuộc hồ sơ)"},
     "not_indexed": {"en": "not indexed yet", "vi": "chưa được lập chỉ mục"},
+    **DISPOSITION_WORDS,
 }
 
 

@@ -60,6 +60,9 @@ class ConsoleSettings(BaseModel):
     refresh_interval: float = Field(default=60.0, gt=0)
     # Failed sign-ins allowed per address and per user name in 15 minutes.
     login_attempts: int = Field(default=5, ge=1, le=1000)
+    # A disposition request must be approved by another signed-in officer than the one
+    # who made it (two-person rule): deleting records cannot be undone.
+    disposal_two_person: bool = True
 
     @field_validator("proxy_addresses", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ from archiver.console.auth import Account, Role, hash_password, write_accounts
 from archiver.console.hardening import SecureRunner
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import parse_manifest
+from archiver.manifest.retention import Schedule
 from archiver.privacy.lines import Opener
 from archiver.settings import ConsoleSettings, StorageSettings
 from archiver.simulator import SimConfig, Simulator
@@ -93,10 +94,15 @@ class Running:
 
 @asynccontextmanager
 async def running_console(
-    storage: StorageSettings, workdir: Path, opener: Opener | None = None, **overrides: Any
+    storage: StorageSettings,
+    workdir: Path,
+    opener: Opener | None = None,
+    schedule: Schedule | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Running]:
     """The console over ``storage`` on 127.0.0.1, one user per role (``opener``: sealed
-    phone numbers opened from a key place)."""
+    phone numbers opened from a key place; ``schedule``: the retention rules its
+    disposition screen reads)."""
     from zoneinfo import ZoneInfo
 
     users = workdir / "users"
@@ -111,7 +117,7 @@ async def running_console(
     }
     settings = ConsoleSettings.model_validate(fields)
     async with open_store(storage, max_connections=8) as store:
-        console = open_console(settings, ZoneInfo(TZ_NAME), store, opener=opener)
+        console = open_console(settings, ZoneInfo(TZ_NAME), store, opener=opener, schedule=schedule)
         await refresh(console)
         runner = SecureRunner(make_app(console), access_log=None)
         await runner.setup()
