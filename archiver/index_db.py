@@ -60,6 +60,11 @@ class IndexDatabase:
         """Run ``fn`` with the connection, in a worker thread, one at a time."""
         return await asyncio.to_thread(self._locked, fn)
 
+    def add_function(self, name: str, arity: int, fn: Callable[..., int | str | None]) -> None:
+        """Make ``fn`` callable from this file's SQL as ``name`` (deterministic)."""
+        with self._lock:
+            self._conn.create_function(name, arity, fn, deterministic=True)
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:

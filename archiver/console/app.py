@@ -40,7 +40,7 @@ from archiver.console.context import (
 from archiver.console.hardening import SAFE_METHODS, SECURITY_HEADERS, SecureRunner, check_origin
 from archiver.console.index import CallIndex
 from archiver.console.sessions import Session, Sessions
-from archiver.console.tables import SCHEMA, outdated
+from archiver.console.tables import SCHEMA, drop_calls, outdated
 from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES, translator
 from archiver.errors import ArchiverError, ListenError
@@ -232,10 +232,11 @@ def open_console(
     schedule: Schedule | None = None,
     timestamp: TimestampSettings | None = None,
 ) -> Console:
-    """The console's state over ``store``, its index file opened (emptied if ``rebuild``,
-    or if it was made by an older console); ``schedule``: the retention rules the
-    disposition screen reads (none: nothing is ever due)."""
-    rebuild = rebuild or outdated(settings.index_path)
+    """The console's state over ``store``, its index file opened (emptied if ``rebuild``;
+    its call tables dropped if an older console made them); ``schedule``: the retention
+    rules the disposition screen reads (none: nothing is ever due)."""
+    if not rebuild and outdated(settings.index_path):
+        drop_calls(settings.index_path)  # the sessions and saved searches stay
     db = (
         IndexDatabase.fresh(settings.index_path, SCHEMA)
         if rebuild

@@ -1,41 +1,40 @@
 """The console's index of the manifests: search in milliseconds at a million calls.
 
-Manifest objects are written once and never changed, so a manifest key
-already indexed is done: an update lists ``manifests/`` and reads only the
-keys it has not seen. ``rebuild`` starts again from an empty file. A line
-listed twice (the same recording in two manifests) is indexed once.
+Searching and reading the index; bringing it up to date is
+:mod:`archiver.console.updates` (only what it has not read yet), writing rows
+:mod:`archiver.console.loading`. A line listed twice (the same recording in
+two manifests) is indexed once.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
-from archiver.console import source
+from archiver.console import source, updates
+from archiver.console.loading import HASHED, id_term, sip_term
+from archiver.console.packed import unpack
 from archiver.index_db import IndexDatabase
 from archiver.privacy.lines import Opener, is_sealed
 from archiver.retrieval.index import normalize_id
 from archiver.retrieval.search import phone_key
-from archiver.storage.base import ObjectStore, StoredObject
+from archiver.storage.base import ObjectStore
 
 log = logging.getLogger("archiver.console")
 
 # Counting stops here: "10000+" is as useful to a reader as the exact figure, and cheap.
 COUNT_CAP = 10_000
-# Manifest objects read between two commits of an update.
-_COMMIT_EVERY = 50
 
 
 ORDERS = ("newest", "oldest", "longest", "shortest")
 _LAST_HOLD = (
     "(SELECT a.action FROM audit a WHERE a.action IN ('hold-on', 'hold-off') "
-    "AND a.result = 'ok' AND json_extract(a.record, '$.target.cdr_id') = c.cdr_id "
+    "AND a.result = 'ok' AND id_term(json_extract(a.record, '$.target.cdr_id')) = c.cdr_h "
     "AND json_extract(a.record, '$.target.provider') = c.provider "
     "ORDER BY a.at DESC, a.key DESC LIMIT 1)"
 )
@@ -73,20 +72,32 @@ class CallQuery:
         """FROM, WHERE, parameters and ORDER BY of the search (pure).
 
         A phone number or an agent drives the search from ``terms`` (its
-        newest, or oldest, matches first, straight off the index); anything
-        else from ``calls`` and its own indexes. The other criteria filter the
-        rows met. Sorting by talk time walks ``calls_billsec``.
+        newest, or oldest, matches first, straight off the index); an id, or
+        anything else, from ``calls`` and its own indexes. The other criteria
+        filter the rows met. Sorting by talk time walks ``calls_billsec``.
         """
         parts: list[str] = []
         params: list[object] = []
-        term: tuple[str, ...] | None = None
+        # A phone number or an agent drives the search from ``terms`` (an id from
+        # the calls' id hashes); the other terms asked filter the rows met.
+        asked: list[tuple[str, ...]] = []
         if self.phone:
-            term = ("p", phone_key(self.phone), *(_HASHED + h for h in sorted(self.phone_hashes)))
-        elif self.agent:
-            term = ("a", self.agent.strip().casefold())
-        if self.phone and self.agent:
-            parts.append("(c.agent_cf = ? OR c.agent_name_cf = ?)")
-            params += [self.agent.strip().casefold()] * 2
+            hashed = (HASHED + h for h in sorted(self.phone_hashes))
+            asked.append(("p", phone_key(self.phone), *hashed))
+        if self.agent and self.agent.strip():
+            asked.append(("a", self.agent.strip().casefold()))
+        term = asked[0] if asked and not self.ident else None
+        for kind, *words in asked if term is None else asked[1:]:
+            parts.append(
+                f"EXISTS (SELECT 1 FROM terms x WHERE x.kind = ? AND x.value IN ({_marks(words)}) "  # noqa: S608 - "?"s
+                "AND x.started = c.started AND x.call_id = c.id)"
+            )
+            params += [kind, *words]
+        if self.ident and normalize_id(self.ident):
+            parts.append("(c.sip_h = ? OR c.cdr_h = ?)")
+            params += [sip_term(self.ident), id_term(self.ident)]
+        if self.agent and not self.agent.strip():
+            parts.append("0")  # an agent of blanks names nobody
         for clause, value in (
             ("c.extension = ?", self.extension.strip() if self.extension else None),
             ("c.direction = ?", self.direction),
@@ -98,9 +109,8 @@ class CallQuery:
             if value is not None and value != "":
                 parts.append(clause)
                 params.append(value)
-        if self.ident:
-            parts.append("(c.sip_call_id = ? OR c.cdr_id = ?)")
-            params += [normalize_id(self.ident)] * 2
+        if self.ident and not normalize_id(self.ident):
+            parts.append("0")  # an id of blanks names no call
         if self.integrity == "intact":
             parts.append("c.checked_at IS NOT NULL AND c.problem IS NULL")
         elif self.integrity == "damaged":
@@ -130,8 +140,7 @@ class CallQuery:
             order = f"t.started {down}, t.call_id {down}"
         if term is None:
             return "calls c", " AND ".join(parts) or "1", params, order
-        marks = ",".join("?" * (len(term) - 1))
-        values = "t.value = ?" if len(term) == 2 else f"t.value IN ({marks})"
+        values = "t.value = ?" if len(term) == 2 else f"t.value IN ({_marks(term[1:])})"
         where = " AND ".join(["t.kind = ?", values, *parts])
         return "terms t JOIN calls c ON c.id = t.call_id", where, [*term, *params], order
 
@@ -173,87 +182,22 @@ class IndexedCall:
     problem: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Refreshed:
-    """What an update read."""
-
-    manifests: int
-    lines: int
-    bad_lines: int
+# The line (packed) and its manifest object's key, and the console's last check.
+_COLUMNS = "c.id, c.line, m.key, c.checked_at, c.problem"
+_FROM = "calls c JOIN manifests m ON m.id = c.manifest"
 
 
-def _row_values(call: source.ManifestEntry) -> tuple[object, ...]:
-    f = call.fields
-
-    def text(name: str) -> str | None:
-        value = f.get(name)
-        return None if value in (None, "") else str(value)
-
-    def phone(name: str) -> str | None:
-        if is_sealed(f):  # its term is its keyed hash: the index holds no number to erase
-            return _HASHED + digest if (digest := text(f"{name}_hash")) else None
-        value = text(name)
-        return phone_key(value) if value else None
-
-    def folded(name: str) -> str | None:
-        value = text(name)
-        return value.strip().casefold() if value else None
-
-    started = call.call_started_at
-    billsec = f.get("billsec")
-    return (
-        call.provider,
-        call.cdr_id,
-        call.sip_call_id,
-        call.sha256,
-        int(started.timestamp()) if started else None,
-        text("direction"),
-        phone("from_number"),
-        phone("to_number"),
-        (text("extension") or "").strip() or None,
-        folded("agent"),
-        folded("agent_name"),
-        json.dumps(dict(f), ensure_ascii=False, separators=(",", ":")),
-        call.manifest_key or "",
-        billsec if isinstance(billsec, int) and not isinstance(billsec, bool) else None,
-        folded("status"),
-        (text("customer_id") or "").strip() or None,
-    )
-
-
-_INSERT = (
-    "INSERT OR IGNORE INTO calls (provider, cdr_id, sip_call_id, sha256, started, direction, "
-    "from_key, to_key, extension, agent_cf, agent_name_cf, line, manifest_key, billsec, "
-    "status, customer) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-# A call's terms, derived in SQL from its row (one statement per column for all the
-# rows a commit adds, not one per call); the primary key drops a number that is
-# both the caller and the callee.
-_TERMS_FROM = [
-    f"INSERT OR IGNORE INTO terms (kind, value, started, call_id) "  # noqa: S608 - constants
-    f"SELECT '{kind}', {column}, started, id FROM calls WHERE id > ? AND {column} IS NOT NULL"
-    for kind, column in (
-        ("p", "from_key"),
-        ("p", "to_key"),
-        ("a", "agent_cf"),
-        ("a", "agent_name_cf"),
-    )
-]
-
-
-_COLUMNS = "id, line, manifest_key, checked_at, problem"
-# A phone term that is a keyed hash, not digits (no phone_key starts with it).
-_HASHED = "#"
-
-
-def _indexed(row: sqlite3.Row | tuple[object, ...]) -> IndexedCall:
+def _indexed(row: sqlite3.Row | tuple[Any, ...]) -> IndexedCall:
     ident, line, manifest_key, checked_at, problem = row
     return IndexedCall(
         id=int(str(ident)),
-        call=source.call_from_json(str(line), str(manifest_key)),
+        call=source.call_from_json(unpack(bytes(line)), str(manifest_key)),
         checked_at=None if checked_at is None else str(checked_at),
         problem=None if problem is None else str(problem),
     )
+
+
+Refreshed = updates.Refreshed
 
 
 class CallIndex:
@@ -262,6 +206,8 @@ class CallIndex:
     def __init__(self, db: IndexDatabase, opener: Opener | None = None) -> None:
         self.db = db
         self.opener = opener or Opener(None)  # opens sealed numbers, finds their hashes
+        # The hold filter compares the audit trail's cdr ids with the calls' hashes.
+        db.add_function("id_term", 1, _id_term_or_none)
 
     def hashed(self, query: CallQuery) -> CallQuery:
         """``query`` with the keyed hash of its phone number (ARCHIVER_PRIVACY__KEYS)."""
@@ -275,43 +221,24 @@ class CallIndex:
         return replace(item, call=self.opener.entry(item.call))
 
     async def refresh(self, store: ObjectStore, concurrency: int = 8) -> Refreshed:
-        """Index every manifest object not indexed yet."""
-        listed = [obj async for obj in store.list(source.MANIFEST_PREFIX)]
-        known = await self.db.run(
-            lambda c: {str(r[0]) for r in c.execute("SELECT key FROM manifests")}
-        )
-        new: Sequence[StoredObject] = [o for o in listed if o.key not in known]
-        manifests = lines = bad = 0
-        pending: list[source.Manifest] = []
-        async with aclosing(source.read_manifests(store, new, concurrency)) as reader:
-            async for manifest in reader:
-                pending.append(manifest)
-                manifests += 1
-                lines += len(manifest.calls)
-                bad += len(manifest.bad_lines)
-                if len(pending) >= _COMMIT_EVERY:
-                    await self.db.run(partial(_store, manifests=pending))
-                    pending = []
-        if pending:
-            await self.db.run(partial(_store, manifests=pending))
-        if manifests:
-            # debug: get and hold refresh it too, and their stderr is one line.
-            log.debug("console index: %d manifest(s), %d line(s) added", manifests, lines)
-        return Refreshed(manifests, lines, bad)
+        """Index every manifest object not indexed yet (see :mod:`archiver.console.updates`)."""
+        return await updates.update(self.db, store, concurrency)
 
     async def search(
         self, query: CallQuery, offset: int, limit: int
     ) -> tuple[list[IndexedCall], int]:
         """A page of matching calls, newest first, and how many match (capped at COUNT_CAP+1)."""
-        source_, where, params, order = self.hashed(query).plan()
+        query = self.hashed(query)
+        source_, where, params, order = query.plan()
+        source_ += " JOIN manifests m ON m.id = c.manifest"
         # Fixed fragments of plan(); every value is a parameter.
-        page = f"SELECT c.id, c.line, c.manifest_key, c.checked_at, c.problem FROM {source_} "  # noqa: S608
+        page = f"SELECT {_COLUMNS} FROM {source_} "  # noqa: S608
         page += f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
         if source_.startswith("terms") and "c." not in where:
             # Only the term and its time: counted off the terms index alone, no join.
             source_for_count = "terms t"
         else:
-            source_for_count = source_
+            source_for_count = source_.removesuffix(" JOIN manifests m ON m.id = c.manifest")
         count = f"SELECT COUNT(*) FROM (SELECT 1 FROM {source_for_count} WHERE {where} LIMIT ?)"  # noqa: S608
 
         def run(conn: sqlite3.Connection) -> tuple[list[IndexedCall], int]:
@@ -319,13 +246,21 @@ class CallIndex:
             (total,) = conn.execute(count, [*params, COUNT_CAP + 1]).fetchone()
             return [self._opened(_indexed(r)) for r in rows], int(total)
 
-        return await self.db.run(run)
+        found, total = await self.db.run(run)
+        if query.ident:
+            # Ids are indexed as 64-bit hashes: a line whose ids only share the hash is
+            # not the call asked for.
+            wanted = normalize_id(query.ident)
+            kept = [i for i in found if wanted in _ids(i.call)]
+            total -= len(found) - len(kept)
+            found = kept
+        return found, total
 
     async def get(self, call_id: int) -> IndexedCall | None:
         """One call by its index id."""
         row = await self.db.run(
             lambda c: c.execute(
-                f"SELECT {_COLUMNS} FROM calls WHERE id = ?",  # noqa: S608
+                f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id = ?",  # noqa: S608
                 (call_id,),
             ).fetchone()
         )
@@ -333,13 +268,17 @@ class CallIndex:
 
     async def find(self, provider: str, cdr_id: str) -> int | None:
         """The index id of the call (provider, cdr id), if indexed."""
-        row = await self.db.run(
+        rows = await self.db.run(
             lambda c: c.execute(
-                "SELECT id FROM calls WHERE cdr_id = ? AND provider = ? ORDER BY id LIMIT 1",
-                (cdr_id, provider),
-            ).fetchone()
+                f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.cdr_h = ? AND c.provider = ? "  # noqa: S608
+                "ORDER BY c.id",
+                (id_term(cdr_id), provider),
+            ).fetchall()
         )
-        return None if row is None else int(row[0])
+        for item in map(_indexed, rows):
+            if item.call.cdr_id == cdr_id:  # not only the same hash
+                return item.id
+        return None
 
     async def many(self, ids: Sequence[int]) -> list[IndexedCall]:
         """Calls by id, in the order given (unknown ids left out)."""
@@ -367,32 +306,19 @@ class CallIndex:
         )
 
 
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _id_term_or_none(value: object) -> int | None:
+    return id_term(value) if isinstance(value, str) else None
+
+
+def _ids(call: source.ManifestEntry) -> set[str]:
+    return {normalize_id(call.sip_call_id), normalize_id(call.cdr_id)}
+
+
 def _by_ids(conn: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]]:
     marks = ",".join("?" * len(ids))
-    query = f"SELECT {_COLUMNS} FROM calls WHERE id IN ({marks})"  # noqa: S608 - only "?"s
+    query = f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.id IN ({marks})"  # noqa: S608 - only "?"s
     return conn.execute(query, ids).fetchall()
-
-
-def _store(conn: sqlite3.Connection, manifests: Sequence[source.Manifest]) -> None:
-    conn.execute("BEGIN")
-    try:
-        (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()
-        for manifest in manifests:
-            # A recording already indexed from another manifest is ignored (UNIQUE).
-            conn.executemany(_INSERT, [_row_values(call) for call in manifest.calls])
-            for bad in manifest.bad_lines:
-                log.warning(
-                    "%s line %d not indexed: %s", bad.manifest_key, bad.line_number, bad.reason
-                )
-            if any(bad.line_number == 0 for bad in manifest.bad_lines):
-                continue  # not read at all (gone meanwhile): looked at again next time
-            conn.execute(
-                "INSERT OR REPLACE INTO manifests (key, lines, bad_lines) VALUES (?,?,?)",
-                (manifest.key, len(manifest.calls), len(manifest.bad_lines)),
-            )
-        for statement in _TERMS_FROM:
-            conn.execute(statement, (last_id,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise

@@ -9,42 +9,67 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA = """
+CALL_INDEXES = """
+CREATE INDEX IF NOT EXISTS calls_started ON calls (started);
+CREATE INDEX IF NOT EXISTS calls_extension ON calls (extension, started);
+CREATE INDEX IF NOT EXISTS calls_billsec ON calls (billsec, started);
+CREATE INDEX IF NOT EXISTS calls_customer ON calls (customer, started);
+CREATE INDEX IF NOT EXISTS calls_sip ON calls (sip_h);
+CREATE INDEX IF NOT EXISTS calls_cdr ON calls (cdr_h);
+"""
+# The secondary indexes of ``calls`` a build from nothing drops and makes once at the
+# end (a sort, not a random write per row). Not calls_cdr: a line's duplicates are
+# looked up through it while building. Direction has no index: half the calls go each
+# way, so walking calls_started finds a page of either at once.
+CALL_INDEX_NAMES = (
+    "calls_started",
+    "calls_extension",
+    "calls_billsec",
+    "calls_customer",
+    "calls_sip",
+)
+
+SCHEMA = (
+    """
+-- What the index has read: each manifest object once (its key), and each rollup
+-- (archiver.manifest.rollup_read) once, used or set aside (``usable`` 0).
 CREATE TABLE IF NOT EXISTS manifests (
-    key TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
     lines INTEGER NOT NULL,
     bad_lines INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rollups_read (
+    key TEXT PRIMARY KEY,
+    usable INTEGER NOT NULL
+) WITHOUT ROWID;
+-- One row per archived call: the columns the search form filters on, and the whole
+-- line packed (archiver.console.packed). ``sip_h`` and ``cdr_h`` are 32- and 64-bit
+-- hashes of its ids (archiver.console.loading): a search by id, and the check that a
+-- line listed twice is indexed once, compare the lines they lead to.
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY,
+    manifest INTEGER NOT NULL,
     provider TEXT NOT NULL,
-    cdr_id TEXT NOT NULL,
-    sip_call_id TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
+    sip_h INTEGER NOT NULL,
+    cdr_h INTEGER NOT NULL,
     started INTEGER,
-    direction TEXT,
-    from_key TEXT,
-    to_key TEXT,
-    extension TEXT,
-    agent_cf TEXT,
-    agent_name_cf TEXT,
-    line TEXT NOT NULL,
-    manifest_key TEXT NOT NULL,
-    checked_at TEXT,
-    problem TEXT,
     billsec INTEGER,
+    direction TEXT,
+    extension TEXT,
     status TEXT,
     customer TEXT,
-    UNIQUE (provider, cdr_id, sha256)
+    checked_at TEXT,
+    problem TEXT,
+    line BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS calls_started ON calls (started);
-CREATE INDEX IF NOT EXISTS calls_extension ON calls (extension, started);
-CREATE INDEX IF NOT EXISTS calls_direction ON calls (direction, started);
-CREATE INDEX IF NOT EXISTS calls_sip ON calls (sip_call_id);
-CREATE INDEX IF NOT EXISTS calls_cdr ON calls (cdr_id);
-CREATE INDEX IF NOT EXISTS calls_billsec ON calls (billsec, started);
-CREATE INDEX IF NOT EXISTS calls_customer ON calls (customer, started);
--- A user's saved searches (the search form's query string, by name).
+CREATE INDEX IF NOT EXISTS calls_cdr ON calls (cdr_h);
+-- A row while a build from nothing is under way (its terms wait in a TEMP table):
+-- found by the next update, it means a crash interrupted the build, begun again.
+CREATE TABLE IF NOT EXISTS building (id INTEGER PRIMARY KEY CHECK (id = 1));
+"""
+    + CALL_INDEXES
+    + """-- A user's saved searches (the search form's query string, by name).
 CREATE TABLE IF NOT EXISTS saved_searches (
     user TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -86,11 +111,12 @@ CREATE TABLE IF NOT EXISTS console_secret (
     key BLOB NOT NULL
 );
 """
+)
 
 
 def outdated(path: Path) -> bool:
-    """Whether the index file at ``path`` was made before the calls table had its review
-    columns (duration, outcome, customer): such a cache is rebuilt, not migrated."""
+    """Whether the index file at ``path`` keeps its calls in an older shape (lines as
+    text, before :mod:`archiver.console.packed`): such a cache is rebuilt, not migrated."""
     if not path.exists():
         return False
     conn = sqlite3.connect(path)
@@ -100,4 +126,18 @@ def outdated(path: Path) -> bool:
         return False  # not ours: opening it says so, one line
     finally:
         conn.close()
-    return bool(columns) and "customer" not in columns
+    return bool(columns) and "cdr_h" not in columns
+
+
+def drop_calls(path: Path) -> None:
+    """Drop the tables of the manifest lines of an outdated index file at ``path``; the
+    console's own records there (sessions, saved searches, the audit trail's copy) stay."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.executescript(
+            "BEGIN; DROP TABLE IF EXISTS terms; DROP TABLE IF EXISTS calls; "
+            "DROP TABLE IF EXISTS manifests; DROP TABLE IF EXISTS rollups_read; "
+            "DROP TABLE IF EXISTS building; COMMIT; VACUUM;"
+        )
+    finally:
+        conn.close()

@@ -148,11 +148,25 @@ async def require_archive(store: ObjectStore) -> None:
     )
 
 
+# A range of at most this many days is listed one partition at a time (a day of the
+# service is ~2,600 objects: three listings, not the listing of five years).
+_LIST_BY_DAY = 62
+
+
 async def list_manifests(
     store: ObjectStore, since: datetime | None, until: datetime | None, tz: tzinfo
 ) -> list[StoredObject]:
-    """The manifest objects of the partitions [since, until) needs (one listing)."""
-    objects = [obj async for obj in store.list(MANIFEST_PREFIX)]
+    """The manifest objects of the partitions [since, until) needs: the partitions' own
+    listings for a range of a few weeks, else one listing of ``manifests/``."""
+    first, last = date_span(since, until, tz)
+    if first == date.min or last == date.max or (last - first).days >= _LIST_BY_DAY:
+        objects = [obj async for obj in store.list(MANIFEST_PREFIX)]
+    else:
+        objects = []
+        day = first
+        while day <= last:
+            objects += [obj async for obj in store.list(f"{MANIFEST_PREFIX}date={day}/")]
+            day += timedelta(days=1)
     return select_partitions(objects, since, until, tz)
 
 

@@ -192,8 +192,10 @@ class ObjectStore(Protocol):
     ) -> AsyncIterator[bytes]:
         """Stream an object's bytes from byte ``start`` on; raises KeyError if absent."""
 
-    def list(self, prefix: str) -> AsyncIterator[StoredObject]:
-        """Every object whose key starts with ``prefix``, in key order."""
+    def list(self, prefix: str, *, start_after: str = "") -> AsyncIterator[StoredObject]:
+        """Every object whose key starts with ``prefix``, in key order; only the keys after
+        ``start_after`` when given (a reader that wants a chain's newest links lists those,
+        not the whole chain)."""
 
     async def delete(self, key: str) -> None:
         """Remove one object (used only under ``_archiver/``, e.g. by ``check``)."""

@@ -281,14 +281,15 @@ class LocalStore:
         finally:
             await f.close()
 
-    async def list(self, prefix: str) -> AsyncIterator[StoredObject]:
-        """Every file whose key starts with ``prefix``, in key order (temporary files skipped)."""
+    async def list(self, prefix: str, *, start_after: str = "") -> AsyncIterator[StoredObject]:
+        """Every file whose key starts with ``prefix`` (after ``start_after``), in key order."""
         if "\0" in prefix or "\\" in prefix or ".." in prefix.split("/"):
             raise ValueError(f"invalid storage prefix {prefix!r}")
         base = prefix.rpartition("/")[0]
         start = self._path(base) if base else self._root
         async for obj in self._walk(start, base + "/" if base else "", prefix):
-            yield obj
+            if obj.key > start_after:  # a folder's files are scanned whole: no requests
+                yield obj
 
     async def _walk(self, directory: Path, rel: str, prefix: str) -> AsyncIterator[StoredObject]:
         for name, is_dir, size, mtime in await asyncio.to_thread(scan_sorted, directory):
@@ -349,8 +350,7 @@ class LocalStore:
 
 def _check_digest(key: str, actual: str, expected: str) -> None:
     if actual != expected.lower():
-        # The bytes changed between hashing and writing, or the caller hashed
-        # something else: nothing is written, and a fresh attempt may succeed.
+        # Bytes changed between hashing and writing (or hashed elsewhere): a retry may do.
         raise RetriableError(f"{key}: SHA-256 mismatch ({actual} != {expected}); nothing written")
 
 

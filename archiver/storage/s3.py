@@ -351,16 +351,15 @@ class S3Store(S3ObjectLock):
         except (aiohttp.ClientError, BotoCoreError) as exc:
             raise self.error(exc, f"read {key}") from exc
 
-    async def list(self, prefix: str) -> AsyncIterator[StoredObject]:
-        """ListObjectsV2 under the prefix, in the server's order; size and ETag (no checksum).
+    async def list(self, prefix: str, *, start_after: str = "") -> AsyncIterator[StoredObject]:
+        """ListObjectsV2 under the prefix (after ``start_after``), in UTF-8 byte order.
 
-        S3 lists in UTF-8 byte order. SeaweedFS lists a "folder" before sibling
-        names that sort first (``a/1`` before ``a.txt``): callers needing
-        strict key order across such siblings must sort.
-        """
-        paginator = self.client.get_paginator("list_objects_v2")
+        SeaweedFS lists a "folder" before sibling names that sort first (``a/1`` before
+        ``a.txt``): callers needing strict key order across such siblings must sort."""
+        after = {"StartAfter": self._prefix + start_after} if start_after else {}
+        paginate = self.client.get_paginator("list_objects_v2").paginate
         with self.errors(f"list {prefix or 'objects'}"):
-            async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix + prefix):
+            async for page in paginate(Bucket=self._bucket, Prefix=self._prefix + prefix, **after):
                 for item in page.get("Contents", []):
                     yield listed_object(item, self._prefix)
 

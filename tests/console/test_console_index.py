@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import uuid
 from pathlib import Path
 
 from archiver.console.index import CallIndex, CallQuery
 from archiver.console.tables import SCHEMA
 from archiver.index_db import IndexDatabase
 from archiver.retrieval.search import phone_key
+from archiver.settings import StorageSettings
 from archiver.storage import open_store
 from tests.support.console import manifest_calls
 
@@ -102,3 +106,60 @@ async def test_search_criteria_match_as_the_cli_does(local_archive, tmp_path):
         assert total == len(calls)
         assert [p.call.call_started_at for p in page] == sorted(started, reverse=True)[:2]
         index.db.close()
+
+
+# Bytes of index file per manifest line, over 3,000 realistic lines (hashes and S3 proofs
+# as random as real ones). Measured 2026-12-04: 1,823 before the lines were packed and
+# the ids hashed (commit 563b3f8), 543 after (docs/performance.md has the figures at
+# a million lines).
+BYTES_PER_LINE = 650
+
+
+def _realistic_lines(template: dict, count: int) -> list[str]:
+    """``count`` lines like ``template``, with ids, hashes and an S3 proof as random as real
+    ones (what a packed line cannot shrink)."""
+    lines = []
+    for i in range(count):
+        digest = hashlib.sha256(i.to_bytes(8, "big")).digest()
+        sip = hashlib.md5(digest).hexdigest()  # noqa: S324 - an id's shape
+        line = {
+            **template,
+            "sip_call_id": f"{sip}@10.0.0.1",
+            "cdr_id": str(uuid.UUID(bytes=digest[:16])),
+            "object_key": f"recordings/2021/02/17/{sip}@10.0.0.1.wav",
+            "sha256": digest.hex(),
+            "etag": hashlib.md5(digest[::-1]).hexdigest(),  # noqa: S324
+            "checksum_sha256": base64.b64encode(digest).decode(),
+            "checksum_type": "FULL_OBJECT",
+            "from_number": f"09{i % 100_000_000:08d}",
+            "billsec": i % 600,
+        }
+        lines.append(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+    return lines
+
+
+async def test_the_index_keeps_a_line_in_few_bytes(local_archive, tmp_path):
+    template = json.loads(_manifests(Path(local_archive.local_path))[0].read_text().split("\n")[0])
+    archive = tmp_path / "realistic"
+    lines = _realistic_lines(template, 3000)
+    for batch in range(3):
+        path = archive / f"manifests/date=2021-02-17/{batch:012d}-bench.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines[batch * 1000 : (batch + 1) * 1000]) + "\n")
+    empty = tmp_path / "empty.sqlite3"
+    IndexDatabase(empty, SCHEMA).close()
+    async with open_store(StorageSettings(url=str(archive))) as store:
+        db = IndexDatabase(tmp_path / "index.sqlite3", SCHEMA)
+        index = CallIndex(db)
+        built = await index.refresh(store)
+        assert (built.lines, await index.count()) == (3000, 3000)
+        # Every call found back whole, by its id, from the packed line.
+        for raw in lines[::301]:
+            fields = json.loads(raw)
+            found, total = await index.search(CallQuery(ident=fields["sip_call_id"]), 0, 5)
+            assert total == 1
+            assert dict(found[0].call.fields) == fields
+        await db.run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        db.close()
+    grown = (tmp_path / "index.sqlite3").stat().st_size - empty.stat().st_size
+    assert grown / 3000 < BYTES_PER_LINE
