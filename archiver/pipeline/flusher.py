@@ -48,6 +48,7 @@ class ManifestFlusher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         roles: RoleKeeper | None = None,
         guard: ArchiveGuard | None = None,
+        rollup: tuple[int, float] = (0, 0.0),
     ) -> None:
         self.batches = batches
         self.store = store
@@ -66,6 +67,11 @@ class ManifestFlusher:
         self._waiting = 0  # lines archived since the last flush started
         self._first = asyncio.Event()
         self._full = asyncio.Event()
+        # The run leader's rollups (archiver.pipeline.rollups): after this many objects
+        # written, or this many seconds (0: never); it counts the objects written here.
+        self.rollup = rollup
+        self.objects_written = 0
+        self.object_written = asyncio.Event()
 
     def line_added(self) -> None:
         """One more recording archived: its line waits for the next flush."""
@@ -119,9 +125,15 @@ class ManifestFlusher:
                 self.store,
                 self.max_lines,
                 on_head=self._on_head,
-                on_written=guard.wrote if guard is not None else None,
+                on_written=self._object_written,
             )
         )
+
+    async def _object_written(self, key: str, content: bytes) -> None:
+        self.objects_written += 1
+        self.object_written.set()
+        if self._guard is not None:
+            await self._guard.wrote(key, content)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush on the timing above until ``stop`` (between two flushes, never in the

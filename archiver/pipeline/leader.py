@@ -19,18 +19,21 @@ from archiver.metrics import Metrics
 from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.intake import Concurrently, Health, Intake, Producer
 from archiver.pipeline.role_keeper import LEADER, RoleKeeper
+from archiver.pipeline.rollups import RollupTrigger
 from archiver.waiting import wait_set
 
 log = logging.getLogger("archiver.pipeline")
 
 
 class _Flushing:
-    """The manifest flusher as one of the leader's producers."""
+    """The manifest flusher as one of the leader's producers, and its rollups beside it."""
 
     def __init__(self, flusher: ManifestFlusher) -> None:
         self.flusher = flusher
+        self.rollups = RollupTrigger(flusher)
 
     async def run(self, into: Intake, stop: asyncio.Event) -> None:
+        rolling = asyncio.create_task(self.rollups.run(stop), name="rollups")
         try:
             await self.flusher.run(stop)
         except Exception:
@@ -38,6 +41,10 @@ class _Flushing:
             # so it is not taken for a listing's error.
             log.exception("unexpected error while writing the manifest")
             raise
+        finally:
+            # A rollup under way is left unfinished (the next one finishes it).
+            rolling.cancel()
+            await asyncio.gather(rolling, return_exceptions=True)
 
 
 class Leadership:

@@ -104,9 +104,9 @@ class Pipeline:
             on_head=on_head,
             roles=self.roles,
             guard=guard,
+            rollup=(config.run.rollup_objects, config.run.rollup_age),  # run: the leader's
         )
-        # Asks the archive before a call line is written, its index first brought up to
-        # date over the partitions of ``span`` (the start times this run may archive).
+        # Asks the archive (its index brought up to date over ``span``) before a line is cut.
         self.guard = guard
         self.span: tuple[datetime, datetime] | None = None
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.run.concurrency)

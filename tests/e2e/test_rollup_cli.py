@@ -4,6 +4,10 @@ an unfinished rollup (a crash after its entries) is finished, a broken chain is 
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from archiver.manifest.rollup import parse_entries
 from archiver.settings import StorageSettings
 from archiver.simulator import SimConfig, Simulator
 from archiver.storage.layout import ROLLUP_PREFIX
-from tests.support.cli import cli_env, run_cli
+from tests.support.cli import DAEMON, archiver_env, cli_env, run_cli, start_cli
 from tests.support.pipeline import backfill, make_settings
 
 CALLS = 40
@@ -118,3 +122,50 @@ async def test_a_broken_chain_is_never_rolled_up(archive) -> None:
     assert "NOT rolled up" in refused.out
     assert victim.name[:-5].lstrip("0") in refused.err or victim.name in refused.err, refused.err
     assert not (root / ROLLUP_PREFIX).exists()
+
+
+async def test_the_run_leader_rolls_its_writer_up_off_the_hot_path(tmp_path: Path) -> None:
+    """ARCHIVER_ROLLUP_OBJECTS=2: the leader rolls up after two manifest objects, while
+    the service goes on archiving; verify then proves everything through the rollups."""
+    sim = Simulator(
+        SimConfig(
+            seed=3,
+            calls=8,
+            recording_fraction=1.0,
+            start=datetime.now(UTC) - timedelta(minutes=30),
+            span=timedelta(minutes=20),
+            min_size=2_000,
+            max_size=20_000,
+        )
+    )
+    root = tmp_path / "archive"
+    async with sim.serve() as base:
+        env = archiver_env(
+            tmp_path,
+            base=base,
+            sim=sim,
+            tuning={
+                **DAEMON,
+                "ARCHIVER_SOURCE__RATE_LIMIT": "0",
+                "ARCHIVER_POLL_INTERVAL": "0.5",
+                "ARCHIVER_MANIFEST_INTERVAL": "0.3",
+                "ARCHIVER_MANIFEST_BATCH": "2",
+                "ARCHIVER_ROLLUP_OBJECTS": "2",
+                "ARCHIVER_GRACE": "5",
+            },
+        )
+        proc = await start_cli("run", env=env, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 60
+            while not list((root / ROLLUP_PREFIX).rglob("*[0-9].json")):
+                assert time.monotonic() < deadline, "no rollup written by the run leader"
+                assert proc.returncode is None
+                await asyncio.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "rollup: " in err.decode()
+    verified = await run_cli("verify", env=env, cwd=tmp_path)
+    assert verified.code == 0, verified.out + verified.err
+    assert "ROLLUPS " in verified.out
