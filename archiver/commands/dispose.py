@@ -152,6 +152,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     as_of, _ = parse_range(args.as_of, None, settings.source.tz)
     now = datetime.now(UTC)
     as_of = as_of or now
+    if as_of > now and not args.dry_run:
+        # A look ahead is a plan; deleting by it would end retention before the rule does.
+        raise UsageError(
+            f"--as-of {args.as_of}: in the future; only --dry-run may look ahead "
+            "(a deletion covers retention that has ended)"
+        )
     approver = None if args.dry_run else approver_of(args.approved_by)
     if args.certificate is not None and args.certificate.suffix.lower() not in (".csv", ".json"):
         raise UsageError("--certificate FILE: a .csv or .json file")

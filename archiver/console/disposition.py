@@ -208,6 +208,10 @@ async def approve(request: web.Request) -> web.StreamResponse:
             "signed-in officer must approve it\n"
         )
     try:
+        as_of = datetime.fromisoformat(req.as_of)
+    except ValueError:
+        raise web.HTTPConflict(text=f"request {req.id}: its as-of is not a time\n") from None
+    try:
         await record_approval(console.store, req, user)
     except AlreadyDecided as exc:
         await _audit(
@@ -226,16 +230,15 @@ async def approve(request: web.Request) -> web.StreamResponse:
         {**req.summary(), "two_person": console.settings.disposal_two_person},
     )
     # Shielded: a browser that goes away must not stop a disposition halfway.
-    run = asyncio.ensure_future(_dispose(request, console, req, user))
+    run = asyncio.ensure_future(_dispose(request, console, req, user, as_of))
     await asyncio.shield(run)
     raise web.HTTPSeeOther(f"/disposition/{req.id}")
 
 
 async def _dispose(
-    request: web.Request, console: Console, req: DispositionRequest, user: str
+    request: web.Request, console: Console, req: DispositionRequest, user: str, as_of: datetime
 ) -> None:
     """The approved run over the request's list: tombstones, deletions, certificate."""
-    as_of = datetime.fromisoformat(req.as_of)
     target = {"request": req.id, "as_of": req.as_of}
     async with console.disposal_busy:
         now = datetime.now(UTC)

@@ -371,6 +371,7 @@ async def test_a_subject_request_finds_exports_and_erases_what_it_may(archived, 
     ("args", "rules", "message"),
     [
         (["dispose", "--as-of", "yesterday", "--dry-run"], None, "usage error"),
+        (["dispose", "--as-of", "2999-01-01", "--approved-by", "A"], None, "only --dry-run"),
         (["dispose", "--dry-run"], "[[rule]]\nname='x'\n", "days must be"),
         (["dispose", "--dry-run"], "not toml at all", "not TOML"),
         (["dispose", "--approved-by", " "], None, "--approved-by"),
