@@ -7,6 +7,7 @@ the CSRF token are refused; requests outlive a console restart; all of it audite
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -216,20 +217,33 @@ async def test_a_request_approved_by_another_officer_disposes_with_proof(
     assert ("exporter", "refused") in seen("dispose-dry-run")
 
 
-async def test_without_the_two_person_rule_the_requester_may_approve(
+async def test_without_the_two_person_rule_the_requester_may_approve_and_one_approval_runs(
     local_archive: StorageSettings, tmp_path
 ):
+    """Rule off: the requester may approve. Two officers approving at once: one run, the
+    other refused (the approval is a conditional write), one certificate, one tombstone each."""
     (tmp_path / "rules.toml").write_text("default_days = 30\n")
     schedule = load_schedule(tmp_path / "rules.toml", 0)
+    write_officers(tmp_path / "users")
     async with (
         running_console(
             local_archive, tmp_path, schedule=schedule, disposal_two_person=False
         ) as console,
         signed_in(console.url, "officer") as http,
+        signed_in(console.url, "officer2") as other,
     ):
         status, location = await _request(http)
         assert status == 303, location
-        status, text = await _approve(http, location.rsplit("/", 1)[1], http.csrf)
-        assert status == 303, text
+        request_id = location.rsplit("/", 1)[1]
+        answers = await asyncio.gather(
+            _approve(http, request_id, http.csrf), _approve(other, request_id, other.csrf)
+        )
+        assert sorted(code for code, _ in answers) == [303, 409], answers
         async with http.get(location) as resp:
             assert '<span id="disposed-count">6</span>' in await resp.text()
+        records = await audit_records(console.store)
+        async with open_store(local_archive) as store:
+            stones = [o.key async for o in store.list("_archiver/tombstones/")]
+            body = b"".join([b"".join([c async for c in store.read(k)]) for k in stones])
+    assert len([r for r in records if r["action"] == "dispose"]) == 1
+    assert body.count(b'"record":"tombstone"') == 6
