@@ -56,10 +56,16 @@ class Sealer:
 
     def __init__(self, place: KeyPlace) -> None:
         self.place = place
+        # Read (or made) once: it never changes, and one key links a number's lines.
+        # Subject keys are read for each line, so that one destroyed by an erasure
+        # is not used for the number's next call.
+        self._search: bytes | None = None
 
     def seal_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """The line with each number replaced by its keyed hash and sealed copy."""
-        search = self.place.search_key(create=True)
+        if self._search is None:
+            self._search = self.place.search_key(create=True)
+        search = self._search
         assert search is not None
         out: dict[str, Any] = {}
         for name, value in fields.items():
