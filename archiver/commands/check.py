@@ -99,6 +99,7 @@ def _check_settings(settings: Settings, found: Findings) -> bool:
     if not found.problems:
         print("settings: OK")
     _check_retention(settings, found)
+    _check_privacy(settings, found)
     return source_ready
 
 
@@ -124,6 +125,38 @@ def _check_retention(settings: Settings, found: Findings) -> None:
     source = settings.retention.rules_file
     where = f" from {source}" if source is not None else " (ARCHIVER_RETENTION__RULES_FILE unset)"
     print(f"retention: OK: {len(schedule.rules)} rule(s){where}, {default}")
+
+
+def _check_privacy(settings: Settings, found: Findings) -> None:
+    """The key place of sealed phone numbers, when set: private, and not in the archive
+    (whose copies and locks would outlive a destroyed key). Creates nothing."""
+    from archiver.privacy.keyplace import SUBJECTS, KeyPlace
+
+    root = settings.privacy.keys
+    if root is None:
+        return
+    archive = None if settings.storage.is_s3 else settings.storage.local_path
+    if archive is not None and root.resolve().is_relative_to(archive.resolve()):
+        found.problem(
+            "privacy",
+            f"ARCHIVER_PRIVACY__KEYS {root}: inside the archive's folder: "
+            "keep the keys where an erasure can destroy them",
+            ExitCode.USAGE,
+        )
+        return
+    if not root.exists():
+        print(f"privacy: OK: key place {root} not made yet (the first run makes it, 0700)")
+        return
+    try:
+        place = KeyPlace.open(root, create=False)
+        search = place.search_key(create=False)
+    except ConfigError as exc:
+        found.problem("privacy", f"configuration error: {exc}", ExitCode.USAGE)
+        return
+    subjects = root / SUBJECTS
+    count = sum(1 for p in subjects.glob("*.key")) if subjects.is_dir() else 0
+    state = "a search key" if search is not None else "no search key yet"
+    print(f"privacy: OK: key place {root}: {state}, {count} subject key(s)")
 
 
 def _any_source() -> SourceSettings:

@@ -221,3 +221,26 @@ async def test_a_key_place_open_to_others_is_refused_in_one_line(tmp_path, targe
     assert message in result.err
     assert len(result.err.strip().splitlines()) == 1, result.err
     assert "00" * 32 not in result.err
+
+
+async def test_check_names_a_key_place_that_cannot_honour_an_erasure(tmp_path):
+    """``archiver check``: a key place open to others, or inside the archive's folder, is a
+    settings problem (exit 2, one line each); a private one is OK."""
+    archive = tmp_path / "archive"
+    inside, open_, private = archive / "keys", tmp_path / "open", tmp_path / "private"
+    for folder, mode in ((inside, 0o700), (open_, 0o755), (private, 0o700)):
+        folder.mkdir(parents=True)
+        os.chmod(folder, mode)
+    for keys, expected in (
+        (inside, "privacy: ARCHIVER_PRIVACY__KEYS " + str(inside) + ": inside the archive"),
+        (open_, "open to other accounts (mode 755)"),
+    ):
+        env = cli_env({"ARCHIVER_STORAGE__URL": str(archive), "ARCHIVER_PRIVACY__KEYS": str(keys)})
+        result = await run_cli("check", env=env, cwd=tmp_path)
+        assert result.code == 2, result.out + result.err
+        privacy = [ln for ln in result.err.splitlines() if "privacy" in ln]
+        assert len(privacy) == 1, result.err
+        assert expected in privacy[0]
+    env = cli_env({"ARCHIVER_STORAGE__URL": str(archive), "ARCHIVER_PRIVACY__KEYS": str(private)})
+    result = await run_cli("check", env=env, cwd=tmp_path)
+    assert "privacy: OK: key place" in result.out
