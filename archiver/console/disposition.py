@@ -181,6 +181,7 @@ async def request_page(request: web.Request) -> web.StreamResponse:
         "disposition_request.html",
         req=req,
         may_approve=req.status == "requested"
+        and req.damaged is None
         and not (mine and console.settings.disposal_two_person),
         own=mine,
         two_person=console.settings.disposal_two_person,
@@ -210,7 +211,10 @@ async def approve(request: web.Request) -> web.StreamResponse:
     try:
         as_of = datetime.fromisoformat(req.as_of)
     except ValueError:
-        raise web.HTTPConflict(text=f"request {req.id}: its as-of is not a time\n") from None
+        req.damaged = req.damaged or "its as-of is not a time"
+    if req.damaged is not None:
+        await _audit(request, "disposition-approve", target, "refused", {"reason": req.damaged})
+        raise web.HTTPConflict(text=f"refused: request {req.id}: {req.damaged}\n")
     try:
         await record_approval(console.store, req, user)
     except AlreadyDecided as exc:

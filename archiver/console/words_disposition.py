@@ -59,5 +59,6 @@ DISPOSITION_WORDS: dict[str, dict[str, str]] = {
     "disposed": {"en": "Disposed of", "vi": "Đã tiêu huỷ"},
     "skipped": {"en": "Skipped, and why", "vi": "Bỏ qua và lý do"},
     "failed": {"en": "Failed, and why", "vi": "Thất bại và lý do"},
+    "request_damaged": {"en": "Refused", "vi": "Từ chối"},
     "covered": {"en": "Recordings covered", "vi": "Các bản ghi thuộc yêu cầu"},
 }

@@ -235,6 +235,14 @@ async def test_without_the_two_person_rule_the_requester_may_approve_and_one_app
         status, location = await _request(http)
         assert status == 303, location
         request_id = location.rsplit("/", 1)[1]
+        # The list a request covers, changed in the storage after it was made: refused.
+        listed = Path(local_archive.url) / "_archiver/dispositions" / request_id / "calls.json"
+        original = listed.read_bytes()
+        listed.write_bytes(original.replace(b'"calls": [{', b'"calls": [{"x": 1}, {', 1))
+        status, text = await _approve(other, request_id, other.csrf)
+        assert status == 409, text
+        assert "not the one it was made with" in text
+        listed.write_bytes(original)
         answers = await asyncio.gather(
             _approve(http, request_id, http.csrf), _approve(other, request_id, other.csrf)
         )
@@ -246,4 +254,6 @@ async def test_without_the_two_person_rule_the_requester_may_approve_and_one_app
             stones = [o.key async for o in store.list("_archiver/tombstones/")]
             body = b"".join([b"".join([c async for c in store.read(k)]) for k in stones])
     assert len([r for r in records if r["action"] == "dispose"]) == 1
+    refusals = [r for r in records if r["action"] == "disposition-approve"]
+    assert [r["result"] for r in refusals].count("refused") == 2  # the tampered list, the race
     assert body.count(b'"record":"tombstone"') == 6
