@@ -220,8 +220,9 @@ async def test_a_request_approved_by_another_officer_disposes_with_proof(
 async def test_without_the_two_person_rule_the_requester_may_approve_and_one_approval_runs(
     local_archive: StorageSettings, tmp_path
 ):
-    """Rule off: the requester may approve. Two officers approving at once: one run, the
-    other refused (the approval is a conditional write), one certificate, one tombstone each."""
+    """Rule off: the requester may approve. A survey while another runs: 429. A list changed
+    after the request: refused. Two officers approving at once: one run, the other refused
+    (the approval is a conditional write), one certificate, one tombstone each."""
     (tmp_path / "rules.toml").write_text("default_days = 30\n")
     schedule = load_schedule(tmp_path / "rules.toml", 0)
     write_officers(tmp_path / "users")
@@ -232,6 +233,11 @@ async def test_without_the_two_person_rule_the_requester_may_approve_and_one_app
         signed_in(console.url, "officer") as http,
         signed_in(console.url, "officer2") as other,
     ):
+        # One survey or disposition at a time: another is told to come back.
+        async with console.console.disposal_busy:
+            async with http.get("/disposition", params={"go": "1"}) as resp:
+                assert resp.status == 429
+                assert resp.headers["Retry-After"] == "5"
         status, location = await _request(http)
         assert status == 303, location
         request_id = location.rsplit("/", 1)[1]
