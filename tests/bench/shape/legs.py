@@ -12,6 +12,8 @@ Legs (``measure --legs``):
 - ``verify-day``: ``archiver verify --since D --until D+1`` of a day of the
   service; ``verify``: the full ``archiver verify``; on S3 each through a
   counting proxy (requests per recording);
+- ``rollup``: ``archiver rollup`` (where the code has it: it adds rollups to the
+  archive, so the legs after it read them);
 - ``reconcile``: ``archiver reconcile`` of 30 days against a simulator serving
   those days' calls (``python -m tests.bench.shape.sim``).
 """
@@ -106,7 +108,8 @@ def _cli(name: str, args: list[str], env: dict[str, str], cwd: Path) -> dict[str
         "cpu_s": round(run.cpu, 1),
         "peak_rss_mib": round(run.peak_rss / MIB),
         "exit": run.returncode,
-        "last_lines": (run.stdout + run.stderr).strip().splitlines()[-4:],
+        "stdout_tail": run.stdout.strip().splitlines()[-3:],
+        "stderr_tail": [line[:300] for line in run.stderr.strip().splitlines()[-2:]],
     }
 
 
@@ -197,6 +200,9 @@ def _legs(
             result = _with_requests(result, proxy, before, shape.per_day)
         elif leg == "verify":
             result = _cli("verify", ["verify"], env, workdir)
+            result = _with_requests(result, proxy, before, recordings)
+        elif leg == "rollup":
+            result = _cli("rollup", ["rollup"], env, workdir)
             result = _with_requests(result, proxy, before, recordings)
         elif leg == "reconcile":
             result = _reconcile(workdir, shape, env)
