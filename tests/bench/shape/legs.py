@@ -25,20 +25,19 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from archiver.settings import StorageSettings
 from tests.bench import measure
+from tests.bench.latency import delaying_proxy
 from tests.bench.measure import MIB
 from tests.bench.servers import use_code
 from tests.bench.shape.samples import sample_calls
 from tests.support.cli import cli_env, s3_storage_env
-from tests.support.proxy import Proxy, reverse_proxy
 from tests.support.seaweed import SeaweedProcess, admin_client
 from tests.support.shape.plan import START, Shape, sim_config
 
@@ -75,31 +74,6 @@ async def _create_bucket(server: Any) -> None:
         await client.create_bucket(Bucket=BUCKET)
 
 
-@contextlib.contextmanager
-def counting_proxy(target: str) -> Iterator[Proxy]:
-    """A loopback proxy in front of the storage, in a thread of its own, counting requests."""
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        holder["stop"], holder["loop"] = stop, asyncio.get_running_loop()
-        async with reverse_proxy(target) as proxy:
-            holder["proxy"] = proxy
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    if not ready.wait(30):
-        raise RuntimeError("the counting proxy did not start")
-    try:
-        yield holder["proxy"]
-    finally:
-        holder["loop"].call_soon_threadsafe(holder["stop"].set)
-        thread.join(30)
-
-
 def _cli(name: str, args: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     run = measure.run(name, [sys.executable, "-m", "archiver", *args], env=env, cwd=cwd,
                       timeout=7200)  # fmt: skip
@@ -122,11 +96,15 @@ def _python(name: str, module_args: list[str], env: dict[str, str], cwd: Path) -
     return out
 
 
+# The storage requests so far (S3, through the proxy); None on a local folder.
+Count = Callable[[], int] | None
+
+
 def _with_requests(
-    result: dict[str, Any], proxy: Proxy | None, before: int, recordings: int
+    result: dict[str, Any], requests: Count, before: int, recordings: int
 ) -> dict[str, Any]:
-    if proxy is not None:
-        count = len(proxy.requests) - before
+    if requests is not None:
+        count = requests() - before
         result["requests"] = count
         result["requests_per_recording"] = round(count / max(recordings, 1), 3)
     return result
@@ -142,9 +120,10 @@ def run_measure(workdir: Path, legs: list[str], label: str, code: str) -> dict[s
     if info["storage"] == "s3":
         with seaweed_storage(workdir) as (settings, env):
             assert settings.endpoint_url is not None
-            with counting_proxy(settings.endpoint_url) as proxy:
-                proxied = {**env, "ARCHIVER_STORAGE__ENDPOINT_URL": proxy.url}
-                results = _legs(workdir, shape, legs, proxied, proxy)
+            # A TCP proxy that knows S3 requests: the Host header (signed) goes through as sent.
+            with delaying_proxy(settings.endpoint_url, 0.0) as (endpoint, count):
+                proxied = {**env, "ARCHIVER_STORAGE__ENDPOINT_URL": endpoint}
+                results = _legs(workdir, shape, legs, proxied, count)
     else:
         env = {"ARCHIVER_STORAGE__URL": str(workdir / "archive")}
         results = _legs(workdir, shape, legs, env, None)
@@ -162,7 +141,11 @@ def run_measure(workdir: Path, legs: list[str], label: str, code: str) -> dict[s
 
 
 def _legs(
-    workdir: Path, shape: Shape, legs: list[str], storage: dict[str, str], proxy: Proxy | None
+    workdir: Path,
+    shape: Shape,
+    legs: list[str],
+    storage: dict[str, str],
+    requests: Count,
 ) -> dict[str, Any]:
     recordings = shape.calls
     get_index = workdir / "get-index.sqlite3"
@@ -174,7 +157,7 @@ def _legs(
     samples = sample_calls(shape, middle + timedelta(hours=9), 40)
     out: dict[str, Any] = {}
     for leg in legs:
-        before = len(proxy.requests) if proxy is not None else 0
+        before = requests() if requests is not None else 0
         if leg == "index":
             _remove(console_index)
             result = _python("index", ["tests.bench.shape.index", "build", str(console_index)],
@@ -197,13 +180,13 @@ def _legs(
             until = (middle + timedelta(days=1)).date().isoformat()
             result = _cli("verify-day", ["verify", "--since", day, "--until", until], env, workdir)
             result["day"] = day
-            result = _with_requests(result, proxy, before, shape.per_day)
+            result = _with_requests(result, requests, before, shape.per_day)
         elif leg == "verify":
             result = _cli("verify", ["verify"], env, workdir)
-            result = _with_requests(result, proxy, before, recordings)
+            result = _with_requests(result, requests, before, recordings)
         elif leg == "rollup":
             result = _cli("rollup", ["rollup"], env, workdir)
-            result = _with_requests(result, proxy, before, recordings)
+            result = _with_requests(result, requests, before, recordings)
         elif leg == "reconcile":
             result = _reconcile(workdir, shape, env)
         else:
