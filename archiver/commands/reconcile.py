@@ -31,7 +31,8 @@ from archiver.exits import ExitCode
 from archiver.http import ApiClient, make_session
 from archiver.logs import redact
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.reader import in_range, list_manifests, read_manifests, require_archive
+from archiver.manifest.reader import in_range, list_manifests, require_archive
+from archiver.manifest.rollup_read import read_manifests
 from archiver.models import CallRecord
 from archiver.pipeline.producers import GivenCalls
 from archiver.retrieval.audit import AuditTrail

@@ -24,8 +24,9 @@ from archiver.commands.dispose import approver_of, finish_chain
 from archiver.commands.time_range import add_range, parse_range
 from archiver.errors import UsageError
 from archiver.exits import ExitCode
-from archiver.manifest.reader import list_manifests, read_manifests, require_archive
+from archiver.manifest.reader import list_manifests, require_archive
 from archiver.manifest.retention import Due, load_schedule
+from archiver.manifest.rollup_read import read_manifests
 from archiver.privacy.erasure import shred
 from archiver.privacy.lines import Opener, opener_of
 from archiver.retrieval.audit import AuditTrail

@@ -190,6 +190,13 @@ def known(conn: sqlite3.Connection, keys: Sequence[str], table: str = "manifests
     return found
 
 
+def rollup_read(conn: sqlite3.Connection, key: str, usable: bool) -> None:
+    """Remember a rollup read (used, or set aside when it did not check out)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO rollups_read (key, usable) VALUES (?, ?)", (key, int(usable))
+    )
+
+
 def start_bulk(conn: sqlite3.Connection) -> bool:
     """Before a build from nothing: drop the calls' secondary indexes (made once at the
     end by :func:`finish_load`, a sort instead of a random write per row), and gather

@@ -8,7 +8,10 @@ requests at once), preparing rows (:func:`archiver.console.loading.prepare`)
 and writing (SQLite's thread, which runs without the GIL) overlap: one batch
 is written while the next is read.
 
-A build from nothing drops the calls' secondary indexes and makes them once at
+Rollups (:mod:`archiver.manifest.rollup_read`) come first: each is read once
+(and remembered), its covered objects indexed from its lines under their own
+keys when it checks out, so the listing's pass then finds them indexed. A
+build from nothing drops the calls' secondary indexes and makes them once at
 the end: sorting once is several times quicker than a random write per row.
 """
 
@@ -23,6 +26,7 @@ from functools import partial
 
 from archiver.console import loading
 from archiver.index_db import IndexDatabase
+from archiver.manifest import rollup_read
 from archiver.manifest.reader import read_objects
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import MANIFEST_PREFIX
@@ -98,11 +102,31 @@ async def _unknown(db: IndexDatabase, keys: Sequence[str]) -> list[str]:
     return [key for key in keys if key not in have]
 
 
+async def _from_rollups(db: IndexDatabase, store: ObjectStore, writer: _Writer) -> None:
+    """Each rollup not read yet, read once: its objects the index has not read are indexed
+    from its lines when it checks out (else they are read one by one, like any other)."""
+    refs = await rollup_read.list_rollups(store)
+    seen = await db.run(partial(loading.known, keys=[r.key for r in refs], table="rollups_read"))
+    for ref in refs:
+        if ref.key in seen:
+            continue
+        rollup = await rollup_read.read_rollup(store, ref)
+        keys = [key for key, _, _ in rollup.slices]
+        have = await db.run(partial(loading.known, keys=keys))
+        for key, content in rollup.objects():
+            if key not in have:
+                await writer.add(loading.prepare(key, content))
+        await writer.flush()  # its objects committed before the rollup is marked read
+        await db.run(partial(loading.rollup_read, key=ref.key, usable=rollup.usable))
+
+
 async def update(db: IndexDatabase, store: ObjectStore, concurrency: int = 8) -> Refreshed:
-    """Index every manifest object not indexed yet."""
+    """Index every manifest object not indexed yet: from the rollups first, then the
+    small objects no rollup gave."""
     bulk = await db.run(loading.start_bulk)
     writer = _Writer(db, bulk=bulk)
     try:
+        await _from_rollups(db, store, writer)
         async with aclosing(_new_keys(db, store)) as pages:
             async for keys in pages:
                 async with aclosing(read_objects(store, keys, concurrency)) as reads:

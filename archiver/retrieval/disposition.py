@@ -24,8 +24,8 @@ from datetime import datetime
 
 from archiver.errors import ArchiverError
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.reader import read_manifests
 from archiver.manifest.retention import Due
+from archiver.manifest.rollup_read import read_manifests
 from archiver.manifest.tombstone import Tombstone, write_tombstones
 from archiver.retrieval.tombstones import Tombstones
 from archiver.storage.base import LockingStore, ObjectStore, VersionedStore

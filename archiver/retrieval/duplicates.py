@@ -18,7 +18,8 @@ from datetime import datetime
 
 from archiver.manifest.chain import Link
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.reader import read_manifests, read_objects
+from archiver.manifest.reader import read_objects
+from archiver.manifest.rollup_read import read_manifests
 from archiver.manifest.supersede import (
     SUPERSEDE_PREFIX,
     Location,

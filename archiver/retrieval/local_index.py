@@ -12,7 +12,9 @@ every line and its search terms: several times the work, minutes at a
 million calls).
 
 Manifest objects are written once and never changed, so a key indexed is
-done: an update lists ``manifests/`` and reads the keys it has not seen. A
+done: an update reads each rollup it has not read yet (the objects it covers,
+from its lines, when it checks out: :mod:`archiver.manifest.rollup_read`),
+then lists ``manifests/`` and reads the keys it has not seen. A
 manifest's hashes and its key are committed together, so a crash or two
 commands updating at once leave it indexed whole or not at all.
 """
@@ -28,6 +30,7 @@ from functools import partial
 
 from archiver.index_db import IndexDatabase
 from archiver.manifest.reader import decoded_lines, line_ids, read_objects
+from archiver.manifest.rollup_read import list_rollups, read_rollup
 from archiver.retrieval.index import normalize_id
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import MANIFEST_PREFIX
@@ -37,6 +40,7 @@ CREATE TABLE IF NOT EXISTS id_manifests (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE
 );
+CREATE TABLE IF NOT EXISTS id_rollups (key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS id_hashes (
     hash INTEGER NOT NULL,
     manifest INTEGER NOT NULL,
@@ -88,6 +92,8 @@ class IdIndex:
         (SQLite's thread, which runs without the GIL): one batch is written
         while the next is read.
         """
+        if keep is None and MANIFEST_PREFIX in prefixes:
+            await self._from_rollups(store)
         listed = [obj.key for prefix in prefixes async for obj in store.list(prefix)]
         if keep is not None:
             listed = [key for key in listed if keep(key)]
@@ -116,6 +122,20 @@ class IdIndex:
                 await self.db.run(partial(_store, batch=pending))
         return added
 
+    async def _from_rollups(self, store: ObjectStore) -> None:
+        """Each rollup not read yet, read once (a checked one gives the ids of the objects
+        it covers; one that does not check out leaves them to be read one by one)."""
+        refs = await list_rollups(store)
+        seen = await self.db.run(partial(_known, keys=[r.key for r in refs], table="id_rollups"))
+        for ref in refs:
+            if ref.key in seen:
+                continue
+            rollup = await read_rollup(store, ref)
+            batch = [
+                (k, sorted({id_hash(i) for i in manifest_ids(c)})) for k, c in rollup.objects()
+            ]
+            await self.db.run(partial(_store, batch=batch, rollup=ref.key))
+
     async def add(self, key: str, content: bytes) -> None:
         """Index one manifest object from its bytes (one this process has just written)."""
         hashes = sorted({id_hash(i) for i in manifest_ids(content)})
@@ -139,13 +159,13 @@ class IdIndex:
         return [str(key) for (key,) in rows]
 
 
-def _known(conn: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
+def _known(conn: sqlite3.Connection, keys: Sequence[str], table: str = "id_manifests") -> set[str]:
     """Which of ``keys`` are indexed (asked in chunks: SQLite bounds a statement's values)."""
     known: set[str] = set()
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = conn.execute(f"SELECT key FROM id_manifests WHERE key IN ({marks})", chunk)  # noqa: S608 - placeholders only
+        rows = conn.execute(f"SELECT key FROM {table} WHERE key IN ({marks})", chunk)  # noqa: S608 - a constant, "?"s
         known.update(str(key) for (key,) in rows)
     return known
 
@@ -164,7 +184,9 @@ def _forget(conn: sqlite3.Connection, key: str) -> None:
         raise
 
 
-def _store(conn: sqlite3.Connection, batch: Sequence[tuple[str, Iterable[int]]]) -> None:
+def _store(
+    conn: sqlite3.Connection, batch: Sequence[tuple[str, Iterable[int]]], rollup: str = ""
+) -> None:
     conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -178,6 +200,8 @@ def _store(conn: sqlite3.Connection, batch: Sequence[tuple[str, Iterable[int]]])
                 "INSERT OR IGNORE INTO id_hashes (hash, manifest) VALUES (?, ?)",
                 [(h, manifest) for h in hashes],
             )
+        if rollup:  # with its objects: a crash leaves both or neither
+            conn.execute("INSERT OR IGNORE INTO id_rollups (key) VALUES (?)", (rollup,))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

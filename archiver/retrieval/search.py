@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.reader import in_range, read_manifests
+from archiver.manifest.reader import in_range
+from archiver.manifest.rollup_read import read_manifests
 from archiver.models import Direction
 from archiver.retrieval.duplicates import read_records
 from archiver.storage.base import ObjectStore, StoredObject

@@ -40,12 +40,13 @@ from datetime import UTC, datetime, tzinfo
 from archiver.errors import PlantedLinkError
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import date_span, in_range
-from archiver.retrieval.chain_audit import ChainAudit, audit_chains
+from archiver.retrieval.chain_audit import ChainAudit
 from archiver.retrieval.duplicates import CallLines, read_records
 from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
 from archiver.retrieval.orphans import OrphanRule, OrphanScan
 from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.range_audit import chains_for
 from archiver.retrieval.sampling import Sample, SampledQueue
 from archiver.retrieval.tombstones import read_tombstones
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
@@ -320,7 +321,7 @@ async def verify_archive(
     line names is reported once older than the rule's bound (ORPHAN).
     """
     report = VerifyReport(manifests=len(manifests))
-    chains: ChainAudit = await audit_chains(store)
+    chains: ChainAudit = await chains_for(store, since, until, tz or UTC)  # range: rollups
     report.problems += chains.problems
     tombstones = await read_tombstones(store, chains.links)
     report.problems += tombstones.problems
