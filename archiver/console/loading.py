@@ -70,8 +70,11 @@ class Prepared:
         return len(self.rows)
 
 
-def call_row(call: ManifestEntry) -> tuple[tuple[object, ...], list[tuple[str, str]]]:
-    """The ``calls`` row of a line (without its manifest's id) and its search terms (pure)."""
+def call_row(
+    call: ManifestEntry, raw: bytes | None = None
+) -> tuple[tuple[object, ...], list[tuple[str, str]]]:
+    """The ``calls`` row of a line (without its manifest's id) and its search terms (pure);
+    ``raw``: the line's bytes as the manifest holds them (kept as they are)."""
     f = call.fields
 
     def text(name: str) -> str | None:
@@ -108,7 +111,7 @@ def call_row(call: ManifestEntry) -> tuple[tuple[object, ...], list[tuple[str, s
         (text("extension") or "").strip() or None,
         folded("status"),
         (text("customer_id") or "").strip() or None,
-        pack(json.dumps(dict(f), ensure_ascii=False, separators=(",", ":"))),
+        pack(raw if raw is not None else json.dumps(dict(f), ensure_ascii=False)),
     )
     return row, terms
 
@@ -119,10 +122,11 @@ def prepare(key: str, content: bytes | None) -> Prepared:
         gone = [BadLine(key, 0, "the manifest object disappeared")]
         return Prepared(key, [], [], [], gone, read=False)
     manifest = parse_manifest(key, content)
+    raw_lines = content.split(b"\n")
     rows: list[tuple[object, ...]] = []
     terms: list[list[tuple[str, str]]] = []
-    for call in manifest.calls:
-        row, its_terms = call_row(call)
+    for call, number in zip(manifest.calls, manifest.numbers, strict=True):
+        row, its_terms = call_row(call, raw_lines[number - 1].strip())
         rows.append(row)
         terms.append(its_terms)
     identities = [(call.cdr_id, call.sha256) for call in manifest.calls]

@@ -61,39 +61,43 @@ _MEM_LEVEL = 6
 
 # S3's FULL_OBJECT ChecksumSHA256 is the recording's SHA-256 again, in base64: 44
 # bytes no compressor can shrink. When a line's checksum is exactly that, it is kept as
-# one NUL character (which json.dumps never writes raw) and put back from "sha256".
-_SHA = re.compile(r'"sha256":"([0-9a-f]{64})"')
-_ELIDED = '"checksum_sha256":"\x00"'
+# one NUL byte (which JSON never holds raw) and put back from "sha256".
+_SHA = re.compile(rb'"sha256":"([0-9a-f]{64})"')
+_ELIDED = b'"checksum_sha256":"\x00"'
 
 
-def _checksum_of(line: str) -> str | None:
+def _checksum_of(line: bytes) -> bytes | None:
     found = _SHA.search(line)
     if found is None:
         return None
-    return f'"checksum_sha256":"{base64.b64encode(binascii.unhexlify(found[1])).decode()}"'
+    return b'"checksum_sha256":"' + base64.b64encode(binascii.unhexlify(found[1])) + b'"'
 
 
-def pack(line: str) -> bytes:
-    """One JSON line, compressed against :data:`DICTIONARY` (pure)."""
-    checksum = _checksum_of(line)
-    if checksum is not None and "\x00" not in line and line.count(checksum) == 1:
-        line = line.replace(checksum, _ELIDED)
+def pack(line: bytes | str) -> bytes:
+    """One JSON line (its UTF-8 bytes), compressed against :data:`DICTIONARY` (pure)."""
+    raw = line.encode("utf-8") if isinstance(line, str) else line
+    checksum = _checksum_of(raw)
+    if checksum is not None and b"\x00" not in raw and raw.count(checksum) == 1:
+        raw = raw.replace(checksum, _ELIDED)
     packer = zlib.compressobj(
         6, zlib.DEFLATED, _WBITS, _MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY, DICTIONARY
     )
-    return packer.compress(line.encode("utf-8")) + packer.flush()
+    return packer.compress(raw) + packer.flush()
 
 
 def unpack(packed: bytes) -> str:
     """The JSON line :func:`pack` was given (pure); ValueError if ``packed`` is damaged."""
     try:
         unpacker = zlib.decompressobj(_WBITS, zdict=DICTIONARY)
-        line = (unpacker.decompress(packed) + unpacker.flush()).decode("utf-8")
-    except (zlib.error, UnicodeDecodeError) as exc:
+        raw = unpacker.decompress(packed) + unpacker.flush()
+    except zlib.error as exc:
         raise ValueError(f"a packed line of the index is damaged: {exc}") from None
-    if _ELIDED in line:
-        checksum = _checksum_of(line)
+    if _ELIDED in raw:
+        checksum = _checksum_of(raw)
         if checksum is None:
             raise ValueError("a packed line of the index is damaged: no sha256")
-        line = line.replace(_ELIDED, checksum)
-    return line
+        raw = raw.replace(_ELIDED, checksum)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"a packed line of the index is damaged: {exc}") from None
