@@ -148,6 +148,13 @@ async def test_a_request_approved_by_another_officer_disposes_with_proof(
             bad, text = await _request(http, "2999-01-01")
             assert bad == 400
             assert "future" in text
+            for as_of in ("yesterday", "2026-13-45", "x" * 100):
+                async with http.get("/disposition", params={"go": "1", "as_of": as_of}) as resp:
+                    assert resp.status == 400, as_of
+                    assert (await resp.text()).startswith("as_of: ")
+            for path in ("/disposition/D-20260101-00000000", "/disposition/D-2026%2F..%2Fx"):
+                async with http.get(path, allow_redirects=False) as resp:
+                    assert resp.status == 404, path
             status, location = await _request(http)
             assert status == 303, location
             request_id = location.rsplit("/", 1)[1]
