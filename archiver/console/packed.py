@@ -92,6 +92,8 @@ def unpack(packed: bytes) -> str:
         raw = unpacker.decompress(packed) + unpacker.flush()
     except zlib.error as exc:
         raise ValueError(f"a packed line of the index is damaged: {exc}") from None
+    if not unpacker.eof:
+        raise ValueError("a packed line of the index is damaged: cut short")
     if _ELIDED in raw:
         checksum = _checksum_of(raw)
         if checksum is None:
