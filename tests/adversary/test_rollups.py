@@ -123,9 +123,30 @@ async def test_a_rollup_planted_for_a_writer_is_refused(rolled: Target, seaweed)
         await ins.put(record.entries_key, entries)
         await ins.put(record.data_key, data)
         await ins.put(record.key, record.to_bytes())
+        # A self-consistent rollup of a writer that has no chain at all.
+        ghost = "wplanted0000000"
+        alone = type(link)(**{**_fields(forged), "writer": ghost})
+        parts = build_rollup(
+            ghost,
+            1,
+            [RollupEntry(1, alone.to_bytes())],
+            [forged_content],
+            prev_record=None,
+            created_at="2026-12-05T00:00:00Z",
+        )
+        for key, body in zip(
+            (parts[2].entries_key, parts[2].data_key, parts[2].key),
+            (parts[0], parts[1], parts[2].to_bytes()),
+            strict=True,
+        ):
+            await ins.put(key, body)
     check = await rolled.verify()
     assert check.code == 5, check.out
     assert any(rollup_key(writer, 2) in line for line in _lines(check)), check.out
+    assert any(
+        line.startswith(f"ROLLUP {rollup_key(ghost, 1)}: it ends at link 1")
+        for line in _lines(check)
+    ), check.out
     refused = await rolled.cli("rollup")
     assert refused.code == 5, refused.out + refused.err
 
