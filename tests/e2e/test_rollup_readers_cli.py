@@ -1,8 +1,9 @@
 """Readers and ``verify --since/--until`` through rollups, as the CLI runs them, on a local
-folder: search, get and the console's index answer the same before and after rollups (each
-call once); a rollup whose lines were altered is not used and verify names it; a range
-verify finds an altered recording or manifest object of its range, exits 0 on a clean one,
-and says what it took from the rollup records."""
+folder: search and the console's index give the calls of the small objects (each once)
+while reading the rollups, get finds a call from a cold index that read them; a rollup
+whose lines were altered is not used and verify names it; a range verify finds an altered
+recording or manifest object of its range, exits 0 on a clean one, and says what it took
+from the rollup records."""
 
 from __future__ import annotations
 
@@ -92,6 +93,18 @@ async def _console(root: Path, path: Path) -> tuple[list[tuple[str, str]], list[
     return sorted((i.call.cdr_id, i.call.manifest_key or "") for i in found), usable
 
 
+async def _get(env: dict[str, str], cwd: Path, ident: str, work: Path) -> tuple[bytes, int]:
+    """``get`` from a cold local index: the recording's bytes, and the rollups it read."""
+    work.mkdir()
+    index = work / "index.sqlite3"
+    cold = {**env, "ARCHIVER_CONSOLE__INDEX_PATH": str(index)}
+    got = await run_cli("get", ident, "-o", str(work / "call.wav"), env=cold, cwd=cwd)
+    assert got.code == 0, got.out + got.err
+    with sqlite3.connect(index) as conn:
+        (rollups,) = conn.execute("SELECT COUNT(*) FROM id_rollups").fetchone()
+    return (work / "call.wav").read_bytes(), int(rollups)
+
+
 def _day_of(root: Path, day: str) -> tuple[Path, dict]:
     manifest = sorted((root / f"manifests/date={day}").glob("*.jsonl"))[0]
     return manifest, json.loads(manifest.read_text().splitlines()[0])
@@ -102,7 +115,14 @@ async def test_readers_and_a_range_verify_through_rollups(tmp_path: Path) -> Non
     rollups = sorted(p.name for p in (root / ROLLUP_PREFIX).rglob("*.json"))
     assert len(rollups) == 2, rollups
 
+    # What the small objects hold, read without any rollup.
+    small = sorted(
+        (json.loads(raw)["cdr_id"], str(path.relative_to(root)))
+        for path in (root / "manifests").rglob("*.jsonl")
+        for raw in path.read_text().splitlines()
+    )
     searched = await _search(env, cwd)
+    assert searched == small
     assert len(searched) == len({cdr for cdr, _ in searched}) == 66  # each call once
     console, usable = await _console(root, tmp_path / "console.sqlite3")
     assert usable == [1, 1]  # both rollups read and used
@@ -119,6 +139,7 @@ async def test_readers_and_a_range_verify_through_rollups(tmp_path: Path) -> Non
     manifest, line = _day_of(root, "2021-02-05")
     recording = root / line["object_key"]
     good = recording.read_bytes()
+    assert await _get(env, cwd, line["cdr_id"], tmp_path / "cold1") == (good, 2)
     recording.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
     damaged = await run_cli("verify", *day, env=env, cwd=cwd)
     assert damaged.code == 5, damaged.out + damaged.err
@@ -141,6 +162,7 @@ async def test_readers_and_a_range_verify_through_rollups(tmp_path: Path) -> Non
     assert bad.code == 5, bad.out + bad.err
     assert any(w.startswith("ROLLUP") and "000000000002" in w for w in bad.out.splitlines())
     assert await _search(env, cwd) == searched
+    assert await _get(env, cwd, line["cdr_id"], tmp_path / "cold2") == (good, 2)
     console, usable = await _console(root, tmp_path / "console2.sqlite3")
     assert usable == [1, 0]
     assert console == searched
