@@ -110,6 +110,11 @@ async def _from_rollups(db: IndexDatabase, store: ObjectStore, writer: _Writer) 
     for ref in refs:
         if ref.key in seen:
             continue
+        # An index kept up to date has its objects already: then the lines are not read.
+        covered = await rollup_read.covered_keys(store, ref)
+        if covered and not set(covered) - await db.run(partial(loading.known, keys=covered)):
+            await db.run(partial(loading.rollup_read, key=ref.key, usable=True))
+            continue
         rollup = await rollup_read.read_rollup(store, ref)
         keys = [key for key, _, _ in rollup.slices]
         have = await db.run(partial(loading.known, keys=keys))

@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
+from archiver.manifest.chain import Link
 from archiver.manifest.reader import BadLine, Manifest, parse_manifest, read_object, read_objects
 from archiver.manifest.rollup import (
     MAX_ENTRIES_BYTES,
@@ -29,6 +30,7 @@ from archiver.manifest.rollup import (
     ROLLUP_MAX_BYTES,
     RollupProblem,
     RollupRecord,
+    check_entries,
     check_rollup,
 )
 from archiver.storage.base import ObjectStore, StoredObject
@@ -126,6 +128,22 @@ async def read_record(store: ObjectStore, ref: RollupRef) -> RollupRecord | None
         return RollupRecord.from_bytes(await read_object(store, ref.key))
     except (KeyError, ValueError):
         return None
+
+
+async def covered_keys(store: ObjectStore, ref: RollupRef) -> list[str] | None:
+    """The manifest keys a rollup covers, from its record and entries alone (checked
+    against each other); None when they do not check out (or are too large)."""
+    if _too_big(ref) is not None:
+        return None
+    try:
+        record = await read_object(store, ref.key)
+        entries = await read_object(store, rollup_entries_key(ref.writer, ref.n))
+    except KeyError:
+        return None
+    checked = check_entries(record, entries, ref.key)
+    if not checked.ok:
+        return None
+    return [Link.from_bytes(entry.link).manifest_key for entry in checked.entries]
 
 
 async def read_rollup(store: ObjectStore, ref: RollupRef) -> RollupRead:

@@ -30,7 +30,7 @@ from functools import partial
 
 from archiver.index_db import IndexDatabase
 from archiver.manifest.reader import decoded_lines, line_ids, read_objects
-from archiver.manifest.rollup_read import list_rollups, read_rollup
+from archiver.manifest.rollup_read import covered_keys, list_rollups, read_rollup
 from archiver.retrieval.index import normalize_id
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import MANIFEST_PREFIX
@@ -129,6 +129,11 @@ class IdIndex:
         seen = await self.db.run(partial(_known, keys=[r.key for r in refs], table="id_rollups"))
         for ref in refs:
             if ref.key in seen:
+                continue
+            # An index kept up to date has its objects already: then the lines are not read.
+            covered = await covered_keys(store, ref)
+            if covered and not set(covered) - await self.db.run(partial(_known, keys=covered)):
+                await self.db.run(partial(_store, batch=[], rollup=ref.key))
                 continue
             rollup = await read_rollup(store, ref)
             batch = [
