@@ -225,3 +225,24 @@ def _asdict(link: Link) -> dict:
 def test_bad_entries_are_refused(raw: bytes) -> None:
     with pytest.raises(ValueError, match=r"entries|newline"):
         parse_entries(raw)
+
+
+def test_a_listing_proves_a_small_object_only_by_its_size_and_plain_md5_etag() -> None:
+    import hashlib
+
+    from archiver.retrieval.rollup_audit import listed_as
+    from archiver.storage.base import ObjectProof, StoredObject
+
+    data = b'{"format":1}'
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def listed(size: int, etag: str | None) -> StoredObject:
+        return StoredObject("k", "k", size, proof=ObjectProof(etag))
+
+    assert listed_as(listed(len(data), md5), data)
+    assert listed_as(listed(len(data), md5.upper()), data)
+    assert not listed_as(listed(len(data) + 1, md5), data)  # another size
+    assert not listed_as(listed(len(data), None), data)  # a local folder: read it
+    assert not listed_as(listed(len(data), md5[:-2] + "-2"), data)  # multipart
+    assert not listed_as(listed(len(data), "0" * 32), data)  # SSE-KMS: not the MD5
+    assert not listed_as(listed(len(data), md5), data + b" ")
