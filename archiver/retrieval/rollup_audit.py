@@ -48,7 +48,6 @@ from archiver.storage.layout import (
     ROLLUP_ENTRIES,
     ROLLUP_PREFIX,
     ROLLUP_RECORD,
-    parse_manifest_key,
     parse_rollup_key,
 )
 
@@ -160,8 +159,9 @@ class RollupAudit:
         by_rollup: dict[str, tuple[Rollup, dict[str, StoredObject]]] = {}
         rest: list[StoredObject] = []
         for obj in objects:
-            parsed = parse_manifest_key(obj.key)
-            rollup = self.covering(parsed.writer, parsed.seq) if parsed else None
+            # By the walked chain's link (a sealed legacy object's key names no writer).
+            link = links.get(obj.key)
+            rollup = self.covering(link.writer, link.seq) if link else None
             if rollup is None:
                 rest.append(obj)
             else:
