@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -163,3 +164,52 @@ async def test_the_index_keeps_a_line_in_few_bytes(local_archive, tmp_path):
         db.close()
     grown = (tmp_path / "index.sqlite3").stat().st_size - empty.stat().st_size
     assert grown / 3000 < BYTES_PER_LINE
+
+
+async def test_a_build_cut_short_is_begun_again_and_an_old_layout_is_rebuilt(
+    local_archive, tmp_path
+):
+    from archiver.console import loading
+    from archiver.console.tables import drop_calls, outdated
+
+    path = tmp_path / "index.sqlite3"
+    async with open_store(local_archive) as store:
+        calls = await manifest_calls(store)
+        # A build from nothing that stopped after its first object (a crash): calls in
+        # the file, their terms lost with the TEMP table.
+        db = IndexDatabase(path, SCHEMA)
+        assert await db.run(loading.start_bulk)
+        first = _manifests(Path(local_archive.local_path))[0]
+        key = str(first.relative_to(local_archive.local_path))
+        await db.run(
+            lambda c: loading.store(c, [loading.prepare(key, first.read_bytes())], bulk=True)
+        )
+        db.close()
+        index = CallIndex(IndexDatabase(path, SCHEMA))
+        await index.refresh(store)
+        assert await index.count() == len(calls)
+        cut = json.loads(first.read_text().splitlines()[0])
+        found, _ = await index.search(CallQuery(phone=cut["from_number"]), 0, 1000)
+        # Its terms are there: the build was begun again.
+        assert cut["cdr_id"] in {item.call.cdr_id for item in found}
+        index.db.close()
+
+    # A file of the earlier layout: its call tables go, a saved search stays.
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(
+            "CREATE TABLE calls (id INTEGER PRIMARY KEY, line TEXT, customer TEXT);"
+            "INSERT INTO calls (line) VALUES ('{}');"
+            "CREATE TABLE saved_searches (user TEXT, name TEXT, query TEXT, "
+            "PRIMARY KEY (user, name));"
+            "INSERT INTO saved_searches VALUES ('ann', 'mine', 'phone=1');"
+        )
+    conn.close()
+    assert outdated(old)
+    drop_calls(old)
+    db = IndexDatabase(old, SCHEMA)
+    assert not outdated(old)
+    saved = await db.run(lambda c: c.execute("SELECT name FROM saved_searches").fetchall())
+    assert saved == [("mine",)]
+    assert await CallIndex(db).count() == 0
+    db.close()
