@@ -71,3 +71,12 @@ class RetryPolicy:
         (the moment to ask the provider for a fresh URL by id)."""
         deadline = call_ended + timedelta(seconds=self.settings.ready_deadline)
         return attempts + 1 >= self.settings.not_ready_min_attempts and now >= deadline
+
+
+def claimable(queued: int, room: int) -> int:
+    """How many due jobs the dispatcher claims into a queue of ``room`` places holding
+    ``queued`` (pure): its free places once they are at least a quarter of it, or
+    whenever it ran dry. The workers keep queued work meanwhile, and a backfill pays
+    one claim transaction per few recordings instead of one per recording."""
+    free = room - queued
+    return free if queued == 0 or free >= max(1, room // 4) else 0

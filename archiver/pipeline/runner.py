@@ -26,7 +26,7 @@ from archiver.pipeline.flusher import ManifestFlusher
 from archiver.pipeline.handling import JobHandler
 from archiver.pipeline.intake import Health, Producer
 from archiver.pipeline.leader import Leadership
-from archiver.pipeline.policy import RetryPolicy
+from archiver.pipeline.policy import RetryPolicy, claimable
 from archiver.pipeline.poller import Poller
 from archiver.pipeline.producers import Window, WindowLister
 from archiver.pipeline.role_keeper import RoleKeeper
@@ -260,7 +260,7 @@ class Pipeline:
         while not self.stop_event.is_set():
             self.health.beat()
             self._wake.clear()
-            free = self._queue.maxsize - self._queue.qsize()
+            free = claimable(self._queue.qsize(), self._queue.maxsize)
             if time.monotonic() < self._paused_until:
                 free = 0
             jobs = (

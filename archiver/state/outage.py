@@ -117,10 +117,26 @@ class Availability:
         called before the next attempt; a value other than None is what the first
         attempt did (it committed), and becomes the result; None runs ``op`` again.
         """
-        unknown = False
+        # The common case, the database answering, costs one await: the retry
+        # machinery (an AsyncRetrying per operation, a few per recording) is built
+        # only once an attempt failed for want of the database. That first failure
+        # is handed to it as its first attempt's, so the waits, the bound, the
+        # resolve of an unknown outcome and the messages are as if it had run it.
+        first: Exception | None = None
+        if self._down_since is None:
+            try:
+                return await op()
+            except Exception as exc:
+                if transient(exc) is None:
+                    raise
+                first = exc
+        unknown = first is not None
 
         async def attempt() -> T:
-            nonlocal unknown
+            nonlocal unknown, first
+            if first is not None:
+                failed, first = first, None
+                raise failed
             if unknown and resolve is not None:
                 found = await resolve()
                 if found is not None:

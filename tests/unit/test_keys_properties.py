@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -70,3 +72,19 @@ def test_distinct_ids_get_distinct_segments(a: str, b: str) -> None:
 
     if unicodedata.normalize("NFC", a).strip() != unicodedata.normalize("NFC", b).strip():
         assert sanitize(a) != sanitize(b)
+
+
+def test_every_control_character_and_only_those_is_refused_in_a_key() -> None:
+    # The check is a compiled pattern, not unicodedata per character: it must refuse
+    # exactly Unicode's "Cc" code points, over the whole code space.
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if char in "/\\" or 0xD800 <= code <= 0xDFFF:
+            continue
+        control = unicodedata.category(char) == "Cc"
+        try:
+            validate_key(f"a/b{char}c")
+        except ValueError:
+            assert control, f"U+{code:04X} refused"
+        else:
+            assert not control, f"U+{code:04X} accepted"

@@ -8,7 +8,7 @@ import pytest
 from archiver.manifest.entry import ManifestEntry
 from archiver.models import CallRecord, Direction, Provider
 from archiver.pipeline.hosts import HostNotAllowedError, HostPolicy, is_special_address
-from archiver.pipeline.policy import RetryPolicy
+from archiver.pipeline.policy import RetryPolicy, claimable
 from archiver.pipeline.transfer import Verdict, _status_verdict
 from archiver.settings import RetrySettings
 from archiver.storage.base import ObjectProof
@@ -191,3 +191,23 @@ def test_manifest_line_has_the_contract_fields_and_no_url():
     late = CallRecord(Provider.CDR_V2, "c2", "s2", datetime(2021, 2, 18, 6, 30, tzinfo=HCM))
     assert manifest_date(late, HCM) == "2021-02-18"
     assert manifest_date(late, ZoneInfo("UTC")) == "2021-02-17"
+
+
+@pytest.mark.parametrize(
+    ("queued", "room", "claimed"),
+    [
+        (0, 16, 16),  # a dry queue is filled whole
+        (15, 16, 0),  # one free place while 15 wait: no claim transaction yet
+        (13, 16, 0),
+        (12, 16, 4),  # a quarter free: claimed together
+        (3, 16, 13),
+        (16, 16, 0),  # full
+        (0, 1, 1),  # concurrency 1: every free place
+        (1, 1, 0),
+        (2, 3, 1),  # under 4 places: any free place
+    ],
+)
+def test_the_dispatcher_claims_in_groups_but_never_lets_the_queue_run_dry(
+    queued: int, room: int, claimed: int
+) -> None:
+    assert claimable(queued, room) == claimed
