@@ -38,7 +38,7 @@ def register(
     )
     p.add_argument("--until", required=True, help="end, exclusive")
     p.add_argument("--dry-run", action="store_true", help="list and count, download nothing")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, uvloop=True)  # the hot path: see cli.loop_factory
 
 
 def time_range(args: argparse.Namespace, settings: Settings) -> tuple[datetime, datetime]:

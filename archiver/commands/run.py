@@ -25,7 +25,7 @@ def register(
     """Add the command."""
     p = sub.add_parser("run", help="poll the source forever and archive new recordings")
     common(p)
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, uvloop=True)  # the hot path: see cli.loop_factory
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:

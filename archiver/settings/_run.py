@@ -7,6 +7,8 @@ handed the settings as they are and each default lives here only.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -55,3 +57,7 @@ class RunSettings(BaseModel):
     # the lag, the age of the oldest recording not yet archived, passes this many
     # seconds; it says what the run waits for. The alert rules use the same threshold.
     lag_warning: float = Field(default=300.0, gt=0)
+    # The event loop of run and backfill: uvloop (libuv, about 5-10% less CPU per
+    # recording: docs/performance.md) where installed, else asyncio's own; "asyncio"
+    # turns it off, "uvloop" requires it. Every other command runs on asyncio's.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
