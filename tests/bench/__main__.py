@@ -77,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--legs",
         default=",".join(throughput.LEGS),
         help=f"throughput legs (default {','.join(throughput.LEGS)}; the hot path's options, "
-        f"the storage path alone: {','.join(throughput.HOT_PATH)})",
+        f"the storage path alone: {','.join(throughput.HOT_PATH)}; the other parts alone: "
+        f"{','.join(throughput.PARTS)},start-up)",
     )
     p.add_argument(
         "--compare",

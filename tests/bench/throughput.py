@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.bench import measure, servers
@@ -146,12 +148,44 @@ def run_hot_path(s: Setup, rep: int, leg: str) -> LegRun:
     return _leg(s, leg, rep, run, prefix, inner)
 
 
+# The archiver's other parts alone (issue 25 item 4: where the CPU per recording goes):
+# the download (bare_get: GET, SHA-256, join; without the SHA-256 and join), and the
+# fixed cost of a process (a backfill of an hour without calls: start-up, clients,
+# state), each divided by the bench's recordings like the other legs.
+PARTS: dict[str, list[str]] = {
+    "get": [],
+    "get-uvloop": ["--loop", "uvloop"],
+    "get-nohash": ["--no-hash"],
+}
+
+
+def run_part(s: Setup, rep: int, leg: str) -> LegRun:
+    """One of :data:`PARTS`'s legs, or ``start-up``."""
+    if leg == "start-up":
+        empty = datetime.fromisoformat(s.sim.since) - timedelta(hours=2)
+        prefix = f"{s.tag}start-up-{rep}"
+        env = servers.archiver_env(
+            s.sim, s.server, prefix=prefix, state=s.workdir / f"{prefix}.sqlite3",
+            concurrency=s.concurrency, per_host=s.per_host,
+        )  # fmt: skip
+        command = servers.archiver_command(s.sim, since=empty, until=empty + timedelta(hours=1))
+        return _leg(s, leg, rep, _measured(s, prefix, command, env), None, None)
+    command = [sys.executable, "-m", "tests.bench.bare_get", "--base-url", s.sim.base_url]
+    command += ["--concurrency", str(s.concurrency), *PARTS[leg]]
+    run = _measured(s, f"{s.tag}{leg}-{rep}", command, servers.bare_env(s.server))
+    got = json.loads(run.result.stdout.strip().splitlines()[-1])
+    if got["bytes"] != s.sim.calls * s.sim.size:
+        raise RuntimeError(f"{leg}: {got['bytes']} bytes downloaded")
+    return _leg(s, leg, rep, run, None, float(got["elapsed"]))
+
+
 _RUNNERS: dict[str, Callable[[Setup, int], LegRun]] = {
     "archiver": run_archiver,
     "rclone": run_rclone,
     "put": run_put,
     "put-shaped": run_put_shaped,
     **{leg: (lambda s, rep, leg=leg: run_hot_path(s, rep, leg)) for leg in HOT_PATH},  # type: ignore[misc]
+    **{leg: (lambda s, rep, leg=leg: run_part(s, rep, leg)) for leg in (*PARTS, "start-up")},  # type: ignore[misc]
 }
 
 
@@ -181,8 +215,11 @@ def _measured(s: Setup, name: str, command: list[str], env: dict[str, str]) -> _
     return _Run(result, sim, weed, others, provider_requests=asked, storage_requests=stored)
 
 
-def _leg(s: Setup, leg: str, rep: int, run: _Run, prefix: str, inner: float | None) -> LegRun:
-    servers.check_stored(s.server, prefix, s.sim.calls, s.sim.size, f"{leg} rep {rep}")
+def _leg(
+    s: Setup, leg: str, rep: int, run: _Run, prefix: str | None, inner: float | None
+) -> LegRun:
+    if prefix is not None:  # None: a leg that stores nothing (PARTS, start-up)
+        servers.check_stored(s.server, prefix, s.sim.calls, s.sim.size, f"{leg} rep {rep}")
     return LegRun(
         leg=leg,
         rep=rep,
