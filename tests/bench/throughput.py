@@ -78,10 +78,11 @@ def run_archiver(
     name: str = "archiver",
     wrap: list[str] | None = None,
     variant: str | None = None,
+    settings: dict[str, str] | None = None,
 ) -> LegRun:
-    leg = f"archiver:{variant}" if variant else "archiver"
+    leg = f"archiver:{variant}" if variant else name if settings else "archiver"
     prefix = f"{s.tag}{name}-{variant}-{rep}" if variant else f"{s.tag}{name}-{rep}"
-    extra = {}
+    extra = dict(settings or {})
     if variant:
         code = s.variants[variant]
         extra["PYTHONPATH"] = servers.code_pythonpath(code)
@@ -184,6 +185,10 @@ _RUNNERS: dict[str, Callable[[Setup, int], LegRun]] = {
     "rclone": run_rclone,
     "put": run_put,
     "put-shaped": run_put_shaped,
+    # The archiver on asyncio's own loop: what uvloop (the default) saves.
+    "archiver-asyncio": lambda s, rep: run_archiver(
+        s, rep, name="archiver-asyncio", settings={"ARCHIVER_EVENT_LOOP": "asyncio"}
+    ),
     **{leg: (lambda s, rep, leg=leg: run_hot_path(s, rep, leg)) for leg in HOT_PATH},  # type: ignore[misc]
     **{leg: (lambda s, rep, leg=leg: run_part(s, rep, leg)) for leg in (*PARTS, "start-up")},  # type: ignore[misc]
 }
