@@ -123,10 +123,10 @@ def run_measure(workdir: Path, legs: list[str], label: str, code: str) -> dict[s
             # A TCP proxy that knows S3 requests: the Host header (signed) goes through as sent.
             with delaying_proxy(settings.endpoint_url, 0.0) as (endpoint, count):
                 proxied = {**env, "ARCHIVER_STORAGE__ENDPOINT_URL": endpoint}
-                results = _legs(workdir, shape, legs, proxied, count)
+                results = _legs(workdir, shape, legs, proxied, count, label)
     else:
         env = {"ARCHIVER_STORAGE__URL": str(workdir / "archive")}
-        results = _legs(workdir, shape, legs, env, None)
+        results = _legs(workdir, shape, legs, env, None, label)
     out = {
         "label": label,
         "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -146,10 +146,12 @@ def _legs(
     legs: list[str],
     storage: dict[str, str],
     requests: Count,
+    label: str,
 ) -> dict[str, Any]:
     recordings = shape.calls
-    get_index = workdir / "get-index.sqlite3"
-    console_index = workdir / "console-index.sqlite3"
+    # Files of their own per label: measurements of two codes may run side by side.
+    get_index = workdir / f"get-index-{label}.sqlite3"
+    console_index = workdir / f"console-index-{label}.sqlite3"
     env = cli_env({**storage, "ARCHIVER_OPERATOR": "bench",
                    "ARCHIVER_CONSOLE__INDEX_PATH": str(get_index),
                    "PYTHONPATH": os.environ["PYTHONPATH"]})  # fmt: skip
@@ -162,7 +164,7 @@ def _legs(
             _remove(console_index)
             result = _python("index", ["tests.bench.shape.index", "build", str(console_index)],
                              env, workdir)  # fmt: skip
-            size = sum(p.stat().st_size for p in workdir.glob("console-index.sqlite3*"))
+            size = sum(p.stat().st_size for p in workdir.glob(f"{console_index.name}*"))
             result["index_bytes"] = size
             result["bytes_per_million_lines"] = round(size / max(result["lines"], 1) * 1e6)
             result["lines_per_s"] = round(result["lines"] / max(result["wall_s"], 1e-9))
