@@ -130,7 +130,7 @@ def run_measure(workdir: Path, legs: list[str], label: str, code: str) -> dict[s
     out = {
         "label": label,
         "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_avg_at_start": os.getloadavg(),
+        "load_avg_at_end": os.getloadavg(),
         "code": described,
         **info,
         "legs": results,
