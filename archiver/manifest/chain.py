@@ -33,7 +33,8 @@ from archiver.storage.layout import WRITER_ID, link_key
 CHAIN_FORMAT = 1
 
 
-def _dumps(body: dict[str, Any]) -> bytes:
+def canonical_json(body: dict[str, Any]) -> bytes:
+    """Canonical JSON bytes (sorted keys, compact): the same body gives the same bytes."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -47,7 +48,8 @@ def _loads(data: bytes, what: str) -> dict[str, Any]:
     return body
 
 
-def _int(body: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
+def field_count(body: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
+    """``body[name]`` as a count (an int >= 0, not a bool); ValueError otherwise."""
     value = body.get(name)
     if value is None and optional:
         return None
@@ -56,7 +58,8 @@ def _int(body: dict[str, Any], name: str, *, optional: bool = False) -> int | No
     return value
 
 
-def _str(body: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
+def field_text(body: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
+    """``body[name]`` as a non-empty string; ValueError otherwise."""
     value = body.get(name)
     if value is None and optional:
         return None
@@ -90,27 +93,27 @@ class Link:
 
     def to_bytes(self) -> bytes:
         """The link object's bytes (canonical JSON: the same link gives the same bytes)."""
-        return _dumps({"format": CHAIN_FORMAT, **asdict(self)})
+        return canonical_json({"format": CHAIN_FORMAT, **asdict(self)})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Link:
         """Parse a link object; ValueError if it is not one."""
         body = _loads(data, "link")
-        writer = _str(body, "writer")
+        writer = field_text(body, "writer")
         assert writer is not None
         if not WRITER_ID.fullmatch(writer):
             raise ValueError("writer is not a writer id")
-        prev_seq = _int(body, "prev_seq", optional=True)
-        prev_sha = _str(body, "prev_sha256", optional=True)
+        prev_seq = field_count(body, "prev_seq", optional=True)
+        prev_sha = field_text(body, "prev_sha256", optional=True)
         if (prev_seq is None) != (prev_sha is None):
             raise ValueError("prev_seq and prev_sha256 go together")
         return cls(
             writer=writer,
-            seq=_int(body, "seq") or 0,
-            manifest_key=_str(body, "manifest_key") or "",
-            manifest_sha256=_str(body, "manifest_sha256") or "",
-            manifest_size=_int(body, "manifest_size") or 0,
-            lines=_int(body, "lines") or 0,
+            seq=field_count(body, "seq") or 0,
+            manifest_key=field_text(body, "manifest_key") or "",
+            manifest_sha256=field_text(body, "manifest_sha256") or "",
+            manifest_size=field_count(body, "manifest_size") or 0,
+            lines=field_count(body, "lines") or 0,
             prev_seq=prev_seq,
             prev_sha256=prev_sha,
         )
@@ -147,16 +150,16 @@ class Head:
 
     def to_bytes(self) -> bytes:
         """The head object's bytes."""
-        return _dumps({"format": CHAIN_FORMAT, **asdict(self)})
+        return canonical_json({"format": CHAIN_FORMAT, **asdict(self)})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Head:
         """Parse a head object; ValueError if it is not one."""
         body = _loads(data, "head")
         return cls(
-            writer=_str(body, "writer") or "",
-            seq=_int(body, "seq") or 0,
-            link_sha256=_str(body, "link_sha256") or "",
+            writer=field_text(body, "writer") or "",
+            seq=field_count(body, "seq") or 0,
+            link_sha256=field_text(body, "link_sha256") or "",
         )
 
     @classmethod

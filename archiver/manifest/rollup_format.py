@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from archiver.manifest.chain import canonical_json, field_count, field_text
 from archiver.storage.layout import WRITER_ID, rollup_key
 
 ROLLUP_FORMAT = 1
@@ -26,11 +27,6 @@ MAX_RECORD_BYTES = 64 * 1024
 MAX_ENTRIES_BYTES = 128 * 1024 * 1024
 
 
-def _dumps(body: dict[str, Any]) -> bytes:
-    # The same canonical form as a link's (archiver.manifest.chain).
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-
-
 def _object(data: bytes, what: str) -> dict[str, Any]:
     try:
         body = json.loads(data)
@@ -39,24 +35,6 @@ def _object(data: bytes, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError(f"{what} is not a JSON object")
     return body
-
-
-def _count(body: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
-    value = body.get(name)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} is not a number")
-    return value
-
-
-def _text(body: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} is not a string")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +48,15 @@ class RollupEntry:
     def to_line(self) -> bytes:
         """The entries line (canonical JSON, no newline)."""
         token = base64.b64encode(self.token).decode() if self.token is not None else None
-        return _dumps({"link": self.link.decode(), "seq": self.seq, "token": token})
+        return canonical_json({"link": self.link.decode(), "seq": self.seq, "token": token})
 
     @classmethod
     def from_line(cls, raw: bytes) -> RollupEntry:
         """Parse one entries line; ValueError if it is not one."""
         body = _object(raw, "entries line")
-        seq = _count(body, "seq")
-        link = _text(body, "link")
-        token = _text(body, "token", optional=True)
+        seq = field_count(body, "seq")
+        link = field_text(body, "link")
+        token = field_text(body, "token", optional=True)
         decoded = None
         if token is not None:
             try:
@@ -139,7 +117,7 @@ class RollupRecord:
 
     def to_bytes(self) -> bytes:
         """The record's bytes (canonical JSON, like a link's)."""
-        return _dumps({"format": ROLLUP_FORMAT, "record": "rollup", **asdict(self)})
+        return canonical_json({"format": ROLLUP_FORMAT, "record": "rollup", **asdict(self)})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RollupRecord:
@@ -149,26 +127,26 @@ class RollupRecord:
         body = _object(data, "rollup record")
         if body.get("format") != ROLLUP_FORMAT or body.get("record") != "rollup":
             raise ValueError(f"not a rollup record (format {ROLLUP_FORMAT})")
-        writer = _text(body, "writer") or ""
+        writer = field_text(body, "writer") or ""
         if not WRITER_ID.fullmatch(writer):
             raise ValueError("writer is not a writer id")
-        prev_seq = _count(body, "prev_seq", optional=True)
-        prev_sha = _text(body, "prev_sha256", optional=True)
+        prev_seq = field_count(body, "prev_seq", optional=True)
+        prev_sha = field_text(body, "prev_sha256", optional=True)
         if (prev_seq is None) != (prev_sha is None):
             raise ValueError("prev_seq and prev_sha256 go together")
         fields: dict[str, Any] = {
-            name: _count(body, name) or 0
+            name: field_count(body, name) or 0
             for name in ("n", "first_seq", "last_seq", "objects", "lines")
             + ("data_size", "entries_size")
         }
         for name in ("end_sha256", "data_key", "data_sha256", "entries_key", "entries_sha256"):
-            fields[name] = _text(body, name) or ""
+            fields[name] = field_text(body, name) or ""
         for name in ("first_date", "last_date", "created_at"):
-            fields[name] = _text(body, name) or ""
+            fields[name] = field_text(body, name) or ""
         return cls(
             writer=writer,
             prev_seq=prev_seq,
             prev_sha256=prev_sha,
-            prev_rollup_sha256=_text(body, "prev_rollup_sha256", optional=True),
+            prev_rollup_sha256=field_text(body, "prev_rollup_sha256", optional=True),
             **fields,
         )
