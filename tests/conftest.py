@@ -63,10 +63,41 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 SLOW_TEST_TIMEOUT = 600
 
 
+# Cases of a matrix left to ``-m ondemand`` for CI's 25-minute budget, each beside a
+# sibling that runs in CI on the same code path (docs/development.md "On demand"
+# says which and why). By node id, since a case is often a combination of a
+# fixture's and a parametrize's values, which neither can mark alone.
+ON_DEMAND = {
+    # The S3 case runs in CI; the local folder's differs only by the store.
+    "tests/e2e/test_dispose_cli.py::test_dispose_keeps_held_and_locked_and_leaves_proof[local]",
+    "tests/e2e/test_dispose_cli.py::test_a_subject_request_finds_exports_and_erases_what_it_may[local]",
+    "tests/e2e/test_duplicates_cli.py::test_duplicates_are_reported_then_superseded_by_a_chained_record[local]",
+    "tests/e2e/test_readside_reconcile.py::test_fix_relines_the_calls_the_state_believes_archived[local]",
+    "tests/e2e/test_evidence_package.py::test_a_case_exports_a_package_a_third_party_checks_without_the_archiver[local]",
+    "tests/e2e/test_exactly_once_cli.py::test_a_backfill_with_the_state_lost_adopts_what_the_archive_holds[local]",
+    # Each provider and each store runs in CI once (cdr_v2 on S3, epacific locally).
+    "tests/e2e/test_reconcile_cli.py::test_complete_then_missing_then_fixed[s3-epacific]",
+    "tests/e2e/test_reconcile_cli.py::test_complete_then_missing_then_fixed[local-cdr_v2]",
+    # A versioned bucket without a lock: overwrite and manifest deletion run in CI
+    # (the attacks that leave old versions behind); the plain and locked buckets
+    # run every attack.
+    "tests/e2e/test_integrity_cli.py::test_the_default_verify_and_get_catch_it[s3-versioned-forged-metadata]",
+    "tests/e2e/test_integrity_cli.py::test_the_default_verify_and_get_catch_it[s3-versioned-multipart-overwrite]",
+    "tests/e2e/test_integrity_cli.py::test_the_default_verify_and_get_catch_it[s3-versioned-manifest-hidden]",
+    "tests/e2e/test_integrity_cli.py::test_the_default_verify_and_get_catch_it[s3-versioned-manifest-edited]",
+    "tests/e2e/test_integrity_cli.py::test_the_default_verify_and_get_catch_it[s3-versioned-pointer-wrong-line]",
+    # Replicas killed at random: three on PostgreSQL run in CI.
+    "tests/e2e/test_replicas.py::test_replicas_killed_at_random_archive_every_call_exactly_once[sqlite-2-21]",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by mark
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
+        if item.nodeid in ON_DEMAND:
+            item.add_marker(pytest.mark.ondemand)
 
 
 # The shared fixtures (the simulated provider...) live in tests/support/.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -77,6 +79,8 @@ def make_settings(
         # The local index of the manifests in a folder of its own (a test may list the
         # state's), never a file in the working directory shared by every test.
         where = Path(tempfile.mkdtemp(prefix="archiver-index-"))
+        # Removed when the test run ends (settings outlive the test that made them).
+        atexit.register(shutil.rmtree, where, True)
         values["console"] = ConsoleSettings(index_path=where / "index.sqlite3")
     values.update(overrides)
     return Settings.model_validate(values)
