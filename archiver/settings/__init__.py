@@ -71,6 +71,9 @@ class Settings(RunSettings, BaseSettings):
     per_host_connections: int = Field(default=8, ge=1, le=512)
     # Who retrieves (get, search exports, holds), for the audit trail; empty: OS user@host.
     operator: str | None = None
+    # verify, reconcile: where their scratch SQLite file goes (a private temporary folder,
+    # removed at exit; about 120 bytes a call); empty: the system's temporary directory.
+    scratch_dir: Path | None = None
     # Log lines: json, text, or auto (text on a terminal, JSON lines otherwise).
     log_format: Literal["auto", "json", "text"] = "auto"
     service: ServiceSettings = Field(default_factory=ServiceSettings)
