@@ -161,6 +161,7 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
                     settings.orphan_margin,
                 ),
                 sample=sample,
+                scratch_dir=settings.scratch_dir,
             )
         ranged = isinstance(report.chains, RangeChainAudit)  # only the range's links walked
         stamps = await _check_stamps(store, settings.timestamp, report)

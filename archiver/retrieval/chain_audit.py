@@ -16,7 +16,7 @@ read otherwise; either way the walk checks the same bytes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -85,7 +85,7 @@ class ChainAudit:
         return None
 
     async def unseen(
-        self, store: ObjectStore, seen: set[str], first: date, last: date
+        self, store: ObjectStore, seen: Container[str], first: date, last: date
     ) -> list[Problem]:
         """The chained manifest objects of partitions [first, last] that were not read, and
         the rollups that did not check out while the manifest objects were read."""

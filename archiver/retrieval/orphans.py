@@ -14,6 +14,7 @@ archived.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -70,21 +71,27 @@ class OrphanRule:
 
 
 def _key_hash(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+    # Signed: SQLite's INTEGER is a signed 64-bit number.
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 @dataclass
 class OrphanScan:
     """``verify``: the recordings the lines read name; then every listed one that none does.
 
-    Only a 64-bit hash of each named key is kept (8 bytes of digest a line):
-    a collision could only hide an orphan, never report a false one.
+    Only a 64-bit hash of each named key is kept, in a table of ``db`` (the
+    command's scratch file, :mod:`archiver.retrieval.scratch`; in memory when
+    none is given), so memory does not grow with the archive: a collision
+    could only hide an orphan, never report a false one.
     """
 
     rule: OrphanRule
+    db: sqlite3.Connection = field(default_factory=lambda: sqlite3.connect(":memory:"))
     listed: int = 0
     waiting: int = 0  # recordings with no line yet, younger than the bound
-    _named: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.db.execute("CREATE TABLE named (h INTEGER PRIMARY KEY) WITHOUT ROWID")
 
     def add(self, store: ObjectStore, call: ManifestEntry) -> None:
         """A line read names its recording."""
@@ -94,7 +101,11 @@ class OrphanScan:
             key = call.object_key  # a local key (verify reports its SYMLINK)
         except ValueError:
             return  # not a key of this storage: verify reports the line as MISSING
-        self._named.add(_key_hash(key))
+        self.db.execute("INSERT OR IGNORE INTO named VALUES (?)", (_key_hash(key),))
+
+    def _named(self, key: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM named WHERE h = ?", (_key_hash(key),)).fetchone()
+        return row is not None
 
     async def problems(self, store: ObjectStore, now: datetime | None = None) -> list[Problem]:
         """ORPHAN for each recording older than the bound that no line named."""
@@ -104,7 +115,7 @@ class OrphanScan:
             if not self.rule.is_recording(obj.key):
                 continue
             self.listed += 1
-            if _key_hash(obj.key) in self._named:
+            if self._named(obj.key):
                 continue
             age = self.rule.age(obj, now)
             if age is not None and age <= self.rule.bound:

@@ -34,99 +34,28 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 
 from archiver.errors import PlantedLinkError
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import date_span, in_range
 from archiver.retrieval.chain_audit import ChainAudit
-from archiver.retrieval.duplicates import CallLines, read_records
+from archiver.retrieval.duplicates import read_records
 from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
 from archiver.retrieval.orphans import OrphanRule, OrphanScan
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.range_audit import chains_for
 from archiver.retrieval.sampling import Sample, SampledQueue
+from archiver.retrieval.scratch import open_scratch
 from archiver.retrieval.tombstones import read_tombstones
+from archiver.retrieval.verify_report import VerifyReport
+from archiver.retrieval.verify_scratch import VerifyScratch
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "check_entry", "verify_archive"]
-
-
-@dataclass
-class VerifyReport:
-    """What a verification found; ``problems`` empty means every object was proven intact."""
-
-    manifests: int = 0
-    manifests_read: int = 0
-    entries: int = 0  # manifest lines in the range
-    checked: int = 0  # entries whose object was checked
-    by_checksum: int = 0  # proven by the storage's server-verified checksum (and ETag)
-    rehashed: int = 0  # proven by reading the bytes back
-    legacy: int = 0  # lines written before proof was recorded
-    bytes_read: int = 0
-    writers: int = 0  # chains checked
-    links: int = 0  # manifest objects under a chain
-    unchained: int = 0  # legacy manifest objects under no chain
-    pointers: int = 0  # id-index pointers cross-checked
-    superseded: int = 0  # call lines a supersede record (archiver dedupe) sets aside
-    disposed: int = 0  # recordings gone under a proven tombstone (archiver dispose): DISPOSED
-    recordings_listed: int | None = None  # None: no orphan scan (a range was asked)
-    waiting: int = 0  # recordings with no line yet, too young to be orphans
-    problems: list[Problem] = field(default_factory=list)
-    chains: ChainAudit | None = None  # the chain as walked (for witnesses and tokens)
-    archived: dict[str, datetime] = field(default_factory=dict)  # latest archived_at, by manifest
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is wrong (see :attr:`proven` for "all intact")."""
-        return not self.problems
-
-    @property
-    def proven(self) -> bool:
-        """True when everything was proven intact: nothing wrong, no legacy line."""
-        return self.ok and not self.legacy
-
-    def summary(self) -> str:
-        """One paragraph for the end of the run; "all intact" only when all was proven."""
-        if not self.ok:
-            verdict = f"{len(self.problems)} problem(s)"
-        elif self.legacy:
-            # Legacy lines are checked by size and stored checksum only: not proven.
-            verdict = "nothing found wrong, but not all proven (legacy lines below)"
-        else:
-            verdict = "all intact"
-        unproven = sum(1 for p in self.problems if p.kind is ProblemKind.UNPROVEN)
-        text = (
-            f"verified {self.checked - self.disposed} object(s) "
-            f"from {self.manifests_read} manifest object(s): "
-            f"{verdict}; proven by the storage's checksum {self.by_checksum}, "
-            f"re-hashed {self.rehashed} ({self.bytes_read / 1024**2:.1f} MiB read), "
-            f"unproven {unproven}"
-        )
-        if self.legacy:
-            text += f"; legacy lines {self.legacy} (size and stored checksum only)"
-        text += (
-            f"; chain: {self.links} manifest object(s) linked by {self.writers} writer(s)"
-            f"; id index: {self.pointers} pointer(s) cross-checked"
-        )
-        if self.superseded:
-            text += f"; {self.superseded} duplicate call line(s) superseded (archiver dedupe)"
-        if self.disposed:
-            text += f"; DISPOSED {self.disposed} recording(s) (chained tombstones)"
-        if self.recordings_listed is None:
-            text += "; orphans: not looked for (a range: verify the whole archive)"
-        else:
-            text += f"; orphans: {self.recordings_listed} recording(s) listed"
-            if self.waiting:
-                text += f", {self.waiting} recording(s) with no line yet (within the flush bound)"
-        if self.unchained:
-            text += (
-                f"; {self.unchained} legacy manifest object(s) under no chain "
-                "(archiver seal chains them)"
-            )
-        return text
 
 
 async def _rehash(store: ObjectStore, key: str, version_id: str | None) -> tuple[int, str]:
@@ -312,26 +241,58 @@ async def verify_archive(
     on_progress: Callable[[VerifyReport], None] | None = None,
     orphans: OrphanRule | None = None,
     sample: Sample | None = None,
+    scratch_dir: Path | None = None,
 ) -> VerifyReport:
     """Check every entry of ``manifests`` (calls started in [since, until)), the chain, the index.
 
     At most ``concurrency`` objects are checked at once; the queue between the
-    manifest reader and the checkers is bounded, so memory stays small. With
-    ``orphans`` and the whole archive asked, every recording listed that no
-    line names is reported once older than the rule's bound (ORPHAN).
+    manifest reader and the checkers is bounded. What must be remembered of
+    every line until the end (its call, for DUPLICATE; its recording, for
+    ORPHAN; the manifest objects read) goes to a scratch SQLite file under
+    ``scratch_dir`` (:mod:`archiver.retrieval.scratch`), removed at the end.
+    With ``orphans`` and the whole archive asked, every recording listed that
+    no line names is reported once older than the rule's bound (ORPHAN).
     """
+    with open_scratch(scratch_dir, "verify") as db:
+        return await _verify(
+            store,
+            manifests,
+            VerifyScratch(db),
+            _Asked(since, until, tz or UTC, deep, rehash, max(1, concurrency), orphans, sample),
+            on_progress,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    since: datetime | None
+    until: datetime | None
+    tz: tzinfo
+    deep: bool
+    rehash: bool
+    concurrency: int
+    orphans: OrphanRule | None
+    sample: Sample | None
+
+
+async def _verify(
+    store: ObjectStore,
+    manifests: Sequence[StoredObject],
+    memo: VerifyScratch,
+    asked: _Asked,
+    on_progress: Callable[[VerifyReport], None] | None,
+) -> VerifyReport:
+    since, until, workers = asked.since, asked.until, asked.concurrency
     report = VerifyReport(manifests=len(manifests))
-    chains: ChainAudit = await chains_for(store, since, until, tz or UTC)  # range: rollups
+    chains: ChainAudit = await chains_for(store, since, until, asked.tz)  # range: rollups
     report.problems += chains.problems
     tombstones = await read_tombstones(store, chains.links)
     report.problems += tombstones.problems
-    expected = ExpectedPointers()
-    lines = CallLines()
+    expected = ExpectedPointers(memo.db)
+    await expected.look(store)
     whole = since is None and until is None
-    scan = OrphanScan(orphans) if orphans is not None and whole else None
-    seen: set[str] = set()
-    queue: asyncio.Queue[ManifestEntry | None] = SampledQueue(sample, maxsize=concurrency * 4)
-    workers = max(1, concurrency)
+    scan = OrphanScan(asked.orphans, memo.db) if asked.orphans is not None and whole else None
+    queue: asyncio.Queue[ManifestEntry | None] = SampledQueue(asked.sample, maxsize=workers * 4)
 
     def progressed() -> None:
         if on_progress is not None:
@@ -341,32 +302,37 @@ async def verify_archive(
         async with aclosing(chains.read_manifests(store, manifests)) as reader:
             async for manifest in reader:
                 report.manifests_read += 1
+                number = None
                 if not manifest.missing:
-                    seen.add(manifest.key)
                     times = [t for c in manifest.calls if (t := c.archived_at) is not None]
                     if times:
                         report.archived[manifest.key] = max(times)
+                    number = memo.read(manifest, max(times) if times else None)
                     chained = chains.check_manifest(manifest)
                     if chained is not None:
                         report.problems.append(chained)
                 for bad in manifest.bad_lines:
                     where = f"{bad.manifest_key} line {bad.line_number}"
                     report.problems.append(Problem(ProblemKind.BAD_LINE, where, bad.reason))
-                for call, number in zip(manifest.calls, manifest.numbers, strict=True):
+                ranged = []
+                for call, line in zip(manifest.calls, manifest.numbers, strict=True):
                     if scan is not None:
                         scan.add(store, call)
                     if in_range(call, since, until):
-                        lines.add(call, (manifest.key, number))
-                        expected.add(call)
-                        report.entries += 1
-                        await queue.put(call)
+                        ranged.append((call, line))
+                        expected.add(call, (manifest.key, line))
+                if number is not None:
+                    memo.lines(number, ranged)
+                for call, _ in ranged:
+                    report.entries += 1
+                    await queue.put(call)
                 progressed()
         for _ in range(workers):
             await queue.put(None)
 
     async def check() -> None:
         while (call := await queue.get()) is not None:
-            problem = await check_entry(store, call, deep, report, rehash)
+            problem = await check_entry(store, call, asked.deep, report, asked.rehash)
             report.checked += 1
             if problem and problem.kind is ProblemKind.MISSING and tombstones.of(call):
                 report.disposed, problem = report.disposed + 1, None  # disposed, not lost
@@ -382,13 +348,13 @@ async def verify_archive(
     except ExceptionGroup as failed:
         # A storage outage: report its first error as such (exit 1, one line).
         raise failed.exceptions[0] from None
-    first, last = date_span(since, until, tz or UTC)
-    report.problems += await chains.unseen(store, seen, first, last)
+    first, last = date_span(since, until, asked.tz)
+    report.problems += await chains.unseen(store, memo, first, last)
     if scan is not None:
         report.problems += await scan.problems(store)
         report.recordings_listed, report.waiting = scan.listed, scan.waiting
     records = await read_records(store, chains.links)
-    duplicates, report.superseded = lines.duplicates(records.supersessions, whole=whole)
+    duplicates, report.superseded = await memo.duplicates(store, records.supersessions, whole=whole)
     report.problems += records.problems + duplicates
     index_problems, report.pointers = await expected.audit(store, whole=whole)
     report.problems += index_problems
