@@ -286,7 +286,7 @@ async def _verify(
     report = VerifyReport(manifests=len(manifests))
     chains: ChainAudit = await chains_for(store, since, until, asked.tz)  # range: rollups
     report.problems += chains.problems
-    tombstones = await read_tombstones(store, chains.links)
+    tombstones = await read_tombstones(store, chains.links, db=memo.db)
     report.problems += tombstones.problems
     expected = ExpectedPointers(memo.db)
     await expected.look(store)

@@ -77,3 +77,28 @@ def test_bad_lines_are_named_and_skipped(line, reason):
     assert len(bad) == 1
     assert bad[0].startswith("k line 1: ")
     assert reason in bad[0]
+
+
+def test_the_table_of_tombstones_answers_as_a_dict_would():
+    """verify keeps the tombstones in its scratch file: the same answers as the dict it was."""
+    import sqlite3
+    from dataclasses import replace
+
+    from archiver.retrieval.tombstones import StoneTable
+
+    table = StoneTable(sqlite3.connect(":memory:"))
+    other = replace(STONE, cdr_id="c2", object_key="recordings/b.wav", record_key="r2")
+    again = replace(STONE, rule="another", record_key="r3")  # the same recording: first stands
+    expected = {}
+    for stone in (replace(STONE, record_key="r1"), other, again):
+        table.keep(stone)
+        expected.setdefault((stone.object_key, stone.sha256), stone)
+    assert dict(table) == expected
+    assert len(table) == 2
+    assert list(table) == sorted(expected)
+    assert table[(STONE.object_key, STONE.sha256)].rule == "one-year"
+    assert table[(STONE.object_key, STONE.sha256)].record_key == "r1"
+    assert table.get((STONE.object_key, "b" * 64)) is None
+    assert sorted(s.cdr_id for s in table.values()) == ["c1", "c2"]
+    assert table.of_call("cdr_v2", "c2") == other
+    assert table.of_call("cdr_v2", "c3") is None

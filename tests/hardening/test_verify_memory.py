@@ -1,0 +1,77 @@
+"""A full ``archiver verify`` in bounded memory: twice the calls, about the same peak RSS.
+
+Two archives in the service's shape (tests/support/shape: manifest objects of
+about 4 lines, several writers, a leader change, sealed legacy lines) on a
+local folder, 20,000 and 40,000 calls; the CLI's peak RSS (the kernel's
+high-water mark) must differ by less than ``BOUND``. Before the scratch file
+(issue 25) verify held about 6.3 KB a call to the end: 120 MiB more for the
+second archive. What still grows is per manifest object (the chain's links,
+the listing): about 300 bytes a call here, 6 MiB for the 20,000 more.
+
+On demand (``-m ondemand``): writing the archives and two verifies take about
+a minute and a half on two cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archiver.storage.local import LocalStore
+from tests.support.cli import cli_env
+from tests.support.shape.generate import generate
+from tests.support.shape.plan import Shape
+
+pytestmark = [pytest.mark.ondemand, pytest.mark.timeout(900)]
+
+MIB = 1024 * 1024
+BOUND = 20 * MIB
+
+
+def _peak_rss_of_verify(root: Path, calls: int) -> int:
+    archive = root / f"archive-{calls}"
+    asyncio.run(generate(LocalStore(archive), Shape(calls), 32, 64, progress=False))
+    scratch = root / f"scratch-{calls}"
+    scratch.mkdir()
+    env = cli_env(
+        {
+            "ARCHIVER_STORAGE__URL": str(archive),
+            "ARCHIVER_STATE__URL": str(root / f"state-{calls}.sqlite3"),
+            "ARCHIVER_SCRATCH_DIR": str(scratch),
+            "ARCHIVER_OPERATOR": "memory-test",
+        }
+    )
+    with (root / f"verify-{calls}.out").open("w+") as out:
+        proc = subprocess.Popen(  # noqa: S603 (our own argument list)
+            [sys.executable, "-m", "archiver", "verify"],
+            env=env,
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        # wait4: the child's own resource usage, ru_maxrss its peak RSS in KiB (Linux).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        said = out.read()
+    # The generated archive has sealed legacy lines: nothing wrong, not all proven (exit 5).
+    assert "nothing found wrong" in said, said[-3000:]
+    assert f"verified {calls} object(s)" in said, said[-3000:]
+    assert list(scratch.iterdir()) == []  # the scratch file went with the command
+    return usage.ru_maxrss * 1024
+
+
+def test_twice_the_calls_about_the_same_peak_memory(tmp_path: Path) -> None:
+    small = _peak_rss_of_verify(tmp_path, 20_000)
+    large = _peak_rss_of_verify(tmp_path, 40_000)
+    print(f"\nverify peak RSS: {small / MIB:.0f} MiB at 20k calls, {large / MIB:.0f} MiB at 40k")
+    assert large - small < BOUND, (
+        f"verify's peak RSS grew by {(large - small) / MIB:.0f} MiB from 20k to 40k calls "
+        f"({small / MIB:.0f} -> {large / MIB:.0f} MiB; bound {BOUND / MIB:.0f} MiB)"
+    )
