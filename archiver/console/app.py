@@ -40,7 +40,7 @@ from archiver.console.context import (
 from archiver.console.hardening import SAFE_METHODS, SECURITY_HEADERS, SecureRunner, check_origin
 from archiver.console.index import CallIndex
 from archiver.console.sessions import Session, Sessions
-from archiver.console.tables import SCHEMA, drop_calls, outdated
+from archiver.console.tables import FORMAT, SCHEMA, drop_calls, outdated
 from archiver.console.throttle import SignInThrottle
 from archiver.console.words import LANGUAGES, translator
 from archiver.errors import ArchiverError, ListenError
@@ -236,6 +236,12 @@ def open_console(
     its call tables dropped if an older console made them); ``schedule``: the retention
     rules the disposition screen reads (none: nothing is ever due)."""
     if not rebuild and outdated(settings.index_path):
+        log.warning(
+            "the console index %s was made by another version (its format is not %d): its "
+            "calls are indexed again from the storage (sessions, saved searches, audit kept)",
+            settings.index_path,
+            FORMAT,
+        )
         drop_calls(settings.index_path)  # the sessions and saved searches stay
     db = (
         IndexDatabase.fresh(settings.index_path, SCHEMA)

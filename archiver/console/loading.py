@@ -32,8 +32,14 @@ _INSERT = (
 )
 # A phone term that is a keyed hash, not digits (no phone_key starts with it).
 HASHED = "#"
-_TERM = "INSERT OR IGNORE INTO terms (kind, value, started, call_id) VALUES (?,?,?,?)"
-_TERM_LOAD = "INSERT INTO temp.terms_load (kind, value, started, call_id) VALUES (?,?,?,?)"
+# A term's text: its kind ("p" a phone number, "a" an agent) then its value.
+PHONE, AGENT = "p", "a"
+_WORD = "INSERT OR IGNORE INTO words (term) VALUES (?)"
+_TERM = (
+    "INSERT OR IGNORE INTO terms (word, started, call_id) "
+    "VALUES ((SELECT id FROM words WHERE term = ?), ?, ?)"
+)
+_TERM_LOAD = "INSERT INTO temp.terms_load (term, started, call_id) VALUES (?,?,?)"
 
 
 def id_term(ident: str) -> int:
@@ -58,7 +64,7 @@ class Prepared:
 
     key: str
     rows: list[tuple[object, ...]]
-    terms: list[list[tuple[str, str]]]
+    terms: list[list[str]]
     # (cdr id, recording sha256) of each row: what makes a line a copy of another
     identities: list[tuple[str, str]]
     bad_lines: list[BadLine]
@@ -70,11 +76,10 @@ class Prepared:
         return len(self.rows)
 
 
-def call_row(
-    call: ManifestEntry, raw: bytes | None = None
-) -> tuple[tuple[object, ...], list[tuple[str, str]]]:
-    """The ``calls`` row of a line (without its manifest's id) and its search terms (pure);
-    ``raw``: the line's bytes as the manifest holds them (kept as they are)."""
+def call_row(call: ManifestEntry, raw: bytes | None = None) -> tuple[tuple[object, ...], list[str]]:
+    """The ``calls`` row of a line (without its manifest's id) and its search terms (each
+    its kind then its value; pure); ``raw``: the line's bytes as the manifest holds them
+    (kept as they are)."""
     f = call.fields
 
     def text(name: str) -> str | None:
@@ -87,7 +92,7 @@ def call_row(
 
     started = call.call_started_at
     billsec = f.get("billsec")
-    terms: list[tuple[str, str]] = []
+    terms: list[str] = []
     for name in ("from_number", "to_number"):
         if is_sealed(f):
             # A sealed line's term is its keyed hash: the index holds no number to erase.
@@ -96,11 +101,11 @@ def call_row(
         else:
             number = phone_key(text(name) or "")
         if number:
-            terms.append(("p", number))
+            terms.append(PHONE + number)
     for name in ("agent", "agent_name"):
         agent = folded(name)
         if agent:
-            terms.append(("a", agent))
+            terms.append(AGENT + agent)
     row = (
         call.provider,
         sip_term(call.sip_call_id),
@@ -124,7 +129,7 @@ def prepare(key: str, content: bytes | None) -> Prepared:
     manifest = parse_manifest(key, content)
     raw_lines = content.split(b"\n")
     rows: list[tuple[object, ...]] = []
-    terms: list[list[tuple[str, str]]] = []
+    terms: list[list[str]] = []
     for call, number in zip(manifest.calls, manifest.numbers, strict=True):
         row, its_terms = call_row(call, raw_lines[number - 1].strip())
         rows.append(row)
@@ -165,7 +170,7 @@ def store(conn: sqlite3.Connection, batch: Sequence[Prepared], *, bulk: bool = F
             if cursor.rowcount == 0:
                 continue  # indexed meanwhile (another update, or a rollup's copy)
             manifest_id = cursor.lastrowid
-            terms: list[tuple[str, str, object, int]] = []
+            terms: list[tuple[str, object, int]] = []
             for row, its_terms, (cdr_id, sha) in zip(
                 manifest.rows, manifest.terms, manifest.identities, strict=True
             ):
@@ -175,7 +180,9 @@ def store(conn: sqlite3.Connection, batch: Sequence[Prepared], *, bulk: bool = F
                 if call_id is None:  # never for a rowid table; typed as optional
                     continue
                 started = row[3]
-                terms += [(kind, value, started, call_id) for kind, value in its_terms]
+                terms += [(term, started, call_id) for term in its_terms]
+            if not bulk:
+                conn.executemany(_WORD, [(term,) for term, _, _ in terms])
             conn.executemany(_TERM_LOAD if bulk else _TERM, terms)
         conn.execute("COMMIT")
     except BaseException:
@@ -210,31 +217,35 @@ def start_bulk(conn: sqlite3.Connection) -> bool:
     if conn.execute("SELECT 1 FROM building").fetchone() is not None:
         log.warning("the console index was being built when stopped: building it again")
         conn.executescript(
-            "BEGIN IMMEDIATE; DELETE FROM terms; DELETE FROM calls; DELETE FROM manifests; "
-            "DELETE FROM rollups_read; COMMIT;"
+            "BEGIN IMMEDIATE; DELETE FROM terms; DELETE FROM words; DELETE FROM calls; "
+            "DELETE FROM manifests; DELETE FROM rollups_read; COMMIT;"
         )
     if conn.execute("SELECT 1 FROM calls LIMIT 1").fetchone() is not None:
         return False
     for name in CALL_INDEX_NAMES:
         conn.execute(f"DROP INDEX IF EXISTS {name}")
     conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS terms_load "
-        "(kind TEXT, value TEXT, started INTEGER, call_id INTEGER)"
+        "CREATE TEMP TABLE IF NOT EXISTS terms_load (term TEXT, started INTEGER, call_id INTEGER)"
     )
     conn.execute("INSERT OR IGNORE INTO building (id) VALUES (1)")
     return True
 
 
 def finish_load(conn: sqlite3.Connection) -> None:
-    """After a build from nothing: make the calls' secondary indexes (a sort each) and
-    move the gathered terms into ``terms`` in key order (pages written full, once)."""
+    """After a build from nothing: make the calls' secondary indexes (a sort each), number
+    the gathered terms' words and move the terms into ``terms`` in key order (pages
+    written full, once)."""
     conn.executescript(CALL_INDEXES)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
-            "INSERT OR IGNORE INTO terms (kind, value, started, call_id) "
-            "SELECT kind, value, started, call_id FROM temp.terms_load "
-            "ORDER BY kind, value, started, call_id"
+            "INSERT OR IGNORE INTO words (term) "
+            "SELECT DISTINCT term FROM temp.terms_load ORDER BY term"
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO terms (word, started, call_id) "
+            "SELECT w.id, l.started, l.call_id FROM temp.terms_load l "
+            "JOIN words w ON w.term = l.term ORDER BY 1, 2, 3"
         )
         conn.execute("DELETE FROM building")
         conn.execute("COMMIT")

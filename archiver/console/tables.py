@@ -9,6 +9,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+# The format of the call tables and their packed lines. 1: lines as text; 2 (until
+# 2026-12-05): lines DEFLATEd against a typical line, terms as text; 3: lines in
+# Zstandard against a trained dictionary (archiver.console.packed), terms by word number.
+FORMAT = 3
+_CALL_TABLES = ("terms", "words", "calls", "manifests", "rollups_read", "building", "calls_format")
+
 CALL_INDEXES = """
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started);
 CREATE INDEX IF NOT EXISTS calls_extension ON calls (extension, started);
@@ -77,15 +83,27 @@ CREATE TABLE IF NOT EXISTS saved_searches (
     PRIMARY KEY (user, name)
 );
 -- A call's phone numbers (kind 'p': caller and callee) and agent (kind 'a': id
--- and name), one row each, in (value, time) order: the newest page of a number
+-- and name), one row each, in (word, time) order: the newest page of a number
 -- that half the archive shares (the hotline) is a walk down one index, not a sort.
+-- A term's text (its kind, then its value) is kept once, in ``words``: a row of
+-- ``terms`` holds its number (2 or 3 bytes, not 11 to 20).
+CREATE TABLE IF NOT EXISTS words (
+    id INTEGER PRIMARY KEY,
+    term TEXT NOT NULL UNIQUE
+);
 CREATE TABLE IF NOT EXISTS terms (
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
+    word INTEGER NOT NULL,
     started INTEGER,
     call_id INTEGER NOT NULL,
-    PRIMARY KEY (kind, value, started, call_id)
+    PRIMARY KEY (word, started, call_id)
 ) WITHOUT ROWID;
+-- The format of the tables above and of the packed lines (FORMAT): a file of another
+-- format has its call tables dropped and indexed again (outdated()).
+CREATE TABLE IF NOT EXISTS calls_format (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO calls_format (id, version) VALUES (1, FORMAT_VERSION);
 CREATE TABLE IF NOT EXISTS audit (
     key TEXT PRIMARY KEY,
     at TEXT NOT NULL,
@@ -111,22 +129,27 @@ CREATE TABLE IF NOT EXISTS console_secret (
     key BLOB NOT NULL
 );
 """
-)
+).replace("FORMAT_VERSION", str(FORMAT))
 
 
 def outdated(path: Path) -> bool:
-    """Whether the index file at ``path`` keeps its calls in an older shape (lines as
-    text, before :mod:`archiver.console.packed`): such a cache is rebuilt, not migrated."""
+    """Whether the index file at ``path`` keeps its calls in another format than
+    :data:`FORMAT` (an older console's): such a cache is rebuilt, not migrated."""
     if not path.exists():
         return False
     conn = sqlite3.connect(path)
     try:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+        if conn.execute("PRAGMA table_info(calls)").fetchone() is None:
+            return False  # no calls yet (a new file, or only get's index)
+        try:
+            row = conn.execute("SELECT version FROM calls_format").fetchone()
+        except sqlite3.OperationalError:
+            return True  # made before the format was written down
     except sqlite3.Error:
         return False  # not ours: opening it says so, one line
     finally:
         conn.close()
-    return bool(columns) and "cdr_h" not in columns
+    return row is None or row[0] != FORMAT
 
 
 def drop_calls(path: Path) -> None:
@@ -134,10 +157,7 @@ def drop_calls(path: Path) -> None:
     console's own records there (sessions, saved searches, the audit trail's copy) stay."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn.executescript(
-            "BEGIN; DROP TABLE IF EXISTS terms; DROP TABLE IF EXISTS calls; "
-            "DROP TABLE IF EXISTS manifests; DROP TABLE IF EXISTS rollups_read; "
-            "DROP TABLE IF EXISTS building; COMMIT; VACUUM;"
-        )
+        drops = " ".join(f"DROP TABLE IF EXISTS {name};" for name in _CALL_TABLES)
+        conn.executescript(f"BEGIN; {drops} COMMIT; VACUUM;")
     finally:
         conn.close()
