@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from archiver.console import source, updates
-from archiver.console.loading import AGENT, HASHED, PHONE, id_term, sip_term
+from archiver.console.loading import HASHED, id_term, sip_term
 from archiver.console.packed import unpack
 from archiver.index_db import IndexDatabase
 from archiver.privacy.lines import Opener, is_sealed
@@ -80,20 +80,19 @@ class CallQuery:
         params: list[object] = []
         # A phone number or an agent drives the search from ``terms`` (an id from
         # the calls' id hashes); the other terms asked filter the rows met.
-        # Each a term's words (its kind, then a value): any of them matches.
-        asked: list[list[str]] = []
+        asked: list[tuple[str, ...]] = []
         if self.phone:
-            hashed = [PHONE + HASHED + h for h in sorted(self.phone_hashes)]
-            asked.append([PHONE + phone_key(self.phone), *hashed])
+            hashed = (HASHED + h for h in sorted(self.phone_hashes))
+            asked.append(("p", phone_key(self.phone), *hashed))
         if self.agent and self.agent.strip():
-            asked.append([AGENT + self.agent.strip().casefold()])
+            asked.append(("a", self.agent.strip().casefold()))
         term = asked[0] if asked and not self.ident else None
-        for words in asked if term is None else asked[1:]:
+        for kind, *values in asked if term is None else asked[1:]:
             parts.append(
-                f"EXISTS (SELECT 1 FROM terms x WHERE x.word IN ({_words(words)}) "  # noqa: S608 - "?"s
+                f"EXISTS (SELECT 1 FROM terms x WHERE x.word IN ({_words(values)}) "  # noqa: S608 - "?"s
                 "AND x.started = c.started AND x.call_id = c.id)"
             )
-            params += words
+            params += [kind, *values]
         if self.ident and normalize_id(self.ident):
             parts.append("(c.sip_h = ? OR c.cdr_h = ?)")
             params += [sip_term(self.ident), id_term(self.ident)]
@@ -143,10 +142,10 @@ class CallQuery:
             return "calls c", " AND ".join(parts) or "1", params, order
         # One word: its number found once (a constant), then a walk down terms' key in
         # time order; several (a number and its keyed hashes): a sort of their rows.
-        if len(term) == 1:
-            driving = "t.word = (SELECT id FROM words WHERE term = ?)"
+        if len(term) == 2:
+            driving = "t.word = (SELECT id FROM words WHERE kind = ? AND value = ?)"
         else:
-            driving = f"t.word IN ({_words(term)})"
+            driving = f"t.word IN ({_words(term[1:])})"
         where = " AND ".join([driving, *parts])
         return "terms t JOIN calls c ON c.id = t.call_id", where, [*term, *params], order
 
@@ -316,9 +315,9 @@ def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
-def _words(words: Sequence[str]) -> str:
-    """The numbers of ``words`` (a subquery of as many "?")."""
-    return f"SELECT id FROM words WHERE term IN ({_marks(words)})"  # noqa: S608 - "?"s
+def _words(values: Sequence[str]) -> str:
+    """The numbers of the words of a kind and ``values`` (a subquery: a "?" each)."""
+    return f"SELECT id FROM words WHERE kind = ? AND value IN ({_marks(values)})"  # noqa: S608
 
 
 def _id_term_or_none(value: object) -> int | None:

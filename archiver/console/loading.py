@@ -32,14 +32,12 @@ _INSERT = (
 )
 # A phone term that is a keyed hash, not digits (no phone_key starts with it).
 HASHED = "#"
-# A term's text: its kind ("p" a phone number, "a" an agent) then its value.
-PHONE, AGENT = "p", "a"
-_WORD = "INSERT OR IGNORE INTO words (term) VALUES (?)"
+_WORD = "INSERT OR IGNORE INTO words (kind, value) VALUES (?,?)"
 _TERM = (
     "INSERT OR IGNORE INTO terms (word, started, call_id) "
-    "VALUES ((SELECT id FROM words WHERE term = ?), ?, ?)"
+    "VALUES ((SELECT id FROM words WHERE kind = ? AND value = ?), ?, ?)"
 )
-_TERM_LOAD = "INSERT INTO temp.terms_load (term, started, call_id) VALUES (?,?,?)"
+_TERM_LOAD = "INSERT INTO temp.terms_load (kind, value, started, call_id) VALUES (?,?,?,?)"
 
 
 def id_term(ident: str) -> int:
@@ -64,7 +62,7 @@ class Prepared:
 
     key: str
     rows: list[tuple[object, ...]]
-    terms: list[list[str]]
+    terms: list[list[tuple[str, str]]]
     # (cdr id, recording sha256) of each row: what makes a line a copy of another
     identities: list[tuple[str, str]]
     bad_lines: list[BadLine]
@@ -76,10 +74,11 @@ class Prepared:
         return len(self.rows)
 
 
-def call_row(call: ManifestEntry, raw: bytes | None = None) -> tuple[tuple[object, ...], list[str]]:
-    """The ``calls`` row of a line (without its manifest's id) and its search terms (each
-    its kind then its value; pure); ``raw``: the line's bytes as the manifest holds them
-    (kept as they are)."""
+def call_row(
+    call: ManifestEntry, raw: bytes | None = None
+) -> tuple[tuple[object, ...], list[tuple[str, str]]]:
+    """The ``calls`` row of a line (without its manifest's id) and its search terms (pure);
+    ``raw``: the line's bytes as the manifest holds them (kept as they are)."""
     f = call.fields
 
     def text(name: str) -> str | None:
@@ -92,7 +91,7 @@ def call_row(call: ManifestEntry, raw: bytes | None = None) -> tuple[tuple[objec
 
     started = call.call_started_at
     billsec = f.get("billsec")
-    terms: list[str] = []
+    terms: list[tuple[str, str]] = []
     for name in ("from_number", "to_number"):
         if is_sealed(f):
             # A sealed line's term is its keyed hash: the index holds no number to erase.
@@ -101,11 +100,11 @@ def call_row(call: ManifestEntry, raw: bytes | None = None) -> tuple[tuple[objec
         else:
             number = phone_key(text(name) or "")
         if number:
-            terms.append(PHONE + number)
+            terms.append(("p", number))
     for name in ("agent", "agent_name"):
         agent = folded(name)
         if agent:
-            terms.append(AGENT + agent)
+            terms.append(("a", agent))
     row = (
         call.provider,
         sip_term(call.sip_call_id),
@@ -129,7 +128,7 @@ def prepare(key: str, content: bytes | None) -> Prepared:
     manifest = parse_manifest(key, content)
     raw_lines = content.split(b"\n")
     rows: list[tuple[object, ...]] = []
-    terms: list[list[str]] = []
+    terms: list[list[tuple[str, str]]] = []
     for call, number in zip(manifest.calls, manifest.numbers, strict=True):
         row, its_terms = call_row(call, raw_lines[number - 1].strip())
         rows.append(row)
@@ -170,7 +169,7 @@ def store(conn: sqlite3.Connection, batch: Sequence[Prepared], *, bulk: bool = F
             if cursor.rowcount == 0:
                 continue  # indexed meanwhile (another update, or a rollup's copy)
             manifest_id = cursor.lastrowid
-            terms: list[tuple[str, object, int]] = []
+            terms: list[tuple[str, str, object, int]] = []
             for row, its_terms, (cdr_id, sha) in zip(
                 manifest.rows, manifest.terms, manifest.identities, strict=True
             ):
@@ -180,9 +179,9 @@ def store(conn: sqlite3.Connection, batch: Sequence[Prepared], *, bulk: bool = F
                 if call_id is None:  # never for a rowid table; typed as optional
                     continue
                 started = row[3]
-                terms += [(term, started, call_id) for term in its_terms]
+                terms += [(kind, value, started, call_id) for kind, value in its_terms]
             if not bulk:
-                conn.executemany(_WORD, [(term,) for term, _, _ in terms])
+                conn.executemany(_WORD, [term[:2] for term in terms])
             conn.executemany(_TERM_LOAD if bulk else _TERM, terms)
         conn.execute("COMMIT")
     except BaseException:
@@ -225,7 +224,8 @@ def start_bulk(conn: sqlite3.Connection) -> bool:
     for name in CALL_INDEX_NAMES:
         conn.execute(f"DROP INDEX IF EXISTS {name}")
     conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS terms_load (term TEXT, started INTEGER, call_id INTEGER)"
+        "CREATE TEMP TABLE IF NOT EXISTS terms_load "
+        "(kind TEXT, value TEXT, started INTEGER, call_id INTEGER)"
     )
     conn.execute("INSERT OR IGNORE INTO building (id) VALUES (1)")
     return True
@@ -239,13 +239,13 @@ def finish_load(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
-            "INSERT OR IGNORE INTO words (term) "
-            "SELECT DISTINCT term FROM temp.terms_load ORDER BY term"
+            "INSERT OR IGNORE INTO words (kind, value) "
+            "SELECT DISTINCT kind, value FROM temp.terms_load ORDER BY kind, value"
         )
         conn.execute(
             "INSERT OR IGNORE INTO terms (word, started, call_id) "
             "SELECT w.id, l.started, l.call_id FROM temp.terms_load l "
-            "JOIN words w ON w.term = l.term ORDER BY 1, 2, 3"
+            "JOIN words w ON w.kind = l.kind AND w.value = l.value ORDER BY 1, 2, 3"
         )
         conn.execute("DELETE FROM building")
         conn.execute("COMMIT")

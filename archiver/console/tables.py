@@ -85,11 +85,13 @@ CREATE TABLE IF NOT EXISTS saved_searches (
 -- A call's phone numbers (kind 'p': caller and callee) and agent (kind 'a': id
 -- and name), one row each, in (word, time) order: the newest page of a number
 -- that half the archive shares (the hotline) is a walk down one index, not a sort.
--- A term's text (its kind, then its value) is kept once, in ``words``: a row of
--- ``terms`` holds its number (2 or 3 bytes, not 11 to 20).
+-- A term's kind and value are kept once, in ``words``: a row of ``terms`` holds
+-- the word's number (2 or 3 bytes, not 11 to 20).
 CREATE TABLE IF NOT EXISTS words (
     id INTEGER PRIMARY KEY,
-    term TEXT NOT NULL UNIQUE
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    UNIQUE (kind, value)
 );
 CREATE TABLE IF NOT EXISTS terms (
     word INTEGER NOT NULL,

@@ -13,13 +13,19 @@ Rollups (:mod:`archiver.manifest.rollup_read`) come first: each is read once
 keys when it checks out, so the listing's pass then finds them indexed. A
 build from nothing drops the calls' secondary indexes and makes them once at
 the end: sorting once is several times quicker than a random write per row.
+A large build from nothing also prepares its lines in worker processes
+(:class:`_Preparing`): preparing is most of a build's CPU, and it is pure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import AsyncGenerator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
@@ -39,6 +45,13 @@ _COMMIT_OBJECTS = 200
 _COMMIT_LINES = 20_000
 # Listed keys asked of the index at once: the memory of an update.
 _PAGE = 1000
+# A build from nothing moves its preparing to worker processes once it has prepared
+# this many lines itself (a small archive, every test's, never starts a process), in
+# WORKERS processes (one per core, at most 4; none on one core), each with at most
+# _AHEAD manifest objects sent ahead of the writer (the memory they hold).
+POOL_AFTER_LINES = 50_000
+WORKERS = min(os.cpu_count() or 1, 4)
+_AHEAD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +98,44 @@ class _Writer:
             self.writing = None
 
 
+class _Preparing:
+    """Manifest objects prepared (:func:`loading.prepare`) and handed to the writer in the
+    order they were read: in this thread, or in worker processes for a build from nothing
+    past :data:`POOL_AFTER_LINES` lines on a machine of several cores."""
+
+    def __init__(self, writer: _Writer, *, pool: bool) -> None:
+        self.writer = writer
+        self.workers = WORKERS if pool else 1
+        self.pool: ProcessPoolExecutor | None = None
+        self.ahead: deque[asyncio.Future[loading.Prepared]] = deque()
+
+    async def add(self, key: str, content: bytes | None) -> None:
+        if self.pool is None and self.workers > 1 and self.writer.total_lines >= POOL_AFTER_LINES:
+            # spawn: a fork of this process (threads: the event loop's, SQLite's) is unsafe.
+            context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        if self.pool is None:
+            await self.writer.add(loading.prepare(key, content))
+            return
+        loop = asyncio.get_running_loop()
+        self.ahead.append(loop.run_in_executor(self.pool, loading.prepare, key, content))
+        while len(self.ahead) > _AHEAD * self.workers:
+            await self.writer.add(await self.ahead.popleft())
+
+    async def drain(self) -> None:
+        """Hand every object sent ahead to the writer."""
+        while self.ahead:
+            await self.writer.add(await self.ahead.popleft())
+
+    def close(self) -> None:
+        """Stop the workers; objects not drained (an update that failed) are dropped: they
+        are not indexed, so the next update reads them again."""
+        for future in self.ahead:
+            future.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 async def _new_keys(db: IndexDatabase, store: ObjectStore) -> AsyncGenerator[list[str], None]:
     """Pages of the listed manifest keys the index has not read."""
     page: list[str] = []
@@ -102,7 +153,7 @@ async def _unknown(db: IndexDatabase, keys: Sequence[str]) -> list[str]:
     return [key for key in keys if key not in have]
 
 
-async def _from_rollups(db: IndexDatabase, store: ObjectStore, writer: _Writer) -> None:
+async def _from_rollups(db: IndexDatabase, store: ObjectStore, preparing: _Preparing) -> None:
     """Each rollup not read yet, read once: its objects the index has not read are indexed
     from its lines when it checks out (else they are read one by one, like any other)."""
     refs = await rollup_read.list_rollups(store)
@@ -120,8 +171,9 @@ async def _from_rollups(db: IndexDatabase, store: ObjectStore, writer: _Writer) 
         have = await db.run(partial(loading.known, keys=keys))
         for key, content in rollup.objects():
             if key not in have:
-                await writer.add(loading.prepare(key, content))
-        await writer.flush()  # its objects committed before the rollup is marked read
+                await preparing.add(key, content)
+        await preparing.drain()
+        await preparing.writer.flush()  # its objects committed before the rollup is marked read
         await db.run(partial(loading.rollup_read, key=ref.key, usable=rollup.usable))
 
 
@@ -130,15 +182,18 @@ async def update(db: IndexDatabase, store: ObjectStore, concurrency: int = 8) ->
     small objects no rollup gave."""
     bulk = await db.run(loading.start_bulk)
     writer = _Writer(db, bulk=bulk)
+    preparing = _Preparing(writer, pool=bulk)
     try:
-        await _from_rollups(db, store, writer)
+        await _from_rollups(db, store, preparing)
         async with aclosing(_new_keys(db, store)) as pages:
             async for keys in pages:
                 async with aclosing(read_objects(store, keys, concurrency)) as reads:
                     async for key, content in reads:
-                        await writer.add(loading.prepare(key, content))
+                        await preparing.add(key, content)
+        await preparing.drain()
     finally:
-        # What was read whole is kept, even when a read failed.
+        preparing.close()
+        # What was read whole and prepared is kept, even when a read failed.
         await writer.flush()
         if bulk:
             await db.run(loading.finish_load)

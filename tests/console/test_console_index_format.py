@@ -130,3 +130,47 @@ async def test_format_3_keeps_a_line_in_under_500_bytes(local_archive, tmp_path)
         db.close()
     grown = (tmp_path / "index.sqlite3").stat().st_size - empty.stat().st_size
     assert grown / 3000 < FORMAT_3_BYTES_PER_LINE, grown / 3000
+
+
+async def test_a_build_prepared_in_worker_processes_gives_the_same_index(
+    two_batch_archive, tmp_path, monkeypatch
+):
+    from archiver.console import updates
+    from archiver.console.index import CallIndex
+    from archiver.console.tables import SCHEMA
+    from archiver.index_db import IndexDatabase
+
+    pools: list[object] = []
+
+    class Counted(updates.ProcessPoolExecutor):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            pools.append(self)
+
+    async def build(name: str) -> list[tuple[str, str, list[str]]]:
+        index = CallIndex(IndexDatabase(tmp_path / name, SCHEMA))
+        try:
+            await index.refresh(store)
+            found, total = await index.search(CallQuery(), 0, 100)
+            assert total == len(calls)
+            out = []
+            for item in found:
+                fields = item.call.fields
+                by_phone, _ = await index.search(CallQuery(phone=fields["from_number"]), 0, 50)
+                by_agent, _ = await index.search(CallQuery(agent=fields["agent"]), 0, 50)
+                ids = sorted(i.call.cdr_id for i in [*by_phone, *by_agent])
+                out.append((item.call.cdr_id, item.call.manifest_key, ids))
+            return out
+        finally:
+            index.db.close()
+
+    async with open_store(two_batch_archive) as store:
+        calls = await manifest_calls(store)
+        alone = await build("alone.sqlite3")
+        assert pools == []
+        monkeypatch.setattr(updates, "POOL_AFTER_LINES", 0)
+        monkeypatch.setattr(updates, "WORKERS", 2)
+        monkeypatch.setattr(updates, "ProcessPoolExecutor", Counted)
+        pooled = await build("pooled.sqlite3")
+    assert len(pools) == 1
+    assert pooled == alone
