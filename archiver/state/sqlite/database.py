@@ -69,6 +69,32 @@ def decode_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+def in_transaction(
+    conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], durable: bool = False
+) -> T:
+    """``fn(conn)`` between ``BEGIN IMMEDIATE`` and ``COMMIT``, rolled back on any error
+    (``durable``: committed with ``synchronous=FULL``). Runs on the connection's thread."""
+    previous = None
+    if durable:
+        previous = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+        conn.execute("PRAGMA synchronous = FULL")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may have ended the transaction itself (disk full, I/O error):
+            # the original error matters more than "no transaction is active".
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        if previous is not None:
+            conn.execute(f"PRAGMA synchronous = {previous:d}")
+    return result
+
+
 class Database:
     """One SQLite connection shared by a process's tasks, one operation at a time.
 
@@ -217,6 +243,34 @@ class Database:
                 return await op(conn)
 
         return await self.ride(once)
+
+    async def transact_now(
+        self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = False
+    ) -> T:
+        """``fn(conn)`` in one :meth:`transaction_now`, run again (whole: a failed one
+        was rolled back) while the file cannot be used, up to the bound."""
+        return await self.ride(lambda: self.transaction_now(fn, durable=durable))
+
+    async def transaction_now(
+        self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = False
+    ) -> T:
+        """``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction run whole on the
+        connection's thread (:func:`in_transaction`); an error is raised as is.
+
+        One hand-off to the thread instead of one per statement (BEGIN, each
+        statement, COMMIT: each a wake-up of the thread and of the loop, most of a
+        small update's CPU). A caller cancelled meanwhile leaves the transaction
+        to end on the thread, committed or rolled back, never open.
+        """
+        async with self._lock:
+            # aiosqlite's own primitive (what its execute() is built on; the
+            # version is bounded in pyproject.toml): the function runs on the
+            # connection's thread, in order with everything else sent to it.
+            result: T = await self._conn._execute(  # type: ignore[no-untyped-call]
+                in_transaction, self._conn._conn, fn, durable
+            )
+        self.commits += 1
+        return result
 
     async def ride(self, op: Callable[[], Awaitable[T]]) -> T:
         """``await op()`` (work on this database, safe to repeat) through an outage."""

@@ -7,6 +7,7 @@ caller returning after that commit.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,18 +65,18 @@ class SqliteJobs:
         ]
         with_url = [r for r in rows if r[5] is not None]
 
-        async def add(db: aiosqlite.Connection) -> AddResult:
+        def add(db: sqlite3.Connection) -> AddResult:
             # Two passes tell "new" from "updated" exactly: the insert ignores
             # known calls, then the update touches only those whose URL changed.
             # Both walk the page in order, so a CDR repeated inside one page
             # behaves as if the pages had come one by one.
-            cur = await db.executemany(sql.INSERT_CALL.sqlite, [(*r, ts) for r in rows])
+            cur = db.executemany(sql.INSERT_CALL.sqlite, [(*r, ts) for r in rows])
             new = cur.rowcount
-            cur = await db.executemany(sql.UPDATE_CALL.sqlite, [(*r[:6], ts) for r in with_url])
+            cur = db.executemany(sql.UPDATE_CALL.sqlite, [(*r[:6], ts) for r in with_url])
             updated = cur.rowcount if with_url else 0
             return AddResult(new=new, updated=updated, known=len(calls) - new - updated)
 
-        return await self._db.transact(add)
+        return await self._db.transact_now(add)
 
     async def claim_due(
         self, now: datetime, limit: int, *, owner: str = "", lease: timedelta = DEFAULT_LEASE
@@ -89,11 +90,11 @@ class SqliteJobs:
         ts = encode_time(now)
         binds = (ts, limit, owner, encode_time(now + lease), ts)
 
-        async def claim(db: aiosqlite.Connection) -> list[Any]:
-            return list(await db.execute_fetchall(sql.CLAIM_DUE.sqlite, binds))
+        def claim(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(sql.CLAIM_DUE.sqlite, binds).fetchall()
 
         # A failed transaction is rolled back whole: repeating the claim is safe.
-        rows = await self._db.transact(claim)
+        rows = await self._db.transact_now(claim)
         # RETURNING gives no order guarantee: restore "oldest due first".
         ordered = sorted(rows, key=lambda r: (r[0], r[1]))
         return [job_from_row(r[1:]) for r in ordered]
