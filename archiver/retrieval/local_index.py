@@ -154,7 +154,7 @@ class IdIndex:
     async def manifests_of(self, ident: str) -> list[str]:
         """The keys of the manifest objects that may hold a line with id ``ident``."""
         wanted = id_hash(normalize_id(ident))
-        rows = await self.db.run(
+        rows = await self.db.read_now(
             lambda c: c.execute(
                 "SELECT m.key FROM id_hashes h JOIN id_manifests m ON m.id = h.manifest "
                 "WHERE h.hash = ? ORDER BY m.key",
