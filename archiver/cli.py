@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -22,6 +23,10 @@ from archiver.setting_names import unknown_variables, variables_set
 from archiver.settings import Settings, load_settings
 
 log = logging.getLogger("archiver")
+
+# Allocations between two collections of the youngest generation on the hot path
+# (Python's default: 700); see hot_path_gc.
+_YOUNG_GC_THRESHOLD = 20_000
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -67,6 +72,21 @@ def loop_factory(
     return factory
 
 
+def hot_path_gc() -> None:
+    """The cyclic garbage collector for ``run`` and ``backfill`` (the hot path).
+
+    What start-up built (modules, settings: hundreds of thousands of objects
+    that live as long as the process) is frozen out of every later collection,
+    so a collection of the oldest generation walks what the run itself keeps;
+    and the youngest generation waits for 20,000 new objects instead of 700
+    (almost all of a recording's objects are freed by their reference count).
+    Cycles are still collected, a little later.
+    """
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(_YOUNG_GC_THRESHOLD, middle, oldest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -79,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warn(unknown.message())
         settings = load_settings(args.env_file)
         setup_logging(verbose=args.verbose, fmt=settings.log_format)
+        if getattr(args, "uvloop", False):
+            hot_path_gc()
+        gc.enable()  # off while the modules loaded (archiver.__main__)
         with asyncio.Runner(loop_factory=loop_factory(args, settings)) as runner:
             return runner.run(handler(args, settings))
     except UsageError as exc:

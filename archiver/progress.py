@@ -6,20 +6,13 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING
 
 from archiver.logs import through_live_display
 from archiver.pipeline.stats import RunStats
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 log = logging.getLogger("archiver.progress")
 
@@ -54,6 +47,17 @@ async def _plain(stats: RunStats, interval: float) -> None:
 
 
 async def _rich(stats: RunStats) -> None:
+    # Imported here: a run without a terminal (a service, a pipe) never loads rich.
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     console = Console(stderr=True)
     with (
         Progress(

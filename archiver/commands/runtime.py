@@ -12,7 +12,7 @@ import aiohttp
 
 from archiver.errors import ConfigError
 from archiver.http import ApiClient, make_session
-from archiver.manifest.stamps import head_stamper
+from archiver.manifest.writer import HeadHook
 from archiver.pipeline.adoption import ArchiveGuard, open_index
 from archiver.pipeline.hosts import HostPolicy, guarded_connector
 from archiver.pipeline.policy import RetryPolicy
@@ -26,7 +26,6 @@ from archiver.state.protocols import State
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from archiver.storage.keys import validate_template
-from archiver.timestamping import open_stamper
 
 
 @dataclass
@@ -51,6 +50,20 @@ def validate_settings(settings: Settings) -> None:
 
 
 @asynccontextmanager
+async def _stamper(settings: Settings) -> AsyncIterator[HeadHook | None]:
+    """What stamps each chain head with the TSA's time, for the block; None when no
+    TSA is set (then its modules, cryptography's X.509 among them, are not loaded)."""
+    if settings.timestamp.url is None:
+        yield None
+        return
+    from archiver.manifest.stamps import head_stamper  # noqa: PLC0415
+    from archiver.timestamping import open_stamper  # noqa: PLC0415
+
+    async with open_stamper(settings.timestamp) as stamper:
+        yield head_stamper(stamper) if stamper is not None else None
+
+
+@asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open every client once, at the top, and close them all on the way out."""
     validate_settings(settings)
@@ -66,7 +79,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         aiohttp.ClientSession(connector=recordings_connector, timeout=timeout) as rec_session,
         open_state_store(settings.state) as state,
         open_store(settings.storage, max_connections=settings.concurrency * 2) as store,
-        open_stamper(settings.timestamp) as stamper,
+        _stamper(settings) as on_head,
     ):
         source = make_source(settings.source, ApiClient(api_session, settings.source))
         transferrer = Transferrer(
@@ -86,7 +99,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             transferrer,
             RetryPolicy(settings.retry),
             PipelineConfig.of(settings),
-            on_head=head_stamper(stamper) if stamper is not None else None,
+            on_head=on_head,
             guard=guard,
         )
         try:

@@ -14,12 +14,11 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from archiver.errors import ConfigError
 from archiver.settings import ENV_PREFIX, StateSettings
 from archiver.state.base import AddResult, Failure, Job, JobState, ManifestBatch
-from archiver.state.postgres import PoolConfig, PostgresState
-from archiver.state.postgres.connect import Target
 from archiver.state.protocols import (
     Batches,
     JobLeases,
@@ -33,6 +32,9 @@ from archiver.state.protocols import (
     WriterIdentity,
 )
 from archiver.state.sqlite import SqliteState
+
+if TYPE_CHECKING:
+    from archiver.state.postgres import PoolConfig, PostgresState
 
 log = logging.getLogger("archiver.state")
 
@@ -61,7 +63,25 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # The PostgreSQL store (and asyncpg) is loaded when asked for: a run on SQLite
+    # never imports it (about 30 ms of every start).
+    if name == "PostgresState":
+        from archiver.state.postgres import PostgresState  # noqa: PLC0415
+
+        return PostgresState
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _postgres() -> type[PostgresState]:
+    from archiver.state.postgres import PostgresState  # noqa: PLC0415
+
+    return PostgresState
+
+
 def _pool_config(settings: StateSettings) -> PoolConfig:
+    from archiver.state.postgres import PoolConfig  # noqa: PLC0415
+
     return PoolConfig(size=settings.pool_size, timeout=settings.timeout, outage=settings.outage)
 
 
@@ -69,6 +89,8 @@ def describe_state(settings: StateSettings) -> str:
     """Where the state is, for people: the SQLite file, or the PostgreSQL database
     and host (never a password). ConfigError for a URL that is neither."""
     if settings.is_postgres:
+        from archiver.state.postgres.connect import Target  # noqa: PLC0415
+
         return Target.parse(settings.url).describe()
     return str(settings.path.absolute())
 
@@ -81,7 +103,7 @@ async def open_state(settings: StateSettings) -> State:
     that cannot be reached or refuses us, or a database written by a newer archiver.
     """
     if settings.is_postgres:
-        return await PostgresState.open(settings.url, _pool_config(settings))
+        return await _postgres().open(settings.url, _pool_config(settings))
     path = settings.path
     try:
         return await SqliteState.open(
@@ -102,7 +124,7 @@ async def open_state_read_only(settings: StateSettings) -> AsyncIterator[State |
     """
     store: State | None
     if settings.is_postgres:
-        store = await PostgresState.open_read_only(settings.url, _pool_config(settings))
+        store = await _postgres().open_read_only(settings.url, _pool_config(settings))
         where = describe_state(settings)
     else:
         path = settings.path
