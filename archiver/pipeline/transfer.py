@@ -39,7 +39,6 @@ log = logging.getLogger("archiver.transfer")
 
 MAX_REDIRECTS = 5
 SNIFF_BYTES = 64
-READ_CHUNK = 256 * 1024
 
 
 class Verdict(StrEnum):
@@ -233,7 +232,11 @@ class Transferrer:
         upload: Upload | None = None
         kind: tuple[str, str] | None = None
         try:
-            async for chunk in resp.content.iter_chunked(READ_CHUNK):
+            # The pieces as the socket delivered them: iter_chunked(n) would join
+            # or cut them to n bytes, one more copy of the body (the join below is
+            # the only one a small recording gets). Each piece is bounded by the
+            # transport's read buffer.
+            async for chunk, _ in resp.content.iter_chunks():
                 digest.update(chunk)
                 received += len(chunk)
                 if received > limit:

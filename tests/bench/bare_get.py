@@ -3,9 +3,9 @@
 What the archiver's transfer does before its PUT, and nothing else: aiohttp GETs
 of the simulator's recordings (listed from its ``/recordings/`` page, as rclone
 lists them), ``--concurrency`` at once on one session, each body read in the
-transfer's chunks (READ_CHUNK), hashed with SHA-256 as it arrives and joined
-once, as the transfer keeps a small recording for its single PUT. ``--no-hash``
-leaves the SHA-256 and the join out: what they cost is the difference.
+pieces the socket delivered (as the transfer reads it), hashed with SHA-256 as
+it arrives and joined once, as the transfer keeps a small recording for its
+single PUT. ``--no-hash`` leaves the SHA-256 and the join out: what they cost is the difference.
 
 Run as a process of its own, like the archiver. Prints one JSON line.
 
@@ -22,8 +22,6 @@ import re
 import time
 
 import aiohttp
-
-from archiver.pipeline.transfer import READ_CHUNK
 
 
 async def fetch_all(args: argparse.Namespace) -> dict[str, float]:
@@ -42,7 +40,7 @@ async def fetch_all(args: argparse.Namespace) -> dict[str, float]:
                     resp.raise_for_status()
                     digest = hashlib.sha256()
                     chunks = []
-                    async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                    async for chunk, _ in resp.content.iter_chunks():
                         if args.hash:
                             digest.update(chunk)
                         chunks.append(chunk)
