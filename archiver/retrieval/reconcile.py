@@ -1,141 +1,120 @@
-"""Completeness: the provider's CDRs of a range against the manifest of the same range (pure).
+"""Completeness: the provider's CDRs of a range against the manifest of the same range.
 
 A :class:`Reconciliation` is fed the archived calls (from the manifest) first,
 then the provider's listing page by page; :meth:`Reconciliation.report` says,
 per call, what is not accounted for and, per day, how many CDRs, recordings,
-archived and missing recordings there were. It keeps one small entry per
-listed call and the full record only of the missing ones (which ``--fix``
-archives), so a month of CDRs fits in memory.
+archived and missing recordings there were.
+
+A month is some 300,000 CDRs: what the comparison remembers of each is kept in
+SQLite tables (the command's scratch file, :mod:`archiver.retrieval.scratch`),
+not in Python dicts, so the memory stays flat whatever the range. Calls are
+keyed by their full text ids, never by a hash (a collision would turn a
+missing call into an archived one); the report is computed by SQL (the day
+totals by ``GROUP BY``, what the provider no longer lists by an anti-join)
+and its findings are read back in order as they are written out. Text from
+the provider or the manifest is stored as UTF-8 bytes (surrogates passed
+through): bytes compare as the code points do, so the order is Python's.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+import sqlite3
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta, tzinfo
-from enum import StrEnum
-from typing import Any
 
-from archiver.models import CallRecord
+from archiver.models import CallRecord, call_from_dict, call_to_dict
+from archiver.retrieval.reconcile_render import (
+    CSV_COLUMNS,
+    iter_lines,
+    to_csv,
+    to_json,
+    to_lines,
+    verdict,
+    write_csv,
+    write_json,
+)
+from archiver.retrieval.reconcile_report import (
+    OPEN_KINDS,
+    ArchivedRef,
+    DayTotals,
+    Finding,
+    Identity,
+    Kind,
+    Report,
+    Rows,
+    printable,
+)
 
-Identity = tuple[str, str]  # (provider, cdr_id): what makes a call unique
+__all__ = [
+    "CSV_COLUMNS",
+    "OPEN_KINDS",
+    "ArchivedRef",
+    "DayTotals",
+    "Finding",
+    "Identity",
+    "Kind",
+    "Reconciliation",
+    "Report",
+    "Rows",
+    "iter_lines",
+    "printable",
+    "to_csv",
+    "to_json",
+    "to_lines",
+    "verdict",
+    "write_csv",
+    "write_json",
+]
 
-
-class Kind(StrEnum):
-    """What one reconcile line reports."""
-
-    MISSING = "MISSING"  # a CDR with a recording URL and no manifest line
-    FAILED = "FAILED"  # missing, and the state says it failed permanently (with why)
-    FIXED = "FIXED"  # was missing; archived by this reconcile's --fix
-    UNKNOWN_AT_SOURCE = "UNKNOWN-AT-SOURCE"  # archived, no longer listed (informational)
-    UNREADABLE = "UNREADABLE"  # a CDR the provider sent that cannot be parsed
-
-
-# Kinds that leave the range unaccounted for: the reconcile exits 5 on any of them.
-# An unreadable CDR may carry a recording, so it cannot be signed off as complete.
-OPEN_KINDS = frozenset({Kind.MISSING, Kind.FAILED, Kind.UNREADABLE})
-
-
-@dataclass(frozen=True, slots=True)
-class ArchivedRef:
-    """What the comparison needs of one manifest line (a
-    :class:`~archiver.manifest.entry.ManifestEntry`): three fields, not the whole
-    line, so a month of lines stays small."""
-
-    sip_call_id: str
-    started_at: datetime | None
-    manifest_key: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One reported call (or unreadable record)."""
-
-    kind: Kind
-    call_started_at: datetime | None
-    cdr_id: str
-    sip_call_id: str
-    detail: str = ""
-    day: date | None = None  # the call's local date in the source's zone
-
-    def line(self) -> str:
-        """The table line: kind, call time, ids, detail, on one line whatever the ids hold."""
-        started = self.call_started_at.isoformat() if self.call_started_at else "-"
-        ids = f"cdr_id={printable(self.cdr_id)} sip_call_id={printable(self.sip_call_id)}"
-        text = f"{self.kind.value:<17} {started}  {ids}"
-        return f"{text}  {printable(self.detail)}" if self.detail else text
-
-
-def printable(text: str) -> str:
-    """``text`` with every non-printable character escaped (a line break as ``\\n``).
-
-    The ids come from the provider: one holding a line break must not be able
-    to add a line (a forged ``COMPLETE``) to the report an auditor signs.
-    """
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-
-
-@dataclass(slots=True)
-class DayTotals:
-    """One local day of the range."""
-
-    day: date
-    cdrs: int = 0
-    with_recording: int = 0
-    archived: int = 0
-    missing: int = 0
+_KEY = "provider BLOB NOT NULL, cdr_id BLOB NOT NULL"
+_SCHEMA = (
+    # The manifest's lines of the range: the last line read of a call wins.
+    f"CREATE TABLE rc_archived ({_KEY}, sip BLOB, started TEXT NOT NULL, manifest BLOB, "
+    "day TEXT, PRIMARY KEY (provider, cdr_id)) WITHOUT ROWID",
+    # The provider's listing: a call listed twice counts once.
+    f"CREATE TABLE rc_listed ({_KEY}, day TEXT NOT NULL, has_recording INTEGER NOT NULL, "
+    "PRIMARY KEY (provider, cdr_id)) WITHOUT ROWID",
+    # Listed, with a recording, not archived: seq is the listing order (--fix's).
+    f"CREATE TABLE rc_missing (seq INTEGER PRIMARY KEY, {_KEY}, sip BLOB, "
+    "started TEXT NOT NULL, day TEXT NOT NULL, record TEXT, UNIQUE (provider, cdr_id))",
+    "CREATE TABLE rc_unreadable (seq INTEGER PRIMARY KEY, why BLOB NOT NULL)",
+    # One report's inputs: the state's failures, the calls archived since.
+    f"CREATE TABLE rc_failures ({_KEY}, reason BLOB, PRIMARY KEY (provider, cdr_id)) WITHOUT ROWID",
+    f"CREATE TABLE rc_marked ({_KEY}, PRIMARY KEY (provider, cdr_id)) WITHOUT ROWID",
+    f"CREATE TABLE rc_now ({_KEY}, PRIMARY KEY (provider, cdr_id)) WITHOUT ROWID",
+    # Each report's findings, kept (a report is read after the next is made).
+    "CREATE TABLE rc_findings (report INTEGER NOT NULL, kind TEXT NOT NULL, "
+    "started TEXT NOT NULL, cdr_id BLOB NOT NULL, sip BLOB, extra BLOB, day TEXT, seq INTEGER)",
+    "CREATE INDEX rc_findings_order ON rc_findings (report, started, cdr_id, kind, seq)",
+)
+_DETAIL = {
+    Kind.MISSING: "",
+    Kind.FIXED: "archived by --fix",
+}
 
 
-@dataclass
-class Report:
-    """The outcome of one reconcile."""
-
-    provider: str
-    since: datetime
-    until: datetime
-    findings: list[Finding]
-    days: list[DayTotals]
-    bad_manifest_lines: int = 0
-    fixed: int = 0
-    to_fix: list[CallRecord] = field(default_factory=list, repr=False)
-
-    def count(self, *kinds: Kind) -> int:
-        """How many findings are of these kinds."""
-        return sum(1 for f in self.findings if f.kind in kinds)
-
-    @property
-    def complete(self) -> bool:
-        """Every CDR with a recording is archived and every CDR could be read."""
-        return not any(f.kind in OPEN_KINDS for f in self.findings)
-
-    def totals(self) -> dict[str, int]:
-        """The range's totals (the audit record's details)."""
-        return {
-            "cdrs": sum(d.cdrs for d in self.days),
-            "with_recording": sum(d.with_recording for d in self.days),
-            "archived": sum(d.archived for d in self.days),
-            "missing": sum(d.missing for d in self.days),
-            "failed": self.count(Kind.FAILED),
-            "fixed": self.count(Kind.FIXED),
-            "unknown_at_source": self.count(Kind.UNKNOWN_AT_SOURCE),
-            "unreadable_cdrs": self.count(Kind.UNREADABLE),
-            "unreadable_manifest_lines": self.bad_manifest_lines,
-        }
+def _b(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
-@dataclass(slots=True)
-class _Listed:
-    day: date
-    has_recording: bool
+def _s(data: bytes) -> str:
+    return bytes(data).decode("utf-8", "surrogatepass")
+
+
+def _key(ident: Identity) -> tuple[bytes, bytes]:
+    return _b(ident[0]), _b(ident[1])
 
 
 class Reconciliation:
-    """Compare one provider's listing of [since, until) with the manifest's lines."""
+    """Compare one provider's listing of [since, until) with the manifest's lines.
+
+    ``db``: an empty SQLite connection of its own (the command's scratch file);
+    None: one in memory (tests, small ranges). ``keep_records``: keep each
+    missing call's whole record (for ``--fix``); without, only what the report
+    shows (the recording URL is then never written to the scratch file).
+    """
 
     def __init__(
         self,
@@ -143,29 +122,93 @@ class Reconciliation:
         since: datetime,
         until: datetime,
         tz: tzinfo,
-        archived: Mapping[Identity, ArchivedRef],
+        archived: Mapping[Identity, ArchivedRef] | None = None,
         bad_manifest_lines: int = 0,
+        *,
+        db: sqlite3.Connection | None = None,
+        keep_records: bool = True,
     ) -> None:
         self.provider = provider
         self.since = since
         self.until = until
         self._tz = tz
-        self._archived = archived
-        self._bad_manifest_lines = bad_manifest_lines
-        self._listed: dict[Identity, _Listed] = {}
-        self._missing: dict[Identity, CallRecord] = {}
-        self._unreadable: list[str] = []
+        self.bad_manifest_lines = bad_manifest_lines
+        self._keep_records = keep_records
+        self._db = db if db is not None else sqlite3.connect(":memory:")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        self._reports = 0
+        if archived:
+            self.add_archived(archived.items())
+
+    def add_archived(self, lines: Iterable[tuple[Identity, ArchivedRef]]) -> None:
+        """Manifest lines of the range (before the listing); a call's last line wins."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO rc_archived VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    *_key(ident),
+                    _b(ref.sip_call_id),
+                    ref.started_at.isoformat() if ref.started_at else "",
+                    None if ref.manifest_key is None else _b(ref.manifest_key),
+                    self._day(ref.started_at).isoformat() if ref.started_at else None,
+                )
+                for ident, ref in lines
+            ),
+        )
 
     def add_page(self, records: Iterable[CallRecord], skipped: Iterable[str]) -> None:
         """One page of the listing; a call listed twice counts once."""
+        db = self._db
         for call in records:
-            ident = (call.provider.value, call.cdr_id)
-            if ident in self._listed:
+            key = _key((call.provider.value, call.cdr_id))
+            day = self._day(call.started_at).isoformat()
+            listed = db.execute(
+                "INSERT OR IGNORE INTO rc_listed VALUES (?, ?, ?, ?)",
+                (*key, day, int(call.has_recording)),
+            )
+            if listed.rowcount == 0 or not call.has_recording:
                 continue
-            self._listed[ident] = _Listed(self._day(call.started_at), call.has_recording)
-            if call.has_recording and ident not in self._archived:
-                self._missing[ident] = call
-        self._unreadable.extend(skipped)
+            archived = db.execute(
+                "SELECT 1 FROM rc_archived WHERE provider = ? AND cdr_id = ?", key
+            ).fetchone()
+            if archived is None:
+                db.execute(
+                    "INSERT INTO rc_missing (provider, cdr_id, sip, started, day, record) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (*key, _b(call.sip_call_id), call.started_at.isoformat(), day,
+                     self._record(call)),
+                )  # fmt: skip
+        db.executemany("INSERT INTO rc_unreadable (why) VALUES (?)", ((_b(w),) for w in skipped))
+
+    def mark_fixed(self, among: Report, idents: Iterable[Identity]) -> None:
+        """Of ``idents`` (calls found archived after a --fix), those ``among`` had to
+        fix: every later report counts them FIXED (archived)."""
+        if not isinstance(among.findings, _Findings) or among.findings.owner is not self:
+            raise ValueError("not a report of this reconciliation")
+        number = among.findings.report
+        self._db.executemany(
+            "INSERT OR IGNORE INTO rc_marked SELECT m.provider, m.cdr_id FROM rc_missing m "
+            "JOIN rc_findings f ON f.seq = m.seq AND f.report = ? AND f.kind = ? "
+            "WHERE m.provider = ? AND m.cdr_id = ?",
+            ((number, Kind.MISSING.value, *_key(ident)) for ident in idents),
+        )
+
+    def disposed(self, gone: Iterable[Identity]) -> int:
+        """How many of ``gone`` (disposed calls) are archived in the range (or fixed)."""
+        db = self._db
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS rc_gone ({_KEY}, PRIMARY KEY (provider, cdr_id)) "
+            "WITHOUT ROWID"
+        )
+        db.execute("DELETE FROM rc_gone")
+        db.executemany("INSERT OR IGNORE INTO rc_gone VALUES (?, ?)", (_key(i) for i in gone))
+        row = db.execute(
+            "SELECT count(*) FROM rc_gone g WHERE EXISTS (SELECT 1 FROM rc_archived a "
+            "WHERE a.provider = g.provider AND a.cdr_id = g.cdr_id) OR EXISTS (SELECT 1 "
+            "FROM rc_marked m WHERE m.provider = g.provider AND m.cdr_id = g.cdr_id)"
+        ).fetchone()
+        return int(row[0])
 
     def report(
         self,
@@ -174,55 +217,125 @@ class Reconciliation:
         archived_now: Collection[Identity] = (),
     ) -> Report:
         """Findings and day totals. ``failures``: the state's reasons for failed calls;
-        ``archived_now``: the missing calls a --fix has archived since."""
-        failures = failures or {}
-        days = {d: DayTotals(d) for d in self._days()}
-        for ident, listed in self._listed.items():
-            totals = days.setdefault(listed.day, DayTotals(listed.day))
-            totals.cdrs += 1
-            totals.with_recording += listed.has_recording
-            if ident in self._archived or ident in archived_now:
-                totals.archived += 1
-            elif ident in self._missing:
-                totals.missing += 1
-        findings: list[Finding] = []
-        to_fix: list[CallRecord] = []
-        for ident, call in self._missing.items():
-            if ident in archived_now:
-                findings.append(self._finding(Kind.FIXED, call, "archived by --fix"))
-            elif ident in failures:
-                findings.append(self._finding(Kind.FAILED, call, f"reason: {failures[ident]}"))
-            else:
-                findings.append(self._finding(Kind.MISSING, call))
-                to_fix.append(call)
-        for ident, ref in self._archived.items():
-            if ident[0] == self.provider and ident not in self._listed:
-                findings.append(
-                    Finding(
-                        Kind.UNKNOWN_AT_SOURCE,
-                        ref.started_at,
-                        ident[1],
-                        ref.sip_call_id,
-                        f"(informational: the provider no longer lists it; {ref.manifest_key})",
-                        self._day(ref.started_at) if ref.started_at else None,
-                    )
-                )
-        findings.sort(key=_order)
-        findings += [Finding(Kind.UNREADABLE, None, "-", "-", why) for why in self._unreadable]
+        ``archived_now``: the missing calls a --fix has archived since (with those
+        :meth:`mark_fixed` was told of)."""
+        db = self._db
+        self._reports += 1
+        number = self._reports
+        db.execute("DELETE FROM rc_failures")
+        db.executemany(
+            "INSERT OR REPLACE INTO rc_failures VALUES (?, ?, ?)",
+            ((*_key(ident), _b(why)) for ident, why in (failures or {}).items()),
+        )
+        db.execute("DELETE FROM rc_now")
+        db.execute("INSERT INTO rc_now SELECT * FROM rc_marked")
+        db.executemany("INSERT OR IGNORE INTO rc_now VALUES (?, ?)", map(_key, archived_now))
+        days = self._day_totals()
+        db.execute(
+            "INSERT INTO rc_findings SELECT ?, CASE WHEN n.cdr_id IS NOT NULL THEN ? "
+            "WHEN f.cdr_id IS NOT NULL THEN ? ELSE ? END, m.started, m.cdr_id, m.sip, "
+            "f.reason, m.day, m.seq FROM rc_missing m "
+            "LEFT JOIN rc_now n ON n.provider = m.provider AND n.cdr_id = m.cdr_id "
+            "LEFT JOIN rc_failures f ON f.provider = m.provider AND f.cdr_id = m.cdr_id",
+            (number, Kind.FIXED.value, Kind.FAILED.value, Kind.MISSING.value),
+        )
+        db.execute(
+            "INSERT INTO rc_findings SELECT ?, ?, a.started, a.cdr_id, a.sip, a.manifest, "
+            "a.day, NULL FROM rc_archived a WHERE a.provider = ? AND NOT EXISTS (SELECT 1 "
+            "FROM rc_listed l WHERE l.provider = a.provider AND l.cdr_id = a.cdr_id)",
+            (number, Kind.UNKNOWN_AT_SOURCE.value, _b(self.provider)),
+        )
+        counts = {
+            Kind(kind): int(n)
+            for kind, n in db.execute(
+                "SELECT kind, count(*) FROM rc_findings WHERE report = ? GROUP BY kind", (number,)
+            )
+        }
+        unreadable, last = db.execute(
+            "SELECT count(*), coalesce(max(seq), 0) FROM rc_unreadable"
+        ).fetchone()
+        if unreadable:
+            counts[Kind.UNREADABLE] = int(unreadable)
+        findings = _Findings(
+            lambda: self._findings(number, int(last)), sum(counts.values()), self, number
+        )
+        to_fix: Rows[CallRecord] = Rows(lambda: self._to_fix(number), counts.get(Kind.MISSING, 0))
         return Report(
             provider=self.provider,
             since=self.since,
             until=self.until,
             findings=findings,
-            days=sorted(days.values(), key=lambda d: d.day),
-            bad_manifest_lines=self._bad_manifest_lines,
-            fixed=sum(1 for f in findings if f.kind is Kind.FIXED),
+            days=days,
+            bad_manifest_lines=self.bad_manifest_lines,
+            fixed=counts.get(Kind.FIXED, 0),
             to_fix=to_fix,
+            counts=counts,
         )
 
-    def _finding(self, kind: Kind, call: CallRecord, detail: str = "") -> Finding:
-        day = self._day(call.started_at)
-        return Finding(kind, call.started_at, call.cdr_id, call.sip_call_id, detail, day)
+    def _day_totals(self) -> list[DayTotals]:
+        days = {d: DayTotals(d) for d in self._days()}
+        rows = self._db.execute(
+            "SELECT l.day, count(*), sum(l.has_recording), "
+            "sum(a.cdr_id IS NOT NULL OR n.cdr_id IS NOT NULL), "
+            "sum(a.cdr_id IS NULL AND n.cdr_id IS NULL AND m.cdr_id IS NOT NULL) "
+            "FROM rc_listed l "
+            "LEFT JOIN rc_archived a ON a.provider = l.provider AND a.cdr_id = l.cdr_id "
+            "LEFT JOIN rc_now n ON n.provider = l.provider AND n.cdr_id = l.cdr_id "
+            "LEFT JOIN rc_missing m ON m.provider = l.provider AND m.cdr_id = l.cdr_id "
+            "GROUP BY l.day"
+        )
+        for day_text, cdrs, recordings, archived, missing in rows:
+            day = date.fromisoformat(day_text)
+            days[day] = DayTotals(day, int(cdrs), int(recordings), int(archived), int(missing))
+        return sorted(days.values(), key=lambda d: d.day)
+
+    def _findings(self, number: int, last_unreadable: int) -> Iterator[Finding]:
+        rows = self._db.execute(
+            "SELECT kind, started, cdr_id, sip, extra, day FROM rc_findings WHERE report = ? "
+            "ORDER BY started, cdr_id, kind, seq",
+            (number,),
+        )
+        for kind_text, started, cdr_id, sip, extra, day in rows:
+            kind = Kind(kind_text)
+            if kind is Kind.FAILED:
+                detail = f"reason: {_s(extra)}"
+            elif kind is Kind.UNKNOWN_AT_SOURCE:
+                manifest = None if extra is None else _s(extra)
+                detail = f"(informational: the provider no longer lists it; {manifest})"
+            else:
+                detail = _DETAIL[kind]
+            yield Finding(
+                kind,
+                datetime.fromisoformat(started) if started else None,
+                _s(cdr_id),
+                _s(sip),
+                detail,
+                date.fromisoformat(day) if day else None,
+            )
+        unreadable = self._db.execute(
+            "SELECT why FROM rc_unreadable WHERE seq <= ? ORDER BY seq", (last_unreadable,)
+        )
+        for (why,) in unreadable:
+            yield Finding(Kind.UNREADABLE, None, "-", "-", _s(why))
+
+    def _to_fix(self, number: int) -> Iterator[CallRecord]:
+        rows = self._db.execute(
+            "SELECT m.record FROM rc_findings f JOIN rc_missing m ON m.seq = f.seq "
+            "WHERE f.report = ? AND f.kind = ? ORDER BY f.seq",
+            (number, Kind.MISSING.value),
+        )
+        for (record,) in rows:
+            if record is None:
+                raise ValueError("this reconciliation kept no records: it cannot fix")
+            yield call_from_dict(json.loads(record))
+
+    def _record(self, call: CallRecord) -> str | None:
+        if not self._keep_records:
+            return None
+        # The provider's raw payload is not needed to archive the call (the state
+        # does not keep it either); ASCII JSON keeps any lone surrogate of an id.
+        record = call_to_dict(dataclasses.replace(call, raw={}))
+        return json.dumps(record, ensure_ascii=True, separators=(",", ":"))
 
     def _day(self, moment: datetime) -> date:
         return moment.astimezone(self._tz).date()
@@ -233,89 +346,16 @@ class Reconciliation:
         return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def _order(finding: Finding) -> tuple[str, str, str]:
-    started = finding.call_started_at.isoformat() if finding.call_started_at else ""
-    return (started, finding.cdr_id, finding.kind.value)
+class _Findings(Rows[Finding]):
+    """A report's findings; ``report`` says which report of its reconciliation."""
 
-
-# -- rendering ---------------------------------------------------------------------
-
-_DAY_FIELDS = ("cdrs", "with_recording", "archived", "missing")
-CSV_COLUMNS = ("record", "date", "call_started_at", "cdr_id", "sip_call_id", "detail", *_DAY_FIELDS)
-
-
-def verdict(report: Report) -> str:
-    """The last line: complete or not, and why."""
-    t = report.totals()
-    if report.complete:
-        return (
-            f"COMPLETE: all {t['with_recording']} recording(s) listed by the provider are archived"
-        )
-    parts = [f"{t['missing']} recording(s) missing"]
-    if t["failed"]:
-        parts.append(f"{t['failed']} of them failed permanently")
-    if t["unreadable_cdrs"]:
-        parts.append(f"{t['unreadable_cdrs']} CDR(s) unreadable")
-    return "INCOMPLETE: " + ", ".join(parts)
-
-
-def to_lines(report: Report) -> list[str]:
-    """The table format: one line per finding, per day, the totals and the verdict."""
-    lines = [f.line() for f in report.findings]
-    for d in report.days:
-        counts = " ".join(f"{name}={getattr(d, name)}" for name in _DAY_FIELDS)
-        lines.append(f"{'DAY':<17} {d.day.isoformat()}  {counts}")
-    totals = " ".join(f"{k}={v}" for k, v in report.totals().items())
-    lines.append(f"{'TOTAL':<17} {totals}")
-    lines.append(verdict(report))
-    return lines
-
-
-def to_json(report: Report, extra: Mapping[str, Any] | None = None) -> str:
-    """One JSON document: the range, the verdict, the totals, the days and the findings."""
-    body = {
-        **(extra or {}),
-        "provider": report.provider,
-        "since": report.since.isoformat(),
-        "until": report.until.isoformat(),
-        "complete": report.complete,
-        "totals": report.totals(),
-        "days": [{**asdict(d), "day": d.day.isoformat()} for d in report.days],
-        "findings": [
-            {
-                "kind": f.kind.value,
-                "call_started_at": f.call_started_at.isoformat() if f.call_started_at else None,
-                "cdr_id": f.cdr_id,
-                "sip_call_id": f.sip_call_id,
-                "detail": f.detail,
-            }
-            for f in report.findings
-        ],
-    }
-    return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
-
-
-def to_csv(report: Report) -> str:
-    """One CSV table: a row per finding (record = its kind), then a DAY row per day."""
-    out = io.StringIO()
-    # CRLF (RFC 4180) also makes the writer quote a field holding a bare CR,
-    # which a "\n" terminator would leave unquoted (a reader would split the row).
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for f in report.findings:
-        started = f.call_started_at.isoformat() if f.call_started_at else ""
-        day = f.day.isoformat() if f.day else ""
-        writer.writerow(_cells([f.kind.value, day, started, f.cdr_id, f.sip_call_id, f.detail]))
-    for d in report.days:
-        writer.writerow(["DAY", d.day.isoformat(), "", "", "", "", *_day_counts(d)])
-    return out.getvalue()
-
-
-def _day_counts(d: DayTotals) -> list[int]:
-    return [getattr(d, name) for name in _DAY_FIELDS]
-
-
-def _cells(values: Sequence[str]) -> list[str]:
-    # The ids and reasons come from the provider: a spreadsheet must not run one
-    # as a formula (CSV injection).
-    return ["'" + v if v[:1] in ("=", "+", "-", "@") and v != "-" else v for v in values]
+    def __init__(
+        self,
+        read: Callable[[], Iterator[Finding]],
+        length: int,
+        owner: Reconciliation,
+        report: int,
+    ) -> None:
+        super().__init__(read, length)
+        self.owner = owner
+        self.report = report
