@@ -56,6 +56,11 @@ from archiver.witness.keys import load_signer
 
 log = logging.getLogger("archiver.reconcile")
 
+# The scratch file's page cache, KiB. Reconcile only inserts and looks up single
+# rows: a page not cached is read from the system's file cache (outside the RSS),
+# about 1 s more of CPU a month than 16 MiB of cache, for 12 MiB less memory.
+CACHE_KIB = 4096
+
 FIX_HELP = (
     "archive the missing recordings at once (the backfill's pipeline, with the state "
     "database), then report again; permanently failed ones are left to 'archiver retry'"
@@ -121,6 +126,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         audit = AuditTrail(store, settings.operator)
         # What the comparison remembers of each call of the range is on disk.
         with open_scratch(settings.scratch_dir, "reconcile") as db:
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             try:
                 rec = await reconcile(settings, store, since, until, db=db, fix=args.fix)
                 report = rec.report(await state_failures(settings))

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -152,9 +153,53 @@ def test_findings_of_one_time_are_ordered_by_id_then_kind_then_listing() -> None
 def test_a_report_of_another_reconciliation_is_refused() -> None:
     one = Reconciliation("cdr_v2", SINCE, SINCE + timedelta(days=1), SOURCE_TZ)
     other = Reconciliation("cdr_v2", SINCE, SINCE + timedelta(days=1), SOURCE_TZ)
-    try:
+    with pytest.raises(ValueError, match="not a report of this reconciliation"):
         other.mark_fixed(one.report(), [])
-    except ValueError as exc:
-        assert "not a report of this reconciliation" in str(exc)
-    else:
-        raise AssertionError("accepted another reconciliation's report")
+
+
+def test_without_fix_no_recording_url_is_written_to_the_scratch_file(tmp_path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "scratch.sqlite")
+    rec = Reconciliation(
+        "cdr_v2", SINCE, SINCE + timedelta(days=1), SOURCE_TZ, db=db, keep_records=False
+    )
+    secret = "https://rec.example/1.wav?token=s3cr3t"
+    call = CallRecord(Provider.CDR_V2, "c1", "s1", SINCE, recording_url=secret)
+    rec.add_page([call], [])
+    report = rec.report()
+    assert [f.cdr_id for f in report.findings] == ["c1"]
+    db.commit()
+    assert b"s3cr3t" not in (tmp_path / "scratch.sqlite").read_bytes()
+    with pytest.raises(ValueError, match="kept no records"):
+        list(report.to_fix)
+
+
+async def test_fix_hands_the_missing_calls_over_a_page_at_a_time() -> None:
+    import asyncio
+
+    from archiver.commands.reconcile_fix import MissingCalls, span
+
+    calls = [_call(Provider.CDR_V2, f"c{n}", "s", SINCE + timedelta(minutes=n), True) for n in range(5)]  # fmt: skip  # noqa: E501
+    rec = Reconciliation("cdr_v2", SINCE, SINCE + timedelta(days=1), SOURCE_TZ)
+    rec.add_page(calls, [])
+    to_fix = rec.report().to_fix
+    pages: list[list[str]] = []
+
+    class Intake:
+        def __init__(self, stop: asyncio.Event | None = None) -> None:
+            self.stop = stop
+
+        async def take(self, page):
+            pages.append([c.cdr_id for c in page.records])
+            if self.stop is not None and len(pages) == 2:
+                self.stop.set()  # a signal: the rest is left for the next run
+
+    await MissingCalls(to_fix, batch=2).run(Intake(), asyncio.Event())
+    assert pages == [["c0", "c1"], ["c2", "c3"], ["c4"]]
+    pages.clear()
+    stop = asyncio.Event()
+    await MissingCalls(to_fix, batch=2).run(Intake(stop), stop)
+    assert pages == [["c0", "c1"], ["c2", "c3"]]
+    assert span(to_fix) == (SINCE, SINCE + timedelta(minutes=4, seconds=1))
+    assert span([]) is None
