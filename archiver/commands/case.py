@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from archiver.commands.finding import find_call
+from archiver.commands.finding import find_call, full_listing_age
 from archiver.errors import UsageError
 from archiver.exits import ExitCode, fail
 from archiver.manifest.reader import require_archive
@@ -126,7 +126,8 @@ async def _add(
     found = []
     for ident in ids:
         try:
-            call = await find_call(store, settings.console.index_path, ident)
+            age = full_listing_age(settings.console)
+            call = await find_call(store, settings.console.index_path, ident, full_after=age)
         except CallNotFoundError as exc:
             return fail(ExitCode.NOT_FOUND, str(exc))
         except AmbiguousIdError as exc:
@@ -192,7 +193,9 @@ async def _export(
     for named in case.calls:
         provider, _, cdr_id = named.partition(":")
         try:
-            calls.append(await find_call(store, settings.console.index_path, cdr_id, provider))
+            age = full_listing_age(settings.console)
+            path = settings.console.index_path
+            calls.append(await find_call(store, path, cdr_id, provider, full_after=age))
         except (CallNotFoundError, AmbiguousIdError, IntegrityError) as exc:
             await audit.record_best_effort("case-export", {"case": case.id}, "refused")
             code = ExitCode.NOT_FOUND if isinstance(exc, CallNotFoundError) else ExitCode.CORRUPT

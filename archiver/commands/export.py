@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from archiver.commands.finding import locate
+from archiver.commands.finding import full_listing_age, locate
 from archiver.commands.search import direction_arg
 from archiver.commands.time_range import add_range, parse_range
 from archiver.errors import ArchiverError, StorageError, UsageError
@@ -205,7 +205,8 @@ async def _select(
         wanted = [(call.cdr_id, call.provider) for call in found]
     calls: dict[tuple[str, str], ManifestEntry] = {}
     for ident, provider in wanted:
-        call = (await locate(store, index, ident, provider)).call
+        age = full_listing_age(settings.console)
+        call = (await locate(store, index, ident, provider, full_after=age)).call
         calls.setdefault((call.provider, call.cdr_id), call)
     return list(calls.values())
 

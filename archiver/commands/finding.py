@@ -3,12 +3,15 @@ objects it names.
 
 The id index (:mod:`archiver.retrieval.local_index`) lives in the console's
 SQLite file (``ARCHIVER_CONSOLE__INDEX_PATH``), a cache of the storage: before
-each lookup it reads the manifest objects it has not seen (one listing of
-``manifests/`` when nothing is new), so a machine that never saw the archive
-builds it from the storage alone on its first ``get``, and later ones cost a
-listing, an indexed SELECT and the read of the manifest object named. Where
-that file cannot be opened (a read-only directory), the index is built in
-memory for this one command, and a warning says so.
+each lookup it reads the manifest objects it has not seen, so a machine that
+never saw the archive builds it from the storage alone on its first ``get``
+(listing every manifest key), and later ones ask only for the chain links
+written since (:mod:`archiver.retrieval.index_refresh`), then cost an indexed
+SELECT and the read of the manifest object named. An id that is not found,
+or found only in lines the chain refuses, is looked for again after a full
+listing: a warm index never answers "not found" alone. Where that file
+cannot be opened (a read-only directory), the index is built in memory for
+this one command, and a warning says so.
 
 An id the index does not know is only "not found" if no manifest object is
 missing: the chain's links name every manifest object ever written, so a
@@ -22,18 +25,20 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from archiver.index_db import IndexDatabase
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import decoded_lines, line_ids, read_object
 from archiver.manifest.supersede import SUPERSEDE_PREFIX, parse_record_key
-from archiver.retrieval import proven_links
+from archiver.retrieval import index_refresh, proven_links
 from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
 from archiver.retrieval.index import choose, has_line, lookup, normalize_id
 from archiver.retrieval.local_index import SCHEMA, IdIndex
 from archiver.retrieval.orphans import OrphanRule, no_recording_without_line
 from archiver.retrieval.proof import ChainProver
+from archiver.settings import ConsoleSettings
 from archiver.storage import ObjectStore
 from archiver.storage.layout import (
     CHAIN_PREFIX,
@@ -44,6 +49,13 @@ from archiver.storage.layout import (
 )
 
 log = logging.getLogger("archiver.get")
+# The default of ARCHIVER_CONSOLE__INDEX_FULL_LISTING_HOURS.
+DEFAULT_FULL_LISTING = timedelta(hours=24)
+
+
+def full_listing_age(console: ConsoleSettings) -> timedelta:
+    """``ARCHIVER_CONSOLE__INDEX_FULL_LISTING_HOURS`` as a duration."""
+    return timedelta(hours=console.index_full_listing_hours)
 
 
 def _open(path: Path) -> IndexDatabase:
@@ -78,10 +90,15 @@ class _Found:
 
 
 async def find_call(
-    store: ObjectStore, index_path: Path, ident: str, provider: str | None = None
+    store: ObjectStore,
+    index_path: Path,
+    ident: str,
+    provider: str | None = None,
+    *,
+    full_after: timedelta | None = None,
 ) -> ManifestEntry:
     """The archived call ``ident`` names, proven in the chain (see :func:`locate`)."""
-    return (await locate(store, index_path, ident, provider)).call
+    return (await locate(store, index_path, ident, provider, full_after=full_after)).call
 
 
 async def locate(
@@ -91,6 +108,7 @@ async def locate(
     provider: str | None = None,
     *,
     orphans: OrphanRule | None = None,
+    full_after: timedelta | None = None,
 ) -> Located:
     """The archived call ``ident`` names, its manifest object proven in the chain.
 
@@ -103,8 +121,37 @@ async def locate(
     and CallNotFoundError when none does; before that, with ``orphans``, a
     recording of that id still in the storage with no line, older than the
     rule's bound, raises IntegrityError (CUT): its line was cut or never written.
+    ``full_after``: the age of the index's last full listing past which it lists
+    every manifest key again (``ARCHIVER_CONSOLE__INDEX_FULL_LISTING_HOURS``).
     """
-    keys = await _manifests_of(store, index_path, ident)
+    full_after = DEFAULT_FULL_LISTING if full_after is None else full_after
+    keys, listed = await _manifests_of(store, index_path, ident, full_after)
+    kept = proven_links.KeptLinks(index_path)
+    try:
+        try:
+            return await _located(store, index_path, ident, provider, orphans, keys, kept)
+        except (CallNotFoundError, IntegrityError):
+            if listed:
+                raise
+        # Not found, or only refused lines, in a warm index: an object written outside
+        # the chain's watermarks (or a forgery beside it) is seen by a full listing only.
+        keys, _ = await _manifests_of(store, index_path, ident, full_after, full=True)
+        kept.forget_pages()
+        return await _located(store, index_path, ident, provider, orphans, keys, kept)
+    finally:
+        kept.close()
+
+
+async def _located(
+    store: ObjectStore,
+    index_path: Path,
+    ident: str,
+    provider: str | None,
+    orphans: OrphanRule | None,
+    keys: list[str],
+    kept: proven_links.KeptLinks,
+) -> Located:
+    """:func:`locate` over the manifest objects ``keys`` the index gave."""
     contents: dict[str, bytes] = {}
     refused: list[IntegrityError] = []
     candidates: list[ManifestEntry] = []
@@ -124,7 +171,7 @@ async def locate(
                 refused.append(exc)
                 continue
         candidates.append(call)
-    prover = ChainProver(store, await proven_links.load(index_path))
+    prover = ChainProver(store, kept)
     try:
         found = _Found(contents, candidates, refused)
         return await _proven_one(store, prover, ident, provider, orphans, found)
@@ -184,8 +231,11 @@ async def _prove_line(prover: ChainProver, call: ManifestEntry, key: str, conten
     await prover.prove(key, content)
 
 
-async def _manifests_of(store: ObjectStore, index_path: Path, ident: str) -> list[str]:
-    """The manifest keys the local index gives for ``ident``, brought up to date first.
+async def _manifests_of(
+    store: ObjectStore, index_path: Path, ident: str, full_after: timedelta, *, full: bool = False
+) -> tuple[list[str], bool]:
+    """The manifest keys the local index gives for ``ident``, brought up to date first, and
+    whether every manifest key was listed for it.
 
     A file another process keeps locked for writing past SQLite's busy timeout
     (the console building its index in the same file) is left to it: the index
@@ -193,7 +243,7 @@ async def _manifests_of(store: ObjectStore, index_path: Path, ident: str) -> lis
     """
     db = _open(index_path)
     try:
-        return await _ask(db, store, ident)
+        return await _ask(db, store, ident, full_after, full)
     except sqlite3.OperationalError as exc:
         if str(db.path) == ":memory:":
             raise
@@ -202,15 +252,17 @@ async def _manifests_of(store: ObjectStore, index_path: Path, ident: str) -> lis
         db.close()
     memory = IndexDatabase(Path(":memory:"), SCHEMA)
     try:
-        return await _ask(memory, store, ident)
+        return await _ask(memory, store, ident, full_after, full)
     finally:
         memory.close()
 
 
-async def _ask(db: IndexDatabase, store: ObjectStore, ident: str) -> list[str]:
+async def _ask(
+    db: IndexDatabase, store: ObjectStore, ident: str, full_after: timedelta, full: bool
+) -> tuple[list[str], bool]:
     ids = IdIndex(db)
-    await ids.refresh(store)
-    return await ids.manifests_of(ident)
+    listed = await index_refresh.update(ids, store, full_after=full_after, full=full)
+    return await ids.manifests_of(ident), listed
 
 
 async def _read_manifest(store: ObjectStore, manifest_key: str, ident: str) -> bytes:

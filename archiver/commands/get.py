@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from archiver.commands.finding import locate
+from archiver.commands.finding import full_listing_age, locate
 from archiver.errors import ArchiverError, PlantedLinkError, StorageError, UsageError
 from archiver.exits import ExitCode, fail
 from archiver.manifest.entry import ManifestEntry
@@ -105,7 +105,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         try:
             located = await locate(
-                store, settings.console.index_path, args.id, args.provider, orphans=rule
+                store,
+                settings.console.index_path,
+                args.id,
+                args.provider,
+                orphans=rule,
+                full_after=full_listing_age(settings.console),
             )
         except CallNotFoundError as exc:
             await audit.record_best_effort(action, call_target(args.id), "not_found")

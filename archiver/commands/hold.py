@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from archiver.commands.finding import find_call
+from archiver.commands.finding import find_call, full_listing_age
 from archiver.commands.get import call_target
 from archiver.errors import ArchiverError, StorageError
 from archiver.exits import ExitCode, fail
@@ -78,7 +78,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         audit = AuditTrail(store, settings.operator)
         action = "hold-show" if args.hold is None else ("hold-on" if args.hold else "hold-off")
         try:
-            call = await find_call(store, settings.console.index_path, args.id, args.provider)
+            call = await find_call(
+                store,
+                settings.console.index_path,
+                args.id,
+                args.provider,
+                full_after=full_listing_age(settings.console),
+            )
         except CallNotFoundError as exc:
             await audit.record_best_effort(action, call_target(args.id), "not_found")
             return fail(ExitCode.NOT_FOUND, str(exc))

@@ -115,14 +115,17 @@ class RollupCheck:
         return not self.problems and self.record is not None
 
 
-def chain_problems(entries: Sequence[RollupEntry], writer: str) -> list[str]:
+def chain_problems(
+    entries: Sequence[RollupEntry], writer: str, links: Sequence[Link] | None = None
+) -> list[str]:
     """What is wrong inside a run of entries (pure): each a link of ``writer`` under
-    ``manifests/``, each naming the one before by its seq and SHA-256."""
+    ``manifests/``, each naming the one before by its seq and SHA-256. ``links``: the
+    entries' links already parsed (each parse costs as much as the rest of the check)."""
     problems: list[str] = []
     previous: tuple[int, str] | None = None
     for number, entry in enumerate(entries, start=1):
         try:
-            link = Link.from_bytes(entry.link)
+            link = links[number - 1] if links is not None else Link.from_bytes(entry.link)
         except ValueError as exc:
             problems.append(f"entries line {number}: unreadable link: {exc}")
             return problems
@@ -142,15 +145,18 @@ def chain_problems(entries: Sequence[RollupEntry], writer: str) -> list[str]:
     return problems
 
 
-def covered_objects(entries: Sequence[RollupEntry], data: bytes) -> list[CoveredObject]:
-    """Slice the rollup lines into the covered objects, by their links' sizes (pure).
+def covered_objects(
+    entries: Sequence[RollupEntry], data: bytes, links: Sequence[Link] | None = None
+) -> list[CoveredObject]:
+    """Slice the rollup lines into the covered objects, by their links' sizes (pure;
+    ``links``: the entries' links already parsed).
 
     ValueError when the links do not parse or the sizes do not add up to ``data``.
     """
     objects = []
     offset = 0
-    for entry in entries:
-        link = Link.from_bytes(entry.link)
+    for number, entry in enumerate(entries):
+        link = links[number] if links is not None else Link.from_bytes(entry.link)
         objects.append(
             CoveredObject(
                 entry.seq, link, entry.link, sha256_hex(entry.link), entry.token, offset, data
@@ -250,6 +256,7 @@ class EntriesCheck:
     record: RollupRecord | None
     entries: list[RollupEntry]
     problems: list[RollupProblem]
+    links: list[Link] = field(default_factory=list)  # each entry's, parsed
 
     @property
     def ok(self) -> bool:
@@ -296,14 +303,17 @@ def check_entries(
         return EntriesCheck(record, [], [RollupProblem(record.entries_key, str(exc))])
     if not entries:
         return EntriesCheck(record, [], [RollupProblem(record.entries_key, "no entries")])
-    wrong = chain_problems(entries, record.writer)
-    if wrong:
+    try:
+        links: list[Link] | None = [Link.from_bytes(entry.link) for entry in entries]
+    except ValueError:
+        links = None  # chain_problems names the unreadable one
+    wrong = chain_problems(entries, record.writer, links)
+    if wrong or links is None:
         return EntriesCheck(record, [], [RollupProblem(record.entries_key, w) for w in wrong])
-    links = [Link.from_bytes(entry.link) for entry in entries]
     wrong = _record_against_entries(record, links, entries)
     if wrong:
         return EntriesCheck(record, [], [RollupProblem(where, w) for w in wrong])
-    return EntriesCheck(record, entries, [])
+    return EntriesCheck(record, entries, [], links)
 
 
 def check_rollup(
@@ -328,7 +338,8 @@ def check_rollup(
         )
         return RollupCheck(record, [], [RollupProblem(record.data_key, detail)])
     problems = []
-    objects = covered_objects(checked.entries, data_bytes)  # the sizes add up: checked above
+    # The sizes add up: checked above.
+    objects = covered_objects(checked.entries, data_bytes, checked.links)
     for obj in objects:
         digest = sha256_hex(obj.manifest_bytes)
         if digest != obj.link.manifest_sha256:

@@ -70,6 +70,8 @@ class RollupRead:
     slices: list[tuple[str, int, int]]
     problems: list[RollupProblem]
     data: bytes = field(default=b"", repr=False)
+    # (seq, SHA-256 of its bytes, prev_seq, prev_sha256) of each covered object's link.
+    links: list[tuple[int, str, int | None, str | None]] = field(default_factory=list, repr=False)
 
     @property
     def usable(self) -> bool:
@@ -173,7 +175,11 @@ async def read_rollup(store: ObjectStore, ref: RollupRef) -> RollupRead:
         (obj.manifest_key, obj.offset, obj.offset + obj.link.manifest_size)
         for obj in checked.objects
     ]
-    return RollupRead(ref, checked.record, slices, [], data)
+    links = [
+        (obj.seq, obj.link_sha256, obj.link.prev_seq, obj.link.prev_sha256)
+        for obj in checked.objects
+    ]
+    return RollupRead(ref, checked.record, slices, [], data, links)
 
 
 def _dates_of(keys: Iterable[str]) -> set[str]:

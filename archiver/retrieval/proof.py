@@ -65,9 +65,11 @@ class ChainProver:
         self, store: ObjectStore, kept: Mapping[tuple[str, int], ProvenLink] | None = None
     ) -> None:
         """``kept``: links an earlier walk proved (``get`` keeps them in its local index,
-        outside the storage's reach), used as this walk's own are."""
+        outside the storage's reach), used as this walk's own are; looked up as the walk
+        needs them, never copied (it may be a view of a table of millions)."""
         self._store = store
-        self._proven: dict[tuple[str, int], _Proven] = dict(kept or {})
+        self._kept: Mapping[tuple[str, int], ProvenLink] = kept if kept is not None else {}
+        self._proven: dict[tuple[str, int], _Proven] = {}
         self._added: set[tuple[str, int]] = set()
         self._sealed: dict[str, tuple[str, int]] | None = None
         self._lock = asyncio.Lock()
@@ -149,7 +151,7 @@ class ChainProver:
                 if sha == link_sha:
                     return
                 break
-            kept = self._proven.get((writer, at))
+            kept = self._known(writer, at)
             if kept is None or kept.sha256 != sha:
                 kept = await self._step(writer, at, sha, seq, fetched)
             current = None if kept.prev_seq is None else (kept.prev_seq, kept.prev_sha256 or "")
@@ -166,7 +168,7 @@ class ChainProver:
         if at not in fetched:
             # Read ahead: the links below ``at`` the walk will most likely need next.
             wanted = [s for s in range(at, max(lowest, at - _READ_AHEAD) - 1, -1)]
-            wanted = [s for s in wanted if (writer, s) not in self._proven or s == at]
+            wanted = [s for s in wanted if s == at or self._known(writer, s) is None]
             fetched |= await self._read_links(writer, wanted)
         raw = fetched.get(at)
         if raw is None:
@@ -189,6 +191,10 @@ class ChainProver:
         self._proven[(writer, at)] = proven
         self._added.add((writer, at))
         return proven
+
+    def _known(self, writer: str, seq: int) -> _Proven | None:
+        """A link proven by this prover, else one kept (from an earlier walk)."""
+        return self._proven.get((writer, seq)) or self._kept.get((writer, seq))
 
     def added(self) -> dict[tuple[str, int], ProvenLink]:
         """The links this prover proved itself (to keep for the next one)."""

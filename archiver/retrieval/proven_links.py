@@ -9,15 +9,25 @@ since. A kept link is used only where a link proven in this walk records its
 very SHA-256: a rewritten chain is walked again, never trusted from here.
 Losing the file costs reads, nothing else; a file that cannot be opened (or
 is busy) is left alone.
+
+The rows are looked up as a walk needs them (:class:`KeptLinks`: a page of
+1,024 links of one writer at a time, a few pages held), never loaded whole:
+after a few ``get``s of old calls the table holds every link of the archive
+(520 bytes a link in a dict, 650 MB at five million calls). A row may also
+come from a checked rollup's copy of a link (:mod:`archiver.retrieval.local_index`):
+its SHA-256 is computed here from the link's bytes, so it too is used only
+where the chain walked records that SHA-256.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from archiver.index_db import IndexDatabase
 from archiver.retrieval.proof import ProvenLink
@@ -35,6 +45,74 @@ CREATE TABLE IF NOT EXISTS proven_links (
 ) WITHOUT ROWID;
 """
 Kept = dict[tuple[str, int], ProvenLink]
+# Links of one writer read from the file at once (a walk's read-ahead), and pages held.
+PAGE = 1024
+_PAGES_HELD = 8
+
+
+class KeptLinks(Mapping[tuple[str, int], ProvenLink]):
+    """The links kept in the file at ``path``, read a page at a time as they are asked for
+    (none when the file cannot be read). Lookups run on the caller's thread: a page is an
+    indexed range of one writer's rows, about a millisecond."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._db: IndexDatabase | None = None
+        self._broken = False
+        self._pages: OrderedDict[tuple[str, int], dict[int, ProvenLink]] = OrderedDict()
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query ([] when the file cannot be read)."""
+        try:
+            if self._db is None and not self._broken:
+                self._db = IndexDatabase(self._path, SCHEMA)
+            if self._db is None:
+                return []
+            return self._db.run_now(lambda c: c.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            log.debug("proven links not read from %s: %s", self._path, exc)
+            self._broken = True
+            return []
+
+    def _page(self, writer: str, number: int) -> dict[int, ProvenLink]:
+        page = self._pages.get((writer, number))
+        if page is not None:
+            self._pages.move_to_end((writer, number))
+            return page
+        rows = self._rows(
+            "SELECT seq, sha256, prev_seq, prev_sha256 FROM proven_links "
+            "WHERE writer = ? AND seq >= ? AND seq < ?",
+            (writer, number * PAGE, (number + 1) * PAGE),
+        )
+        page = {
+            int(q): ProvenLink(str(h), None if p is None else int(p), ps) for q, h, p, ps in rows
+        }
+        self._pages[(writer, number)] = page
+        while len(self._pages) > _PAGES_HELD:
+            self._pages.popitem(last=False)
+        return page
+
+    def forget_pages(self) -> None:
+        """Drop the pages held (rows were written since they were read)."""
+        self._pages.clear()
+
+    def __getitem__(self, key: tuple[str, int]) -> ProvenLink:
+        writer, seq = key
+        return self._page(writer, seq // PAGE)[seq]
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        rows = self._rows("SELECT writer, seq FROM proven_links ORDER BY writer, seq")
+        return iter([(str(w), int(q)) for w, q in rows])
+
+    def __len__(self) -> int:
+        rows = self._rows("SELECT count(*) FROM proven_links")
+        return int(rows[0][0]) if rows else 0
+
+    def close(self) -> None:
+        """Close the file (the pages held stay readable)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 async def load(path: Path) -> Kept:

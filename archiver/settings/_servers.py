@@ -35,6 +35,10 @@ class ConsoleSettings(BaseModel):
     port: int = Field(default=8090, ge=0, le=65535)
     # The local SQLite index of the manifests (a cache: rebuilt from the storage at will).
     index_path: Path = Path("./archiver-console.sqlite3")
+    # ``get``'s id index in that file lists every manifest key again when its last full
+    # listing is older than this (between, it asks only for the chain's new links; an
+    # id not found is always looked for in a full listing); 0: every time.
+    index_full_listing_hours: float = Field(default=24.0, ge=0)
     # Local accounts, one ``name:role:argon2-hash`` a line (``archiver console-user``).
     users_file: Path = Path("./archiver-console-users")
     # Whether the console asks for a reason before a play, a download, an export or a hold.

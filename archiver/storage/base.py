@@ -7,7 +7,7 @@ itself, and reports keys *with* the prefix only in ``StoredObject.full_key``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -196,6 +196,12 @@ class ObjectStore(Protocol):
         """Every object whose key starts with ``prefix``, in key order; only the keys after
         ``start_after`` when given (a reader that wants a chain's newest links lists those,
         not the whole chain)."""
+
+    async def list_folders(self, prefix: str) -> Sequence[str]:
+        """The names of the "folders" right under ``prefix`` (which ends in ``/``): each
+        ``name`` some key ``prefix + name + "/..."`` has, sorted. One request (S3: a
+        delimiter listing), not a listing of every key (``get`` finds the chain's
+        writers so)."""
 
     async def delete(self, key: str) -> None:
         """Remove one object (used only under ``_archiver/``, e.g. by ``check``)."""

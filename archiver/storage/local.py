@@ -25,13 +25,12 @@ import contextlib
 import errno
 import functools
 import hashlib
-import mimetypes
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import aiofiles
@@ -43,7 +42,9 @@ from archiver.storage.base import ObjectExistsError, PutOutcome, StoredObject, T
 from archiver.storage.keys import validate_key
 from archiver.storage.local_files import (
     HASH_CHUNK,
+    check_digest,
     create_opener,
+    folder_names,
     is_hidden,
     open_regular,
     read_small,
@@ -51,18 +52,15 @@ from archiver.storage.local_files import (
     scan_sorted,
     swap_file,
     temp_path,
+    type_of_key,
     unlink_quiet,
+    unusable,
     write_new_file,
 )
 
 # The probe calls a disk with less free space than this full: the next
 # recording would not fit (readiness turns false until space returns).
 MIN_FREE = 1024 * 1024
-
-
-def _content_type(key: str) -> str | None:
-    ext = PurePosixPath(key).suffix.removeprefix(".").lower()
-    return CONTENT_TYPES.get(ext) or mimetypes.guess_type(key, strict=False)[0]
 
 
 class LocalStore:
@@ -179,7 +177,7 @@ class LocalStore:
         """Write ``data`` under ``key`` only if absent (see the module docstring); a file
         keeps no content type, metadata or lock date (the manifest holds what matters)."""
         final = self._path(key)
-        _check_digest(key, hashlib.sha256(data).hexdigest(), sha256)
+        check_digest(key, hashlib.sha256(data).hexdigest(), sha256)
         tmp = temp_path(final)
         with self._os_errors("write", key):
             await asyncio.to_thread(make_dirs, final.parent, self._mode, durable=True)
@@ -257,7 +255,7 @@ class LocalStore:
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
-        return StoredObject(key, key, st.st_size, None, _content_type(key))
+        return StoredObject(key, key, st.st_size, None, type_of_key(key, CONTENT_TYPES))
 
     async def read(
         self, key: str, chunk_size: int = 1024 * 1024, *, start: int = 0
@@ -287,21 +285,32 @@ class LocalStore:
             raise ValueError(f"invalid storage prefix {prefix!r}")
         base = prefix.rpartition("/")[0]
         start = self._path(base) if base else self._root
-        async for obj in self._walk(start, base + "/" if base else "", prefix):
-            if obj.key > start_after:  # a folder's files are scanned whole: no requests
+        async for obj in self._walk(start, base + "/" if base else "", prefix, start_after):
+            if obj.key > start_after:
                 yield obj
 
-    async def _walk(self, directory: Path, rel: str, prefix: str) -> AsyncIterator[StoredObject]:
-        for name, is_dir, size, mtime in await asyncio.to_thread(scan_sorted, directory):
+    async def list_folders(self, prefix: str) -> Sequence[str]:
+        """The names of the folders right under ``prefix`` (a folder's key and ``/``)."""
+        names = await asyncio.to_thread(folder_names, self._path(prefix.removesuffix("/")))
+        return [name for name in names if not is_hidden(name)]
+
+    async def _walk(
+        self, directory: Path, rel: str, prefix: str, after: str
+    ) -> AsyncIterator[StoredObject]:
+        for name, is_dir, size, mtime in await asyncio.to_thread(
+            scan_sorted, directory, rel, after
+        ):
             key = rel + name
             if is_dir:
                 sub = key + "/"
                 if sub.startswith(prefix) or prefix.startswith(sub):
-                    async for obj in self._walk(directory / name, sub, prefix):
+                    async for obj in self._walk(directory / name, sub, prefix, after):
                         yield obj
             elif key.startswith(prefix):
                 modified = datetime.fromtimestamp(mtime, UTC)
-                yield StoredObject(key, key, size, None, _content_type(key), modified=modified)
+                yield StoredObject(
+                    key, key, size, None, type_of_key(key, CONTENT_TYPES), modified=modified
+                )
 
     async def delete(self, key: str) -> None:
         """Remove the file; nothing happens if it is absent."""
@@ -315,25 +324,7 @@ class LocalStore:
 
     async def probe(self) -> None:
         """The root is (or can be made) a directory we may write in (StorageError if not)."""
-        root = self._root
-
-        def usable() -> str | None:
-            try:
-                make_dirs(root, self._mode)
-                space = os.statvfs(root)
-            except OSError as exc:
-                return exc.strerror or "not a writable directory"
-            # As root, access() ignores file modes but not a read-only mount.
-            if space.f_flag & os.ST_RDONLY:
-                return "read-only file system"
-            if not (root.is_dir() and os.access(root, os.W_OK | os.X_OK)):
-                return "not a writable directory"
-            free = space.f_bavail * space.f_frsize
-            if free < MIN_FREE:
-                return f"no space left on the device ({free} bytes free)"
-            return None
-
-        problem = await asyncio.to_thread(usable)
+        problem = await asyncio.to_thread(unusable, self._root, self._mode, MIN_FREE)
         if problem is not None:
             raise StorageError(f"{self.description}: {problem}")
 
@@ -346,12 +337,6 @@ class LocalStore:
         bound = older_than.timestamp() if older_than is not None else None
         with self._os_errors("clean", "temporary files"):
             return await asyncio.to_thread(remove_temp_files, self._root, bound)
-
-
-def _check_digest(key: str, actual: str, expected: str) -> None:
-    if actual != expected.lower():
-        # Bytes changed between hashing and writing (or hashed elsewhere): a retry may do.
-        raise RetriableError(f"{key}: SHA-256 mismatch ({actual} != {expected}); nothing written")
 
 
 class LocalUpload:
@@ -379,7 +364,7 @@ class LocalUpload:
         try:
             if size != self._size:
                 raise RetriableError(f"{self._key}: {self._size} bytes written, {size} declared")
-            _check_digest(self._key, self._digest.hexdigest(), sha256)
+            check_digest(self._key, self._digest.hexdigest(), sha256)
             with self._store._os_errors("write", self._key):
                 await self._file.flush()
                 await asyncio.to_thread(os.fsync, self._file.fileno())

@@ -11,12 +11,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import mimetypes
 import os
 import secrets
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
-from archiver.private_files import create_new, fsync_dir
+from archiver.errors import RetriableError
+from archiver.private_files import create_new, fsync_dir, make_dirs
 
 TEMP_SUFFIX = ".partial"
 HASH_CHUNK = 1024 * 1024
@@ -48,12 +51,16 @@ def unlink_quiet(path: Path) -> None:
         pass
 
 
-def scan_sorted(directory: Path) -> list[tuple[str, bool, int, float]]:
+def scan_sorted(
+    directory: Path, rel: str = "", after: str = ""
+) -> list[tuple[str, bool, int, float]]:
     """(name, is_dir, size, mtime) of a directory's entries, in the order of the keys they hold.
 
     A directory sorts as ``name/``, so ``a.txt`` (``.`` < ``/``) comes before
     the keys in ``a/``: a depth-first walk then yields keys in plain string
-    order, the order S3 lists them in.
+    order, the order S3 lists them in. Files whose key (``rel`` + name) is not
+    after ``after`` are left out unread (a chain's newest links, not its
+    million old ones, each a ``stat``).
     """
     entries: list[tuple[str, bool, int, float]] = []
     try:
@@ -61,6 +68,8 @@ def scan_sorted(directory: Path) -> list[tuple[str, bool, int, float]]:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
                     entries.append((entry.name, True, 0, 0.0))
+                elif after and rel + entry.name <= after:
+                    continue
                 elif entry.is_file(follow_symlinks=False) and not is_hidden(entry.name):
                     st = entry.stat(follow_symlinks=False)
                     entries.append((entry.name, False, st.st_size, st.st_mtime))
@@ -68,6 +77,55 @@ def scan_sorted(directory: Path) -> list[tuple[str, bool, int, float]]:
         return []
     entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])
     return entries
+
+
+def check_digest(key: str, actual: str, expected: str) -> None:
+    """RetriableError unless ``actual`` is the SHA-256 ``expected`` (bytes changed between
+    hashing and writing, or hashed elsewhere: a retry may do)."""
+    if actual != expected.lower():
+        raise RetriableError(f"{key}: SHA-256 mismatch ({actual} != {expected}); nothing written")
+
+
+def unusable(root: Path, mode: int, min_free: int) -> str | None:
+    """Why ``root`` cannot hold objects (None: it is, or was made, a writable directory with
+    at least ``min_free`` bytes free)."""
+    try:
+        make_dirs(root, mode)
+        space = os.statvfs(root)
+    except OSError as exc:
+        return exc.strerror or "not a writable directory"
+    # As root, access() ignores file modes but not a read-only mount.
+    if space.f_flag & os.ST_RDONLY:
+        return "read-only file system"
+    if not (root.is_dir() and os.access(root, os.W_OK | os.X_OK)):
+        return "not a writable directory"
+    free = space.f_bavail * space.f_frsize
+    if free < min_free:
+        return f"no space left on the device ({free} bytes free)"
+    return None
+
+
+def folder_names(directory: Path) -> list[str]:
+    """The names of the folders in ``directory`` (not followed through links), sorted;
+    none when it is not there."""
+    try:
+        with os.scandir(directory) as it:
+            return sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+# The archiver's own objects, typed as it sends them to S3 (a listing of a million
+# manifest keys spent most of its time in ``mimetypes.guess_type``).
+_OWN_TYPES = {"jsonl": "application/x-ndjson", "json": "application/json"}
+
+
+def type_of_key(key: str, audio: Mapping[str, str]) -> str | None:
+    """The content type a local object is listed with: by its extension (``audio``: the
+    recordings' types), else ``mimetypes``."""
+    name = key.rpartition("/")[2]
+    ext = name.rpartition(".")[2].lower() if "." in name else ""
+    return _OWN_TYPES.get(ext) or audio.get(ext) or mimetypes.guess_type(key, strict=False)[0]
 
 
 def write_new_file(path: Path, data: bytes, mode: int) -> None:

@@ -17,14 +17,15 @@ means), :mod:`~archiver.storage.s3_proof` (checksums sent, proof read back),
 :mod:`~archiver.storage.s3_upload` (multipart uploads and their clean-up),
 :mod:`~archiver.storage.s3_lock` (Object Lock and versions),
 :mod:`~archiver.storage.s3_client` (how the client is made),
-:mod:`~archiver.storage.s3_existing` (a key already taken: the same bytes or not).
+:mod:`~archiver.storage.s3_existing` (a key already taken: the same bytes or not),
+:mod:`~archiver.storage.s3_listing` (listings).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -56,11 +57,11 @@ from archiver.storage.s3_errors import (
 )
 from archiver.storage.s3_existing import compare_existing
 from archiver.storage.s3_lean import LeanPut, LeanTaken
+from archiver.storage.s3_listing import list_folders, list_objects
 from archiver.storage.s3_lock import S3ObjectLock
 from archiver.storage.s3_proof import (
     SHA256_METADATA,
     ChecksumHeaders,
-    listed_object,
     proof_as_sent,
     stored_object,
 )
@@ -352,16 +353,14 @@ class S3Store(S3ObjectLock):
             raise self.error(exc, f"read {key}") from exc
 
     async def list(self, prefix: str, *, start_after: str = "") -> AsyncIterator[StoredObject]:
-        """ListObjectsV2 under the prefix (after ``start_after``), in UTF-8 byte order.
+        """ListObjectsV2 under the prefix (after ``start_after``): see
+        :func:`~archiver.storage.s3_listing.list_objects`."""
+        async for obj in list_objects(self, prefix, start_after):
+            yield obj
 
-        SeaweedFS lists a "folder" before sibling names that sort first (``a/1`` before
-        ``a.txt``): callers needing strict key order across such siblings must sort."""
-        after = {"StartAfter": self._prefix + start_after} if start_after else {}
-        paginate = self.client.get_paginator("list_objects_v2").paginate
-        with self.errors(f"list {prefix or 'objects'}"):
-            async for page in paginate(Bucket=self._bucket, Prefix=self._prefix + prefix, **after):
-                for item in page.get("Contents", []):
-                    yield listed_object(item, self._prefix)
+    async def list_folders(self, prefix: str) -> Sequence[str]:
+        """ListObjectsV2 with ``Delimiter="/"``: the common prefixes right under ``prefix``."""
+        return await list_folders(self, prefix)
 
     async def delete(self, key: str) -> None:
         """DeleteObject (nothing happens if absent)."""

@@ -6,7 +6,8 @@ an archive an insider has worked on (SeaweedFS and a local directory).
   index knew the call, and ``verify`` names each recording left with no line (ORPHAN);
 - a recording with no line stored a moment ago is not yet an orphan (the same cut, verified
   with the default margin);
-- a forged line reusing a real call's cdr id never hides the real call;
+- a forged line reusing a real call's cdr id never hides the real call (also when planted
+  after the local index was built: named only once a full listing sees it);
 - ``get --url`` with no version to pin warns that the URL serves whatever is stored;
 - the local index is created 0600 in a 0700 folder, whatever the umask;
 - a symlinked day folder is reported (exit 5), not a crash (exit 1);
@@ -126,6 +127,59 @@ async def test_a_forged_line_reusing_a_cdr_id_never_hides_the_real_call(archive,
     assert alone.code == 5, (alone.out, alone.err)
     assert forged_key in alone.err
     assert not (tmp_path / "f.wav").exists()
+
+
+def _forged_line(real: dict) -> tuple[bytes, dict]:
+    planted = b"RIFF-planted-recording"
+    return planted, {
+        **{k: v for k, v in real.items() if k != "_manifest"},
+        "sip_call_id": "forged-sip-id",
+        "object_key": str(real["object_key"]).replace(real["sip_call_id"], "forged-sip-id"),
+        "sha256": sha256_hex(planted),
+        "size": len(planted),
+        "etag": None,
+        "checksum_sha256": None,
+    }
+
+
+# The S3 case beyond CI's time budget (the same index code; run with -m ondemand).
+@pytest.mark.parametrize(
+    "archive", ["local", pytest.param("s3", marks=pytest.mark.ondemand)], indirect=True
+)
+async def test_a_forged_line_planted_after_the_index_was_built_never_hides_the_real_call(
+    archive, tmp_path
+):
+    # The warm index's contract (archiver.retrieval.index_refresh): a line planted beside
+    # the chain since the index's last full listing is not named by a warm get of the real
+    # call (the real call is still the only one served); verify reports it; a get of an id
+    # only it holds lists everything again, refuses it, and from then on it is named.
+    real = (await archive.lines())[0]
+    warm = await _cli(archive, tmp_path, "get", real["cdr_id"], "--url")
+    assert warm.code == 0, warm.err
+    planted, forged = _forged_line(real)
+    await archive.put(archive.relative(str(forged["object_key"])), planted)
+    forged_key = "manifests/date=2021-02-17/000000000900-wforger00000001.jsonl"
+    await archive.put(forged_key, (json.dumps(forged) + "\n").encode())
+
+    out = tmp_path / "real.wav"
+    got = await _cli(archive, tmp_path, "get", real["cdr_id"], "-o", str(out))
+    assert got.code == 0, got.err
+    assert sha256_hex(out.read_bytes()) == real["sha256"]
+    assert forged_key not in got.err  # not listed yet: never served either
+
+    verify = await _cli(archive, tmp_path, "verify")
+    assert verify.code == 5, verify.out
+    assert f"OUT-OF-CHAIN {forged_key}" in verify.out
+
+    alone = await _cli(archive, tmp_path, "get", "forged-sip-id", "-o", str(tmp_path / "f.wav"))
+    assert alone.code == 5, (alone.out, alone.err)
+    assert forged_key in alone.err
+    assert not (tmp_path / "f.wav").exists()
+
+    named = await _cli(archive, tmp_path, "get", real["cdr_id"], "-o", str(tmp_path / "n.wav"))
+    assert named.code == 0, named.err
+    assert forged_key in named.err
+    assert sha256_hex((tmp_path / "n.wav").read_bytes()) == real["sha256"]
 
 
 @pytest.mark.parametrize("archive", ["s3"], indirect=True)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from archiver.commands.finding import lines_with
+from archiver.manifest.reader import decoded_lines, line_ids
 from archiver.retrieval.local_index import id_hash, manifest_ids
 
 
@@ -68,3 +69,26 @@ def test_a_lookup_validates_only_the_lines_holding_the_id() -> None:
     [found] = lines_with("manifests/m.jsonl", content, " Caf\u00e9@pbx ")
     assert (found.cdr_id, found.manifest_key) == ("c-1", "manifests/m.jsonl")
     assert lines_with("manifests/m.jsonl", content, "nobody") == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        _lines({"sip_call_id": "a@pbx", "cdr_id": "c-1"}, {"sip_call_id": "b", "cdr_id": "c-2"}),
+        _lines({"sip_call_id": 'quo"te', "cdr_id": "caf\u00e9"}),  # escapes: decoded
+        json.dumps({"sip_call_id": "Cafe\u0301", "cdr_id": "x"}).encode() + b"\n",  # \u escapes
+        b'{"\\u0063dr_id": "escaped-key", "sip_call_id": "s"}\n',
+        _lines({"sip_call_id": "s", "cdr_id": 7}, {"sip_call_id": "t", "cdr_id": None}),
+        b'{"cdr_id": "first", "cdr_id": "second"}\n',  # decoding keeps the last
+        _lines({"sip_call_id": "s", "extra": {"cdr_id": "nested"}, "note": "cdr_id"}),
+        b'{"sip_call_id" :  "spaced" , "cdr_id":"tight"}\n',
+        b'{"sip_call_id": "ok", "agent": "\xff\xfe"}\n{"cdr_id": "after"}\n',
+        b'{"sip_call_id": "\xff"}\n{"cdr_id": "valid"}\n',
+        b'{"sip_call_id": "cut\n{"cdr_id": "next"}\n',
+        b'\x00{"cdr_id": "nul"}\n',
+    ],
+)
+def test_the_search_without_decoding_misses_no_id_decoding_finds(content: bytes) -> None:
+    # The index may name an object too many (one more read), never one too few.
+    decoded = {i for line in decoded_lines(content) for i in line_ids(line)}
+    assert manifest_ids(content) >= decoded
