@@ -200,21 +200,31 @@ class IdIndex:
         seen = await self.db.run(partial(_known, keys=[r.key for r in refs], table="id_rollups"))
         # A fresh index has none of the objects: their keys are not worth checking first.
         fresh = await self.db.run(_empty)
-        for ref in refs:
-            if ref.key in seen:
-                continue
-            if not fresh:
-                # An index kept up to date has its objects already: then the lines are not read.
-                covered = await covered_keys(store, ref)
-                if covered and not set(covered) - await self.db.run(partial(_known, keys=covered)):
-                    await self.db.run(partial(_store, batch=[], rollup=ref.key))
+        writing: asyncio.Task[None] | None = None
+        try:
+            for ref in refs:
+                if ref.key in seen:
                     continue
-            rollup = await read_rollup(store, ref)
-            batch = [
-                (k, sorted({id_hash(i) for i in manifest_ids(c)})) for k, c in rollup.objects()
-            ]
-            hints = [(ref.writer, *link) for link in rollup.links]
-            await self.db.run(partial(_store, batch=batch, rollup=ref.key, hints=hints))
+                if not fresh:
+                    # An index kept up to date has its objects already: the lines are not read.
+                    covered = await covered_keys(store, ref)
+                    known = await self.db.run(partial(_known, keys=covered or []))
+                    if covered and not set(covered) - known:
+                        await self.db.run(partial(_store, batch=[], rollup=ref.key))
+                        continue
+                rollup = await read_rollup(store, ref)
+                batch = [
+                    (k, sorted({id_hash(i) for i in manifest_ids(c)})) for k, c in rollup.objects()
+                ]
+                hints = [(ref.writer, *link) for link in rollup.links]
+                if writing is not None:
+                    await writing
+                # Written in SQLite's thread while the next rollup is read and decoded here.
+                store_it = partial(_store, batch=batch, rollup=ref.key, hints=hints)
+                writing = asyncio.create_task(self.db.run(store_it))
+        finally:
+            if writing is not None:
+                await writing
 
     async def add(self, key: str, content: bytes) -> None:
         """Index one manifest object from its bytes (one this process has just written)."""
