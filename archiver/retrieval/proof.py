@@ -152,6 +152,14 @@ class ChainProver:
                     return
                 break
             kept = self._known(writer, at)
+            if kept is not None and kept.sha256 == sha and (writer, at) not in self._proven:
+                # Kept in a file that walks its own rows (proven_links.KeptLinks): the run of
+                # kept links below is followed in one query, not a step at a time here.
+                reach = getattr(self._kept, "reach", None)
+                reached = None if reach is None else reach(writer, at, sha, seq)
+                if reached is not None and reached != current:
+                    current = reached
+                    continue
             if kept is None or kept.sha256 != sha:
                 kept = await self._step(writer, at, sha, seq, fetched)
             current = None if kept.prev_seq is None else (kept.prev_seq, kept.prev_sha256 or "")

@@ -45,6 +45,18 @@ CREATE TABLE IF NOT EXISTS proven_links (
 ) WITHOUT ROWID;
 """
 Kept = dict[tuple[str, int], ProvenLink]
+# The walk over kept rows: each step to the row of the seq and SHA-256 the one above records
+# (strictly down: a row naming itself or a later link as its predecessor stops it).
+_REACH = """
+WITH RECURSIVE walk(seq, sha) AS (
+    VALUES (?, ?)
+    UNION ALL
+    SELECT p.prev_seq, p.prev_sha256 FROM walk JOIN proven_links p
+        ON p.writer = ?3 AND p.seq = walk.seq AND p.sha256 = walk.sha
+    WHERE walk.seq > ?4 AND p.prev_seq IS NOT NULL AND p.prev_seq < walk.seq
+)
+SELECT seq, sha FROM walk ORDER BY seq LIMIT 1
+"""
 # Links of one writer read from the file at once (a walk's read-ahead), and pages held.
 PAGE = 1024
 _PAGES_HELD = 8
@@ -91,6 +103,15 @@ class KeptLinks(Mapping[tuple[str, int], ProvenLink]):
         while len(self._pages) > _PAGES_HELD:
             self._pages.popitem(last=False)
         return page
+
+    def reach(self, writer: str, seq: int, sha256: str, lowest: int) -> tuple[int, str]:
+        """Walk ``writer``'s kept links down from link ``seq`` (whose SHA-256 the chain records
+        as ``sha256``), each step only to a row whose SHA-256 is the one the row above
+        records, while above ``lowest``; the (seq, SHA-256) where it stops: at or below
+        ``lowest``, or where no kept row continues (the walk reads the storage from there).
+        One query (a recursive step is an index lookup in SQLite, not a Python loop)."""
+        rows = self._rows(_REACH, (seq, sha256, writer, lowest))
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (seq, sha256)
 
     def forget_pages(self) -> None:
         """Drop the pages held (rows were written since they were read)."""
