@@ -18,8 +18,8 @@ import pytest
 
 from archiver.commands.finding import locate
 from archiver.index_db import IndexDatabase
-from archiver.manifest.chain import sha256_hex
-from archiver.manifest.writer import append_chained
+from archiver.manifest.chain import next_link, sha256_hex
+from archiver.manifest.writer import advance_head, append_chained
 from archiver.retrieval import index_refresh, proven_links
 from archiver.retrieval.errors import IntegrityError, IntegrityKind
 from archiver.retrieval.local_index import SCHEMA, IdIndex
@@ -27,7 +27,7 @@ from archiver.retrieval.proof import ChainProver
 from archiver.settings import StorageSettings
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
-from archiver.storage.layout import manifest_key
+from archiver.storage.layout import link_key, manifest_key
 
 WRITER = "w00000000000000a1"
 DAY = timedelta(hours=24)
@@ -115,8 +115,9 @@ async def test_a_warm_update_lists_the_new_links_not_every_manifest_key(archive,
     assert await _update(index, store) is True  # a cold index lists everything
     counting = _Counting(store)
     assert await _update(index, counting) is False
-    assert counting.listed == ["_archiver/rollups/", f"_archiver/chain/{WRITER}/"]
-    assert counting.reads == []
+    # The rollups, the writer's head: no listing of its links, of manifests/, no other read.
+    assert counting.listed == ["_archiver/rollups/"]
+    assert counting.reads == [f"_archiver/chain/{WRITER}/head.json"]
 
     today = datetime.now(UTC).date()
     new = await chain.batch(today.isoformat(), 5)
@@ -127,7 +128,8 @@ async def test_a_warm_update_lists_the_new_links_not_every_manifest_key(archive,
     assert [p for p in counting.listed if p.startswith("manifests/")] == [
         f"manifests/date={d.isoformat()}/" for d in days
     ]
-    assert counting.reads == [new]  # matched by its key: the link itself is not read
+    # Matched by its key: the link itself is not read.
+    assert counting.reads == [f"_archiver/chain/{WRITER}/head.json", new]
     assert await _holders(index, "c-5") == [new]
 
 
@@ -237,3 +239,20 @@ async def test_the_folders_under_a_prefix_in_one_listing(kind, tmp_path, make_bu
         if kind == "local":  # typed by extension, as S3 is told when they are written
             listed = [o.content_type async for o in store.list("a/w1/")]
             assert listed == ["application/json"] * 2
+
+
+async def test_a_link_past_its_head_is_taken_once_the_head_moves_over_it(archive, tmp_path):
+    store, chain = archive
+    index = tmp_path / "index.sqlite3"
+    await _update(index, store)
+    chain.seq += 1
+    key = manifest_key("2021-01-05", chain.seq, WRITER)
+    content = json.dumps(_line(8)).encode() + b"\n"
+    link = next_link(WRITER, chain.seq, key, content, 1, chain.previous).to_bytes()
+    for where, data in ((key, content), (link_key(WRITER, chain.seq), link)):
+        await store.put_bytes(where, data, sha256=sha256_hex(data), content_type="x/y")
+    assert await _update(index, store) is False
+    assert await _holders(index, "c-8") == []  # a line there would be refused as cut
+    await advance_head(store, link)
+    assert await _update(index, store) is False
+    assert await _holders(index, "c-8") == [key]
