@@ -87,6 +87,7 @@ class _Found:
     contents: dict[str, bytes]
     candidates: list[ManifestEntry]
     refused: list[IntegrityError]
+    final: bool = True  # False: the index was not listed in full, a miss is looked for again
 
 
 async def find_call(
@@ -129,7 +130,7 @@ async def locate(
     kept = proven_links.KeptLinks(index_path)
     try:
         try:
-            return await _located(store, index_path, ident, provider, orphans, keys, kept)
+            return await _located(store, index_path, ident, provider, orphans, keys, kept, listed)
         except (CallNotFoundError, IntegrityError):
             if listed:
                 raise
@@ -137,7 +138,7 @@ async def locate(
         # the chain's watermarks (or a forgery beside it) is seen by a full listing only.
         keys, _ = await _manifests_of(store, index_path, ident, full_after, full=True)
         kept.forget_pages()
-        return await _located(store, index_path, ident, provider, orphans, keys, kept)
+        return await _located(store, index_path, ident, provider, orphans, keys, kept, True)
     finally:
         kept.close()
 
@@ -150,8 +151,10 @@ async def _located(
     orphans: OrphanRule | None,
     keys: list[str],
     kept: proven_links.KeptLinks,
+    final: bool,
 ) -> Located:
-    """:func:`locate` over the manifest objects ``keys`` the index gave."""
+    """:func:`locate` over the manifest objects ``keys`` the index gave; not ``final``: a
+    miss is said at once (a full listing follows), without the checks a miss costs."""
     contents: dict[str, bytes] = {}
     refused: list[IntegrityError] = []
     candidates: list[ManifestEntry] = []
@@ -173,7 +176,7 @@ async def _located(
         candidates.append(call)
     prover = ChainProver(store, kept)
     try:
-        found = _Found(contents, candidates, refused)
+        found = _Found(contents, candidates, refused, final)
         return await _proven_one(store, prover, ident, provider, orphans, found)
     finally:
         await proven_links.save(index_path, prover.added())
@@ -208,6 +211,8 @@ async def _proven_one(
         return Located(call, [str(exc) for exc in refused])
     if refused:
         raise refused[0]
+    if not found.final:
+        raise CallNotFoundError(f"no archived call with id {ident!r} in the index as kept")
     # The index names them but none has the line: unless each is the object its
     # chain proves (then the hash merely collided), the manifest was changed after
     # it was indexed, and the line may have been removed.
