@@ -15,13 +15,13 @@ read otherwise; either way the walk checks the same bytes.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Container, Iterable, Sequence
+from collections.abc import AsyncGenerator, Container, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date
 
 from archiver.manifest.chain import Head, Link, sha256_hex
-from archiver.manifest.reader import Manifest, read_object
+from archiver.manifest.reader import Manifest, read_object, read_objects
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.rollup_audit import RollupAudit, audit_rollups, links_to_read
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
@@ -113,19 +113,6 @@ async def _gone(store: ObjectStore, link: Link) -> Problem:
     return Problem(ProblemKind.MANIFEST_MISSING, link.manifest_key, f"no such object; {what}")
 
 
-async def _read_all(store: ObjectStore, keys: Iterable[str]) -> dict[str, bytes | None]:
-    semaphore = asyncio.Semaphore(16)
-
-    async def one(key: str) -> tuple[str, bytes | None]:
-        async with semaphore:
-            try:
-                return key, await read_object(store, key)
-            except KeyError:
-                return key, None
-
-    return dict(await asyncio.gather(*(one(key) for key in keys)))
-
-
 async def audit_chains(store: ObjectStore) -> ChainAudit:
     """Read and check every writer's chain (one listing, one read per link and head, but
     for the links a checked rollup holds and the listing proves)."""
@@ -163,24 +150,39 @@ async def _audit_writer(
 
     seqs = set(listed)
     proven, unread = links_to_read(listed.items(), audit.rollups.links.get(writer, {}))
-    raw = await _read_all(store, [link_key(writer, seq) for seq in sorted(unread)])
-    raw.update({link_key(writer, seq): data for seq, data in proven.items()})
+    # Each link parsed as it arrives (16 reads at a time): its bytes are not kept, only the
+    # link and its SHA-256, or what is wrong with it.
+    parsed: dict[int, tuple[Link, str] | str] = {}
+
+    def take(seq: int, data: bytes | None) -> None:
+        if data is None:
+            parsed[seq] = "the link vanished while being read"
+            return
+        try:
+            parsed[seq] = (Link.from_bytes(data), sha256_hex(data))
+        except ValueError as exc:
+            parsed[seq] = f"unreadable link: {exc}"
+
+    for seq, copy in proven.items():
+        take(seq, copy)
+    keys = (link_key(writer, seq) for seq in sorted(unread))
+    async with aclosing(read_objects(store, keys, concurrency=16)) as reads:
+        async for key, content in reads:
+            parts = parse_chain_key(key)  # a key link_key made: (writer, seq)
+            if parts is not None and parts[1] is not None:
+                take(parts[1], content)
     links: dict[int, tuple[Link, str]] = {}
     for seq in sorted(seqs):
-        data = raw.get(link_key(writer, seq))
-        if data is None:
-            broken(link_key(writer, seq), "the link vanished while being read")
+        got = parsed.pop(seq, "the link vanished while being read")
+        if isinstance(got, str):
+            broken(link_key(writer, seq), got)
             continue
-        try:
-            link = Link.from_bytes(data)
-        except ValueError as exc:
-            broken(link_key(writer, seq), f"unreadable link: {exc}")
+        read, sha = got
+        if (read.writer, read.seq) != (writer, seq):
+            broken(link_key(writer, seq), f"the link says it is {read.key}")
             continue
-        if (link.writer, link.seq) != (writer, seq):
-            broken(link_key(writer, seq), f"the link says it is {link.key}")
-            continue
-        links[seq] = (link, sha256_hex(data))
-        audit.links[link.manifest_key] = link
+        links[seq] = (read, sha)
+        audit.links[read.manifest_key] = read
     # Each link must name its predecessor's exact bytes, back to the first link.
     for _seq, (link, _) in sorted(links.items()):
         if link.prev_seq is None:

@@ -29,6 +29,7 @@ import bisect
 import hashlib
 import re
 from collections.abc import AsyncGenerator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from archiver.manifest.chain import Link
@@ -167,8 +168,9 @@ class RollupAudit:
             else:
                 by_rollup.setdefault(rollup.record.key, (rollup, {}))[1][obj.key] = obj
         for rollup, wanted in by_rollup.values():
-            for manifest in await self._from_rollup(store, rollup, wanted, links):
-                yield manifest
+            async with aclosing(self._from_rollup(store, rollup, wanted, links)) as parsed:
+                async for manifest in parsed:
+                    yield manifest
             rest.extend(wanted.values())  # what the rollup did not prove: read it
         async for manifest in read_manifests(store, sorted(rest, key=lambda o: o.key), concurrency):
             yield manifest
@@ -179,27 +181,26 @@ class RollupAudit:
         rollup: Rollup,
         wanted: dict[str, StoredObject],
         links: dict[str, Link],
-    ) -> list[Manifest]:
-        """Parse each wanted object the rollup's lines prove; removes it from ``wanted``."""
+    ) -> AsyncGenerator[Manifest, None]:
+        """Parse each wanted object the rollup's lines prove, one at a time as it is
+        yielded (a rollup holds up to 5,000 objects); removes it from ``wanted``."""
         record = rollup.record
         entries, data = await read_in_order(store, [record.entries_key, record.data_key], 2)
         if entries is None or data is None:
             self._problem(record.key, "its entries or its lines vanished while being read")
-            return []
+            return
         checked = check_rollup(rollup.record_bytes, entries, data, record.key)
         for problem in checked.problems:
             self._problem(problem.where, problem.detail)
-        found = []
         for obj in checked.objects:
             listed = wanted.get(obj.manifest_key)
             content = obj.manifest_bytes
             if listed is None or links.get(obj.manifest_key) != obj.link:
                 continue
             if listed_as(listed, content):
-                found.append(parse_manifest(obj.manifest_key, content))
                 del wanted[obj.manifest_key]
-        self.read_from += len(found)
-        return found
+                self.read_from += 1
+                yield parse_manifest(obj.manifest_key, content)
 
 
 async def audit_rollups(store: ObjectStore) -> RollupAudit:
