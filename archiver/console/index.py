@@ -35,9 +35,12 @@ ORDERS = ("newest", "oldest", "longest", "shortest")
 _LAST_HOLD = (
     "(SELECT a.action FROM audit a WHERE a.action IN ('hold-on', 'hold-off') "
     "AND a.result = 'ok' AND id_term(json_extract(a.record, '$.target.cdr_id')) = c.cdr_h "
-    "AND json_extract(a.record, '$.target.provider') = c.provider "
+    "AND (SELECT w.id FROM words w WHERE w.kind = 'v' "
+    "AND w.value = json_extract(a.record, '$.target.provider')) = c.provider "
     "ORDER BY a.at DESC, a.key DESC LIMIT 1)"
 )
+# A column kept as a word's number (archiver.console.loading), compared with a value.
+_WORD = "(SELECT id FROM words WHERE kind = '{}' AND value = ?)"
 _HELD, _NOT_HELD = f"{_LAST_HOLD} = 'hold-on'", f"{_LAST_HOLD} IS NOT 'hold-on'"
 INTEGRITY = ("intact", "damaged", "unchecked")
 
@@ -98,12 +101,13 @@ class CallQuery:
             params += [sip_term(self.ident), id_term(self.ident)]
         if self.agent and not self.agent.strip():
             parts.append("0")  # an agent of blanks names nobody
+        status = self.status.strip().casefold() if self.status else None
         for clause, value in (
             ("c.extension = ?", self.extension.strip() if self.extension else None),
-            ("c.direction = ?", self.direction),
+            (f"c.direction = {_WORD.format('d')}", self.direction),
             ("c.billsec >= ?", self.min_seconds),
             ("c.billsec <= ?", self.max_seconds),
-            ("c.status = ?", self.status.strip().casefold() if self.status else None),
+            (f"c.status = {_WORD.format('s')}", status),
             ("c.customer = ?", self.customer.strip() if self.customer else None),
         ):
             if value is not None and value != "":
@@ -275,7 +279,8 @@ class CallIndex:
         """The index id of the call (provider, cdr id), if indexed."""
         rows = await self.db.run(
             lambda c: c.execute(
-                f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.cdr_h = ? AND c.provider = ? "  # noqa: S608
+                f"SELECT {_COLUMNS} FROM {_FROM} WHERE c.cdr_h = ? "  # noqa: S608
+                f"AND c.provider = {_WORD.format('v')} "
                 "ORDER BY c.id",
                 (id_term(cdr_id), provider),
             ).fetchall()

@@ -137,8 +137,43 @@ def prepare(key: str, content: bytes | None) -> Prepared:
     return Prepared(key, rows, terms, identities, manifest.bad_lines)
 
 
+# Columns of a row kept as the number of a word (kind, value) of ``words``: a few
+# values repeated on every row (1 byte instead of 6 to 9, in the row and its index).
+# Positions in a row of call_row, and the word's kind.
+_WORD_COLUMNS = ((0, "v"), (5, "d"), (7, "s"))
+
+
+class _Words:
+    """Numbers of words, asked of ``words`` once per transaction (few distinct values)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.known: dict[tuple[str, str], int] = {}
+
+    def number(self, kind: str, value: object) -> int | None:
+        if value is None:
+            return None
+        key = (kind, str(value))
+        found = self.known.get(key)
+        if found is None:
+            self.conn.execute(_WORD, key)
+            (found,) = self.conn.execute(
+                "SELECT id FROM words WHERE kind = ? AND value = ?", key
+            ).fetchone()
+            self.known[key] = found = int(found)
+        return found
+
+    def row(self, row: tuple[object, ...]) -> tuple[object, ...]:
+        """``row`` with its word columns as numbers."""
+        out = list(row)
+        for position, kind in _WORD_COLUMNS:
+            out[position] = self.number(kind, row[position])
+        return tuple(out)
+
+
 def _indexed_already(conn: sqlite3.Connection, row: tuple[Any, ...], cdr_id: str, sha: str) -> bool:
-    """Whether the call of ``row`` (same provider, cdr id and recording) is indexed."""
+    """Whether the call of ``row`` (its words numbered; same provider, cdr id and
+    recording) is indexed."""
     provider, cdr_h = row[0], row[2]
     for (line,) in conn.execute(
         "SELECT line FROM calls WHERE cdr_h = ? AND provider = ?", (cdr_h, provider)
@@ -155,6 +190,7 @@ def store(conn: sqlite3.Connection, batch: Sequence[Prepared], *, bulk: bool = F
     (a build from nothing): the terms wait in ``terms_load`` for :func:`finish_load`."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        words = _Words(conn)
         for manifest in batch:
             for bad in manifest.bad_lines:
                 log.warning(
@@ -170,9 +206,10 @@ def store(conn: sqlite3.Connection, batch: Sequence[Prepared], *, bulk: bool = F
                 continue  # indexed meanwhile (another update, or a rollup's copy)
             manifest_id = cursor.lastrowid
             terms: list[tuple[str, str, object, int]] = []
-            for row, its_terms, (cdr_id, sha) in zip(
+            for prepared, its_terms, (cdr_id, sha) in zip(
                 manifest.rows, manifest.terms, manifest.identities, strict=True
             ):
+                row = words.row(prepared)
                 if _indexed_already(conn, row, cdr_id, sha):
                     continue
                 call_id = conn.execute(_INSERT, (manifest_id, *row)).lastrowid

@@ -11,8 +11,9 @@ from pathlib import Path
 
 # The format of the call tables and their packed lines. 1: lines as text; 2 (until
 # 2026-12-05): lines DEFLATEd against a typical line, terms as text; 3: lines in
-# Zstandard against a trained dictionary (archiver.console.packed), terms by word number.
-FORMAT = 3
+# Zstandard against a trained dictionary (archiver.console.packed), terms by word number;
+# 4: provider, direction and status as word numbers too, and an index of direction.
+FORMAT = 4
 _CALL_TABLES = ("terms", "words", "calls", "manifests", "rollups_read", "building", "calls_format")
 
 CALL_INDEXES = """
@@ -56,18 +57,19 @@ CREATE TABLE IF NOT EXISTS rollups_read (
 -- One row per archived call: the columns the search form filters on, and the whole
 -- line packed (archiver.console.packed). ``sip_h`` and ``cdr_h`` are 32- and 64-bit
 -- hashes of its ids (archiver.console.loading): a search by id, and the check that a
--- line listed twice is indexed once, compare the lines they lead to.
+-- line listed twice is indexed once, compare the lines they lead to. ``provider``,
+-- ``direction`` and ``status`` are numbers of ``words`` (kinds 'v', 'd', 's').
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY,
     manifest INTEGER NOT NULL,
-    provider TEXT NOT NULL,
+    provider INTEGER NOT NULL,
     sip_h INTEGER NOT NULL,
     cdr_h INTEGER NOT NULL,
     started INTEGER,
     billsec INTEGER,
-    direction TEXT,
+    direction INTEGER,
     extension TEXT,
-    status TEXT,
+    status INTEGER,
     customer TEXT,
     checked_at TEXT,
     problem TEXT,

@@ -96,12 +96,12 @@ async def test_an_index_of_another_format_is_rebuilt_with_a_log_line(
             console.calls.db.close()
 
 
-# Format 3's bound, over the same 3,000 realistic lines as test_console_index's
+# The bound of the current format, over the same 3,000 realistic lines as test_console_index's
 # (hashes and S3 proofs as random as real ones): 543 bytes a line in format 2.
-FORMAT_3_BYTES_PER_LINE = 500
+FORMAT_BYTES_PER_LINE = 500
 
 
-async def test_format_3_keeps_a_line_in_under_500_bytes(local_archive, tmp_path):
+async def test_the_index_keeps_a_line_in_under_500_bytes(local_archive, tmp_path):
     from archiver.console.index import CallIndex
     from archiver.console.tables import SCHEMA
     from archiver.index_db import IndexDatabase
@@ -129,7 +129,7 @@ async def test_format_3_keeps_a_line_in_under_500_bytes(local_archive, tmp_path)
         await db.run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         db.close()
     grown = (tmp_path / "index.sqlite3").stat().st_size - empty.stat().st_size
-    assert grown / 3000 < FORMAT_3_BYTES_PER_LINE, grown / 3000
+    assert grown / 3000 < FORMAT_BYTES_PER_LINE, grown / 3000
 
 
 async def test_a_build_prepared_in_worker_processes_gives_the_same_index(
