@@ -92,3 +92,18 @@ def test_the_search_without_decoding_misses_no_id_decoding_finds(content: bytes)
     # The index may name an object too many (one more read), never one too few.
     decoded = {i for line in decoded_lines(content) for i in line_ids(line)}
     assert manifest_ids(content) >= decoded
+
+
+def test_the_manifest_objects_present_kept_as_bits_per_writer() -> None:
+    from archiver.commands.finding import _BITMAP_SEQS, _Present
+
+    present = _Present()
+    for writer, seq in (("w1", 0), ("w1", 9), ("w2", 1_000_000), ("w1", _BITMAP_SEQS), ("w1", -1)):
+        present.add(writer, seq)
+    assert all(present.has(w, q) for w, q in (("w1", 0), ("w1", 9), ("w2", 1_000_000)))
+    assert present.has("w1", _BITMAP_SEQS)
+    assert present.has("w1", -1)
+    assert not any(
+        present.has(w, q)
+        for w, q in (("w1", 1), ("w1", 8), ("w2", 9), ("w3", 0), ("w1", 10**12), ("w2", 999_999))
+    )
