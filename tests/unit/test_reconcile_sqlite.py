@@ -12,6 +12,8 @@ surrogates, times in several zones around the range's edges.
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +32,7 @@ from archiver.retrieval.reconcile import (
     to_json,
     to_lines,
 )
+from archiver.retrieval.reconcile_render import _encodable as encodable
 from tests.unit.reconcile_oracle import OldReconciliation, old_to_json
 
 SOURCE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -90,7 +93,11 @@ def _same(new: Report, old: Report) -> None:
     assert [_record(c) for c in new.to_fix] == [_record(c) for c in old.to_fix]
     assert to_lines(new) == to_lines(old)
     assert to_csv(new) == to_csv(old)
-    assert to_json(new, {"fix": None}) == old_to_json(old, {"fix": None})
+    # The same text, but a lone surrogate escaped (the old text could not be written).
+    text = to_json(new, {"fix": None})
+    assert text == encodable(old_to_json(old, {"fix": None}))
+    assert json.loads(text) == json.loads(old_to_json(old, {"fix": None}))
+    text.encode()
 
 
 def _record(call: CallRecord) -> dict[str, Any]:
@@ -203,3 +210,24 @@ async def test_fix_hands_the_missing_calls_over_a_page_at_a_time() -> None:
     assert pages == [["c0", "c1"], ["c2", "c3"]]
     assert span(to_fix) == (SINCE, SINCE + timedelta(minutes=4, seconds=1))
     assert span([]) is None
+
+
+def test_a_lone_surrogate_in_an_id_does_not_stop_the_report_half_way() -> None:
+    # A provider's JSON may send "\ud800" in an id: it has no UTF-8 form.
+    from archiver.retrieval.reconcile import write_csv, write_json
+
+    rec = Reconciliation("cdr_v2", SINCE, SINCE + timedelta(days=1), SOURCE_TZ)
+    hostile = "c\ud800z"
+    rec.add_page([_call(Provider.CDR_V2, hostile, "s\udc80", SINCE, True)], ["why \ud800"])
+    report = rec.report()
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8", newline="")  # strict, as stdout is
+    write_json(report, out)
+    out.flush()
+    doc = json.loads(raw.getvalue().decode())
+    assert [f["cdr_id"] for f in doc["findings"]] == [hostile, "-"]  # the exact id
+    assert doc["findings"][1]["detail"] == "why \ud800"
+    raw.seek(0), raw.truncate()
+    write_csv(report, out)
+    out.flush()
+    assert "c\\ud800z" in raw.getvalue().decode()  # its escaped spelling
