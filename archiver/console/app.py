@@ -252,7 +252,7 @@ def open_console(
         settings=settings,
         tz=tz,
         store=store,
-        calls=CallIndex(db, opener),
+        calls=CallIndex(db, opener, settings.index_workers),
         audit_log=AuditLog(db),
         sessions=Sessions(db, settings.session_minutes * 60),
         throttle=SignInThrottle(settings.login_attempts),

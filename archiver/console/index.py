@@ -212,8 +212,9 @@ Refreshed = updates.Refreshed
 class CallIndex:
     """Search and look up archived calls from the index; keep it up to date."""
 
-    def __init__(self, db: IndexDatabase, opener: Opener | None = None) -> None:
+    def __init__(self, db: IndexDatabase, opener: Opener | None = None, workers: int = 0) -> None:
         self.db = db
+        self.workers = workers  # processes preparing a build from nothing (0: none)
         self.opener = opener or Opener(None)  # opens sealed numbers, finds their hashes
         # The hold filter compares the audit trail's cdr ids with the calls' hashes.
         db.add_function("id_term", 1, _id_term_or_none)
@@ -231,7 +232,7 @@ class CallIndex:
 
     async def refresh(self, store: ObjectStore, concurrency: int = 8) -> Refreshed:
         """Index every manifest object not indexed yet (see :mod:`archiver.console.updates`)."""
-        return await updates.update(self.db, store, concurrency)
+        return await updates.update(self.db, store, concurrency, self.workers)
 
     async def search(
         self, query: CallQuery, offset: int, limit: int

@@ -13,8 +13,9 @@ Rollups (:mod:`archiver.manifest.rollup_read`) come first: each is read once
 keys when it checks out, so the listing's pass then finds them indexed. A
 build from nothing drops the calls' secondary indexes and makes them once at
 the end: sorting once is several times quicker than a random write per row.
-A large build from nothing also prepares its lines in worker processes
-(:class:`_Preparing`): preparing is most of a build's CPU, and it is pure.
+A large build from nothing may also prepare its lines in worker processes
+(:class:`_Preparing`, ``ARCHIVER_CONSOLE__INDEX_WORKERS``): preparing is most
+of a build's CPU, and it is pure.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
@@ -45,12 +46,10 @@ _COMMIT_OBJECTS = 200
 _COMMIT_LINES = 20_000
 # Listed keys asked of the index at once: the memory of an update.
 _PAGE = 1000
-# A build from nothing moves its preparing to worker processes once it has prepared
-# this many lines itself (a small archive, every test's, never starts a process), in
-# WORKERS processes (one per core, at most 4; none on one core), each with at most
-# _AHEAD manifest objects sent ahead of the writer (the memory they hold).
+# A build from nothing given workers moves its preparing to them once it has prepared
+# this many lines itself (a small archive never starts a process), each worker with at
+# most _AHEAD manifest objects sent ahead of the writer (the memory they hold).
 POOL_AFTER_LINES = 50_000
-WORKERS = min(os.cpu_count() or 1, 4)
 _AHEAD = 4
 
 
@@ -100,38 +99,67 @@ class _Writer:
 
 class _Preparing:
     """Manifest objects prepared (:func:`loading.prepare`) and handed to the writer in the
-    order they were read: in this thread, or in worker processes for a build from nothing
-    past :data:`POOL_AFTER_LINES` lines on a machine of several cores."""
+    order they were read: in this thread, or in ``workers`` processes (more than one) for
+    a build from nothing past :data:`POOL_AFTER_LINES` lines."""
 
-    def __init__(self, writer: _Writer, *, pool: bool) -> None:
+    def __init__(self, writer: _Writer, *, workers: int) -> None:
         self.writer = writer
-        self.workers = WORKERS if pool else 1
+        self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
-        self.ahead: deque[asyncio.Future[loading.Prepared]] = deque()
+        # Each object sent ahead with its bytes: prepared here if the workers fail.
+        self.ahead: deque[tuple[str, bytes | None, asyncio.Future[loading.Prepared]]] = deque()
 
     async def add(self, key: str, content: bytes | None) -> None:
         if self.pool is None and self.workers > 1 and self.writer.total_lines >= POOL_AFTER_LINES:
             # spawn: a fork of this process (threads: the event loop's, SQLite's) is unsafe.
             context = multiprocessing.get_context("spawn")
             self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
-        if self.pool is None:
-            await self.writer.add(loading.prepare(key, content))
-            return
-        loop = asyncio.get_running_loop()
-        self.ahead.append(loop.run_in_executor(self.pool, loading.prepare, key, content))
-        while len(self.ahead) > _AHEAD * self.workers:
-            await self.writer.add(await self.ahead.popleft())
+        if self.pool is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                sent = loop.run_in_executor(self.pool, loading.prepare, key, content)
+            except BrokenProcessPool as exc:
+                self._without_workers(exc)
+            else:
+                self.ahead.append((key, content, sent))
+                while len(self.ahead) > _AHEAD * self.workers:
+                    await self._next()
+                return
+        await self.drain()  # the order read is kept
+        await self.writer.add(loading.prepare(key, content))
+
+    async def _next(self) -> None:
+        key, content, sent = self.ahead.popleft()
+        try:
+            prepared = await sent
+        except BrokenProcessPool as exc:
+            self._without_workers(exc)
+            prepared = loading.prepare(key, content)
+        await self.writer.add(prepared)
+
+    def _without_workers(self, exc: BaseException) -> None:
+        """The workers could not start or died (a program importing this one without a
+        ``__main__`` guard, a worker killed): the rest of the build prepares here."""
+        if self.pool is not None:
+            log.warning(
+                "console index: its worker processes failed (%s): the build goes on in this "
+                "process",
+                exc,
+            )
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+        self.workers = 1
 
     async def drain(self) -> None:
         """Hand every object sent ahead to the writer."""
         while self.ahead:
-            await self.writer.add(await self.ahead.popleft())
+            await self._next()
 
     def close(self) -> None:
         """Stop the workers; objects not drained (an update that failed) are dropped: they
         are not indexed, so the next update reads them again."""
-        for future in self.ahead:
-            future.cancel()
+        for _, _, sent in self.ahead:
+            sent.cancel()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -177,12 +205,15 @@ async def _from_rollups(db: IndexDatabase, store: ObjectStore, preparing: _Prepa
         await db.run(partial(loading.rollup_read, key=ref.key, usable=rollup.usable))
 
 
-async def update(db: IndexDatabase, store: ObjectStore, concurrency: int = 8) -> Refreshed:
+async def update(
+    db: IndexDatabase, store: ObjectStore, concurrency: int = 8, workers: int = 0
+) -> Refreshed:
     """Index every manifest object not indexed yet: from the rollups first, then the
-    small objects no rollup gave."""
+    small objects no rollup gave (``workers``: processes that prepare the lines of a
+    build from nothing; 0 or 1, none)."""
     bulk = await db.run(loading.start_bulk)
     writer = _Writer(db, bulk=bulk)
-    preparing = _Preparing(writer, pool=bulk)
+    preparing = _Preparing(writer, workers=workers if bulk else 0)
     try:
         await _from_rollups(db, store, preparing)
         async with aclosing(_new_keys(db, store)) as pages:

@@ -39,6 +39,11 @@ class ConsoleSettings(BaseModel):
     # listing is older than this (between, it asks only for the chain's new links; an
     # id not found is always looked for in a full listing); 0: every time.
     index_full_listing_hours: float = Field(default=24.0, ge=0)
+    # Worker processes that parse and pack the lines of a build of the console's index
+    # from nothing, past its first 50,000 lines; 0: in the console's own process. Each
+    # takes a core and about 60 MiB: two on two free cores halve the build's wall time
+    # for a fifth more CPU (docs/performance.md).
+    index_workers: int = Field(default=0, ge=0, le=16)
     # Local accounts, one ``name:role:argon2-hash`` a line (``archiver console-user``).
     users_file: Path = Path("./archiver-console-users")
     # Whether the console asks for a reason before a play, a download, an export or a hold.

@@ -7,8 +7,8 @@ the state leg's, in batches of 1,000 per local date, named as
 then times, in process, on a fresh index file:
 
 - the build: ``CallIndex.refresh`` from empty (list, read, parse, insert), its
-  lines prepared in worker processes past the first 50,000 (``--no-workers``:
-  all in its own process);
+  lines prepared in its own process, or with ``--workers N`` in N worker
+  processes past the first 50,000 (``ARCHIVER_CONSOLE__INDEX_WORKERS``);
 - an incremental update: one new manifest object of 1,000 lines, then one
   refresh with nothing new (the daemon's idle look);
 - searches as the console's form sends them (each 30 times with different
@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from archiver.console import updates
 from archiver.console.index import CallIndex, CallQuery
 from archiver.console.tables import SCHEMA
 from archiver.index_db import IndexDatabase
@@ -168,7 +167,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     db_path = root / "console.sqlite3"
     async with open_store(storage) as store:
         db = IndexDatabase.fresh(db_path, SCHEMA)
-        index = CallIndex(db)
+        index = CallIndex(db, workers=args.workers)
         started, cpu, workers = time.perf_counter(), time.process_time(), _children_cpu()
         built = await index.refresh(store)
         result["build_s"] = round(time.perf_counter() - started, 1)
@@ -209,12 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.bench.console_index", description=__doc__)
     p.add_argument("--calls", type=int, default=1_000_000)
     p.add_argument("--dir", required=True, help="an empty directory for the archive and index")
-    p.add_argument(
-        "--no-workers", action="store_true", help="prepare every line in the build's process"
-    )
+    p.add_argument("--workers", type=int, default=0, help="processes preparing the build's lines")
     args = p.parse_args(argv)
-    if args.no_workers:
-        updates.POOL_AFTER_LINES = sys.maxsize
     result = asyncio.run(run(args))
     print(json.dumps(result))
     for kind, row in result["search"].items():

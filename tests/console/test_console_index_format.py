@@ -147,8 +147,8 @@ async def test_a_build_prepared_in_worker_processes_gives_the_same_index(
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
             pools.append(self)
 
-    async def build(name: str) -> list[tuple[str, str, list[str]]]:
-        index = CallIndex(IndexDatabase(tmp_path / name, SCHEMA))
+    async def build(name: str, workers: int) -> list[tuple[str, str, list[str]]]:
+        index = CallIndex(IndexDatabase(tmp_path / name, SCHEMA), workers=workers)
         try:
             await index.refresh(store)
             found, total = await index.search(CallQuery(), 0, 100)
@@ -166,11 +166,54 @@ async def test_a_build_prepared_in_worker_processes_gives_the_same_index(
 
     async with open_store(two_batch_archive) as store:
         calls = await manifest_calls(store)
-        alone = await build("alone.sqlite3")
-        assert pools == []
         monkeypatch.setattr(updates, "POOL_AFTER_LINES", 0)
-        monkeypatch.setattr(updates, "WORKERS", 2)
         monkeypatch.setattr(updates, "ProcessPoolExecutor", Counted)
-        pooled = await build("pooled.sqlite3")
+        alone = await build("alone.sqlite3", workers=0)  # the default: no process
+        assert pools == []
+        pooled = await build("pooled.sqlite3", workers=2)
     assert len(pools) == 1
     assert pooled == alone
+
+
+async def test_workers_that_die_leave_the_build_to_the_process(
+    two_batch_archive, tmp_path, monkeypatch, caplog
+):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from archiver.console import updates
+    from archiver.console.index import CallIndex
+    from archiver.console.tables import SCHEMA
+    from archiver.index_db import IndexDatabase
+
+    class Dying:
+        """A pool whose every worker dies (as when a program lacks a __main__ guard)."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.sent = 0
+
+        def submit(self, *args: object) -> Future[object]:
+            self.sent += 1
+            dead: Future[object] = Future()
+            dead.set_exception(BrokenProcessPool("a worker died"))
+            return dead
+
+        def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+            pass
+
+    monkeypatch.setattr(updates, "POOL_AFTER_LINES", 0)
+    monkeypatch.setattr(updates, "ProcessPoolExecutor", Dying)
+    async with open_store(two_batch_archive) as store:
+        calls = await manifest_calls(store)
+        index = CallIndex(IndexDatabase(tmp_path / "index.sqlite3", SCHEMA), workers=2)
+        with caplog.at_level(logging.WARNING, logger="archiver.console"):
+            built = await index.refresh(store)
+        try:
+            assert built.lines == len(calls)
+            found, total = await index.search(CallQuery(), 0, 100)
+            assert total == len(calls)
+            assert sorted(i.call.cdr_id for i in found) == sorted(c.cdr_id for c in calls)
+        finally:
+            index.db.close()
+    said = [r.getMessage() for r in caplog.records if "worker processes failed" in r.getMessage()]
+    assert len(said) == 1
