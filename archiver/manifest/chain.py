@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -108,7 +109,8 @@ class Link:
         if (prev_seq is None) != (prev_sha is None):
             raise ValueError("prev_seq and prev_sha256 go together")
         return cls(
-            writer=writer,
+            # One string per writer, not one per link (a verify holds every link).
+            writer=sys.intern(writer),
             seq=field_count(body, "seq") or 0,
             manifest_key=field_text(body, "manifest_key") or "",
             manifest_sha256=field_text(body, "manifest_sha256") or "",

@@ -131,7 +131,8 @@ async def audit_chains(store: ObjectStore) -> ChainAudit:
     audit.writer_ids = by_writer.keys() | heads
     audit.writers = len(audit.writer_ids)
     for writer in sorted(by_writer.keys() | heads):
-        await _audit_writer(store, audit, writer, by_writer.get(writer, {}), writer in heads)
+        # Each writer's listing is let go once its chain is walked.
+        await _audit_writer(store, audit, writer, by_writer.pop(writer, {}), writer in heads)
     audit.rollups.on_walk(audit.state.walks)
     # Those of the manifests' reading come with unseen().
     audit.problems += audit.rollups.take_problems()
