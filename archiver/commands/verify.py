@@ -162,6 +162,8 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
                 ),
                 sample=sample,
                 scratch_dir=settings.scratch_dir,
+                # The latest archived_at of each manifest object: for the tokens' check only.
+                keep_archived=_stamps_checked(settings.timestamp),
             )
         ranged = isinstance(report.chains, RangeChainAudit)  # only the range's links walked
         stamps = await _check_stamps(store, settings.timestamp, report)
@@ -245,12 +247,17 @@ async def _check_witnesses(
     return found
 
 
+def _stamps_checked(settings: TimestampSettings) -> bool:
+    """Whether verify checks the links' trusted timestamps (they are configured)."""
+    return settings.url is not None or settings.ca_bundle is not None
+
+
 async def _check_stamps(
     store: ObjectStore, settings: TimestampSettings, report: VerifyReport
 ) -> StampReport:
     """Every link's trusted timestamp from each writer's first stamped link on, when
     timestamps are configured; each problem goes into the report (exit 5)."""
-    if report.chains is None or (settings.url is None and settings.ca_bundle is None):
+    if report.chains is None or not _stamps_checked(settings):
         return StampReport()
     if isinstance(report.chains, RangeChainAudit):
         return StampReport()  # the tokens go with the whole walk: a full verify

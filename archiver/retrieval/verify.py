@@ -242,6 +242,7 @@ async def verify_archive(
     orphans: OrphanRule | None = None,
     sample: Sample | None = None,
     scratch_dir: Path | None = None,
+    keep_archived: bool = True,
 ) -> VerifyReport:
     """Check every entry of ``manifests`` (calls started in [since, until)), the chain, the index.
 
@@ -252,13 +253,25 @@ async def verify_archive(
     ``scratch_dir`` (:mod:`archiver.retrieval.scratch`), removed at the end.
     With ``orphans`` and the whole archive asked, every recording listed that
     no line names is reported once older than the rule's bound (ORPHAN).
+    ``keep_archived``: fill ``report.archived`` (the timestamp check's; an entry
+    per manifest object, so only when timestamps are checked).
     """
     with open_scratch(scratch_dir, "verify") as db:
         return await _verify(
             store,
             manifests,
             VerifyScratch(db),
-            _Asked(since, until, tz or UTC, deep, rehash, max(1, concurrency), orphans, sample),
+            _Asked(
+                since,
+                until,
+                tz or UTC,
+                deep,
+                rehash,
+                max(1, concurrency),
+                orphans,
+                sample,
+                keep_archived,
+            ),
             on_progress,
         )
 
@@ -273,6 +286,7 @@ class _Asked:
     concurrency: int
     orphans: OrphanRule | None
     sample: Sample | None
+    keep_archived: bool
 
 
 async def _verify(
@@ -305,7 +319,7 @@ async def _verify(
                 number = None
                 if not manifest.missing:
                     times = [t for c in manifest.calls if (t := c.archived_at) is not None]
-                    if times:
+                    if times and asked.keep_archived:
                         report.archived[manifest.key] = max(times)
                     number = memo.read(manifest, max(times) if times else None)
                     chained = chains.check_manifest(manifest)
