@@ -99,8 +99,8 @@ class _Writer:
 
 class _Preparing:
     """Manifest objects prepared (:func:`loading.prepare`) and handed to the writer in the
-    order they were read: in this thread, or in ``workers`` processes (more than one) for
-    a build from nothing past :data:`POOL_AFTER_LINES` lines."""
+    order they were read: in this thread, or in ``workers`` processes (if any) for a
+    build from nothing past :data:`POOL_AFTER_LINES` lines."""
 
     def __init__(self, writer: _Writer, *, workers: int) -> None:
         self.writer = writer
@@ -110,7 +110,7 @@ class _Preparing:
         self.ahead: deque[tuple[str, bytes | None, asyncio.Future[loading.Prepared]]] = deque()
 
     async def add(self, key: str, content: bytes | None) -> None:
-        if self.pool is None and self.workers > 1 and self.writer.total_lines >= POOL_AFTER_LINES:
+        if self.pool is None and self.workers > 0 and self.writer.total_lines >= POOL_AFTER_LINES:
             # spawn: a fork of this process (threads: the event loop's, SQLite's) is unsafe.
             context = multiprocessing.get_context("spawn")
             self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
@@ -148,7 +148,7 @@ class _Preparing:
             )
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
-        self.workers = 1
+        self.workers = 0
 
     async def drain(self) -> None:
         """Hand every object sent ahead to the writer."""
@@ -210,7 +210,7 @@ async def update(
 ) -> Refreshed:
     """Index every manifest object not indexed yet: from the rollups first, then the
     small objects no rollup gave (``workers``: processes that prepare the lines of a
-    build from nothing; 0 or 1, none)."""
+    build from nothing; 0: none)."""
     bulk = await db.run(loading.start_bulk)
     writer = _Writer(db, bulk=bulk)
     preparing = _Preparing(writer, workers=workers if bulk else 0)
