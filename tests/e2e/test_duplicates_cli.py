@@ -93,10 +93,24 @@ async def test_duplicates_are_reported_then_superseded_by_a_chained_record(
         second = await write_second_writer(store, twice, "wsecondstate01")
         before = {o.key: o.sha256 async for o in store.list("")}
 
-    found = await run_cli("verify", env=env, cwd=tmp_path)
+    # verify remembers the lines on its scratch file (ARCHIVER_SCRATCH_DIR), removed at exit.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    found = await run_cli("verify", env={**env, "ARCHIVER_SCRATCH_DIR": str(scratch)}, cwd=tmp_path)
     assert found.code == 5, found.out + found.err
+    assert list(scratch.iterdir()) == []
     duplicates = [line for line in found.out.splitlines() if line.startswith("DUPLICATE ")]
     assert len(duplicates) == 3, found.out
+    # No writable place for it: the same findings, from tables in memory, with a warning.
+    (tmp_path / "not-a-folder").write_text("")
+    in_memory = await run_cli(
+        "verify", env={**env, "ARCHIVER_SCRATCH_DIR": str(tmp_path / "not-a-folder")}, cwd=tmp_path
+    )
+    assert in_memory.code == 5, in_memory.out + in_memory.err
+    assert "keeping the command's scratch tables in memory" in in_memory.err, in_memory.err
+    assert [line for line in in_memory.out.splitlines() if line.startswith("DUPLICATE ")] == (
+        duplicates
+    )
     for number, line in enumerate(twice, start=1):
         cdr = json.loads(line)["cdr_id"]
         [report] = [d for d in duplicates if f"cdr {cdr};" in d]
