@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from archiver.errors import ListingLimitError
-from archiver.models import CallRecord
 from archiver.pipeline.intake import Intake
 from archiver.pipeline.role_keeper import RoleKeeper, window_role
 from archiver.pipeline.stats import RunStats
-from archiver.sources.base import CdrSource, Page
+from archiver.sources.base import CdrSource
 from archiver.state.protocols import Progress
 from archiver.waiting import wait_set
 
@@ -110,18 +109,3 @@ class WindowLister:
             return
         await self.progress.mark_window_done(provider, start, end)
         self.stats.windows_done += 1
-
-
-class GivenCalls:
-    """``reconcile --fix``: calls another listing found, handed over as one page.
-
-    No window is marked done: this pipeline did not list any.
-    """
-
-    def __init__(self, calls: Sequence[CallRecord]) -> None:
-        self.calls = list(calls)
-
-    async def run(self, into: Intake, stop: asyncio.Event) -> None:
-        """Take the calls, once."""
-        if not stop.is_set():
-            await into.take(Page(records=self.calls))
