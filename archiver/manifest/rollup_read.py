@@ -148,8 +148,9 @@ async def covered_keys(store: ObjectStore, ref: RollupRef) -> list[str] | None:
     return [Link.from_bytes(entry.link).manifest_key for entry in checked.entries]
 
 
-async def read_rollup(store: ObjectStore, ref: RollupRef) -> RollupRead:
-    """Read and check one rollup's three parts (bounded by the format's caps)."""
+async def read_parts(store: ObjectStore, ref: RollupRef) -> tuple[bytes, bytes, bytes] | RollupRead:
+    """A rollup's three parts (record, entries, lines), read (bounded by the format's caps);
+    or, when they cannot be read, the rollup read with its problem (and no objects)."""
     wrong = _too_big(ref)
     if wrong is not None:
         return RollupRead(ref, None, [], [wrong])
@@ -161,15 +162,14 @@ async def read_rollup(store: ObjectStore, ref: RollupRef) -> RollupRead:
         )
     except KeyError as exc:
         return RollupRead(ref, None, [], [RollupProblem(str(exc.args[0]), "gone when read")])
+    return record, entries, data
+
+
+def check_parts(ref: RollupRef, record: bytes, entries: bytes, data: bytes) -> RollupRead:
+    """A rollup's parts checked (pure: no logging, so it may run in a worker process);
+    :func:`log_unused` reports one that does not check out."""
     checked = check_rollup(record, entries, data, ref.key)
     if not checked.ok:
-        for problem in checked.problems:
-            log.warning(
-                "rollup %s not used (its objects are read one by one): %s: %s",
-                ref.key,
-                problem.where,
-                problem.detail,
-            )
         return RollupRead(ref, checked.record, [], checked.problems)
     slices = [
         (obj.manifest_key, obj.offset, obj.offset + obj.link.manifest_size)
@@ -180,6 +180,27 @@ async def read_rollup(store: ObjectStore, ref: RollupRef) -> RollupRead:
         for obj in checked.objects
     ]
     return RollupRead(ref, checked.record, slices, [], data, links)
+
+
+def log_unused(key: str, problems: Iterable[RollupProblem]) -> None:
+    """Log why the rollup at ``key`` is set aside (what its check found)."""
+    for problem in problems:
+        log.warning(
+            "rollup %s not used (its objects are read one by one): %s: %s",
+            key,
+            problem.where,
+            problem.detail,
+        )
+
+
+async def read_rollup(store: ObjectStore, ref: RollupRef) -> RollupRead:
+    """Read and check one rollup's three parts (bounded by the format's caps)."""
+    parts = await read_parts(store, ref)
+    if isinstance(parts, RollupRead):
+        return parts
+    read = check_parts(ref, *parts)
+    log_unused(ref.key, read.problems)
+    return read
 
 
 def _dates_of(keys: Iterable[str]) -> set[str]:

@@ -22,18 +22,37 @@ commands updating at once leave it indexed whole or not at all.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
+import multiprocessing
+import os
 import sqlite3
-import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
+from dataclasses import replace
 from functools import partial
 
 from archiver.index_db import IndexDatabase
-from archiver.manifest.reader import decoded_lines, line_ids, read_objects
-from archiver.manifest.rollup_read import covered_keys, list_rollups, read_rollup
+from archiver.manifest.reader import read_objects
+from archiver.manifest.rollup_read import (
+    RollupRead,
+    RollupRef,
+    covered_keys,
+    list_rollups,
+    log_unused,
+    read_parts,
+    read_rollup,
+)
 from archiver.retrieval import proven_links
+from archiver.retrieval.id_rows import (
+    Hint,
+    RollupRows,
+    id_hash,
+    manifest_ids,
+    object_rows,
+    rollup_rows,
+    rows_of,
+)
 from archiver.retrieval.index import normalize_id
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import MANIFEST_PREFIX
@@ -66,8 +85,6 @@ CREATE TABLE IF NOT EXISTS id_watermarks (
 """
     + proven_links.SCHEMA
 )
-# An id field with a plain string value, as json.dumps writes it.
-_ID_FIELD = re.compile(rb'"(?:sip_call_id|cdr_id)"\s*:\s*"([^"\\\n]*)"')
 # Keys of a listing checked against the index at once.
 _LISTED_AT_ONCE = 10_000
 # Manifest objects (about 1,000 lines each) written per transaction.
@@ -75,56 +92,26 @@ _COMMIT_EVERY = 50
 # SQLite's page cache while updating, in KiB: the hash B-tree of a million calls
 # (about 40 MB) stays in memory, so its random inserts do not go to the disk.
 _CACHE_KIB = 64 * 1024
+# A build from nothing with more rollups to read than this checks them and hashes their
+# ids in worker processes (one per core; a small archive, every test's, starts none),
+# each with at most _AHEAD rollups sent ahead of the writer: the memory they hold (a
+# rollup's lines are up to 64 MiB).
+POOL_AFTER_ROLLUPS = 4
+_AHEAD = 2
 
-
-def id_hash(ident: str) -> int:
-    """The signed 64-bit hash of a normalized id (pure; stable across processes)."""
-    digest = hashlib.blake2b(ident.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def manifest_ids(content: bytes) -> set[str]:
-    """Every normalized sip_call_id and cdr id of a manifest object's lines (pure).
-
-    Only what the index needs is read: a line that is not a JSON object, or
-    has no ids, adds nothing (``get`` checks the line it serves in full). An
-    object as the archiver writes it (no escape, no NUL, each id field a
-    plain string) is searched for its ids instead of decoded, a tenth of the
-    work; any other is decoded line by line. An id taken from a place
-    decoding would not (a nested object, a key given twice, a line that is
-    not JSON) only costs a lookup one more read: the index may name too many
-    objects, never too few.
-    """
-    quick = _quick_ids(content)
-    if quick is not None:
-        return quick
-    return {ident for line in decoded_lines(content) for ident in line_ids(line)}
-
-
-def _quick_ids(content: bytes) -> set[str] | None:
-    """The ids of an object found without decoding it, or None when it must be decoded."""
-    if b"\\" in content or b"\0" in content:
-        return None
-    values = _ID_FIELD.findall(content)
-    if len(values) != content.count(b'"sip_call_id"') + content.count(b'"cdr_id"'):
-        return None  # an id field whose value is not a plain string (a number, null...)
-    ids = set()
-    for value in set(values):
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        ids.add((text if text.isascii() else unicodedata.normalize("NFC", text)).strip())
-    ids.discard("")
-    return ids
+__all__ = ["SCHEMA", "IdIndex", "id_hash", "manifest_ids"]
 
 
 class IdIndex:
     """The id index in ``db`` (a :class:`IndexDatabase` opened with :data:`SCHEMA`): brought up
     to date from the storage, then asked."""
 
-    def __init__(self, db: IndexDatabase) -> None:
+    def __init__(self, db: IndexDatabase, *, pool_after: int = POOL_AFTER_ROLLUPS) -> None:
+        """``pool_after``: the rollups a build from nothing reads in this process at most;
+        with more, it checks and hashes them in worker processes."""
         self.db = db
+        self.pool_after = pool_after
+        self.pooled = 0  # rollups checked and hashed in worker processes (for the bench)
 
     async def refresh(
         self,
@@ -172,7 +159,7 @@ class IdIndex:
                 async for key, content in reads:
                     if content is None:
                         continue  # gone since the listing: looked at again next time
-                    pending.append((key, sorted({id_hash(i) for i in manifest_ids(content)})))
+                    pending.append(object_rows(key, content))
                     added += 1
                     if len(pending) >= _COMMIT_EVERY:
                         if writing is not None:
@@ -198,13 +185,15 @@ class IdIndex:
         """
         refs = await list_rollups(store)
         seen = await self.db.run(partial(_known, keys=[r.key for r in refs], table="id_rollups"))
+        todo = [ref for ref in refs if ref.key not in seen]
         # A fresh index has none of the objects: their keys are not worth checking first.
         fresh = await self.db.run(_empty)
+        if fresh and len(todo) > self.pool_after:
+            await self._rollups_in_workers(store, todo)
+            return
         writing: asyncio.Task[None] | None = None
         try:
-            for ref in refs:
-                if ref.key in seen:
-                    continue
+            for ref in todo:
                 if not fresh:
                     # An index kept up to date has its objects already: the lines are not read.
                     covered = await covered_keys(store, ref)
@@ -212,24 +201,61 @@ class IdIndex:
                     if covered and not set(covered) - known:
                         await self.db.run(partial(_store, batch=[], rollup=ref.key))
                         continue
-                rollup = await read_rollup(store, ref)
-                batch = [
-                    (k, sorted({id_hash(i) for i in manifest_ids(c)})) for k, c in rollup.objects()
-                ]
-                hints = [(ref.writer, *link) for link in rollup.links]
+                rows = rows_of(await read_rollup(store, ref))
                 if writing is not None:
                     await writing
                 # Written in SQLite's thread while the next rollup is read and decoded here.
-                store_it = partial(_store, batch=batch, rollup=ref.key, hints=hints)
-                writing = asyncio.create_task(self.db.run(store_it))
+                writing = asyncio.create_task(self.db.run(_storing(rows)))
         finally:
+            if writing is not None:
+                await writing
+
+    async def _rollups_in_workers(self, store: ObjectStore, todo: Sequence[RollupRef]) -> None:
+        """:meth:`from_rollups` of a build from nothing with many rollups: each read here,
+        checked and hashed in a worker process (spawned: a fork of this process, with its
+        event loop's and SQLite's threads, is unsafe), written here in the order read.
+        Rollups sent ahead and not written when a read fails are dropped: not marked
+        read, so the next update reads them again."""
+        workers = max(1, os.cpu_count() or 1)
+        loop = asyncio.get_running_loop()
+        ahead: deque[asyncio.Future[RollupRows]] = deque()
+        writing: asyncio.Task[None] | None = None
+
+        async def write_next() -> None:
+            nonlocal writing
+            rows = await ahead.popleft()
+            log_unused(rows.key, rows.problems)  # as read_rollup logs it
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(self.db.run(_storing(rows)))
+
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        try:
+            for ref in todo:
+                parts = await read_parts(store, ref)
+                if isinstance(parts, RollupRead):
+                    # Unreadable: nothing to check, nor to log (read_rollup logs a check's).
+                    ahead.append(loop.create_future())
+                    ahead[-1].set_result(replace(rows_of(parts), problems=[]))
+                else:
+                    ahead.append(loop.run_in_executor(pool, rollup_rows, ref, *parts))
+                    self.pooled += 1
+                del parts  # the worker has its copy: this one is not kept while it works
+                while len(ahead) >= _AHEAD * workers:
+                    await write_next()
+            while ahead:
+                await write_next()
+        finally:
+            for future in ahead:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
             if writing is not None:
                 await writing
 
     async def add(self, key: str, content: bytes) -> None:
         """Index one manifest object from its bytes (one this process has just written)."""
-        hashes = sorted({id_hash(i) for i in manifest_ids(content)})
-        await self.db.run(partial(_store, batch=[(key, hashes)]))
+        await self.db.run(partial(_store, batch=[object_rows(key, content)]))
 
     async def forget(self, key: str) -> None:
         """Drop a manifest object the storage does not have (an index file that also saw
@@ -247,6 +273,11 @@ class IdIndex:
             ).fetchall()
         )
         return [str(key) for (key,) in rows]
+
+
+def _storing(rows: RollupRows) -> Callable[[sqlite3.Connection], None]:
+    """The write of a rollup's rows, marking it read with them."""
+    return partial(_store, batch=rows.batch, rollup=rows.key, hints=rows.hints)
 
 
 def _known(conn: sqlite3.Connection, keys: Sequence[str], table: str = "id_manifests") -> set[str]:
@@ -282,7 +313,7 @@ def _store(
     conn: sqlite3.Connection,
     batch: Sequence[tuple[str, Iterable[int]]],
     rollup: str = "",
-    hints: Sequence[tuple[str, int, str, int | None, str | None]] = (),
+    hints: Sequence[Hint] = (),
 ) -> None:
     conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
     conn.execute("BEGIN IMMEDIATE")
