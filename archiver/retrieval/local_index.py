@@ -93,11 +93,13 @@ _COMMIT_EVERY = 50
 # (about 40 MB) stays in memory, so its random inserts do not go to the disk.
 _CACHE_KIB = 64 * 1024
 # A build from nothing with more rollups to read than this checks them and hashes their
-# ids in worker processes (one per core; a small archive, every test's, starts none),
-# each with at most _AHEAD rollups sent ahead of the writer: the memory they hold (a
-# rollup's lines are up to 64 MiB).
+# ids in worker processes (one per core; a small archive, every test's, starts none).
+# Sent ahead of the writer: at most _AHEAD rollups per worker and _AHEAD_BYTES of their
+# parts (at least one): what they hold here and in the workers (a rollup's lines are
+# up to 64 MiB; the service's, 5,000 objects of 4 lines, about 16 MB).
 POOL_AFTER_ROLLUPS = 4
 _AHEAD = 2
+_AHEAD_BYTES = 64 * 1024 * 1024
 
 __all__ = ["SCHEMA", "IdIndex", "id_hash", "manifest_ids"]
 
@@ -218,12 +220,12 @@ class IdIndex:
         read, so the next update reads them again."""
         workers = max(1, os.cpu_count() or 1)
         loop = asyncio.get_running_loop()
-        ahead: deque[asyncio.Future[RollupRows]] = deque()
+        ahead: deque[tuple[asyncio.Future[RollupRows], int]] = deque()  # (rows, bytes sent)
         writing: asyncio.Task[None] | None = None
 
         async def write_next() -> None:
             nonlocal writing
-            rows = await ahead.popleft()
+            rows = await ahead.popleft()[0]
             log_unused(rows.key, rows.problems)  # as read_rollup logs it
             if writing is not None:
                 await writing
@@ -236,18 +238,21 @@ class IdIndex:
                 parts = await read_parts(store, ref)
                 if isinstance(parts, RollupRead):
                     # Unreadable: nothing to check, nor to log (read_rollup logs a check's).
-                    ahead.append(loop.create_future())
-                    ahead[-1].set_result(replace(rows_of(parts), problems=[]))
+                    done = loop.create_future()
+                    done.set_result(replace(rows_of(parts), problems=[]))
+                    ahead.append((done, 0))
                 else:
-                    ahead.append(loop.run_in_executor(pool, rollup_rows, ref, *parts))
+                    sent = loop.run_in_executor(pool, rollup_rows, ref, *parts)
+                    ahead.append((sent, sum(map(len, parts))))
                     self.pooled += 1
-                del parts  # the worker has its copy: this one is not kept while it works
-                while len(ahead) >= _AHEAD * workers:
+                while ahead and (
+                    len(ahead) >= _AHEAD * workers or sum(n for _, n in ahead) >= _AHEAD_BYTES
+                ):
                     await write_next()
             while ahead:
                 await write_next()
         finally:
-            for future in ahead:
+            for future, _ in ahead:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             if writing is not None:
