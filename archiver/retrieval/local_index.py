@@ -93,11 +93,13 @@ _COMMIT_EVERY = 50
 # (about 40 MB) stays in memory, so its random inserts do not go to the disk.
 _CACHE_KIB = 64 * 1024
 # A build from nothing with more rollups to read than this checks them and hashes their
-# ids in worker processes (one per core; a small archive, every test's, starts none).
+# ids in worker processes (one per core; an archive of less than about 300,000 calls in
+# the service's shape starts none: at 100k, 7 rollups, the workers' start-up cost more
+# than they saved).
 # Sent ahead of the writer: at most _AHEAD rollups per worker and _AHEAD_BYTES of their
 # parts (at least one): what they hold here and in the workers (a rollup's lines are
 # up to 64 MiB; the service's, 5,000 objects of 4 lines, about 16 MB).
-POOL_AFTER_ROLLUPS = 4
+POOL_AFTER_ROLLUPS = 16
 _AHEAD = 2
 _AHEAD_BYTES = 64 * 1024 * 1024
 
