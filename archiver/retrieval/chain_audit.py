@@ -15,13 +15,14 @@ read otherwise; either way the walk checks the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Container, Sequence
+from collections.abc import AsyncGenerator, Container, MutableMapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date
 
 from archiver.manifest.chain import Head, Link, sha256_hex
 from archiver.manifest.reader import Manifest, read_object, read_objects
+from archiver.retrieval.link_table import in_key_order
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.rollup_audit import RollupAudit, audit_rollups, links_to_read
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
@@ -40,7 +41,8 @@ class ChainAudit:
     """Every writer's chain, checked; what verify needs to check the manifest objects."""
 
     writers: int = 0
-    links: dict[str, Link] = field(default_factory=dict)  # by manifest key
+    # By manifest key; verify's on its scratch file (a LinkTable: compare links with ==).
+    links: MutableMapping[str, Link] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     unchained: int = 0  # legacy manifest objects under no chain (archiver seal)
     state: ChainState = field(default_factory=ChainState)  # heads and walks, for witnesses
@@ -90,7 +92,7 @@ class ChainAudit:
         """The chained manifest objects of partitions [first, last] that were not read, and
         the rollups that did not check out while the manifest objects were read."""
         problems = self.rollups.take_problems()
-        for key, link in sorted(self.links.items()):
+        for key, link in in_key_order(self.links):
             day = partition_date(key)
             if key in seen or day is None or not first <= day <= last:
                 continue
@@ -113,10 +115,13 @@ async def _gone(store: ObjectStore, link: Link) -> Problem:
     return Problem(ProblemKind.MANIFEST_MISSING, link.manifest_key, f"no such object; {what}")
 
 
-async def audit_chains(store: ObjectStore) -> ChainAudit:
+async def audit_chains(
+    store: ObjectStore, links: MutableMapping[str, Link] | None = None
+) -> ChainAudit:
     """Read and check every writer's chain (one listing, one read per link and head, but
-    for the links a checked rollup holds and the listing proves)."""
-    audit = ChainAudit(rollups=await audit_rollups(store))
+    for the links a checked rollup holds and the listing proves). ``links``: where the
+    checked links go (verify: a :class:`~archiver.retrieval.link_table.LinkTable`)."""
+    audit = ChainAudit(links={} if links is None else links, rollups=await audit_rollups(store))
     by_writer: dict[str, dict[int, StoredObject]] = {}
     heads: set[str] = set()
     async for obj in store.list(CHAIN_PREFIX):
@@ -277,6 +282,6 @@ def _off_the_walk(
                 "a fork, or a link added beside the chain",
             )
             # Its manifest object is then under no valid link.
-            if audit.links.get(link.manifest_key) is link:
+            if audit.links.get(link.manifest_key) == link:
                 del audit.links[link.manifest_key]
         audit.problems.append(problem)

@@ -27,6 +27,7 @@ from archiver.manifest.supersede import (
     parse_records,
     write_records,
 )
+from archiver.retrieval.link_table import in_key_order
 from archiver.retrieval.problems import Problem, ProblemKind, records_against_link
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import MANIFEST_PREFIX
@@ -79,8 +80,8 @@ async def read_records(store: ObjectStore, links: Mapping[str, Link] | None = No
         records, bad = parse_records(key, content)
         found.supersessions += records
         found.problems += [Problem(ProblemKind.BAD_LINE, b, "not a supersede record") for b in bad]
-    for key, link in sorted((links or {}).items()):
-        if key.startswith(SUPERSEDE_PREFIX) and key not in seen:
+    for key, link in in_key_order({} if links is None else links, SUPERSEDE_PREFIX):
+        if key not in seen:
             found.problems.append(
                 Problem(
                     ProblemKind.MANIFEST_MISSING,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
@@ -89,17 +89,22 @@ class RangeChainAudit(ChainAudit):
 
 
 async def chains_for(
-    store: ObjectStore, since: datetime | None, until: datetime | None, tz: tzinfo
+    store: ObjectStore,
+    since: datetime | None,
+    until: datetime | None,
+    tz: tzinfo,
+    links: MutableMapping[str, Link] | None = None,
 ) -> ChainAudit:
     """The chain audit verify needs: through rollups for a range when there are any,
-    else every writer's whole chain (:func:`audit_chains`)."""
+    else every writer's whole chain (:func:`audit_chains`). ``links``: where the
+    checked links go (None: a dict)."""
     if since is None and until is None:
-        return await audit_chains(store)
+        return await audit_chains(store, links)
     refs = await list_rollups(store)
     if not refs:
-        return await audit_chains(store)
+        return await audit_chains(store, links)
     first, last = date_span(since, until, tz)
-    return await audit_range(store, refs, first, last)
+    return await audit_range(store, refs, first, last, links)
 
 
 async def _read_all(store: ObjectStore, keys: Iterable[str]) -> dict[str, bytes | None]:
@@ -132,10 +137,14 @@ async def chain_writers(store: ObjectStore) -> list[str]:
 
 
 async def audit_range(
-    store: ObjectStore, refs: list[RollupRef], first: date, last: date
+    store: ObjectStore,
+    refs: list[RollupRef],
+    first: date,
+    last: date,
+    links: MutableMapping[str, Link] | None = None,
 ) -> RangeChainAudit:
     """The chain proven for manifest partitions [first, last] (see the module)."""
-    audit = RangeChainAudit()
+    audit = RangeChainAudit(links={} if links is None else links)
     writers = await chain_writers(store)
     audit.writer_ids = set(writers)
     audit.writers = len(writers)
@@ -305,6 +314,6 @@ async def _walk_back(
         else:
             detail = f"not on the chain walked back from the head (link {head.seq})"
             _problem(audit, ProblemKind.CHAIN_BROKEN, link.key, detail)
-            if audit.links.get(link.manifest_key) is link:
+            if audit.links.get(link.manifest_key) == link:
                 del audit.links[link.manifest_key]
     return True

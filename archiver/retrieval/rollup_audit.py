@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -152,7 +152,7 @@ class RollupAudit:
         self,
         store: ObjectStore,
         objects: Sequence[StoredObject],
-        links: dict[str, Link],
+        links: Mapping[str, Link],
         concurrency: int = 8,
     ) -> AsyncGenerator[Manifest, None]:
         """The manifest objects listed: from the rollups where the listing proves them,
@@ -180,7 +180,7 @@ class RollupAudit:
         store: ObjectStore,
         rollup: Rollup,
         wanted: dict[str, StoredObject],
-        links: dict[str, Link],
+        links: Mapping[str, Link],
     ) -> AsyncGenerator[Manifest, None]:
         """Parse each wanted object the rollup's lines prove, one at a time as it is
         yielded (a rollup holds up to 5,000 objects); removes it from ``wanted``."""

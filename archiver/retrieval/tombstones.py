@@ -18,6 +18,7 @@ from archiver.manifest.chain import Link
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import read_object, read_objects
 from archiver.manifest.tombstone import Tombstone, parse_tombstone_key, parse_tombstones
+from archiver.retrieval.link_table import in_key_order
 from archiver.retrieval.problems import Problem, ProblemKind, records_against_link
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import TOMBSTONE_PREFIX, link_key
@@ -135,8 +136,8 @@ async def read_tombstones(
         for stone in stones:
             found.stones.keep(stone)
         found.problems += [Problem(ProblemKind.BAD_LINE, b, "not a tombstone") for b in bad]
-    for key, link in sorted((links or {}).items()):
-        if key.startswith(TOMBSTONE_PREFIX) and key not in seen:
+    for key, link in in_key_order({} if links is None else links, TOMBSTONE_PREFIX):
+        if key not in seen:
             found.problems.append(
                 Problem(
                     ProblemKind.MANIFEST_MISSING,

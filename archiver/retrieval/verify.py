@@ -45,6 +45,7 @@ from archiver.retrieval.chain_audit import ChainAudit
 from archiver.retrieval.duplicates import read_records
 from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
+from archiver.retrieval.link_table import LinkTable
 from archiver.retrieval.orphans import OrphanRule, OrphanScan
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.range_audit import chains_for
@@ -298,7 +299,9 @@ async def _verify(
 ) -> VerifyReport:
     since, until, workers = asked.since, asked.until, asked.concurrency
     report = VerifyReport(manifests=len(manifests))
-    chains: ChainAudit = await chains_for(store, since, until, asked.tz)  # range: rollups
+    # The links on the scratch file too: ~530 bytes a manifest object otherwise.
+    links = LinkTable(memo.db)
+    chains: ChainAudit = await chains_for(store, since, until, asked.tz, links)  # range: rollups
     report.problems += chains.problems
     tombstones = await read_tombstones(store, chains.links, db=memo.db)
     report.problems += tombstones.problems
