@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from archiver.retrieval.index import write_pointers
 from archiver.retrieval.orphans import OrphanRule
 from archiver.retrieval.range_audit import RangeChainAudit
 from archiver.retrieval.sampling import Sample
+from archiver.retrieval.scratch import open_scratch
 from archiver.retrieval.stamp_audit import StampReport, audit_stamps
 from archiver.retrieval.verify import VerifyReport, verify_archive
 from archiver.retrieval.witness_audit import WitnessReport, audit_witnesses
@@ -140,7 +142,10 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.seed is not None and args.sample is None:
         raise UsageError("--seed: only with --sample")
     sample = Sample.parse(args.sample, args.seed) if args.sample is not None else None
-    async with open_store(settings.storage, max_connections=concurrency + 8) as store:
+    async with (
+        open_store(settings.storage, max_connections=concurrency + 8) as store,
+        _scratch(settings.scratch_dir) as scratch,
+    ):
         await require_archive(store)
         manifests = await list_manifests(store, since, until, settings.source.tz)
         with _progress() as on_progress:
@@ -164,6 +169,7 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
                 scratch_dir=settings.scratch_dir,
                 # The latest archived_at of each manifest object: for the tokens' check only.
                 keep_archived=_stamps_checked(settings.timestamp),
+                scratch=scratch,  # open until the chain's last reader below is done
             )
         ranged = isinstance(report.chains, RangeChainAudit)  # only the range's links walked
         stamps = await _check_stamps(store, settings.timestamp, report)
@@ -264,6 +270,13 @@ async def _check_stamps(
     found = await audit_stamps(store, report.chains, verify_anchors(settings), report.archived)
     report.problems += found.problems
     return found
+
+
+@contextlib.asynccontextmanager
+async def _scratch(directory: Path | None) -> AsyncIterator[sqlite3.Connection]:
+    """The verify's scratch file, kept open while its report (its links) is read."""
+    with open_scratch(directory, "verify") as db:
+        yield db
 
 
 @contextlib.contextmanager

@@ -31,7 +31,9 @@ checks, so memory stays bounded by the index cross-check's expected pointers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
@@ -244,6 +246,7 @@ async def verify_archive(
     sample: Sample | None = None,
     scratch_dir: Path | None = None,
     keep_archived: bool = True,
+    scratch: sqlite3.Connection | None = None,
 ) -> VerifyReport:
     """Check every entry of ``manifests`` (calls started in [since, until)), the chain, the index.
 
@@ -256,8 +259,17 @@ async def verify_archive(
     no line names is reported once older than the rule's bound (ORPHAN).
     ``keep_archived``: fill ``report.archived`` (the timestamp check's; an entry
     per manifest object, so only when timestamps are checked).
+    ``scratch``: an open scratch connection the caller keeps open after the
+    report is used (then ``report.chains.links`` lives on it, not in memory;
+    see :mod:`archiver.retrieval.link_table`); None: one of its own for the
+    run (and the links in a dict, usable once the run is over).
     """
-    with open_scratch(scratch_dir, "verify") as db:
+    with contextlib.ExitStack() as stack:
+        db = (
+            scratch
+            if scratch is not None
+            else stack.enter_context(open_scratch(scratch_dir, "verify"))
+        )
         return await _verify(
             store,
             manifests,
@@ -272,6 +284,7 @@ async def verify_archive(
                 orphans,
                 sample,
                 keep_archived,
+                scratch is not None,
             ),
             on_progress,
         )
@@ -288,6 +301,7 @@ class _Asked:
     orphans: OrphanRule | None
     sample: Sample | None
     keep_archived: bool
+    links_on_scratch: bool  # the caller keeps the scratch open while it uses the report
 
 
 async def _verify(
@@ -300,7 +314,7 @@ async def _verify(
     since, until, workers = asked.since, asked.until, asked.concurrency
     report = VerifyReport(manifests=len(manifests))
     # The links on the scratch file too: ~530 bytes a manifest object otherwise.
-    links = LinkTable(memo.db)
+    links = LinkTable(memo.db) if asked.links_on_scratch else None
     chains: ChainAudit = await chains_for(store, since, until, asked.tz, links)  # range: rollups
     report.problems += chains.problems
     tombstones = await read_tombstones(store, chains.links, db=memo.db)

@@ -32,12 +32,16 @@ def test_it_behaves_as_the_dict_it_replaces(tmp_path: Path) -> None:
     expected = _links()
     with open_scratch(tmp_path, "verify") as db:
         table = LinkTable(db)
-        assert len(table) == 0 and "x" not in table and table.get("x") is None
+        assert len(table) == 0
+        assert "x" not in table
+        assert table.get("x") is None
         for key, link in expected.items():
             table[key] = link
         assert len(table) == len(expected)
         for key, link in expected.items():
-            assert key in table and table[key] == link and table.get(key) == link
+            assert key in table
+            assert table[key] == link
+            assert table.get(key) == link
         assert list(table) == sorted(expected)
         assert list(table.items()) == sorted(expected.items())
         for prefix in ("", "manifests/", "_archiver/tombstones/", "manifests/2026/12/05/", "zz"):
@@ -45,7 +49,8 @@ def test_it_behaves_as_the_dict_it_replaces(tmp_path: Path) -> None:
         gone = "manifests/2026/12/04/w2-0001.jsonl"
         del table[gone]
         del expected[gone]
-        assert gone not in table and list(table.items()) == sorted(expected.items())
+        assert gone not in table
+        assert list(table.items()) == sorted(expected.items())
         with pytest.raises(KeyError):
             del table[gone]
         with pytest.raises(KeyError):
