@@ -49,6 +49,11 @@ def _loads(data: bytes, what: str) -> dict[str, Any]:
     return body
 
 
+#: The largest seq, size or count a link may hold: SQLite's INTEGER (verify keeps the
+#: links it checks in a SQLite file; no writer comes near it).
+MAX_COUNT = 2**63 - 1
+
+
 def field_count(body: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
     """``body[name]`` as a count (an int >= 0, not a bool); ValueError otherwise."""
     value = body.get(name)
@@ -108,7 +113,7 @@ class Link:
         prev_sha = field_text(body, "prev_sha256", optional=True)
         if (prev_seq is None) != (prev_sha is None):
             raise ValueError("prev_seq and prev_sha256 go together")
-        return cls(
+        link = cls(
             # One string per writer, not one per link (a verify holds every link).
             writer=sys.intern(writer),
             seq=field_count(body, "seq") or 0,
@@ -119,6 +124,10 @@ class Link:
             prev_seq=prev_seq,
             prev_sha256=prev_sha,
         )
+        for name in ("seq", "manifest_size", "lines", "prev_seq"):
+            if (getattr(link, name) or 0) > MAX_COUNT:
+                raise ValueError(f"{name} is larger than any link's")
+        return link
 
 
 def next_link(

@@ -15,16 +15,19 @@ read otherwise; either way the walk checks the same bytes.
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from collections.abc import AsyncGenerator, Container, MutableMapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date
 
-from archiver.manifest.chain import Head, Link, sha256_hex
+from archiver.manifest.chain import MAX_COUNT, Head, Link, sha256_hex
 from archiver.manifest.reader import Manifest, read_object, read_objects
+from archiver.retrieval.chain_walk import ChainWalks
 from archiver.retrieval.link_table import in_key_order
 from archiver.retrieval.problems import Problem, ProblemKind
-from archiver.retrieval.rollup_audit import RollupAudit, audit_rollups, links_to_read
+from archiver.retrieval.rollup_audit import RollupAudit, audit_rollups, listed_bytes
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 from archiver.storage.layout import (
     CHAIN_PREFIX,
@@ -116,28 +119,39 @@ async def _gone(store: ObjectStore, link: Link) -> Problem:
 
 
 async def audit_chains(
-    store: ObjectStore, links: MutableMapping[str, Link] | None = None
+    store: ObjectStore,
+    links: MutableMapping[str, Link] | None = None,
+    db: sqlite3.Connection | None = None,
 ) -> ChainAudit:
     """Read and check every writer's chain (one listing, one read per link and head, but
     for the links a checked rollup holds and the listing proves). ``links``: where the
-    checked links go (verify: a :class:`~archiver.retrieval.link_table.LinkTable`)."""
+    checked links go (verify: a :class:`~archiver.retrieval.link_table.LinkTable`).
+    ``db``: where each writer is walked (:mod:`archiver.retrieval.chain_walk`; verify:
+    its scratch file, open as long as ``state.walks`` is read); None: in memory."""
     audit = ChainAudit(links={} if links is None else links, rollups=await audit_rollups(store))
-    by_writer: dict[str, dict[int, StoredObject]] = {}
+    walks = ChainWalks(db if db is not None else sqlite3.connect(":memory:"))
+    writers: set[str] = set()
     heads: set[str] = set()
     async for obj in store.list(CHAIN_PREFIX):
         parsed = parse_chain_key(obj.key)
         if parsed is None:
             continue  # timestamps and anything else beside the links
         writer, seq = parsed
+        writer = sys.intern(writer)
+        writers.add(writer)
         if seq is None:
             heads.add(writer)
+        elif seq > MAX_COUNT:
+            audit.problems.append(
+                Problem(ProblemKind.CHAIN_BROKEN, obj.key, "a link number no link can have")
+            )
         else:
-            by_writer.setdefault(writer, {})[seq] = obj
-    audit.writer_ids = by_writer.keys() | heads
-    audit.writers = len(audit.writer_ids)
-    for writer in sorted(by_writer.keys() | heads):
-        # Each writer's listing is let go once its chain is walked.
-        await _audit_writer(store, audit, writer, by_writer.pop(writer, {}), writer in heads)
+            walks.add_listed(writer, seq, obj.size, obj.proof.etag)
+    walks.listed_all()
+    audit.writer_ids = writers
+    audit.writers = len(writers)
+    for writer in sorted(writers):
+        await _audit_writer(store, audit, walks, writer, writer in heads)
     audit.rollups.on_walk(audit.state.walks)
     # Those of the manifests' reading come with unseen().
     audit.problems += audit.rollups.take_problems()
@@ -145,72 +159,60 @@ async def audit_chains(
 
 
 async def _audit_writer(
-    store: ObjectStore,
-    audit: ChainAudit,
-    writer: str,
-    listed: dict[int, StoredObject],
-    has_head: bool,
+    store: ObjectStore, audit: ChainAudit, walks: ChainWalks, writer: str, has_head: bool
 ) -> None:
     def broken(where: str, detail: str) -> None:
         audit.problems.append(Problem(ProblemKind.CHAIN_BROKEN, where, detail))
 
-    seqs = set(listed)
-    proven, unread = links_to_read(listed.items(), audit.rollups.links.get(writer, {}))
-    # Each link parsed as it arrives (16 reads at a time): its bytes are not kept, only the
-    # link and its SHA-256, or what is wrong with it.
-    parsed: dict[int, tuple[Link, str] | str] = {}
-
+    # Each link parsed as it arrives (16 reads at a time) and stored: its bytes are not
+    # kept, only the link and its SHA-256, or what is wrong with it.
     def take(seq: int, data: bytes | None) -> None:
         if data is None:
-            parsed[seq] = "the link vanished while being read"
+            walks.take(writer, seq, "the link vanished while being read")
             return
         try:
-            parsed[seq] = (Link.from_bytes(data), sha256_hex(data))
+            walks.take(writer, seq, (Link.from_bytes(data), sha256_hex(data)))
         except ValueError as exc:
-            parsed[seq] = f"unreadable link: {exc}"
+            walks.take(writer, seq, f"unreadable link: {exc}")
 
-    for seq, copy in proven.items():
-        take(seq, copy)
-    keys = (link_key(writer, seq) for seq in sorted(unread))
+    copies = audit.rollups.links.get(writer, {})
+    if copies:
+        for seq, size, etag in walks.listed(writer):
+            copy = copies.get(seq)
+            if copy is not None and listed_bytes(size, etag, copy):
+                take(seq, copy)
+    keys = (link_key(writer, seq) for seq in walks.unread(writer))
     async with aclosing(read_objects(store, keys, concurrency=16)) as reads:
         async for key, content in reads:
             parts = parse_chain_key(key)  # a key link_key made: (writer, seq)
             if parts is not None and parts[1] is not None:
                 take(parts[1], content)
-    links: dict[int, tuple[Link, str]] = {}
-    for seq in sorted(seqs):
-        got = parsed.pop(seq, "the link vanished while being read")
-        if isinstance(got, str):
-            broken(link_key(writer, seq), got)
-            continue
-        read, sha = got
-        if (read.writer, read.seq) != (writer, seq):
+    for seq, read, _sha in walks.read(writer, "the link vanished while being read"):
+        if isinstance(read, str):
+            broken(link_key(writer, seq), read)
+        elif (read.writer, read.seq) != (writer, seq):
             broken(link_key(writer, seq), f"the link says it is {read.key}")
-            continue
-        links[seq] = (read, sha)
-        audit.links[read.manifest_key] = read
+        else:
+            audit.links[read.manifest_key] = read
     # Each link must name its predecessor's exact bytes, back to the first link.
-    for _seq, (link, _) in sorted(links.items()):
-        if link.prev_seq is None:
-            continue
-        previous = links.get(link.prev_seq)
-        if previous is None:
+    for seq, prev_seq, prev_sha, found, found_sha in walks.predecessors(writer):
+        if found is None:
             broken(
-                link_key(writer, link.prev_seq),
-                f"missing: link {link.key} follows it, so the chain is cut "
+                link_key(writer, prev_seq),
+                f"missing: link {link_key(writer, seq)} follows it, so the chain is cut "
                 "(a link or manifest object was removed)",
             )
-        elif previous[1] != link.prev_sha256:
+        elif found_sha != prev_sha:
             broken(
-                previous[0].key,
-                f"altered: its SHA-256 is {previous[1]}, "
-                f"link {link.key} records {link.prev_sha256}",
+                link_key(writer, found),
+                f"altered: its SHA-256 is {found_sha}, "
+                f"link {link_key(writer, seq)} records {prev_sha}",
             )
-    firsts = [seq for seq, (link, _) in links.items() if link.prev_seq is None]
+    firsts = walks.firsts(writer)
     if len(firsts) > 1:
         broken(f"{CHAIN_PREFIX}{writer}/", f"{len(firsts)} links start a chain: {firsts}")
     if not has_head:
-        if links:
+        if walks.any_good(writer):
             broken(head_key(writer), "the chain head is missing")
         return
     try:
@@ -218,7 +220,7 @@ async def _audit_writer(
     except (KeyError, ValueError) as exc:
         broken(head_key(writer), f"unreadable head: {exc}")
         return
-    named = links.get(head.seq)
+    named = walks.good(writer, head.seq)
     if named is None:
         broken(head_key(writer), f"the head names link {head.seq}, which is missing")
         return
@@ -227,25 +229,10 @@ async def _audit_writer(
             named[0].key,
             f"altered: its SHA-256 is {named[1]}, the head records {head.link_sha256}",
         )
-    _off_the_walk(audit, writer, links, head)
+    _off_the_walk(audit, walks, writer, head)
 
 
-def _vouched(
-    walk: dict[int, str], links: dict[int, tuple[Link, str]], head: Head
-) -> dict[int, str]:
-    vouched: dict[int, str] = {}
-    expected: str | None = head.link_sha256
-    for seq in sorted(walk, reverse=True):
-        if walk[seq] != expected:
-            break
-        vouched[seq] = walk[seq]
-        expected = links[seq][0].prev_sha256
-    return vouched
-
-
-def _off_the_walk(
-    audit: ChainAudit, writer: str, links: dict[int, tuple[Link, str]], head: Head
-) -> None:
+def _off_the_walk(audit: ChainAudit, walks: ChainWalks, writer: str, head: Head) -> None:
     """Report every link the walk back from the head does not reach.
 
     Each link checks its predecessor, but only the head vouches for the newest:
@@ -253,21 +240,12 @@ def _off_the_walk(
     chain) proves nothing. One past the head is what a run that stopped between
     writing a link and moving its head leaves; its next run moves the head over it.
     """
-    on_walk: set[int] = set()
-    seq: int | None = head.seq
-    walk: dict[int, str] = {}
-    while seq is not None and seq in links and seq not in on_walk:
-        on_walk.add(seq)
-        walk[seq] = links[seq][1]
-        seq = links[seq][0].prev_seq
     audit.state.heads[writer] = (head.seq, head.link_sha256)
     # A link is on the walk only if its successor vouches for its bytes (checked above);
     # the head's own link only if it is the one the head names.
-    audit.state.walks[writer] = _vouched(walk, links, head)
-    for seq, (link, _) in sorted(links.items()):
-        if seq in on_walk:
-            continue
-        if seq > head.seq:
+    audit.state.walks[writer] = walks.walk_back(writer, head)
+    for link in walks.off_walk(writer):
+        if link.seq > head.seq:
             problem = Problem(
                 ProblemKind.UNPROVEN,
                 link.key,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
@@ -94,15 +95,17 @@ async def chains_for(
     until: datetime | None,
     tz: tzinfo,
     links: MutableMapping[str, Link] | None = None,
+    db: sqlite3.Connection | None = None,
 ) -> ChainAudit:
     """The chain audit verify needs: through rollups for a range when there are any,
     else every writer's whole chain (:func:`audit_chains`). ``links``: where the
-    checked links go (None: a dict)."""
+    checked links go (None: a dict); ``db``: where a whole chain is walked (None: in
+    memory)."""
     if since is None and until is None:
-        return await audit_chains(store, links)
+        return await audit_chains(store, links, db)
     refs = await list_rollups(store)
     if not refs:
-        return await audit_chains(store, links)
+        return await audit_chains(store, links, db)
     first, last = date_span(since, until, tz)
     return await audit_range(store, refs, first, last, links)
 
@@ -157,6 +160,14 @@ async def audit_range(
             audit.range_note.whole_writers.append(writer)
             await _walk_back(store, audit, writer, None)
     return audit
+
+
+def _walk_of(audit: ChainAudit, writer: str) -> dict[int, str]:
+    """The walk of ``writer`` this range audit fills (a dict of its own)."""
+    walk = audit.state.walks.get(writer)
+    if not isinstance(walk, dict):
+        walk = audit.state.walks[writer] = {}
+    return walk
 
 
 def _problem(audit: ChainAudit, kind: ProblemKind, where: str, detail: str) -> None:
@@ -214,7 +225,7 @@ async def _through_rollups(
     records = await _records(store, audit, writer, refs)
     if not records:
         return False
-    walk = audit.state.walks.setdefault(writer, {})
+    walk = _walk_of(audit, writer)
     kept: list[Rollup] = []
     for record, record_bytes in records:
         walk[record.last_seq] = record.end_sha256
@@ -284,7 +295,7 @@ async def _walk_back(
     except ValueError as exc:
         return broken(head_key(writer), f"unreadable head: {exc}")
     audit.state.heads[writer] = (head.seq, head.link_sha256)
-    walk = audit.state.walks.setdefault(writer, {})
+    walk = _walk_of(audit, writer)
     seq, expected = head.seq, head.link_sha256
     on_walk: set[int] = set()
     while stop is None or seq != stop[0]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -58,8 +58,13 @@ _MD5 = re.compile(r"[0-9a-f]{32}")
 def listed_as(obj: StoredObject, data: bytes) -> bool:
     """True when the listing proves ``obj`` holds exactly ``data`` (size, and a plain MD5
     ETag); False when it cannot say or says otherwise (read the object)."""
-    etag = (obj.proof.etag or "").lower()
-    if obj.size != len(data) or not _MD5.fullmatch(etag):
+    return listed_bytes(obj.size, obj.proof.etag, data)
+
+
+def listed_bytes(size: int, etag: str | None, data: bytes) -> bool:
+    """:func:`listed_as` from the listed size and ETag alone."""
+    etag = (etag or "").lower()
+    if size != len(data) or not _MD5.fullmatch(etag):
         return False
     return hashlib.md5(data, usedforsecurity=False).hexdigest() == etag
 
@@ -108,7 +113,7 @@ class RollupAudit:
             )
         return text
 
-    def on_walk(self, walks: dict[str, dict[int, str]]) -> None:
+    def on_walk(self, walks: Mapping[str, Mapping[int, str]]) -> None:
         """After the chain walk: a rollup whose last link is not the walked one is not used."""
         for writer, rollups in self.rollups.items():
             walk = walks.get(writer, {})
@@ -329,18 +334,3 @@ def _follows(
 def copies_of(audit: RollupAudit | None, writer: str) -> dict[int, bytes]:
     """The checked rollups' copies of ``writer``'s links, by seq (empty without any)."""
     return {} if audit is None else audit.links.get(writer, {})
-
-
-def links_to_read(
-    listed: Iterable[tuple[int, StoredObject]], copies: dict[int, bytes]
-) -> tuple[dict[int, bytes], list[int]]:
-    """The links the listing proves are their rollup copy, and the seqs to read."""
-    proven: dict[int, bytes] = {}
-    read: list[int] = []
-    for seq, obj in listed:
-        copy = copies.get(seq)
-        if copy is not None and listed_as(obj, copy):
-            proven[seq] = copy
-        else:
-            read.append(seq)
-    return proven, read

@@ -315,7 +315,10 @@ async def _verify(
     report = VerifyReport(manifests=len(manifests))
     # The links on the scratch file too: ~530 bytes a manifest object otherwise.
     links = LinkTable(memo.db) if asked.links_on_scratch else None
-    chains: ChainAudit = await chains_for(store, since, until, asked.tz, links)  # range: rollups
+    # Each writer walked on it too (a walk held in memory is ~2 KB a link of the writer).
+    walks = memo.db if asked.links_on_scratch else None
+    # A range: through the rollups.
+    chains: ChainAudit = await chains_for(store, since, until, asked.tz, links, walks)
     report.problems += chains.problems
     tombstones = await read_tombstones(store, chains.links, db=memo.db)
     report.problems += tombstones.problems

@@ -34,7 +34,9 @@ class ChainState:
     """Every writer's chain as verify walked it: the head, and the links the walk reached."""
 
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # writer -> (seq, link SHA)
-    walks: dict[str, dict[int, str]] = field(default_factory=dict)  # writer -> seq -> link SHA
+    # writer -> seq -> link SHA; a full verify's are read-only, on its scratch file
+    # (archiver.retrieval.chain_walk.WalkTable): read them, do not copy them.
+    walks: dict[str, Mapping[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
