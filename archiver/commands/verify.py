@@ -32,6 +32,7 @@ from archiver.retrieval.assurance import assurance_line
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.history_audit import History, audit_history
 from archiver.retrieval.index import write_pointers
+from archiver.retrieval.manifest_listing import list_into
 from archiver.retrieval.orphans import OrphanRule
 from archiver.retrieval.range_audit import RangeChainAudit
 from archiver.retrieval.sampling import Sample
@@ -147,7 +148,8 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
         _scratch(settings.scratch_dir) as scratch,
     ):
         await require_archive(store)
-        manifests = await list_manifests(store, since, until, settings.source.tz)
+        # On the scratch file, a row each: not a StoredObject each held for the whole run.
+        manifests = await list_into(scratch, store, since, until, settings.source.tz)
         with _progress() as on_progress:
             # Run even with no manifest object listed: the chain knows which must exist.
             report = await verify_archive(

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 import unicodedata
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -158,16 +158,31 @@ async def list_manifests(
 ) -> list[StoredObject]:
     """The manifest objects of the partitions [since, until) needs: the partitions' own
     listings for a range of a few weeks, else one listing of ``manifests/``."""
+    return sorted([obj async for obj in iter_manifests(store, since, until, tz)], key=_key)
+
+
+def _key(obj: StoredObject) -> str:
+    return obj.key
+
+
+async def iter_manifests(
+    store: ObjectStore, since: datetime | None, until: datetime | None, tz: tzinfo
+) -> AsyncIterator[StoredObject]:
+    """:func:`list_manifests` as the listing goes: in the storage's order, none held."""
     first, last = date_span(since, until, tz)
     if first == date.min or last == date.max or (last - first).days >= _LIST_BY_DAY:
-        objects = [obj async for obj in store.list(MANIFEST_PREFIX)]
+        prefixes = [MANIFEST_PREFIX]
     else:
-        objects = []
+        prefixes = []
         day = first
         while day <= last:
-            objects += [obj async for obj in store.list(f"{MANIFEST_PREFIX}date={day}/")]
+            prefixes.append(f"{MANIFEST_PREFIX}date={day}/")
             day += timedelta(days=1)
-    return select_partitions(objects, since, until, tz)
+    for prefix in prefixes:
+        async for obj in store.list(prefix):
+            found = partition_date(obj.key)
+            if found is not None and first <= found <= last:
+                yield obj
 
 
 async def read_object(store: ObjectStore, key: str) -> bytes:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import AsyncGenerator, Container, MutableMapping, Sequence
+from collections.abc import AsyncGenerator, Container, MutableMapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,9 +26,10 @@ from archiver.manifest.chain import MAX_COUNT, Head, Link, sha256_hex
 from archiver.manifest.reader import Manifest, read_object, read_objects
 from archiver.retrieval.chain_walk import ChainWalks
 from archiver.retrieval.link_table import in_key_order
+from archiver.retrieval.manifest_listing import ListedManifests
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.rollup_audit import RollupAudit, audit_rollups, listed_bytes
-from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
+from archiver.storage.base import ObjectStore, VersionedStore
 from archiver.storage.layout import (
     CHAIN_PREFIX,
     head_key,
@@ -53,7 +54,7 @@ class ChainAudit:
     rollups: RollupAudit = field(default_factory=RollupAudit)  # checked, on the walk
 
     def read_manifests(
-        self, store: ObjectStore, objects: Sequence[StoredObject]
+        self, store: ObjectStore, objects: ListedManifests
     ) -> AsyncGenerator[Manifest, None]:
         """The manifest objects listed, parsed: from checked rollups where the listing
         proves them, else read (see :mod:`archiver.retrieval.rollup_audit`)."""

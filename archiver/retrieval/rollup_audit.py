@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -42,6 +42,7 @@ from archiver.manifest.rollup import (
     check_rollup,
 )
 from archiver.manifest.rollup_walk import read_in_order
+from archiver.retrieval.manifest_listing import ListedManifests
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.storage.base import ObjectStore, StoredObject
 from archiver.storage.layout import (
@@ -156,39 +157,36 @@ class RollupAudit:
     async def read_manifests(
         self,
         store: ObjectStore,
-        objects: Sequence[StoredObject],
+        objects: ListedManifests,
         links: Mapping[str, Link],
         concurrency: int = 8,
     ) -> AsyncGenerator[Manifest, None]:
         """The manifest objects listed: from the rollups where the listing proves them,
         else read one by one (``links``: the walked chain's links, by manifest key)."""
-        by_rollup: dict[str, tuple[Rollup, dict[str, StoredObject]]] = {}
-        rest: list[StoredObject] = []
+        wanted: dict[str, Rollup] = {}  # the rollups holding a listed object, in key order
         for obj in objects:
             # By the walked chain's link (a sealed legacy object's key names no writer).
             link = links.get(obj.key)
             rollup = self.covering(link.writer, link.seq) if link else None
-            if rollup is None:
-                rest.append(obj)
-            else:
-                by_rollup.setdefault(rollup.record.key, (rollup, {}))[1][obj.key] = obj
-        for rollup, wanted in by_rollup.values():
-            async with aclosing(self._from_rollup(store, rollup, wanted, links)) as parsed:
+            if rollup is not None:
+                wanted.setdefault(rollup.record.key, rollup)
+        for rollup in wanted.values():
+            async with aclosing(self._from_rollup(store, rollup, objects, links)) as parsed:
                 async for manifest in parsed:
                     yield manifest
-            rest.extend(wanted.values())  # what the rollup did not prove: read it
-        async for manifest in read_manifests(store, sorted(rest, key=lambda o: o.key), concurrency):
+        # What no rollup proved: read it.
+        async for manifest in read_manifests(store, objects.left(), concurrency):
             yield manifest
 
     async def _from_rollup(
         self,
         store: ObjectStore,
         rollup: Rollup,
-        wanted: dict[str, StoredObject],
+        objects: ListedManifests,
         links: Mapping[str, Link],
     ) -> AsyncGenerator[Manifest, None]:
-        """Parse each wanted object the rollup's lines prove, one at a time as it is
-        yielded (a rollup holds up to 5,000 objects); removes it from ``wanted``."""
+        """Parse each listed object of this rollup its lines prove, one at a time as it is
+        yielded (a rollup holds up to 5,000 objects); marks it done in ``objects``."""
         record = rollup.record
         entries, data = await read_in_order(store, [record.entries_key, record.data_key], 2)
         if entries is None or data is None:
@@ -198,12 +196,14 @@ class RollupAudit:
         for problem in checked.problems:
             self._problem(problem.where, problem.detail)
         for obj in checked.objects:
-            listed = wanted.get(obj.manifest_key)
+            if not record.first_seq <= obj.link.seq <= record.last_seq:
+                continue  # the walked link is then another rollup's
+            listed = objects.get(obj.manifest_key)
             content = obj.manifest_bytes
             if listed is None or links.get(obj.manifest_key) != obj.link:
                 continue
             if listed_as(listed, content):
-                del wanted[obj.manifest_key]
+                objects.done(obj.manifest_key)
                 self.read_from += 1
                 yield parse_manifest(obj.manifest_key, content)
 

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import hashlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
@@ -48,6 +48,7 @@ from archiver.retrieval.duplicates import read_records
 from archiver.retrieval.fetch import archived_version
 from archiver.retrieval.index_audit import ExpectedPointers
 from archiver.retrieval.link_table import LinkTable
+from archiver.retrieval.manifest_listing import ListedManifests
 from archiver.retrieval.orphans import OrphanRule, OrphanScan
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.range_audit import chains_for
@@ -233,7 +234,7 @@ async def _with_archived_version(store: ObjectStore, problem: Problem) -> Proble
 
 async def verify_archive(
     store: ObjectStore,
-    manifests: Sequence[StoredObject],
+    manifests: Collection[StoredObject],
     *,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -259,10 +260,9 @@ async def verify_archive(
     no line names is reported once older than the rule's bound (ORPHAN).
     ``keep_archived``: fill ``report.archived`` (the timestamp check's; an entry
     per manifest object, so only when timestamps are checked).
-    ``scratch``: an open scratch connection the caller keeps open after the
-    report is used (then ``report.chains.links`` lives on it, not in memory;
-    see :mod:`archiver.retrieval.link_table`); None: one of its own for the
-    run (and the links in a dict, usable once the run is over).
+    ``scratch``: an open scratch connection the caller keeps open after the report is
+    used (then ``report.chains`` lives on it; ``manifests`` may be a ListedManifests on
+    it); None: one of its own for the run (the links in a dict, usable after the run).
     """
     with contextlib.ExitStack() as stack:
         db = (
@@ -306,18 +306,18 @@ class _Asked:
 
 async def _verify(
     store: ObjectStore,
-    manifests: Sequence[StoredObject],
+    manifests: Collection[StoredObject],
     memo: VerifyScratch,
     asked: _Asked,
     on_progress: Callable[[VerifyReport], None] | None,
 ) -> VerifyReport:
     since, until, workers = asked.since, asked.until, asked.concurrency
+    listed = ListedManifests.on(memo.db, manifests)  # ~400 bytes an object as StoredObjects
     report = VerifyReport(manifests=len(manifests))
-    # The links on the scratch file too: ~530 bytes a manifest object otherwise.
+    # The links and each writer's walk on the scratch file too, a range through the
+    # rollups (in memory: ~530 bytes a manifest object, ~2 KB a link of the writer walked).
     links = LinkTable(memo.db) if asked.links_on_scratch else None
-    # Each writer walked on it too (a walk held in memory is ~2 KB a link of the writer).
     walks = memo.db if asked.links_on_scratch else None
-    # A range: through the rollups.
     chains: ChainAudit = await chains_for(store, since, until, asked.tz, links, walks)
     report.problems += chains.problems
     tombstones = await read_tombstones(store, chains.links, db=memo.db)
@@ -333,7 +333,7 @@ async def _verify(
             on_progress(report)
 
     async def produce() -> None:
-        async with aclosing(chains.read_manifests(store, manifests)) as reader:
+        async with aclosing(chains.read_manifests(store, listed)) as reader:
             async for manifest in reader:
                 report.manifests_read += 1
                 number = None

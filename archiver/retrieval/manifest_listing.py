@@ -1,0 +1,131 @@
+"""The manifest objects a ``verify`` reads, listed onto its scratch file.
+
+A full verify lists every manifest object before it reads them, and needs the
+listing until every object is read (which ones a checked rollup proves from its
+lines, which ones are read one by one). Held as a list of
+:class:`~archiver.storage.base.StoredObject` that was about 400 bytes a manifest
+object for the whole run (docs/performance.md, "Full verify in bounded
+memory"): 0.5 GB at 1.25 million manifest objects. :class:`ListedManifests`
+keeps a row each (key, size, ETag: what the readers use) in the scratch file
+(:mod:`archiver.retrieval.scratch`) and gives them back in key order a page at a
+time; those a rollup proved are marked ``done`` so the rest are read once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator
+from datetime import datetime, tzinfo
+from typing import Any
+
+from archiver.manifest.reader import iter_manifests
+from archiver.storage.base import ObjectProof, ObjectStore, StoredObject
+
+_SCHEMA = (
+    "CREATE TABLE listed_manifests (key TEXT PRIMARY KEY, full_key TEXT NOT NULL,"
+    " size INTEGER NOT NULL, etag TEXT, done INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+)
+_ADD = "INSERT OR IGNORE INTO listed_manifests (key, full_key, size, etag) VALUES (?, ?, ?, ?)"
+_PAGE = (
+    "SELECT key, full_key, size, etag FROM listed_manifests WHERE key > ? ORDER BY key LIMIT 1000"
+)
+_LEFT = (
+    "SELECT key, full_key, size, etag FROM listed_manifests WHERE key > ? AND NOT done"
+    " ORDER BY key LIMIT 1000"
+)
+_GET = "SELECT key, full_key, size, etag FROM listed_manifests WHERE key = ? AND NOT done"
+_BATCH = 1000
+
+
+def _object(row: tuple[Any, ...]) -> StoredObject:
+    key, full_key, size, etag = row
+    return StoredObject(key, full_key, size, proof=ObjectProof(etag=etag))
+
+
+class ListedManifests:
+    """The manifest objects listed (a :class:`~collections.abc.Collection` of
+    :class:`StoredObject` with only key, full key, size and ETag), a row each on ``db``."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        db.execute(_SCHEMA)  # one listing per connection
+        self._batch: list[tuple[str, str, int, str | None]] = []
+        self._count = 0
+
+    @classmethod
+    def of(cls, db: sqlite3.Connection, objects: Iterable[StoredObject]) -> ListedManifests:
+        """``objects`` (a listing already made) onto ``db``."""
+        listed = cls(db)
+        for obj in objects:
+            listed.add(obj)
+        listed.flush()
+        return listed
+
+    @classmethod
+    def on(cls, db: sqlite3.Connection, objects: Collection[StoredObject]) -> ListedManifests:
+        """``objects`` if already listed onto a scratch file, else :meth:`of`."""
+        return objects if isinstance(objects, ListedManifests) else cls.of(db, objects)
+
+    def add(self, obj: StoredObject) -> None:
+        """One more object listed (call :meth:`flush` after the last)."""
+        self._batch.append((obj.key, obj.full_key, obj.size, obj.proof.etag))
+        if len(self._batch) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Store the objects added so far."""
+        if self._batch:
+            self._count += self._db.executemany(_ADD, self._batch).rowcount
+        self._batch = []
+        self._db.commit()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, obj: object) -> bool:
+        key = obj.key if isinstance(obj, StoredObject) else obj
+        found = self._db.execute("SELECT 1 FROM listed_manifests WHERE key = ?", (key,))
+        return found.fetchone() is not None
+
+    def _pages(self, query: str) -> Iterator[StoredObject]:
+        after = ""
+        while True:
+            page = self._db.execute(query, (after,)).fetchall()
+            if not page:
+                return
+            for row in page:
+                yield _object(row)
+            after = page[-1][0]
+
+    def __iter__(self) -> Iterator[StoredObject]:
+        """Every object listed, in key order (a page of rows at a time)."""
+        return self._pages(_PAGE)
+
+    def get(self, key: str) -> StoredObject | None:
+        """The object listed under ``key`` and not yet :meth:`done`; None otherwise."""
+        row = self._db.execute(_GET, (key,)).fetchone()
+        return None if row is None else _object(row)
+
+    def done(self, key: str) -> None:
+        """``key`` was read (from a rollup's lines): :meth:`left` no longer gives it."""
+        self._db.execute("UPDATE listed_manifests SET done = 1 WHERE key = ?", (key,))
+
+    def left(self) -> Iterator[StoredObject]:
+        """The objects not :meth:`done`, in key order (a page of rows at a time)."""
+        return self._pages(_LEFT)
+
+
+async def list_into(
+    db: sqlite3.Connection,
+    store: ObjectStore,
+    since: datetime | None,
+    until: datetime | None,
+    tz: tzinfo,
+) -> ListedManifests:
+    """The manifest objects of the partitions [since, until) needs, listed onto ``db`` as
+    the listing goes (:func:`~archiver.manifest.reader.list_manifests`, a row each)."""
+    listed = ListedManifests(db)
+    async for obj in iter_manifests(store, since, until, tz):
+        listed.add(obj)
+    listed.flush()
+    return listed
