@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import ItemsView, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, ItemsView, Iterator, Mapping, MutableMapping
 
 from archiver.manifest.chain import Link
 
@@ -45,6 +45,11 @@ _NEXT = (
     "SELECT manifest_key, writer, seq, manifest_sha256, manifest_size, lines, prev_seq, prev_sha256"
     " FROM chain_links WHERE manifest_key > ? AND manifest_key < ?"
     " ORDER BY manifest_key LIMIT 1000"
+)
+_BY_LINK = "CREATE INDEX IF NOT EXISTS chain_links_by_link ON chain_links (writer, seq)"
+_KEY_OF = (
+    "SELECT manifest_key FROM chain_links WHERE writer = ? AND seq = ?"
+    " ORDER BY manifest_key DESC LIMIT 1"
 )
 # Above every character of a key: the end of a prefix's range (SQLite compares UTF-8
 # bytes, which sort as the code points Python's str comparison uses).
@@ -73,6 +78,7 @@ class LinkTable(MutableMapping[str, Link]):
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._by_link = False  # the index of key_of, made on its first call
         db.execute(_SCHEMA)
 
     def __getitem__(self, key: str) -> Link:
@@ -114,6 +120,14 @@ class LinkTable(MutableMapping[str, Link]):
         (count,) = self._db.execute("SELECT COUNT(*) FROM chain_links").fetchone()
         return int(count)
 
+    def key_of(self, writer: str, seq: int) -> str | None:
+        """The manifest key of ``writer``'s link ``seq`` (the last by key if several)."""
+        if not self._by_link:
+            self._db.execute(_BY_LINK)
+            self._by_link = True
+        found = self._db.execute(_KEY_OF, (writer, seq)).fetchone()
+        return None if found is None else str(found[0])
+
     def items(self) -> _Items:
         """The links in key order, read a page at a time."""
         return _Items(self)
@@ -129,6 +143,15 @@ class LinkTable(MutableMapping[str, Link]):
                 return
             yield from page
             after, first = page[-1][0], False
+
+
+def key_by_link(links: Mapping[str, Link]) -> Callable[[str, int], str | None]:
+    """(writer, seq) -> the manifest key its link records (the last by key if several):
+    from a :class:`LinkTable`, one indexed query each; from a dict, a reverse dict."""
+    if isinstance(links, LinkTable):
+        return links.key_of
+    found = {(link.writer, link.seq): key for key, link in links.items()}
+    return lambda writer, seq: found.get((writer, seq))
 
 
 def in_key_order(links: Mapping[str, Link], prefix: str = "") -> Iterator[tuple[str, Link]]:

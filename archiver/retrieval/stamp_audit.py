@@ -30,6 +30,7 @@ from cryptography import x509
 
 from archiver.errors import TimestampInvalidError
 from archiver.retrieval.chain_audit import ChainAudit
+from archiver.retrieval.link_table import key_by_link
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.rollup_audit import listed_as
 from archiver.storage.base import ObjectStore, StoredObject
@@ -126,7 +127,8 @@ async def audit_stamps(
     report = StampReport()
     present = await _tokens(store)
     report.present = len(present)
-    manifest_of = {(link.writer, link.seq): key for key, link in chains.links.items()}
+    # On verify's scratch file a query each, not a dict of every link.
+    manifest_of = key_by_link(chains.links)
     for writer, walk in sorted(chains.state.walks.items()):
         stamps = WriterStamps(writer, links=len(walk))
         report.writers.append(stamps)
@@ -186,7 +188,7 @@ async def audit_stamps(
                     f"({previous.describe_time()}): a token replaced by another",
                 )
             previous = stamp
-            manifest = manifest_of.get((writer, seq))
+            manifest = manifest_of(writer, seq)
             latest = archived.get(manifest) if manifest else None
             if latest is not None and latest > stamp.gen_time + SKEW:
                 problem(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from archiver.manifest.chain import Link
-from archiver.retrieval.link_table import LinkTable, in_key_order
+from archiver.retrieval.link_table import LinkTable, in_key_order, key_by_link
 from archiver.retrieval.scratch import open_scratch
 
 
@@ -69,3 +69,20 @@ def test_it_pages_through_more_keys_than_a_page(tmp_path: Path) -> None:
             walked.append(key)
             table["seen/" + key] = link  # writes between pages do not disturb the walk
         assert walked == keys
+
+
+def test_a_manifest_key_by_its_link_as_from_the_dict(tmp_path: Path) -> None:
+    expected = _links()
+    twin = "manifests/2026/12/06/w1-0001.jsonl"  # a second key of one link: the last wins
+    link = expected[twin] = expected["manifests/2026/12/05/w1-0001.jsonl"]
+    expected = dict(sorted(expected.items()))
+    with open_scratch(tmp_path, "verify") as db:
+        table = LinkTable(db)
+        for key, link in expected.items():
+            table[key] = link
+        from_table, from_dict = key_by_link(table), key_by_link(expected)
+        for writer in ("w1", "w2", "w3"):
+            for seq in range(8):
+                assert from_table(writer, seq) == from_dict(writer, seq)
+        assert from_table(link.writer, link.seq) == twin
+        assert from_table("w3", 1) is None
