@@ -39,7 +39,6 @@ CACHE_KIB = 16 * 1024
 _PRAGMAS = (
     "PRAGMA journal_mode=OFF",
     "PRAGMA synchronous=OFF",
-    f"PRAGMA cache_size=-{CACHE_KIB}",
     "PRAGMA locking_mode=EXCLUSIVE",
     "PRAGMA temp_store=FILE",
 )
@@ -48,6 +47,8 @@ _PRAGMAS = (
 def _configure(connection: sqlite3.Connection) -> sqlite3.Connection:
     for pragma in _PRAGMAS:
         connection.execute(pragma)
+    # Read when opened: a memory test sets it smaller to see what else grows.
+    connection.execute(f"PRAGMA cache_size=-{int(CACHE_KIB)}")
     return connection
 
 
