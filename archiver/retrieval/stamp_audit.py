@@ -22,7 +22,7 @@ chain whose first tokens were removed: the report says so.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -120,7 +120,7 @@ async def audit_stamps(
     store: ObjectStore,
     chains: ChainAudit,
     anchors: list[x509.Certificate] | None,
-    archived: dict[str, datetime],
+    archived: Mapping[str, datetime],
 ) -> StampReport:
     """Check every writer's tokens; ``archived``: the latest ``archived_at`` of each
     manifest object read (by key)."""

@@ -56,7 +56,7 @@ from archiver.retrieval.sampling import Sample, SampledQueue
 from archiver.retrieval.scratch import open_scratch
 from archiver.retrieval.tombstones import read_tombstones
 from archiver.retrieval.verify_report import VerifyReport
-from archiver.retrieval.verify_scratch import VerifyScratch
+from archiver.retrieval.verify_scratch import ArchivedTimes, VerifyScratch
 from archiver.storage.base import ObjectStore, StoredObject, VersionedStore
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "check_entry", "verify_archive"]
@@ -313,11 +313,9 @@ async def _verify(
 ) -> VerifyReport:
     since, until, workers = asked.since, asked.until, asked.concurrency
     listed = ListedManifests.on(memo.db, manifests)  # ~400 bytes an object as StoredObjects
-    report = VerifyReport(manifests=len(manifests))
-    # The links and each writer's walk on the scratch file too, a range through the
-    # rollups (in memory: ~530 bytes a manifest object, ~2 KB a link of the writer walked).
-    links = LinkTable(memo.db) if asked.links_on_scratch else None
-    walks = memo.db if asked.links_on_scratch else None
+    report, archived = VerifyReport(manifests=len(manifests)), dict[str, datetime]()
+    # Links and walks on the scratch file too (else ~530 bytes an object, ~2 KB a link).
+    links, walks = (LinkTable(memo.db), memo.db) if asked.links_on_scratch else (None, None)
     chains: ChainAudit = await chains_for(store, since, until, asked.tz, links, walks)
     report.problems += chains.problems
     tombstones = await read_tombstones(store, chains.links, db=memo.db)
@@ -339,8 +337,8 @@ async def _verify(
                 number = None
                 if not manifest.missing:
                     times = [t for c in manifest.calls if (t := c.archived_at) is not None]
-                    if times and asked.keep_archived:
-                        report.archived[manifest.key] = max(times)
+                    if times and asked.keep_archived and not asked.links_on_scratch:
+                        archived[manifest.key] = max(times)  # else read back from memo
                     number = memo.read(manifest, max(times) if times else None)
                     chained = chains.check_manifest(manifest)
                     if chained is not None:
@@ -392,7 +390,9 @@ async def _verify(
     report.problems += records.problems + duplicates
     index_problems, report.pointers = await expected.audit(store, whole=whole)
     report.problems += index_problems
-    report.chains = chains
+    report.chains, report.archived = chains, archived
+    if asked.keep_archived and asked.links_on_scratch:
+        report.archived = ArchivedTimes(memo.db)  # ~150 bytes a manifest object in a dict
     report.writers, report.unchained = chains.writers, chains.unchained
     report.links = len(chains.links)
     report.problems.sort(key=lambda p: (p.where, p.kind.value))

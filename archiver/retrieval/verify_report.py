@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,7 +32,8 @@ class VerifyReport:
     waiting: int = 0  # recordings with no line yet, too young to be orphans
     problems: list[Problem] = field(default_factory=list)
     chains: ChainAudit | None = None  # the chain as walked (for witnesses and tokens)
-    archived: dict[str, datetime] = field(default_factory=dict)  # latest archived_at, by manifest
+    # The latest archived_at by manifest key; with a caller's scratch, a view of its rows.
+    archived: Mapping[str, datetime] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

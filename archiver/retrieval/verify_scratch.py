@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 
 from archiver.manifest.entry import ManifestEntry
@@ -140,6 +140,37 @@ class VerifyScratch:
                     held.add(call, (key, line))
         found, superseded = held.duplicates(records, whole=whole)
         return problems + found, superseded
+
+
+class ArchivedTimes(Mapping[str, datetime]):
+    """Manifest key -> latest archived_at of each manifest object read that has one: the
+    ``manifests`` rows of ``db`` (read-only; valid while the scratch file is open)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __getitem__(self, key: str) -> datetime:
+        row = self._db.execute(
+            "SELECT archived FROM manifests WHERE key = ? AND archived IS NOT NULL", (key,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return datetime.fromisoformat(row[0])
+
+    def __iter__(self) -> Iterator[str]:
+        """The keys in order, a page at a time."""
+        after = ""
+        while page := self._db.execute(
+            "SELECT key FROM manifests WHERE key > ? AND archived IS NOT NULL"
+            " ORDER BY key LIMIT 1000",
+            (after,),
+        ).fetchall():
+            yield from (key for (key,) in page)
+            after = page[-1][0]
+
+    def __len__(self) -> int:
+        found = self._db.execute("SELECT COUNT(*) FROM manifests WHERE archived IS NOT NULL")
+        return int(found.fetchone()[0])
 
 
 def _changed(key: str, sha: str, manifest: Manifest | None) -> Problem:

@@ -7,16 +7,24 @@ import asyncio
 import json
 import sqlite3
 import tempfile
+from datetime import UTC
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archiver.manifest.reader import parse_manifest
+from archiver.manifest.reader import list_manifests, parse_manifest
 from archiver.manifest.supersede import Supersession
 from archiver.retrieval.duplicates import CallLines, Identity
 from archiver.retrieval.problems import ProblemKind
-from archiver.retrieval.verify_scratch import IdentityHash, VerifyScratch, identity_hash
+from archiver.retrieval.scratch import open_scratch
+from archiver.retrieval.verify import verify_archive
+from archiver.retrieval.verify_scratch import (
+    ArchivedTimes,
+    IdentityHash,
+    VerifyScratch,
+    identity_hash,
+)
 from archiver.storage.local import LocalStore
 
 PROVIDERS = ["cdr_v2", "epacific"]
@@ -162,3 +170,30 @@ def test_a_manifest_changed_before_it_is_read_again_is_said(tmp_path: Path) -> N
     (tmp_path / changed).write_bytes(objects[changed] + b"\n")
     problems, _ = asyncio.run(memo.duplicates(LocalStore(tmp_path), [], whole=True))
     assert [(p.kind, p.where) for p in problems] == [(ProblemKind.MANIFEST_ALTERED, changed)]
+
+
+async def test_the_archived_times_on_the_scratch_file_are_those_of_the_dict(
+    tmp_path: Path,
+) -> None:
+    """With a caller's scratch, ``report.archived`` is a view of the scratch file's rows:
+    the same latest archived_at per manifest object as the dict without one."""
+    archive = [
+        [("cdr_v2", "1", MOMENTS[0]), ("cdr_v2", "2", MOMENTS[2])],
+        [("epacific", "5", None)],
+        [("cdr_v2", "33", MOMENTS[1]), ("cdr_v2", "444", "garbled")],
+    ]
+    _write(tmp_path, archive)
+    store = LocalStore(tmp_path)
+    listed = await list_manifests(store, None, None, UTC)
+    in_memory = await verify_archive(store, listed, keep_archived=True, scratch_dir=tmp_path)
+    assert len(in_memory.archived) == 2
+    with open_scratch(tmp_path, "verify") as db:
+        on_file = await verify_archive(store, listed, keep_archived=True, scratch=db)
+        assert isinstance(on_file.archived, ArchivedTimes)
+        assert dict(on_file.archived) == dict(in_memory.archived)
+        assert list(on_file.archived) == sorted(in_memory.archived)
+        assert len(on_file.archived) == 2
+        assert on_file.archived.get(listed[1].key) is None  # no archived_at in it
+    with open_scratch(tmp_path, "verify") as db:
+        unasked = await verify_archive(store, listed, keep_archived=False, scratch=db)
+        assert dict(unasked.archived) == {}
