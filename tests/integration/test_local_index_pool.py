@@ -12,6 +12,7 @@ from pathlib import Path
 
 from archiver.index_db import IndexDatabase
 from archiver.manifest.rollup_write import RollupWriter
+from archiver.retrieval import local_index
 from archiver.retrieval.index import normalize_id
 from archiver.retrieval.local_index import SCHEMA, IdIndex, id_hash
 from archiver.settings import StorageSettings
@@ -91,3 +92,57 @@ async def test_a_build_in_workers_gives_the_index_a_build_in_the_process_gives(
     archived = [c for c in sim.calls if c.has_recording]
     assert archived
     assert all(id_hash(normalize_id(c.sip_call_id)) in hashed for c in archived)
+
+
+async def test_a_build_from_nothing_stages_its_hashes_then_sorts_them_in_and_a_kill_loses_none(
+    tmp_path, monkeypatch
+) -> None:
+    """A build from nothing appends each rollup's id hashes to id_hashes_staged and moves them
+    into id_hashes in one sorted insert at the end. Killed before that move (here: the move
+    turned off), every call is still found (lookups read both tables), and the next update
+    moves them: the same index as an uninterrupted build, nothing left staged."""
+    sim = Simulator(
+        SimConfig(seed=23, calls=10, recording_fraction=1.0, min_size=2_000, max_size=8_000)
+    )
+    root = tmp_path / "archive"
+    storage = StorageSettings(url=str(root))
+    async with sim.serve() as base:
+        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"), manifest_batch=2)
+        await backfill(settings, sim)
+    (writer,) = [p.name for p in (root / "_archiver" / "chain").iterdir()]
+    archived = [c for c in sim.calls if c.has_recording]
+    assert len(archived) >= 4
+    async with open_store(storage) as store:
+        done = await RollupWriter(store, writer, now=lambda: datetime.now(UTC), max_objects=1).run()
+        assert len(done.records) >= 4
+        whole = await _build(tmp_path / "whole.sqlite3", store, pool_after=10**6)
+        assert whole == 0
+        for pool_after in (10**6, 0):  # in the process, then through the workers
+            path = tmp_path / f"killed-{pool_after}.sqlite3"
+            with monkeypatch.context() as crash:
+                crash.setattr(local_index, "_unstage", lambda conn: None)
+                await _build(path, store, pool_after=pool_after)
+            assert _staged(path) > 0
+            with sqlite3.connect(path) as conn:
+                assert conn.execute("SELECT COUNT(*) FROM id_hashes").fetchone() == (0,)
+            db = IndexDatabase(path, SCHEMA)
+            try:
+                ids = IdIndex(db)
+                for call in archived:
+                    keys = await ids.manifests_of(call.sip_call_id)
+                    assert keys, call.sip_call_id
+                    assert keys == await ids.manifests_of(call.cdr_id)
+                await ids.refresh(store)  # the next update moves them
+            finally:
+                db.close()
+            assert _staged(path) == 0
+            assert _contents(path) == _contents(tmp_path / "whole.sqlite3")
+    assert _staged(tmp_path / "whole.sqlite3") == 0
+    hashed = {h for h, _ in _contents(tmp_path / "whole.sqlite3")["hashes"]}
+    assert all(id_hash(normalize_id(c.sip_call_id)) in hashed for c in archived)
+
+
+def _staged(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM id_hashes_staged").fetchone()
+        return int(count)
