@@ -129,8 +129,10 @@ async def audit_chains(
     checked links go (verify: a :class:`~archiver.retrieval.link_table.LinkTable`).
     ``db``: where each writer is walked (:mod:`archiver.retrieval.chain_walk`; verify:
     its scratch file, open as long as ``state.walks`` is read); None: in memory."""
-    audit = ChainAudit(links={} if links is None else links, rollups=await audit_rollups(store))
-    walks = ChainWalks(db if db is not None else sqlite3.connect(":memory:"))
+    db = db if db is not None else sqlite3.connect(":memory:")
+    # One connection: the walk joins the listing with the rollups' copies.
+    audit = ChainAudit(links={} if links is None else links, rollups=await audit_rollups(store, db))
+    walks = ChainWalks(db)
     writers: set[str] = set()
     heads: set[str] = set()
     async for obj in store.list(CHAIN_PREFIX):
@@ -176,12 +178,10 @@ async def _audit_writer(
         except ValueError as exc:
             walks.take(writer, seq, f"unreadable link: {exc}")
 
-    copies = audit.rollups.links.get(writer, {})
-    if copies:
-        for seq, size, etag in walks.listed(writer):
-            copy = copies.get(seq)
-            if copy is not None and listed_bytes(size, etag, copy):
-                take(seq, copy)
+    # The links a checked rollup holds a copy of, a page at a time from the table.
+    for seq, size, etag, copy in audit.rollups.links.listed(writer):
+        if listed_bytes(size, etag, copy):
+            take(seq, copy)
     keys = (link_key(writer, seq) for seq in walks.unread(writer))
     async with aclosing(read_objects(store, keys, concurrency=16)) as reads:
         async for key, content in reads:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+import sqlite3
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from archiver.manifest.rollup import (
 from archiver.manifest.rollup_walk import read_in_order
 from archiver.retrieval.manifest_listing import ListedManifests
 from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.rollup_copies import RollupCopies
 from archiver.storage.base import ObjectStore, StoredObject
 from archiver.storage.layout import (
     ROLLUP_DATA,
@@ -83,7 +85,8 @@ class RollupAudit:
     """The rollups found, checked; what the chain audit and the manifest reading may use."""
 
     rollups: dict[str, list[Rollup]] = field(default_factory=dict)  # by writer, in order
-    links: dict[str, dict[int, bytes]] = field(default_factory=dict)  # copies, by writer, seq
+    # The checked rollups' copies of their links, by writer and seq, on a table.
+    links: RollupCopies = field(default_factory=RollupCopies)
     problems: list[Problem] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)  # entries keys without a record
     read_from: int = 0  # manifest objects proven and parsed from a rollup's lines
@@ -208,9 +211,11 @@ class RollupAudit:
                 yield parse_manifest(obj.manifest_key, content)
 
 
-async def audit_rollups(store: ObjectStore) -> RollupAudit:
-    """Read and check every rollup's record and entries (one listing, two reads a rollup)."""
-    audit = RollupAudit()
+async def audit_rollups(store: ObjectStore, db: sqlite3.Connection | None = None) -> RollupAudit:
+    """Read and check every rollup's record and entries (one listing, two reads a rollup).
+    ``db``: where the copies of the links go (:mod:`archiver.retrieval.rollup_copies`;
+    verify: the connection its chain is walked on); None: in memory."""
+    audit = RollupAudit(links=RollupCopies(db))
     parts: dict[str, dict[str, dict[int, StoredObject]]] = {}
     async for obj in store.list(ROLLUP_PREFIX):
         parsed = parse_rollup_key(obj.key)
@@ -244,7 +249,6 @@ async def _audit_writer(
             audit._problem(obj.key, f"lines of rollup {n}, which has neither record nor entries")
     previous: tuple[RollupRecord, bytes] | None = None
     kept: list[Rollup] = []
-    copies: dict[int, bytes] = {}
     for n in range(1, last + 1):
         rollup = await _checked(store, audit, records.get(n), entries.get(n), data.get(n), n)
         if rollup is not None and not _follows(audit, rollup[0], previous, writer, n):
@@ -254,11 +258,9 @@ async def _audit_writer(
             continue
         previous = (rollup[0].record, rollup[0].record_bytes)
         kept.append(rollup[0])
-        for entry in rollup[1]:
-            copies[entry[0]] = entry[1]
+        audit.links.add(writer, rollup[1])  # a rollup's copies at a time, not the writer's
     if kept:
         audit.rollups[writer] = kept
-        audit.links[writer] = copies
 
 
 async def _checked(
@@ -331,6 +333,6 @@ def _follows(
     return True
 
 
-def copies_of(audit: RollupAudit | None, writer: str) -> dict[int, bytes]:
+def copies_of(audit: RollupAudit | None, writer: str) -> Mapping[int, bytes]:
     """The checked rollups' copies of ``writer``'s links, by seq (empty without any)."""
     return {} if audit is None else audit.links.get(writer, {})
