@@ -15,7 +15,7 @@ import mimetypes
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from archiver.errors import RetriableError
@@ -53,7 +53,7 @@ def unlink_quiet(path: Path) -> None:
 
 def scan_sorted(
     directory: Path, rel: str = "", after: str = ""
-) -> list[tuple[str, bool, int, float]]:
+) -> Iterator[tuple[str, bool, int, float]]:
     """(name, is_dir, size, mtime) of a directory's entries, in the order of the keys they hold.
 
     A directory sorts as ``name/``, so ``a.txt`` (``.`` < ``/``) comes before
@@ -61,22 +61,40 @@ def scan_sorted(
     order, the order S3 lists them in. Files whose key (``rel`` + name) is not
     after ``after`` are left out unread (a chain's newest links, not its
     million old ones, each a ``stat``).
+
+    The whole folder is read (and each file ``stat``-ed) before the first entry,
+    as one sorted list of one string an entry: ``name/`` for a directory,
+    ``name``, NUL, size, NUL, mtime for a file (NUL sorts before any character a
+    name holds, so the strings sort as the names do), about 100 bytes an entry
+    instead of a tuple's 200 (a chain folder of 600,000 links: 57 MiB, not 115).
     """
-    entries: list[tuple[str, bool, int, float]] = []
+    entries: list[str] = []
     try:
         with os.scandir(directory) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
-                    entries.append((entry.name, True, 0, 0.0))
+                    entries.append(entry.name + "/")
                 elif after and rel + entry.name <= after:
                     continue
                 elif entry.is_file(follow_symlinks=False) and not is_hidden(entry.name):
                     st = entry.stat(follow_symlinks=False)
-                    entries.append((entry.name, False, st.st_size, st.st_mtime))
+                    entries.append(f"{entry.name}\0{st.st_size}\0{st.st_mtime!r}")
     except (FileNotFoundError, NotADirectoryError):
-        return []
-    entries.sort(key=lambda e: e[0] + "/" if e[1] else e[0])
-    return entries
+        entries = []
+    entries.sort()
+    return _unpacked(entries)
+
+
+def _unpacked(entries: list[str]) -> Iterator[tuple[str, bool, int, float]]:
+    """The packed entries as tuples, each let go once yielded."""
+    entries.reverse()
+    while entries:
+        packed = entries.pop()
+        if packed.endswith("/"):
+            yield packed[:-1], True, 0, 0.0
+        else:
+            name, size, mtime = packed.split("\0")
+            yield name, False, int(size), float(mtime)
 
 
 def check_digest(key: str, actual: str, expected: str) -> None:
