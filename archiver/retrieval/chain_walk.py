@@ -277,14 +277,20 @@ class WalkTable(Mapping[int, str]):
 
     def __iter__(self) -> Iterator[int]:
         """The seqs in increasing order, a page at a time."""
-        after = -1
-        while True:
-            page = self._db.execute(_VOUCHED, (self._writer, after)).fetchall()
-            if not page:
-                return
-            for (seq,) in page:
-                yield seq
-            after = page[-1][0]
+        return seqs_in_pages(self._db, _VOUCHED, self._writer)
 
     def __len__(self) -> int:
         return self._count
+
+
+def seqs_in_pages(db: sqlite3.Connection, query: str, writer: str) -> Iterator[int]:
+    """A writer's seqs in increasing order from ``query`` (``writer = ? AND seq > ? ORDER BY
+    seq LIMIT n``), a page at a time."""
+    after = -1
+    while True:
+        page = db.execute(query, (writer, after)).fetchall()
+        if not page:
+            return
+        for (seq,) in page:
+            yield seq
+        after = page[-1][0]

@@ -20,6 +20,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 
+from archiver.retrieval.chain_walk import seqs_in_pages
+
 _SCHEMA = (
     "CREATE TABLE rollup_copies (writer TEXT NOT NULL, seq INTEGER NOT NULL,"
     " body BLOB NOT NULL, PRIMARY KEY (writer, seq)) WITHOUT ROWID"
@@ -123,14 +125,7 @@ class WriterCopies(Mapping[int, bytes]):
 
     def __iter__(self) -> Iterator[int]:
         """The seqs in increasing order, a page at a time."""
-        after = -1
-        while True:
-            page = self._db.execute(_SEQS, (self._writer, after)).fetchall()
-            if not page:
-                return
-            for (seq,) in page:
-                yield seq
-            after = page[-1][0]
+        return seqs_in_pages(self._db, _SEQS, self._writer)
 
     def __len__(self) -> int:
         row = self._db.execute(

@@ -51,11 +51,11 @@ async def _build(path: Path, store: ObjectStore, pool_after: int) -> int:
         db.close()
 
 
-async def test_a_build_in_workers_gives_the_index_a_build_in_the_process_gives(
-    tmp_path, caplog
-) -> None:
+async def _backfilled(tmp_path: Path, seed: int) -> tuple[Simulator, Path, StorageSettings, str]:
+    """A backfill of 10 simulated calls into a folder, 2 a manifest object: its simulator,
+    folder, storage and writer."""
     sim = Simulator(
-        SimConfig(seed=21, calls=10, recording_fraction=1.0, min_size=2_000, max_size=8_000)
+        SimConfig(seed=seed, calls=10, recording_fraction=1.0, min_size=2_000, max_size=8_000)
     )
     root = tmp_path / "archive"
     storage = StorageSettings(url=str(root))
@@ -63,6 +63,13 @@ async def test_a_build_in_workers_gives_the_index_a_build_in_the_process_gives(
         settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"), manifest_batch=2)
         await backfill(settings, sim)
     (writer,) = [p.name for p in (root / "_archiver" / "chain").iterdir()]
+    return sim, root, storage, writer
+
+
+async def test_a_build_in_workers_gives_the_index_a_build_in_the_process_gives(
+    tmp_path, caplog
+) -> None:
+    sim, root, storage, writer = await _backfilled(tmp_path, seed=21)
     async with open_store(storage) as store:
         done = await RollupWriter(store, writer, now=lambda: datetime.now(UTC), max_objects=1).run()
         assert len(done.records) >= 4
@@ -101,15 +108,7 @@ async def test_a_build_from_nothing_stages_its_hashes_then_sorts_them_in_and_a_k
     into id_hashes in one sorted insert at the end. Killed before that move (here: the move
     turned off), every call is still found (lookups read both tables), and the next update
     moves them: the same index as an uninterrupted build, nothing left staged."""
-    sim = Simulator(
-        SimConfig(seed=23, calls=10, recording_fraction=1.0, min_size=2_000, max_size=8_000)
-    )
-    root = tmp_path / "archive"
-    storage = StorageSettings(url=str(root))
-    async with sim.serve() as base:
-        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"), manifest_batch=2)
-        await backfill(settings, sim)
-    (writer,) = [p.name for p in (root / "_archiver" / "chain").iterdir()]
+    sim, root, storage, writer = await _backfilled(tmp_path, seed=23)
     archived = [c for c in sim.calls if c.has_recording]
     assert len(archived) >= 4
     async with open_store(storage) as store:
