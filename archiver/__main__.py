@@ -13,7 +13,10 @@ def main() -> int:
     :func:`archiver.cli.main` turns it back on before the command runs.
     """
     gc.disable()
+    from archiver import memory  # noqa: PLC0415 - after gc.disable, on purpose
     from archiver.cli import main as cli_main  # noqa: PLC0415 - after gc.disable, on purpose
+
+    memory.tune()  # large buffers go back to the system when freed (archiver.memory)
 
     return cli_main()
 

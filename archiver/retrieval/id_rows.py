@@ -9,16 +9,29 @@ reads the storage and writes SQLite.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
+import sys
 import unicodedata
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 
 from archiver.manifest.reader import decoded_lines, line_ids
 from archiver.manifest.rollup import RollupProblem
 from archiver.manifest.rollup_read import RollupRead, RollupRef, check_parts
 
-# An id field with a plain string value, as json.dumps writes it.
-_ID_FIELD = re.compile(rb'"(?:sip_call_id|cdr_id)"\s*:\s*"([^"\\\n]*)"')
+# Each id field, as json.dumps writes it, with its value when that is a plain string (in its
+# quotes), else b"" (a number, null...): every field is found, so nothing is counted apart.
+# One pattern per field: a pattern that starts with a long literal is searched for, not
+# tried at each quote.
+_ID_FIELDS = tuple(
+    re.compile(rb'"' + name + rb'"\s*:\s*("[^"\\\n]*"|)') for name in (b"sip_call_id", b"cdr_id")
+)
+_BLAKE2B_8 = partial(hashlib.blake2b, digest_size=8)
+_DIGEST = operator.methodcaller("digest")
 # A proven_links row: (writer, seq, SHA-256 of the link's bytes, prev_seq, prev_sha256).
 Hint = tuple[str, int, str, int | None, str | None]
 
@@ -27,6 +40,15 @@ def id_hash(ident: str) -> int:
     """The signed 64-bit hash of a normalized id (pure; stable across processes)."""
     digest = hashlib.blake2b(ident.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def id_hashes(idents: Iterable[bytes]) -> list[int]:
+    """:func:`id_hash` of each of ``idents`` (normalized ids, UTF-8 with surrogatepass),
+    in order: hashed and converted in C, a third of the time of one call each."""
+    packed = array("q", b"".join(map(_DIGEST, map(_BLAKE2B_8, idents))))
+    if sys.byteorder == "little":
+        packed.byteswap()  # the digest is read big-endian
+    return packed.tolist()
 
 
 def manifest_ids(content: bytes) -> set[str]:
@@ -41,33 +63,57 @@ def manifest_ids(content: bytes) -> set[str]:
     not JSON) only costs a lookup one more read: the index may name too many
     objects, never too few.
     """
+    return {ident.decode("utf-8", "surrogatepass") for ident in id_bytes(content)}
+
+
+def id_bytes(content: bytes) -> set[bytes]:
+    """:func:`manifest_ids` encoded as :func:`id_hash` hashes them (UTF-8, surrogatepass)."""
     quick = _quick_ids(content)
-    if quick is not None:
-        return quick
-    return {ident for line in decoded_lines(content) for ident in line_ids(line)}
+    if quick is None:
+        return {
+            ident.encode("utf-8", "surrogatepass")
+            for line in decoded_lines(content)
+            for ident in line_ids(line)
+        }
+    ids = set(quick)
+    ids.discard(b"")
+    return ids
 
 
-def _quick_ids(content: bytes) -> set[str] | None:
-    """The ids of an object found without decoding it, or None when it must be decoded."""
+def _quick_ids(content: bytes) -> list[bytes] | None:
+    """The ids of an object found without decoding it (normalized, UTF-8, perhaps repeated
+    or empty), or None when it must be decoded."""
     if b"\\" in content or b"\0" in content:
         return None
-    values = _ID_FIELD.findall(content)
-    if len(values) != content.count(b'"sip_call_id"') + content.count(b'"cdr_id"'):
-        return None  # an id field whose value is not a plain string (a number, null...)
-    ids = set()
-    for value in set(values):
+    found: list[bytes] = []
+    for pattern in _ID_FIELDS:
+        found += pattern.findall(content)
+    if not found:
+        return []
+    joined = b"\n".join(found)
+    parts = joined.split(b'"')
+    # Each value in its quotes (and none holds one): '', id, '\n', id, ..., id, ''.
+    if len(parts) != 2 * len(found) + 1 or parts[::2] != [b"", *[b"\n"] * (len(found) - 1), b""]:
+        return None  # an id field whose value is not a plain string
+    values = parts[1::2]
+    # ASCII without whitespace: what normalizing leaves as it is. (A control character, which
+    # str.strip() may strip too, is not valid raw in JSON: decoding finds no id in its line.)
+    if joined.isascii() and joined.split() == found:
+        return values
+    ids = []
+    for value in values:
         try:
             text = value.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        ids.add((text if text.isascii() else unicodedata.normalize("NFC", text)).strip())
-    ids.discard("")
+        text = (text if text.isascii() else unicodedata.normalize("NFC", text)).strip()
+        ids.append(text.encode("utf-8"))
     return ids
 
 
 def object_rows(key: str, content: bytes) -> tuple[str, list[int]]:
     """A manifest object's key and the sorted hashes of its ids: what the index stores."""
-    return key, sorted({id_hash(i) for i in manifest_ids(content)})
+    return key, sorted(id_hashes(id_bytes(content)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +129,14 @@ class RollupRows:
 
 def rows_of(read: RollupRead) -> RollupRows:
     """The index's rows of a rollup read (its objects when it checked out, else none)."""
-    batch = [object_rows(key, content) for key, content in read.objects()]
+    found = [(key, id_bytes(content)) for key, content in read.objects()]
+    # Hashed all at once, then cut back into each object's.
+    hashes = id_hashes(chain.from_iterable(ids for _, ids in found))
+    batch = []
+    start = 0
+    for key, ids in found:
+        batch.append((key, sorted(hashes[start : start + len(ids)])))
+        start += len(ids)
     hints: list[Hint] = [(read.ref.writer, *link) for link in read.links]
     return RollupRows(read.ref.key, batch, hints, read.problems)
 

@@ -22,16 +22,18 @@ commands updating at once leave it indexed whole or not at all.
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from dataclasses import replace
 from functools import partial
 
+from archiver import memory
 from archiver.index_db import IndexDatabase
 from archiver.manifest.reader import read_objects
 from archiver.manifest.rollup_read import (
@@ -261,7 +263,7 @@ class IdIndex:
             writing = asyncio.create_task(self.db.run(_storing(rows, staged=True)))
 
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(workers, mp_context=context)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=memory.tune)
         try:
             for ref in todo:
                 parts = await read_parts(store, ref)
@@ -327,10 +329,6 @@ def _known(conn: sqlite3.Connection, keys: Sequence[str], table: str = "id_manif
     return known
 
 
-_INSERT_HASHES = "INSERT OR IGNORE INTO id_hashes (hash, manifest) VALUES (?, ?)"
-_INSERT_STAGED = "INSERT INTO id_hashes_staged (hash, manifest) VALUES (?, ?)"
-
-
 def _unstage(conn: sqlite3.Connection) -> None:
     """Move the staged hashes into id_hashes, sorted (appended to its B-tree in order),
     in one transaction."""
@@ -370,26 +368,47 @@ def _forget(conn: sqlite3.Connection, key: str) -> None:
         raise
 
 
+# A batch goes to SQLite as one JSON text, taken apart there: one statement per table
+# instead of one per row (each of which took the GIL from the thread reading the next batch).
+_INSERT_KEYS = (
+    "INSERT OR IGNORE INTO id_manifests (key) SELECT json_extract(value, '$[0]') FROM json_each(?)"
+)
+_INSERT_ROWS = (
+    "INSERT {how} INTO {table} (hash, manifest) "
+    "SELECT h.value, m.id FROM json_each(?) AS o "
+    "JOIN id_manifests AS m ON m.key = json_extract(o.value, '$[0]') "
+    "JOIN json_each(o.value, '$[1]') AS h"
+)
+_INSERT_HINTS = (
+    "INSERT OR IGNORE INTO proven_links (writer, seq, sha256, prev_seq, prev_sha256) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]') "
+    "FROM json_each(?)"
+)
+
+
 def _store(
     conn: sqlite3.Connection,
-    batch: Sequence[tuple[str, Iterable[int]]],
+    batch: Sequence[tuple[str, Sequence[int]]],
     rollup: str = "",
     hints: Sequence[Hint] = (),
     staged: bool = False,
 ) -> None:
     conn.execute(f"PRAGMA cache_size = -{_STAGED_CACHE_KIB if staged else _CACHE_KIB}")
-    hashes_into = _INSERT_STAGED if staged else _INSERT_HASHES
+    rows = _INSERT_ROWS.format(
+        how="" if staged else "OR IGNORE", table="id_hashes_staged" if staged else "id_hashes"
+    )
+    objects = json.dumps(batch)  # [[key, [hash, ...]], ...]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for key, hashes in batch:
-            # Another command may have indexed it meanwhile: then it is done.
-            cursor = conn.execute("INSERT OR IGNORE INTO id_manifests (key) VALUES (?)", (key,))
-            if cursor.rowcount == 0:
-                continue
-            manifest = cursor.lastrowid
-            conn.executemany(hashes_into, [(h, manifest) for h in hashes])
-        # A link proven by a walk is never replaced by a hint.
-        conn.executemany("INSERT OR IGNORE INTO proven_links VALUES (?, ?, ?, ?, ?)", hints)
+        if batch:
+            # An object another command indexed meanwhile gets its rows again: ignored here,
+            # or when moved from id_hashes_staged.
+            conn.execute(_INSERT_KEYS, (objects,))
+            conn.execute(rows, (objects,))
+        if hints:
+            # A link proven by a walk is never replaced by a hint.
+            conn.execute(_INSERT_HINTS, (json.dumps(hints),))
         if rollup:  # with its objects: a crash leaves both or neither
             conn.execute("INSERT OR IGNORE INTO id_rollups (key) VALUES (?)", (rollup,))
         conn.execute("COMMIT")

@@ -198,3 +198,36 @@ async def test_an_index_file_another_process_keeps_locked_is_left_to_it(
         holder.close()
     assert "is busy (database is locked): built in memory instead" in caplog.text
     assert _rows(index) == []  # nothing written behind the other writer's back
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_a_batch_written_whole_keeps_every_hash_and_hint_exactly(tmp_path, staged) -> None:
+    # The batch goes to SQLite as one JSON text: the 64-bit ends, a hint's NULLs and a
+    # key already indexed (by another command) come out as they went in.
+    from archiver.retrieval.local_index import _store, _unstage
+
+    conn = sqlite3.connect(tmp_path / "i.sqlite3", isolation_level=None)
+    conn.executescript(SCHEMA)
+    _store(conn, [("manifests/a.jsonl", [5])])
+    extremes = [-(2**63), -1, 0, 2**63 - 1]
+    batch = [("manifests/a.jsonl", [6]), ("manifests/b.jsonl", extremes), ("manifests/c", [])]
+    hints = [("w1", 1, "a" * 64, None, None), ("w1", 2, "b" * 64, 1, "a" * 64)]
+    _store(conn, batch, rollup="_archiver/rollups/w1/000000000001.json", hints=hints, staged=staged)
+    if staged:
+        _unstage(conn)
+    rows = conn.execute(
+        "SELECT m.key, h.hash FROM id_hashes h JOIN id_manifests m ON m.id = h.manifest "
+        "UNION ALL SELECT 'staged', hash FROM id_hashes_staged ORDER BY 1, 2"
+    ).fetchall()
+    assert rows == [
+        ("manifests/a.jsonl", 5),
+        ("manifests/a.jsonl", 6),
+        *(("manifests/b.jsonl", h) for h in extremes),
+    ]
+    keys = conn.execute("SELECT key FROM id_manifests ORDER BY key").fetchall()
+    assert keys == [("manifests/a.jsonl",), ("manifests/b.jsonl",), ("manifests/c",)]
+    assert conn.execute("SELECT * FROM proven_links ORDER BY seq").fetchall() == hints
+    assert conn.execute("SELECT key FROM id_rollups").fetchall() == [
+        ("_archiver/rollups/w1/000000000001.json",)
+    ]
+    assert all(type(h) is int for (_, h) in rows)

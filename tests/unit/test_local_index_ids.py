@@ -107,3 +107,49 @@ def test_the_manifest_objects_present_kept_as_bits_per_writer() -> None:
         present.has(w, q)
         for w, q in (("w1", 1), ("w1", 8), ("w2", 9), ("w3", 0), ("w1", 10**12), ("w2", 999_999))
     )
+
+
+_AWKWARD_IDS = [
+    "plain-1@pbx",
+    " lead",
+    "trail ",
+    "in ner",
+    "",
+    " ",
+    "\x1cfs\x1f",  # str.strip() strips these; json.dumps escapes them
+    "tab\tin",
+    "Cafe\u0301",  # NFC changes it
+    "nbsp\u00a0",  # str.strip() strips it
+    "\u3000wide",
+    "\u0110\u1ee9c",
+    "\ud800lone",  # a lone surrogate, as JSON may spell it
+    'quo"te',
+    "back\\slash",
+    "0",
+]
+
+
+@pytest.mark.parametrize("ensure_ascii", [False, True])
+def test_the_ids_found_without_decoding_are_the_ids_decoding_finds(ensure_ascii: bool) -> None:
+    # An object as the archiver writes it: exactly the decoded ids, however awkward.
+    for sip in _AWKWARD_IDS:
+        for cdr in ("c-1", sip, " c-2 "):
+            rows = [
+                {"sip_call_id": sip, "cdr_id": cdr, "n": 1},
+                {"sip_call_id": "x", "cdr_id": "c"},
+            ]
+            content = b"".join(
+                json.dumps(r, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass") + b"\n"
+                for r in rows
+            )
+            decoded = {i for line in decoded_lines(content) for i in line_ids(line)}
+            assert manifest_ids(content) == decoded, (sip, cdr)
+
+
+def test_the_hashes_taken_at_once_are_each_ids_hash() -> None:
+    from archiver.retrieval.id_rows import id_hashes
+
+    idents = [i for i in _AWKWARD_IDS if i] + ["x" * 300]
+    encoded = [i.encode("utf-8", "surrogatepass") for i in idents]
+    assert id_hashes(encoded) == [id_hash(i) for i in idents]
+    assert id_hashes([]) == []
