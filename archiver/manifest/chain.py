@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,9 +40,26 @@ def canonical_json(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
+_DECODER = json.JSONDecoder()
+_NOT_SPACE = re.compile(r"[^ \t\n\r]")
+
+
+def json_bytes(data: bytes) -> Any:
+    """``json.loads(data)``, quicker for what starts with ``{`` (a link, an entries line:
+    thousands per rollup): read as UTF-8 straight away, as json.loads reads it when
+    the second byte is not NUL, without its other checks. Raises what it raises."""
+    if data[:1] != b"{" or data[1:2] == b"\0":
+        return json.loads(data)
+    text = data.decode("utf-8", "surrogatepass")
+    body, end = _DECODER.raw_decode(text)
+    if end != len(text) and _NOT_SPACE.search(text, end) is not None:
+        return json.loads(data)  # what follows the object: json.loads says what is wrong
+    return body
+
+
 def _loads(data: bytes, what: str) -> dict[str, Any]:
     try:
-        body = json.loads(data)
+        body = json_bytes(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValueError(f"{what} is not JSON") from None
     if not isinstance(body, dict) or body.get("format") != CHAIN_FORMAT:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from archiver.manifest.chain import canonical_json, field_count, field_text
+from archiver.manifest.chain import canonical_json, field_count, field_text, json_bytes
 from archiver.storage.layout import WRITER_ID, rollup_key
 
 ROLLUP_FORMAT = 1
@@ -29,7 +29,7 @@ MAX_ENTRIES_BYTES = 128 * 1024 * 1024
 
 def _object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        body = json.loads(data)
+        body = json_bytes(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValueError(f"{what} is not JSON") from None
     if not isinstance(body, dict):

@@ -22,10 +22,8 @@ commands updating at once leave it indexed whole or not at all.
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import os
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -45,9 +43,8 @@ from archiver.manifest.rollup_read import (
     read_parts,
     read_rollup,
 )
-from archiver.retrieval import proven_links
+from archiver.retrieval import id_store, proven_links
 from archiver.retrieval.id_rows import (
-    Hint,
     RollupRows,
     id_hash,
     manifest_ids,
@@ -101,12 +98,6 @@ CREATE TABLE IF NOT EXISTS id_watermarks (
 _LISTED_AT_ONCE = 10_000
 # Manifest objects (about 1,000 lines each) written per transaction.
 _COMMIT_EVERY = 50
-# SQLite's page cache while updating, in KiB: the hash B-tree of a million calls
-# (about 40 MB) stays in memory, so its random inserts do not go to the disk.
-_CACHE_KIB = 64 * 1024
-# A build from nothing appends to id_hashes_staged and sorts it in at the end: no random
-# inserts to keep in memory (at 5M calls: the same CPU, 35 MiB less peak RSS).
-_STAGED_CACHE_KIB = 16 * 1024
 # A build from nothing with more rollups to read than this checks them and hashes their
 # ids in worker processes (one per core; an archive of less than about 300,000 calls in
 # the service's shape starts none: at 100k, 7 rollups, the workers' start-up cost more
@@ -148,7 +139,7 @@ class IdIndex:
         partitions). The listing is taken a slice at a time (memory bounded by
         the slice, not the archive: a million keys held at once were 280 MB).
         """
-        await self.db.run(_unstage)  # rows an interrupted build left staged
+        await self.db.run(id_store.unstage)  # rows an interrupted build left staged
         if keep is None and MANIFEST_PREFIX in prefixes:
             await self.from_rollups(store)
         added = 0
@@ -170,7 +161,7 @@ class IdIndex:
         thread, which runs without the GIL): one batch is written while the
         next is read.
         """
-        known = await self.db.run(partial(_known, keys=keys)) if keys else set()
+        known = await self.db.run(partial(id_store.known, keys=keys)) if keys else set()
         new = [key for key in dict.fromkeys(keys) if key not in known]
         added = 0
         pending: list[tuple[str, list[int]]] = []
@@ -185,14 +176,16 @@ class IdIndex:
                     if len(pending) >= _COMMIT_EVERY:
                         if writing is not None:
                             await writing
-                        writing = asyncio.create_task(self.db.run(partial(_store, batch=pending)))
+                        writing = asyncio.create_task(
+                            self.db.run(partial(id_store.store, batch=pending))
+                        )
                         pending = []
         finally:
             if writing is not None:
                 await writing  # a write already in SQLite's hands ends either way
             if pending:
                 # Even when a read failed: what was read whole is kept for the next command.
-                await self.db.run(partial(_store, batch=pending))
+                await self.db.run(partial(id_store.store, batch=pending))
         return added
 
     async def from_rollups(self, store: ObjectStore) -> None:
@@ -205,10 +198,12 @@ class IdIndex:
         where the chain it walked records that very SHA-256.
         """
         refs = await list_rollups(store)
-        seen = await self.db.run(partial(_known, keys=[r.key for r in refs], table="id_rollups"))
+        seen = await self.db.run(
+            partial(id_store.known, keys=[r.key for r in refs], table="id_rollups")
+        )
         todo = [ref for ref in refs if ref.key not in seen]
         # A fresh index has none of the objects: their keys are not worth checking first.
-        fresh = await self.db.run(_empty)
+        fresh = await self.db.run(id_store.empty)
         try:
             if fresh and len(todo) > self.pool_after:
                 await self._rollups_in_workers(store, todo)
@@ -217,7 +212,7 @@ class IdIndex:
         finally:
             if fresh:
                 # Whatever was written, sorted into id_hashes (also after a failed read).
-                await self.db.run(_unstage)
+                await self.db.run(id_store.unstage)
 
     async def _rollups_here(
         self, store: ObjectStore, todo: Sequence[RollupRef], fresh: bool
@@ -230,15 +225,15 @@ class IdIndex:
                 if not fresh:
                     # An index kept up to date has its objects already: the lines are not read.
                     covered = await covered_keys(store, ref)
-                    known = await self.db.run(partial(_known, keys=covered or []))
+                    known = await self.db.run(partial(id_store.known, keys=covered or []))
                     if covered and not set(covered) - known:
-                        await self.db.run(partial(_store, batch=[], rollup=ref.key))
+                        await self.db.run(partial(id_store.store, batch=[], rollup=ref.key))
                         continue
                 rows = rows_of(await read_rollup(store, ref))
                 if writing is not None:
                     await writing
                 # Written in SQLite's thread while the next rollup is read and decoded here.
-                writing = asyncio.create_task(self.db.run(_storing(rows, staged=fresh)))
+                writing = asyncio.create_task(self.db.run(id_store.storing(rows, staged=fresh)))
         finally:
             if writing is not None:
                 await writing
@@ -260,7 +255,7 @@ class IdIndex:
             log_unused(rows.key, rows.problems)  # as read_rollup logs it
             if writing is not None:
                 await writing
-            writing = asyncio.create_task(self.db.run(_storing(rows, staged=True)))
+            writing = asyncio.create_task(self.db.run(id_store.storing(rows, staged=True)))
 
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=memory.tune)
@@ -291,12 +286,12 @@ class IdIndex:
 
     async def add(self, key: str, content: bytes) -> None:
         """Index one manifest object from its bytes (one this process has just written)."""
-        await self.db.run(partial(_store, batch=[object_rows(key, content)]))
+        await self.db.run(partial(id_store.store, batch=[object_rows(key, content)]))
 
     async def forget(self, key: str) -> None:
         """Drop a manifest object the storage does not have (an index file that also saw
         another storage): it is not looked for again."""
-        await self.db.run(partial(_forget, key=key))
+        await self.db.run(partial(id_store.forget, key=key))
 
     async def manifests_of(self, ident: str) -> list[str]:
         """The keys of the manifest objects that may hold a line with id ``ident``."""
@@ -310,108 +305,3 @@ class IdIndex:
             ).fetchall()
         )
         return [str(key) for (key,) in rows]
-
-
-def _storing(rows: RollupRows, *, staged: bool) -> Callable[[sqlite3.Connection], None]:
-    """The write of a rollup's rows, marking it read with them (``staged``: the hashes to
-    id_hashes_staged, for a build from nothing)."""
-    return partial(_store, batch=rows.batch, rollup=rows.key, hints=rows.hints, staged=staged)
-
-
-def _known(conn: sqlite3.Connection, keys: Sequence[str], table: str = "id_manifests") -> set[str]:
-    """Which of ``keys`` are indexed (asked in chunks: SQLite bounds a statement's values)."""
-    known: set[str] = set()
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(f"SELECT key FROM {table} WHERE key IN ({marks})", chunk)  # noqa: S608 - a constant, "?"s
-        known.update(str(key) for (key,) in rows)
-    return known
-
-
-def _unstage(conn: sqlite3.Connection) -> None:
-    """Move the staged hashes into id_hashes, sorted (appended to its B-tree in order),
-    in one transaction."""
-    if conn.execute("SELECT 1 FROM id_hashes_staged LIMIT 1").fetchone() is None:
-        return
-    conn.execute(f"PRAGMA cache_size = -{_STAGED_CACHE_KIB}")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "INSERT OR IGNORE INTO id_hashes (hash, manifest) "
-            "SELECT hash, manifest FROM id_hashes_staged ORDER BY hash, manifest"
-        )
-        conn.execute("DELETE FROM id_hashes_staged")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _empty(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM id_manifests LIMIT 1").fetchone() is None
-
-
-def _forget(conn: sqlite3.Connection, key: str) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for table in ("id_hashes", "id_hashes_staged"):
-            conn.execute(
-                f"DELETE FROM {table} WHERE manifest IN "  # noqa: S608 - a constant
-                "(SELECT id FROM id_manifests WHERE key = ?)",
-                (key,),
-            )
-        conn.execute("DELETE FROM id_manifests WHERE key = ?", (key,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-# A batch goes to SQLite as one JSON text, taken apart there: one statement per table
-# instead of one per row (each of which took the GIL from the thread reading the next batch).
-_INSERT_KEYS = (
-    "INSERT OR IGNORE INTO id_manifests (key) SELECT json_extract(value, '$[0]') FROM json_each(?)"
-)
-_INSERT_ROWS = (
-    "INSERT {how} INTO {table} (hash, manifest) "
-    "SELECT h.value, m.id FROM json_each(?) AS o "
-    "JOIN id_manifests AS m ON m.key = json_extract(o.value, '$[0]') "
-    "JOIN json_each(o.value, '$[1]') AS h"
-)
-_INSERT_HINTS = (
-    "INSERT OR IGNORE INTO proven_links (writer, seq, sha256, prev_seq, prev_sha256) "
-    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]') "
-    "FROM json_each(?)"
-)
-
-
-def _store(
-    conn: sqlite3.Connection,
-    batch: Sequence[tuple[str, Sequence[int]]],
-    rollup: str = "",
-    hints: Sequence[Hint] = (),
-    staged: bool = False,
-) -> None:
-    conn.execute(f"PRAGMA cache_size = -{_STAGED_CACHE_KIB if staged else _CACHE_KIB}")
-    rows = _INSERT_ROWS.format(
-        how="" if staged else "OR IGNORE", table="id_hashes_staged" if staged else "id_hashes"
-    )
-    objects = json.dumps(batch)  # [[key, [hash, ...]], ...]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if batch:
-            # An object another command indexed meanwhile gets its rows again: ignored here,
-            # or when moved from id_hashes_staged.
-            conn.execute(_INSERT_KEYS, (objects,))
-            conn.execute(rows, (objects,))
-        if hints:
-            # A link proven by a walk is never replaced by a hint.
-            conn.execute(_INSERT_HINTS, (json.dumps(hints),))
-        if rollup:  # with its objects: a crash leaves both or neither
-            conn.execute("INSERT OR IGNORE INTO id_rollups (key) VALUES (?)", (rollup,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise

@@ -204,7 +204,8 @@ async def test_an_index_file_another_process_keeps_locked_is_left_to_it(
 def test_a_batch_written_whole_keeps_every_hash_and_hint_exactly(tmp_path, staged) -> None:
     # The batch goes to SQLite as one JSON text: the 64-bit ends, a hint's NULLs and a
     # key already indexed (by another command) come out as they went in.
-    from archiver.retrieval.local_index import _store, _unstage
+    from archiver.retrieval.id_store import store as _store
+    from archiver.retrieval.id_store import unstage as _unstage
 
     conn = sqlite3.connect(tmp_path / "i.sqlite3", isolation_level=None)
     conn.executescript(SCHEMA)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from archiver.index_db import IndexDatabase
 from archiver.manifest.rollup_write import RollupWriter
-from archiver.retrieval import local_index
+from archiver.retrieval import id_store
 from archiver.retrieval.index import normalize_id
 from archiver.retrieval.local_index import SCHEMA, IdIndex, id_hash
 from archiver.settings import StorageSettings
@@ -119,7 +119,7 @@ async def test_a_build_from_nothing_stages_its_hashes_then_sorts_them_in_and_a_k
         for pool_after in (10**6, 0):  # in the process, then through the workers
             path = tmp_path / f"killed-{pool_after}.sqlite3"
             with monkeypatch.context() as crash:
-                crash.setattr(local_index, "_unstage", lambda conn: None)
+                crash.setattr(id_store, "unstage", lambda conn: None)
                 await _build(path, store, pool_after=pool_after)
             assert _staged(path) > 0
             with sqlite3.connect(path) as conn:

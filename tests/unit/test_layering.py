@@ -36,7 +36,9 @@ LEVELS: list[frozenset[str]] = [
     frozenset({"sources", "storage"}),
     frozenset({"http", "metrics", "lag", "setting_names", "exits", "index_db"}),
     frozenset({"settings", "logs"}),
-    frozenset({"errors", "models", "private_files", "waiting", "timeutil", "verify_package"}),
+    frozenset(
+        {"errors", "models", "private_files", "waiting", "timeutil", "verify_package", "memory"}
+    ),
     frozenset({"failures", "archiver"}),
 ]
 # Apart from the levels: only ``commands`` starts it, and it uses nothing of the
