@@ -29,8 +29,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from archiver.index_db import IndexDatabase
+from archiver.manifest.chain import Link
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import decoded_lines, line_ids, read_object
+from archiver.manifest.seal import SEAL_PREFIX
 from archiver.manifest.supersede import SUPERSEDE_PREFIX, parse_record_key
 from archiver.retrieval import index_refresh, proven_links
 from archiver.retrieval.errors import CallNotFoundError, IntegrityError, IntegrityKind
@@ -329,11 +331,25 @@ async def _no_manifest_missing(store: ObjectStore) -> None:
         link = parse_chain_key(obj.key)
         if link is None or link[1] is None or present.has(link[0], link[1]):
             continue
+        if link[0].startswith(SEAL_PREFIX):
+            # A seal's links name legacy objects, under their own writer and number: read.
+            if await _sealed_present(store, obj.key, present):
+                continue
         raise IntegrityError(
             IntegrityKind.MISSING,
             f"manifest object {link[1]} of writer {link[0]} is missing (its chain link "
             f"{link_key(link[0], link[1])} is there): the call may have been in it",
         )
+
+
+async def _sealed_present(store: ObjectStore, key: str, present: _Present) -> bool:
+    """Whether the legacy object a seal's link names is listed (True too when the link
+    cannot be read: a broken chain is verify's to report, not a missing object)."""
+    try:
+        named = parse_manifest_key(Link.from_bytes(await read_object(store, key)).manifest_key)
+    except (KeyError, ValueError):
+        return True
+    return named is None or present.has(named.writer, named.seq)
 
 
 class _Present:

@@ -66,3 +66,31 @@ async def test_legacy_objects_are_sealed_and_only_their_lines_are_unproven(
     assert verified.code == 5, verified.out + verified.err
     assert "nothing found wrong" in verified.out
     assert "legacy lines 150" in verified.out
+
+
+async def test_get_of_no_call_in_a_sealed_archive_is_not_found_until_a_legacy_object_goes(
+    tmp_path: Path,
+) -> None:
+    # A seal's links name legacy objects (their own writer and number), not objects of the
+    # seal's writer: a get that finds nothing must not call them missing (it did: exit 5).
+    shape = Shape(calls=300, per_day=300, legacy=150)
+    archive = tmp_path / "archive"
+    await _generated(archive, shape)
+    env = cli_env(
+        {
+            "ARCHIVER_STORAGE__URL": str(archive),
+            "ARCHIVER_OPERATOR": "ci",
+            "ARCHIVER_CONSOLE__INDEX_PATH": str(tmp_path / "index.sqlite3"),
+        }
+    )
+    absent = await run_cli("get", "no-such-call", "--url", env=env, cwd=tmp_path)
+    assert absent.code == 4, absent.out + absent.err
+    assert "no archived call with id 'no-such-call'" in absent.err
+    legacy = sorted(
+        p for p in (archive / "manifests").rglob("*.jsonl") if p.name.split("-")[1][0] != "w"
+    )
+    assert legacy, "the shape has legacy objects"
+    legacy[0].unlink()
+    gone = await run_cli("get", "no-such-call", "--url", env=env, cwd=tmp_path)
+    assert gone.code == 5, gone.out + gone.err
+    assert "is missing" in gone.err
