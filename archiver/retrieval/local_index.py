@@ -205,7 +205,7 @@ class IdIndex:
         # A fresh index has none of the objects: their keys are not worth checking first.
         fresh = await self.db.run(id_store.empty)
         try:
-            if fresh and len(todo) > self.pool_after:
+            if fresh and len(todo) > self.pool_after and _cores() > 1:
                 await self._rollups_in_workers(store, todo)
             else:
                 await self._rollups_here(store, todo, fresh)
@@ -239,12 +239,14 @@ class IdIndex:
                 await writing
 
     async def _rollups_in_workers(self, store: ObjectStore, todo: Sequence[RollupRef]) -> None:
-        """:meth:`from_rollups` of a build from nothing with many rollups: each read here,
-        checked and hashed in a worker process (spawned: a fork of this process, with its
-        event loop's and SQLite's threads, is unsafe), written here in the order read.
-        Rollups sent ahead and not written when a read fails are dropped: not marked
-        read, so the next update reads them again."""
-        workers = max(1, os.cpu_count() or 1)
+        """:meth:`from_rollups` of a build from nothing with many rollups on more than one
+        core: each rollup read here, then checked and hashed in a worker process (spawned:
+        a fork of this process, with its event loop's and SQLite's threads, is unsafe) or,
+        when every worker is busy, here; written here in the order read. One worker per
+        core but one: this process takes its share (a worker is 40 MiB and more of its own).
+        Rollups sent ahead and not written when a read fails are dropped: not marked read,
+        so the next update reads them again."""
+        workers = max(1, _cores() - 1)
         loop = asyncio.get_running_loop()
         ahead: deque[tuple[asyncio.Future[RollupRows], int]] = deque()  # (rows, bytes sent)
         writing: asyncio.Task[None] | None = None
@@ -257,22 +259,31 @@ class IdIndex:
                 await writing
             writing = asyncio.create_task(self.db.run(id_store.storing(rows, staged=True)))
 
+        def busy() -> int:
+            return sum(1 for future, sent in ahead if sent and not future.done())
+
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=memory.tune)
         try:
             for ref in todo:
                 parts = await read_parts(store, ref)
+                done = loop.create_future()
                 if isinstance(parts, RollupRead):
                     # Unreadable: nothing to check, nor to log (read_rollup logs a check's).
-                    done = loop.create_future()
                     done.set_result(replace(rows_of(parts), problems=[]))
+                    ahead.append((done, 0))
+                elif busy() >= workers:
+                    # Here, in this thread, while the workers and SQLite's thread work.
+                    done.set_result(rollup_rows(ref, *parts))
                     ahead.append((done, 0))
                 else:
                     sent = loop.run_in_executor(pool, rollup_rows, ref, *parts)
                     ahead.append((sent, sum(map(len, parts))))
                     self.pooled += 1
                 while ahead and (
-                    len(ahead) >= _AHEAD * workers or sum(n for _, n in ahead) >= _AHEAD_BYTES
+                    ahead[0][0].done()
+                    or len(ahead) > _AHEAD * workers
+                    or sum(n for _, n in ahead) >= _AHEAD_BYTES
                 ):
                     await write_next()
             while ahead:
@@ -305,3 +316,11 @@ class IdIndex:
             ).fetchall()
         )
         return [str(key) for (key,) in rows]
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
