@@ -123,6 +123,7 @@ class IdIndex:
         self.db = db
         self.pool_after = pool_after
         self.pooled = 0  # rollups checked and hashed in worker processes (for the bench)
+        self.shared = 0  # and in this process while the workers were busy
 
     async def refresh(
         self,
@@ -276,13 +277,16 @@ class IdIndex:
                     # Here, in this thread, while the workers and SQLite's thread work.
                     done.set_result(rollup_rows(ref, *parts))
                     ahead.append((done, 0))
+                    self.shared += 1
                 else:
                     sent = loop.run_in_executor(pool, rollup_rows, ref, *parts)
                     ahead.append((sent, sum(map(len, parts))))
                     self.pooled += 1
+                # Written as they are done, in order; waited for past a rollup per worker
+                # and one here, or _AHEAD_BYTES sent.
                 while ahead and (
                     ahead[0][0].done()
-                    or len(ahead) > _AHEAD * workers
+                    or len(ahead) > _AHEAD * workers + 1
                     or sum(n for _, n in ahead) >= _AHEAD_BYTES
                 ):
                     await write_next()
