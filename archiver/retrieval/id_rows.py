@@ -9,6 +9,7 @@ reads the storage and writes SQLite.
 from __future__ import annotations
 
 import hashlib
+import json
 import operator
 import re
 import sys
@@ -118,12 +119,16 @@ def object_rows(key: str, content: bytes) -> tuple[str, list[int]]:
 
 @dataclass(frozen=True, slots=True)
 class RollupRows:
-    """What one rollup gives the index: its objects' rows and its links as hints (none
-    when it does not check out), and what its check found wrong (to be logged)."""
+    """What one rollup gives the index, as the JSON texts SQLite takes apart
+    (:mod:`archiver.retrieval.id_store`): its objects' keys and rows, and its links as
+    hints (none when it does not check out); and what its check found wrong (to be
+    logged). Texts, not lists: a worker's result crosses to the index's process as one
+    string each, not 50,000 objects to unpickle."""
 
     key: str
-    batch: list[tuple[str, list[int]]] = field(default_factory=list)
-    hints: list[Hint] = field(default_factory=list)
+    objects: str = "[]"  # [[manifest key, [hash, ...]], ...]
+    keys: str = "[]"  # [manifest key, ...]
+    hints: str = "[]"  # [[writer, seq, sha256, prev_seq, prev_sha256], ...]
     problems: list[RollupProblem] = field(default_factory=list)
 
 
@@ -135,10 +140,16 @@ def rows_of(read: RollupRead) -> RollupRows:
     batch = []
     start = 0
     for key, ids in found:
-        batch.append((key, sorted(hashes[start : start + len(ids)])))
+        batch.append((key, hashes[start : start + len(ids)]))
         start += len(ids)
     hints: list[Hint] = [(read.ref.writer, *link) for link in read.links]
-    return RollupRows(read.ref.key, batch, hints, read.problems)
+    return RollupRows(
+        read.ref.key,
+        json.dumps(batch),
+        json.dumps([key for key, _ in found]),
+        json.dumps(hints),
+        read.problems,
+    )
 
 
 def rollup_rows(ref: RollupRef, record: bytes, entries: bytes, data: bytes) -> RollupRows:

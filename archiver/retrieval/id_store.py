@@ -28,7 +28,14 @@ _STAGED_CACHE_KIB = 16 * 1024
 def storing(rows: RollupRows, *, staged: bool) -> Callable[[sqlite3.Connection], None]:
     """The write of a rollup's rows, marking it read with them (``staged``: the hashes to
     id_hashes_staged, for a build from nothing)."""
-    return partial(store, batch=rows.batch, rollup=rows.key, hints=rows.hints, staged=staged)
+    return partial(
+        store_texts,
+        objects=rows.objects,
+        keys=rows.keys,
+        hints=rows.hints,
+        rollup=rows.key,
+        staged=staged,
+    )
 
 
 def known(conn: sqlite3.Connection, keys: Sequence[str], table: str = "id_manifests") -> set[str]:
@@ -81,11 +88,9 @@ def forget(conn: sqlite3.Connection, key: str) -> None:
         raise
 
 
-# A batch goes to SQLite as one JSON text, taken apart there: one statement per table
-# instead of one per row (each of which took the GIL from the thread reading the next batch).
-_INSERT_KEYS = (
-    "INSERT OR IGNORE INTO id_manifests (key) SELECT json_extract(value, '$[0]') FROM json_each(?)"
-)
+# A batch goes to SQLite as JSON texts, taken apart there: one statement per table instead
+# of one per row (each of which took the GIL from the thread reading the next batch).
+_INSERT_KEYS = "INSERT OR IGNORE INTO id_manifests (key) SELECT value FROM json_each(?)"
 _INSERT_ROWS = (
     "INSERT {how} INTO {table} (hash, manifest) "
     "SELECT h.value, m.id FROM json_each(?) AS o "
@@ -107,21 +112,41 @@ def store(
     hints: Sequence[Hint] = (),
     staged: bool = False,
 ) -> None:
+    """Index ``batch`` (manifest keys, each with the hashes of its ids), keep ``hints``
+    and mark ``rollup`` read, in one transaction (``staged``: the hashes to
+    id_hashes_staged, for a build from nothing)."""
+    store_texts(
+        conn,
+        objects=json.dumps(batch),
+        keys=json.dumps([key for key, _ in batch]),
+        hints=json.dumps(hints),
+        rollup=rollup,
+        staged=staged,
+    )
+
+
+def store_texts(
+    conn: sqlite3.Connection,
+    *,
+    objects: str,
+    keys: str,
+    hints: str = "[]",
+    rollup: str = "",
+    staged: bool = False,
+) -> None:
+    """:func:`store` of a batch as JSON texts (:class:`~archiver.retrieval.id_rows.RollupRows`)."""
     conn.execute(f"PRAGMA cache_size = -{_STAGED_CACHE_KIB if staged else _CACHE_KIB}")
     rows = _INSERT_ROWS.format(
         how="" if staged else "OR IGNORE", table="id_hashes_staged" if staged else "id_hashes"
     )
-    objects = json.dumps(batch)  # [[key, [hash, ...]], ...]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if batch:
-            # An object another command indexed meanwhile gets its rows again: ignored here,
-            # or when moved from id_hashes_staged.
-            conn.execute(_INSERT_KEYS, (objects,))
-            conn.execute(rows, (objects,))
-        if hints:
-            # A link proven by a walk is never replaced by a hint.
-            conn.execute(_INSERT_HINTS, (json.dumps(hints),))
+        # An object another command indexed meanwhile gets its rows again: ignored here,
+        # or when moved from id_hashes_staged.
+        conn.execute(_INSERT_KEYS, (keys,))
+        conn.execute(rows, (objects,))
+        # A link proven by a walk is never replaced by a hint.
+        conn.execute(_INSERT_HINTS, (hints,))
         if rollup:  # with its objects: a crash leaves both or neither
             conn.execute("INSERT OR IGNORE INTO id_rollups (key) VALUES (?)", (rollup,))
         conn.execute("COMMIT")
