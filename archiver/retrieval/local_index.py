@@ -99,7 +99,7 @@ _LISTED_AT_ONCE = 10_000
 # Manifest objects (about 1,000 lines each) written per transaction.
 _COMMIT_EVERY = 50
 # A build from nothing with more rollups to read than this checks them and hashes their
-# ids in worker processes (one per core; an archive of less than about 300,000 calls in
+# ids in worker processes (one per core but one; an archive of less than about 300,000 calls in
 # the service's shape starts none: at 100k, 7 rollups, the workers' start-up cost more
 # than they saved).
 # Sent ahead of the writer: at most _AHEAD rollups per worker and _AHEAD_BYTES of their
@@ -298,15 +298,12 @@ class IdIndex:
         try:
             for ref in todo:
                 parts = await read_parts(store, ref)
-                done = loop.create_future()
                 if isinstance(parts, RollupRead):
                     # Unreadable: nothing to check, nor to log (read_rollup logs a check's).
-                    done.set_result(replace(rows_of(parts), problems=[]))
-                    ahead.append((done, 0))
+                    ahead.append((_done(loop, replace(rows_of(parts), problems=[])), 0))
                 elif busy() >= workers:
                     # Here, in this thread, while the workers and SQLite's thread work.
-                    done.set_result(rollup_rows(ref, *parts))
-                    ahead.append((done, 0))
+                    ahead.append((_done(loop, rollup_rows(ref, *parts)), 0))
                     self.shared += 1
                 else:
                     sent = loop.run_in_executor(pool, rollup_rows, ref, *parts)
@@ -358,3 +355,11 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _done(loop: asyncio.AbstractEventLoop, rows: RollupRows) -> asyncio.Future[RollupRows]:
+    """A future already holding ``rows`` (a rollup done in this process, in line with the
+    workers' in the writing order)."""
+    future: asyncio.Future[RollupRows] = loop.create_future()
+    future.set_result(rows)
+    return future
