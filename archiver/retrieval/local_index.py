@@ -53,7 +53,7 @@ from archiver.retrieval.id_rows import (
     rows_of,
 )
 from archiver.retrieval.index import normalize_id
-from archiver.storage.base import ObjectStore
+from archiver.storage.base import ObjectStore, listed_keys
 from archiver.storage.layout import MANIFEST_PREFIX
 
 SCHEMA = (
@@ -151,9 +151,9 @@ class IdIndex:
         try:
             for prefix in prefixes:
                 listed: list[str] = []
-                async for obj in store.list(prefix):
-                    if keep is None or keep(obj.key):
-                        listed.append(obj.key)
+                async for key in listed_keys(store, prefix):
+                    if keep is None or keep(key):
+                        listed.append(key)
                     if len(listed) >= _LISTED_AT_ONCE:
                         added += await self.add_new(store, listed, concurrency, unstaging)
                         listed = []

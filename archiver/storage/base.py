@@ -290,3 +290,17 @@ class VersionedStore(Protocol):
 
     async def delete_version(self, key: str, version_id: str) -> None:
         """Remove one version or delete marker for good (``dispose``); a lock refuses it."""
+
+
+async def listed_keys(store: ObjectStore, prefix: str) -> AsyncIterator[str]:
+    """The keys under ``prefix``, in key order: through the store's own keys-only listing
+    when its class has one (a local folder's reads no file's size or time), else its
+    :meth:`~ObjectStore.list`'s (a wrapper that counts or fails listings is one that
+    does not: its own ``list`` is used)."""
+    keys_only = getattr(type(store), "list_keys", None)
+    if keys_only is not None:
+        async for key in keys_only(store, prefix):
+            yield key
+        return
+    async for obj in store.list(prefix):
+        yield obj.key
