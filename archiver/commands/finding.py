@@ -332,9 +332,11 @@ async def _no_manifest_missing(store: ObjectStore) -> None:
         if link is None or link[1] is None or present.has(link[0], link[1]):
             continue
         if link[0].startswith(SEAL_PREFIX):
-            # A seal's links name legacy objects, under their own writer and number: read.
-            if await _sealed_present(store, obj.key, present):
+            # A seal's links name legacy objects (any key of a date partition): each asked for.
+            missing = await _sealed_missing(store, obj.key)
+            if missing is None:
                 continue
+            raise IntegrityError(IntegrityKind.MISSING, missing)
         raise IntegrityError(
             IntegrityKind.MISSING,
             f"manifest object {link[1]} of writer {link[0]} is missing (its chain link "
@@ -342,14 +344,24 @@ async def _no_manifest_missing(store: ObjectStore) -> None:
         )
 
 
-async def _sealed_present(store: ObjectStore, key: str, present: _Present) -> bool:
-    """Whether the legacy object a seal's link names is listed (True too when the link
-    cannot be read: a broken chain is verify's to report, not a missing object)."""
+async def _sealed_missing(store: ObjectStore, key: str) -> str | None:
+    """What is missing of the legacy object the seal's link at ``key`` names (None: the
+    object is there, or the link went since the listing)."""
     try:
-        named = parse_manifest_key(Link.from_bytes(await read_object(store, key)).manifest_key)
-    except (KeyError, ValueError):
-        return True
-    return named is None or present.has(named.writer, named.seq)
+        named = Link.from_bytes(await read_object(store, key)).manifest_key
+    except KeyError:
+        return None
+    except ValueError:
+        return (
+            f"the seal's chain link {key} cannot be read: the legacy object it names, "
+            "where the call may have been, cannot be checked"
+        )
+    if await store.head(named) is not None:
+        return None
+    return (
+        f"legacy manifest object {named} is missing (the seal's chain link {key} is "
+        "there): the call may have been in it"
+    )
 
 
 class _Present:

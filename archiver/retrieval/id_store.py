@@ -91,10 +91,12 @@ def forget(conn: sqlite3.Connection, key: str) -> None:
 # A batch goes to SQLite as JSON texts, taken apart there: one statement per table instead
 # of one per row (each of which took the GIL from the thread reading the next batch).
 _INSERT_KEYS = "INSERT OR IGNORE INTO id_manifests (key) SELECT value FROM json_each(?)"
+# Only the objects this write added (ids past the largest before it): one another command
+# indexed meanwhile is done, as it was when each key was inserted and skipped one by one.
 _INSERT_ROWS = (
     "INSERT {how} INTO {table} (hash, manifest) "
     "SELECT h.value, m.id FROM json_each(?) AS o "
-    "JOIN id_manifests AS m ON m.key = json_extract(o.value, '$[0]') "
+    "JOIN id_manifests AS m ON m.key = json_extract(o.value, '$[0]') AND m.id > ? "
     "JOIN json_each(o.value, '$[1]') AS h"
 )
 _INSERT_HINTS = (
@@ -141,10 +143,9 @@ def store_texts(
     )
     conn.execute("BEGIN IMMEDIATE")
     try:
-        # An object another command indexed meanwhile gets its rows again: ignored here,
-        # or when moved from id_hashes_staged.
+        (before,) = conn.execute("SELECT coalesce(max(id), 0) FROM id_manifests").fetchone()
         conn.execute(_INSERT_KEYS, (keys,))
-        conn.execute(rows, (objects,))
+        conn.execute(rows, (objects, before))
         # A link proven by a walk is never replaced by a hint.
         conn.execute(_INSERT_HINTS, (hints,))
         if rollup:  # with its objects: a crash leaves both or neither

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -166,8 +167,8 @@ class IdIndex:
     async def _unstage_aside(self) -> None:
         """:func:`id_store.unstage` on a connection of its own (this one stays free to read:
         the file is in WAL mode, its readers are not stopped by a writer)."""
-        if str(self.db.path) == ":memory:":
-            await self.db.run(id_store.unstage)
+        if str(self.db.path) == ":memory:" or not await self.db.run(_in_wal_mode):
+            await self.db.run(id_store.unstage)  # another connection's write would lock it out
             return
         aside = await asyncio.to_thread(IndexDatabase, self.db.path, SCHEMA)
         try:
@@ -363,3 +364,10 @@ def _done(loop: asyncio.AbstractEventLoop, rows: RollupRows) -> asyncio.Future[R
     future: asyncio.Future[RollupRows] = loop.create_future()
     future.set_result(rows)
     return future
+
+
+def _in_wal_mode(conn: sqlite3.Connection) -> bool:
+    """Whether the file is in WAL mode (its readers not stopped by another connection's
+    write): IndexDatabase asks for it, a file system may refuse it."""
+    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    return str(mode).lower() == "wal"

@@ -108,3 +108,24 @@ def test_a_wrapper_with_its_own_listing_is_listed_through_it(tmp_path: Path) -> 
     assert asyncio.run(keys()) == ["m/k.jsonl"]
     assert wrapper.listed == ["m/"]
     assert os.path.isdir(tmp_path / "m")
+
+
+class _OwnListing(LocalStore):
+    """A subclass that lists otherwise (as a test's store with ETags does)."""
+
+    async def list(self, prefix: str, *, start_after: str = "") -> AsyncIterator[Any]:
+        async for obj in super().list(prefix, start_after=start_after):
+            if not obj.key.endswith(".skip"):
+                yield obj
+
+
+def test_a_subclass_with_its_own_listing_is_listed_through_it(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    for name in ("a.jsonl", "b.skip"):
+        (tmp_path / "m" / name).write_bytes(b"{}")
+
+    async def keys(store: LocalStore) -> list[str]:
+        return [key async for key in listed_keys(store, "m/")]
+
+    assert asyncio.run(keys(_OwnListing(tmp_path))) == ["m/a.jsonl"]
+    assert asyncio.run(keys(LocalStore(tmp_path))) == ["m/a.jsonl", "m/b.skip"]
