@@ -46,10 +46,10 @@ from archiver.storage.local_files import (
     create_opener,
     folder_names,
     is_hidden,
+    key_runs,
     open_regular,
     read_small,
     remove_temp_files,
-    scan_names,
     scan_sorted,
     swap_file,
     temp_path,
@@ -292,27 +292,15 @@ class LocalStore:
 
     async def list_keys(self, prefix: str) -> AsyncIterator[str]:
         """The keys :meth:`list` lists, in the same order, without reading each file's size
-        and time (see :func:`archiver.storage.base.listed_keys`)."""
+        and time (see :func:`archiver.storage.base.listed_keys`): a folder at a time."""
         if "\0" in prefix or "\\" in prefix or ".." in prefix.split("/"):
             raise ValueError(f"invalid storage prefix {prefix!r}")
         base = prefix.rpartition("/")[0]
         start = self._path(base) if base else self._root
-        stack = [
-            (start, base + "/" if base else "", iter(await asyncio.to_thread(scan_names, start)))
-        ]
-        while stack:
-            folder, rel, names = stack[-1]
-            for name in names:
-                key = rel + name
-                if not key.endswith("/"):
-                    if key.startswith(prefix):
-                        yield key
-                elif key.startswith(prefix) or prefix.startswith(key):
-                    inner = await asyncio.to_thread(scan_names, folder / name[:-1])
-                    stack.append((folder / name[:-1], key, iter(inner)))
-                    break  # the folder's keys first; this one's resume after
-            else:
-                stack.pop()
+        runs = key_runs(start, base + "/" if base else "", prefix)
+        while (run := await asyncio.to_thread(next, runs, None)) is not None:
+            for key in run:
+                yield key
 
     async def list_folders(self, prefix: str) -> Sequence[str]:
         """The names of the folders right under ``prefix`` (a folder's key and ``/``)."""

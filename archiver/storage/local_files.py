@@ -103,6 +103,31 @@ def scan_names(directory: Path) -> list[str]:
     return names
 
 
+def key_runs(directory: Path, rel: str, prefix: str) -> Iterator[list[str]]:
+    """The keys under ``directory`` (whose key is ``rel``) that start with ``prefix``, in key
+    order, a run of one folder's files at a time, depth first (a stack of the folders
+    being read); no file is ``stat``-ed."""
+    stack = [(directory, rel, iter(scan_names(directory)))]
+    run: list[str] = []
+    while stack:
+        folder, base, names = stack[-1]
+        for name in names:
+            key = base + name
+            if not key.endswith("/"):
+                if key.startswith(prefix):
+                    run.append(key)
+            elif key.startswith(prefix) or prefix.startswith(key):
+                if run:
+                    yield run
+                    run = []
+                stack.append((folder / name[:-1], key, iter(scan_names(folder / name[:-1]))))
+                break  # the folder's keys first; this one's resume after
+        else:
+            stack.pop()
+    if run:
+        yield run
+
+
 def _unpacked(entries: list[str]) -> Iterator[tuple[str, bool, int, float]]:
     """The packed entries as tuples, each let go once yielded."""
     entries.reverse()
