@@ -28,6 +28,7 @@ from archiver.settings import StorageSettings
 from archiver.storage import open_store
 from archiver.storage.base import ObjectStore
 from archiver.storage.layout import link_key, manifest_key
+from tests.support.counting import Counting
 
 WRITER = "w00000000000000a1"
 DAY = timedelta(hours=24)
@@ -62,28 +63,6 @@ class _Chain:
         return key
 
 
-class _Counting:
-    """The storage, counting what is listed and read."""
-
-    def __init__(self, store: ObjectStore) -> None:
-        self._store = store
-        self.listed: list[str] = []
-        self.reads: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    async def list(self, prefix: str, **kwargs: Any) -> AsyncIterator[Any]:
-        self.listed.append(prefix)
-        async for obj in self._store.list(prefix, **kwargs):
-            yield obj
-
-    async def read(self, key: str, *args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
-        self.reads.append(key)
-        async for chunk in self._store.read(key, *args, **kwargs):
-            yield chunk
-
-
 async def _update(index: Path, store: Any, **kwargs: Any) -> bool:
     db = IndexDatabase(index, SCHEMA)
     try:
@@ -113,7 +92,7 @@ async def test_a_warm_update_lists_the_new_links_not_every_manifest_key(archive,
     store, chain = archive
     index = tmp_path / "index.sqlite3"
     assert await _update(index, store) is True  # a cold index lists everything
-    counting = _Counting(store)
+    counting = Counting(store)
     assert await _update(index, counting) is False
     # The rollups, the writer's head: no listing of its links, of manifests/, no other read.
     assert counting.listed == ["_archiver/rollups/"]
@@ -121,7 +100,7 @@ async def test_a_warm_update_lists_the_new_links_not_every_manifest_key(archive,
 
     today = datetime.now(UTC).date()
     new = await chain.batch(today.isoformat(), 5)
-    counting = _Counting(store)
+    counting = Counting(store)
     assert await _update(index, counting) is False
     assert "manifests/" not in counting.listed
     days = [today + timedelta(days=d) for d in (-1, 0, 1)]
@@ -138,7 +117,7 @@ async def test_a_batch_written_into_an_old_day_is_found_through_its_link(archive
     index = tmp_path / "index.sqlite3"
     await _update(index, store)
     old = await chain.batch("2020-06-30", 6)  # a backfill of an old day
-    counting = _Counting(store)
+    counting = Counting(store)
     assert await _update(index, counting) is False
     assert f"_archiver/chain/{WRITER}/{chain.seq:012d}.json" in counting.reads
     assert await _holders(index, "sip-6@pbx") == [old]
@@ -201,7 +180,7 @@ async def test_kept_links_are_read_as_the_walk_needs_them(archive, tmp_path):
     try:
         assert len(kept) == len(first.added()) == chain.seq - 1
         assert dict(kept.items()) == first.added()
-        counting = _Counting(store)
+        counting = Counting(store)
         await ChainProver(counting, kept).prove(oldest, content)
         # The head and the object's own link: every link between came from the file.
         assert sorted(counting.reads) == [
@@ -217,7 +196,7 @@ async def test_kept_links_are_read_as_the_walk_needs_them(archive, tmp_path):
     kept = proven_links.KeptLinks(index)
     try:
         assert kept[(WRITER, 3)].sha256 == "0" * 64
-        counting = _Counting(store)
+        counting = Counting(store)
         await ChainProver(counting, kept).prove(oldest, content)
         assert f"_archiver/chain/{WRITER}/000000000003.json" in counting.reads
     finally:

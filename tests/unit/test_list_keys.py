@@ -17,6 +17,7 @@ import pytest
 
 from archiver.storage.base import listed_keys
 from archiver.storage.local import LocalStore
+from tests.support.counting import Counting
 
 _PARTS = ["a", "a.", "a-", "a0", "ab", ".", "-", "0", "é", "~", " ", "A", "json"]
 
@@ -81,26 +82,10 @@ def test_a_bad_prefix_is_refused_as_the_full_listing_refuses_it(tmp_path: Path) 
             asyncio.run(keys(prefix))
 
 
-class _Counting:
-    """A wrapper with a ``list`` of its own, passing everything else through."""
-
-    def __init__(self, store: LocalStore) -> None:
-        self._store = store
-        self.listed: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    async def list(self, prefix: str, **kwargs: Any) -> AsyncIterator[Any]:
-        self.listed.append(prefix)
-        async for obj in self._store.list(prefix, **kwargs):
-            yield obj
-
-
 def test_a_wrapper_with_its_own_listing_is_listed_through_it(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "k.jsonl").write_bytes(b"{}")
-    wrapper = _Counting(LocalStore(tmp_path))
+    wrapper = Counting(LocalStore(tmp_path))
 
     async def keys() -> list[str]:
         return [key async for key in listed_keys(wrapper, "m/")]  # type: ignore[arg-type]
