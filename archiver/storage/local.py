@@ -51,6 +51,7 @@ from archiver.storage.local_files import (
     read_small,
     remove_temp_files,
     scan_sorted,
+    some,
     swap_file,
     temp_path,
     type_of_key,
@@ -310,20 +311,20 @@ class LocalStore:
     async def _walk(
         self, directory: Path, rel: str, prefix: str, after: str
     ) -> AsyncIterator[StoredObject]:
-        for name, is_dir, size, mtime in await asyncio.to_thread(
-            scan_sorted, directory, rel, after
-        ):
-            key = rel + name
-            if is_dir:
-                sub = key + "/"
-                if sub.startswith(prefix) or prefix.startswith(sub):
-                    async for obj in self._walk(directory / name, sub, prefix, after):
-                        yield obj
-            elif key.startswith(prefix):
-                modified = datetime.fromtimestamp(mtime, UTC)
-                yield StoredObject(
-                    key, key, size, None, type_of_key(key, CONTENT_TYPES), modified=modified
-                )
+        entries = await asyncio.to_thread(scan_sorted, directory, rel, after)
+        # A large folder's entries are read back from its sorted runs' files: in a thread.
+        while batch := await asyncio.to_thread(some, entries):
+            for name, is_dir, size, mtime in batch:
+                key = rel + name
+                if is_dir:
+                    sub = key + "/"
+                    if sub.startswith(prefix) or prefix.startswith(sub):
+                        async for obj in self._walk(directory / name, sub, prefix, after):
+                            yield obj
+                elif key.startswith(prefix):
+                    modified = datetime.fromtimestamp(mtime, UTC)
+                    kind = type_of_key(key, CONTENT_TYPES)
+                    yield StoredObject(key, key, size, None, kind, modified=modified)
 
     async def delete(self, key: str) -> None:
         """Remove the file; nothing happens if it is absent."""

@@ -11,12 +11,17 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import heapq
+import itertools
 import mimetypes
 import os
+import pickle
 import secrets
 import stat
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import IO, TypeVar
 
 from archiver.errors import RetriableError
 from archiver.private_files import create_new, fsync_dir, make_dirs
@@ -26,6 +31,15 @@ HASH_CHUNK = 1024 * 1024
 # The tag of something at a key that is not a regular file (a planted symlink, a
 # FIFO): no object of ours, so a conditional replace may put the object in its place.
 NOT_A_FILE = "not-a-regular-file"
+# The entries a folder's listing sorts in memory at once (about 100 bytes each). A
+# larger folder (a writer's chain folder grows by a link per manifest object, 711,089
+# at 5 million calls) is sorted in runs of this many, each kept in a private temporary
+# file, and the runs are merged: its memory does not grow with the folder.
+SORT_RUN = 100_000
+# The entries of a run read back from its file at a time, while merging.
+_SLICE = 4_096
+
+T = TypeVar("T")
 
 
 def is_temp(name: str) -> bool:
@@ -52,7 +66,7 @@ def unlink_quiet(path: Path) -> None:
 
 
 def scan_sorted(
-    directory: Path, rel: str = "", after: str = ""
+    directory: Path, rel: str = "", after: str = "", run: int | None = None
 ) -> Iterator[tuple[str, bool, int, float]]:
     """(name, is_dir, size, mtime) of a directory's entries, in the order of the keys they hold.
 
@@ -63,51 +77,114 @@ def scan_sorted(
     million old ones, each a ``stat``).
 
     The whole folder is read (and each file ``stat``-ed) before the first entry,
-    as one sorted list of one string an entry: ``name/`` for a directory,
-    ``name``, NUL, size, NUL, mtime for a file (NUL sorts before any character a
-    name holds, so the strings sort as the names do), about 100 bytes an entry
-    instead of a tuple's 200 (a chain folder of 600,000 links: 57 MiB, not 115).
+    one string an entry: ``name/`` for a directory, ``name``, NUL, size, NUL,
+    mtime for a file (NUL sorts before any character a name holds, so the
+    strings sort as the names do), about 100 bytes an entry instead of a
+    tuple's 200; sorted by :func:`sorted_bounded`, at most ``run`` of them in
+    memory.
     """
-    entries: list[str] = []
-    try:
+
+    def entries() -> Iterator[str]:
         with os.scandir(directory) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
-                    entries.append(entry.name + "/")
+                    yield entry.name + "/"
                 elif after and rel + entry.name <= after:
                     continue
                 elif entry.is_file(follow_symlinks=False) and not is_hidden(entry.name):
                     st = entry.stat(follow_symlinks=False)
-                    entries.append(f"{entry.name}\0{st.st_size}\0{st.st_mtime!r}")
+                    yield f"{entry.name}\0{st.st_size}\0{st.st_mtime!r}"
+
+    try:
+        return _unpacked(sorted_bounded(entries(), run))
     except (FileNotFoundError, NotADirectoryError):
-        entries = []
-    entries.sort()
-    return _unpacked(entries)
+        return iter(())
 
 
-def scan_names(directory: Path) -> list[str]:
+def scan_names(directory: Path, run: int | None = None) -> Iterator[str]:
     """A directory's entries as :func:`scan_sorted` orders them, without a ``stat``: ``name/``
     for a folder, ``name`` for a file (a listing of keys only: at 1.2 million manifest
-    objects, 2.8 s of the kernel's time and 1.5 s of Python's less)."""
-    names: list[str] = []
-    try:
+    objects, 2.8 s of the kernel's time and 1.5 s of Python's less). The folder is read
+    before the first name; a file's name ends where scan_sorted's NUL sorts first: the
+    same order."""
+
+    def names() -> Iterator[str]:
         with os.scandir(directory) as it:
             for entry in it:
                 if entry.is_dir(follow_symlinks=False):
-                    names.append(entry.name + "/")
+                    yield entry.name + "/"
                 elif entry.is_file(follow_symlinks=False) and not is_hidden(entry.name):
-                    names.append(entry.name)
+                    yield entry.name
+
+    try:
+        return sorted_bounded(names(), run)
     except (FileNotFoundError, NotADirectoryError):
-        return []
-    names.sort()  # a file's name ends where scan_sorted's NUL sorts first: the same order
-    return names
+        return iter(())
 
 
-def key_runs(directory: Path, rel: str, prefix: str) -> Iterator[list[str]]:
+def sorted_bounded(items: Iterable[str], run: int | None = None) -> Iterator[str]:
+    """``items`` in sorted order, all of them taken before this returns, holding at most
+    ``run`` in memory: each ``run`` is sorted and spilled to a private temporary file
+    (unlinked at once, so nothing is left behind by a kill), then the runs are merged a
+    slice of each at a time. A folder smaller than ``run`` is sorted in memory, as before.
+    ``run`` is :data:`SORT_RUN` unless given."""
+    run = SORT_RUN if run is None else run
+    chunk: list[str] = []
+    spilled: list[IO[bytes]] = []
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= run:
+                chunk.sort()
+                spilled.append(_spill(chunk))
+                chunk = []
+    except BaseException:
+        for file in spilled:
+            file.close()
+        raise
+    chunk.sort()
+    if not spilled:
+        return _drained(chunk)
+    return heapq.merge(*(_read_back(file) for file in spilled), _drained(chunk))
+
+
+def _spill(chunk: list[str]) -> IO[bytes]:
+    file = tempfile.TemporaryFile(prefix="archiver-list-")  # mode 0600, no name on disk
+    for start in range(0, len(chunk), _SLICE):
+        pickle.dump(chunk[start : start + _SLICE], file, protocol=pickle.HIGHEST_PROTOCOL)
+    file.seek(0)
+    return file
+
+
+def _read_back(file: IO[bytes]) -> Iterator[str]:
+    """A spilled run's items, a slice at a time; the file closed at its end (or when the
+    merge is let go)."""
+    with file:
+        while True:
+            try:
+                piece: list[str] = pickle.load(file)  # noqa: S301 - our own file, unlinked
+            except EOFError:
+                return
+            yield from piece
+
+
+def _drained(items: list[str]) -> Iterator[str]:
+    """``items`` in order, each let go once yielded."""
+    items.reverse()
+    while items:
+        yield items.pop()
+
+
+def some(items: Iterator[T], most: int = _SLICE) -> list[T]:
+    """The next ``most`` of ``items`` (fewer at their end, none after it)."""
+    return list(itertools.islice(items, most))
+
+
+def key_runs(directory: Path, rel: str, prefix: str, most: int = _SLICE) -> Iterator[list[str]]:
     """The keys under ``directory`` (whose key is ``rel``) that start with ``prefix``, in key
-    order, a run of one folder's files at a time, depth first (a stack of the folders
-    being read); no file is ``stat``-ed."""
-    stack = [(directory, rel, iter(scan_names(directory)))]
+    order, in runs of at most ``most`` keys of one folder, depth first (a stack of the
+    folders being read); no file is ``stat``-ed."""
+    stack = [(directory, rel, scan_names(directory))]
     run: list[str] = []
     while stack:
         folder, base, names = stack[-1]
@@ -116,11 +193,14 @@ def key_runs(directory: Path, rel: str, prefix: str) -> Iterator[list[str]]:
             if not key.endswith("/"):
                 if key.startswith(prefix):
                     run.append(key)
+                    if len(run) >= most:
+                        yield run
+                        run = []
             elif key.startswith(prefix) or prefix.startswith(key):
                 if run:
                     yield run
                     run = []
-                stack.append((folder / name[:-1], key, iter(scan_names(folder / name[:-1]))))
+                stack.append((folder / name[:-1], key, scan_names(folder / name[:-1])))
                 break  # the folder's keys first; this one's resume after
         else:
             stack.pop()
@@ -128,11 +208,9 @@ def key_runs(directory: Path, rel: str, prefix: str) -> Iterator[list[str]]:
         yield run
 
 
-def _unpacked(entries: list[str]) -> Iterator[tuple[str, bool, int, float]]:
-    """The packed entries as tuples, each let go once yielded."""
-    entries.reverse()
-    while entries:
-        packed = entries.pop()
+def _unpacked(entries: Iterator[str]) -> Iterator[tuple[str, bool, int, float]]:
+    """The packed entries as tuples."""
+    for packed in entries:
         if packed.endswith("/"):
             yield packed[:-1], True, 0, 0.0
         else:

@@ -1,7 +1,8 @@
 """The local folder's sorted scan, one packed string an entry
 (archiver.storage.local_files.scan_sorted), gives what the list of tuples gave:
 the same entries, sizes and mtimes in the same order, with ``after`` and hidden
-names left out, on folders of random names that sort close to each other."""
+names left out, on folders of random names that sort close to each other, sorted
+in memory or in runs spilled to temporary files and merged."""
 
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ def _name(rng: random.Random) -> str:
     return "".join(rng.choice(_PARTS[:-1]) for _ in range(rng.randint(1, 4)))
 
 
+@pytest.mark.parametrize("run", [None, 1, 3])
 @pytest.mark.parametrize("seed", range(20))
-def test_the_packed_scan_is_the_tuple_scan(tmp_path: Path, seed: int) -> None:
+def test_the_packed_scan_is_the_tuple_scan(tmp_path: Path, seed: int, run: int | None) -> None:
     rng = random.Random(seed)
     folder = tmp_path / "f"
     folder.mkdir()
@@ -59,6 +61,7 @@ def test_the_packed_scan_is_the_tuple_scan(tmp_path: Path, seed: int) -> None:
     (folder / ".a.1.partial").write_bytes(b"hidden")
     rel = rng.choice(["", "k/"])
     for after in ["", rel + _name(rng), rel + "a", "zzz"]:
-        assert list(scan_sorted(folder, rel, after)) == _old_scan_sorted(folder, rel, after)
-    assert list(scan_sorted(tmp_path / "absent")) == []
-    assert list(scan_sorted(folder / ".a.1.partial")) == []  # not a folder
+        scanned = list(scan_sorted(folder, rel, after, run))  # run: spilled in runs of so many
+        assert scanned == _old_scan_sorted(folder, rel, after)
+    assert list(scan_sorted(tmp_path / "absent", run=run)) == []
+    assert list(scan_sorted(folder / ".a.1.partial", run=run)) == []  # not a folder
