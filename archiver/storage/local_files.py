@@ -13,11 +13,13 @@ import fcntl
 import hashlib
 import heapq
 import itertools
+import logging
 import mimetypes
 import os
 import pickle
 import secrets
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -31,6 +33,7 @@ HASH_CHUNK = 1024 * 1024
 # The tag of something at a key that is not a regular file (a planted symlink, a
 # FIFO): no object of ours, so a conditional replace may put the object in its place.
 NOT_A_FILE = "not-a-regular-file"
+log = logging.getLogger("archiver.storage")
 # The entries a folder's listing sorts in memory at once (about 100 bytes each). A
 # larger folder (a writer's chain folder grows by a link per manifest object, 711,089
 # at 5 million calls) is sorted in runs of this many, each kept in a private temporary
@@ -127,7 +130,9 @@ def sorted_bounded(items: Iterable[str], run: int | None = None) -> Iterator[str
     ``run`` in memory: each ``run`` is sorted and spilled to a private temporary file
     (unlinked at once, so nothing is left behind by a kill), then the runs are merged a
     slice of each at a time. A folder smaller than ``run`` is sorted in memory, as before.
-    ``run`` is :data:`SORT_RUN` unless given."""
+    ``run`` is :data:`SORT_RUN` unless given. The files go to the system's temporary
+    directory (``TMPDIR``); where none is writable, the rest is sorted in memory, with a
+    warning."""
     run = SORT_RUN if run is None else run
     chunk: list[str] = []
     spilled: list[IO[bytes]] = []
@@ -136,7 +141,16 @@ def sorted_bounded(items: Iterable[str], run: int | None = None) -> Iterator[str
             chunk.append(item)
             if len(chunk) >= run:
                 chunk.sort()
-                spilled.append(_spill(chunk))
+                try:
+                    spilled.append(_spill(chunk))
+                except OSError as exc:  # no writable temporary directory: today's cost
+                    log.warning(
+                        "listing: cannot spill a large folder's sorted names to a temporary "
+                        "file (%s); sorting it in memory (set TMPDIR to a writable folder)",
+                        exc,
+                    )
+                    run = sys.maxsize
+                    continue
                 chunk = []
     except BaseException:
         for file in spilled:

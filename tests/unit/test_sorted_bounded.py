@@ -133,3 +133,21 @@ def test_the_store_lists_a_large_folder_as_a_small_one(
         for k in ["c/w1.json", "m/a.jsonl", *(f"c/w1/{p.name}" for p in chain.iterdir())]
         if k.startswith(prefix)
     )
+
+
+def test_no_writable_temporary_directory_sorts_in_memory_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only container with no volume: the listing still works, as before."""
+
+    def none_usable(*args: Any, **kwargs: Any) -> IO[bytes]:
+        raise FileNotFoundError(2, "No usable temporary directory found")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", none_usable)
+    items = [f"{n:04}" for n in random.Random(3).sample(range(10_000), 300)]
+    with caplog.at_level("WARNING", logger="archiver.storage"):
+        assert list(sorted_bounded(iter(items), 10)) == sorted(items)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert "sorting it in memory" in warnings[0]
+    assert "No usable temporary directory" in warnings[0]
