@@ -81,6 +81,11 @@ class LinkTable(MutableMapping[str, Link]):
         self._by_link = False  # the index of key_of, made on its first call
         db.execute(_SCHEMA)
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The scratch connection the table is on (another audit may keep a table there)."""
+        return self._db
+
     def __getitem__(self, key: str) -> Link:
         row = self._db.execute(_GET, (key,)).fetchone()
         if row is None:

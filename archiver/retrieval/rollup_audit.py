@@ -136,18 +136,19 @@ class RollupAudit:
             self.rollups[writer] = kept
         self.links.clear()  # the chain audit has what it needed
 
-    async def token_copies(self, store: ObjectStore, writer: str) -> dict[int, bytes]:
-        """The tokens ``writer``'s checked rollups hold, by seq (their entries read again,
-        and checked again against their records)."""
-        tokens: dict[int, bytes] = {}
-        for rollup in self.rollups.get(writer, []):
-            record = rollup.record
-            (data,) = await read_in_order(store, [record.entries_key], 1)
-            checked = check_entries(rollup.record_bytes, data or b"", record.key)
-            for problem in checked.problems:
-                self._problem(problem.where, problem.detail)
-            tokens.update({e.seq: e.token for e in checked.entries if e.token is not None})
-        return tokens
+    def of_writer(self, writer: str) -> list[Rollup]:
+        """``writer``'s checked rollups, in seq order."""
+        return self.rollups.get(writer, [])
+
+    async def token_copies(self, store: ObjectStore, rollup: Rollup) -> dict[int, bytes]:
+        """The tokens ``rollup`` holds, by seq (its entries read again, and checked again
+        against its record): one rollup's at a time, at most its 5,000 objects' tokens."""
+        record = rollup.record
+        (data,) = await read_in_order(store, [record.entries_key], 1)
+        checked = check_entries(rollup.record_bytes, data or b"", record.key)
+        for problem in checked.problems:
+            self._problem(problem.where, problem.detail)
+        return {e.seq: e.token for e in checked.entries if e.token is not None}
 
     def covering(self, writer: str, seq: int) -> Rollup | None:
         """The checked rollup holding link ``seq`` of ``writer``, if any."""

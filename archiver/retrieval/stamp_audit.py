@@ -22,7 +22,9 @@ chain whose first tokens were removed: the report says so.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,10 +32,11 @@ from cryptography import x509
 
 from archiver.errors import TimestampInvalidError
 from archiver.retrieval.chain_audit import ChainAudit
-from archiver.retrieval.link_table import key_by_link
+from archiver.retrieval.chain_walk import WalkTable
+from archiver.retrieval.link_table import LinkTable, key_by_link
 from archiver.retrieval.problems import Problem, ProblemKind
-from archiver.retrieval.rollup_audit import listed_as
-from archiver.storage.base import ObjectStore, StoredObject
+from archiver.retrieval.rollup_audit import Rollup, RollupAudit, listed_bytes
+from archiver.storage.base import ObjectStore
 from archiver.storage.layout import CHAIN_PREFIX, stamp_key
 from archiver.timestamping import STAMP_SUFFIX, Timestamp, read_token, verify_token_digest
 
@@ -93,14 +96,72 @@ class StampReport:
         return sum(w.checked for w in self.writers)
 
 
-async def _tokens(store: ObjectStore) -> dict[tuple[str, int], StoredObject]:
-    found = {}
-    async for obj in store.list(CHAIN_PREFIX):
-        writer, _, name = obj.key[len(CHAIN_PREFIX) :].partition("/")
-        stem = name.removesuffix(STAMP_SUFFIX)
-        if name.endswith(STAMP_SUFFIX) and stem.isascii() and stem.isdigit():
-            found[writer, int(stem)] = obj
-    return found
+# The links checked at a time: their tokens read (or taken from a rollup) together.
+CHUNK = 2048
+
+
+class _Listed:
+    """A writer's listed tokens (seq -> size, ETag) on verify's scratch file, not in
+    memory: one a link, 1.2 million at 5 million calls in the service's shape."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS stamp_listed"
+            " (seq INTEGER PRIMARY KEY, size INTEGER, etag TEXT)"
+        )
+        db.execute("DELETE FROM stamp_listed")
+        self.count = 0
+
+    async def fill(self, store: ObjectStore, writer: str) -> None:
+        rows: list[tuple[int, int, str | None]] = []
+        async for obj in store.list(f"{CHAIN_PREFIX}{writer}/"):
+            name = obj.key[len(CHAIN_PREFIX) + len(writer) + 1 :]
+            stem = name.removesuffix(STAMP_SUFFIX)
+            if name.endswith(STAMP_SUFFIX) and stem.isascii() and stem.isdigit():
+                rows.append((int(stem), obj.size, obj.proof.etag))
+                if len(rows) >= CHUNK:
+                    self._add(rows)
+        self._add(rows)
+
+    def _add(self, rows: list[tuple[int, int, str | None]]) -> None:
+        # The first listed of a seq is kept (a planted "0001.tsr" beside "000000000001.tsr").
+        self.db.executemany("INSERT OR IGNORE INTO stamp_listed VALUES (?, ?, ?)", rows)
+        self.count += len(rows)
+        rows.clear()
+
+    def between(self, low: int, high: int) -> dict[int, tuple[int, str | None]]:
+        rows = self.db.execute(
+            "SELECT seq, size, etag FROM stamp_listed WHERE seq BETWEEN ? AND ?", (low, high)
+        )
+        return {seq: (size, etag) for seq, size, etag in rows}
+
+    def close(self) -> None:
+        self.db.execute("DROP TABLE IF EXISTS stamp_listed")
+
+
+class _Copies:
+    """The tokens ``writer``'s checked rollups hold, one rollup's at a time, for seqs asked
+    in increasing order."""
+
+    def __init__(self, store: ObjectStore, rollups: RollupAudit, writer: str) -> None:
+        self._store, self._audit = store, rollups
+        self._ahead = list(rollups.of_writer(writer))
+        self._held: list[tuple[Rollup, dict[int, bytes]]] = []
+
+    async def between(self, low: int, high: int) -> dict[int, bytes]:
+        self._held = [(r, t) for r, t in self._held if r.record.last_seq >= low]
+        while self._ahead and self._ahead[0].record.first_seq <= high:
+            rollup = self._ahead.pop(0)
+            if rollup.record.last_seq >= low:
+                self._held.append((rollup, await self._audit.token_copies(self._store, rollup)))
+        return {seq: t for _, ts in self._held for seq, t in ts.items() if low <= seq <= high}
+
+
+def _increasing(walk: Mapping[int, str]) -> Iterator[int]:
+    """The walk's seqs in increasing order (a verify's is read from its scratch file, a page
+    at a time, already in order)."""
+    return iter(walk) if isinstance(walk, WalkTable) else iter(sorted(walk))
 
 
 async def _read_tokens(store: ObjectStore, keys: Iterable[str]) -> dict[str, bytes | str | None]:
@@ -123,77 +184,127 @@ async def audit_stamps(
     archived: Mapping[str, datetime],
 ) -> StampReport:
     """Check every writer's tokens; ``archived``: the latest ``archived_at`` of each
-    manifest object read (by key)."""
+    manifest object read (by key).
+
+    A writer at a time, its links :data:`CHUNK` at a time in seq order: the listed
+    tokens wait on a temporary file, a rollup's copies are held while their links are
+    checked, so memory does not grow with the chain (one token a link: 1.2 million at
+    5 million calls)."""
     report = StampReport()
-    present = await _tokens(store)
-    report.present = len(present)
     # On verify's scratch file a query each, not a dict of every link.
     manifest_of = key_by_link(chains.links)
+    db = chains.links.db if isinstance(chains.links, LinkTable) else sqlite3.connect(":memory:")
     for writer, walk in sorted(chains.state.walks.items()):
         stamps = WriterStamps(writer, links=len(walk))
         report.writers.append(stamps)
-        seqs = sorted(walk)
-        stamped = [seq for seq in seqs if (writer, seq) in present]
-        if not stamped:
-            continue
-        if anchors is None:
-            stamps.unchecked = True
-            continue
-        first = stamped[0]
-        stamps.unstamped_before = seqs.index(first)
-        later = [seq for seq in seqs if seq >= first]
-        # A token a checked rollup holds is not read when the listing proves it is that copy.
-        copies = await chains.rollups.token_copies(store, writer)
-        report.problems += chains.rollups.take_problems()
-        proven = {
-            stamp_key(writer, s): copies[s]
-            for s in stamped
-            if s in copies and listed_as(present[writer, s], copies[s])
-        }
-        unread = [stamp_key(writer, s) for s in stamped if stamp_key(writer, s) not in proven]
-        raw = await _read_tokens(store, unread)
-        raw.update(proven)
-        previous: Timestamp | None = None
-        for seq in later:
-            key = stamp_key(writer, seq)
-            shown = store.full_key(key)
-
-            def problem(kind: ProblemKind, detail: str, where: str = shown) -> None:
-                report.problems.append(Problem(kind, where, detail))
-
-            token = raw.get(key)
-            if token is None:
-                problem(
-                    ProblemKind.UNPROVEN,
-                    f"link {seq} of writer {writer} has no timestamp token although link "
-                    f"{first} and later ones have: the authority could not stamp it and no "
-                    "later write has yet, or its token was removed",
-                )
-                continue
-            if isinstance(token, str):
-                problem(ProblemKind.TIMESTAMP, f"INVALID: {token}")
-                continue
-            try:
-                stamp = verify_token_digest(token, bytes.fromhex(walk[seq]), anchors)
-            except TimestampInvalidError as exc:
-                problem(ProblemKind.TIMESTAMP, f"INVALID: {exc}")
-                continue
-            stamps.checked += 1
-            stamps.first = stamps.first or stamp
-            stamps.last, stamps.last_key = stamp, shown
-            if previous is not None and stamp.gen_time < previous.gen_time:
-                problem(
-                    ProblemKind.TIMESTAMP,
-                    f"dated {stamp.describe_time()}, before the token of an earlier link "
-                    f"({previous.describe_time()}): a token replaced by another",
-                )
-            previous = stamp
-            manifest = manifest_of(writer, seq)
-            latest = archived.get(manifest) if manifest else None
-            if latest is not None and latest > stamp.gen_time + SKEW:
-                problem(
-                    ProblemKind.TIMESTAMP,
-                    f"dated {stamp.describe_time()}, before the lines of {manifest} say they "
-                    f"were archived ({latest.isoformat()}): lines dated after the fact",
-                )
+        listed = _Listed(db)
+        try:
+            await listed.fill(store, writer)
+            report.present += listed.count
+            check = _WriterCheck(store, writer, anchors, stamps, report, archived)
+            copies = _Copies(store, chains.rollups, writer)
+            seqs = _increasing(walk)
+            while (chunk := list(itertools.islice(seqs, CHUNK))) and not stamps.unchecked:
+                await check.chunk(chunk, walk, listed, copies, manifest_of)
+                report.problems += chains.rollups.take_problems()
+        finally:
+            listed.close()
     return report
+
+
+@dataclass
+class _WriterCheck:
+    """One writer's tokens checked in seq order, a chunk of links at a time."""
+
+    store: ObjectStore
+    writer: str
+    anchors: list[x509.Certificate] | None  # None: no CA bundle, the tokens not checked
+    stamps: WriterStamps
+    report: StampReport
+    archived: Mapping[str, datetime]
+    first: int | None = None  # the first stamped link's seq, once met
+    previous: Timestamp | None = None
+
+    async def chunk(
+        self,
+        seqs: list[int],
+        walk: Mapping[int, str],
+        listed: _Listed,
+        copies: _Copies,
+        manifest_of: Callable[[str, int], str | None],
+    ) -> None:
+        present = listed.between(seqs[0], seqs[-1])
+        if self.first is None:
+            stamped = [seq for seq in seqs if seq in present]
+            if not stamped:
+                self.stamps.unstamped_before += len(seqs)
+                return
+            if self.anchors is None:
+                self.stamps.unchecked, self.stamps.unstamped_before = True, 0
+                return
+            self.first = stamped[0]
+            self.stamps.unstamped_before += seqs.index(self.first)
+            seqs = seqs[seqs.index(self.first) :]
+        # A token a checked rollup holds is not read when the listing proves it is that copy.
+        held = await copies.between(seqs[0], seqs[-1])
+        raw: dict[str, bytes | str | None] = {}
+        unread = []
+        for seq in seqs:
+            if seq in present:
+                key = stamp_key(self.writer, seq)
+                copy = held.get(seq)
+                if copy is not None and listed_bytes(*present[seq], copy):
+                    raw[key] = copy
+                else:
+                    unread.append(key)
+        raw.update(await _read_tokens(self.store, unread))
+        for seq in seqs:
+            self._one(seq, raw.get(stamp_key(self.writer, seq)), walk[seq], manifest_of)
+
+    def _one(
+        self,
+        seq: int,
+        token: bytes | str | None,
+        link_sha256: str,
+        manifest_of: Callable[[str, int], str | None],
+    ) -> None:
+        shown = self.store.full_key(stamp_key(self.writer, seq))
+
+        def problem(kind: ProblemKind, detail: str) -> None:
+            self.report.problems.append(Problem(kind, shown, detail))
+
+        if token is None:
+            problem(
+                ProblemKind.UNPROVEN,
+                f"link {seq} of writer {self.writer} has no timestamp token although link "
+                f"{self.first} and later ones have: the authority could not stamp it and no "
+                "later write has yet, or its token was removed",
+            )
+            return
+        if isinstance(token, str):
+            problem(ProblemKind.TIMESTAMP, f"INVALID: {token}")
+            return
+        try:
+            stamp = verify_token_digest(token, bytes.fromhex(link_sha256), self.anchors or [])
+        except TimestampInvalidError as exc:
+            problem(ProblemKind.TIMESTAMP, f"INVALID: {exc}")
+            return
+        stamps = self.stamps
+        stamps.checked += 1
+        stamps.first = stamps.first or stamp
+        stamps.last, stamps.last_key = stamp, shown
+        if self.previous is not None and stamp.gen_time < self.previous.gen_time:
+            problem(
+                ProblemKind.TIMESTAMP,
+                f"dated {stamp.describe_time()}, before the token of an earlier link "
+                f"({self.previous.describe_time()}): a token replaced by another",
+            )
+        self.previous = stamp
+        manifest = manifest_of(self.writer, seq)
+        latest = self.archived.get(manifest) if manifest else None
+        if latest is not None and latest > stamp.gen_time + SKEW:
+            problem(
+                ProblemKind.TIMESTAMP,
+                f"dated {stamp.describe_time()}, before the lines of {manifest} say they "
+                f"were archived ({latest.isoformat()}): lines dated after the fact",
+            )
