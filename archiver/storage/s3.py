@@ -57,7 +57,7 @@ from archiver.storage.s3_errors import (
 )
 from archiver.storage.s3_existing import compare_existing
 from archiver.storage.s3_lean import LeanPut, LeanTaken
-from archiver.storage.s3_listing import list_folders, list_objects
+from archiver.storage.s3_listing import list_folders, list_keys_by_folder, list_objects
 from archiver.storage.s3_lock import S3ObjectLock
 from archiver.storage.s3_proof import (
     SHA256_METADATA,
@@ -353,10 +353,13 @@ class S3Store(S3ObjectLock):
             raise self.error(exc, f"read {key}") from exc
 
     async def list(self, prefix: str, *, start_after: str = "") -> AsyncIterator[StoredObject]:
-        """ListObjectsV2 under the prefix (after ``start_after``): see
-        :func:`~archiver.storage.s3_listing.list_objects`."""
+        """ListObjectsV2 under the prefix, after ``start_after`` (``s3_listing.list_objects``)."""
         async for obj in list_objects(self, prefix, start_after):
             yield obj
+
+    def list_keys(self, prefix: str) -> AsyncIterator[str]:
+        """The keys, folders listed at once (``s3_listing.list_keys_by_folder``)."""
+        return list_keys_by_folder(self, prefix)
 
     async def list_folders(self, prefix: str) -> Sequence[str]:
         """ListObjectsV2 with ``Delimiter="/"``: the common prefixes right under ``prefix``."""
@@ -391,7 +394,6 @@ class S3Store(S3ObjectLock):
                     raise
 
     async def cleanup_incomplete(self, older_than: datetime | None = None) -> int:
-        """Abort the multipart uploads under the prefix started before ``older_than``
-        (every one if None); returns how many. See
-        :func:`~archiver.storage.s3_upload.abort_incomplete`."""
+        """Abort the multipart uploads under the prefix started before ``older_than`` (all
+        if None); how many (:func:`~archiver.storage.s3_upload.abort_incomplete`)."""
         return await abort_incomplete(self, older_than)
