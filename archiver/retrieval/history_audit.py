@@ -22,11 +22,13 @@ COMPLIANCE, or a witness, adds.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 
 from archiver.errors import StorageError
 from archiver.manifest.chain import Head, sha256_hex
 from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.rollup_audit import listed_bytes
 from archiver.storage.base import LockingStore, ObjectStore, ObjectVersion, VersionedStore
 from archiver.storage.layout import CHAIN_PREFIX, HEAD_NAME, MANIFEST_PREFIX, parse_chain_key
 from archiver.timestamping import STAMP_SUFFIX
@@ -67,7 +69,9 @@ async def _head_at(store: VersionedStore, key: str, version: ObjectVersion) -> H
 
 
 async def audit_history(store: ObjectStore, chains: ChainState, lock_mode: str | None) -> History:
-    """Read the versions under the chain and the manifests (when the bucket keeps any)."""
+    """Read the versions under the chain and the manifests (when the bucket keeps any), a
+    key's versions at a time, in the listing's order: memory does not grow with them (one
+    head version a manifest object in the service's shape: 1.2 million at 5M calls)."""
     history = History()
     if not isinstance(store, LockingStore) or not isinstance(store, VersionedStore):
         return history
@@ -82,36 +86,62 @@ async def audit_history(store: ObjectStore, chains: ChainState, lock_mode: str |
         history.object_lock = lock_mode or bucket.default_mode or "enabled, no retention set"
     if not history.versioned:
         return history
-    versions: dict[str, list[ObjectVersion]] = {}
     for prefix in (CHAIN_PREFIX, MANIFEST_PREFIX):
+        group: _Key | None = None
         async for key, version in store.all_versions(prefix):
-            versions.setdefault(key, []).append(version)
-    heads: list[tuple[str, str, ObjectVersion]] = []
-    for key, found in sorted(versions.items()):
-        kept = [v for v in found if not v.delete_marker]
-        markers = len(found) - len(kept)
+            if group is None or key != group.key:
+                if group is not None:
+                    await group.close(history)
+                group = _Key(key, store, chains)
+            await group.add(version, history)
+        if group is not None:
+            await group.close(history)
+    return history
+
+
+class _Key:
+    """One key's versions, as they are listed (newest first): counted, and a head's each
+    checked against the chain as it is."""
+
+    def __init__(self, key: str, store: VersionedStore, chains: ChainState) -> None:
+        self.key, self.kept, self.markers = key, 0, 0
         parsed = parse_chain_key(key)
-        if key.startswith(CHAIN_PREFIX) and key.endswith("/" + HEAD_NAME) and parsed:
-            heads += [(parsed[0], key, v) for v in kept]
+        self.parsed = parsed
+        is_head = key.startswith(CHAIN_PREFIX) and key.endswith("/" + HEAD_NAME) and parsed
+        self.heads = _HeadVersions(store, chains, key, parsed[0]) if is_head and parsed else None
+
+    async def add(self, version: ObjectVersion, history: History) -> None:
+        if version.delete_marker:
+            self.markers += 1
+            return
+        self.kept += 1
+        if self.heads is not None:
+            history.head_versions += 1
+            await self.heads.add(version)
+
+    async def close(self, history: History) -> None:
+        key, kept, markers = self.key, self.kept, self.markers
+        if self.heads is not None:
             if markers:
                 history.problems.append(
                     _problem(ProblemKind.CHAIN_REWRITTEN, key, "deleted", markers)
                 )
-            continue
-        if len(kept) <= 1 and not markers:
-            continue
-        what = _what(len(kept), markers)
+            problem = await self.heads.close()
+            if problem is not None:
+                history.problems.append(problem)
+            return
+        if kept <= 1 and not markers:
+            return
+        what = _what(kept, markers)
         if key.startswith(MANIFEST_PREFIX):
-            kind = ProblemKind.MANIFEST_ALTERED if len(kept) > 1 else ProblemKind.MANIFEST_HIDDEN
+            kind = ProblemKind.MANIFEST_ALTERED if kept > 1 else ProblemKind.MANIFEST_HIDDEN
         elif key.endswith(STAMP_SUFFIX):
             kind = ProblemKind.TIMESTAMP
-        elif parsed is not None:
+        elif self.parsed is not None:
             kind = ProblemKind.CHAIN_REWRITTEN
         else:
-            continue
+            return
         history.problems.append(Problem(kind, key, f"written once, yet {what}"))
-    history.problems += await _heads(store, chains, heads, history)
-    return history
 
 
 def _what(kept: int, markers: int) -> str:
@@ -127,25 +157,79 @@ def _problem(kind: ProblemKind, key: str, what: str, count: int) -> Problem:
     return Problem(kind, key, f"the head was {what}: {count} delete marker(s) in its history")
 
 
-async def _heads(
-    store: VersionedStore,
-    chains: ChainState,
-    heads: list[tuple[str, str, ObjectVersion]],
-    history: History,
-) -> list[Problem]:
-    """Every version of every head against the chain as it is (at most 16 read at once)."""
-    semaphore = asyncio.Semaphore(16)
+# A head version is read only when its listed ETag proves none of the heads the chain's
+# links make within this many links below the one the previous version named.
+PROVE_WINDOW = 4096
+# After this many versions in a row not proven so, the rest of the head's are read.
+_MISSES = 3
+_MD5 = re.compile(r"[0-9a-f]{32}")
+# Head versions read at once, and gathered at a time.
+_READ_AT_ONCE = 16
+_BATCH = 256
 
-    async def one(writer: str, key: str, version: ObjectVersion) -> Problem | None:
-        async with semaphore:
-            head = await _head_at(store, key, version)
+
+class _HeadVersions:
+    """Every version of one writer's head against the chain as it is, newest first.
+
+    A head's bytes are canonical (its writer, seq and link SHA-256), so a version whose
+    listed ETag is the MD5 of the head the chain's link ``s`` makes (with its size) is
+    that head, proven without a read; heads only move forward, so the next (older)
+    version names ``s`` or a link below it, and the search goes down from there. A
+    version not proven so (encrypted, written in parts, or not a head of this chain) is
+    read, :data:`_BATCH` at a time."""
+
+    def __init__(self, store: VersionedStore, chains: ChainState, key: str, writer: str) -> None:
+        self.store, self.key, self.writer = store, key, writer
+        self.walk = chains.walks.get(writer, {})
+        self.heads = chains.heads
+        current = chains.heads.get(writer)
+        self.below = current[0] if current else 0  # no older version names a link above
+        self.unread: list[ObjectVersion] = []
+        self.misses = 0  # searches in a row that proved nothing
+        self.problem: Problem | None = None  # one a head is enough to name it
+        self.semaphore = asyncio.Semaphore(_READ_AT_ONCE)
+
+    async def add(self, version: ObjectVersion) -> None:
+        if not self._proven(version):
+            self.unread.append(version)
+            if len(self.unread) >= _BATCH:
+                await self._read_unread()
+
+    async def close(self) -> Problem | None:
+        await self._read_unread()
+        return self.problem
+
+    def _proven(self, version: ObjectVersion) -> bool:
+        if self.misses >= _MISSES or not _MD5.fullmatch(version.etag or ""):
+            return False  # not provable so (encrypted, in parts), or this head's are not
+        self.misses += 1
+        for seq in range(self.below, max(self.below - PROVE_WINDOW, 0), -1):
+            sha = self.walk.get(seq)
+            if sha is None:
+                continue
+            head = Head(self.writer, seq, sha).to_bytes()
+            if listed_bytes(version.size, version.etag, head):
+                self.below, self.misses = seq, 0
+                return True
+        return False
+
+    async def _read_unread(self) -> None:
+        found = await asyncio.gather(*(self._one(v) for v in self.unread))
+        self.unread = []
+        for problem in found:
+            if problem is not None and self.problem is None:
+                self.problem = problem
+
+    async def _one(self, version: ObjectVersion) -> Problem | None:
+        async with self.semaphore:
+            head = await _head_at(self.store, self.key, version)
+        key, walk = self.key, self.walk
         if isinstance(head, str):
             return Problem(ProblemKind.CHAIN_REWRITTEN, key, head)
-        walk = chains.walks.get(writer, {})
         if walk.get(head.seq) == head.link_sha256:
             return None
         if head.seq not in walk:
-            current = chains.heads.get(writer)
+            current = self.heads.get(self.writer)
             where = f"the head is now at link {current[0]}" if current else "the chain is gone"
             what = f"it once named link {head.seq}, which the chain no longer reaches ({where})"
         else:
@@ -156,12 +240,3 @@ async def _heads(
             f"version {version.version_id}: {what}: heads only move forward, so the chain was "
             "truncated or rewritten",
         )
-
-    history.head_versions = len(heads)
-    found = await asyncio.gather(*(one(*h) for h in heads))
-    # One problem per head is enough to name it; the rest repeat it.
-    problems: dict[str, Problem] = {}
-    for problem in found:
-        if problem is not None:
-            problems.setdefault(problem.where, problem)
-    return list(problems.values())

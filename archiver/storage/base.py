@@ -251,6 +251,7 @@ class ObjectVersion:
     is_latest: bool
     last_modified: datetime | None
     delete_marker: bool = False
+    etag: str | None = None  # as listed (a plain MD5 for a single-part, unencrypted write)
 
 
 @runtime_checkable

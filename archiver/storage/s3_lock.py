@@ -8,6 +8,7 @@ to it and put a legal hold on it, rather than on whatever is current.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -143,14 +144,16 @@ class S3ObjectLock:
 
     async def all_versions(self, prefix: str) -> AsyncIterator[tuple[str, ObjectVersion]]:
         """Every version and delete marker of every key under ``prefix``: (key, version),
-        a page (1,000) at a time, in the listing's order (each key's newest first)."""
+        a page (1,000) at a time, in key order (a key's versions, newest first, then its
+        delete markers: the entries of one key come one after the other)."""
         paginator = self.client.get_paginator("list_object_versions")
         with self.errors(f"list the versions under {prefix}"):
             async for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix + prefix):
-                for item in page.get("Versions", []):
-                    yield self.relative_key(item["Key"]), _version_of(item, delete_marker=False)
-                for item in page.get("DeleteMarkers", []):
-                    yield self.relative_key(item["Key"]), _version_of(item, delete_marker=True)
+                versions = [(i, False) for i in page.get("Versions", [])]
+                markers = [(i, True) for i in page.get("DeleteMarkers", [])]
+                # Each key's versions and markers together (a page lists them apart).
+                for item, marker in heapq.merge(versions, markers, key=lambda e: str(e[0]["Key"])):
+                    yield self.relative_key(item["Key"]), _version_of(item, delete_marker=marker)
 
     async def head_version(self, key: str, version_id: str) -> StoredObject | None:
         """Size, stored SHA-256 and proof of one version; None if absent or a delete marker."""
@@ -200,4 +203,5 @@ def _version_of(item: dict[str, Any], *, delete_marker: bool) -> ObjectVersion:
         is_latest=bool(item.get("IsLatest")),
         last_modified=modified if isinstance(modified, datetime) else None,
         delete_marker=delete_marker,
+        etag=str(item.get("ETag") or "").strip('"') or None,
     )
