@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,9 @@ from archiver.errors import UsageError
 from archiver.exits import ExitCode
 from archiver.manifest.reader import require_archive
 from archiver.retrieval.chain_audit import audit_chains
+from archiver.retrieval.link_table import LinkTable
 from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.scratch import open_scratch
 from archiver.retrieval.witness_audit import audit_witnesses
 from archiver.settings import Settings
 from archiver.state import open_state_store
@@ -109,12 +112,20 @@ async def keygen(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def checkpoint(args: argparse.Namespace, settings: Settings) -> int:
-    """Check the chain extends the checkpoints at PLACE, then cosign and keep a new one."""
+    """Check the chain extends the checkpoints at PLACE, then cosign and keep a new one.
+
+    The chain is walked on a scratch file, as verify walks it (``ARCHIVER_SCRATCH_DIR``):
+    its links and walks are read from there while the checkpoint is made."""
+    with open_scratch(settings.scratch_dir, "witness") as db:
+        return await _checkpoint(args, settings, db)
+
+
+async def _checkpoint(args: argparse.Namespace, settings: Settings, db: sqlite3.Connection) -> int:
     signer = load_signer(args.key)
     origin = _origin(args, settings)
     async with open_store(settings.storage, max_connections=24) as store:
         await require_archive(store)
-        chains = await audit_chains(store)
+        chains = await audit_chains(store, LinkTable(db), db)
         witnessed = await read_checkpoints(args.to, settings.storage, [signer.verifier], new=True)
         report = await audit_witnesses(
             store, chains.state, chains.writer_ids, [], [signer.verifier], settings.storage

@@ -90,7 +90,7 @@ async def measure(settings: StorageSettings, calls: int, place: str) -> dict[str
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    verify_scale.BATCH = args.batch
+    verify_scale.BATCH[0] = args.batch
     with tempfile.TemporaryDirectory(prefix="insider-bench-") as tmp:
         process = SeaweedProcess(Path(tmp))
         server = process.start()
