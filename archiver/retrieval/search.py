@@ -8,8 +8,10 @@ their digits, the Vietnamese country code folded into a leading zero, so
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
+import itertools
 import json
 import re
 from collections import Counter
@@ -185,7 +187,11 @@ async def search(
     code, the calls that match everything else but whose direction is a
     numeric code of unknown meaning (they might be the ones looked for).
     """
-    found: list[ManifestEntry] = []
+    found: list[ManifestEntry] = []  # every match without a limit
+    # With a limit, the oldest ``limit`` so far, in order (memory bounded by the limit, not
+    # by the matches: a broad query over five years matches millions of lines).
+    oldest: list[tuple[tuple[str, str, str], int, ManifestEntry]] = []
+    order = itertools.count()  # equal keys stay in the order found, as a stable sort keeps them
     bad = 0
     # A call line a supersede record sets aside (archiver dedupe) is its call's second.
     superseded = (await read_records(store)).superseded()
@@ -199,13 +205,19 @@ async def search(
                 if not query.matches_but_direction(call):
                     continue
                 if query.matches_direction(call):
-                    found.append(call)
+                    if limit is None:
+                        found.append(call)
+                    elif len(oldest) < limit or _sort_key(call) < oldest[-1][0]:
+                        bisect.insort(oldest, (_sort_key(call), next(order), call))
+                        del oldest[limit:]
                 elif unknown_codes is not None and by_meaning:
                     code = query.unknown_code(call)
                     if code is not None:
                         unknown_codes[code] += 1
+    if limit is not None:
+        return [call for _, _, call in oldest], bad
     found.sort(key=_sort_key)
-    return (found[:limit] if limit is not None else found), bad
+    return found, bad
 
 
 def export_columns(calls: Iterable[ManifestEntry]) -> list[str]:
