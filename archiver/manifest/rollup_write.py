@@ -43,8 +43,9 @@ from archiver.manifest.rollup_walk import (
     ChainBreak,
     Walk,
     WriterListing,
+    links_listed,
     read_in_order,
-    writer_listing,
+    rollups_listed,
 )
 from archiver.storage.base import ObjectExistsError, ObjectStore
 from archiver.storage.layout import (
@@ -109,15 +110,17 @@ class RollupWriter:
     async def run(self, *, dry_run: bool = False) -> WriterRollups:
         """Roll up everything from the last rollup to the head; ChainBreak on a broken chain."""
         done = WriterRollups(self.writer)
-        chain = await writer_listing(self.store, self.writer)
-        if not chain.head:
-            if chain.seqs:
-                raise ChainBreak(head_key(self.writer), "the chain head is missing")
-            done.skipped = "no chain"
-            return done
+        chain = WriterListing()
+        await rollups_listed(self.store, self.writer, chain)
         last = max(chain.records, default=0)
         previous = await self._read(rollup_key(self.writer, last)) if last else None
         start = await self._start(last, previous)
+        await links_listed(self.store, self.writer, chain, start[0] if start else None)
+        if not chain.head:
+            if chain.seqs or start is not None:
+                raise ChainBreak(head_key(self.writer), "the chain head is missing")
+            done.skipped = "no chain"
+            return done
         head = await self._head()
         seqs = [s for s in chain.seqs if (start is None or s > start[0]) and s <= head.seq]
         if not seqs:

@@ -38,6 +38,7 @@ from archiver.manifest.chain import Head, Link, sha256_hex
 from archiver.manifest.reader import date_span, read_object
 from archiver.manifest.rollup import RollupRecord, check_rollup
 from archiver.manifest.rollup_read import RollupRef, list_rollups
+from archiver.manifest.rollup_walk import manifest_writers
 from archiver.retrieval.chain_audit import ChainAudit, audit_chains
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.rollup_audit import Rollup
@@ -123,22 +124,6 @@ async def _read_all(store: ObjectStore, keys: Iterable[str]) -> dict[str, bytes 
     return dict(await asyncio.gather(*(one(key) for key in keys)))
 
 
-async def chain_writers(store: ObjectStore) -> list[str]:
-    """Every writer under ``_archiver/chain/``, one listing request each (each listing
-    starts after the last writer's keys: not a listing of every link)."""
-    writers: list[str] = []
-    after = ""
-    while True:
-        found = None
-        async for obj in store.list(CHAIN_PREFIX, start_after=after):
-            found = obj.key[len(CHAIN_PREFIX) :].partition("/")[0]
-            break  # one key of the next writer is all this listing is for
-        if not found:
-            return writers
-        writers.append(found)
-        after = f"{CHAIN_PREFIX}{found}0"  # "0" sorts right after "/": past its keys
-
-
 async def audit_range(
     store: ObjectStore,
     refs: list[RollupRef],
@@ -148,7 +133,7 @@ async def audit_range(
 ) -> RangeChainAudit:
     """The chain proven for manifest partitions [first, last] (see the module)."""
     audit = RangeChainAudit(links={} if links is None else links)
-    writers = await chain_writers(store)
+    writers = await manifest_writers(store)
     audit.writer_ids = set(writers)
     audit.writers = len(writers)
     by_writer: dict[str, list[RollupRef]] = {}
