@@ -39,6 +39,7 @@ from archiver.retrieval.sampling import Sample
 from archiver.retrieval.scratch import open_scratch
 from archiver.retrieval.stamp_audit import StampReport, audit_stamps
 from archiver.retrieval.verify import VerifyReport, verify_archive
+from archiver.retrieval.verify_report import LIST_UNPROVEN
 from archiver.retrieval.witness_audit import WitnessReport, audit_witnesses
 from archiver.settings import Settings, TimestampSettings
 from archiver.storage import open_store
@@ -194,6 +195,11 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         for problem in report.problems:
             print(problem.line())
+        if report.unlisted:
+            print(
+                f"UNPROVEN: {report.unlisted} more object(s) unproven, not listed (the first "
+                f"{LIST_UNPROVEN} are; a storage without checksums needs their bytes re-hashed)"
+            )
         for stamp in stamps.writers:
             print(stamp.line())
         if report.chains is not None and (rolled := report.chains.rollups.note()):
@@ -231,7 +237,7 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
                 "seed": sample.seed if sample is not None else None,
             },
             "ok" if report.ok else "problems",
-            {"checked": report.checked, "problems": len(report.problems)},
+            {"checked": report.checked, "problems": len(report.problems) + report.unlisted},
         )
     # "Nothing found wrong, but not all proven" is not "intact": exit 5 too (the contract).
     return 0 if report.proven else ExitCode.CORRUPT
@@ -295,7 +301,7 @@ def _progress() -> Iterator[Callable[[VerifyReport], None]]:
                     report.manifests_read,
                     report.manifests,
                     report.checked,
-                    len(report.problems),
+                    len(report.problems) + report.unlisted,
                 )
 
         yield log_line
@@ -318,7 +324,7 @@ def _progress() -> Iterator[Callable[[VerifyReport], None]]:
                 completed=report.checked,
                 total=report.entries or None,
                 detail=f"manifests {report.manifests_read}/{report.manifests}, "
-                f"problems {len(report.problems)}",
+                f"problems {len(report.problems) + report.unlisted}",
             )
 
         yield update

@@ -368,7 +368,7 @@ async def _verify(
             report.checked += 1
             if problem and problem.kind is ProblemKind.MISSING and tombstones.of(call):
                 report.disposed, problem = report.disposed + 1, None  # disposed, not lost
-            if problem is not None:
+            if problem is not None and report.keep(problem):
                 report.problems.append(await _with_archived_version(store, problem))
             progressed()
 

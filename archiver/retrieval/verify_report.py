@@ -9,6 +9,11 @@ from datetime import datetime
 from archiver.retrieval.chain_audit import ChainAudit
 from archiver.retrieval.problems import Problem, ProblemKind
 
+# UNPROVEN problems listed at most: past them, counted. ``--no-rehash`` on a storage without
+# checksums (a local folder) makes every recording UNPROVEN; each kept with its manifest
+# line is about 4 KB (5 million calls: 20 GB).
+LIST_UNPROVEN = 10_000
+
 
 @dataclass
 class VerifyReport:
@@ -31,6 +36,8 @@ class VerifyReport:
     recordings_listed: int | None = None  # None: no orphan scan (a range was asked)
     waiting: int = 0  # recordings with no line yet, too young to be orphans
     problems: list[Problem] = field(default_factory=list)
+    unlisted: int = 0  # UNPROVEN problems past the first LIST_UNPROVEN: counted, not kept
+    listed_unproven: int = 0
     chains: ChainAudit | None = None  # the chain as walked (for witnesses and tokens)
     # The latest archived_at by manifest key; with a caller's scratch, a view of its rows.
     archived: Mapping[str, datetime] = field(default_factory=dict)
@@ -38,7 +45,17 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         """True when nothing is wrong (see :attr:`proven` for "all intact")."""
-        return not self.problems
+        return not self.problems and not self.unlisted
+
+    def keep(self, problem: Problem) -> bool:
+        """Whether to keep ``problem``: False for an UNPROVEN one past the first
+        :data:`LIST_UNPROVEN`, counted in :attr:`unlisted` instead."""
+        if problem.kind is ProblemKind.UNPROVEN:
+            if self.listed_unproven >= LIST_UNPROVEN:
+                self.unlisted += 1
+                return False
+            self.listed_unproven += 1
+        return True
 
     @property
     def proven(self) -> bool:
@@ -48,13 +65,13 @@ class VerifyReport:
     def summary(self) -> str:
         """One paragraph for the end of the run; "all intact" only when all was proven."""
         if not self.ok:
-            verdict = f"{len(self.problems)} problem(s)"
+            verdict = f"{len(self.problems) + self.unlisted} problem(s)"
         elif self.legacy:
             # Legacy lines are checked by size and stored checksum only: not proven.
             verdict = "nothing found wrong, but not all proven (legacy lines below)"
         else:
             verdict = "all intact"
-        unproven = sum(1 for p in self.problems if p.kind is ProblemKind.UNPROVEN)
+        unproven = self.unlisted + sum(1 for p in self.problems if p.kind is ProblemKind.UNPROVEN)
         text = (
             f"verified {self.checked - self.disposed} object(s) "
             f"from {self.manifests_read} manifest object(s): "
