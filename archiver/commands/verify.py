@@ -213,7 +213,7 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
             summary = summary.replace("all intact", "nothing found wrong in the sample", 1)
         print(summary)
         if sample is not None:
-            print(sample.line(report.checked, report.entries, sample.bad(report.problems)))
+            print(sample.line(report.checked, report.entries, report.sampled_bad(sample)))
         print(
             assurance_line(
                 s3=settings.storage.is_s3,

@@ -103,12 +103,16 @@ async def manifest_writers(store: ObjectStore) -> list[str]:
     writers: list[str] = []
     after = ""
     while True:
-        found = None
+        key = None
         async for obj in store.list(CHAIN_PREFIX, start_after=after):
-            found = obj.key[len(CHAIN_PREFIX) :].partition("/")[0]
+            key = obj.key
             break  # one key of the next writer is all this listing is for
-        if not found:
+        if key is None:
             return writers
+        found = key[len(CHAIN_PREFIX) :].partition("/")[0]
+        if not found:  # a folder marker, or a folder with no name: no writer; go past it
+            after = key if key == CHAIN_PREFIX else f"{CHAIN_PREFIX}/{chr(0x10FFFF)}"
+            continue
         writers.append(found)
         after = f"{CHAIN_PREFIX}{found}0"  # "0" sorts right after "/": past its keys
 

@@ -152,12 +152,13 @@ class IdIndex:
         try:
             for prefix in prefixes:
                 listed: list[str] = []
-                async for key in listed_keys(store, prefix):
-                    if keep is None or keep(key):
-                        listed.append(key)
-                    if len(listed) >= _LISTED_AT_ONCE:
-                        added += await self.add_new(store, listed, concurrency, unstaging)
-                        listed = []
+                async with aclosing(listed_keys(store, prefix)) as keys:  # stopped if we fail
+                    async for key in keys:
+                        if keep is None or keep(key):
+                            listed.append(key)
+                        if len(listed) >= _LISTED_AT_ONCE:
+                            added += await self.add_new(store, listed, concurrency, unstaging)
+                            listed = []
                 added += await self.add_new(store, listed, concurrency, unstaging)
         finally:
             if unstaging is not None:

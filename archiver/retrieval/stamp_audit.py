@@ -118,14 +118,20 @@ class _Listed:
         async for obj in store.list(f"{CHAIN_PREFIX}{writer}/"):
             name = obj.key[len(CHAIN_PREFIX) + len(writer) + 1 :]
             stem = name.removesuffix(STAMP_SUFFIX)
-            if name.endswith(STAMP_SUFFIX) and stem.isascii() and stem.isdigit():
+            # Only the name the archiver writes: a planted "00000000000001.tsr" would
+            # otherwise stand in for the real token of link 1.
+            if (
+                name.endswith(STAMP_SUFFIX)
+                and stem.isascii()
+                and stem.isdigit()
+                and stamp_key(writer, int(stem)) == obj.key
+            ):
                 rows.append((int(stem), obj.size, obj.proof.etag))
                 if len(rows) >= CHUNK:
                     self._add(rows)
         self._add(rows)
 
     def _add(self, rows: list[tuple[int, int, str | None]]) -> None:
-        # The first listed of a seq is kept (a planted "0001.tsr" beside "000000000001.tsr").
         self.db.executemany("INSERT OR IGNORE INTO stamp_listed VALUES (?, ?, ?)", rows)
         self.count += len(rows)
         rows.clear()

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from archiver.retrieval.chain_audit import ChainAudit
 from archiver.retrieval.problems import Problem, ProblemKind
+from archiver.retrieval.sampling import Sample
 
 # UNPROVEN problems listed at most: past them, counted. ``--no-rehash`` on a storage without
 # checksums (a local folder) makes every recording UNPROVEN; each kept with its manifest
@@ -46,6 +47,11 @@ class VerifyReport:
     def ok(self) -> bool:
         """True when nothing is wrong (see :attr:`proven` for "all intact")."""
         return not self.problems and not self.unlisted
+
+    def sampled_bad(self, sample: Sample) -> int:
+        """The sampled objects found bad: those the problems name, and the UNPROVEN past the
+        listed ones (only sampled objects are checked; at most every one checked)."""
+        return min(sample.bad(self.problems) + self.unlisted, self.checked)
 
     def keep(self, problem: Problem) -> bool:
         """Whether to keep ``problem``: False for an UNPROVEN one past the first

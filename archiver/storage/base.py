@@ -7,7 +7,8 @@ itself, and reports keys *with* the prefix only in ``StoredObject.full_key``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -293,7 +294,7 @@ class VersionedStore(Protocol):
         """Remove one version or delete marker for good (``dispose``); a lock refuses it."""
 
 
-async def listed_keys(store: ObjectStore, prefix: str) -> AsyncIterator[str]:
+async def listed_keys(store: ObjectStore, prefix: str) -> AsyncGenerator[str, None]:
     """The keys under ``prefix``, in key order: through the store's own keys-only listing
     when its class has one (a local folder's reads no file's size or time), else its
     :meth:`~ObjectStore.list`'s (a wrapper that counts or fails listings is one that
@@ -302,8 +303,10 @@ async def listed_keys(store: ObjectStore, prefix: str) -> AsyncIterator[str]:
     # that lists otherwise (a test's store with ETags) is listed through its own list.
     owner = next((c for c in type(store).__mro__ if "list_keys" in vars(c)), None)
     if owner is not None and getattr(type(store), "list", None) is vars(owner).get("list"):
-        async for key in vars(owner)["list_keys"](store, prefix):
-            yield key
+        # Closed here if this one is let go: its listing tasks stop with it.
+        async with aclosing(vars(owner)["list_keys"](store, prefix)) as keys:
+            async for key in keys:
+                yield key
         return
     async for obj in store.list(prefix):
         yield obj.key

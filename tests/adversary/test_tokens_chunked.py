@@ -123,3 +123,25 @@ async def test_a_rolled_up_token_swapped_for_another_is_read_and_caught(
     check = await target.verify()
     assert check.code == 5, check.out + check.err
     assert "it stamps other bytes" in check.out
+
+
+@pytest.mark.parametrize("stamped", ["plain"], indirect=True)
+async def test_a_token_planted_under_another_spelling_of_its_number_is_not_taken(
+    stamped: Target, seaweed, pki, monkeypatch
+):
+    """The real token of a rolled-up link removed, its bytes put back under a name that
+    spells the same number with more zeros (listed first): the link has no token."""
+    target = stamped
+    assert (await target.cli("rollup")).code == 0
+    _, _, covered = await _audit(target, pki, 2048, monkeypatch)
+    async with insider(target, seaweed) as ins:
+        (writer,) = await ins.writers()
+        seq = sorted(covered[writer])[1]  # a link after the first stamped one
+        real = stamp_key(writer, seq)
+        token = await ins.get(real)
+        await ins.delete(real)
+        planted = real.replace(f"/{seq:012}.tsr", f"/{seq:014}.tsr")
+        await ins.put(planted, token)
+    found, _, _ = await _audit(target, pki, 2048, monkeypatch)
+    problems = found[0]
+    assert [(k, w) for k, w, _ in problems] == [(ProblemKind.UNPROVEN, ins.store.full_key(real))]

@@ -98,3 +98,17 @@ async def test_the_writers_are_found_one_listing_each(tmp_path: Path) -> None:
     assert found == ["w1-2", "w1.json", "w1", "w10", "w2"]
     assert len(watched.listed) == len(found) + 1
     assert all(len(keys) <= 1 for _, _, keys in watched.listed)  # a key each, not a folder
+
+
+async def test_a_folder_marker_hides_no_writer(make_bucket: Any, s3_settings: Any) -> None:
+    """On S3: an object at ``_archiver/chain/`` itself (the folder marker an S3 console makes),
+    listed first: the writers after it are still found."""
+    from archiver.manifest.rollup_walk import manifest_writers
+
+    async with open_store(s3_settings(await make_bucket())) as store:
+        for key in ("", "w1/head.json", "w2/000000000001.json"):
+            full = store.prefix + CHAIN_PREFIX + key
+            await store.client.put_object(Bucket=store.bucket, Key=full, Body=b"")
+        first = [obj.key async for obj in store.list(CHAIN_PREFIX)][0]
+        assert first == CHAIN_PREFIX  # the marker is listed, first
+        assert await manifest_writers(store) == ["w1", "w2"]

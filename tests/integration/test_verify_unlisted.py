@@ -59,3 +59,21 @@ async def test_below_the_bound_the_cli_lists_every_one_and_exits_5(tmp_path: Pat
     lines = [line for line in run.out.splitlines() if line.startswith("UNPROVEN ")]
     assert len(lines) == CALLS
     assert "not listed" not in run.out
+
+
+async def test_a_sample_counts_the_unlisted_as_bad(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--sample`` with ``--no-rehash``: every sampled object is UNPROVEN, listed or not; the
+    sample's count of bad objects says so (not only the listed ones)."""
+    from archiver.retrieval.sampling import Sample
+
+    storage = await _archive(tmp_path)
+    monkeypatch.setattr(verify_report, "LIST_UNPROVEN", 2)
+    sample = Sample.parse("100%", "seed")
+    async with open_store(storage) as store:
+        manifests = await list_manifests(store, None, None, None)  # type: ignore[arg-type]
+        report = await verify_archive(store, manifests, rehash=False, sample=sample)
+    assert report.checked == CALLS
+    assert report.unlisted == CALLS - 2
+    assert report.sampled_bad(sample) == CALLS
