@@ -25,12 +25,13 @@ from archiver.commands.time_range import add_range, parse_range
 from archiver.errors import ArchiverError, StorageError, UsageError
 from archiver.exits import ExitCode, fail
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.reader import list_manifests, require_archive
+from archiver.manifest.reader import require_archive
 from archiver.models import Provider
 from archiver.privacy.lines import Opener, opener_of
 from archiver.private_files import create_new, fsync_dir
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.errors import AmbiguousIdError, CallNotFoundError, IntegrityError
+from archiver.retrieval.manifest_listing import listed_on_scratch
 from archiver.retrieval.problems import ProblemKind
 from archiver.retrieval.search import SearchQuery, search
 from archiver.retrieval.verify import VerifyReport, check_entry
@@ -193,8 +194,10 @@ async def _select(
             )
         wanted = [(ident, args.provider) for ident in idents]
     else:
-        manifests = await list_manifests(store, query.since, query.until, settings.source.tz)
-        found, _ = await search(store, manifests, query, limit + 1)
+        async with listed_on_scratch(
+            store, query.since, query.until, settings.source.tz, settings.scratch_dir, "export"
+        ) as manifests:
+            found, _ = await search(store, manifests, query, limit + 1)
         if len(found) > limit:
             raise UsageError(
                 f"refused: the search finds more than ARCHIVER_CONSOLE__EXPORT_LIMIT ({limit}) "

@@ -8,9 +8,12 @@ shown (it reveals who called whom).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
@@ -19,20 +22,28 @@ from archiver.commands.time_range import add_range, parse_range
 from archiver.errors import ArchiverError, StorageError, UsageError
 from archiver.exits import warn
 from archiver.manifest.entry import ManifestEntry
-from archiver.manifest.reader import list_manifests, require_archive
+from archiver.manifest.reader import require_archive
 from archiver.models import Direction
-from archiver.privacy.lines import opener_of
+from archiver.privacy.lines import opened_names, opener_of
 from archiver.retrieval.audit import AuditTrail
+from archiver.retrieval.manifest_listing import ListedManifests, listed_on_scratch
 from archiver.retrieval.search import (
     TABLE_COLUMNS,
+    Matches,
+    Oldest,
     SearchQuery,
+    collect,
     direction_label,
-    search,
-    to_csv,
-    to_json,
+    export_columns,
+    write_csv,
+    write_json,
 )
 from archiver.settings import Settings
 from archiver.storage import open_store
+from archiver.storage.base import ObjectStore
+
+# A table of every match is held whole to size its columns: printed in pieces.
+_TABLE_ROWS = 5000
 
 
 def register(
@@ -89,29 +100,38 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    async with open_store(settings.storage, max_connections=16) as store:
-        await require_archive(store)
-        manifests = await list_manifests(store, since, until, settings.source.tz)
+    async with (
+        open_store(settings.storage, max_connections=16) as store,
+        _listing(store, since, until, settings) as manifests,
+    ):
         unknown: Counter[str] = Counter()
-        calls, bad = await search(store, manifests, query, args.limit, unknown)
-        calls = [opener.entry(call) for call in calls]
+        found: Oldest | Matches
+        if args.limit is not None:  # the N oldest, held as read
+            found = Oldest(args.limit)
+        else:  # every match, on the scratch file: millions over five years
+            found = Matches(manifests.db, names=opened_names)
+        bad = await collect(store, manifests, query, found, unknown)
         try:
             await AuditTrail(store, settings.operator).record(
                 "search",
                 {"query": query.describe(), "format": args.format},
                 "ok",
-                {"results": len(calls)},
+                {"results": len(found)},
             )
         except ArchiverError as exc:
             raise StorageError(
                 f"the audit record cannot be written, no results shown: {exc}"
             ) from exc
-    if args.format == "json":
-        sys.stdout.write(to_json(calls))
-    elif args.format == "csv":
-        sys.stdout.write(to_csv(calls))
-    else:
-        _table(calls, query.direction_codes)
+        calls: Iterable[ManifestEntry] = (opener.entry(call) for call in found)
+        if isinstance(found, Oldest):
+            calls = list(calls)
+        if args.format == "json":
+            write_json(calls, sys.stdout)
+        elif args.format == "csv":
+            columns = found.columns() if isinstance(found, Matches) else export_columns(calls)
+            write_csv(calls, columns, sys.stdout)
+        else:
+            _table(calls, len(found), query.direction_codes)
     if unknown:
         codes = ", ".join(f"{code} ({n} call(s))" for code, n in sorted(unknown.items()))
         warn(
@@ -127,24 +147,42 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _table(calls: Sequence[ManifestEntry], codes: Mapping[str, str]) -> None:
+def _table(calls: Iterable[ManifestEntry], count: int, codes: Mapping[str, str]) -> None:
+    """The calls as a table, :data:`_TABLE_ROWS` rows at a time (one table held in
+    memory, not millions)."""
     console = Console(soft_wrap=False) if sys.stdout.isatty() else Console(width=240)
-    if not calls:
+    if not count:
         console.print("no archived call matches")
         return
-    table = Table(show_edge=False, pad_edge=False)
-    for _, title in TABLE_COLUMNS:
-        table.add_column(title, overflow="fold")
-    for call in calls:
-        table.add_row(*(_cell(call, name, codes) for name, _ in TABLE_COLUMNS))
-    console.print(table)
-    console.print(f"{len(calls)} call(s)")
+    rows = iter(calls)
+    first = True
+    while chunk := list(itertools.islice(rows, _TABLE_ROWS)):
+        table = Table(show_edge=False, pad_edge=False, show_header=first)
+        for _, title in TABLE_COLUMNS:
+            table.add_column(title, overflow="fold")
+        for call in chunk:
+            table.add_row(*(_cell(call, name, codes) for name, _ in TABLE_COLUMNS))
+        console.print(table)
+        first = False
+    console.print(f"{count} call(s)")
 
 
 def _cell(call: ManifestEntry, name: str, codes: Mapping[str, str]) -> str:
     if name == "direction":
         return direction_label(call.fields, codes)
     return _show(call.fields.get(name))
+
+
+@contextlib.asynccontextmanager
+async def _listing(
+    store: ObjectStore, since: datetime | None, until: datetime | None, settings: Settings
+) -> AsyncIterator[ListedManifests]:
+    """The manifest objects of the range, listed onto the search's scratch file."""
+    await require_archive(store)
+    async with listed_on_scratch(
+        store, since, until, settings.source.tz, settings.scratch_dir, "search"
+    ) as listed:
+        yield listed
 
 
 def direction_arg(value: str) -> str:

@@ -24,7 +24,7 @@ from archiver.commands.dispose import approver_of, finish_chain
 from archiver.commands.time_range import add_range, parse_range
 from archiver.errors import UsageError
 from archiver.exits import ExitCode
-from archiver.manifest.reader import list_manifests, require_archive
+from archiver.manifest.reader import require_archive
 from archiver.manifest.retention import Due, load_schedule
 from archiver.manifest.rollup_read import read_manifests
 from archiver.privacy.erasure import shred
@@ -32,6 +32,7 @@ from archiver.privacy.lines import Opener, opener_of
 from archiver.retrieval.audit import AuditTrail
 from archiver.retrieval.disposition import Candidate, Outcome, Plan, execute, plan
 from archiver.retrieval.duplicates import read_records
+from archiver.retrieval.manifest_listing import listed_on_scratch
 from archiver.retrieval.search import SearchQuery
 from archiver.retrieval.tombstones import Tombstones, read_tombstones
 from archiver.settings import Settings
@@ -76,8 +77,12 @@ async def subject_calls(
         {code: str(meaning) for code, meaning in settings.source.direction_codes.items()},
     )
     superseded = (await read_records(store)).superseded()
-    manifests = await list_manifests(store, query.since, query.until, settings.source.tz)
-    async with aclosing(read_manifests(store, manifests)) as reader:
+    async with (
+        listed_on_scratch(
+            store, query.since, query.until, settings.source.tz, settings.scratch_dir, "subject"
+        ) as manifests,
+        aclosing(read_manifests(store, manifests)) as reader,
+    ):
         async for manifest in reader:
             for call, number in zip(manifest.calls, manifest.numbers, strict=True):
                 if (manifest.key, number) in superseded or not query.matches(call):

@@ -21,6 +21,7 @@ import logging
 from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from archiver.manifest.chain import Link
 from archiver.manifest.reader import BadLine, Manifest, parse_manifest, read_object, read_objects
@@ -216,9 +217,58 @@ def _meets(record: RollupRecord, days: set[str]) -> bool:
     return any(record.first_date <= day <= record.last_date for day in days)
 
 
+@runtime_checkable
+class ToRead(Protocol):
+    """A listing of manifest objects a reader takes each of once: every object in key
+    order, :meth:`take` one served from a rollup, :meth:`left` the rest. A list in
+    memory, or :class:`archiver.retrieval.manifest_listing.ListedManifests` on a scratch
+    file (a whole archive's listing: about 400 bytes a manifest object in memory)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[StoredObject]: ...
+
+    def take(self, key: str) -> bool:
+        """True (once) if ``key`` is listed and not yet taken: it is served now."""
+        ...
+
+    def left(self) -> Iterator[StoredObject]:
+        """The objects not taken, in the listing's order."""
+        ...
+
+
+class _InMemory:
+    """:class:`ToRead` of a list of objects."""
+
+    def __init__(self, objects: Sequence[StoredObject]) -> None:
+        self._objects = objects
+        self._wanted = {obj.key for obj in objects}
+        self._served: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __iter__(self) -> Iterator[StoredObject]:
+        return iter(self._objects)
+
+    def take(self, key: str) -> bool:
+        if key not in self._wanted or key in self._served:
+            return False
+        self._served.add(key)
+        return True
+
+    def left(self) -> Iterator[StoredObject]:
+        return (obj for obj in self._objects if obj.key not in self._served)
+
+
+def to_read(objects: Iterable[StoredObject]) -> ToRead:
+    """``objects`` as a :class:`ToRead`: as they are if they are one, else in memory."""
+    return objects if isinstance(objects, ToRead) else _InMemory(list(objects))
+
+
 async def manifest_objects(
     store: ObjectStore,
-    objects: Sequence[StoredObject],
+    objects: Iterable[StoredObject],
     concurrency: int = 8,
     *,
     rollups: Sequence[RollupRef] | None = None,
@@ -227,24 +277,24 @@ async def manifest_objects(
     it), each once: from a checked rollup covering it, else read alone (``None``: listed
     but gone when read). Rollups whose dates do not meet the objects' partitions are
     not read (their record is). ``rollups``: :func:`list_rollups` if not given.
+    ``objects`` on a scratch file (:class:`ToRead`) are marked as taken there: nothing
+    held grows with the listing.
 
     Use with ``contextlib.aclosing`` when stopping early.
     """
-    wanted = {obj.key for obj in objects}
+    wanted = to_read(objects)
     refs = await list_rollups(store) if rollups is None else rollups
-    served: set[str] = set()
-    if refs and wanted:
-        days = _dates_of(wanted)
+    if refs and len(wanted):
+        days = _dates_of(obj.key for obj in wanted)
         for ref in refs:
             record = await read_record(store, ref)
             if record is not None and not _meets(record, days):
                 continue
             rollup = await read_rollup(store, ref)
             for key, content in rollup.objects():
-                if key in wanted and key not in served:
-                    served.add(key)
+                if wanted.take(key):
                     yield key, content
-    rest = [obj.key for obj in objects if obj.key not in served]
+    rest = (obj.key for obj in wanted.left())
     async with aclosing(read_objects(store, rest, concurrency)) as reads:
         async for key, read in reads:
             yield key, read
@@ -255,8 +305,7 @@ async def read_manifests(
 ) -> AsyncGenerator[Manifest, None]:
     """:func:`archiver.manifest.reader.read_manifests` through rollups: each manifest
     object parsed, under its own key, read from a checked rollup where one covers it."""
-    listed = list(objects)
-    async with aclosing(manifest_objects(store, listed, concurrency)) as reads:
+    async with aclosing(manifest_objects(store, to_read(objects), concurrency)) as reads:
         async for key, content in reads:
             if content is None:
                 yield Manifest(key, [], [BadLine(key, 0, "the manifest object disappeared")])

@@ -87,6 +87,15 @@ class Sealer:
         return ManifestEntry.from_line(self.seal_fields(entry.fields), entry.manifest_key)
 
 
+def opened_names(fields: Mapping[str, Any]) -> list[str]:
+    """The fields of a line as :meth:`Opener.fields` gives it, in order (pure): a sealed
+    line gains its numbers' fields after its own."""
+    names = list(fields)
+    if is_sealed(fields):
+        names += [side for side in SIDES if side not in fields]
+    return names
+
+
 class Opener:
     """Opens sealed lines for a reader; finds a number's lines by its keyed hash."""
 

@@ -13,12 +13,15 @@ time; those a rollup proved are marked ``done`` so the rest are read once.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 from archiver.manifest.reader import iter_manifests
+from archiver.retrieval.scratch import open_scratch
 from archiver.storage.base import ObjectProof, ObjectStore, StoredObject
 
 _SCHEMA = (
@@ -114,6 +117,19 @@ class ListedManifests:
         """The objects not :meth:`done`, in key order (a page of rows at a time)."""
         return self._pages(_LEFT)
 
+    def take(self, key: str) -> bool:
+        """True if ``key`` is listed and not yet :meth:`done`; it is done now (a reader
+        through rollups, :class:`archiver.manifest.rollup_read.ToRead`)."""
+        taken = self._db.execute(
+            "UPDATE listed_manifests SET done = 1 WHERE key = ? AND NOT done", (key,)
+        )
+        return taken.rowcount == 1
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The scratch file the listing is on (a command may keep more tables on it)."""
+        return self._db
+
 
 async def list_into(
     db: sqlite3.Connection,
@@ -129,3 +145,20 @@ async def list_into(
         listed.add(obj)
     listed.flush()
     return listed
+
+
+@contextlib.asynccontextmanager
+async def listed_on_scratch(
+    store: ObjectStore,
+    since: datetime | None,
+    until: datetime | None,
+    tz: tzinfo,
+    scratch_dir: Path | None,
+    name: str,
+) -> AsyncIterator[ListedManifests]:
+    """:func:`list_into` a scratch file of its own (``ARCHIVER_SCRATCH_DIR``), removed
+    at exit: what ``search``, ``subject`` and ``export`` list ``manifests/`` with, so
+    a five-year listing (1.2 million objects at 5 million calls in the service's
+    shape, about 0.5 GB as objects in memory) costs a page of rows."""
+    with open_scratch(scratch_dir, name) as db:
+        yield await list_into(db, store, since, until, tz)

@@ -14,12 +14,13 @@ import io
 import itertools
 import json
 import re
+import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import in_range
@@ -32,6 +33,7 @@ _NON_DIGITS = re.compile(r"\D")
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 _NUMBERISH = re.compile(r"[+-]?[0-9 ().-]*")
 COUNTRY_CODE = "84"
+_MATCH_BATCH = 1000
 
 # The columns of the terminal table (the exports carry every manifest field).
 TABLE_COLUMNS = (
@@ -174,24 +176,53 @@ def _sort_key(call: ManifestEntry) -> tuple[str, str, str]:
     return (started, call.provider, call.cdr_id)
 
 
-async def search(
+class Oldest:
+    """The oldest ``limit`` matches so far, in order (memory bounded by the limit, not
+    by the matches: a broad query over five years matches millions of lines)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._kept: list[tuple[tuple[str, str, str], int, ManifestEntry]] = []
+        self._order = itertools.count()  # equal keys stay in the order found (stable)
+
+    def add(self, call: ManifestEntry) -> None:
+        """One more match."""
+        kept, limit = self._kept, self.limit
+        if limit is None:
+            kept.append((_sort_key(call), next(self._order), call))
+        elif len(kept) < limit or _sort_key(call) < kept[-1][0]:
+            bisect.insort(kept, (_sort_key(call), next(self._order), call))
+            del kept[limit:]
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        """The matches kept, oldest first."""
+        if self.limit is None:
+            self._kept.sort(key=lambda kept: kept[:2])
+        return (call for _, _, call in self._kept)
+
+
+class Sink(Protocol):
+    """Where a search puts its matches."""
+
+    def add(self, call: ManifestEntry) -> None: ...
+
+
+async def collect(
     store: ObjectStore,
-    manifests: Sequence[StoredObject],
+    manifests: Iterable[StoredObject],
     query: SearchQuery,
-    limit: int | None = None,
+    sink: Sink,
     unknown_codes: Counter[str] | None = None,
-) -> tuple[list[ManifestEntry], int]:
-    """The matching calls, oldest first (at most ``limit``), and the count of damaged lines.
+) -> int:
+    """Each matching call into ``sink``, in the order read; the count of damaged lines.
 
     With ``unknown_codes`` and a direction asked for by meaning: counts, by
     code, the calls that match everything else but whose direction is a
     numeric code of unknown meaning (they might be the ones looked for).
     """
-    found: list[ManifestEntry] = []  # every match without a limit
-    # With a limit, the oldest ``limit`` so far, in order (memory bounded by the limit, not
-    # by the matches: a broad query over five years matches millions of lines).
-    oldest: list[tuple[tuple[str, str, str], int, ManifestEntry]] = []
-    order = itertools.count()  # equal keys stay in the order found, as a stable sort keeps them
     bad = 0
     # A call line a supersede record sets aside (archiver dedupe) is its call's second.
     superseded = (await read_records(store)).superseded()
@@ -205,19 +236,106 @@ async def search(
                 if not query.matches_but_direction(call):
                     continue
                 if query.matches_direction(call):
-                    if limit is None:
-                        found.append(call)
-                    elif len(oldest) < limit or _sort_key(call) < oldest[-1][0]:
-                        bisect.insort(oldest, (_sort_key(call), next(order), call))
-                        del oldest[limit:]
+                    sink.add(call)
                 elif unknown_codes is not None and by_meaning:
                     code = query.unknown_code(call)
                     if code is not None:
                         unknown_codes[code] += 1
-    if limit is not None:
-        return [call for _, _, call in oldest], bad
-    found.sort(key=_sort_key)
-    return found, bad
+    return bad
+
+
+async def search(
+    store: ObjectStore,
+    manifests: Iterable[StoredObject],
+    query: SearchQuery,
+    limit: int | None = None,
+    unknown_codes: Counter[str] | None = None,
+) -> tuple[list[ManifestEntry], int]:
+    """The matching calls, oldest first (at most ``limit``), and the count of damaged
+    lines (:func:`collect`). Without a limit every match is held: the command line
+    keeps them on its scratch file instead (:class:`Matches`)."""
+    oldest = Oldest(limit)
+    bad = await collect(store, manifests, query, oldest, unknown_codes)
+    return list(oldest), bad
+
+
+class Matches:
+    """Every match on a scratch file (:mod:`archiver.retrieval.scratch`), given back
+    oldest first: a search with no limit over five years matches millions of lines
+    (about 4 KB each held in memory), and the count must be known (for the audit
+    record) before the first is shown. ``names``: the columns of a line as it will be
+    shown (a sealed line's, once opened), for the CSV's header."""
+
+    def __init__(
+        self, db: sqlite3.Connection, names: Callable[[Mapping[str, Any]], Iterable[str]] = iter
+    ) -> None:
+        self._db = db
+        self._names = names
+        db.execute(
+            "CREATE TABLE search_matches (started TEXT NOT NULL, provider TEXT NOT NULL,"
+            " cdr_id TEXT NOT NULL, n INTEGER PRIMARY KEY, line TEXT NOT NULL, manifest_key TEXT)"
+        )
+        self._batch: list[tuple[str, str, str, int, str, str | None]] = []
+        self._count = 0
+
+    def add(self, call: ManifestEntry) -> None:
+        """One more match (in the order found: equal keys keep it)."""
+        line = json.dumps(call.fields, separators=(",", ":"))  # ASCII: a lone surrogate too
+        self._batch.append((*_sort_key(call), self._count, line, call.manifest_key))
+        self._count += 1
+        if len(self._batch) >= _MATCH_BATCH:
+            self._flush()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _flush(self) -> None:
+        self._db.executemany("INSERT INTO search_matches VALUES (?, ?, ?, ?, ?, ?)", self._batch)
+        self._db.commit()
+        self._batch = []
+
+    def columns(self) -> list[str]:
+        """Every field of the matches as shown, in the manifest's order (first seen first,
+        oldest first: :func:`export_columns` of the calls in order), by a read of them."""
+        columns: dict[str, None] = {}
+        for fields, _ in self._rows():
+            columns.update(dict.fromkeys(self._names(fields)))
+        return list(columns)
+
+    def _rows(self) -> Iterator[tuple[dict[str, Any], str | None]]:
+        self._flush()
+        rows = self._db.execute(
+            "SELECT line, manifest_key FROM search_matches ORDER BY started, provider, cdr_id, n"
+        )
+        for line, key in rows:
+            yield json.loads(line), key
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        """The matches oldest first (SQLite sorts them on disk)."""
+        for fields, key in self._rows():
+            yield ManifestEntry.from_line(fields, key)
+
+
+def write_json(calls: Iterable[ManifestEntry], out: TextIO) -> None:
+    """:func:`to_json`, written a call at a time."""
+    first = True
+    for call in calls:
+        row = {**call.fields, "manifest_key": call.manifest_key}
+        text = json.dumps(row, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        out.write(("[\n  " if first else ",\n  ") + text)
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+
+
+def write_csv(calls: Iterable[ManifestEntry], columns: Sequence[str], out: TextIO) -> None:
+    """:func:`to_csv`, written a call at a time under the ``columns`` given."""
+    writer = csv.DictWriter(
+        out, fieldnames=[*columns, "manifest_key"], extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for call in calls:
+        row: dict[str, Any] = {**call.fields, "manifest_key": call.manifest_key}
+        writer.writerow({k: _cell(v) for k, v in row.items()})
 
 
 def export_columns(calls: Iterable[ManifestEntry]) -> list[str]:
@@ -236,13 +354,8 @@ def to_json(calls: Sequence[ManifestEntry]) -> str:
 
 def to_csv(calls: Sequence[ManifestEntry]) -> str:
     """CSV with a header: every manifest field, then the manifest object."""
-    columns = [*export_columns(calls), "manifest_key"]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for call in calls:
-        row: dict[str, Any] = {**call.fields, "manifest_key": call.manifest_key}
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+    write_csv(calls, export_columns(calls), out)
     return out.getvalue()
 
 

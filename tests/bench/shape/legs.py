@@ -7,6 +7,9 @@ Legs (``measure --legs``):
   million lines;
 - ``search``: the console's searches on that index (phone, extension, agent, day,
   id, direction, everything; 30 each, values from the archive): p50/p95;
+- ``cli-search``: ``archiver search`` of the whole archive, twice: a query no line
+  answers (every line read, nothing kept), and every call as CSV (every line kept
+  and written; the output's bytes);
 - ``get``: ``archiver get ID --url`` with no local index (cold), then three
   other calls (warm);
 - ``verify-day``: ``archiver verify --since D --until D+1`` of a day of the
@@ -172,6 +175,12 @@ def _legs(
             (workdir / "samples.json").write_text(json.dumps(samples))
             result = _python("search", ["tests.bench.shape.index", "search", str(console_index),
                                         str(workdir / "samples.json")], env, workdir)  # fmt: skip
+        elif leg == "cli-search":
+            none = _cli("search-none", ["search", "--agent", "no such agent"], env, workdir)
+            every = _cli("search-all", ["search", "--format", "csv"], env, workdir)
+            every["output_bytes"] = (workdir / "search-all.stdout").stat().st_size
+            (workdir / "search-all.stdout").unlink()
+            result = {"nothing": none, "everything": every}
         elif leg == "get":
             _remove(get_index)
             ids = [s["cdr_id"] for s in samples[:4]]
