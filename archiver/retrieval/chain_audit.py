@@ -154,16 +154,19 @@ async def audit_chains(
     audit.writer_ids = writers
     audit.writers = len(writers)
     for writer in sorted(writers):
-        await _audit_writer(store, audit, walks, writer, writer in heads)
+        await audit_writer(store, audit, walks, writer, writer in heads)
     audit.rollups.on_walk(audit.state.walks)
     # Those of the manifests' reading come with unseen().
     audit.problems += audit.rollups.take_problems()
     return audit
 
 
-async def _audit_writer(
+async def audit_writer(
     store: ObjectStore, audit: ChainAudit, walks: ChainWalks, writer: str, has_head: bool
 ) -> None:
+    """Read and check ``writer``'s links listed on ``walks`` (16 reads at a time, each
+    link a row), walk them back from its head, and report what is wrong."""
+
     def broken(where: str, detail: str) -> None:
         audit.problems.append(Problem(ProblemKind.CHAIN_BROKEN, where, detail))
 

@@ -34,12 +34,13 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
-from archiver.manifest.chain import Head, Link, sha256_hex
+from archiver.manifest.chain import MAX_COUNT, Head, Link, sha256_hex
 from archiver.manifest.reader import date_span, read_object
 from archiver.manifest.rollup import RollupRecord, check_rollup
 from archiver.manifest.rollup_read import RollupRef, list_rollups
 from archiver.manifest.rollup_walk import manifest_writers
-from archiver.retrieval.chain_audit import ChainAudit, audit_chains
+from archiver.retrieval.chain_audit import ChainAudit, audit_chains, audit_writer
+from archiver.retrieval.chain_walk import ChainWalks
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.rollup_audit import Rollup
 from archiver.storage.base import ObjectStore
@@ -108,7 +109,7 @@ async def chains_for(
     if not refs:
         return await audit_chains(store, links, db)
     first, last = date_span(since, until, tz)
-    return await audit_range(store, refs, first, last, links)
+    return await audit_range(store, refs, first, last, links, db)
 
 
 async def _read_all(store: ObjectStore, keys: Iterable[str]) -> dict[str, bytes | None]:
@@ -130,9 +131,12 @@ async def audit_range(
     first: date,
     last: date,
     links: MutableMapping[str, Link] | None = None,
+    db: sqlite3.Connection | None = None,
 ) -> RangeChainAudit:
-    """The chain proven for manifest partitions [first, last] (see the module)."""
+    """The chain proven for manifest partitions [first, last] (see the module). ``db``:
+    where a writer walked whole is walked (verify's scratch file; None: in memory)."""
     audit = RangeChainAudit(links={} if links is None else links)
+    walks: ChainWalks | None = None
     writers = await manifest_writers(store)
     audit.writer_ids = set(writers)
     audit.writers = len(writers)
@@ -143,8 +147,32 @@ async def audit_range(
         rolled = by_writer.get(writer)
         if not rolled or not await _through_rollups(store, audit, writer, rolled, first, last):
             audit.range_note.whole_writers.append(writer)
-            await _walk_back(store, audit, writer, None)
+            if walks is None:
+                walks = ChainWalks(db if db is not None else sqlite3.connect(":memory:"))
+            await _walk_whole(store, audit, walks, writer)
     return audit
+
+
+async def _walk_whole(
+    store: ObjectStore, audit: RangeChainAudit, walks: ChainWalks, writer: str
+) -> None:
+    """``writer``'s whole chain, as a full verify walks it: its folder listed onto
+    ``walks`` (a row a link: a writer never rolled up, or whose rollup does not check
+    out, has up to a link per manifest object, 700,000 for the largest at 5 million
+    calls), its links read 16 at a time and walked back from its head."""
+    has_head = False
+    async for obj in store.list(f"{CHAIN_PREFIX}{writer}/"):
+        parsed = parse_chain_key(obj.key)
+        if parsed is None or parsed[0] != writer:
+            continue  # timestamps and anything else beside the links
+        if parsed[1] is None:
+            has_head = True
+        elif parsed[1] > MAX_COUNT:
+            _problem(audit, ProblemKind.CHAIN_BROKEN, obj.key, "a link number no link can have")
+        else:
+            walks.add_listed(writer, parsed[1], obj.size, obj.proof.etag)
+    walks.listed_all()
+    await audit_writer(store, audit, walks, writer, has_head)
 
 
 def _walk_of(audit: ChainAudit, writer: str) -> dict[int, str]:
