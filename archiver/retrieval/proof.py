@@ -20,7 +20,7 @@ proof still reads the head, so a head moved back (a truncation) is seen at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from archiver.manifest.chain import Head, Link, sha256_hex
@@ -38,6 +38,8 @@ from archiver.storage.layout import (
 # Links read at once while walking a chain, and at most per walk read ahead.
 _CONCURRENCY = 16
 _READ_AHEAD = 1024
+# Links proven and held before they are handed to ``keep`` (a prover that keeps them).
+KEEP_EVERY = 4096
 SEAL_WRITER_PREFIX = "seal-"
 
 
@@ -62,13 +64,20 @@ class ChainProver:
     """Proves manifest objects against their writer's chain, walked from its head."""
 
     def __init__(
-        self, store: ObjectStore, kept: Mapping[tuple[str, int], ProvenLink] | None = None
+        self,
+        store: ObjectStore,
+        kept: Mapping[tuple[str, int], ProvenLink] | None = None,
+        keep: Callable[[Mapping[tuple[str, int], ProvenLink]], None] | None = None,
     ) -> None:
         """``kept``: links an earlier walk proved (``get`` keeps them in its local index,
         outside the storage's reach), used as this walk's own are; looked up as the walk
-        needs them, never copied (it may be a view of a table of millions)."""
+        needs them, never copied (it may be a view of a table of millions). ``keep``:
+        where the links this prover proves go, :data:`KEEP_EVERY` at a time and after
+        each proof, to be found again in ``kept`` and no longer held here (the console,
+        which runs for months; None: they are held, :meth:`added`)."""
         self._store = store
         self._kept: Mapping[tuple[str, int], ProvenLink] = kept if kept is not None else {}
+        self._keep = keep
         self._proven: dict[tuple[str, int], _Proven] = {}
         self._added: set[tuple[str, int]] = set()
         self._sealed: dict[str, tuple[str, int]] | None = None
@@ -78,7 +87,19 @@ class ChainProver:
         """The link that proves ``content`` is the manifest object ``manifest_key`` as the
         chain records it; IntegrityError (OUT_OF_CHAIN, CUT or CORRUPT) otherwise."""
         async with self._lock:  # one walk at a time: the second uses the first's links
-            return await self._prove(manifest_key, content)
+            try:
+                return await self._prove(manifest_key, content)
+            finally:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The links proven so far to ``keep`` (if given), and no longer held here."""
+        if self._keep is None or not self._added:
+            return
+        self._keep(self.added())
+        for key in self._added:
+            del self._proven[key]
+        self._added.clear()
 
     async def _prove(self, manifest_key: str, content: bytes) -> Link:
         parsed = parse_manifest_key(manifest_key)
@@ -175,10 +196,11 @@ class ChainProver:
         """Link ``at``, checked against the SHA-256 its successor (or the head) records."""
         if at not in fetched:
             # Read ahead: the links below ``at`` the walk will most likely need next.
-            wanted = [s for s in range(at, max(lowest, at - _READ_AHEAD) - 1, -1)]
+            # Down to just above ``lowest``: the link proven was read by the proof itself.
+            wanted = list(range(at, max(lowest, at - _READ_AHEAD), -1))
             wanted = [s for s in wanted if s == at or self._known(writer, s) is None]
             fetched |= await self._read_links(writer, wanted)
-        raw = fetched.get(at)
+        raw = fetched.pop(at, None)  # the walk goes down: a link read is needed once
         if raw is None:
             raise _out(
                 IntegrityKind.CUT,
@@ -198,6 +220,8 @@ class ChainProver:
         proven = _Proven(sha, link.prev_seq, link.prev_sha256)
         self._proven[(writer, at)] = proven
         self._added.add((writer, at))
+        if len(self._added) >= KEEP_EVERY:
+            self._hand_over()
         return proven
 
     def _known(self, writer: str, seq: int) -> _Proven | None:

@@ -117,6 +117,17 @@ class KeptLinks(Mapping[tuple[str, int], ProvenLink]):
         """Drop the pages held (rows were written since they were read)."""
         self._pages.clear()
 
+    def keep(self, links: Mapping[tuple[str, int], ProvenLink]) -> None:
+        """Keep ``links`` in the file now, on this thread (a prover's ``keep``: a few
+        thousand rows in one transaction); nothing kept when the file cannot be written."""
+        self._rows("SELECT 1")  # opens the file
+        try:
+            if self._db is not None:
+                self._db.run_now(partial(_store, links=links))
+        except sqlite3.Error as exc:
+            log.debug("proven links not kept in %s: %s", self._path, exc)
+        self.forget_pages()
+
     def __getitem__(self, key: tuple[str, int]) -> ProvenLink:
         writer, seq = key
         return self._page(writer, seq // PAGE)[seq]

@@ -18,7 +18,7 @@ import pytest
 
 from archiver.manifest.chain import Head, Link, next_link, sha256_hex
 from archiver.manifest.seal import seal
-from archiver.retrieval import proven_links
+from archiver.retrieval import proof, proven_links
 from archiver.retrieval.errors import IntegrityError, IntegrityKind
 from archiver.retrieval.proof import ChainProver, ProvenLink
 from archiver.settings import StorageSettings
@@ -164,6 +164,39 @@ async def test_a_kept_link_that_no_longer_matches_is_walked_again(root, tmp_path
         await ChainProver(store, kept).prove(
             links[-2].manifest_key, (root / links[-2].manifest_key).read_bytes()
         )
+
+
+async def test_a_prover_that_keeps_its_links_holds_none_and_reads_each_once(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The console's prover: what it proves goes to the index file (2 links at a time
+    # here), not into a dict held for months; found there again, as get's kept links are.
+    monkeypatch.setattr(proof, "KEEP_EVERY", 2)
+    writer, links = _chain(root)
+    index = tmp_path / "index.sqlite3"
+    kept = proven_links.KeptLinks(index)
+    async with open_store(StorageSettings(url=str(root))) as store:
+        counting = Counting(store)
+        prover = ChainProver(counting, kept, keep=kept.keep)
+        oldest = links[0].manifest_key
+        assert (await prover.prove(oldest, (root / oldest).read_bytes())).seq == links[0].seq
+        assert prover.added() == {}, "nothing held once proven"
+        on_file = await proven_links.load(index)
+        # Every link the walk stepped through (the proven one is read by the proof itself).
+        assert sorted(on_file) == [(writer, link.seq) for link in links[1:]]
+        assert max(counting.reads.values()) == 1  # every link read once
+        counting.reads.clear()
+        for link in links:  # each proven again from the file: the head and the link read
+            await prover.prove(link.manifest_key, (root / link.manifest_key).read_bytes())
+            assert sum(counting.reads.values()) == 2, counting.reads
+            counting.reads.clear()
+        # A row of the file altered (a forged SHA-256): not taken, the link read again.
+        middle = (writer, links[len(links) // 2].seq)
+        row = on_file[middle]
+        kept.keep({middle: ProvenLink("0" * 64, row.prev_seq, row.prev_sha256)})
+        await prover.prove(oldest, (root / oldest).read_bytes())
+        assert counting.reads[link_key(writer, middle[1])] == 1
+    kept.close()
 
 
 async def test_a_legacy_object_is_proven_by_its_seal_even_one_sealed_later(root):
