@@ -12,9 +12,10 @@ import contextlib
 import itertools
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -35,6 +36,7 @@ from archiver.retrieval.search import (
     collect,
     direction_label,
     export_columns,
+    printable,
     write_csv,
     write_json,
 )
@@ -122,16 +124,19 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             raise StorageError(
                 f"the audit record cannot be written, no results shown: {exc}"
             ) from exc
-        calls: Iterable[ManifestEntry] = (opener.entry(call) for call in found)
-        if isinstance(found, Oldest):
-            calls = list(calls)
+
+        def opened() -> Iterator[ManifestEntry]:  # a read of the matches, each opened
+            return (opener.entry(call) for call in found)
+
+        calls: Iterable[ManifestEntry] = list(opened()) if isinstance(found, Oldest) else opened()
         if args.format == "json":
             write_json(calls, sys.stdout)
         elif args.format == "csv":
             columns = found.columns() if isinstance(found, Matches) else export_columns(calls)
             write_csv(calls, columns, sys.stdout)
         else:
-            _table(calls, len(found), query.direction_codes)
+            held = calls if isinstance(calls, list) else None
+            _table(opened if held is None else lambda: held, len(found), query.direction_codes)
     if unknown:
         codes = ", ".join(f"{code} ({n} call(s))" for code, n in sorted(unknown.items()))
         warn(
@@ -147,19 +152,30 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _table(calls: Iterable[ManifestEntry], count: int, codes: Mapping[str, str]) -> None:
-    """The calls as a table, :data:`_TABLE_ROWS` rows at a time (one table held in
-    memory, not millions)."""
+def _table(
+    calls: Callable[[], Iterable[ManifestEntry]], count: int, codes: Mapping[str, str]
+) -> None:
+    """The calls as one table; past :data:`_TABLE_ROWS` rows, in pieces of that many
+    (one table held in memory, not millions), each column as wide as its widest cell,
+    measured by a first read of ``calls()``, so every piece lines up with the header."""
     console = Console(soft_wrap=False) if sys.stdout.isatty() else Console(width=240)
     if not count:
         console.print("no archived call matches")
         return
-    rows = iter(calls)
+    widths: list[int | None] = [None] * len(TABLE_COLUMNS)
+    if count > _TABLE_ROWS:
+        sizes = [cell_len(title) for _, title in TABLE_COLUMNS]
+        for call in calls():
+            for i, (name, _) in enumerate(TABLE_COLUMNS):
+                cell = _cell(call, name, codes)
+                sizes[i] = max(sizes[i], *(cell_len(line) for line in cell.split("\n")))
+        widths = list(sizes)
+    rows = iter(calls())
     first = True
     while chunk := list(itertools.islice(rows, _TABLE_ROWS)):
         table = Table(show_edge=False, pad_edge=False, show_header=first)
-        for _, title in TABLE_COLUMNS:
-            table.add_column(title, overflow="fold")
+        for (_, title), width in zip(TABLE_COLUMNS, widths, strict=True):
+            table.add_column(title, overflow="fold", width=width)
         for call in chunk:
             table.add_row(*(_cell(call, name, codes) for name, _ in TABLE_COLUMNS))
         console.print(table)
@@ -169,7 +185,7 @@ def _table(calls: Iterable[ManifestEntry], count: int, codes: Mapping[str, str])
 
 def _cell(call: ManifestEntry, name: str, codes: Mapping[str, str]) -> str:
     if name == "direction":
-        return direction_label(call.fields, codes)
+        return printable(direction_label(call.fields, codes))
     return _show(call.fields.get(name))
 
 
@@ -196,4 +212,4 @@ def direction_arg(value: str) -> str:
 
 
 def _show(value: object) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else printable(str(value))

@@ -278,7 +278,8 @@ async def manifest_objects(
     but gone when read). Rollups whose dates do not meet the objects' partitions are
     not read (their record is). ``rollups``: :func:`list_rollups` if not given.
     ``objects`` on a scratch file (:class:`ToRead`) are marked as taken there: nothing
-    held grows with the listing.
+    held grows with the listing, and the listing is used up (a second read of it gives
+    what the first did not).
 
     Use with ``contextlib.aclosing`` when stopping early.
     """

@@ -102,7 +102,11 @@ class AuditTrail:
             now=now,
             details=details,
         )
-        data = (json.dumps(body, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        text = json.dumps(body, ensure_ascii=False, sort_keys=True) + "\n"
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (argv that is not UTF-8): escaped
+            data = (json.dumps(body, sort_keys=True) + "\n").encode("ascii")
         key = audit_key(action, now, secrets.token_hex(8))
         await self._store.put_bytes(
             key, data, sha256=hashlib.sha256(data).hexdigest(), content_type="application/json"

@@ -24,8 +24,12 @@ from archiver.manifest.reader import iter_manifests
 from archiver.retrieval.scratch import open_scratch
 from archiver.storage.base import ObjectProof, ObjectStore, StoredObject
 
+# Keys are stored as their UTF-8 bytes (BLOBs, compared byte by byte: the order of their
+# code points, as Python sorts them), with lone surrogates kept ("surrogatepass"): a
+# local folder lists a file name that is not UTF-8 with them, and SQLite refuses them as
+# text. Such a name must be listed (verify names it), not end the command.
 _SCHEMA = (
-    "CREATE TABLE listed_manifests (key TEXT PRIMARY KEY, full_key TEXT NOT NULL,"
+    "CREATE TABLE listed_manifests (key BLOB PRIMARY KEY, full_key BLOB NOT NULL,"
     " size INTEGER NOT NULL, etag TEXT, done INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
 )
 _ADD = "INSERT OR IGNORE INTO listed_manifests (key, full_key, size, etag) VALUES (?, ?, ?, ?)"
@@ -40,9 +44,17 @@ _GET = "SELECT key, full_key, size, etag FROM listed_manifests WHERE key = ? AND
 _BATCH = 1000
 
 
+def _blob(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _text(blob: bytes) -> str:
+    return blob.decode("utf-8", "surrogatepass")
+
+
 def _object(row: tuple[Any, ...]) -> StoredObject:
     key, full_key, size, etag = row
-    return StoredObject(key, full_key, size, proof=ObjectProof(etag=etag))
+    return StoredObject(_text(key), _text(full_key), size, proof=ObjectProof(etag=etag))
 
 
 class ListedManifests:
@@ -52,7 +64,7 @@ class ListedManifests:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         db.execute(_SCHEMA)  # one listing per connection
-        self._batch: list[tuple[str, str, int, str | None]] = []
+        self._batch: list[tuple[bytes, bytes, int, str | None]] = []
         self._count = 0
 
     @classmethod
@@ -71,7 +83,7 @@ class ListedManifests:
 
     def add(self, obj: StoredObject) -> None:
         """One more object listed (call :meth:`flush` after the last)."""
-        self._batch.append((obj.key, obj.full_key, obj.size, obj.proof.etag))
+        self._batch.append((_blob(obj.key), _blob(obj.full_key), obj.size, obj.proof.etag))
         if len(self._batch) >= _BATCH:
             self.flush()
 
@@ -87,11 +99,13 @@ class ListedManifests:
 
     def __contains__(self, obj: object) -> bool:
         key = obj.key if isinstance(obj, StoredObject) else obj
-        found = self._db.execute("SELECT 1 FROM listed_manifests WHERE key = ?", (key,))
+        if not isinstance(key, str):
+            return False
+        found = self._db.execute("SELECT 1 FROM listed_manifests WHERE key = ?", (_blob(key),))
         return found.fetchone() is not None
 
     def _pages(self, query: str) -> Iterator[StoredObject]:
-        after = ""
+        after = b""
         while True:
             page = self._db.execute(query, (after,)).fetchall()
             if not page:
@@ -106,12 +120,12 @@ class ListedManifests:
 
     def get(self, key: str) -> StoredObject | None:
         """The object listed under ``key`` and not yet :meth:`done`; None otherwise."""
-        row = self._db.execute(_GET, (key,)).fetchone()
+        row = self._db.execute(_GET, (_blob(key),)).fetchone()
         return None if row is None else _object(row)
 
     def done(self, key: str) -> None:
         """``key`` was read (from a rollup's lines): :meth:`left` no longer gives it."""
-        self._db.execute("UPDATE listed_manifests SET done = 1 WHERE key = ?", (key,))
+        self._db.execute("UPDATE listed_manifests SET done = 1 WHERE key = ?", (_blob(key),))
 
     def left(self) -> Iterator[StoredObject]:
         """The objects not :meth:`done`, in key order (a page of rows at a time)."""
@@ -121,7 +135,7 @@ class ListedManifests:
         """True if ``key`` is listed and not yet :meth:`done`; it is done now (a reader
         through rollups, :class:`archiver.manifest.rollup_read.ToRead`)."""
         taken = self._db.execute(
-            "UPDATE listed_manifests SET done = 1 WHERE key = ? AND NOT done", (key,)
+            "UPDATE listed_manifests SET done = 1 WHERE key = ? AND NOT done", (_blob(key),)
         )
         return taken.rowcount == 1
 

@@ -20,7 +20,7 @@ proof still reads the head, so a head moved back (a truncation) is seen at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from archiver.manifest.chain import Head, Link, sha256_hex
@@ -67,17 +67,19 @@ class ChainProver:
         self,
         store: ObjectStore,
         kept: Mapping[tuple[str, int], ProvenLink] | None = None,
-        keep: Callable[[Mapping[tuple[str, int], ProvenLink]], None] | None = None,
+        keep: Callable[[Mapping[tuple[str, int], ProvenLink]], Awaitable[bool]] | None = None,
     ) -> None:
         """``kept``: links an earlier walk proved (``get`` keeps them in its local index,
         outside the storage's reach), used as this walk's own are; looked up as the walk
         needs them, never copied (it may be a view of a table of millions). ``keep``:
         where the links this prover proves go, :data:`KEEP_EVERY` at a time and after
-        each proof, to be found again in ``kept`` and no longer held here (the console,
-        which runs for months; None: they are held, :meth:`added`)."""
+        each proof, to be found again in ``kept`` and no longer held here once it says
+        they are kept (the console, which runs for months; None: they are held,
+        :meth:`added`)."""
         self._store = store
         self._kept: Mapping[tuple[str, int], ProvenLink] = kept if kept is not None else {}
         self._keep = keep
+        self._backlog = 0  # links still held after a hand-over ``keep`` refused
         self._proven: dict[tuple[str, int], _Proven] = {}
         self._added: set[tuple[str, int]] = set()
         self._sealed: dict[str, tuple[str, int]] | None = None
@@ -90,13 +92,17 @@ class ChainProver:
             try:
                 return await self._prove(manifest_key, content)
             finally:
-                self._hand_over()
+                await self._hand_over()
 
-    def _hand_over(self) -> None:
-        """The links proven so far to ``keep`` (if given), and no longer held here."""
+    async def _hand_over(self) -> None:
+        """The links proven so far to ``keep`` (if given), and no longer held here once
+        kept (held, and handed over again with the next ones, when not)."""
         if self._keep is None or not self._added:
             return
-        self._keep(self.added())
+        if not await self._keep(self.added()):
+            self._backlog = len(self._added)  # tried again KEEP_EVERY links later
+            return
+        self._backlog = 0
         for key in self._added:
             del self._proven[key]
         self._added.clear()
@@ -220,8 +226,8 @@ class ChainProver:
         proven = _Proven(sha, link.prev_seq, link.prev_sha256)
         self._proven[(writer, at)] = proven
         self._added.add((writer, at))
-        if len(self._added) >= KEEP_EVERY:
-            self._hand_over()
+        if len(self._added) >= self._backlog + KEEP_EVERY:
+            await self._hand_over()
         return proven
 
     def _known(self, writer: str, seq: int) -> _Proven | None:

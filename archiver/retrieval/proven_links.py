@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from functools import partial
@@ -57,6 +58,8 @@ WITH RECURSIVE walk(seq, sha) AS (
 )
 SELECT seq, sha FROM walk ORDER BY seq LIMIT 1
 """
+_RETRY_OPEN_S = 60.0
+KEEP_BUSY_MS = 2000
 # Links of one writer read from the file at once (a walk's read-ahead), and pages held.
 PAGE = 1024
 _PAGES_HELD = 8
@@ -70,20 +73,31 @@ class KeptLinks(Mapping[tuple[str, int], ProvenLink]):
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: IndexDatabase | None = None
-        self._broken = False
+        self._closed_until = 0.0  # a file that could not be opened: tried again after this
         self._pages: OrderedDict[tuple[str, int], dict[int, ProvenLink]] = OrderedDict()
+
+    def _open(self) -> IndexDatabase | None:
+        """The file, opened on first use; None while it cannot be (busy, or not a
+        database): tried again a minute later, not never (a console runs for months)."""
+        if self._db is None and time.monotonic() >= self._closed_until:
+            try:
+                self._db = IndexDatabase(self._path, SCHEMA)
+                # A write waits this long for the console's indexing, then is given up.
+                self._db.run_now(lambda c: c.execute(f"PRAGMA busy_timeout = {KEEP_BUSY_MS:d}"))
+            except sqlite3.Error as exc:
+                log.debug("proven links not opened in %s: %s", self._path, exc)
+                self._closed_until = time.monotonic() + _RETRY_OPEN_S
+        return self._db
 
     def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """The rows of one query ([] when the file cannot be read)."""
+        db = self._open()
+        if db is None:
+            return []
         try:
-            if self._db is None and not self._broken:
-                self._db = IndexDatabase(self._path, SCHEMA)
-            if self._db is None:
-                return []
-            return self._db.run_now(lambda c: c.execute(sql, args).fetchall())
+            return db.run_now(lambda c: c.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
             log.debug("proven links not read from %s: %s", self._path, exc)
-            self._broken = True
             return []
 
     def _page(self, writer: str, number: int) -> dict[int, ProvenLink]:
@@ -117,16 +131,21 @@ class KeptLinks(Mapping[tuple[str, int], ProvenLink]):
         """Drop the pages held (rows were written since they were read)."""
         self._pages.clear()
 
-    def keep(self, links: Mapping[tuple[str, int], ProvenLink]) -> None:
-        """Keep ``links`` in the file now, on this thread (a prover's ``keep``: a few
-        thousand rows in one transaction); nothing kept when the file cannot be written."""
-        self._rows("SELECT 1")  # opens the file
+    async def keep(self, links: Mapping[tuple[str, int], ProvenLink]) -> bool:
+        """Keep ``links`` in the file, in a worker thread (the file may be busy with the
+        console's indexing: a wait there does not stop the event loop); a prover's
+        ``keep``. False when they could not be written: the prover holds them and
+        hands them over again with its next ones."""
+        db = self._open()
+        if db is None:
+            return False
         try:
-            if self._db is not None:
-                self._db.run_now(partial(_store, links=links))
+            await db.run(partial(_store, links=links))
         except sqlite3.Error as exc:
             log.debug("proven links not kept in %s: %s", self._path, exc)
+            return False
         self.forget_pages()
+        return True
 
     def __getitem__(self, key: tuple[str, int]) -> ProvenLink:
         writer, seq = key

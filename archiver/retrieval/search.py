@@ -34,6 +34,11 @@ _FORMULA_STARTS = frozenset("=+-@\t\r")
 _NUMBERISH = re.compile(r"[+-]?[0-9 ().-]*")
 COUNTRY_CODE = "84"
 _MATCH_BATCH = 1000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# The matches oldest first: the table's own order (its key), no sort file.
+MATCHES_IN_ORDER = (
+    "SELECT line, manifest_key FROM search_matches ORDER BY started, provider, cdr_id, n"
+)
 
 # The columns of the terminal table (the exports carry every manifest field).
 TABLE_COLUMNS = (
@@ -272,16 +277,23 @@ class Matches:
         self._db = db
         self._names = names
         db.execute(
-            "CREATE TABLE search_matches (started TEXT NOT NULL, provider TEXT NOT NULL,"
-            " cdr_id TEXT NOT NULL, n INTEGER PRIMARY KEY, line TEXT NOT NULL, manifest_key TEXT)"
+            # Kept in the order shown (the key is the sort's): read back with no sort, so
+            # SQLite writes no sort file outside ARCHIVER_SCRATCH_DIR. The sort key as
+            # UTF-8 bytes, lone surrogates kept (a provider's id may hold one; SQLite refuses
+            # it as text): compared byte by byte, the order of Python's strings.
+            "CREATE TABLE search_matches (started BLOB NOT NULL, provider BLOB NOT NULL,"
+            " cdr_id BLOB NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL, manifest_key TEXT,"
+            " PRIMARY KEY (started, provider, cdr_id, n)) WITHOUT ROWID"
         )
-        self._batch: list[tuple[str, str, str, int, str, str | None]] = []
+        self._batch: list[tuple[bytes, bytes, bytes, int, str, str]] = []
         self._count = 0
 
     def add(self, call: ManifestEntry) -> None:
         """One more match (in the order found: equal keys keep it)."""
         line = json.dumps(call.fields, separators=(",", ":"))  # ASCII: a lone surrogate too
-        self._batch.append((*_sort_key(call), self._count, line, call.manifest_key))
+        started, provider, cdr_id = (p.encode("utf-8", "surrogatepass") for p in _sort_key(call))
+        manifest_key = json.dumps(call.manifest_key)  # ASCII, as the line
+        self._batch.append((started, provider, cdr_id, self._count, line, manifest_key))
         self._count += 1
         if len(self._batch) >= _MATCH_BATCH:
             self._flush()
@@ -304,11 +316,9 @@ class Matches:
 
     def _rows(self) -> Iterator[tuple[dict[str, Any], str | None]]:
         self._flush()
-        rows = self._db.execute(
-            "SELECT line, manifest_key FROM search_matches ORDER BY started, provider, cdr_id, n"
-        )
+        rows = self._db.execute(MATCHES_IN_ORDER)
         for line, key in rows:
-            yield json.loads(line), key
+            yield json.loads(line), json.loads(key)
 
     def __iter__(self) -> Iterator[ManifestEntry]:
         """The matches oldest first (SQLite sorts them on disk)."""
@@ -321,7 +331,10 @@ def write_json(calls: Iterable[ManifestEntry], out: TextIO) -> None:
     first = True
     for call in calls:
         row = {**call.fields, "manifest_key": call.manifest_key}
-        text = json.dumps(row, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        text = json.dumps(row, ensure_ascii=False, indent=2)
+        if _SURROGATE.search(text):  # not UTF-8: escaped, as JSON can say it (\udcff)
+            text = json.dumps(row, indent=2)
+        text = text.replace("\n", "\n  ")
         out.write(("[\n  " if first else ",\n  ") + text)
         first = False
     out.write("[]\n" if first else "\n]\n")
@@ -332,7 +345,8 @@ def write_csv(calls: Iterable[ManifestEntry], columns: Sequence[str], out: TextI
     writer = csv.DictWriter(
         out, fieldnames=[*columns, "manifest_key"], extrasaction="ignore", lineterminator="\n"
     )
-    writer.writeheader()
+    header = csv.writer(out, lineterminator="\n")  # writeheader(), names made printable
+    header.writerow([printable(name) for name in writer.fieldnames])
     for call in calls:
         row: dict[str, Any] = {**call.fields, "manifest_key": call.manifest_key}
         writer.writerow({k: _cell(v) for k, v in row.items()})
@@ -348,8 +362,9 @@ def export_columns(calls: Iterable[ManifestEntry]) -> list[str]:
 
 def to_json(calls: Sequence[ManifestEntry]) -> str:
     """A JSON array of the manifest lines, with the manifest object of each."""
-    rows = [{**call.fields, "manifest_key": call.manifest_key} for call in calls]
-    return json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
+    out = io.StringIO()
+    write_json(calls, out)
+    return out.getvalue()
 
 
 def to_csv(calls: Sequence[ManifestEntry]) -> str:
@@ -359,12 +374,21 @@ def to_csv(calls: Sequence[ManifestEntry]) -> str:
     return out.getvalue()
 
 
+def printable(text: str) -> str:
+    """``text`` with each lone surrogate written as ``\\udcff`` (pure): a file name that is
+    not UTF-8, or a ``\\ud800`` escape in a provider's JSON, cannot be written as UTF-8."""
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
 def _cell(value: object) -> object:
     # Spreadsheets run cells starting with = + - @ as formulas: a hostile agent
     # name must stay text (CSV injection). A phone number such as +84 90... is
     # left as it is.
-    if isinstance(value, str) and value[:1] in _FORMULA_STARTS and not _NUMBERISH.fullmatch(value):
-        return "'" + value
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
+        value = json.dumps(value, ensure_ascii=False)
+    if not isinstance(value, str):
+        return value
+    value = printable(value)
+    if value[:1] in _FORMULA_STARTS and not _NUMBERISH.fullmatch(value):
+        return "'" + value
     return value

@@ -9,6 +9,7 @@ no read and prove nothing a rewritten chain does not.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 
 from archiver.manifest.chain import Head, Link, next_link, sha256_hex
 from archiver.manifest.seal import seal
-from archiver.retrieval import proof, proven_links
+from archiver.retrieval import proof as proof_module
+from archiver.retrieval import proven_links
 from archiver.retrieval.errors import IntegrityError, IntegrityKind
 from archiver.retrieval.proof import ChainProver, ProvenLink
 from archiver.settings import StorageSettings
@@ -171,7 +173,7 @@ async def test_a_prover_that_keeps_its_links_holds_none_and_reads_each_once(
 ) -> None:
     # The console's prover: what it proves goes to the index file (2 links at a time
     # here), not into a dict held for months; found there again, as get's kept links are.
-    monkeypatch.setattr(proof, "KEEP_EVERY", 2)
+    monkeypatch.setattr(proof_module, "KEEP_EVERY", 2)
     writer, links = _chain(root)
     index = tmp_path / "index.sqlite3"
     kept = proven_links.KeptLinks(index)
@@ -193,10 +195,39 @@ async def test_a_prover_that_keeps_its_links_holds_none_and_reads_each_once(
         # A row of the file altered (a forged SHA-256): not taken, the link read again.
         middle = (writer, links[len(links) // 2].seq)
         row = on_file[middle]
-        kept.keep({middle: ProvenLink("0" * 64, row.prev_seq, row.prev_sha256)})
+        assert await kept.keep({middle: ProvenLink("0" * 64, row.prev_seq, row.prev_sha256)})
         await prover.prove(oldest, (root / oldest).read_bytes())
         assert counting.reads[link_key(writer, middle[1])] == 1
     kept.close()
+
+
+async def test_links_the_file_refuses_are_held_and_handed_over_later(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The index file busy (the console's indexing holds its write lock): the proof still
+    # answers, its links are held, not lost, and go to the file with the next proof.
+    monkeypatch.setattr(proven_links, "KEEP_BUSY_MS", 50)
+    writer, links = _chain(root)
+    index = tmp_path / "index.sqlite3"
+    other = sqlite3.connect(index, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.executescript(proven_links.SCHEMA)
+    kept = proven_links.KeptLinks(index)
+    async with open_store(StorageSettings(url=str(root))) as store:
+        prover = ChainProver(store, kept, keep=kept.keep)
+        other.execute("BEGIN IMMEDIATE")
+        oldest = links[0].manifest_key
+        await prover.prove(oldest, (root / oldest).read_bytes())
+        assert len(prover.added()) == len(links) - 1, "held while the file is busy"
+        assert other.execute("SELECT count(*) FROM proven_links").fetchone() == (0,)
+        other.execute("ROLLBACK")
+        newest = links[-1].manifest_key
+        await prover.prove(newest, (root / newest).read_bytes())
+        assert prover.added() == {}
+        on_file = await proven_links.load(index)
+        assert sorted(on_file) == [(writer, link.seq) for link in links[1:]]
+    kept.close()
+    other.close()
 
 
 async def test_a_legacy_object_is_proven_by_its_seal_even_one_sealed_later(root):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 
 from archiver.cli import main
 from archiver.commands import search as search_command
@@ -27,6 +28,7 @@ from archiver.privacy.lines import Opener, opened_names
 from archiver.retrieval.manifest_listing import list_into
 from archiver.retrieval.scratch import open_scratch
 from archiver.retrieval.search import (
+    MATCHES_IN_ORDER,
     Matches,
     SearchQuery,
     collect,
@@ -217,11 +219,18 @@ def test_the_command_answers_as_with_a_limit_and_leaves_no_scratch(
     count = len(json.loads(_cli(capsys, "--format", "json")))
     assert count > 6
     assert not list((cli_archive / "scratch").iterdir()), "the scratch file is removed"
+    whole_table = _cli(capsys).splitlines()
+    assert sum("sip_call_id" in row for row in whole_table) == 1
     monkeypatch.setattr(search_command, "_TABLE_ROWS", 3)  # the table in pieces of 3
     table = _cli(capsys).splitlines()
     assert sum("sip_call_id" in row for row in table) == 1, "one header"
     assert sum("sip-" in row for row in table) == count
     assert table[-1] == f"{count} call(s)"
+    # Every piece as wide as the whole table's columns: each line lines up with the header.
+    assert {cell_len(line) for line in table[:-1]} == {cell_len(table[0])}
+    separators = {i for i, ch in enumerate(table[0]) if ch == "┃"}  # the header's
+    assert len(separators) == len(search_command.TABLE_COLUMNS) - 1
+    assert all({i for i, ch in enumerate(line) if ch == "│"} == separators for line in table[2:-1])
     audits = [json.loads(p.read_text()) for p in (cli_archive / "archive").rglob("*-search-*.json")]
     assert {a["details"]["results"] for a in audits if a["action"] == "search"} == {count, 2}
 
@@ -236,3 +245,46 @@ def test_a_scratch_place_that_cannot_be_written_is_memory_with_a_warning(
     out, err = capsys.readouterr()
     assert out == expected
     assert "keeping the command's scratch tables in memory" in err
+
+
+def test_the_matches_are_read_back_in_the_table_s_order_with_no_sort(tmp_path: Path) -> None:
+    # A sort would spill the rows to SQLite's temporary folder, not ARCHIVER_SCRATCH_DIR.
+    with open_scratch(tmp_path, "search") as db:
+        Matches(db)
+        plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN " + MATCHES_IN_ORDER))
+    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_odd_ids_and_a_file_name_that_is_not_utf8_are_searched(
+    cli_archive: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A provider's id with a lone surrogate (JSON can say \ud800), a manifest object whose
+    # name is not UTF-8 (a local folder lists it with a surrogate): SQLite refuses both as
+    # text; the search answers as the one held in memory.
+    folder = cli_archive / "archive" / "manifests" / "date=2021-02-17"
+    odd = [line(900, cdr_id="odd\ud800id", provider="p\udcffq"), line(901)]
+    raw = "".join(json.dumps(r) + "\n" for r in odd).encode()
+    with open(os.fsencode(folder) + b"/zz\xff-legacy.jsonl", "wb") as file:
+        file.write(raw)
+    whole = _cli(capsys, "--format", "json")
+    assert whole == _cli(capsys, "--format", "json", "--limit", "100000")
+    found = json.loads(whole)
+    assert {"sip-900", "sip-901"} <= {row["sip_call_id"] for row in found}
+    assert any(row["cdr_id"] == "odd\ud800id" for row in found)
+
+
+def test_text_that_is_not_utf8_is_written_escaped_in_every_format(
+    cli_archive: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = cli_archive / "archive" / "manifests" / "date=2021-02-17"
+    odd = [line(902, cdr_id="odd\ud800id", agent="=x\udcff", **{"f\ud801": "v"})]
+    (folder / "odd-legacy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in odd))
+    found = json.loads(_cli(capsys, "--format", "json", "--agent", "=x\udcff"))
+    assert [row["cdr_id"] for row in found] == ["odd\ud800id"]  # JSON's escape, exact
+    rows = list(csv.DictReader(io.StringIO(_cli(capsys, "--format", "csv", "--extension", "101"))))
+    (mine,) = [row for row in rows if row["sip_call_id"] == "sip-902"]
+    assert mine["cdr_id"] == "odd\\ud800id"
+    assert mine["agent"] == "'=x\\udcff"  # still not a formula
+    assert mine["f\\ud801"] == "v"
+    table = _cli(capsys, "--agent", "=x\udcff")
+    assert "odd\\ud800id" in table
