@@ -150,7 +150,9 @@ async def verify(args: argparse.Namespace, settings: Settings) -> int:
     ):
         await require_archive(store)
         # On the scratch file, a row each: not a StoredObject each held for the whole run.
-        manifests = await list_into(scratch, store, since, until, settings.source.tz)
+        manifests = await list_into(
+            scratch, store, since, until, settings.source.tz, text_only=True
+        )
         with _progress() as on_progress:
             # Run even with no manifest object listed: the chain knows which must exist.
             report = await verify_archive(

@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from archiver.manifest.reader import iter_manifests
+from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.scratch import open_scratch
+from archiver.retrieval.search import printable
 from archiver.storage.base import ObjectProof, ObjectStore, StoredObject
+from archiver.storage.layout import MANIFEST_PREFIX
 
 # Keys are stored as their UTF-8 bytes (BLOBs, compared byte by byte: the order of their
 # code points, as Python sorts them), with lone surrogates kept ("surrogatepass"): a
@@ -42,10 +45,19 @@ _LEFT = (
 )
 _GET = "SELECT key, full_key, size, etag FROM listed_manifests WHERE key = ? AND NOT done"
 _BATCH = 1000
+FOREIGN_KEPT = 10_000
 
 
 def _blob(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
+
+
+def _is_text(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(blob: bytes) -> str:
@@ -61,16 +73,24 @@ class ListedManifests:
     """The manifest objects listed (a :class:`~collections.abc.Collection` of
     :class:`StoredObject` with only key, full key, size and ETag), a row each on ``db``."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, *, text_only: bool = False) -> None:
+        """``text_only``: a key that is not UTF-8 is not listed but counted in
+        :attr:`foreign` (the first :data:`FOREIGN_KEPT` kept in :attr:`foreign_keys`):
+        what ``verify`` takes (its tables hold keys as text; no archiver writes such a
+        name, so it is named as a problem, not read)."""
         self._db = db
         db.execute(_SCHEMA)  # one listing per connection
         self._batch: list[tuple[bytes, bytes, int, str | None]] = []
         self._count = 0
+        self._text_only = text_only
+        self.foreign = 0
+        self.foreign_keys: list[str] = []
 
     @classmethod
     def of(cls, db: sqlite3.Connection, objects: Iterable[StoredObject]) -> ListedManifests:
-        """``objects`` (a listing already made) onto ``db``."""
-        listed = cls(db)
+        """``objects`` (a listing already made) onto ``db``, as ``verify`` takes them
+        (``text_only``)."""
+        listed = cls(db, text_only=True)
         for obj in objects:
             listed.add(obj)
         listed.flush()
@@ -83,9 +103,29 @@ class ListedManifests:
 
     def add(self, obj: StoredObject) -> None:
         """One more object listed (call :meth:`flush` after the last)."""
+        if self._text_only and not _is_text(obj.key):
+            self.foreign += 1
+            if len(self.foreign_keys) < FOREIGN_KEPT:
+                self.foreign_keys.append(obj.key)
+            return
         self._batch.append((_blob(obj.key), _blob(obj.full_key), obj.size, obj.proof.etag))
         if len(self._batch) >= _BATCH:
             self.flush()
+
+    def foreign_problems(self) -> list[Problem]:
+        """An OUT-OF-CHAIN problem for each key :attr:`foreign` (the first
+        :data:`FOREIGN_KEPT`, then one line counting the rest), the key written
+        printable."""
+        detail = "its name is not UTF-8: no archiver writes one, so it is not read"
+        found = [
+            Problem(ProblemKind.OUT_OF_CHAIN, printable(key), detail) for key in self.foreign_keys
+        ]
+        if self.foreign > len(self.foreign_keys):
+            more = self.foreign - len(self.foreign_keys)
+            found.append(
+                Problem(ProblemKind.OUT_OF_CHAIN, MANIFEST_PREFIX, f"{more} more: {detail}")
+            )
+        return found
 
     def flush(self) -> None:
         """Store the objects added so far."""
@@ -151,10 +191,13 @@ async def list_into(
     since: datetime | None,
     until: datetime | None,
     tz: tzinfo,
+    *,
+    text_only: bool = False,
 ) -> ListedManifests:
     """The manifest objects of the partitions [since, until) needs, listed onto ``db`` as
-    the listing goes (:func:`~archiver.manifest.reader.list_manifests`, a row each)."""
-    listed = ListedManifests(db)
+    the listing goes (:func:`~archiver.manifest.reader.list_manifests`, a row each).
+    ``text_only``: see :class:`ListedManifests`."""
+    listed = ListedManifests(db, text_only=text_only)
     async for obj in iter_manifests(store, since, until, tz):
         listed.add(obj)
     listed.flush()

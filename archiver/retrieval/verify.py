@@ -317,7 +317,7 @@ async def _verify(
     # Links and walks on the scratch file too (else ~530 bytes an object, ~2 KB a link).
     links, walks = (LinkTable(memo.db), memo.db) if asked.links_on_scratch else (None, None)
     chains: ChainAudit = await chains_for(store, since, until, asked.tz, links, walks)
-    report.problems += chains.problems
+    report.problems += listed.foreign_problems() + chains.problems
     tombstones = await read_tombstones(store, chains.links, db=memo.db)
     report.problems += tombstones.problems
     expected = ExpectedPointers(memo.db)

@@ -25,6 +25,7 @@ from archiver.commands import search as search_command
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import list_manifests
 from archiver.privacy.lines import Opener, opened_names
+from archiver.retrieval import manifest_listing
 from archiver.retrieval.manifest_listing import list_into
 from archiver.retrieval.scratch import open_scratch
 from archiver.retrieval.search import (
@@ -288,3 +289,21 @@ def test_text_that_is_not_utf8_is_written_escaped_in_every_format(
     assert mine["f\\ud801"] == "v"
     table = _cli(capsys, "--agent", "=x\udcff")
     assert "odd\\ud800id" in table
+
+
+def test_verify_names_a_manifest_object_whose_name_is_not_utf8(
+    cli_archive: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No archiver writes such a name: verify says so (exit 5), reads the rest, and does
+    # not end with a traceback (its tables keep keys as text).
+    folder = os.fsencode(cli_archive / "archive" / "manifests" / "date=2021-02-17")
+    for name in (b"zz\xff-legacy.jsonl", b"zz\xfe-legacy.jsonl"):
+        with open(folder + b"/" + name, "wb") as file:
+            file.write((json.dumps(line(903)) + "\n").encode())
+    monkeypatch.setattr(manifest_listing, "FOREIGN_KEPT", 1)
+    assert main(["verify", "--no-rehash"]) == 5
+    out = capsys.readouterr().out
+    odd = [row for row in out.splitlines() if "not UTF-8" in row]
+    assert len(odd) == 2, out
+    assert sum(row.startswith("OUT-OF-CHAIN manifests/date=2021-02-17/zz\\udc") for row in odd) == 1
+    assert sum(row.startswith("OUT-OF-CHAIN manifests/: 1 more:") for row in odd) == 1
