@@ -22,6 +22,7 @@ from rich.table import Table
 from archiver.commands.time_range import add_range, parse_range
 from archiver.errors import ArchiverError, StorageError, UsageError
 from archiver.exits import warn
+from archiver.lone_surrogates import printable
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import require_archive
 from archiver.models import Direction
@@ -36,7 +37,6 @@ from archiver.retrieval.search import (
     collect,
     direction_label,
     export_columns,
-    printable,
     write_csv,
     write_json,
 )

@@ -20,10 +20,10 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from archiver.lone_surrogates import from_bytes, has_surrogate, printable, to_bytes
 from archiver.manifest.reader import iter_manifests
 from archiver.retrieval.problems import Problem, ProblemKind
 from archiver.retrieval.scratch import open_scratch
-from archiver.retrieval.search import printable
 from archiver.storage.base import ObjectProof, ObjectStore, StoredObject
 from archiver.storage.layout import MANIFEST_PREFIX
 
@@ -48,25 +48,9 @@ _BATCH = 1000
 FOREIGN_KEPT = 10_000
 
 
-def _blob(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")
-
-
-def _is_text(key: str) -> bool:
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _text(blob: bytes) -> str:
-    return blob.decode("utf-8", "surrogatepass")
-
-
 def _object(row: tuple[Any, ...]) -> StoredObject:
     key, full_key, size, etag = row
-    return StoredObject(_text(key), _text(full_key), size, proof=ObjectProof(etag=etag))
+    return StoredObject(from_bytes(key), from_bytes(full_key), size, proof=ObjectProof(etag=etag))
 
 
 class ListedManifests:
@@ -103,12 +87,12 @@ class ListedManifests:
 
     def add(self, obj: StoredObject) -> None:
         """One more object listed (call :meth:`flush` after the last)."""
-        if self._text_only and not _is_text(obj.key):
+        if self._text_only and has_surrogate(obj.key):
             self.foreign += 1
             if len(self.foreign_keys) < FOREIGN_KEPT:
                 self.foreign_keys.append(obj.key)
             return
-        self._batch.append((_blob(obj.key), _blob(obj.full_key), obj.size, obj.proof.etag))
+        self._batch.append((to_bytes(obj.key), to_bytes(obj.full_key), obj.size, obj.proof.etag))
         if len(self._batch) >= _BATCH:
             self.flush()
 
@@ -141,7 +125,7 @@ class ListedManifests:
         key = obj.key if isinstance(obj, StoredObject) else obj
         if not isinstance(key, str):
             return False
-        found = self._db.execute("SELECT 1 FROM listed_manifests WHERE key = ?", (_blob(key),))
+        found = self._db.execute("SELECT 1 FROM listed_manifests WHERE key = ?", (to_bytes(key),))
         return found.fetchone() is not None
 
     def _pages(self, query: str) -> Iterator[StoredObject]:
@@ -160,12 +144,12 @@ class ListedManifests:
 
     def get(self, key: str) -> StoredObject | None:
         """The object listed under ``key`` and not yet :meth:`done`; None otherwise."""
-        row = self._db.execute(_GET, (_blob(key),)).fetchone()
+        row = self._db.execute(_GET, (to_bytes(key),)).fetchone()
         return None if row is None else _object(row)
 
     def done(self, key: str) -> None:
         """``key`` was read (from a rollup's lines): :meth:`left` no longer gives it."""
-        self._db.execute("UPDATE listed_manifests SET done = 1 WHERE key = ?", (_blob(key),))
+        self._db.execute("UPDATE listed_manifests SET done = 1 WHERE key = ?", (to_bytes(key),))
 
     def left(self) -> Iterator[StoredObject]:
         """The objects not :meth:`done`, in key order (a page of rows at a time)."""
@@ -175,7 +159,7 @@ class ListedManifests:
         """True if ``key`` is listed and not yet :meth:`done`; it is done now (a reader
         through rollups, :class:`archiver.manifest.rollup_read.ToRead`)."""
         taken = self._db.execute(
-            "UPDATE listed_manifests SET done = 1 WHERE key = ? AND NOT done", (_blob(key),)
+            "UPDATE listed_manifests SET done = 1 WHERE key = ? AND NOT done", (to_bytes(key),)
         )
         return taken.rowcount == 1
 

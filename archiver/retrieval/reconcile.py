@@ -24,6 +24,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta, tzinfo
 
+from archiver.lone_surrogates import from_bytes, to_bytes
 from archiver.models import CallRecord, call_from_dict, call_to_dict
 from archiver.retrieval.reconcile_render import (
     CSV_COLUMNS,
@@ -95,16 +96,8 @@ _DETAIL = {
 }
 
 
-def _b(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")
-
-
-def _s(data: bytes) -> str:
-    return bytes(data).decode("utf-8", "surrogatepass")
-
-
 def _key(ident: Identity) -> tuple[bytes, bytes]:
-    return _b(ident[0]), _b(ident[1])
+    return to_bytes(ident[0]), to_bytes(ident[1])
 
 
 class Reconciliation:
@@ -148,9 +141,9 @@ class Reconciliation:
             (
                 (
                     *_key(ident),
-                    _b(ref.sip_call_id),
+                    to_bytes(ref.sip_call_id),
                     ref.started_at.isoformat() if ref.started_at else "",
-                    None if ref.manifest_key is None else _b(ref.manifest_key),
+                    None if ref.manifest_key is None else to_bytes(ref.manifest_key),
                     self._day(ref.started_at).isoformat() if ref.started_at else None,
                 )
                 for ident, ref in lines
@@ -176,10 +169,12 @@ class Reconciliation:
                 db.execute(
                     "INSERT INTO rc_missing (provider, cdr_id, sip, started, day, record) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (*key, _b(call.sip_call_id), call.started_at.isoformat(), day,
+                    (*key, to_bytes(call.sip_call_id), call.started_at.isoformat(), day,
                      self._record(call)),
                 )  # fmt: skip
-        db.executemany("INSERT INTO rc_unreadable (why) VALUES (?)", ((_b(w),) for w in skipped))
+        db.executemany(
+            "INSERT INTO rc_unreadable (why) VALUES (?)", ((to_bytes(w),) for w in skipped)
+        )
 
     def mark_fixed(self, among: Report, idents: Iterable[Identity]) -> None:
         """Of ``idents`` (calls found archived after a --fix), those ``among`` had to
@@ -225,7 +220,7 @@ class Reconciliation:
         db.execute("DELETE FROM rc_failures")
         db.executemany(
             "INSERT OR REPLACE INTO rc_failures VALUES (?, ?, ?)",
-            ((*_key(ident), _b(why)) for ident, why in (failures or {}).items()),
+            ((*_key(ident), to_bytes(why)) for ident, why in (failures or {}).items()),
         )
         db.execute("DELETE FROM rc_now")
         db.execute("INSERT INTO rc_now SELECT * FROM rc_marked")
@@ -243,7 +238,7 @@ class Reconciliation:
             "INSERT INTO rc_findings SELECT ?, ?, a.started, a.cdr_id, a.sip, a.manifest, "
             "a.day, NULL FROM rc_archived a WHERE a.provider = ? AND NOT EXISTS (SELECT 1 "
             "FROM rc_listed l WHERE l.provider = a.provider AND l.cdr_id = a.cdr_id)",
-            (number, Kind.UNKNOWN_AT_SOURCE.value, _b(self.provider)),
+            (number, Kind.UNKNOWN_AT_SOURCE.value, to_bytes(self.provider)),
         )
         counts = {
             Kind(kind): int(n)
@@ -298,17 +293,17 @@ class Reconciliation:
         for kind_text, started, cdr_id, sip, extra, day in rows:
             kind = Kind(kind_text)
             if kind is Kind.FAILED:
-                detail = f"reason: {_s(extra)}"
+                detail = f"reason: {from_bytes(extra)}"
             elif kind is Kind.UNKNOWN_AT_SOURCE:
-                manifest = None if extra is None else _s(extra)
+                manifest = None if extra is None else from_bytes(extra)
                 detail = f"(informational: the provider no longer lists it; {manifest})"
             else:
                 detail = _DETAIL[kind]
             yield Finding(
                 kind,
                 datetime.fromisoformat(started) if started else None,
-                _s(cdr_id),
-                _s(sip),
+                from_bytes(cdr_id),
+                from_bytes(sip),
                 detail,
                 date.fromisoformat(day) if day else None,
             )
@@ -316,7 +311,7 @@ class Reconciliation:
             "SELECT why FROM rc_unreadable WHERE seq <= ? ORDER BY seq", (last_unreadable,)
         )
         for (why,) in unreadable:
-            yield Finding(Kind.UNREADABLE, None, "-", "-", _s(why))
+            yield Finding(Kind.UNREADABLE, None, "-", "-", from_bytes(why))
 
     def _to_fix(self, number: int) -> Iterator[CallRecord]:
         rows = self._db.execute(

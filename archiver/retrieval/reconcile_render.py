@@ -10,24 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from archiver.lone_surrogates import printable
 from archiver.retrieval.reconcile_report import DayTotals, Report, finding_json
 
 _DAY_FIELDS = ("cdrs", "with_recording", "archived", "missing")
 CSV_COLUMNS = ("record", "date", "call_started_at", "cdr_id", "sip_call_id", "detail", *_DAY_FIELDS)
-# A lone UTF-16 surrogate (a provider's JSON may send "\ud800" in an id) has no
-# UTF-8 form: written as is, it would stop the report half-way.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _encodable(text: str) -> str:
-    """``text`` with each lone surrogate as its ``\\uXXXX`` escape: in a JSON string
-    the same value; elsewhere its printable spelling (as the table writes it)."""
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 def verdict(report: Report) -> str:
@@ -79,17 +70,17 @@ def write_json(report: Report, out: TextIO, extra: Mapping[str, Any] | None = No
         "days": [{**asdict(d), "day": d.day.isoformat()} for d in report.days],
     }
     if not report.findings:
-        out.write(_encodable(json.dumps({**body, "findings": []}, ensure_ascii=False, indent=2)))
+        out.write(printable(json.dumps({**body, "findings": []}, ensure_ascii=False, indent=2)))
         out.write("\n")
         return
     body.pop("findings", None)  # the findings are written last, whatever an extra says
-    head = _encodable(json.dumps(body, ensure_ascii=False, indent=2))
+    head = printable(json.dumps(body, ensure_ascii=False, indent=2))
     out.write(head[: -len("\n}")] + ',\n  "findings": [')
     separator = "\n"
     for f in report.findings:
         # Strings are dumped with their line breaks escaped: every "\n" here is
         # the layout's, so indenting after each one indents the whole finding.
-        text = _encodable(json.dumps(finding_json(f), ensure_ascii=False, indent=2))
+        text = printable(json.dumps(finding_json(f), ensure_ascii=False, indent=2))
         out.write(separator + "    " + text.replace("\n", "\n    "))
         separator = ",\n"
     out.write("\n  ]\n}\n")
@@ -130,5 +121,5 @@ def _day_counts(d: DayTotals) -> list[int]:
 def _cells(values: Sequence[str]) -> list[str]:
     # The ids and reasons come from the provider: a spreadsheet must not run one
     # as a formula (CSV injection).
-    cells = [_encodable(v) for v in values]
+    cells = [printable(v) for v in values]
     return ["'" + v if v[:1] in ("=", "+", "-", "@") and v != "-" else v for v in cells]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TextIO
 
+from archiver.lone_surrogates import has_surrogate, printable, to_bytes
 from archiver.manifest.entry import ManifestEntry
 from archiver.manifest.reader import in_range
 from archiver.manifest.rollup_read import read_manifests
@@ -34,7 +35,6 @@ _FORMULA_STARTS = frozenset("=+-@\t\r")
 _NUMBERISH = re.compile(r"[+-]?[0-9 ().-]*")
 COUNTRY_CODE = "84"
 _MATCH_BATCH = 1000
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # The matches oldest first: the table's own order (its key), no sort file.
 MATCHES_IN_ORDER = (
     "SELECT line, manifest_key FROM search_matches ORDER BY started, provider, cdr_id, n"
@@ -291,7 +291,7 @@ class Matches:
     def add(self, call: ManifestEntry) -> None:
         """One more match (in the order found: equal keys keep it)."""
         line = json.dumps(call.fields, separators=(",", ":"))  # ASCII: a lone surrogate too
-        started, provider, cdr_id = (p.encode("utf-8", "surrogatepass") for p in _sort_key(call))
+        started, provider, cdr_id = (to_bytes(part) for part in _sort_key(call))
         manifest_key = json.dumps(call.manifest_key)  # ASCII, as the line
         self._batch.append((started, provider, cdr_id, self._count, line, manifest_key))
         self._count += 1
@@ -332,7 +332,7 @@ def write_json(calls: Iterable[ManifestEntry], out: TextIO) -> None:
     for call in calls:
         row = {**call.fields, "manifest_key": call.manifest_key}
         text = json.dumps(row, ensure_ascii=False, indent=2)
-        if _SURROGATE.search(text):  # not UTF-8: escaped, as JSON can say it (\udcff)
+        if has_surrogate(text):  # not UTF-8: escaped, as JSON can say it (\udcff)
             text = json.dumps(row, indent=2)
         text = text.replace("\n", "\n  ")
         out.write(("[\n  " if first else ",\n  ") + text)
@@ -372,12 +372,6 @@ def to_csv(calls: Sequence[ManifestEntry]) -> str:
     out = io.StringIO()
     write_csv(calls, export_columns(calls), out)
     return out.getvalue()
-
-
-def printable(text: str) -> str:
-    """``text`` with each lone surrogate written as ``\\udcff`` (pure): a file name that is
-    not UTF-8, or a ``\\ud800`` escape in a provider's JSON, cannot be written as UTF-8."""
-    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def _cell(value: object) -> object:

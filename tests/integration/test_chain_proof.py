@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,15 +168,22 @@ async def test_a_kept_link_that_no_longer_matches_is_walked_again(root, tmp_path
         )
 
 
+@pytest.fixture
+def kept(tmp_path: Path) -> Iterator[proven_links.KeptLinks]:
+    """The links a prover keeps, on an index file of the test's own (closed at the end)."""
+    links = proven_links.KeptLinks(tmp_path / "index.sqlite3")
+    yield links
+    links.close()
+
+
 async def test_a_prover_that_keeps_its_links_holds_none_and_reads_each_once(
-    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: proven_links.KeptLinks
 ) -> None:
     # The console's prover: what it proves goes to the index file (2 links at a time
     # here), not into a dict held for months; found there again, as get's kept links are.
     monkeypatch.setattr(proof_module, "KEEP_EVERY", 2)
     writer, links = _chain(root)
     index = tmp_path / "index.sqlite3"
-    kept = proven_links.KeptLinks(index)
     async with open_store(StorageSettings(url=str(root))) as store:
         counting = Counting(store)
         prover = ChainProver(counting, kept, keep=kept.keep)
@@ -198,11 +205,10 @@ async def test_a_prover_that_keeps_its_links_holds_none_and_reads_each_once(
         assert await kept.keep({middle: ProvenLink("0" * 64, row.prev_seq, row.prev_sha256)})
         await prover.prove(oldest, (root / oldest).read_bytes())
         assert counting.reads[link_key(writer, middle[1])] == 1
-    kept.close()
 
 
 async def test_links_the_file_refuses_are_held_and_handed_over_later(
-    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: proven_links.KeptLinks
 ) -> None:
     # The index file busy (the console's indexing holds its write lock): the proof still
     # answers, its links are held, not lost, and go to the file with the next proof.
@@ -212,7 +218,6 @@ async def test_links_the_file_refuses_are_held_and_handed_over_later(
     other = sqlite3.connect(index, isolation_level=None)
     other.execute("PRAGMA journal_mode=WAL")
     other.executescript(proven_links.SCHEMA)
-    kept = proven_links.KeptLinks(index)
     async with open_store(StorageSettings(url=str(root))) as store:
         prover = ChainProver(store, kept, keep=kept.keep)
         other.execute("BEGIN IMMEDIATE")
@@ -226,7 +231,6 @@ async def test_links_the_file_refuses_are_held_and_handed_over_later(
         assert prover.added() == {}
         on_file = await proven_links.load(index)
         assert sorted(on_file) == [(writer, link.seq) for link in links[1:]]
-    kept.close()
     other.close()
 
 

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from archiver.manifest.rollup_write import RollupWriter
-from archiver.settings import StorageSettings
-from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
-from tests.support.pipeline import backfill, make_settings
+from tests.support.pipeline import backfilled_writer
 
 duckdb = pytest.importorskip("duckdb")
 
@@ -28,14 +26,7 @@ def guide_statements() -> list[str]:
 
 
 async def test_the_guide_reads_rollups_and_the_small_objects_since(tmp_path, monkeypatch):
-    sim = Simulator(
-        SimConfig(seed=9, calls=10, recording_fraction=1.0, min_size=2_000, max_size=20_000)
-    )
-    storage = StorageSettings(url=str(tmp_path / "archive"))
-    async with sim.serve() as base:
-        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"), manifest_batch=2)
-        await backfill(settings, sim)
-    (writer,) = [p.name for p in (tmp_path / "archive" / "_archiver" / "chain").iterdir()]
+    storage, writer, sim = await backfilled_writer(tmp_path, calls=10, max_size=20_000)
     async with open_store(storage) as store:
         rolled = RollupWriter(store, writer, now=lambda: datetime.now(UTC), max_objects=2)
         done = await rolled.run()

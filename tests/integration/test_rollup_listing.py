@@ -14,10 +14,9 @@ import pytest
 
 from archiver.manifest.rollup_write import ChainBreak, RollupWriter
 from archiver.settings import StorageSettings
-from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.storage.layout import CHAIN_PREFIX, head_key, link_key
-from tests.support.pipeline import backfill, make_settings
+from tests.support.pipeline import backfilled_writer
 
 
 class _Listings:
@@ -39,14 +38,7 @@ class _Listings:
 
 
 async def _archive(tmp_path: Path) -> tuple[StorageSettings, str]:
-    sim = Simulator(
-        SimConfig(seed=9, calls=12, recording_fraction=1.0, min_size=2_000, max_size=8_000)
-    )
-    storage = StorageSettings(url=str(tmp_path / "archive"))
-    async with sim.serve() as base:
-        settings = make_settings(sim, base, storage, str(tmp_path / "s.sqlite3"), manifest_batch=2)
-        await backfill(settings, sim)
-    (writer,) = [p.name for p in (tmp_path / "archive" / "_archiver" / "chain").iterdir()]
+    storage, writer, _ = await backfilled_writer(tmp_path, calls=12, max_size=8_000)
     return storage, writer
 
 

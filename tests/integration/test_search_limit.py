@@ -17,27 +17,12 @@ import pytest
 from archiver.manifest.reader import list_manifests
 from archiver.retrieval.search import SearchQuery, search
 from archiver.storage.local import LocalStore
+from tests.support.lines import manifest_line
 
 
 def line(**overrides: object) -> dict[str, object]:
     """A manifest line (the fields search reads), with ``overrides``."""
-    base: dict[str, object] = {
-        "sip_call_id": "sip-1",
-        "cdr_id": "cdr-1",
-        "provider": "cdr_v2",
-        "object_key": "recordings/2021/02/17/sip-1.wav",
-        "sha256": "ab" * 32,
-        "size": 10,
-        "content_type": "audio/wav",
-        "call_started_at": "2021-02-17T08:00:00+07:00",
-        "direction": "inbound",
-        "from_number": "+84 90 123 4567",
-        "to_number": "02873001919",
-        "extension": "101",
-        "agent": "agent101",
-    }
-    base.update(overrides)
-    return base
+    return manifest_line(**overrides)
 
 
 async def _archive(root: Path, rng: random.Random) -> LocalStore:

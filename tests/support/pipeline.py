@@ -27,7 +27,7 @@ from archiver.settings import (
     StateSettings,
     StorageSettings,
 )
-from archiver.simulator import Simulator
+from archiver.simulator import SimConfig, Simulator
 from archiver.storage import open_store
 from archiver.timeutil import split_windows
 
@@ -104,6 +104,23 @@ def producers(
             clock=clock, metrics=p.metrics, ready_deadline=p.retry.ready_deadline,
         ),
     )  # fmt: skip
+
+
+async def backfilled_writer(
+    root: Path, *, calls: int, max_size: int, seed: int = 9
+) -> tuple[StorageSettings, str, Simulator]:
+    """A local archive under ``root`` of ``calls`` simulated calls, each with a recording,
+    backfilled two lines a manifest object by one writer: its storage, that writer, and
+    the simulator (its calls)."""
+    sim = Simulator(
+        SimConfig(seed=seed, calls=calls, recording_fraction=1.0, min_size=2_000, max_size=max_size)
+    )
+    storage = StorageSettings(url=str(root / "archive"))
+    async with sim.serve() as base:
+        settings = make_settings(sim, base, storage, str(root / "s.sqlite3"), manifest_batch=2)
+        await backfill(settings, sim)
+    (writer,) = [p.name for p in (root / "archive" / "_archiver" / "chain").iterdir()]
+    return storage, writer, sim
 
 
 async def backfill(settings: Settings, sim: Simulator) -> tuple[RunStats, dict[str, int]]:

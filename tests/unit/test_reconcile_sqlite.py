@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archiver.lone_surrogates import printable as encodable
 from archiver.models import CallRecord, Provider, call_to_dict
 from archiver.retrieval.reconcile import (
     ArchivedRef,
@@ -32,7 +33,6 @@ from archiver.retrieval.reconcile import (
     to_json,
     to_lines,
 )
-from archiver.retrieval.reconcile_render import _encodable as encodable
 from tests.unit.reconcile_oracle import OldReconciliation, old_to_json
 
 SOURCE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -30,6 +30,7 @@ from archiver.settings import StorageSettings, load_settings
 from archiver.storage.base import StoredObject
 from archiver.storage.layout import partition_date
 from archiver.storage.protection import write_params
+from tests.support.lines import manifest_line
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -37,24 +38,7 @@ SHA = "ab" * 32
 
 
 def line(**overrides: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "sip_call_id": "sip-1",
-        "cdr_id": "cdr-1",
-        "provider": "cdr_v2",
-        "object_key": "recordings/2021/02/17/sip-1.wav",
-        "sha256": SHA,
-        "size": 10,
-        "content_type": "audio/wav",
-        "call_started_at": "2021-02-17T08:00:00+07:00",
-        "direction": "inbound",
-        "from_number": "+84 90 123 4567",
-        "to_number": "02873001919",
-        "extension": "101",
-        "agent": "agent101",
-        "agent_name": "Nguyễn Văn An",
-    }
-    base.update(overrides)
-    return base
+    return manifest_line(**{"sha256": SHA, "agent_name": "Nguyễn Văn An", **overrides})
 
 
 def call(**overrides: object) -> ManifestEntry:
