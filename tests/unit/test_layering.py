@@ -37,7 +37,16 @@ LEVELS: list[frozenset[str]] = [
     frozenset({"http", "metrics", "lag", "setting_names", "exits", "index_db"}),
     frozenset({"settings", "logs"}),
     frozenset(
-        {"errors", "models", "private_files", "waiting", "timeutil", "verify_package", "memory"}
+        {
+            "errors",
+            "models",
+            "private_files",
+            "waiting",
+            "timeutil",
+            "verify_package",
+            "memory",
+            "lone_surrogates",
+        }
     ),
     frozenset({"failures", "archiver"}),
 ]
